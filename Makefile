@@ -1,0 +1,63 @@
+# xpstream — the two commands are `make demo` and `make test`; both run `make setup` first.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA_LIB := deploy/kafka/lib
+export XP_HOME ?= $(CURDIR)/.xp
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+.PHONY: setup demo test test-unit test-integration test-e2e bench lint fmt clean
+
+setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved  ## .venv with everything + Kafka jars (idempotent)
+
+$(UV):
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+$(KAFKA_LIB)/.resolved: deploy/kafka/pom.xml
+	@command -v java >/dev/null || { echo "error: java not found: install a Java 17 JDK (e.g. apt-get install openjdk-17-jdk-headless)" >&2; exit 1; }
+	@command -v mvn >/dev/null || { echo "error: mvn not found: install Maven (e.g. apt-get install maven)" >&2; exit 1; }
+	@rm -rf $(KAFKA_LIB)
+	mvn --batch-mode --quiet -f deploy/kafka/pom.xml dependency:copy-dependencies \
+	    -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB) -DincludeScope=runtime
+	@touch $@
+
+demo: setup  ## start the stack, push simulated traffic through the pipeline, print results
+	$(BIN)/python -m xpstream.demo
+
+test: setup  ## every test: unit, then integration (real Kafka + chDB), then end to end
+	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/integration tests/e2e -q
+
+test-unit: setup
+	$(BIN)/pytest tests/unit -q
+
+test-integration: setup
+	$(BIN)/pytest tests/integration -q
+
+test-e2e: setup
+	$(BIN)/pytest tests/e2e -q
+
+bench: setup  ## benchmarks under bench/, each beside its baseline
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	-$(BIN)/xp stack down 2>/dev/null
+	rm -rf $(VENV) $(TOOLS) $(KAFKA_LIB) .xp .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from xpstream.cli.main import main
+
+main()

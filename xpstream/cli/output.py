@@ -1,0 +1,58 @@
+"""Printing results for people (rich tables) and machines (JSON, CSV)."""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["OutputFormat", "print_json", "print_rows"]
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def print_json(data: Any) -> None:
+    """One compact JSON document on stdout."""
+    sys.stdout.write(json.dumps(data, default=_default, ensure_ascii=False) + "\n")
+
+
+def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: OutputFormat) -> None:
+    """Rows as a rich table, a JSON array of objects, or CSV with a header."""
+    if fmt is OutputFormat.json:
+        print_json([dict(row) for row in rows])
+        return
+    if fmt is OutputFormat.csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_default(row[c]) if row[c] is not None else "" for c in columns])
+        sys.stdout.write(buffer.getvalue())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("NULL" if row[c] is None else str(row[c]) for c in columns))
+    Console().print(table)
