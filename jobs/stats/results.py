@@ -1,0 +1,73 @@
+"""What a test returns: one frozen result type for every method, with a coded error instead of an exception.
+
+A computation that cannot be done on the data it was given (an empty variation, zero variance, a relative
+lift over a zero control mean) is not a bug: a results page with 60 cells must still render the other 59.
+Such cells carry ``error`` (a :class:`StatsErrorCode`) and ``None`` numbers.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Difference", "EffectResult", "Method", "StatsErrorCode"]
+
+Difference = Literal["absolute", "relative"]
+"""Absolute: ``μ_b − μ_a``. Relative: ``(μ_b − μ_a) / μ_a`` (a lift; 0.05 means +5 %)."""
+
+Method = Literal["frequentist", "bayesian", "sequential"]
+"""Welch t-test, Gaussian Bayesian, or always-valid confidence sequence."""
+
+
+class StatsErrorCode(enum.StrEnum):
+    """Why a result has no numbers. The values are the strings that appear in JSON output."""
+
+    empty_variation = "empty_variation"
+    """A variation (control or treatment) has no units."""
+    insufficient_data = "insufficient_data"
+    """Fewer than 2 units in a variation: a sample variance needs n ≥ 2."""
+    zero_variance = "zero_variance"
+    """The estimate's variance is 0 (e.g. nobody converted in either arm): nothing to test."""
+    zero_control_mean = "zero_control_mean"
+    """A relative difference was asked for but the control mean is 0."""
+    zero_denominator = "zero_denominator"
+    """A ratio metric's denominator sums to 0 in a variation: the ratio is undefined."""
+
+
+@dataclass(frozen=True, slots=True)
+class EffectResult:
+    """One treatment compared with control, by one method."""
+
+    method: Method
+    """Which test produced this result."""
+    difference: Difference
+    """Absolute or relative difference."""
+    estimate: float | None
+    """Point estimate of the difference (posterior mean for Bayesian)."""
+    standard_error: float | None
+    """Standard error of the estimate (delta method where needed)."""
+    ci_low: float | None
+    """Lower end of the (1 − α) confidence / credible interval or confidence sequence."""
+    ci_high: float | None
+    """Upper end of the interval."""
+    p_value: float | None = None
+    """Two-sided p-value (frequentist; always-valid p-value for sequential; None for Bayesian)."""
+    chance_to_win: float | None = None
+    """Posterior probability that the treatment is better, respecting the metric direction (Bayesian)."""
+    risk: float | None = None
+    """Bayesian expected loss of shipping the treatment, in the units of the estimate."""
+    error: StatsErrorCode | None = None
+    """Why the numbers are missing, or None."""
+
+    @classmethod
+    def failed(cls, method: Method, difference: Difference, error: StatsErrorCode) -> EffectResult:
+        """A result that carries only its error code."""
+        return cls(method, difference, None, None, None, None, error=error)
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes 0 (equivalent to p < α for frequentist and sequential results)."""
+        if self.error is not None or self.ci_low is None or self.ci_high is None:
+            return False
+        return self.ci_low > 0 or self.ci_high < 0
