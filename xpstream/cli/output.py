@@ -13,10 +13,15 @@ from typing import Any
 __all__ = ["OutputFormat", "print_json", "print_rows"]
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(enum.StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+def _plain(value: Any) -> Any:
+    """Timestamps as ISO-8601 (as in JSON), everything else unchanged."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def _default(value: Any) -> Any:
@@ -27,6 +32,13 @@ def _default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return str(value)
+
+
+def _cell(value: Any) -> str:
+    """One value as text for a CSV or table cell: containers as JSON, the rest as ``str``."""
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, default=_default, ensure_ascii=False)
+    return str(_default(value)) if isinstance(value, bytes) else str(value)
 
 
 def print_json(data: Any) -> None:
@@ -44,7 +56,7 @@ def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: O
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_default(row[c]) if row[c] is not None else "" for c in columns])
+            writer.writerow([_cell(_plain(row[c])) if row[c] is not None else "" for c in columns])
         sys.stdout.write(buffer.getvalue())
         return
     from rich.console import Console
@@ -54,5 +66,5 @@ def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: O
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("NULL" if row[c] is None else str(row[c]) for c in columns))
+        table.add_row(*("NULL" if row[c] is None else _cell(row[c]) for c in columns))
     Console().print(table)

@@ -1,7 +1,11 @@
 """The one warehouse interface; adapters live in ``chdb/`` (embedded) and ``clickhouse/`` (server).
 
 SQL is ClickHouse SQL, identical for both adapters. Parameters are bound with ClickHouse's native
-``{name:Type}`` placeholders and passed separately, never formatted into the SQL text.
+``{name:Type}`` placeholders and passed separately, never formatted into the SQL text; both adapters
+render values the same way (:func:`xpstream.warehouse.sqltext.render_parameter`: datetimes in UTC with
+microseconds, containers as ClickHouse literals). Errors: unreachable/timeouts raise
+:class:`~xpstream.errors.TransientError`, everything else :class:`~xpstream.errors.TerminalError` with the
+server's message on one line.
 """
 
 from __future__ import annotations
@@ -29,8 +33,14 @@ class Warehouse(Protocol):
         """Run a statement that returns no rows (DDL, INSERT … SELECT, SET, OPTIMIZE)."""
         ...
 
-    def query_arrow(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pa.Table:
-        """Run a query and return its rows as a pyarrow Table."""
+    def query_arrow(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, *, read_only: bool = False
+    ) -> pa.Table:
+        """Run a query and return its rows as a pyarrow Table.
+
+        ``read_only``: have the engine itself refuse anything that writes (ClickHouse ``readonly=2``);
+        `xp sql` without ``--write`` uses it.
+        """
         ...
 
     def insert_arrow(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> int:
