@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import Any, cast
 
 import typer
 
 from xpstream.cli._pending import pending
-from xpstream.cli.output import OutputFormat
+from xpstream.cli.output import OutputFormat, print_rows
+from xpstream.errors import NotYetAvailableError, ValidationError
 
 assign_app = typer.Typer(help="Evaluate and serve assignments.", no_args_is_help=True)
+
+
+EVAL_COLUMNS = ["value", "source", "in_experiment", "variation_id", "hash_used", "experiment_key", "rule_id"]
 
 
 @assign_app.command("eval")
@@ -18,13 +25,94 @@ def eval_(
     key: str = typer.Option(..., "--key", help="Feature key to evaluate."),
     attributes: str | None = typer.Option(None, "--attributes", help="Unit attributes as a JSON object."),
     attributes_file: Path | None = typer.Option(None, "--attributes-file", help="JSONL: one unit per line."),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+    fmt: OutputFormat = typer.Option(
+        OutputFormat.table, "--format", help="table, json (one object per unit) or csv."
+    ),
 ) -> None:
-    """Evaluate feature KEY for one unit or a file of units.
+    """Evaluate feature KEY for one unit or a file of units, like a GrowthBook SDK would.
+
+    With --format json, prints one JSON object per unit, in input order, with value, source
+    (GrowthBook's names), in_experiment, variation_id (null unless in the experiment), hash_used,
+    experiment_key, rule_id, hash_attribute, hash_value, bucket, variation_key.
 
     Example: xp assign eval --features payload.json --key checkout --attributes '{"id": "u1"}' --format json
+
+    Example: xp assign eval --features payload.json --key checkout --attributes-file units.jsonl --format json
     """
-    raise pending("assign eval", 3)
+    from assignment import compile_payload
+
+    payload = compile_payload(_load_payload_file(features))
+    units = _read_units(attributes, attributes_file)
+    rows = [result.to_dict() for result in payload.evaluate_many(key, units)]
+    if fmt is OutputFormat.json:
+        sys.stdout.writelines(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
+        return
+    print_rows(rows, EVAL_COLUMNS, fmt)
+
+
+def _json_error(where: str, error: json.JSONDecodeError) -> ValidationError:
+    return ValidationError(f"{where}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}")
+
+
+def _load_payload_file(path: Path) -> dict[str, Any]:
+    """Read a GrowthBook payload file; every problem is one ValidationError naming the file."""
+    if path.suffix.lower() in (".yaml", ".yml"):
+        raise NotYetAvailableError(
+            f"{path}: YAML experiments are not available in `xp assign eval` yet (they land with the "
+            "registry work of issue #3); pass a GrowthBook payload (JSON) instead"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValidationError(f"{path}: cannot read features file: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise ValidationError(f"{path}: features file is not UTF-8 text") from error
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _json_error(str(path), error) from error
+    from assignment import validate_payload
+
+    try:
+        validate_payload(payload)
+    except ValidationError as error:
+        raise ValidationError(f"{path}: {error}") from error
+    return cast(dict[str, Any], payload)
+
+
+def _read_units(attributes: str | None, attributes_file: Path | None) -> list[dict[str, Any]]:
+    """The units to evaluate: one from --attributes, or one per non-blank line of --attributes-file."""
+    if (attributes is None) == (attributes_file is None):
+        raise ValidationError("pass exactly one of --attributes JSON or --attributes-file FILE.jsonl")
+    if attributes is not None:
+        try:
+            unit = json.loads(attributes)
+        except json.JSONDecodeError as error:
+            raise _json_error("--attributes", error) from error
+        if not isinstance(unit, dict):
+            raise ValidationError("--attributes: must be a JSON object of attribute name → value")
+        return [unit]
+    assert attributes_file is not None
+    try:
+        lines = attributes_file.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ValidationError(
+            f"{attributes_file}: cannot read attributes file: {error.strerror or error}"
+        ) from error
+    except UnicodeDecodeError as error:
+        raise ValidationError(f"{attributes_file}: attributes file is not UTF-8 text") from error
+    units: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            unit = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValidationError(f"{attributes_file}:{number}: invalid JSON: {error.msg}") from error
+        if not isinstance(unit, dict):
+            raise ValidationError(f"{attributes_file}:{number}: each line must be a JSON object")
+        units.append(unit)
+    return units
 
 
 @assign_app.command("serve")

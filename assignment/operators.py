@@ -1,0 +1,118 @@
+"""Predicates for the value operators that need more than a one-line closure: JS-style ordering,
+semver comparison, regular expressions and membership. Used by :mod:`assignment.conditions`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from assignment.values import is_in, is_numeric, is_orderable, js_less_than, padded_version_string
+
+__all__ = [
+    "comparison_predicate",
+    "membership_predicate",
+    "regex_predicate",
+    "version_comparison_predicate",
+]
+
+CondResult = bool | None
+Predicate = Callable[[Any], CondResult]
+
+
+def _true(_: Any) -> CondResult:
+    return True
+
+
+def _false(_: Any) -> CondResult:
+    return False
+
+
+def comparison_predicate(op: str, operand: Any) -> Predicate:
+    """``$lt`` ``$lte`` ``$gt`` ``$gte`` with JavaScript's relational semantics, as the reference SDK
+    and the conformance cases have them: a missing attribute is null (0), numeric strings compare
+    with numbers as numbers, two strings compare by UTF-16 code units."""
+    if is_numeric(operand) and operand == operand:
+        number = operand  # fast path: number against number, else JS coercion
+        if op == "$lt":
+            return lambda v: (
+                v < number if type(v) is int or type(v) is float else js_less_than(v, number) is True
+            )
+        if op == "$gt":
+            return lambda v: (
+                v > number if type(v) is int or type(v) is float else js_less_than(number, v) is True
+            )
+        if op == "$lte":
+            return lambda v: (
+                v <= number if type(v) is int or type(v) is float else js_less_than(number, v) is False
+            )
+        return lambda v: (
+            v >= number if type(v) is int or type(v) is float else js_less_than(v, number) is False
+        )
+    if op == "$lt":
+        return lambda v: js_less_than(v, operand) is True
+    if op == "$gt":
+        return lambda v: js_less_than(operand, v) is True
+    if op == "$lte":
+        return lambda v: js_less_than(operand, v) is False
+    return lambda v: js_less_than(v, operand) is False
+
+
+def version_comparison_predicate(op: str, operand: Any) -> Predicate:
+    expected = padded_version_string(operand)
+    wanted = {
+        "$veq": (0,),
+        "$vne": (-1, 1),
+        "$vlt": (-1,),
+        "$vlte": (-1, 0),
+        "$vgt": (1,),
+        "$vgte": (1, 0),
+    }[op]
+    mismatch = op == "$vne"  # $vne is the negation of $veq, so it matches on a type mismatch
+
+    def version_comparison(v: Any) -> CondResult:
+        if not is_orderable(v, operand):
+            return mismatch
+        actual = padded_version_string(v)
+        return ((actual > expected) - (actual < expected)) in wanted
+
+    return version_comparison
+
+
+def regex_predicate(op: str, operand: Any) -> Predicate:
+    negated = op.startswith("$not")
+    try:
+        pattern = re.compile(operand, re.IGNORECASE if op.endswith("i") else 0)
+    except Exception:
+        return _true if negated else _false
+
+    def regex(v: Any) -> CondResult:
+        try:
+            found = bool(pattern.search(v))
+        except Exception:
+            return negated  # a missing value does not match: $notRegex passes
+        return not found if negated else found
+
+    return regex
+
+
+def membership_predicate(op: str, operand: Any) -> Predicate:
+    if not isinstance(operand, list):
+        return _false
+    insensitive = op in ("$ini", "$nini")
+    negated = op in ("$nin", "$nini")
+    values = operand
+    if not insensitive:
+        strings = frozenset(item for item in values if isinstance(item, str))
+
+        def member(v: Any) -> CondResult:
+            found = v in strings if type(v) is str else is_in(values, v)
+            return not found if negated else found
+
+        return member
+
+    def member_insensitive(v: Any) -> CondResult:
+        found = is_in(values, v, insensitive=True)
+        return not found if negated else found
+
+    return member_insensitive

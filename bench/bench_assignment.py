@@ -1,0 +1,216 @@
+"""In-process assignment: xpstream's engine vs the GrowthBook Python SDK, same payload, same units.
+
+Budget (DESIGN.md): ≥ 10× the GrowthBook Python SDK. Both engines evaluate every feature of the
+payload below for every unit, in the same process and run:
+
+- ``growthbook``: the SDK's fastest honest usage: one ``GrowthBook`` instance built once with the
+  payload, ``set_attributes(unit)`` then ``eval_feature(key)`` per unit (no tracking callback);
+- ``xpstream (per unit)``: ``CompiledPayload.evaluate(key, attributes)`` in a loop;
+- ``xpstream (bulk)``: ``CompiledPayload.evaluate_many(key, units)`` (numpy-vectorized hashing).
+
+Every unit's value, source and variation are checked to agree between the SDK and both xpstream
+paths (a correctness check, not a timing one). Run::
+
+    .venv/bin/python bench/bench_assignment.py [--units 100000] [--format json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+PAYLOAD: dict[str, Any] = {
+    "features": {
+        "checkout": {
+            "defaultValue": "control",
+            "rules": [
+                {"id": "qa", "condition": {"email": {"$regex": "@example\\.com$"}}, "force": "qa"},
+                {
+                    "id": "checkout-exp",
+                    "key": "checkout-exp",
+                    "seed": "checkout-exp",
+                    "hashAttribute": "id",
+                    "hashVersion": 2,
+                    "condition": {"country": {"$in": ["US", "CA", "GB"]}, "app_version": {"$vgte": "2.0.0"}},
+                    "namespace": ["checkout", 0, 0.8],
+                    "coverage": 0.9,
+                    "variations": ["control", "one-page", "express"],
+                    "weights": [0.34, 0.33, 0.33],
+                    "meta": [{"key": "control"}, {"key": "one-page"}, {"key": "express"}],
+                },
+            ],
+        },
+        "new-banner": {"defaultValue": False, "rules": [{"force": True, "coverage": 0.5}]},
+        "pricing": {
+            "defaultValue": 10,
+            "rules": [
+                {
+                    "key": "pricing-exp",
+                    "condition": {"$or": [{"plan": "pro"}, {"age": {"$gte": 30}}]},
+                    "variations": [10, 12],
+                    "weights": [0.5, 0.5],
+                }
+            ],
+        },
+    }
+}
+COUNTRIES = ["US", "CA", "FR", "GB", "DE"]
+PLANS = ["free", "pro", "team"]
+
+
+def make_units(count: int) -> list[dict[str, Any]]:
+    """Deterministic synthetic units with a few targeting attributes."""
+    return [
+        {
+            "id": f"user-{i:07d}",
+            "country": COUNTRIES[i % 5],
+            "app_version": f"{1 + i % 3}.{i % 7}.{i % 11}",
+            "email": "qa@example.com" if i % 97 == 0 else f"user{i}@mail.test",
+            "plan": PLANS[i % 3],
+            "age": 18 + i % 50,
+        }
+        for i in range(count)
+    ]
+
+
+def timed(run: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = run()
+    return time.perf_counter() - start, result
+
+
+def run_growthbook(
+    units: list[dict[str, Any]], keys: list[str]
+) -> dict[str, list[tuple[Any, str, int | None]]]:
+    from growthbook import GrowthBook
+
+    logging.getLogger("growthbook").setLevel(logging.ERROR)
+    gb = GrowthBook(features=PAYLOAD["features"])
+    out: dict[str, list[tuple[Any, str, int | None]]] = {key: [] for key in keys}
+    for unit in units:
+        gb.set_attributes(unit)
+        for key in keys:
+            result = gb.eval_feature(key)
+            experiment_result = result.experimentResult
+            in_experiment = result.source == "experiment" and experiment_result is not None
+            variation = experiment_result.variationId if in_experiment and experiment_result else None
+            out[key].append((result.value, result.source, variation))
+    return out
+
+
+def run_per_unit(units: list[dict[str, Any]], keys: list[str]) -> dict[str, list[Any]]:
+    from assignment import compile_payload
+
+    payload = compile_payload(PAYLOAD)
+    evaluate = payload.evaluate
+    out: dict[str, list[Any]] = {key: [] for key in keys}
+    for unit in units:
+        for key in keys:
+            out[key].append(evaluate(key, unit))
+    return out
+
+
+def run_bulk(units: list[dict[str, Any]], keys: list[str]) -> dict[str, list[Any]]:
+    from assignment import compile_payload
+
+    payload = compile_payload(PAYLOAD)
+    return {key: payload.evaluate_many(key, units) for key in keys}
+
+
+def check_agreement(
+    sdk: dict[str, list[tuple[Any, str, int | None]]], ours: dict[str, list[Any]], label: str
+) -> None:
+    for key, expected in sdk.items():
+        for index, (want, got) in enumerate(zip(expected, ours[key], strict=True)):
+            mine = (got.value, got.source, got.variation_id)
+            if mine != want:
+                raise SystemExit(
+                    f"{label} disagrees with GrowthBook on {key!r}, unit {index}: {mine} != {want}"
+                )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--units", type=int, default=100_000, help="units to evaluate (default 100000)")
+    parser.add_argument("--chunk", type=int, default=10_000, help="units per interleaved chunk")
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+    args = parser.parse_args(argv)
+
+    import growthbook
+
+    units = make_units(args.units)
+    keys = list(PAYLOAD["features"])
+    evaluations = len(units) * len(keys)
+    run_bulk(units[:1000], keys)  # warm imports for both xpstream paths
+    # Interleave the three engines chunk by chunk so that load from other processes on the
+    # machine weighs on all of them alike.
+    sdk: dict[str, list[Any]] = {key: [] for key in keys}
+    per_unit: dict[str, list[Any]] = {key: [] for key in keys}
+    bulk: dict[str, list[Any]] = {key: [] for key in keys}
+    sdk_seconds = unit_seconds = bulk_seconds = 0.0
+    chunk = max(1, min(args.chunk, len(units)))
+    for start in range(0, len(units), chunk):
+        part = units[start : start + chunk]
+        engines: list[tuple[Callable[..., dict[str, list[Any]]], dict[str, list[Any]]]] = [
+            (run_growthbook, sdk),
+            (run_per_unit, per_unit),
+            (run_bulk, bulk),
+        ]
+        for engine, sink in engines:
+            seconds, out = timed(partial(engine, part, keys))
+            for key in keys:
+                sink[key].extend(out[key])
+            if engine is run_growthbook:
+                sdk_seconds += seconds
+            elif engine is run_per_unit:
+                unit_seconds += seconds
+            else:
+                bulk_seconds += seconds
+    check_agreement(sdk, per_unit, "xpstream per unit")
+    check_agreement(sdk, bulk, "xpstream bulk")
+
+    rows: list[dict[str, Any]] = [
+        {"engine": f"growthbook {growthbook.__version__} (SDK)", "seconds": sdk_seconds},
+        {"engine": "xpstream per unit (evaluate)", "seconds": unit_seconds},
+        {"engine": "xpstream bulk (evaluate_many)", "seconds": bulk_seconds},
+    ]
+    for row in rows:
+        row["evaluations_per_s"] = evaluations / row["seconds"]
+        row["units_per_s"] = len(units) / row["seconds"]
+        row["x_sdk"] = sdk_seconds / row["seconds"]
+    report = {
+        "benchmark": "assignment_in_process",
+        "units": len(units),
+        "features": keys,
+        "evaluations": evaluations,
+        "agreement": "every unit's value, source and variation identical to the GrowthBook SDK",
+        "python": platform.python_version(),
+        "results": rows,
+        "budget_x_sdk": 10,
+    }
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report) + "\n")
+        return 0
+    print(
+        f"{len(units):,} units × {len(keys)} features = {evaluations:,} evaluations; all agree with the SDK"
+    )
+    print(f"{'engine':<36} {'units/s':>12} {'evals/s':>12} {'µs/eval':>9} {'× SDK':>7}")
+    for row in rows:
+        print(
+            f"{row['engine']:<36} {row['units_per_s']:>12,.0f} {row['evaluations_per_s']:>12,.0f} "
+            f"{1e6 / row['evaluations_per_s']:>9.2f} {row['x_sdk']:>7.1f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
