@@ -72,7 +72,7 @@ EXPOSURES_SCHEMA: Final = pa.schema(
         _required("variation_id", pa.uint16()),
         _required("variation_key", pa.string()),
         _optional("feature_key", pa.string()),
-        _optional("hash_value", pa.float64()),
+        _optional("bucket", pa.float64()),
         _required("overridden", pa.bool_()),
         _required("source", pa.string()),
         _required("attributes", _STRING_MAP),

@@ -154,9 +154,11 @@ class Exposure(Struct, frozen=True, kw_only=True):
     variation_id: Annotated[int, Meta(ge=0, le=65535, description="Index of the variation (GrowthBook).")]
     variation_key: Annotated[Key, Meta(description="Key of the variation (GrowthBook meta key or index).")]
     feature_key: Annotated[Key | None, Meta(description="Feature whose rule ran the experiment.")] = None
-    hash_value: Annotated[
+    bucket: Annotated[
         Annotated[float, Meta(ge=0.0, le=1.0)] | None,
-        Meta(description="The unit's hash in [0, 1) that chose the bucket."),
+        Meta(
+            description="The unit's hash in [0, 1) that chose the variation (GrowthBook's bucket; GrowthBook's hashValue is unit_id)."
+        ),
     ] = None
     overridden: Annotated[
         bool, Meta(description="The variation was forced by an override (QA/VIP); excluded from analysis.")

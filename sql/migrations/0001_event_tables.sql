@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS xp.exposures
     variation_id   UInt16,
     variation_key  LowCardinality(String),
     feature_key    Nullable(String),
-    hash_value     Nullable(Float64),
+    bucket         Nullable(Float64),
     overridden     Bool,
     source         LowCardinality(String),
     attributes     Map(String, String),

@@ -52,7 +52,7 @@ def make_exposure(**changes: Any) -> Exposure:
         "variation_id": 1,
         "variation_key": "treatment",
         "feature_key": "checkout-button-color",
-        "hash_value": 0.4321,
+        "bucket": 0.4321,
         "overridden": False,
         "source": ExposureSource.SERVICE,
         "attributes": {"country": "DE", "device": "mobile"},
@@ -246,11 +246,11 @@ def with_changes(**changes: Any) -> bytes:
         (with_changes(source="carrier-pigeon"), DeadLetterReason.SCHEMA_VIOLATION, "$.source"),
         (with_changes(attributes={"age": 31}), DeadLetterReason.SCHEMA_VIOLATION, "$.attributes"),
         (with_changes(unit_id=""), DeadLetterReason.SCHEMA_VIOLATION, "$.unit_id"),
-        (with_changes(hash_value=1.5), DeadLetterReason.SCHEMA_VIOLATION, "$.hash_value"),
+        (with_changes(bucket=1.5), DeadLetterReason.SCHEMA_VIOLATION, "$.bucket"),
         (
-            with_changes(hash_value=0.5).replace(b"0.5", b"1e400"),
+            with_changes(bucket=0.5).replace(b"0.5", b"1e400"),
             DeadLetterReason.SCHEMA_VIOLATION,
-            "$.hash_value",
+            "$.bucket",
         ),
         (with_changes(unit_id=_DROP), DeadLetterReason.MISSING_FIELD, "unit_id"),
         (with_changes(unit_id=None), DeadLetterReason.MISSING_FIELD, "$.unit_id"),
@@ -419,21 +419,21 @@ def test_mutated_records_decode_or_fail_with_a_code(
     exposed_at=st.datetimes(
         min_value=datetime(1900, 1, 2), max_value=datetime(2299, 12, 30), timezones=st.just(UTC)
     ),
-    hash_value=st.none() | st.floats(min_value=0.0, max_value=1.0),
+    bucket=st.none() | st.floats(min_value=0.0, max_value=1.0),
 )
 def test_any_valid_exposure_round_trips(
     unit_id: str,
     variation_id: int,
     attributes: dict[str, str],
     exposed_at: datetime,
-    hash_value: float | None,
+    bucket: float | None,
 ) -> None:
     exposure = make_exposure(
         unit_id=unit_id,
         variation_id=variation_id,
         attributes=attributes,
         exposed_at=exposed_at,
-        hash_value=hash_value,
+        bucket=bucket,
     )
     codec = RecordCodec(Exposure)
     assert codec.decode(codec.encode(exposure)) == exposure
