@@ -13,7 +13,9 @@ experiments_app = typer.Typer(help="Manage experiments in the registry.", no_arg
 
 
 @experiments_app.command("apply")
-def apply(file: Path = typer.Argument(..., help="YAML experiments or a GrowthBook features payload.")) -> None:
+def apply(
+    file: Path = typer.Argument(..., help="YAML experiments or a GrowthBook features payload."),
+) -> None:
     """Validate FILE and publish its experiments to the registry.
 
     Example: xp experiments apply experiments/checkout.yaml

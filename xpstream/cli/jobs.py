@@ -11,7 +11,7 @@ from xpstream.cli._pending import pending
 jobs_app = typer.Typer(help="Run batch jobs.", no_args_is_help=True)
 
 
-class JobName(str, enum.Enum):
+class JobName(enum.StrEnum):
     etl = "etl"
     lake = "lake"
     stats = "stats"

@@ -12,7 +12,9 @@ def loadgen(
     users: int = typer.Option(1000, "--users", help="Simulated units."),
     events: int | None = typer.Option(None, "--events", help="Metric events (default: proportional)."),
     rate: float | None = typer.Option(None, "--rate", help="Records per second (default: unthrottled)."),
-    invalid_fraction: float = typer.Option(0.0, "--invalid-fraction", help="Share of deliberately bad records."),
+    invalid_fraction: float = typer.Option(
+        0.0, "--invalid-fraction", help="Share of deliberately bad records."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
 ) -> None:

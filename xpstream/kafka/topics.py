@@ -1,0 +1,119 @@
+"""The topics of DESIGN.md and creating them, idempotently.
+
+Topic specs are plain data (tested without a broker); :func:`ensure_topics` is the thin adapter that
+talks to Kafka through confluent-kafka's AdminClient.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from xpstream.errors import ConfigError, TransientError
+
+if TYPE_CHECKING:
+    from xpstream.config import KafkaSettings
+
+__all__ = [
+    "ALERTS",
+    "ALL_TOPICS",
+    "DEAD_LETTERS",
+    "EVENTS",
+    "EXPOSURES",
+    "REGISTRY",
+    "TopicSpec",
+    "ensure_topics",
+    "topic_specs",
+]
+
+logger = logging.getLogger(__name__)
+
+REGISTRY = "xp.registry"
+"""Experiment/feature definitions and overrides, keyed by definition id; compacted, every change audited."""
+EXPOSURES = "xp.exposures"
+"""Assignment exposures, keyed by unit id (co-partitioned with ``xp.events``)."""
+EVENTS = "xp.events"
+"""Metric events, keyed by unit id (co-partitioned with ``xp.exposures``)."""
+DEAD_LETTERS = "xp.dead-letters"
+"""Rejected records with a reason code and the original bytes."""
+ALERTS = "xp.alerts"
+"""Data-quality and health alerts."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A logical topic: its name without prefix and the topic-level configs it is created with."""
+
+    name: str
+    config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    description: str = ""
+
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        REGISTRY,
+        MappingProxyType({"cleanup.policy": "compact"}),
+        "definitions and overrides (compacted, latest per key)",
+    ),
+    TopicSpec(EXPOSURES, description="assignment exposures, keyed by unit id"),
+    TopicSpec(EVENTS, description="metric events, keyed by unit id"),
+    TopicSpec(DEAD_LETTERS, description="rejected records with reason and original bytes"),
+    TopicSpec(ALERTS, description="data-quality and health alerts"),
+)
+"""Every topic xpstream creates, in DESIGN.md order."""
+
+
+def topic_specs(settings: KafkaSettings) -> dict[str, TopicSpec]:
+    """The full (prefixed) topic name of each spec, as created for these settings."""
+    return {settings.topic(spec.name): spec for spec in ALL_TOPICS}
+
+
+def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str]:
+    """Create the missing topics of :data:`ALL_TOPICS`; return the full names of those created.
+
+    Idempotent and safe to race: a topic that exists already (or is created concurrently) is left as
+    it is. Partitions come from ``settings.topic_partitions``; the replication factor is the
+    cluster's ``default.replication.factor``.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    from xpstream.kafka.admin import admin_client
+
+    admin = admin_client(settings)
+    wanted = topic_specs(settings)
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as error:
+        raise TransientError(f"cannot list topics on {settings.kafka_bootstrap}: {error}") from error
+    missing = [name for name in wanted if name not in existing]
+    if not missing:
+        return []
+    new_topics = [
+        NewTopic(
+            name,
+            num_partitions=settings.topic_partitions,
+            replication_factor=-1,
+            config=dict(wanted[name].config),
+        )
+        for name in missing
+    ]
+    futures = admin.create_topics(new_topics, operation_timeout=timeout, request_timeout=timeout)
+    created: list[str] = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as error:
+            kafka_error = error.args[0] if error.args else None
+            code = kafka_error.code() if isinstance(kafka_error, KafkaError) else None
+            if code == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            if code in (KafkaError.TOPIC_EXCEPTION, KafkaError.INVALID_CONFIG):
+                raise ConfigError(f"cannot create topic {name}: {kafka_error}") from error
+            raise TransientError(f"cannot create topic {name}: {error}") from error
+        created.append(name)
+        logger.info("created topic", extra={"topic": name, "partitions": settings.topic_partitions})
+    return sorted(created)

@@ -1,0 +1,65 @@
+"""Render docs/configuration.md from the settings classes, so the table is never written by hand.
+
+Run ``python -m xpstream.settings_doc > docs/configuration.md``; a unit test fails when they differ.
+"""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
+from xpstream.config import CoreSettings, KafkaSettings, StackSettings, WarehouseSettings
+
+__all__ = ["DEPLOYABLES", "render_configuration_doc"]
+
+DEPLOYABLES: list[tuple[str, type[BaseSettings]]] = [
+    ("Warehouse (every command that reads or loads ClickHouse)", WarehouseSettings),
+    ("Kafka (every producer and consumer)", KafkaSettings),
+    ("Local stack (`xp stack`)", StackSettings),
+    ("One-shot commands (`xp …`)", CoreSettings),
+]
+
+_HEADER = """# Configuration
+
+Every setting is an environment variable with the `XP_` prefix, read once by the entry point into a
+pydantic-settings class and passed down (nothing deeper reads the environment). Secrets are `SecretStr`:
+never logged or printed. A class lists the settings it adds to the ones it builds on.
+
+This file is generated: `python -m xpstream.settings_doc > docs/configuration.md`.
+"""
+
+
+def _default_text(settings_class: type[BaseSettings], name: str) -> str:
+    field = settings_class.model_fields[name]
+    if field.is_required():
+        return "(required)"
+    default = field.default
+    if isinstance(default, SecretStr):
+        return "(secret, empty)" if not default.get_secret_value() else "(secret)"
+    if default is None:
+        return "unset"
+    return f"`{default}`"
+
+
+def render_configuration_doc() -> str:
+    """The markdown of docs/configuration.md."""
+    lines = [_HEADER]
+    seen: set[str] = set()
+    for title, settings_class in DEPLOYABLES:
+        names = [n for n in settings_class.model_fields if n not in seen]
+        if not names:
+            continue
+        lines.append(f"## {title} — `{settings_class.__name__}`\n")
+        lines.append("| variable | default | meaning |")
+        lines.append("|---|---|---|")
+        for name in names:
+            field = settings_class.model_fields[name]
+            description = (field.description or "").replace("|", "\\|")
+            lines.append(f"| `XP_{name.upper()}` | {_default_text(settings_class, name)} | {description} |")
+        lines.append("")
+        seen.update(names)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render_configuration_doc(), end="")
