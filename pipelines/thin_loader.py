@@ -1,7 +1,8 @@
 """The foundation's thin path: consume one topic of records and load it into the warehouse.
 
 Kafka → decode (coded failures become rows of ``xp.dead_letters`` with the original bytes) → Arrow →
-one insert per partition batch with a deterministic dedup token ``topic/partition/first-last`` → commit offsets only after the insert.
+one insert per partition batch with a deterministic dedup token ``topic/partition/first-last`` →
+commit offsets only after the insert.
 A re-run after a crash between insert and commit re-sends the same batch with the same token, so the
 warehouse keeps one copy. The full stream job (validation against the registry, dead letters, dedup
 state, attribution) is issue #4; this is the smallest honest version of its load stage.

@@ -156,9 +156,7 @@ class Exposure(Struct, frozen=True, kw_only=True):
     feature_key: Annotated[Key | None, Meta(description="Feature whose rule ran the experiment.")] = None
     bucket: Annotated[
         Annotated[float, Meta(ge=0.0, le=1.0)] | None,
-        Meta(
-            description="The unit's hash in [0, 1) that chose the variation (GrowthBook's bucket; GrowthBook's hashValue is unit_id)."
-        ),
+        Meta(description="The unit's hash in [0, 1) that chose the variation (GrowthBook's `bucket`)."),
     ] = None
     overridden: Annotated[
         bool, Meta(description="The variation was forced by an override (QA/VIP); excluded from analysis.")
