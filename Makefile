@@ -26,7 +26,7 @@ $(KAFKA_LIB)/.resolved: deploy/kafka/pom.xml
 	@command -v java >/dev/null || { echo "error: java not found: install a Java 17 JDK (e.g. apt-get install openjdk-17-jdk-headless)" >&2; exit 1; }
 	@command -v mvn >/dev/null || { echo "error: mvn not found: install Maven (e.g. apt-get install maven)" >&2; exit 1; }
 	@rm -rf $(KAFKA_LIB)
-	mvn --batch-mode --quiet -f deploy/kafka/pom.xml dependency:copy-dependencies \
+	mvn --batch-mode --quiet -Dstyle.color=never -f deploy/kafka/pom.xml dependency:copy-dependencies \
 	    -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB) -DincludeScope=runtime
 	@touch $@
 
