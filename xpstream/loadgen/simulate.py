@@ -1,0 +1,432 @@
+"""The pure loadgen simulator: users meet running experiments through the assignment engine.
+
+No Kafka here. :class:`LoadSimulator` yields batches of :data:`OutRecord` (logical topic, key, value
+bytes) in send order and keeps :class:`LoadgenCounts`, the exact counts the stream's tables must
+reproduce (docs/loadgen.md). Users are simulated in chunks of :data:`CHUNK_USERS`, each in its own
+slice of the time window, so memory stays bounded and the stream stays (mostly) in event-time order.
+
+Per chunk: units → ``evaluate_many`` per feature → first exposures (all of a unit's at its arrival
+time) → SRM drop → purchases (probability × lift) and pageviews (rate × lift) strictly after the
+arrival → late events delayed in send order → duplicates and invalid records spliced in.
+Same options (seed and ``now`` included) → byte-identical records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+import numpy as np
+
+from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
+from schemas.codec import DEFAULT_MAX_RECORD_BYTES
+from xpstream.errors import ValidationError
+from xpstream.loadgen.invalid import InvalidRecordFactory, kind_of
+
+if TYPE_CHECKING:
+    from assignment.registry import ExperimentSpec
+
+__all__ = [
+    "CHUNK_USERS",
+    "EVENTS_PER_USER",
+    "LoadSimulator",
+    "LoadgenCounts",
+    "LoadgenOptions",
+    "OutRecord",
+    "simulate_records",
+]
+
+OutRecord = tuple[str, bytes, bytes]
+"""(logical topic name such as ``xp.exposures``, Kafka key, Kafka value)."""
+
+CHUNK_USERS: Final = 20_000
+EVENTS_PER_USER: Final = 5
+"""Default metric events per simulated user (``--events`` overrides the total)."""
+BASE_PURCHASE_PROBABILITY: Final = 0.1
+"""Probability that a control unit purchases (once); ×(1+lift) per non-control assignment."""
+LATE_DELAY_MS: Final = (1_000, 30_000)
+"""A late event is sent this much (uniform, ms) after its event time, capped at its slice's end."""
+DUPLICATE_GAP: Final = 1_000
+"""A duplicate is re-sent up to this many records after its original."""
+COUNTRIES: Final = ("US", "DE", "BR", "IN", "FR", "JP")
+DEVICES: Final = ("mobile", "desktop", "tablet")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class LoadgenOptions:
+    """What to simulate (the ``xp loadgen`` options)."""
+
+    now: datetime
+    """End of the event-time window (aware); records' times are in [now - window, now]."""
+    users: int = 1000
+    events: int | None = None
+    """Metric events before SRM drops (default ``EVENTS_PER_USER × users``)."""
+    lift: float = 0.0
+    srm_skew: float = 0.0
+    invalid_fraction: float = 0.0
+    """Share of all records sent (valid + invalid) that are invalid."""
+    duplicate_fraction: float = 0.0
+    """Re-sent copies per valid record."""
+    late_fraction: float = 0.0
+    """Share of metric events sent after records with later event times."""
+    seed: int = 0
+    window_seconds: float = 120.0
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+
+    def check(self) -> None:
+        """ValidationError naming the first option out of range."""
+        if self.users < 0:
+            raise ValidationError("--users must be ≥ 0")
+        if self.events is not None and self.events < 0:
+            raise ValidationError("--events must be ≥ 0")
+        if self.lift <= -1:
+            raise ValidationError("--lift must be > -1")
+        for name, value in (
+            ("--srm-skew", self.srm_skew),
+            ("--duplicate-fraction", self.duplicate_fraction),
+            ("--late-fraction", self.late_fraction),
+        ):
+            if not 0 <= value <= 1:
+                raise ValidationError(f"{name} must be within 0..1")
+        if not 0 <= self.invalid_fraction < 1:
+            raise ValidationError("--invalid-fraction must be within 0..1 (1 excluded)")
+        if self.window_seconds < 1:
+            raise ValidationError("--window must be ≥ 1 second")
+        if self.now.utcoffset() is None:
+            raise ValidationError("`now` must be timezone-aware")
+
+
+@dataclass
+class LoadgenCounts:
+    """What was generated; ``xp.exposures``/``xp.events``/``xp.dead_letters`` must reproduce these."""
+
+    exposures: int = 0
+    events: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    late: int = 0
+    users: int = 0
+    exposed_units: int = 0
+    srm_dropped_units: int = 0
+    pageviews: int = 0
+    purchases: int = 0
+    per_experiment: dict[str, dict[str, int]] = field(default_factory=dict)
+    invalid_by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        """Everything sent: valid + invalid + duplicates."""
+        return self.exposures + self.events + self.invalid + self.duplicates
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exposures": self.exposures,
+            "events": self.events,
+            "invalid": self.invalid,
+            "duplicates": self.duplicates,
+            "late": self.late,
+            "users": self.users,
+            "exposed_units": self.exposed_units,
+            "srm_dropped_units": self.srm_dropped_units,
+            "pageviews": self.pageviews,
+            "purchases": self.purchases,
+            "records": self.records,
+            "per_experiment": {k: dict(sorted(v.items())) for k, v in sorted(self.per_experiment.items())},
+            "invalid_by_kind": dict(sorted(self.invalid_by_kind.items())),
+        }
+
+
+def _share(total: int, done: int, users: int, upto: int) -> int:
+    """Exact cumulative split of ``total`` over users: the part of users [done, upto)."""
+    return total * upto // users - total * done // users if users else 0
+
+
+class LoadSimulator:
+    """Generates the record stream in batches (one per chunk of users) and counts it."""
+
+    def __init__(
+        self, payload: Mapping[str, Any], experiments: Sequence[ExperimentSpec], options: LoadgenOptions
+    ) -> None:
+        from assignment import CompiledPayload
+
+        options.check()
+        self.options = options
+        self.experiments = {spec.key: spec for spec in experiments}
+        self.payload = CompiledPayload(payload)
+        self.features = sorted({s.feature_key for s in experiments if s.feature_key in self.payload})
+        self.hash_attributes = sorted({s.hash_attribute for s in experiments} - {"id"})
+        self.counts = LoadgenCounts(users=options.users)
+        self._rng = np.random.default_rng(options.seed)
+        self._invalid = InvalidRecordFactory(experiments, options.max_record_bytes)
+        self._exposure_codec = RecordCodec(Exposure, max_record_bytes=options.max_record_bytes)
+        self._encoder = msgspec.json.Encoder()
+        """Events skip the codec's per-record size check; :meth:`_encode_valid` checks the batch."""
+        self._total_events = EVENTS_PER_USER * options.users if options.events is None else options.events
+        now_ms = (options.now.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
+        self._t1 = int(now_ms)
+        self._t0 = self._t1 - int(options.window_seconds * 1000)
+        self._valid_total = 0
+        self._latest = -1
+        self.users_done = 0
+        """Users simulated so far (for progress estimates)."""
+
+    def batches(self) -> Iterator[list[OutRecord]]:
+        """The records in send order, one list per chunk of users (each list non-empty)."""
+        users = self.options.users
+        chunks = max(1, -(-users // CHUNK_USERS))
+        span = self._t1 - self._t0
+        for chunk in range(chunks):
+            lo, hi = chunk * users // chunks, (chunk + 1) * users // chunks
+            s0, s1 = self._t0 + chunk * span // chunks, self._t0 + (chunk + 1) * span // chunks
+            batch = self._chunk(lo, hi, s0, s1)
+            self.users_done = hi
+            if batch:
+                yield batch
+
+    # --- one chunk -------------------------------------------------------------------------------
+
+    def _ids(self, count: int) -> list[str]:
+        """``count`` random UUID4 strings from the seeded generator (as ``uuid.UUID(bytes=…, version=4)``)."""
+        raw = np.frombuffer(self._rng.bytes(16 * count), dtype=np.uint8).reshape(count, 16).copy()
+        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+        raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+        text = raw.tobytes().hex()
+        return [
+            f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}"
+            for t in (text[i : i + 32] for i in range(0, 32 * count, 32))
+        ]
+
+    def _chunk(self, lo: int, hi: int, s0: int, s1: int) -> list[OutRecord]:
+        rng, opts, counts = self._rng, self.options, self.counts
+        n = hi - lo
+        seed = opts.seed
+        unit_ids = [f"lg{seed}-{i}" for i in range(lo, hi)]
+        countries = rng.integers(0, len(COUNTRIES), n)
+        devices = rng.integers(0, len(DEVICES), n)
+        units: list[dict[str, Any]] = []
+        for j, unit_id in enumerate(unit_ids):
+            unit = {"id": unit_id, "country": COUNTRIES[countries[j]], "device": DEVICES[devices[j]]}
+            for attribute in self.hash_attributes:
+                unit[attribute] = unit_id
+            units.append(unit)
+        # Assignment: (unit index, spec, variation id, bucket) per first exposure.
+        assigned: list[tuple[int, ExperimentSpec, int, float | None]] = []
+        for feature in self.features:
+            for j, result in enumerate(self.payload.evaluate_many(feature, units)):
+                spec = self.experiments.get(result.experiment_key or "")
+                if not result.in_experiment or spec is None or result.variation_id is None:
+                    continue
+                if result.variation_id < len(spec.variations):
+                    assigned.append((j, spec, result.variation_id, result.bucket))
+        # SRM: drop a share of each experiment's last variation, with the unit's other records.
+        dropped = np.zeros(n, dtype=bool)
+        if opts.srm_skew > 0:
+            for spec in self.experiments.values():
+                last = len(spec.variations) - 1
+                rows = np.array([j for j, s, v, _ in assigned if s is spec and v == last], dtype=np.int64)
+                take = round(opts.srm_skew * len(rows))
+                if take:
+                    dropped[rng.choice(rows, size=take, replace=False)] = True
+        counts.srm_dropped_units += int(dropped.sum())
+        assigned = [a for a in assigned if not dropped[a[0]]]
+        arrival = s0 + rng.integers(0, max(1, (s1 - s0) // 2), n)
+        non_control = np.zeros(n, dtype=np.int64)
+        for j, _, variation, _ in assigned:
+            non_control[j] += variation != 0
+        multiplier = (1.0 + opts.lift) ** non_control
+        # Metric events for the whole chunk, then those of dropped units are removed.
+        budget = _share(self._total_events, lo, opts.users, hi)
+        p_purchase = np.minimum(1.0, BASE_PURCHASE_PROBABILITY * multiplier)
+        buyers = np.flatnonzero(rng.random(n) < p_purchase)
+        if len(buyers) > budget:
+            buyers = np.sort(rng.choice(buyers, size=budget, replace=False))
+        viewers = (
+            rng.choice(n, size=budget - len(buyers), p=multiplier / multiplier.sum()) if n else buyers[:0]
+        )
+        event_units = np.concatenate([buyers, viewers]).astype(np.int64)
+        is_purchase = np.arange(len(event_units)) < len(buyers)
+        keep = ~dropped[event_units]
+        event_units, is_purchase = event_units[keep], is_purchase[keep]
+        room = np.maximum(1, s1 - arrival[event_units])
+        event_time = arrival[event_units] + 1 + (rng.random(len(event_units)) * room).astype(np.int64)
+        event_time = np.minimum(event_time, np.maximum(s1, arrival[event_units] + 1))
+        values = np.round(np.exp(rng.normal(3.5, 0.6, len(event_units))), 2)
+        late = rng.random(len(event_units)) < opts.late_fraction
+        delay = rng.integers(LATE_DELAY_MS[0], LATE_DELAY_MS[1] + 1, len(event_units))
+        send_time = np.where(late, np.maximum(event_time, np.minimum(event_time + delay, s1)), event_time)
+        # Send order: by send time; exposures (at arrival) before the unit's events (strictly later).
+        exposure_rows = np.array([a[0] for a in assigned], dtype=np.int64)
+        times = np.concatenate([arrival[exposure_rows], send_time])
+        order = np.argsort(times, kind="stable")
+        exposure_ids, event_ids = self._ids(len(assigned)), self._ids(len(event_units))
+        valid = self._encode_valid(
+            order, assigned, unit_ids, units, arrival, exposure_ids,
+            event_units, is_purchase, event_time, send_time, values, event_ids,
+        )  # fmt: skip
+        exposed = {a[0] for a in assigned}
+        counts.exposed_units += len(exposed)
+        return self._splice(valid, unit_ids, s0, s1)
+
+    def _encode_valid(
+        self,
+        order: np.ndarray,
+        assigned: list[tuple[int, ExperimentSpec, int, float | None]],
+        unit_ids: list[str],
+        units: list[dict[str, Any]],
+        arrival: np.ndarray,
+        exposure_ids: list[str],
+        event_units: np.ndarray,
+        is_purchase: np.ndarray,
+        event_time: np.ndarray,
+        send_time: np.ndarray,
+        values: np.ndarray,
+        event_ids: list[str],
+    ) -> list[OutRecord]:
+        """Encode every valid record, then arrange them in ``order`` and count them."""
+        from xpstream.kafka import EVENTS, EXPOSURES
+
+        counts = self.counts
+        ms = timedelta(milliseconds=1)
+        encode_exposure, encode_event = self._exposure_codec.encode, self._encoder.encode
+        arrival_list = arrival.tolist()
+        exposure_values = []
+        for (j, spec, variation_id, bucket), exposure_id in zip(assigned, exposure_ids, strict=True):
+            at = _EPOCH + arrival_list[j] * ms
+            unit = units[j]
+            variation_key = spec.variations[variation_id].key
+            exposure_values.append(
+                encode_exposure(
+                    Exposure(
+                        exposure_id=exposure_id,
+                        unit_id=unit_ids[j],
+                        hash_attribute=spec.hash_attribute,
+                        experiment_key=spec.key,
+                        variation_id=variation_id,
+                        variation_key=variation_key,
+                        feature_key=spec.feature_key,
+                        bucket=bucket,
+                        source=ExposureSource.LOADGEN,
+                        attributes={"country": unit["country"], "device": unit["device"]},
+                        exposed_at=at,
+                        sent_at=at,
+                    )
+                )
+            )
+            by_variation = counts.per_experiment.setdefault(spec.key, {})
+            by_variation[variation_key] = by_variation.get(variation_key, 0) + 1
+        event_unit_list = event_units.tolist()
+        names = np.where(is_purchase, "purchase", "pageview").tolist()
+        amounts = np.where(is_purchase, values, np.nan).tolist()
+        # ms since the epoch → datetime, built once per distinct millisecond (events share many).
+        stamp = {t: _EPOCH + t * ms for t in np.unique(np.concatenate([event_time, send_time])).tolist()}
+        event_values = [
+            encode_event(
+                MetricEvent(
+                    event_id=event_id,
+                    unit_id=unit_ids[j],
+                    event_name=name,
+                    value=None if amount != amount else amount,  # NaN: no value
+                    occurred_at=stamp[time],
+                    sent_at=stamp[sent],
+                )
+            )
+            for event_id, j, name, amount, time, sent in zip(
+                event_ids,
+                event_unit_list,
+                names,
+                amounts,
+                event_time.tolist(),
+                send_time.tolist(),
+                strict=True,
+            )
+        ]
+        limit = self.options.max_record_bytes
+        if event_values and max(map(len, event_values)) > limit:  # never with the fields above
+            raise ValidationError(f"a simulated event is larger than max_record_bytes={limit}")
+        exposures = len(assigned)
+        unit_keys = [unit_id.encode() for unit_id in unit_ids]
+        keys = [unit_keys[a[0]] for a in assigned] + [unit_keys[j] for j in event_unit_list]
+        topics = [EXPOSURES] * exposures + [EVENTS] * len(event_values)
+        positions = order.tolist()
+        if len(positions) > 1:
+            pick = itemgetter(*positions)
+            out = list(zip(pick(topics), pick(keys), pick(exposure_values + event_values), strict=True))
+        else:
+            values_all = exposure_values + event_values
+            out = [(topics[p], keys[p], values_all[p]) for p in positions]
+        # Late: an event whose time is earlier than a record sent before it (within this chunk;
+        # chunks cover consecutive time slices, so no record of an earlier chunk is later).
+        event_times = np.concatenate([arrival[[a[0] for a in assigned]], event_time])[order]
+        if len(event_times):
+            before = np.maximum.accumulate(np.concatenate([[self._latest], event_times]))[:-1]
+            counts.late += int(((event_times < before) & (order >= exposures)).sum())
+            self._latest = max(self._latest, int(event_times.max()))
+        counts.exposures += exposures
+        counts.events += len(event_unit_list)
+        counts.purchases += int(is_purchase.sum())
+        counts.pageviews += len(event_unit_list) - int(is_purchase.sum())
+        return out
+
+    def _splice(self, valid: list[OutRecord], unit_ids: list[str], s0: int, s1: int) -> list[OutRecord]:
+        """Insert duplicates (byte-identical copies, after their original) and invalid records."""
+        rng, opts, counts = self._rng, self.options, self.counts
+        before = self._valid_total
+        self._valid_total += len(valid)
+        duplicates = round(opts.duplicate_fraction * self._valid_total) - round(
+            opts.duplicate_fraction * before
+        )
+        share = opts.invalid_fraction / (1 - opts.invalid_fraction)
+        invalid = round(share * self._valid_total) - round(share * before)
+        if not valid:
+            duplicates = 0
+        extras: list[tuple[int, int, OutRecord]] = []  # (after valid position, tie-break, record)
+        if duplicates:
+            sources = rng.integers(0, len(valid), duplicates)
+            gaps = rng.integers(0, DUPLICATE_GAP, duplicates)
+            after = np.minimum(sources + gaps, len(valid) - 1)
+            for k, (source, position) in enumerate(zip(sources.tolist(), after.tolist(), strict=True)):
+                extras.append((position, k, valid[source]))
+            counts.duplicates += duplicates
+        if invalid and unit_ids:
+            positions = rng.integers(-1, len(valid), invalid).tolist()
+            owners = rng.integers(0, len(unit_ids), invalid).tolist()
+            times = rng.integers(s0, max(s0 + 1, s1), invalid).tolist()
+            ids = self._ids(invalid)
+            have_experiments = bool(self.experiments)
+            for k in range(invalid):
+                kind = kind_of(counts.invalid, have_experiments=have_experiments)
+                record = self._invalid.build(
+                    kind,
+                    record_id=ids[k],
+                    unit_id=unit_ids[owners[k]],
+                    at=_EPOCH + timedelta(milliseconds=times[k]),
+                )
+                extras.append((positions[k], duplicates + k, record))
+                counts.invalid += 1
+                counts.invalid_by_kind[kind.value] = counts.invalid_by_kind.get(kind.value, 0) + 1
+        if not extras:
+            return valid
+        extras.sort(key=lambda extra: (extra[0], extra[1]))
+        out: list[OutRecord] = [record for position, _, record in extras if position < 0]
+        pending = [(position, record) for position, _, record in extras if position >= 0]
+        cursor = 0
+        for position, record in enumerate(valid):
+            out.append(record)
+            while cursor < len(pending) and pending[cursor][0] == position:
+                out.append(pending[cursor][1])
+                cursor += 1
+        return out
+
+
+def simulate_records(
+    payload: Mapping[str, Any], experiments: Sequence[ExperimentSpec], options: LoadgenOptions
+) -> tuple[list[OutRecord], LoadgenCounts]:
+    """The whole record stream in send order, and its counts (for tests and small runs)."""
+    simulator = LoadSimulator(payload, experiments, options)
+    records = [record for batch in simulator.batches() for record in batch]
+    return records, simulator.counts
