@@ -1,0 +1,401 @@
+"""The registry on Kafka: publish changes to ``xp.registry``, read it whole, follow it (an adapter).
+
+``xp.registry`` is compacted: Kafka keeps at least the latest record of every key, so reading it from the
+beginning to its end offsets and folding (:class:`assignment.registry.RegistrySnapshot`) gives the
+current registry. Compaction may drop older versions of a key, so the topic's history is not complete:
+the durable audit trail is the ``xp.registry`` ClickHouse table that the stream loads (docs/registry.md).
+
+::
+
+    publish_changes(settings, records)                 # key = record.key, value = compact JSON
+    snapshot = read_registry(settings)                  # beginning → end offsets (watermarks), no group
+    records = registry_history(settings, "checkout")    # what the topic still holds for that key
+    follower = RegistryFollower(settings, on_change=print)
+    follower.start(); follower.snapshot; follower.wait_until(lambda s: "checkout" in s.experiments)
+
+confluent-kafka is imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from assignment.registry import RegistrySnapshot
+from schemas import ExperimentDefinition, RegistryRecord
+from schemas.codec import RecordCodec, RecordError
+from xpstream.errors import TransientError
+from xpstream.kafka.topics import REGISTRY
+
+if TYPE_CHECKING:
+    from xpstream.config import KafkaSettings
+
+__all__ = [
+    "RegistryFollower",
+    "publish_changes",
+    "read_registry",
+    "read_registry_records",
+    "registry_history",
+]
+
+logger = logging.getLogger(__name__)
+LIBRDKAFKA_LOGGER = logging.getLogger("xpstream.kafka.librdkafka")
+"""librdkafka's log lines go through Python logging (as in xpstream.kafka.admin), not raw stderr."""
+
+OnChange = Callable[[RegistrySnapshot], None]
+
+
+def _unreachable(settings: KafkaSettings, error: object) -> TransientError:
+    if hasattr(error, "str") and callable(error.str):  # a KafkaError: its text, not its repr
+        error = error.str()
+    return TransientError(
+        f"cannot reach Kafka at {settings.kafka_bootstrap} (is `xp stack up` running?): {error}"
+    )
+
+
+def publish_changes(settings: KafkaSettings, records: list[RegistryRecord], *, timeout: float = 15.0) -> None:
+    """Produce ``records`` to ``xp.registry`` (creating the topics if missing) and wait until every one is
+    acknowledged; TransientError when the broker does not take them within ``timeout`` seconds."""
+    if not records:
+        return
+    from xpstream.kafka.clients import make_producer
+    from xpstream.kafka.topics import ensure_topics
+
+    ensure_topics(settings, timeout=timeout)
+    codec = RecordCodec(RegistryRecord, max_record_bytes=settings.max_record_bytes)
+    values = [(record.key.encode(), codec.encode(record)) for record in records]
+    producer = make_producer(
+        settings, **{"message.timeout.ms": max(int(timeout * 1000), 1000), **_client_logging(True)}
+    )
+    failures: list[str] = []
+
+    def delivered(error: Any, message: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    topic = settings.topic(REGISTRY)
+    try:
+        for key, value in values:
+            producer.produce(topic, key=key, value=value, on_delivery=delivered)
+            producer.poll(0)
+    except BufferError as error:
+        raise TransientError(f"producer queue full while publishing to {topic}: {error}") from error
+    remaining = producer.flush(timeout)
+    if remaining:
+        raise _unreachable(settings, f"{remaining} of {len(records)} registry records not acknowledged")
+    if failures:
+        raise TransientError(f"publishing to {topic} failed: {failures[0]}")
+    logger.info("published registry changes", extra={"topic": topic, "count": len(records)})
+
+
+def _partitions(consumer: Any, topic: str, timeout: float, settings: KafkaSettings) -> list[int] | None:
+    """The topic's partition ids; None when the topic does not exist."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+    except KafkaException as error:
+        raise _unreachable(settings, error.args[0] if error.args else error) from error
+    info = metadata.topics.get(topic)
+    if info is None:
+        return None
+    if info.error is not None:
+        if info.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            return None
+        raise TransientError(f"cannot read metadata of {topic}: {info.error}")
+    return sorted(info.partitions)
+
+
+def _watermarks(
+    consumer: Any, topic: str, partitions: list[int], timeout: float
+) -> dict[int, tuple[int, int]]:
+    """(low, high) offsets per partition; retries while a new topic's partitions elect leaders."""
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+    retriable = {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+    }
+    deadline = time.monotonic() + timeout
+    marks = {}
+    for partition in partitions:
+        while True:
+            try:
+                marks[partition] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition),
+                    timeout=max(deadline - time.monotonic(), 0.1),
+                    cached=False,
+                )
+                break
+            except KafkaException as error:
+                kafka_error = error.args[0] if error.args else None
+                code = kafka_error.code() if isinstance(kafka_error, KafkaError) else None
+                if code in retriable and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                detail = kafka_error.str() if isinstance(kafka_error, KafkaError) else error
+                raise TransientError(f"cannot read end offsets of {topic}[{partition}]: {detail}") from error
+    return marks
+
+
+def _client_logging(one_shot: bool) -> dict[str, Any]:
+    """librdkafka logs through Python logging; one-shot reads/publishes report failures themselves, so
+    they keep librdkafka quiet (its connection retries would print dozens of lines) unless debugging."""
+    config: dict[str, Any] = {"logger": LIBRDKAFKA_LOGGER}
+    if one_shot and not LIBRDKAFKA_LOGGER.isEnabledFor(logging.DEBUG):
+        config["log_level"] = 0
+    return config
+
+
+def _registry_consumer(settings: KafkaSettings, one_shot: bool = True) -> Any:
+    from xpstream.kafka.clients import make_consumer
+
+    # Partitions are assigned, never subscribed: the group id only satisfies librdkafka; nothing commits.
+    return make_consumer(
+        settings,
+        f"xp-registry-reader-{uuid.uuid4().hex[:12]}",
+        **{"allow.auto.create.topics": False, **_client_logging(one_shot)},
+    )
+
+
+def _decode(codec: RecordCodec[RegistryRecord], message: Any) -> RegistryRecord | None:
+    try:
+        return codec.decode(message.value())
+    except RecordError as error:
+        logger.warning(
+            "skipping an invalid registry record: %s",
+            error,
+            extra={"topic": message.topic(), "partition": message.partition(), "offset": message.offset()},
+        )
+        return None
+
+
+def read_registry_records(settings: KafkaSettings, timeout: float = 10.0) -> list[RegistryRecord]:
+    """Every record ``xp.registry`` holds now (beginning → the end offsets read at the start), partition
+    by partition in offset order; invalid records are logged and skipped. Empty if the topic is missing."""
+    from confluent_kafka import TopicPartition
+
+    deadline = time.monotonic() + timeout
+    topic = settings.topic(REGISTRY)
+    consumer = _registry_consumer(settings)
+    try:
+        partitions = _partitions(consumer, topic, timeout, settings)
+        if not partitions:
+            return []
+        marks = _watermarks(consumer, topic, partitions, max(deadline - time.monotonic(), 0.5))
+        pending = {p: high for p, (low, high) in marks.items() if high > low}
+        if not pending:
+            return []
+        consumer.assign([TopicPartition(topic, p, marks[p][0]) for p in pending])
+        codec: RecordCodec[RegistryRecord] = RecordCodec(
+            RegistryRecord, max_record_bytes=settings.max_record_bytes
+        )
+        by_partition: dict[int, list[RegistryRecord]] = {p: [] for p in pending}
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransientError(f"timed out after {timeout:g}s reading {topic} to its end offsets")
+            for message in consumer.consume(num_messages=1000, timeout=min(left, 0.5)):
+                if message.error() is not None:
+                    if message.error().fatal():
+                        raise TransientError(f"reading {topic} failed: {message.error()}")
+                    logger.debug("consumer notice: %s", message.error())
+                    continue
+                partition = message.partition()
+                if partition not in pending:
+                    continue
+                record = _decode(codec, message)
+                if record is not None:
+                    by_partition[partition].append(record)
+                if message.offset() + 1 >= pending[partition]:
+                    del pending[partition]
+            for partition, position in _positions(consumer, topic, list(pending)):
+                if position >= pending[partition]:  # compaction gaps / markers at the end
+                    del pending[partition]
+        return [record for p in sorted(by_partition) for record in by_partition[p]]
+    finally:
+        consumer.close()
+
+
+def _positions(consumer: Any, topic: str, partitions: list[int]) -> list[tuple[int, int]]:
+    from confluent_kafka import TopicPartition
+
+    if not partitions:
+        return []
+    return [
+        (tp.partition, tp.offset) for tp in consumer.position([TopicPartition(topic, p) for p in partitions])
+    ]
+
+
+def read_registry(settings: KafkaSettings, timeout: float = 10.0) -> RegistrySnapshot:
+    """The current registry: ``xp.registry`` from the beginning to its end offsets, folded."""
+    return RegistrySnapshot.from_records(read_registry_records(settings, timeout))
+
+
+def _features_of(records: list[RegistryRecord], experiment_key: str) -> set[str]:
+    """Feature keys an experiment's records name (metadata ``feature``), besides its own key."""
+    features = {experiment_key}
+    for record in records:
+        payload = record.payload
+        if record.key == f"experiment:{experiment_key}" and isinstance(payload, ExperimentDefinition):
+            features.add(str(payload.metadata.get("feature") or experiment_key))
+    return features
+
+
+def registry_history(settings: KafkaSettings, key: str, timeout: float = 10.0) -> list[RegistryRecord]:
+    """The records the topic still holds for ``key``, oldest first. ``key`` is a registry key
+    (``experiment:checkout``, ``override:checkout:u1``; ``override:checkout`` matches all its overrides)
+    or a bare experiment key, which matches the experiment, its feature and its overrides. Compaction may
+    have dropped older versions; the full history is the ``xp.registry`` table."""
+    records = read_registry_records(settings, timeout)
+    if ":" in key:
+        prefix = f"{key}:" if key.startswith("override:") else None
+        wanted = [r for r in records if r.key == key or (prefix is not None and r.key.startswith(prefix))]
+    else:
+        features = {f"feature:{f}" for f in _features_of(records, key)}
+        wanted = [
+            r
+            for r in records
+            if r.key == f"experiment:{key}" or r.key in features or r.key.startswith(f"override:{key}:")
+        ]
+    return sorted(wanted, key=lambda r: r.changed_at)
+
+
+class RegistryFollower:
+    """Follows ``xp.registry`` in a background thread; ``snapshot`` is always a complete snapshot, replaced
+    by one attribute assignment after each batch of changes (readers never see a half-applied batch).
+
+    ``start()`` returns once the topic has been read to the end offsets it had at start (or after
+    ``start_timeout``; the thread keeps trying); the first snapshot published is that complete one.
+    ``on_change(snapshot)`` runs on the follower thread after each swap; keep it short and do not raise
+    (exceptions are logged).
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        on_change: OnChange | None = None,
+        start_timeout: float = 10.0,
+        poll_timeout: float = 0.2,
+    ) -> None:
+        self.settings = settings
+        self.snapshot: RegistrySnapshot = RegistrySnapshot()
+        self.on_change: OnChange | None = on_change
+        self.start_timeout = start_timeout
+        self.poll_timeout = poll_timeout
+        self.loaded = False
+        """True once the topic was read to the end offsets it had when following began."""
+        self.last_error: str | None = None
+        self._condition = threading.Condition()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, wait: bool = True) -> bool:
+        """Start following; with ``wait``, block until loaded or ``start_timeout``. Returns ``loaded``."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="xp-registry-follower", daemon=True)
+            self._thread.start()
+        if wait:
+            return self.wait_until(None, self.start_timeout)
+        return self.loaded
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread and close the consumer (idempotent)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wait_until(
+        self, predicate: Callable[[RegistrySnapshot], bool] | None = None, timeout: float = 10.0
+    ) -> bool:
+        """Wait until ``predicate(snapshot)`` holds (without one: until loaded); False on timeout."""
+        with self._condition:
+            return self._condition.wait_for(
+                lambda: self.loaded if predicate is None else predicate(self.snapshot), timeout
+            )
+
+    def __enter__(self) -> RegistryFollower:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _swap(self, snapshot: RegistrySnapshot, loaded: bool) -> None:
+        changed = snapshot is not self.snapshot
+        with self._condition:
+            self.snapshot = snapshot
+            self.loaded = self.loaded or loaded
+            self._condition.notify_all()
+        if changed and self.on_change is not None:
+            try:
+                self.on_change(snapshot)
+            except Exception:
+                logger.exception("registry on_change callback failed")
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._follow()
+            except Exception as error:
+                self.last_error = str(error)
+                logger.warning("registry follower: %s; retrying", error)
+                self._stopping.wait(1.0)
+
+    def _follow(self) -> None:
+        from confluent_kafka import TopicPartition
+
+        topic = self.settings.topic(REGISTRY)
+        consumer = _registry_consumer(self.settings, one_shot=False)
+        try:
+            partitions = None
+            while partitions is None:
+                partitions = _partitions(consumer, topic, 5.0, self.settings)
+                if partitions is None:  # no topic yet: an empty registry, wait for it to appear
+                    self._swap(self.snapshot, loaded=True)
+                    if self._stopping.wait(1.0):
+                        return
+            marks = _watermarks(consumer, topic, partitions, 5.0)
+            behind = {p: high for p, (low, high) in marks.items() if high > low}
+            consumer.assign([TopicPartition(topic, p, marks[p][0]) for p in partitions])
+            codec: RecordCodec[RegistryRecord] = RecordCodec(
+                RegistryRecord, max_record_bytes=self.settings.max_record_bytes
+            )
+            self.last_error = None
+            working = self.snapshot  # after a reconnect: re-reading only replays stale records
+            if not behind:
+                self._swap(working, loaded=True)
+            while not self._stopping.is_set():
+                batch: list[RegistryRecord] = []
+                for message in consumer.consume(num_messages=500, timeout=self.poll_timeout):
+                    if message.error() is not None:
+                        if message.error().fatal():
+                            raise TransientError(f"following {topic} failed: {message.error()}")
+                        continue
+                    record = _decode(codec, message)
+                    if record is not None:
+                        batch.append(record)
+                    partition = message.partition()
+                    if partition in behind and message.offset() + 1 >= behind[partition]:
+                        del behind[partition]
+                if behind:
+                    for partition, position in _positions(consumer, topic, list(behind)):
+                        if position >= behind[partition]:
+                            del behind[partition]
+                if batch:
+                    working = working.apply_many(batch)
+                if behind:  # still catching up: publish nothing half-loaded
+                    continue
+                if working is not self.snapshot or not self.loaded:
+                    self._swap(working, loaded=True)
+        finally:
+            consumer.close()
