@@ -9,7 +9,6 @@ from typing import Any, cast
 
 import typer
 
-from xpstream.cli._pending import pending
 from xpstream.cli.output import OutputFormat, print_rows
 from xpstream.errors import NotYetAvailableError, ValidationError
 
@@ -116,12 +115,49 @@ def _read_units(attributes: str | None, attributes_file: Path | None) -> list[di
 
 
 @assign_app.command("serve")
-def serve(port: int = typer.Option(8100, "--port", help="Port to listen on.")) -> None:
-    """Serve the assignment HTTP API.
+def serve(
+    port: int | None = typer.Option(
+        None, "--port", help="Port to listen on (default 8100, XP_SERVICE_PORT)."
+    ),
+    host: str | None = typer.Option(
+        None, "--host", help="Interface (default 127.0.0.1); a non-loopback one needs XP_SERVICE_CLIENT_KEYS."
+    ),
+    features: Path | None = typer.Option(
+        None,
+        "--features",
+        help="Serve this GrowthBook payload (JSON) instead of following the registry topic.",
+    ),
+    exposures: bool | None = typer.Option(
+        None,
+        "--exposures/--no-exposures",
+        help="Produce exposures to Kafka (default on, XP_EXPOSURES_ENABLED).",
+    ),
+) -> None:
+    """Serve the assignment HTTP API (assign, GrowthBook SDK payload, event collector, overrides).
+
+    Follows the registry topic and reloads on every change, unless --features names a static payload.
+    Exposures go to Kafka, or to the spool under $XP_HOME/spool while Kafka is unreachable.
+    API: docs/service.md; OpenAPI at /openapi.json.
 
     Example: xp assign serve --port 8100
+
+    Example: xp assign serve --features payload.json --port 8100 --no-exposures
+
+    Example: XP_SERVICE_CLIENT_KEYS=k1 XP_SERVICE_ADMIN_KEYS=a1 xp assign serve --host 0.0.0.0
     """
-    raise pending("assign serve", 3)
+    from assignment.service.server import run_service
+    from xpstream.config import ServiceSettings
+
+    overrides: dict[str, Any] = {}
+    if port is not None:
+        overrides["service_port"] = port
+    if host is not None:
+        overrides["service_host"] = host
+    if features is not None:
+        overrides["service_features_file"] = features
+    if exposures is not None:
+        overrides["exposures_enabled"] = exposures
+    run_service(ServiceSettings(**overrides))
 
 
 def register(app: typer.Typer) -> None:

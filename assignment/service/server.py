@@ -1,0 +1,109 @@
+"""Entry point of `xp assign serve`: settings → keys, payload source, sink, app → uvicorn."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import signal
+import socket
+from typing import Any
+
+from assignment.service.app import Service, build_app
+from assignment.service.auth import KeyRing, check_bind
+from assignment.service.exposures import KafkaSink
+from assignment.service.sources import PayloadSource, RegistryPayloadSource, StaticPayloadSource
+from xpstream.config import ServiceSettings
+from xpstream.errors import ConfigError
+
+__all__ = ["build_service", "run_service"]
+
+logger = logging.getLogger(__name__)
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            reason = "is in use" if error.errno == errno.EADDRINUSE else f"cannot be bound ({error.strerror})"
+            raise ConfigError(f"{host}:{port} {reason}; pick another with --port") from None
+
+
+def build_service(settings: ServiceSettings) -> Service:
+    """The service object for these settings (nothing started yet)."""
+    keys = KeyRing.from_secrets(settings.service_client_keys, settings.service_admin_keys)
+    check_bind(settings.service_host, keys)
+    source: PayloadSource
+    publisher: Any = None
+    if settings.service_features_file is not None:
+        source = StaticPayloadSource.from_file(settings.service_features_file)
+    else:
+        from xpstream.registry_topic import publish_changes
+
+        source = RegistryPayloadSource(settings, start_timeout=settings.service_registry_timeout)
+        publisher = functools.partial(publish_changes, settings)
+    from xpstream import __version__
+
+    return Service(
+        source=source,
+        sink=KafkaSink(settings),
+        keys=keys,
+        max_record_bytes=settings.max_record_bytes,
+        dedup_seconds=settings.exposure_dedup_seconds,
+        dedup_max_entries=settings.exposure_dedup_max_entries,
+        exposure_attributes=tuple(a.strip() for a in settings.exposure_attributes.split(",") if a.strip()),
+        exposures_enabled=settings.exposures_enabled,
+        max_batch_units=settings.service_max_batch_units,
+        max_events=settings.service_max_events,
+        publisher=publisher,
+        version=__version__,
+        max_body_bytes=settings.service_max_body_bytes,
+    )
+
+
+def run_service(settings: ServiceSettings) -> None:
+    """Start the source and sink, serve until interrupted, then flush/spool and stop."""
+    import uvicorn
+
+    from xpstream.logs import configure_logging
+
+    configure_logging(level="INFO" if settings.log_level.upper() == "WARNING" else settings.log_level)
+    service = build_service(settings)
+    _check_port(settings.service_host, settings.service_port)
+    service.sink.start()
+    try:
+        service.source.start()
+        state = service.source.current()
+        logger.info(
+            "serving host=%s port=%d source=%s payload_version=%d features=%d keys=%r",
+            settings.service_host,
+            settings.service_port,
+            service.source.name,
+            state.version,
+            len(state.compiled.features),
+            service.keys,
+        )
+        app = build_app(service, manage_lifecycle=False)
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handlers
+        # that were installed before it: make those record it, so the sink still flushes and spools
+        # below instead of the process dying with records in librdkafka's queue.
+        received: list[int] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda number, _frame: received.append(number))
+        uvicorn.run(
+            app,
+            host=settings.service_host,
+            port=settings.service_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
+    finally:
+        service.sink.stop()
+        service.source.stop()
+        logger.info("stopped: %s", service.sink.stats())

@@ -1,0 +1,247 @@
+"""Assignment over HTTP: `xp assign serve` under a real load generator, next to a baseline, same run.
+
+Budget (DESIGN.md): p99 ≤ 5 ms at 2,000 requests/s on the 2-core machine.
+
+Load generator: wrk (https://github.com/wg/wrk) with a Lua script that POSTs
+``/v1/assign`` bodies for distinct units (the three-feature payload of bench_assignment.py; ids cycle
+over ``--units``) and paces each connection with wrk's ``delay()`` hook so the offered rate is about
+``--rate`` requests/s (wrk is closed-loop: a stalled server sees fewer requests, so the achieved rate
+is printed next to the latencies). This script installs nothing: without wrk it says how to get it.
+
+Runs, one after the other, each on its own port and process:
+
+- ``baseline``: a trivial Starlette endpoint on the same uvicorn set-up (reads the body, returns a
+  constant JSON): the floor of the HTTP stack on this machine;
+- ``service``: ``xp assign serve --features PAYLOAD`` evaluating every feature per request, with
+  exposures produced (to the broker at XP_KAFKA_BOOTSTRAP if one answers, else into the spool of a
+  temporary XP_HOME; the line says which); ``--no-exposures`` measures assignment alone.
+
+It also times the engine in-process (``evaluate_all`` on the same units) for reference. Run::
+
+    .venv/bin/python bench/bench_assignment_http.py [--rate 2000] [--duration 20] [--format json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_assignment import PAYLOAD, make_units
+
+REPO = Path(__file__).resolve().parents[1]
+CONNECTIONS = 64
+BUDGET_P99_MS = 5.0
+
+LUA = r"""
+local units = {UNITS}
+local counter = 0
+local pause = {PAUSE}
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  counter = counter + 1
+  local i = counter % units
+  local body = string.format(
+    '{"attributes":{"id":"user-%07d","country":"%s","app_version":"%d.%d.%d","plan":"pro"}}',
+    i, ({"US","CA","FR","GB","DE"})[i % 5 + 1], 1 + i % 3, i % 7, i % 11)
+  return wrk.format(nil, "/v1/assign", nil, body)
+end
+delay = function() return pause end
+done = function(summary, latency, requests)
+  io.write(string.format('XPRESULT {"requests":%d,"duration_us":%d,"errors":%d,"status_errors":%d,'
+    .. '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f}\n',
+    summary.requests, summary.duration,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max, latency.mean))
+end
+"""
+
+BASELINE_APP = """
+import sys, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+async def assign(request):
+    await request.body()
+    return Response(b'{"payload_version":1,"features":{}}', media_type="application/json")
+
+async def healthz(request):
+    return Response(b"ok")
+
+app = Starlette(routes=[Route("/v1/assign", assign, methods=["POST"]), Route("/healthz", healthz)])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"error: the server at {url} did not answer within {timeout:g}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to report server CPU per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(port: int, rate: int, duration: int, units: int, workdir: Path) -> dict[str, Any]:
+    # each connection waits `pause` before each request; ~1 ms is subtracted for the response time
+    pause_ms = max(0, round(CONNECTIONS * 1000 / rate) - 1)
+    script = workdir / f"assign-{port}.lua"
+    script.write_text(LUA.replace("{UNITS}", str(units)).replace("{PAUSE}", str(pause_ms)))
+    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", str(script)]
+    output = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=duration + 60
+    )
+    line = next((ln for ln in output.stdout.splitlines() if ln.startswith("XPRESULT ")), None)
+    if line is None:
+        raise SystemExit(f"error: wrk failed: {output.stderr.strip() or output.stdout.strip()}")
+    result: dict[str, Any] = json.loads(line.removeprefix("XPRESULT "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def measure(
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    args: argparse.Namespace,
+    workdir: Path,
+    health: str,
+) -> dict[str, Any]:
+    server = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_http(f"http://127.0.0.1:{port}{health}")
+        run_wrk(port, args.rate, 3, args.units, workdir)  # warm-up
+        cpu_before = cpu_seconds(server.pid)
+        result = run_wrk(port, args.rate, args.duration, args.units, workdir)
+        result["server_cpu_us_per_request"] = (
+            (cpu_seconds(server.pid) - cpu_before) / result["requests"] * 1e6
+        )
+        result["name"] = name
+        if name == "service":
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                result["sink"] = json.loads(response.read())["sink"]
+        return result
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def in_process(units: int) -> float:
+    from assignment import compile_payload
+
+    payload = compile_payload(PAYLOAD)
+    sample = make_units(min(units, 20000))
+    began = time.perf_counter()
+    for unit in sample:
+        payload.evaluate_all(unit)
+    return (time.perf_counter() - began) / len(sample) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=int, default=2000, help="offered requests/s (default 2000)")
+    parser.add_argument("--duration", type=int, default=20, help="seconds per measured run (default 20)")
+    parser.add_argument("--units", type=int, default=100_000, help="distinct unit ids cycled through")
+    parser.add_argument("--exposures", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("error: wrk is not installed; on Debian/Ubuntu: apt-get install -y wrk", file=sys.stderr)
+        sys.exit(2)
+    python = sys.executable
+    with tempfile.TemporaryDirectory(prefix="xp-bench-http-") as tmp:
+        workdir = Path(tmp)
+        payload_file = workdir / "payload.json"
+        payload_file.write_text(json.dumps(PAYLOAD))
+        env = {**os.environ, "XP_HOME": str(workdir / "xp-home"), "XP_LOG_LEVEL": "WARNING"}
+        env.setdefault("XP_EXPOSURE_DEDUP_SECONDS", "1800")
+        baseline_file = workdir / "baseline.py"
+        baseline_file.write_text(BASELINE_APP)
+        port = free_port()
+        baseline = measure(
+            "baseline", [python, str(baseline_file), str(port)], env, port, args, workdir, "/healthz"
+        )
+        port = free_port()
+        serve = [
+            python,
+            "-m",
+            "xpstream.cli",
+            "assign",
+            "serve",
+            "--features",
+            str(payload_file),
+            "--port",
+            str(port),
+            "--exposures" if args.exposures else "--no-exposures",
+        ]
+        service = measure("service", serve, env, port, args, workdir, "/healthz")
+    engine_us = in_process(args.units)
+    rows = [baseline, service]
+    report = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
+        "load_generator": f"wrk -t1 -c{CONNECTIONS}, paced to ~{args.rate} req/s, {args.duration}s",
+        "engine_evaluate_all_us": round(engine_us, 1),
+        "budget_p99_ms": BUDGET_P99_MS,
+        "runs": rows,
+        "service_meets_budget": service["p99_us"] / 1000 <= BUDGET_P99_MS
+        and service["rps"] >= 0.95 * args.rate,
+    }
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{report['machine']}; {report['load_generator']}")
+    print(
+        f"{'run':<10} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8}"
+        f" {'errors':>7} {'server CPU µs/req':>18}"
+    )
+    for row in rows:
+        print(
+            f"{row['name']:<10} {row['rps']:>8.0f} {row['p50_us'] / 1000:>8.2f} {row['p90_us'] / 1000:>8.2f} "
+            f"{row['p99_us'] / 1000:>8.2f} {row['p999_us'] / 1000:>9.2f} {row['max_us'] / 1000:>8.2f} "
+            f"{row['errors'] + row['status_errors']:>7} {row['server_cpu_us_per_request']:>18.0f}"
+        )
+    sink = service.get("sink", {})
+    print(f"engine in-process: evaluate_all {engine_us:.1f} µs per request (3 features)")
+    print(f"exposures: {'on' if args.exposures else 'off'}; sink {json.dumps(sink)}")
+    print(
+        f"budget p99 ≤ {BUDGET_P99_MS} ms at {args.rate} req/s: "
+        + ("MET" if report["service_meets_budget"] else "NOT MET")
+    )
+
+
+if __name__ == "__main__":
+    main()
