@@ -1,160 +1,131 @@
-"""`make demo`: the whole path on the embedded defaults, visibly.
+"""`make demo`: the whole pipeline on the embedded defaults, visibly, with the contract commands.
 
-Start the local stack → assign simulated users with the assignment engine → produce their exposures
-to Kafka (confluent-kafka) → consume and load them into the warehouse exactly once → print counts with
-`xp sql` → stop the stack (only if the demo started it). Later issues extend this into the full
-pipeline (loadgen, stream workers, results, dashboards).
+1. `xp stack up` — a local Kafka broker (unless one runs already);
+2. `xp experiments apply examples/experiments.yaml` — the demo experiments into the registry;
+3. `xp loadgen` — simulated users meet the running experiments (with lift, invalid, duplicate and late
+   records) and their exposures and events go to Kafka;
+4. `xp stream run --until-idle` — validate, deduplicate, enrich, attribute, load into ClickHouse;
+5. reconcile: what the tables gained equals what loadgen says it sent (exit 1 otherwise), then print
+   counts per experiment and variation with `xp sql`, and results where `xp results` is available;
+6. `xp stack down` — only if the demo started the stack.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from xpstream.config import CoreSettings
 
-__all__ = ["DEMO_PAYLOAD", "main", "produce_demo_exposures"]
+__all__ = ["main", "reconcile"]
 
-DEMO_PAYLOAD: dict[str, Any] = {
-    "features": {
-        "checkout-button": {
-            "defaultValue": "blue",
-            "rules": [
-                {
-                    "key": "checkout-button-color",
-                    "variations": ["blue", "green", "orange"],
-                    "weights": [0.34, 0.33, 0.33],
-                    "coverage": 1.0,
-                    "hashAttribute": "id",
-                    "hashVersion": 2,
-                    "meta": [{"key": "control"}, {"key": "green"}, {"key": "orange"}],
-                }
-            ],
-        }
-    }
-}
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "experiments.yaml"
+TABLES = {"exposures": "xp.exposures", "events": "xp.events", "invalid": "xp.dead_letters"}
 
 
-def build_demo_exposures(users: int, seed: int) -> list[Any]:
-    """Exposures of ``users`` simulated units assigned by the real engine (deterministic for a seed)."""
-    from assignment import CompiledPayload
-    from schemas import Exposure, ExposureSource
-
-    rng = random.Random(seed)
-    payload = CompiledPayload(DEMO_PAYLOAD)
-    units = [
-        {"id": f"user-{seed}-{i}", "country": rng.choice(["US", "DE", "BR", "IN"])} for i in range(users)
-    ]
-    results = payload.evaluate_many("checkout-button", units)
-    start = datetime.now(UTC) - timedelta(minutes=10)
-    exposures = []
-    for unit, result in zip(units, results, strict=True):
-        if not result.in_experiment or result.variation_id is None:
-            continue
-        exposures.append(
-            Exposure(
-                exposure_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                unit_id=unit["id"],
-                hash_attribute="id",
-                experiment_key=result.experiment_key or "checkout-button-color",
-                variation_id=result.variation_id,
-                variation_key=result.variation_key or str(result.variation_id),
-                feature_key="checkout-button",
-                bucket=result.bucket,
-                source=ExposureSource.LOADGEN,
-                attributes={"country": unit["country"]},
-                exposed_at=start + timedelta(milliseconds=rng.randrange(600_000)),
-            )
-        )
-    return exposures
+def _xp(*args: str, capture: bool = False) -> str:
+    """Run one `xp` command like a user would; its output streams through unless captured."""
+    if not capture:
+        print(f"$ xp {' '.join(args)}", flush=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "xpstream.cli", *args],
+        stdout=subprocess.PIPE if capture else None,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"error: `xp {' '.join(args)}` failed with exit code {result.returncode}")
+    return result.stdout or ""
 
 
-def produce_demo_exposures(settings: CoreSettings, exposures: list[Any]) -> int:
-    """Produce exposures keyed by unit id; returns how many the broker acknowledged."""
-    from schemas import Exposure, RecordCodec
-    from xpstream.kafka import EXPOSURES
-    from xpstream.kafka.clients import make_producer
-
-    codec = RecordCodec(Exposure, max_record_bytes=settings.max_record_bytes)
-    producer = make_producer(settings)
-    topic = settings.topic(EXPOSURES)
-    acknowledged = 0
-    failures: list[str] = []
-
-    def on_delivery(error: Any, _message: Any) -> None:
-        nonlocal acknowledged
-        if error is None:
-            acknowledged += 1
-        else:
-            failures.append(str(error))
-
-    for exposure in exposures:
-        producer.produce(topic, key=exposure.unit_id, value=codec.encode(exposure), on_delivery=on_delivery)
-        producer.poll(0)
-    producer.flush(30)
-    if failures:
-        raise RuntimeError(f"{len(failures)} exposures were not acknowledged, first: {failures[0]}")
-    return acknowledged
+def _table_counts() -> dict[str, int]:
+    """Row counts of the contract tables (through `xp sql`, so the store is not held open)."""
+    query = " UNION ALL ".join(
+        f"SELECT '{name}' AS name, count() AS n FROM {table}" for name, table in TABLES.items()
+    )
+    rows = json.loads(_xp("sql", query, "--format", "json", capture=True))
+    return {row["name"]: int(row["n"]) for row in rows}
 
 
-def _xp_sql(query: str) -> None:
-    print(f"$ xp sql {json.dumps(query)}", flush=True)
-    subprocess.run([sys.executable, "-m", "xpstream.cli", "sql", query], check=True)
+def reconcile(report: dict[str, Any], before: dict[str, int], after: dict[str, int]) -> list[str]:
+    """Mismatches between what loadgen sent and what the tables gained (empty when they agree)."""
+    problems = []
+    for name in TABLES:
+        gained = after.get(name, 0) - before.get(name, 0)
+        if gained != int(report[name]):
+            problems.append(f"{TABLES[name]} gained {gained} rows, loadgen sent {report[name]} {name}")
+    return problems
 
 
-def main(users: int = 5000, seed: int | None = None) -> None:
-    """Run the demo; exits non-zero on any failure. Each run simulates new users (seed = time)."""
-    from pipelines.thin_loader import load_topic_into_table
-    from schemas import Exposure
-    from xpstream.kafka import EXPOSURES
+def main(users: int = 5000) -> None:
+    """Run the demo; exits non-zero on any failure or any count that does not reconcile."""
     from xpstream.stack import start_kafka, stop_kafka
-    from xpstream.warehouse import open_warehouse
 
     settings = CoreSettings()
     began = time.monotonic()
-    seed = int(time.time()) if seed is None else seed
-    print(f"== starting the local stack under {settings.home.resolve()}", flush=True)
+    print(f"== 1. local stack under {settings.home.resolve()}", flush=True)
     started = start_kafka(settings)
     try:
         print(f"   Kafka {started.bootstrap} (pid {started.pid}, {started.seconds:.1f}s)", flush=True)
-        exposures = build_demo_exposures(users, seed)
-        print(f"== assigned {users} simulated users; {len(exposures)} exposures to produce", flush=True)
-        produced = produce_demo_exposures(settings, exposures)
-        print(f"   produced {produced} exposures to {settings.topic(EXPOSURES)}", flush=True)
-        warehouse = open_warehouse(settings)
-        try:
-            report = load_topic_into_table(
-                settings,
-                warehouse,
-                topic=settings.topic(EXPOSURES),
-                table="xp.exposures",
-                record_type=Exposure,
-                group_id="xp-demo-loader",
-                expected=produced,
-                idle_seconds=10.0,
+        print("== 2. experiments into the registry", flush=True)
+        _xp("experiments", "apply", str(EXAMPLES), "--actor", "demo")
+        _xp("experiments", "list")
+        before = _table_counts()
+        print(f"== 3. simulated traffic: {users} users", flush=True)
+        report = json.loads(
+            _xp(
+                "loadgen",
+                "--users",
+                str(users),
+                "--lift",
+                "0.15",
+                "--invalid-fraction",
+                "0.01",
+                "--duplicate-fraction",
+                "0.02",
+                "--late-fraction",
+                "0.05",
+                "--format",
+                "json",
+                capture=True,
             )
-        finally:
-            warehouse.close()
+        )
         print(
-            f"== loaded {report.loaded} exposures in {report.batches} batches "
-            f"({report.rejected} rejected) into {settings.location}",
+            f"   sent {report['exposures']} exposures, {report['events']} events, "
+            f"{report['invalid']} invalid records, {report['duplicates']} duplicates "
+            f"(seed {report.get('seed')})",
             flush=True,
         )
-        _xp_sql("SELECT count() AS exposures, uniqExact(unit_id) AS units FROM xp.exposures")
-        _xp_sql(
-            "SELECT experiment_key, variation_key, count() AS exposures FROM xp.exposures "
-            "GROUP BY experiment_key, variation_key ORDER BY variation_key"
+        print("== 4. stream: validate, deduplicate, enrich, attribute, load", flush=True)
+        _xp("stream", "run", "--until-idle", "3")
+        print("== 5. reconcile and report", flush=True)
+        problems = reconcile(report, before, _table_counts())
+        if problems:
+            for problem in problems:
+                print(f"   MISMATCH {problem}", flush=True)
+            raise SystemExit(1)
+        print(
+            "   every count reconciles: the tables gained exactly the valid, unique records loadgen sent "
+            "and one dead letter per invalid record",
+            flush=True,
+        )
+        _xp(
+            "sql",
+            "SELECT experiment_key, variation_key, count() AS exposures, uniqExact(unit_id) AS units "
+            "FROM xp.exposures GROUP BY experiment_key, variation_key ORDER BY experiment_key, variation_key",
+        )
+        _xp(
+            "sql",
+            "SELECT reason, count() AS dead_letters FROM xp.dead_letters GROUP BY reason ORDER BY reason",
         )
     finally:
         if not started.already_running:
             stop_kafka(settings)
-            print("== stopped the local stack", flush=True)
+            print("== 6. stopped the local stack", flush=True)
     print(f"== demo done in {time.monotonic() - began:.1f}s", flush=True)
 
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from xpstream.config import CoreSettings, KafkaSettings, StackSettings, WarehouseSettings
+from xpstream.config import (
+    CoreSettings,
+    KafkaSettings,
+    LakeSettings,
+    ServiceSettings,
+    StackSettings,
+    StreamSettings,
+    WarehouseSettings,
+)
 
 __all__ = ["DEPLOYABLES", "render_configuration_doc"]
 
@@ -17,6 +25,9 @@ DEPLOYABLES: list[tuple[str, type[BaseSettings]]] = [
     ("Kafka (every producer and consumer)", KafkaSettings),
     ("Local stack (`xp stack`)", StackSettings),
     ("One-shot commands (`xp …`)", CoreSettings),
+    ("Stream worker (`xp stream run`)", StreamSettings),
+    ("Assignment service (`xp assign serve`)", ServiceSettings),
+    ("Data lake (`xp jobs run lake`)", LakeSettings),
 ]
 
 _HEADER = """# Configuration

@@ -1,24 +1,134 @@
-"""`xp stream …`: stream jobs (issue #4)."""
+"""`xp stream …`: the stream worker (issue #4). The worker itself lives in ``pipelines/worker.py``."""
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from xpstream.cli._pending import pending
+from xpstream.cli.output import OutputFormat, print_json
+from xpstream.errors import ConfigError, NotYetAvailableError
+
+__all__ = ["register", "run"]
 
 stream_app = typer.Typer(help="Run the stream jobs.", no_args_is_help=True)
+
+RUNNERS = ("kafka", "faust", "flink")
 
 
 @stream_app.command("run")
 def run(
-    runner: str = typer.Option("faust", "--runner", help="faust or flink."),
-    until_idle: float | None = typer.Option(None, "--until-idle", help="Exit after this many idle seconds."),
+    runner: str = typer.Option(
+        "kafka",
+        "--runner",
+        help="kafka (confluent-kafka worker, the one that runs today), faust or flink (not available yet).",
+    ),
+    until_idle: float | None = typer.Option(
+        None,
+        "--until-idle",
+        min=0,
+        help="Exit 0 once every assigned partition is drained and idle this long.",
+    ),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json (a run report)."),
 ) -> None:
-    """Validate, deduplicate, enrich, attribute and load records into ClickHouse.
+    """Validate, deduplicate, enrich, attribute and load exposures and events into ClickHouse.
 
-    Example: xp stream run --until-idle 5
+    Runs until SIGTERM/Ctrl-C (graceful: the current batch is loaded and committed), or with
+    --until-idle until the topics are drained. Workers in one group (XP_STREAM_GROUP_ID) share partitions.
+
+    Examples:
+
+      xp stream run
+
+      xp stream run --until-idle 5 --format json
     """
-    raise pending("stream run", 4)
+    import pydantic
+
+    from xpstream.config import StreamSettings
+
+    if runner not in RUNNERS:
+        raise ConfigError(f"unknown runner {runner!r}: choose one of {', '.join(RUNNERS)}")
+    if runner == "flink":
+        raise NotYetAvailableError(
+            "runner flink is not available: PyFlink scale-out is not built (docs/pipeline.md)"
+        )
+    if runner == "faust":
+        raise NotYetAvailableError(
+            "runner faust is not available yet: the worker runs on confluent-kafka (--runner kafka); "
+            "why: docs/pipeline.md"
+        )
+    try:
+        settings = StreamSettings()
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+
+    from pipelines.worker import run_worker
+    from xpstream.logs import configure_logging
+
+    if "--debug" not in sys.argv:
+        configure_logging(level=settings.log_level)
+    report = run_worker(settings, until_idle=until_idle)
+    if fmt is OutputFormat.json:
+        print_json(report.as_dict())
+    else:
+        sys.stderr.write(
+            f"consumed {report.consumed}: {report.exposures} exposures, {report.events} events, "
+            f"{report.attributed} attributions, {report.dead_letters} dead letters, "
+            f"{report.duplicates} duplicates dropped in {report.seconds:.1f}s\n"
+        )
+
+
+@stream_app.command("replay-dead-letters")
+def replay(
+    reason: list[str] = typer.Option([], "--reason", help="Only dead letters with this reason (repeatable)."),
+    since: str | None = typer.Option(None, "--since", help="Only those received at or after (RFC 3339)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be replayed; produce nothing."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+) -> None:
+    """Re-produce dead letters' original bytes to their source topic, after fixing the cause.
+
+    The stream validates them again; still-invalid ones become new dead letters. Needs the warehouse
+    (embedded: no worker may be running).
+
+    Examples:
+
+      xp stream replay-dead-letters --reason unknown_experiment --dry-run
+
+      xp stream replay-dead-letters --since 2024-05-01T00:00:00Z --format json
+    """
+    from datetime import UTC, datetime
+
+    import pydantic
+
+    from pipelines.replay import replay_dead_letters
+    from schemas import DeadLetterReason
+    from xpstream.config import StreamSettings
+    from xpstream.errors import ValidationError
+
+    known = {r.value for r in DeadLetterReason}
+    unknown = sorted(set(reason) - known)
+    if unknown:
+        raise ValidationError(f"unknown reason {unknown[0]!r}: choose from {', '.join(sorted(known))}")
+    try:
+        start = datetime.fromisoformat(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
+    except ValueError:
+        raise ValidationError(f"--since {since!r} is not an RFC 3339 timestamp") from None
+    if start.tzinfo is None:
+        raise ValidationError("--since needs a time zone, e.g. 2024-05-01T00:00:00Z")
+    try:
+        settings = StreamSettings()
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+    counts = replay_dead_letters(settings, reasons=list(reason), since=start, dry_run=dry_run)
+    if fmt is OutputFormat.json:
+        print_json(
+            {"replayed": 0 if dry_run else sum(counts.values()), "by_topic": counts, "dry_run": dry_run}
+        )
+    else:
+        verb = "would replay" if dry_run else "replayed"
+        sys.stderr.write(f"{verb} {sum(counts.values())} dead letters {counts}\n")
 
 
 def register(app: typer.Typer) -> None:

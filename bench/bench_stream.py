@@ -1,0 +1,167 @@
+"""Stream ingest: the worker (validate + dedup + enrich + attribute + load into chDB) vs raw consumption.
+
+Budget (DESIGN.md): ≥ 50,000 events/s per worker process. Same run, same topics, same records:
+
+- ``raw confluent-kafka``: a fresh consumer group reads every record of both topics with
+  ``consume(5000)`` and touches each value (the physical limit of the client here);
+- ``xp stream worker``: ``run_worker`` in this process, from a fresh group and a fresh chDB store,
+  until drained; throughput = records / ``active_seconds`` (first batch received → last commit), with
+  the time per stage (consume, kernel, inserts, commit) so it is clear where the time goes.
+
+Starts its own broker in a temporary XP_HOME (or uses ``--bootstrap``). Run::
+
+    .venv/bin/python bench/bench_stream.py [--units 20000] [--events-per-unit 4] [--format json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
+from xpstream.config import KafkaSettings, StackSettings, StreamSettings
+from xpstream.kafka import EVENTS, EXPOSURES
+
+REGISTRY = {
+    "experiments": {"bench": {"variations": [{"id": 0, "name": "Control"}, {"id": 1, "name": "Treat"}]}}
+}
+
+
+def produce(settings: KafkaSettings, units: int, events_per_unit: int, seed: int) -> int:
+    from xpstream.kafka.clients import make_producer
+
+    rng = random.Random(seed)
+    exposure_codec: RecordCodec[Exposure] = RecordCodec(Exposure)
+    event_codec: RecordCodec[MetricEvent] = RecordCodec(MetricEvent)
+    producer = make_producer(settings, **{"queue.buffering.max.messages": 1_000_000})
+    base = datetime.now(UTC) - timedelta(minutes=30)
+    sent = 0
+    for u in range(units):
+        unit = f"u{seed}-{u}"
+        at = base + timedelta(seconds=rng.randrange(600))
+        exposure = Exposure(
+            exposure_id=f"x-{unit}",
+            unit_id=unit,
+            hash_attribute="id",
+            experiment_key="bench",
+            variation_id=u % 2,
+            variation_key=str(u % 2),
+            source=ExposureSource.LOADGEN,
+            exposed_at=at,
+        )
+        producer.produce(settings.topic(EXPOSURES), key=unit.encode(), value=exposure_codec.encode(exposure))
+        for j in range(events_per_unit):
+            name = "purchase" if j % 4 == 0 else "pageview"
+            event = MetricEvent(
+                event_id=f"e-{unit}-{j}",
+                unit_id=unit,
+                event_name=name,
+                value=12.5 if name == "purchase" else None,
+                occurred_at=at + timedelta(seconds=rng.randrange(900)),
+            )
+            producer.produce(settings.topic(EVENTS), key=unit.encode(), value=event_codec.encode(event))
+        sent += 1 + events_per_unit
+        producer.poll(0)
+    producer.flush(60)
+    return sent
+
+
+def raw_consume(settings: KafkaSettings, expected: int) -> float:
+    from xpstream.kafka.clients import make_consumer
+
+    consumer = make_consumer(settings, f"bench-raw-{uuid.uuid4().hex[:6]}")
+    consumer.subscribe([settings.topic(EXPOSURES), settings.topic(EVENTS)])
+    count = 0
+    started: float | None = None
+    total_bytes = 0
+    while count < expected:
+        messages = consumer.consume(5000, timeout=1.0)
+        if messages and started is None:
+            started = time.perf_counter()
+        for message in messages:
+            if message.error() is None:
+                total_bytes += len(message.value())
+                count += 1
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--units", type=int, default=20_000)
+    parser.add_argument("--events-per-unit", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=20_000)
+    parser.add_argument("--bootstrap", default=None, help="Use this running broker instead of starting one.")
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from pipelines.worker import run_worker
+    from xpstream.kafka.topics import ensure_topics
+    from xpstream.stack import start_kafka, stop_kafka
+
+    with tempfile.TemporaryDirectory(prefix="xp-bench-stream-") as tmp:
+        home = Path(tmp)
+        stack = None
+        bootstrap = args.bootstrap
+        if bootstrap is None:
+            from tests.fixtures.kafka import free_ports
+
+            port, controller = free_ports(2)
+            stack = StackSettings(home=home / "kafka-home", kafka_port=port, kafka_controller_port=controller)
+            bootstrap = start_kafka(stack).bootstrap
+        try:
+            prefix = f"bench-{uuid.uuid4().hex[:6]}."
+            kafka = KafkaSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+            ensure_topics(kafka)
+            total = produce(kafka, args.units, args.events_per_unit, seed=7)
+            raw_rate = raw_consume(kafka, total)
+            registry = home / "registry.json"
+            registry.write_text(json.dumps(REGISTRY))
+            settings = StreamSettings(
+                home=home / "xp-home",
+                kafka_bootstrap=bootstrap,
+                topic_prefix=prefix,
+                stream_registry_file=registry,
+                stream_batch_size=args.batch_size,
+                stream_group_id=f"bench-worker-{uuid.uuid4().hex[:6]}",
+            )
+            report = run_worker(settings, until_idle=1.0)
+        finally:
+            if stack is not None:
+                stop_kafka(stack)
+    worker_rate = report.consumed / report.active_seconds if report.active_seconds else 0.0
+    result: dict[str, Any] = {
+        "records": total,
+        "raw_confluent_kafka_records_per_s": round(raw_rate),
+        "worker_records_per_s": round(worker_rate),
+        "worker_vs_raw": round(worker_rate / raw_rate, 3) if raw_rate else None,
+        "worker_consumed": report.consumed,
+        "worker_batches": report.batches,
+        "worker_active_seconds": report.active_seconds,
+        "worker_stage_seconds": {k: round(v, 3) for k, v in report.stage_seconds.items()},
+        "budget_records_per_s": 50_000,
+    }
+    if args.format == "json":
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:36} {value}")
+
+
+if __name__ == "__main__":
+    main()

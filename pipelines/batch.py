@@ -1,0 +1,268 @@
+"""One batch through the kernel: raw Kafka records in, Arrow tables and dead letters out (no I/O).
+
+:class:`StreamProcessor` holds the worker state (dedup ids, attribution) and the registry view;
+:meth:`StreamProcessor.process` runs validate → deduplicate → enrich → attribute over a batch that may
+mix exposures and events of several partitions and returns a :class:`BatchOutput` with one Arrow table
+per warehouse table and a deterministic insert-deduplication token per table (from the batch's
+topic/partition/offset ranges). The worker loads it, then calls :meth:`StreamProcessor.commit`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from pipelines.attribution import Attribution, AttributionState
+from pipelines.kernel import (
+    RawRecord,
+    SeenIds,
+    ValidationRules,
+    enrich_exposures,
+    validate_events,
+    validate_exposures,
+)
+from schemas import DeadLetter, Exposure, MetricEvent, RecordCodec
+from schemas.arrow import TIMESTAMP, to_arrow
+from xpstream.errors import XpError
+
+if TYPE_CHECKING:
+    from pipelines.kernel import OverrideLookup
+
+__all__ = ["ATTRIBUTED_EVENTS_SCHEMA", "BatchOutput", "RegistryView", "StreamProcessor", "dedup_token"]
+
+logger = logging.getLogger(__name__)
+
+ATTRIBUTED_EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("unit_id", pa.string(), nullable=False),
+        pa.field("experiment_key", pa.string(), nullable=False),
+        pa.field("variation_id", pa.uint16(), nullable=False),
+        pa.field("event_name", pa.string(), nullable=False),
+        pa.field("value", pa.float64(), nullable=True),
+        pa.field("occurred_at", TIMESTAMP, nullable=False),
+        pa.field("first_exposed_at", TIMESTAMP, nullable=False),
+    ]
+)
+"""Columns of ``xp.attributed_events`` the stream writes (``attributed_at`` is the table's default)."""
+
+
+def dedup_token(table: str, ranges: Mapping[tuple[str, int], tuple[int, int]]) -> str:
+    """Deterministic insert-deduplication token of a batch: table + every partition's offset range."""
+    parts = ",".join(
+        f"{topic}/{partition}/{first}-{last}" for (topic, partition), (first, last) in sorted(ranges.items())
+    )
+    return f"{table}|{parts}"
+
+
+@dataclass(frozen=True)
+class RegistryView:
+    """What the kernel needs from the registry (built from a ``RegistrySnapshot`` or a file)."""
+
+    known_variations: Mapping[str, frozenset[int]] | None
+    """None: no registry available, experiments are not checked."""
+    variation_names: Mapping[tuple[str, int], str] = field(default_factory=dict)
+    override_for: OverrideLookup | None = None
+    attribution_windows: Mapping[tuple[str, str], timedelta | None] = field(default_factory=dict)
+    """(experiment_key, event_name) → the longest window of the experiment's metrics on that event."""
+    event_names: frozenset[str] | None = None
+    """Event names of the metric catalog for this registry; None: not known here."""
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Any) -> RegistryView:
+        """From an ``assignment.registry.RegistrySnapshot`` (variations, overrides, metric windows)."""
+        from assignment.metrics_catalog import known_event_names, metrics_for
+
+        experiments = snapshot.experiments
+        known = {key: frozenset(v.id for v in spec.variations) for key, spec in experiments.items()}
+        names = {(key, v.id): (v.name or v.key) for key, spec in experiments.items() for v in spec.variations}
+        windows: dict[tuple[str, str], timedelta | None] = {}
+        for key, spec in experiments.items():
+            try:
+                metrics = metrics_for(spec)
+            except XpError as error:  # invalid metric definitions: default window for this experiment
+                logger.warning("metrics of experiment %s unusable (%s); default window", key, error)
+                continue
+            for metric in metrics:
+                if not metric.event_name:
+                    continue
+                window = None if metric.window_hours is None else timedelta(hours=metric.window_hours)
+                slot = (key, metric.event_name)
+                if slot not in windows:
+                    windows[slot] = window
+                else:
+                    current = windows[slot]
+                    windows[slot] = None if current is None or window is None else max(current, window)
+        return cls(known, names, snapshot.override_for, windows, known_event_names(snapshot))
+
+
+@dataclass
+class BatchOutput:
+    """What one batch produced, ready to load; ``tokens`` per table, ``offsets`` to commit after."""
+
+    exposures: pa.Table
+    events: pa.Table
+    attributed: pa.Table
+    dead_letters: list[DeadLetter]
+    tokens: dict[str, str]
+    offsets: dict[tuple[str, int], int]
+    """(topic, partition) → next offset to consume (last + 1)."""
+    exposure_ids: list[str]
+    event_ids: list[str]
+    consumed: int
+    duplicates: int
+    duplicates_by_topic: dict[str, int]
+    reasons: Counter[str]
+    now: datetime
+
+
+class StreamProcessor:
+    """The kernel with its state: validate → deduplicate → enrich → attribute, one batch at a time."""
+
+    def __init__(
+        self,
+        *,
+        exposures_topic: str,
+        events_topic: str,
+        rules: ValidationRules,
+        registry: RegistryView,
+        attribution: AttributionState,
+        dedup_retention: timedelta,
+        dedup_max_ids: int,
+        max_record_bytes: int,
+    ) -> None:
+        self.exposures_topic = exposures_topic
+        self.events_topic = events_topic
+        self.rules = rules
+        self.registry = registry
+        self.attribution = attribution
+        self.seen_exposures = SeenIds(dedup_retention, dedup_max_ids)
+        self.seen_events = SeenIds(dedup_retention, dedup_max_ids)
+        self.seen_dead_letters = SeenIds(dedup_retention, dedup_max_ids)
+        self.exposure_codec: RecordCodec[Exposure] = RecordCodec(Exposure, max_record_bytes=max_record_bytes)
+        self.event_codec: RecordCodec[MetricEvent] = RecordCodec(
+            MetricEvent, max_record_bytes=max_record_bytes
+        )
+
+    def set_registry(self, registry: RegistryView) -> None:
+        """Use a newer registry view from the next batch on."""
+        self.registry = registry
+        self.attribution.windows = dict(registry.attribution_windows)
+        names = self.rules.known_event_names
+        if registry.event_names is not None:
+            names = registry.event_names | (names or frozenset())
+        self.rules = ValidationRules(
+            max_future_skew=self.rules.max_future_skew,
+            max_lateness=self.rules.max_lateness,
+            known_event_names=names,
+            known_variations=registry.known_variations,
+        )
+
+    def process(self, raws: Sequence[RawRecord], now: datetime) -> BatchOutput:
+        """Run one batch through the kernel; state changes only for attribution (see commit)."""
+        ranges: dict[tuple[str, int], tuple[int, int]] = {}
+        exposure_raws: list[RawRecord] = []
+        event_raws: list[RawRecord] = []
+        other: list[RawRecord] = []
+        for raw in raws:
+            key = (raw.topic, raw.partition)
+            first, last = ranges.get(key, (raw.offset, raw.offset))
+            ranges[key] = (min(first, raw.offset), max(last, raw.offset))
+            if raw.topic == self.exposures_topic:
+                exposure_raws.append(raw)
+            elif raw.topic == self.events_topic:
+                event_raws.append(raw)
+            else:
+                other.append(raw)
+        if other:
+            raise ValueError(f"records of an unexpected topic: {other[0].topic}")
+
+        exposures = validate_exposures(self.exposure_codec, exposure_raws, self.rules, now)
+        events = validate_events(self.event_codec, event_raws, self.rules, now)
+        fresh_exposures, dup_exposures = self.seen_exposures.deduplicate(exposures.oks, _exposure_id, now)
+        fresh_events, dup_events = self.seen_events.deduplicate(events.oks, _event_id, now)
+        dead_letters = [
+            d for d in exposures.errs + events.errs if d.dead_letter_id not in self.seen_dead_letters
+        ]
+
+        enriched = enrich_exposures(
+            [record for record, _ in fresh_exposures],
+            self.registry.variation_names,
+            self.registry.override_for,
+            now,
+        )
+        # Exposures first: an event in the same batch as its exposure is attributed at once.
+        ordered = sorted(enriched.records, key=lambda e: e.exposed_at)
+        attributions = self.attribution.observe_exposures(ordered, now)
+        event_records = [record for record, _ in fresh_events]
+        attributions += self.attribution.attribute_events(event_records, now)
+
+        exposures_table = to_arrow(enriched.records, Exposure)
+        exposures_table = exposures_table.append_column(
+            "variation_name", pa.array(enriched.variation_names, pa.string())
+        ).append_column("ingested_at", _constant_timestamp(now, exposures_table.num_rows))
+        events_table = to_arrow(event_records, MetricEvent)
+        events_table = events_table.append_column(
+            "ingested_at", _constant_timestamp(now, events_table.num_rows)
+        )
+        reasons: Counter[str] = Counter(d.reason.value for d in dead_letters)
+        return BatchOutput(
+            exposures=exposures_table,
+            events=events_table,
+            attributed=attributions_table(attributions),
+            dead_letters=dead_letters,
+            tokens={t: dedup_token(t, ranges) for t in _TABLES},
+            offsets={key: last + 1 for key, (_, last) in ranges.items()},
+            exposure_ids=[record.exposure_id for record in enriched.records],
+            event_ids=[record.event_id for record in event_records],
+            consumed=len(raws),
+            duplicates=dup_exposures + dup_events,
+            duplicates_by_topic={self.exposures_topic: dup_exposures, self.events_topic: dup_events},
+            reasons=reasons,
+            now=now,
+        )
+
+    def commit(self, output: BatchOutput) -> None:
+        """Remember the loaded ids (call once the batch is in the warehouse)."""
+        self.seen_exposures.commit(output.exposure_ids, output.now)
+        self.seen_events.commit(output.event_ids, output.now)
+        self.seen_dead_letters.commit([d.dead_letter_id for d in output.dead_letters], output.now)
+        self.attribution.release_expired(output.now)
+
+
+_TABLES = ("xp.exposures", "xp.events", "xp.attributed_events", "xp.dead_letters")
+
+_exposure_id: Callable[[Exposure], str] = lambda record: record.exposure_id  # noqa: E731
+_event_id: Callable[[MetricEvent], str] = lambda record: record.event_id  # noqa: E731
+
+
+def _constant_timestamp(at: datetime, count: int) -> pa.Array:
+    millis = round(at.timestamp() * 1000)
+    return pa.array([millis] * count, pa.int64()).cast(TIMESTAMP)
+
+
+def attributions_table(attributions: Sequence[Attribution]) -> pa.Table:
+    """Rows of ``xp.attributed_events``."""
+    columns = {
+        "event_id": [a.event_id for a in attributions],
+        "unit_id": [a.unit_id for a in attributions],
+        "experiment_key": [a.experiment_key for a in attributions],
+        "variation_id": [a.variation_id for a in attributions],
+        "event_name": [a.event_name for a in attributions],
+        "value": [a.value for a in attributions],
+        "occurred_at": [round(a.occurred_at.timestamp() * 1000) for a in attributions],
+        "first_exposed_at": [round(a.first_exposed_at.timestamp() * 1000) for a in attributions],
+    }
+    arrays = []
+    for f in ATTRIBUTED_EVENTS_SCHEMA:
+        if f.type == TIMESTAMP:
+            arrays.append(pa.array(columns[f.name], pa.int64()).cast(TIMESTAMP))
+        else:
+            arrays.append(pa.array(columns[f.name], f.type))
+    return pa.Table.from_arrays(arrays, schema=ATTRIBUTED_EVENTS_SCHEMA)

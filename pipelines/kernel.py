@@ -1,0 +1,281 @@
+"""The pure stream kernel: validate → deduplicate → enrich (exposures); attribution lives in attribution.py.
+
+No Kafka, no warehouse: functions over batches of :class:`RawRecord` (what a consumer read) that return
+oks and errs (bytewax style: a bad record becomes a :class:`~schemas.DeadLetter`, never an exception).
+The worker (``pipelines/worker.py``) is the thin layer that feeds it and loads what it returns.
+
+Timestamp bounds are checked against the record's **Kafka timestamp** (when it was produced), not the
+wall clock, so re-processing the same record after a crash or a replay reaches the same verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+
+import msgspec
+
+from schemas import (
+    DeadLetter,
+    DeadLetterReason,
+    Exposure,
+    MetricEvent,
+    RecordCodec,
+    RecordError,
+    make_dead_letter,
+)
+
+__all__ = [
+    "EnrichedExposures",
+    "RawRecord",
+    "SeenIds",
+    "Validated",
+    "ValidationRules",
+    "enrich_exposures",
+    "validate_events",
+    "validate_exposures",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", Exposure, MetricEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One Kafka record as read: where it came from and its bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: datetime | None = None
+    """The Kafka timestamp (producer create time or broker append time); None when unavailable."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationRules:
+    """What a decoded record must also satisfy beyond its schema."""
+
+    max_future_skew: timedelta = timedelta(minutes=5)
+    max_lateness: timedelta = timedelta(days=7)
+    known_event_names: frozenset[str] | None = None
+    """None: any event name is accepted (no catalog)."""
+    known_variations: Mapping[str, frozenset[int]] | None = None
+    """Experiment key → variation ids; None: no registry, experiments are not checked."""
+
+
+@dataclass(slots=True)
+class Validated(Generic[T]):
+    """A validated batch: valid records with their source, and dead letters for the rest."""
+
+    oks: list[tuple[T, RawRecord]] = field(default_factory=list)
+    errs: list[DeadLetter] = field(default_factory=list)
+
+
+def _dead_letter(
+    codec: RecordCodec[T], raw: RawRecord, reason: DeadLetterReason, detail: str, now: datetime
+) -> DeadLetter:
+    return make_dead_letter(
+        RecordError(reason, detail),
+        raw.value,
+        record_kind=codec.record_kind,
+        source_topic=raw.topic,
+        source_partition=raw.partition,
+        source_offset=raw.offset,
+        original_key=raw.key,
+        received_at=now,
+    )
+
+
+def _check_time(at: datetime, raw: RawRecord, rules: ValidationRules, now: datetime, name: str) -> str | None:
+    reference = raw.timestamp or now
+    if at > reference + rules.max_future_skew:
+        return f"{name} {at.isoformat()} is more than {rules.max_future_skew} after {reference.isoformat()}"
+    if at < reference - rules.max_lateness:
+        return f"{name} {at.isoformat()} is more than {rules.max_lateness} before {reference.isoformat()}"
+    return None
+
+
+def _validate(
+    codec: RecordCodec[T],
+    raws: Sequence[RawRecord],
+    now: datetime,
+    check: Callable[[T, RawRecord], tuple[DeadLetterReason, str] | None],
+) -> Validated[T]:
+    result: Validated[T] = Validated()
+    decoded = codec.decode_many([raw.value for raw in raws])
+    for position, error in decoded.failures:
+        raw = raws[position]
+        result.errs.append(_dead_letter(codec, raw, error.reason, error.detail, now))
+    for record, position in zip(decoded.oks, decoded.ok_positions, strict=True):
+        raw = raws[position]
+        try:
+            problem = check(record, raw)
+        except Exception as exc:  # a bug must not crash the worker: keep the record as a dead letter
+            logger.exception("internal error while validating", extra={"topic": raw.topic})
+            problem = (DeadLetterReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+        if problem is None:
+            result.oks.append((record, raw))
+        else:
+            result.errs.append(_dead_letter(codec, raw, problem[0], problem[1], now))
+    return result
+
+
+def validate_exposures(
+    codec: RecordCodec[Exposure], raws: Sequence[RawRecord], rules: ValidationRules, now: datetime
+) -> Validated[Exposure]:
+    """Decode exposures; check time bounds and that experiment and variation are in the registry."""
+
+    def check(record: Exposure, raw: RawRecord) -> tuple[DeadLetterReason, str] | None:
+        late = _check_time(record.exposed_at, raw, rules, now, "exposed_at")
+        if late is not None:
+            return DeadLetterReason.TIMESTAMP_OUT_OF_BOUNDS, late
+        if rules.known_variations is not None:
+            variations = rules.known_variations.get(record.experiment_key)
+            if variations is None:
+                return (
+                    DeadLetterReason.UNKNOWN_EXPERIMENT,
+                    f"experiment {record.experiment_key!r} is not in the registry",
+                )
+            if record.variation_id not in variations:
+                return (
+                    DeadLetterReason.UNKNOWN_VARIATION,
+                    f"experiment {record.experiment_key!r} has no variation {record.variation_id} "
+                    f"(known: {sorted(variations)})",
+                )
+        return None
+
+    return _validate(codec, raws, now, check)
+
+
+def validate_events(
+    codec: RecordCodec[MetricEvent], raws: Sequence[RawRecord], rules: ValidationRules, now: datetime
+) -> Validated[MetricEvent]:
+    """Decode metric events; check time bounds and that the event name is in the metric catalog."""
+
+    def check(record: MetricEvent, raw: RawRecord) -> tuple[DeadLetterReason, str] | None:
+        late = _check_time(record.occurred_at, raw, rules, now, "occurred_at")
+        if late is not None:
+            return DeadLetterReason.TIMESTAMP_OUT_OF_BOUNDS, late
+        names = rules.known_event_names
+        if names is not None and record.event_name not in names:
+            return (
+                DeadLetterReason.UNKNOWN_EVENT_NAME,
+                f"event {record.event_name!r} is not in the metric catalog",
+            )
+        return None
+
+    return _validate(codec, raws, now, check)
+
+
+class SeenIds:
+    """Record ids seen recently: the deduplication state, bounded by age and by count.
+
+    Ids are kept in arrival order with the time they were first seen; ids older than ``retention``
+    (relative to the newest ``now`` passed in) or beyond ``max_ids`` are forgotten, oldest first.
+    The worker rebuilds it from the warehouse on start (ids ingested within ``retention``).
+    """
+
+    def __init__(self, retention: timedelta, max_ids: int) -> None:
+        self.retention = retention
+        self.max_ids = max_ids
+        self._seen: OrderedDict[str, datetime] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._seen
+
+    def remember(self, ids: Iterable[str], at: datetime) -> None:
+        """Mark ids as seen at ``at`` (already-known ids keep their first time)."""
+        for record_id in ids:
+            if record_id not in self._seen:
+                self._seen[record_id] = at
+        self.expire(at)
+
+    def expire(self, now: datetime) -> int:
+        """Forget ids older than the retention or beyond the cap; returns how many were forgotten."""
+        horizon = now - self.retention
+        dropped = 0
+        while self._seen:
+            record_id, seen_at = next(iter(self._seen.items()))
+            if seen_at >= horizon and len(self._seen) <= self.max_ids:
+                break
+            del self._seen[record_id]
+            dropped += 1
+        return dropped
+
+    def deduplicate(
+        self, records: Sequence[tuple[T, RawRecord]], id_of: Callable[[T], str], now: datetime
+    ) -> tuple[list[tuple[T, RawRecord]], int]:
+        """Drop records whose id was seen before (or earlier in this batch); returns (fresh, duplicates)."""
+        fresh: list[tuple[T, RawRecord]] = []
+        batch_ids: set[str] = set()
+        duplicates = 0
+        for record, raw in records:
+            record_id = id_of(record)
+            if record_id in self._seen or record_id in batch_ids:
+                duplicates += 1
+                continue
+            batch_ids.add(record_id)
+            fresh.append((record, raw))
+        return fresh, duplicates
+
+    def commit(self, ids: Iterable[str], now: datetime) -> None:
+        """Remember ids once their batch is loaded (call after the insert succeeded)."""
+        self.remember(ids, now)
+
+
+@dataclass(frozen=True, slots=True)
+class VariationInfo:
+    """What enrichment needs of one variation."""
+
+    name: str
+
+
+@dataclass(slots=True)
+class EnrichedExposures:
+    """Exposures after enrichment, with the columns the warehouse adds."""
+
+    records: list[Exposure]
+    variation_names: list[str]
+    ingested_at: datetime
+
+
+OverrideLookup = Callable[[str, str, datetime], object | None]
+"""(experiment_key, unit_id, at) → an override or None: ``RegistrySnapshot.override_for``."""
+
+
+def enrich_exposures(
+    exposures: Sequence[Exposure],
+    variation_names: Mapping[tuple[str, int], str],
+    override_for: OverrideLookup | None,
+    now: datetime,
+) -> EnrichedExposures:
+    """Fill ``variation_name`` from the registry, mark units with an override, stamp ``ingested_at``.
+
+    A unit with an active registry override for the experiment at ``exposed_at`` is marked
+    ``overridden`` (analysis excludes it) even when the producer did not say so. A variation without
+    a registry name keeps its key as name.
+    """
+    records: list[Exposure] = []
+    names: list[str] = []
+    for exposure in exposures:
+        if (
+            override_for is not None
+            and not exposure.overridden
+            and override_for(exposure.experiment_key, exposure.unit_id, exposure.exposed_at) is not None
+        ):
+            exposure = msgspec.structs.replace(exposure, overridden=True)
+        records.append(exposure)
+        names.append(
+            variation_names.get((exposure.experiment_key, exposure.variation_id), exposure.variation_key)
+        )
+    return EnrichedExposures(records, names, now.astimezone(UTC))

@@ -1,0 +1,109 @@
+"""Building the worker's inputs: registry view, metric names, and state rebuilt from the warehouse.
+
+Worker state is **rebuilt from the warehouse on start** (not kept in Kafka changelog topics): the
+warehouse is the durable record of what was loaded, and the worker commits offsets only after loading,
+so "what the warehouse holds" is exactly the state to resume from. See docs/pipeline.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.batch import RegistryView
+from schemas import MetricEvent
+from xpstream.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipelines.batch import StreamProcessor
+    from xpstream.config import StreamSettings
+    from xpstream.warehouse.base import Warehouse
+
+__all__ = ["known_event_names", "registry_view_from_file", "restore_state"]
+
+logger = logging.getLogger(__name__)
+
+
+def registry_view_from_file(path: Path) -> RegistryView:
+    """A registry view from JSON: ``{"experiments": {key: {"variations": [{id, key, name}]}}}``."""
+    try:
+        document: Any = json.loads(path.read_text())
+        experiments = document["experiments"]
+        known: dict[str, frozenset[int]] = {}
+        names: dict[tuple[str, int], str] = {}
+        for key, spec in experiments.items():
+            ids = []
+            for variation in spec["variations"]:
+                ids.append(int(variation["id"]))
+                names[(key, int(variation["id"]))] = str(
+                    variation.get("name") or variation.get("key") or variation["id"]
+                )
+            known[key] = frozenset(ids)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f"cannot read registry file {path}: {error}") from error
+    return RegistryView(known, names, None)
+
+
+def known_event_names(settings: StreamSettings) -> frozenset[str]:
+    """Event names accepted before the registry is read: ``XP_STREAM_EVENT_NAMES`` plus the catalog's
+    defaults (the registry view adds its experiments' metric events, see ``RegistryView``)."""
+    from assignment.metrics_catalog import known_event_names as catalog_names
+
+    return catalog_names(None) | frozenset(settings.stream_event_names)
+
+
+def restore_state(
+    processor: StreamProcessor, warehouse: Warehouse, settings: StreamSettings, now: datetime
+) -> dict[str, int]:
+    """Rebuild dedup ids, first exposures and held events from the warehouse; returns counts."""
+    from xpstream.warehouse import load_query
+
+    since = now - timedelta(seconds=settings.stream_dedup_retention_seconds)
+    ids = warehouse.query_arrow(load_query("stream_recent_ids"), {"since": since}).to_pydict()
+    seen = {
+        "exposure": processor.seen_exposures,
+        "event": processor.seen_events,
+        "dead_letter": processor.seen_dead_letters,
+    }
+    for kind, record_id, ingested_at in zip(ids["kind"], ids["id"], ids["ingested_at"], strict=True):
+        seen[kind].remember([record_id], _utc(ingested_at))
+    for ids_state in seen.values():
+        ids_state.expire(now)
+
+    units = warehouse.query_arrow(load_query("stream_unit_exposures")).to_pydict()
+    for i, unit_id in enumerate(units["unit_id"]):
+        processor.attribution.load_unit_exposure(
+            unit_id,
+            units["experiment_key"][i],
+            _utc(units["first_exposed_at"][i]),
+            int(units["variation_id"][i]),
+            {int(units["min_variation_id"][i]), int(units["max_variation_id"][i])},
+        )
+
+    hold_since = now - timedelta(seconds=settings.stream_hold_seconds)
+    recent = warehouse.query_arrow(load_query("stream_recent_events"), {"since": hold_since}).to_pylist()
+    for row in recent:
+        event = MetricEvent(
+            event_id=row["event_id"],
+            unit_id=row["unit_id"],
+            event_name=row["event_name"],
+            value=row["value"],
+            occurred_at=_utc(row["occurred_at"]),
+        )
+        processor.attribution.hold_event(event, _utc(row["ingested_at"]), row["experiments"] or ())
+    counts = {
+        "dedup_ids": sum(len(s) for s in seen.values()),
+        "unit_exposures": len(units["unit_id"]),
+        "held_events": len(recent),
+    }
+    logger.info("restored stream state from the warehouse %s", counts)
+    return counts
+
+
+def _utc(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return datetime.fromtimestamp(float(value), UTC)

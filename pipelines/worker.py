@@ -1,0 +1,436 @@
+"""The stream worker on confluent-kafka: Kafka → kernel → warehouse, offsets committed after the load.
+
+One consumer in the group ``XP_STREAM_GROUP_ID`` subscribes to ``xp.exposures`` and ``xp.events`` with
+the *range* assignor, so co-partitioned partitions (same number, same unit ids) land on the same worker.
+Per batch (``consume(n, timeout)``): :class:`~pipelines.batch.StreamProcessor` → inserts into
+``xp.exposures``, ``xp.events``, ``xp.attributed_events``, ``xp.dead_letters`` (each with a deterministic
+dedup token) → dead letters produced to ``xp.dead-letters`` and flushed → offsets committed
+synchronously → ids remembered. A transient warehouse error pauses consumption and retries the same
+insert with the same token (backpressure; nothing is lost or doubled). Why not Faust: docs/pipeline.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pipelines.attribution import AttributionState
+from pipelines.batch import BatchOutput, RegistryView, StreamProcessor
+from pipelines.kernel import RawRecord, ValidationRules
+from pipelines.metrics import StreamMetrics
+from pipelines.state import known_event_names, registry_view_from_file, restore_state
+from xpstream.errors import TransientError, XpError
+
+if TYPE_CHECKING:
+    from xpstream.config import StreamSettings
+    from xpstream.warehouse.base import Warehouse
+
+__all__ = ["StreamReport", "run_worker"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamReport:
+    """What one worker run did (``xp stream run --format json`` prints it)."""
+
+    consumed: int = 0
+    exposures: int = 0
+    events: int = 0
+    attributed: int = 0
+    dead_letters: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    insert_retries: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    restored: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    active_seconds: float = 0.0
+    """From the first non-empty batch received to the last commit (throughput = consumed / this)."""
+    stage_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """Time per stage over non-empty batches: consume, process (kernel), load (inserts), commit."""
+
+    def as_dict(self) -> dict[str, Any]:
+        stages = {k: round(v, 3) for k, v in self.stage_seconds.items()}
+        return {**self.__dict__, "reasons": dict(self.reasons), "stage_seconds": stages}
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        logger.info("signal %s: stopping after the current batch", signum)
+        self.requested = True
+
+
+def _registry(settings: StreamSettings) -> tuple[RegistryView, Any]:
+    """The registry view and, when following ``xp.registry``, the follower (to refresh and stop)."""
+    if settings.stream_registry_file is not None:
+        return registry_view_from_file(settings.stream_registry_file), None
+    try:
+        from xpstream.registry_topic import RegistryFollower
+    except ImportError:
+        logger.warning("registry reader not available: experiments and variations are not checked")
+        return RegistryView(None), None
+    follower = RegistryFollower(settings, start_timeout=settings.stream_registry_timeout)
+    if not follower.start():
+        # An empty snapshot would dead-letter every exposure as unknown_experiment: refuse to start.
+        error = follower.last_error or "no error reported"
+        follower.stop()
+        raise TransientError(
+            f"registry topic {settings.topic('xp.registry')} not read within "
+            f"{settings.stream_registry_timeout:g}s ({error})"
+        )
+    return RegistryView.from_snapshot(follower.snapshot), follower
+
+
+def _raw(message: Any) -> RawRecord:
+    kind, millis = message.timestamp()
+    stamp = datetime.fromtimestamp(millis / 1000, UTC) if kind != 0 and millis >= 0 else None
+    return RawRecord(
+        message.topic(), message.partition(), message.offset(), message.key(), message.value(), stamp
+    )
+
+
+def _load(
+    warehouse: Warehouse,
+    output: BatchOutput,
+    settings: StreamSettings,
+    report: StreamReport,
+    stop: _Stop,
+    metrics: StreamMetrics | None = None,
+) -> None:
+    """Insert every table of the batch; transient errors are retried with the same token, forever."""
+    from schemas import DeadLetter
+    from schemas.arrow import to_arrow
+
+    work = [
+        ("xp.exposures", output.exposures),
+        ("xp.events", output.events),
+        ("xp.attributed_events", output.attributed),
+        ("xp.dead_letters", to_arrow(output.dead_letters, DeadLetter)),
+    ]
+    for table, data in work:
+        if data.num_rows == 0:
+            continue
+        delay = 0.5
+        while True:
+            try:
+                began = time.monotonic()
+                warehouse.insert_arrow(table, data, dedup_token=output.tokens[table])
+                if metrics is not None:
+                    metrics.insert_seconds.labels(table).observe(time.monotonic() - began)
+                break
+            except TransientError as error:
+                report.insert_retries += 1
+                if metrics is not None:
+                    metrics.insert_retries.inc()
+                logger.warning("insert into %s failed (%s); retrying in %.1fs", table, error, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, settings.stream_insert_retry_max_seconds)
+                if stop.requested:
+                    raise TransientError(f"stopped while the warehouse was failing: {error}") from error
+
+
+def _check_topics(consumer: Any, settings: StreamSettings, topics: list[str]) -> None:
+    """Fail with one clear line when Kafka is unreachable or a topic is missing (never wait forever)."""
+    from confluent_kafka import KafkaException
+
+    from xpstream.errors import ConfigError
+
+    try:
+        metadata = consumer.list_topics(timeout=15)
+    except KafkaException as error:
+        raise TransientError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {error}") from error
+    missing = [topic for topic in topics if topic not in metadata.topics]
+    if missing:
+        raise ConfigError(
+            f"topic {missing[0]} does not exist on {settings.kafka_bootstrap}: run `xp stack up`"
+        )
+
+
+def _lag(consumer: Any, partitions: list[Any]) -> int:
+    """Records not yet consumed on ``partitions`` (0 when drained); position, else the group's commit."""
+    if not partitions:
+        raise _LagUnknown("no partitions")
+    positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(partitions)}
+    committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=10)}
+    total = 0
+    for tp in partitions:
+        low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+        if low < 0 or high < 0:  # not known right now (leader moving, broker restarting)
+            raise _LagUnknown(f"watermarks of {tp.topic}/{tp.partition} unknown")
+        at = positions.get((tp.topic, tp.partition), -1)
+        if at < 0:
+            at = committed.get((tp.topic, tp.partition), -1)
+        if at < 0:
+            at = low
+        total += max(0, high - at)
+    return total
+
+
+class _LagUnknown(Exception):
+    pass
+
+
+def _all_partitions(consumer: Any, topics: list[str]) -> list[Any]:
+    """Every partition of ``topics`` (empty when metadata is unavailable: never "drained" then)."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    try:
+        metadata = consumer.list_topics(timeout=10)
+    except KafkaException:
+        return []
+    return [
+        TopicPartition(topic, partition)
+        for topic in topics
+        if topic in metadata.topics
+        for partition in metadata.topics[topic].partitions
+    ]
+
+
+def _lag_or_none(consumer: Any, partitions: list[Any]) -> int | None:
+    """The lag, or None when the broker cannot say right now (e.g. restarting)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return _lag(consumer, partitions)
+    except (KafkaException, _LagUnknown) as error:
+        logger.warning("cannot read consumer lag: %s", error)
+        return None
+
+
+_REBALANCED = ("ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "_NO_OFFSET")
+
+
+def _commit(consumer: Any, offsets: list[Any], settings: StreamSettings, stop: _Stop) -> None:
+    """Commit synchronously; retry while the broker is unreachable, give up if the group rebalanced.
+
+    After a rebalance the partitions may belong to another worker: it re-reads from the last commit,
+    and the loaded records it sees again are deduplicated (ids, tokens). Giving up is safe; retrying
+    a commit with a stale generation never succeeds.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+
+    delay = 0.5
+    while True:
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+            return
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            name = error.name() if isinstance(error, KafkaError) else ""
+            if name in _REBALANCED:
+                logger.warning("offset commit skipped after a rebalance: %s", error)
+                return
+            if isinstance(error, KafkaError) and error.fatal():
+                raise TransientError(f"Kafka consumer failed: {error}") from exc
+            if stop.requested and delay >= settings.stream_insert_retry_max_seconds:
+                raise TransientError(f"stopped while offsets could not be committed: {error}") from exc
+            logger.warning("offset commit failed (%s); retrying in %.1fs", error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, settings.stream_insert_retry_max_seconds)
+
+
+def run_worker(settings: StreamSettings, *, until_idle: float | None = None) -> StreamReport:
+    """Run the worker until SIGTERM/SIGINT or, with ``until_idle``, until drained and idle that long."""
+    from confluent_kafka import KafkaError, TopicPartition
+
+    from xpstream.kafka import DEAD_LETTERS, EVENTS, EXPOSURES
+    from xpstream.kafka.clients import make_consumer, make_producer
+    from xpstream.warehouse import open_warehouse
+
+    started = time.monotonic()
+    report = StreamReport()
+    stop = _Stop()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    registry, follower = _registry(settings)
+    exposures_topic, events_topic = settings.topic(EXPOSURES), settings.topic(EVENTS)
+    dead_letters_topic = settings.topic(DEAD_LETTERS)
+    processor = StreamProcessor(
+        exposures_topic=exposures_topic,
+        events_topic=events_topic,
+        rules=ValidationRules(
+            max_future_skew=timedelta(seconds=settings.stream_max_future_skew_seconds),
+            max_lateness=timedelta(seconds=settings.stream_max_lateness_seconds),
+            known_event_names=known_event_names(settings),
+            known_variations=registry.known_variations,
+        ),
+        registry=registry,
+        attribution=AttributionState(
+            default_window=timedelta(seconds=settings.stream_attribution_window_seconds),
+            hold=timedelta(seconds=settings.stream_hold_seconds),
+            max_held=settings.stream_max_held_events,
+        ),
+        dedup_retention=timedelta(seconds=settings.stream_dedup_retention_seconds),
+        dedup_max_ids=settings.stream_dedup_max_ids,
+        max_record_bytes=settings.max_record_bytes,
+    )
+    processor.set_registry(registry)
+    snapshot = follower.snapshot if follower is not None else None
+    metrics: StreamMetrics | None = None
+    if settings.stream_metrics_port is not None:
+        metrics = StreamMetrics()
+        metrics.serve(settings.stream_metrics_port)
+    warehouse = open_warehouse(settings)
+    consumer = producer = None
+    try:
+        report.restored = restore_state(processor, warehouse, settings, datetime.now(UTC))
+        # Events restored after a crash between the events insert and the attribution insert.
+        pending = processor.attribution.attribute_held()
+        if pending:
+            from pipelines.batch import attributions_table
+
+            warehouse.insert_arrow("xp.attributed_events", attributions_table(pending))
+            report.attributed += len(pending)
+        producer = make_producer(settings)
+        consumer = make_consumer(
+            settings,
+            settings.stream_group_id,
+            **{
+                "partition.assignment.strategy": "range",
+                "fetch.wait.max.ms": 100,
+                "max.partition.fetch.bytes": 4 * 1024 * 1024,
+                "session.timeout.ms": int(settings.stream_session_timeout_seconds * 1000),
+                "heartbeat.interval.ms": int(settings.stream_session_timeout_seconds * 1000 / 5),
+            },
+        )
+        assigned: list[Any] = []
+
+        def on_assign(_consumer: Any, partitions: list[Any]) -> None:
+            assigned[:] = list(partitions)
+            logger.info("assigned %s", [(p.topic, p.partition) for p in partitions])
+
+        def on_revoke(_consumer: Any, partitions: list[Any]) -> None:
+            assigned[:] = []
+
+        _check_topics(consumer, settings, [exposures_topic, events_topic])
+        consumer.subscribe([exposures_topic, events_topic], on_assign=on_assign, on_revoke=on_revoke)
+        last_activity = time.monotonic()
+        first_batch_at: float | None = None
+        while not stop.requested:
+            consume_started = time.monotonic()
+            messages = consumer.consume(
+                num_messages=settings.stream_batch_size, timeout=settings.stream_batch_wait_seconds
+            )
+            raws = []
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    raws.append(_raw(message))
+                elif error.code() != KafkaError._PARTITION_EOF:
+                    if error.fatal():
+                        raise TransientError(f"Kafka consumer failed: {error}")
+                    logger.warning("Kafka consume error: %s", error)
+            if follower is not None and follower.snapshot is not snapshot:
+                snapshot = follower.snapshot
+                processor.set_registry(RegistryView.from_snapshot(snapshot))
+            now = datetime.now(UTC)
+            if not raws:
+                processor.attribution.release_expired(now)
+                idle = time.monotonic() - last_activity
+                if metrics is not None and assigned:
+                    lag = _lag_or_none(consumer, assigned)
+                    if lag is not None:
+                        metrics.lag.set(lag)
+                if until_idle is not None and idle >= until_idle:
+                    # Without partitions (a rebalance, a broker restart, more workers than partitions)
+                    # stop only once the whole group has committed up to the end of every partition.
+                    if assigned:
+                        if _lag_or_none(consumer, assigned) == 0:
+                            break
+                    elif (
+                        _lag_or_none(consumer, _all_partitions(consumer, [exposures_topic, events_topic]))
+                        == 0
+                    ):
+                        break
+                continue
+            last_activity = time.monotonic()
+            if first_batch_at is None:
+                first_batch_at = consume_started
+            report.stage_seconds["consume"] += last_activity - consume_started
+            output = processor.process(raws, now)
+            loaded_at = time.monotonic()
+            report.stage_seconds["process"] += loaded_at - last_activity
+            _load(warehouse, output, settings, report, stop, metrics)
+            committed_at = time.monotonic()
+            report.stage_seconds["load"] += committed_at - loaded_at
+            for dead in output.dead_letters:
+                producer.produce(
+                    dead_letters_topic, key=dead.original_key, value=_encode_dead_letter(dead, settings)
+                )
+            if producer.flush(settings.stream_session_timeout_seconds * 6) > 0:
+                raise TransientError("dead letters could not be delivered to Kafka in time")
+            offsets = [TopicPartition(topic, p, offset) for (topic, p), offset in output.offsets.items()]
+            _commit(consumer, offsets, settings, stop)
+            processor.commit(output)
+            if metrics is not None:
+                _record_metrics(metrics, output, processor)
+            report.stage_seconds["commit"] += time.monotonic() - committed_at
+            report.active_seconds = round(time.monotonic() - first_batch_at, 3)
+            report.batches += 1
+            report.consumed += output.consumed
+            report.exposures += output.exposures.num_rows
+            report.events += output.events.num_rows
+            report.attributed += output.attributed.num_rows
+            report.dead_letters += len(output.dead_letters)
+            report.duplicates += output.duplicates
+            report.reasons.update(output.reasons)
+    except XpError:
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if consumer is not None:
+            consumer.close()
+        if producer is not None:
+            producer.flush(10)
+        if follower is not None:
+            follower.stop()
+        warehouse.close()
+        report.seconds = round(time.monotonic() - started, 3)
+    logger.info("stream worker finished %s", report.as_dict())
+    return report
+
+
+def _record_metrics(metrics: StreamMetrics, output: BatchOutput, processor: StreamProcessor) -> None:
+    import numpy as np
+
+    metrics.batches.inc()
+    metrics.records.labels(processor.exposures_topic, "loaded").inc(output.exposures.num_rows)
+    metrics.records.labels(processor.events_topic, "loaded").inc(output.events.num_rows)
+    for topic, count in output.duplicates_by_topic.items():
+        metrics.records.labels(topic, "duplicate").inc(count)
+    for dead in output.dead_letters:
+        metrics.records.labels(dead.source_topic, "dead_letter").inc()
+        metrics.dead_letters.labels(dead.reason.value).inc()
+    metrics.attributions.inc(output.attributed.num_rows)
+    metrics.held_events.set(processor.attribution.held_count)
+    now_ms = time.time() * 1000
+    for table, column in ((output.exposures, "exposed_at"), (output.events, "occurred_at")):
+        if table.num_rows:
+            millis = table.column(column).cast("int64").to_numpy()
+            step = max(1, len(millis) // 1000)  # a sample of at most ~1000 per batch
+            for age in (now_ms - millis[::step]) / 1000.0:
+                metrics.freshness.observe(float(np.maximum(age, 0.0)))
+
+
+def _encode_dead_letter(dead: Any, settings: StreamSettings) -> bytes:
+    """JSON of a dead letter for the topic; a too-large original is omitted there (the table keeps it)."""
+    import msgspec
+
+    data = msgspec.json.encode(dead)
+    if len(data) > settings.max_record_bytes:
+        dead = msgspec.structs.replace(
+            dead,
+            original=b"",
+            detail=f"{dead.detail} (original of {len(dead.original)} bytes omitted; kept in xp.dead_letters)",
+        )
+        data = msgspec.json.encode(dead)
+    return data

@@ -1,0 +1,121 @@
+"""Worker state rebuilt from chDB: a crash between inserts, then a restart, gives exact tables.
+
+Deterministic version of the kill -9 test: the "crash" happens at a chosen point (after the events
+insert, before the attribution insert and the offset commit); a new processor restores its state from
+the warehouse and the same Kafka records are processed again, in different batch boundaries.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from pipelines.attribution import AttributionState
+from pipelines.batch import RegistryView, StreamProcessor, attributions_table
+from pipelines.kernel import ValidationRules
+from pipelines.state import restore_state
+from schemas import DeadLetter
+from schemas.arrow import to_arrow
+from tests.unit.pipeline.helpers import (
+    EVENTS_TOPIC,
+    EXPOSURES_TOPIC,
+    T0,
+    event,
+    exposure,
+    raw,
+    raw_event,
+    raw_exposure,
+)
+from xpstream.config import StreamSettings
+from xpstream.warehouse.base import Warehouse
+
+pytestmark = pytest.mark.integration
+
+
+def _processor() -> StreamProcessor:
+    registry = RegistryView(
+        {"exp-a": frozenset({0, 1})}, {("exp-a", 0): "Control", ("exp-a", 1): "Treatment"}
+    )
+    processor = StreamProcessor(
+        exposures_topic=EXPOSURES_TOPIC,
+        events_topic=EVENTS_TOPIC,
+        rules=ValidationRules(known_event_names=frozenset({"purchase"}), max_lateness=timedelta(days=3650)),
+        registry=registry,
+        attribution=AttributionState(default_window=timedelta(hours=1), hold=timedelta(minutes=5)),
+        dedup_retention=timedelta(hours=1),
+        dedup_max_ids=10_000,
+        max_record_bytes=100_000,
+    )
+    processor.set_registry(registry)
+    return processor
+
+
+def _ids(warehouse: Warehouse, sql: str) -> list[tuple[object, ...]]:
+    return sorted(tuple(row.values()) for row in warehouse.query_arrow(sql).to_pylist())
+
+
+def test_crash_between_inserts_then_restart_is_exact(warehouse: Warehouse) -> None:
+    now = T0 + timedelta(minutes=1)  # processing time; the records' Kafka timestamps are T0
+    t0 = T0 - timedelta(minutes=30)
+    raws = [
+        raw_exposure(exposure("x1", "u1", variation=1, at=t0), 0),
+        raw_exposure(exposure("x2", "u2", variation=0, at=t0), 1),
+        raw_event(event("e1", "u1", value=5.0, at=t0 + timedelta(minutes=1)), 0),
+        raw_event(event("e2", "u2", value=7.0, at=t0 + timedelta(minutes=2)), 1),
+        raw(b"not json", 2),
+        raw_event(event("e3", "u1", value=1.0, at=t0 + timedelta(minutes=3)), 2),
+    ]
+    first = _processor()
+    batch = first.process(raws[:5], now)
+    # "Crash": exposures, events and dead letters are in, the attribution insert and the commit never happen.
+    warehouse.insert_arrow("xp.exposures", batch.exposures, dedup_token=batch.tokens["xp.exposures"])
+    warehouse.insert_arrow("xp.events", batch.events, dedup_token=batch.tokens["xp.events"])
+    dead = to_arrow(batch.dead_letters, DeadLetter)
+    warehouse.insert_arrow("xp.dead_letters", dead, dedup_token=batch.tokens["xp.dead_letters"])
+
+    restarted = _processor()
+    restored = restore_state(restarted, warehouse, StreamSettings(stream_hold_seconds=300), now)
+    assert restored == {"dedup_ids": 5, "unit_exposures": 2, "held_events": 2}
+    pending = restarted.attribution.attribute_held()
+    assert sorted((a.event_id, a.experiment_key, a.variation_id) for a in pending) == [
+        ("e1", "exp-a", 1),
+        ("e2", "exp-a", 0),
+    ]
+    warehouse.insert_arrow("xp.attributed_events", attributions_table(pending))
+    # Kafka re-delivers everything from the last commit, in other batch boundaries.
+    for part in (raws[:3], raws[3:]):
+        output = restarted.process(part, now)
+        for table, data in (
+            ("xp.exposures", output.exposures),
+            ("xp.events", output.events),
+            ("xp.attributed_events", output.attributed),
+            ("xp.dead_letters", to_arrow(output.dead_letters, DeadLetter)),
+        ):
+            warehouse.insert_arrow(table, data, dedup_token=output.tokens[table])
+        restarted.commit(output)
+
+    assert _ids(warehouse, "SELECT exposure_id FROM xp.exposures") == [("x1",), ("x2",)]
+    assert _ids(warehouse, "SELECT event_id FROM xp.events") == [("e1",), ("e2",), ("e3",)]
+    assert _ids(warehouse, "SELECT event_id, experiment_key, variation_id FROM xp.attributed_events") == [
+        ("e1", "exp-a", 1),
+        ("e2", "exp-a", 0),
+        ("e3", "exp-a", 1),
+    ]
+    assert _ids(warehouse, "SELECT reason, source_offset FROM xp.dead_letters") == [("invalid_json", 2)]
+    stats = warehouse.query_arrow(
+        "SELECT experiment_key, variation_id, event_name, units, sum_value, sum_value_sq, sum_count "
+        "FROM (" + _metric_stats() + ")"
+    ).to_pylist()
+    assert stats == [
+        {"experiment_key": "exp-a", "variation_id": 0, "event_name": "purchase", "units": 1,
+         "sum_value": 7.0, "sum_value_sq": 49.0, "sum_count": 1.0},
+        {"experiment_key": "exp-a", "variation_id": 1, "event_name": "purchase", "units": 1,
+         "sum_value": 6.0, "sum_value_sq": 36.0, "sum_count": 2.0},
+    ]  # fmt: skip
+
+
+def _metric_stats() -> str:
+    from xpstream.warehouse import load_query
+
+    return load_query("realtime_metric_stats")

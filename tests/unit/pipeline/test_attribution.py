@@ -1,0 +1,111 @@
+"""Attribution of events to first exposures, with a hand-computed example."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pipelines.attribution import AttributionState
+from tests.unit.pipeline.helpers import event, exposure, minutes
+
+
+def _state(window_minutes: float = 60, hold_minutes: float = 10) -> AttributionState:
+    return AttributionState(
+        default_window=timedelta(minutes=window_minutes), hold=timedelta(minutes=hold_minutes)
+    )
+
+
+def test_hand_computed_example() -> None:
+    """Window 60 min.
+
+    u1: exp-a first at 0 (var 1; a later exposure at 5 in var 1 changes nothing), exp-b first at 30 (var 0).
+    u2: exp-a first at 10 (var 0), then again at 20 in var 1 → several variations (marked).
+    Events:
+      p1 u1 purchase 5.0 at -1  → before every exposure          → nothing
+      p2 u1 purchase 7.0 at 0   → exp-a (boundary: f <= t)        → (exp-a, 1)
+      v1 u1 pageview      at 40 → exp-a (40 <= 60), exp-b (30<=40) → (exp-a, 1), (exp-b, 0)
+      p3 u1 purchase 2.0 at 61  → exp-a: 61 > 60 no; exp-b: yes     → (exp-b, 0)
+      p4 u2 purchase 3.0 at 70  → exp-a: 70 = 10 + 60 (boundary)    → (exp-a, 0: first exposure's variation)
+      p5 u3 purchase 1.0 at 0   → u3 never exposed                  → nothing (held)
+    """
+    state = _state()
+    now = minutes(100)
+    exposures = [
+        exposure("x1", "u1", "exp-a", 1, minutes(0)),
+        exposure("x2", "u1", "exp-a", 1, minutes(5)),
+        exposure("x3", "u1", "exp-b", 0, minutes(30)),
+        exposure("x4", "u2", "exp-a", 0, minutes(10)),
+        exposure("x5", "u2", "exp-a", 1, minutes(20)),
+    ]
+    assert state.observe_exposures(exposures, now) == []
+    events = [
+        event("p1", "u1", "purchase", 5.0, minutes(-1)),
+        event("p2", "u1", "purchase", 7.0, minutes(0)),
+        event("v1", "u1", "pageview", None, minutes(40)),
+        event("p3", "u1", "purchase", 2.0, minutes(61)),
+        event("p4", "u2", "purchase", 3.0, minutes(70)),
+        event("p5", "u3", "purchase", 1.0, minutes(0)),
+    ]
+    pairs = [(a.event_id, a.experiment_key, a.variation_id) for a in state.attribute_events(events, now)]
+    assert pairs == [
+        ("p2", "exp-a", 1),
+        ("v1", "exp-a", 1),
+        ("v1", "exp-b", 0),
+        ("p3", "exp-b", 0),
+        ("p4", "exp-a", 0),
+    ]
+    assert state.units["u2"]["exp-a"].multiple_variations
+    assert not state.units["u1"]["exp-a"].multiple_variations
+    assert state.units["u1"]["exp-b"].first_exposed_at == minutes(30)
+
+
+def test_event_before_its_exposure_is_attributed_when_the_exposure_arrives_within_hold() -> None:
+    state = _state(hold_minutes=10)
+    assert state.attribute_events([event("e1", "u1", at=minutes(5))], now=minutes(5)) == []
+    later = state.observe_exposures([exposure("x", "u1", at=minutes(1))], now=minutes(8))
+    assert [(a.event_id, a.experiment_key, a.first_exposed_at) for a in later] == [
+        ("e1", "exp-a", minutes(1))
+    ]
+    # The same event is never attributed twice to the same experiment.
+    assert state.observe_exposures([exposure("y", "u1", at=minutes(2))], now=minutes(9)) == []
+
+
+def test_held_events_are_released_after_the_hold_time() -> None:
+    state = _state(hold_minutes=10)
+    state.attribute_events([event("e1", "u1", at=minutes(5))], now=minutes(5))
+    assert state.release_expired(minutes(16)) == 1
+    assert state.held_count == 0
+    assert state.observe_exposures([exposure("x", "u1", at=minutes(1))], now=minutes(17)) == []
+
+
+def test_held_events_are_capped() -> None:
+    state = AttributionState(default_window=timedelta(hours=1), hold=timedelta(hours=1), max_held=2)
+    state.attribute_events([event(f"e{i}", "u", at=minutes(i)) for i in range(3)], now=minutes(3))
+    assert state.release_expired(minutes(3)) == 1 and state.held_count == 2
+
+
+def test_an_earlier_exposure_arriving_late_moves_the_first_exposure_back() -> None:
+    state = _state(window_minutes=60, hold_minutes=30)
+    state.observe_exposures([exposure("x2", "u1", variation=1, at=minutes(20))], now=minutes(20))
+    assert state.attribute_events([event("e", "u1", at=minutes(15))], now=minutes(21)) == []
+    late = state.observe_exposures([exposure("x1", "u1", variation=0, at=minutes(10))], now=minutes(22))
+    assert [(a.event_id, a.variation_id) for a in late] == [("e", 0)]
+    assert state.units["u1"]["exp-a"].multiple_variations
+
+
+def test_metric_windows_per_experiment_and_event_none_means_no_end() -> None:
+    state = _state(window_minutes=60)
+    state.windows = {("exp-a", "purchase"): None, ("exp-a", "pageview"): timedelta(minutes=5)}
+    state.observe_exposures([exposure("x", "u1", at=minutes(0))], now=minutes(0))
+    events = [
+        event("p", "u1", "purchase", 1.0, minutes(10_000)),
+        event("v", "u1", "pageview", None, minutes(6)),
+    ]
+    assert [a.event_id for a in state.attribute_events(events, now=minutes(1))] == ["p"]
+
+
+def test_restored_held_events_keep_their_attributions() -> None:
+    state = _state()
+    state.load_unit_exposure("u1", "exp-a", minutes(0), 0, {0})
+    state.load_unit_exposure("u1", "exp-b", minutes(0), 1, {1})
+    state.hold_event(event("e", "u1", at=minutes(1)), minutes(1), attributed_to=["exp-a"])
+    assert [(a.event_id, a.experiment_key) for a in state.attribute_held()] == [("e", "exp-b")]
