@@ -10,7 +10,7 @@ from typing import Any, cast
 import typer
 
 from xpstream.cli.output import OutputFormat, print_rows
-from xpstream.errors import NotYetAvailableError, ValidationError
+from xpstream.errors import ValidationError
 
 assign_app = typer.Typer(help="Evaluate and serve assignments.", no_args_is_help=True)
 
@@ -56,10 +56,9 @@ def _json_error(where: str, error: json.JSONDecodeError) -> ValidationError:
 def _load_payload_file(path: Path) -> dict[str, Any]:
     """Read a GrowthBook payload file; every problem is one ValidationError naming the file."""
     if path.suffix.lower() in (".yaml", ".yml"):
-        raise NotYetAvailableError(
-            f"{path}: YAML experiments are not available in `xp assign eval` yet (they land with the "
-            "registry work of issue #3); pass a GrowthBook payload (JSON) instead"
-        )
+        from assignment.authoring import load_payload_file
+
+        return load_payload_file(path)  # YAML experiments: compiled, running ones only
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:

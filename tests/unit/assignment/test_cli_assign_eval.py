@@ -111,12 +111,33 @@ def test_invalid_payload_shape_is_a_validation_error(tmp_path: Path) -> None:
     assert "rule 0" in result.stderr and "'variations'" in result.stderr
 
 
-def test_yaml_features_are_not_yet_available(tmp_path: Path) -> None:
+def test_yaml_experiments_evaluate_like_their_compiled_payload(tmp_path: Path) -> None:
+    from assignment import CompiledPayload
+    from assignment.authoring import load_payload_file
+
+    examples = Path(__file__).resolve().parents[3] / "examples" / "experiments.yaml"
+    units = [{"id": f"u{i}"} for i in range(40)]
+    jsonl = tmp_path / "units.jsonl"
+    jsonl.write_text("".join(json.dumps(unit) + "\n" for unit in units), encoding="utf-8")
+    result = run_xp(
+        "assign", "eval", "--features", str(examples), "--key", "checkout-button-color",
+        "--attributes-file", str(jsonl), "--format", "json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    expected = CompiledPayload(load_payload_file(examples)).evaluate_many("checkout-button-color", units)
+    assert [row["variation_id"] for row in rows] == [r.variation_id for r in expected]
+    assert all(row["in_experiment"] for row in rows)
+    assert {row["variation_id"] for row in rows} == {0, 1, 2}
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "experiments.yaml"
-    path.write_text("experiments: []\n", encoding="utf-8")
-    result = run_xp("assign", "eval", "--features", str(path), "--key", "f", "--attributes", "{}")
-    assert result.returncode == 3
-    assert "YAML" in result.stderr
+    path.write_text("experiments:\n  - key: k\n    variations: []\n", encoding="utf-8")
+    result = run_xp("assign", "eval", "--features", str(path), "--key", "k", "--attributes", "{}")
+    assert result.returncode == 2
+    assert str(path.name) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_needs_exactly_one_attributes_source(tmp_path: Path) -> None:
