@@ -90,6 +90,22 @@ def _registry(settings: StreamSettings) -> tuple[RegistryView, Any]:
     return RegistryView.from_snapshot(follower.snapshot), follower
 
 
+def _store_registry_history(warehouse: Warehouse, settings: StreamSettings) -> None:
+    """Copy registry changes into ``xp.registry`` (the audit history that survives compaction).
+
+    Best effort: the registry table is history, not input, so a failure is logged and retried at the
+    next registry change instead of stopping the stream.
+    """
+    from pipelines.registry_history import store_registry_history
+    from xpstream.registry_topic import read_registry_records
+
+    try:
+        records = read_registry_records(settings, timeout=settings.stream_registry_timeout)
+        store_registry_history(warehouse, records)
+    except XpError as error:
+        logger.warning("registry history not stored this time: %s", error)
+
+
 def _raw(message: Any) -> RawRecord:
     kind, millis = message.timestamp()
     stamp = datetime.fromtimestamp(millis / 1000, UTC) if kind != 0 and millis >= 0 else None
@@ -281,6 +297,8 @@ def run_worker(settings: StreamSettings, *, until_idle: float | None = None) -> 
     warehouse = open_warehouse(settings)
     consumer = producer = None
     try:
+        if follower is not None:
+            _store_registry_history(warehouse, settings)
         report.restored = restore_state(processor, warehouse, settings, datetime.now(UTC))
         # Events restored after a crash between the events insert and the attribution insert.
         pending = processor.attribution.attribute_held()
@@ -331,6 +349,7 @@ def run_worker(settings: StreamSettings, *, until_idle: float | None = None) -> 
             if follower is not None and follower.snapshot is not snapshot:
                 snapshot = follower.snapshot
                 processor.set_registry(RegistryView.from_snapshot(snapshot))
+                _store_registry_history(warehouse, settings)
             now = datetime.now(UTC)
             if not raws:
                 processor.attribution.release_expired(now)

@@ -491,7 +491,8 @@ def test_worker_validates_against_the_registry_topic(kafka_settings: KafkaSettin
     from tests.unit.registry.helpers import experiment, record
     from xpstream.registry_topic import publish_changes
 
-    publish_changes(kafka_settings, [record(experiment("exp-live", weights=(0.5, 0.5)))])
+    published = [record(experiment("exp-live", weights=(0.5, 0.5)))]
+    publish_changes(kafka_settings, published)
     codec: RecordCodec[Exposure] = RecordCodec(Exposure)
     at = datetime.now(UTC) - timedelta(minutes=1)
     sends = []
@@ -523,3 +524,11 @@ def test_worker_validates_against_the_registry_topic(kafka_settings: KafkaSettin
         (1, "Variation 1"),
     }
     assert sorted(r["reason"] for r in tables["dead"]) == ["unknown_experiment", "unknown_variation"]
+    # The registry's audit history is copied into xp.registry, once, even after a second run.
+    run_worker(env, until_idle=1)
+    warehouse = open_warehouse(WarehouseSettings(home=home, clickhouse_url=None, store_wait_seconds=10))
+    try:
+        history = warehouse.query_arrow("SELECT record_id, key, change FROM xp.registry").to_pylist()
+    finally:
+        warehouse.close()
+    assert [(r["record_id"], r["key"]) for r in history] == [(p.record_id, p.key) for p in published]
