@@ -1,14 +1,28 @@
-"""`xp jobs run …`: batch jobs (issues #5 and #6)."""
+"""`xp jobs run …`: batch jobs (issues #5 and #6).
+
+``stats`` (jobs/results_store.py) and ``lake`` (jobs/lake.py, when present) run; ``etl`` (issue #5) and
+``quality`` (issue #6) are not built yet and exit 3. ``all`` runs etl, lake, stats and quality in order,
+skips the unavailable ones with a note, and fails (exit 1) only if an available job failed.
+"""
 
 from __future__ import annotations
 
 import enum
+import logging
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 import typer
 
 from xpstream.cli._pending import pending
+from xpstream.errors import NotYetAvailableError, XpError
+
+__all__ = ["JOBS", "Job", "JobName", "register", "run"]
 
 jobs_app = typer.Typer(help="Run batch jobs.", no_args_is_help=True)
+logger = logging.getLogger(__name__)
 
 
 class JobName(enum.StrEnum):
@@ -19,17 +33,102 @@ class JobName(enum.StrEnum):
     all = "all"
 
 
+Job = Callable[[datetime | None, datetime | None], None]
+
+
+def _etl(since: datetime | None, until: datetime | None) -> None:
+    raise pending("jobs run etl", 5)
+
+
+def _quality(since: datetime | None, until: datetime | None) -> None:
+    raise pending("jobs run quality", 6)
+
+
+def _lake(since: datetime | None, until: datetime | None) -> None:
+    try:
+        from jobs.lake import run_lake  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        raise pending("jobs run lake", 5) from None
+    from xpstream import config
+    from xpstream.cli.results import core_settings
+
+    settings: Any = core_settings(getattr(config, "LakeSettings", None))
+    report = run_lake(settings, since=since, until=until)
+    rows, files = getattr(report, "rows", None), getattr(report, "files", None)
+    sys.stderr.write(f"lake: {rows} rows in {files} files → {getattr(report, 'url', '?')}\n")
+
+
+def _stats(since: datetime | None, until: datetime | None) -> None:
+    from jobs.results_store import run_stats
+    from xpstream.cli.results import core_settings
+
+    results = run_stats(core_settings(), since=since, until=until)
+    if not results:
+        sys.stderr.write("stats: no running experiment\n")
+    for result in results:
+        significant = sum(
+            1 for metric in result.metrics for variant in metric.variants if variant.to_json()["significant"]
+        )
+        units = sum(v.units for v in result.metrics[0].variants) if result.metrics else 0
+        srm = "" if not result.srm_flagged else " · SRM WARNING"
+        sys.stderr.write(
+            f"stats: {result.experiment}: {units} units, {len(result.metrics)} metrics, "
+            f"{significant} significant lifts ({result.method}){srm}\n"
+        )
+    if results:
+        sys.stderr.write(f"stats: stored in xp.results at {results[0].computed_at.isoformat()}\n")
+
+
+JOBS: dict[JobName, Job] = {
+    JobName.etl: _etl,
+    JobName.lake: _lake,
+    JobName.stats: _stats,
+    JobName.quality: _quality,
+}
+
+
+def _run_all(since: datetime | None, until: datetime | None) -> None:
+    failed: list[str] = []
+    for name, job in JOBS.items():
+        try:
+            job(since, until)
+        except NotYetAvailableError as error:
+            sys.stderr.write(f"{name.value}: skipped: {error}\n")
+        except XpError as error:
+            sys.stderr.write(f"{name.value}: failed: {error}\n")
+            failed.append(name.value)
+        except Exception as error:
+            logger.debug("job %s failed", name.value, exc_info=True)
+            sys.stderr.write(f"{name.value}: failed: unexpected {type(error).__name__}: {error}\n")
+            failed.append(name.value)
+    if failed:
+        raise typer.Exit(1)
+
+
 @jobs_app.command("run")
 def run(
     job: JobName = typer.Argument(..., help="etl, lake, stats, quality or all."),
-    since: str | None = typer.Option(None, "--since", help="Start of the window (ISO date/time)."),
-    until: str | None = typer.Option(None, "--until", help="End of the window (ISO date/time)."),
+    since: str | None = typer.Option(
+        None, "--since", help="Start of the window (ISO date/time; UTC if no zone)."
+    ),
+    until: str | None = typer.Option(None, "--until", help="End of the window (ISO date/time; default now)."),
 ) -> None:
     """Run one batch job, or all of them in order.
 
-    Example: xp jobs run etl --since 2026-11-01 --until 2026-11-25
+    stats: results of every running experiment, stored as a snapshot in xp.results (units first exposed
+    in [--since, --until)).
+
+    Example: xp jobs run stats
+
+    Example: xp jobs run all --since 2026-11-01 --until 2026-11-25
     """
-    raise pending(f"jobs run {job.value}", 6 if job is JobName.quality else 5)
+    from xpstream.cli.results import parse_time
+
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    if job is JobName.all:
+        _run_all(start, end)
+    else:
+        JOBS[job](start, end)
 
 
 def register(app: typer.Typer) -> None:

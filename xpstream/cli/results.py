@@ -1,22 +1,159 @@
-"""`xp results EXPERIMENT`: experiment results (issue #5)."""
+"""`xp results EXPERIMENT`: experiment results (issue #5). The computation lives in jobs/results*.py."""
 
 from __future__ import annotations
 
+import enum
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
 import typer
 
-from xpstream.cli._pending import pending
 from xpstream.cli.output import OutputFormat
+from xpstream.errors import ConfigError, ValidationError
+
+if TYPE_CHECKING:
+    from jobs.results import ExperimentResult, MetricResult
+    from xpstream.config import CoreSettings
+
+__all__ = ["StatsMethod", "core_settings", "parse_time", "print_result", "register", "results"]
+
+
+class StatsMethod(enum.StrEnum):
+    sequential = "sequential"
+    frequentist = "frequentist"
+    bayesian = "bayesian"
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO date or date-time option as an aware UTC datetime (no zone: UTC); None stays None."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{option} {value!r} is not an ISO date or date-time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def core_settings(settings_class: type[CoreSettings] | None = None) -> CoreSettings:
+    """Settings of a one-shot command (``CoreSettings`` or a subclass); a bad ``XP_*`` value is a
+    one-line ConfigError."""
+    import pydantic
+
+    from xpstream.config import CoreSettings
+
+    try:
+        return (settings_class or CoreSettings)()
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _metric_table(metric: MetricResult, alpha: float, bayesian: bool = False) -> Any:
+    from rich.table import Table
+
+    level = f"{1 - alpha:.0%}"
+    title = f"{metric.metric.name} ({metric.metric.type.value}, {metric.role})"
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    last = "chance to win" if bayesian else "p-value"
+    for column in ("variation", "units", "mean", "lift", f"{level} interval", last, "note"):
+        table.add_column(column, justify="left" if column in ("variation", "note") else "right")
+    for variant in metric.variants:
+        data = variant.to_json()
+        lift, style = "", ""
+        if variant.effect is None:
+            lift = "control"
+        else:
+            lift = _fmt(data["estimate"], "+.1%")
+            if data["significant"] and data["estimate"] is not None:
+                good = (data["estimate"] > 0) == metric.metric.higher_is_better
+                style = "bold green" if good else "bold red"
+        interval = (
+            f"[{data['ci_low']:+.1%}, {data['ci_high']:+.1%}]"
+            if data["ci_low"] is not None and data["ci_high"] is not None
+            else ""
+        )
+        note = data["error"] or ("significant" if data["significant"] else "")
+        table.add_row(
+            variant.name,
+            str(variant.units),
+            _fmt(data["mean"], ".4g"),
+            lift,
+            interval,
+            _fmt(data["chance_to_win"], ".1%") if bayesian else _fmt(data["p_value"], ".3g"),
+            note,
+            style=style,
+        )
+    return table
+
+
+def print_result(result: ExperimentResult) -> None:
+    """A rich table per metric; significant lifts highlighted (green: good, red: harmful); SRM warning."""
+    from rich.console import Console
+
+    console = Console()
+    console.print(
+        f"[bold]{result.experiment}[/bold] · {result.method}"
+        f" · computed {result.computed_at:%Y-%m-%d %H:%M:%S} UTC · SRM p = {_fmt(result.srm_p_value, '.3g')}"
+    )
+    if result.srm_flagged:
+        console.print(
+            "[bold red]warning: sample ratio mismatch (SRM p < 0.001): the split does not match the "
+            "configured weights; do not trust these results until the cause is found[/bold red]"
+        )
+    for metric in result.metrics:
+        console.print(_metric_table(metric, result.alpha, bayesian=result.method == "bayesian"))
 
 
 def results(
     experiment: str = typer.Argument(..., help="Experiment key."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+    method: StatsMethod = typer.Option(
+        StatsMethod.sequential,
+        "--method",
+        help="sequential (default: valid under peeking), frequentist (Welch) or bayesian.",
+    ),
+    since: str | None = typer.Option(None, "--since", help="Only units first exposed at or after (ISO)."),
+    until: str | None = typer.Option(
+        None, "--until", help="Only units and events before (ISO; default now)."
+    ),
 ) -> None:
-    """Show the latest results of an experiment.
+    """Compute an experiment's results now, from ClickHouse, and print them (nothing is stored;
+    `xp jobs run stats` stores snapshots).
 
-    Example: xp results checkout-button --format json
+    Relative lift of every variation against control, per metric; SRM against the configured weights.
+
+    Example: xp results checkout-button
+
+    Example: xp results checkout-button --format json --method frequentist
     """
-    raise pending("results", 5)
+    from jobs.results_store import compute_experiment_result
+    from xpstream.cli.output import print_json
+    from xpstream.registry_topic import read_registry
+    from xpstream.warehouse import open_warehouse
+
+    if fmt is OutputFormat.csv:
+        raise ValidationError("--format must be table or json")
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    settings = core_settings()
+    snapshot = read_registry(settings, timeout=10.0)
+    spec = snapshot.experiments.get(experiment)
+    if spec is None:
+        known = ", ".join(sorted(snapshot.experiments)) or "none"
+        raise ValidationError(f"unknown experiment {experiment!r} (known: {known})")
+    warehouse = open_warehouse(settings)
+    try:
+        result = compute_experiment_result(warehouse, spec, since=start, until=end, method=method.value)
+    finally:
+        warehouse.close()
+    if fmt is OutputFormat.json:
+        print_json(result.to_json())
+    else:
+        print_result(result)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,307 @@
+"""Experiment results: per-variation sums from ClickHouse → the statistics engine → the results contract.
+
+Pure (no I/O): the warehouse side is :mod:`jobs.results_store`. The flow, per running experiment:
+
+1. :func:`metric_query_parameters` binds one metric to ``sql/queries/results_metric_sums.sql``, which
+   returns one :class:`VariationSums` row per variation (``units``, ``Σa``, ``Σa²``, and for ratio
+   metrics the denominator ``Σb``, ``Σb²`` and ``Σa·b``);
+2. :func:`statistics_for` turns them into engine statistics (variations with no unit get ``n = 0``);
+3. :func:`analyze_experiment` compares every treatment with control (:func:`jobs.stats.compare_variations`,
+   relative lift) and checks the split (:func:`jobs.stats.sample_ratio_mismatch`);
+4. :meth:`ExperimentResult.to_json` is the ``xp results --format json`` contract (docs/statistics.md).
+
+Degenerate data (no units, nobody converted) gives coded errors in the result, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from assignment.metrics_catalog import Aggregation, MetricDefinition, MetricType, metric_roles, metrics_for
+from jobs.stats import (
+    EffectResult,
+    ProportionStatistic,
+    RatioStatistic,
+    SampleMeanStatistic,
+    Statistic,
+    ValueSums,
+    compare_variations,
+    sample_ratio_mismatch,
+)
+from jobs.stats.results import Method
+from xpstream.errors import ValidationError
+
+__all__ = [
+    "SRM_THRESHOLD",
+    "ExperimentResult",
+    "MetricResult",
+    "VariantResult",
+    "VariationSums",
+    "analyze_experiment",
+    "analyzed_metrics",
+    "metric_query_parameters",
+    "statistics_for",
+]
+
+SRM_THRESHOLD = 0.001
+"""An SRM p-value below this flags the experiment (Kohavi, Tang & Xu 2020, ch. 21)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VariationSums:
+    """One row of ``results_metric_sums``: the unit-level sums of one variation."""
+
+    variation_id: int
+    units: int
+    """Units in the analysis population (first exposure here, one variation, not overridden)."""
+    sum_a: float = 0.0
+    """Σ of the per-unit metric value (ratio: numerator)."""
+    sum_a_squares: float = 0.0
+    sum_b: float = 0.0
+    """Ratio metrics: Σ of the per-unit denominator; 0 otherwise."""
+    sum_b_squares: float = 0.0
+    cross_sum: float = 0.0
+    """Σ a·b (ratio metrics)."""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> VariationSums:
+        """From a query row (extra columns such as ``units_with_events`` are ignored)."""
+        return cls(
+            variation_id=int(row["variation_id"]),
+            units=int(row["units"]),
+            sum_a=float(row["sum_a"]),
+            sum_a_squares=float(row["sum_a_squares"]),
+            sum_b=float(row["sum_b"]),
+            sum_b_squares=float(row["sum_b_squares"]),
+            cross_sum=float(row["cross_sum"]),
+        )
+
+
+def _side(metric: MetricDefinition, where: str) -> tuple[str, str, str, float]:
+    """(event, aggregation, property, window seconds; 0 = none) of an event metric."""
+    if metric.type is MetricType.RATIO or metric.event_name is None or metric.aggregation is None:
+        raise ValidationError(f"{where}: metric {metric.name!r} is not an event metric")
+    field = metric.value_field or "value"
+    prop = field.removeprefix("properties.") if field.startswith("properties.") else ""
+    window = metric.window_hours * 3600.0 if metric.window_hours is not None else 0.0
+    return metric.event_name, metric.aggregation.value, prop, window
+
+
+def metric_query_parameters(
+    metric: MetricDefinition,
+    catalog: Mapping[str, MetricDefinition],
+    *,
+    experiment: str,
+    since: datetime,
+    until: datetime,
+) -> dict[str, Any]:
+    """The bound parameters of ``results_metric_sums`` for ``metric`` (``catalog``: ratio parts by name).
+
+    ValidationError for a ratio whose parts are not event metrics (a ratio of ratios).
+    """
+    where = f"experiment {experiment!r}"
+    if metric.type is MetricType.RATIO:
+        numerator = catalog.get(metric.numerator or "")
+        denominator = catalog.get(metric.denominator or "")
+        if numerator is None or denominator is None:
+            raise ValidationError(f"{where}: ratio metric {metric.name!r} refers to an unknown metric")
+        a, b = _side(numerator, where), _side(denominator, where)
+    else:
+        a, b = _side(metric, where), ("", Aggregation.COUNT.value, "", 0.0)
+    return {
+        "experiment": experiment,
+        "since": since,
+        "until": until,
+        "event_a": a[0],
+        "aggregation_a": a[1],
+        "property_a": a[2],
+        "window_a_seconds": a[3],
+        "event_b": b[0],
+        "aggregation_b": b[1],
+        "property_b": b[2],
+        "window_b_seconds": b[3],
+    }
+
+
+def _clean(value: float) -> float:
+    """Float sums that must be ≥ 0 or integral can come back as -1e-13 or 754.9999999: tidy them."""
+    return 0.0 if abs(value) < 1e-12 else value
+
+
+def statistics_for(
+    metric: MetricDefinition, variation_ids: Sequence[int], rows: Sequence[VariationSums]
+) -> list[Statistic]:
+    """One engine statistic per configured variation, in ``variation_ids`` order (missing → empty)."""
+    by_id = {row.variation_id: row for row in rows}
+    statistics: list[Statistic] = []
+    for variation_id in variation_ids:
+        row = by_id.get(variation_id, VariationSums(variation_id, 0))
+        if metric.type is MetricType.BINOMIAL:
+            statistics.append(ProportionStatistic(row.units, float(round(row.sum_a))))
+        elif metric.type is MetricType.RATIO:
+            statistics.append(
+                RatioStatistic(
+                    row.units,
+                    ValueSums(_clean(row.sum_a), _clean(row.sum_a_squares)),
+                    ValueSums(_clean(row.sum_b), _clean(row.sum_b_squares)),
+                    _clean(row.cross_sum),
+                )
+            )
+        else:
+            statistics.append(SampleMeanStatistic(row.units, _clean(row.sum_a), _clean(row.sum_a_squares)))
+    return statistics
+
+
+def analyzed_metrics(experiment: Any) -> list[tuple[MetricDefinition, str]]:
+    """(metric, role) for the experiment's primary, secondary and guardrail metrics (the catalog's
+    defaults when it names none), each once; ratio parts not named by the experiment are left out."""
+    roles: dict[str, str] = {}
+    for role, metrics in metric_roles(experiment).items():
+        for metric in metrics:
+            roles.setdefault(metric.name, role.removesuffix("s"))
+    return [(m, roles[m.name]) for m in metrics_for(experiment) if m.name in roles]
+
+
+def _number(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+@dataclass(frozen=True, slots=True)
+class VariantResult:
+    """One variation of one metric: control carries no estimate."""
+
+    variation_id: int
+    key: str
+    name: str
+    units: int
+    mean: float | None
+    statistic: Statistic
+    effect: EffectResult | None = None
+    """None for control."""
+
+    def to_json(self) -> dict[str, Any]:
+        effect = self.effect
+        error = effect.error.value if effect is not None and effect.error else None
+        if error is None and self.units == 0:
+            error = "empty_variation"
+        return {
+            "variation_id": self.variation_id,
+            "key": self.key,
+            "name": self.name,
+            "units": self.units,
+            "mean": self.mean,
+            "estimate": effect.estimate if effect else None,
+            "ci_low": effect.ci_low if effect else None,
+            "ci_high": effect.ci_high if effect else None,
+            "p_value": effect.p_value if effect else None,
+            "chance_to_win": effect.chance_to_win if effect else None,
+            "significant": effect.significant if effect else False,
+            "error": error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    """Every variation of one metric, control first."""
+
+    metric: MetricDefinition
+    role: str
+    """primary, secondary or guardrail."""
+    variants: tuple[VariantResult, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric.name,
+            "type": self.metric.type.value,
+            "role": self.role,
+            "higher_is_better": self.metric.higher_is_better,
+            "variants": [v.to_json() for v in self.variants],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentResult:
+    """The results of one experiment at ``computed_at``."""
+
+    experiment: str
+    computed_at: datetime
+    method: Method
+    alpha: float
+    since: datetime
+    until: datetime
+    srm_p_value: float | None
+    srm_error: str | None
+    metrics: tuple[MetricResult, ...]
+
+    @property
+    def srm_flagged(self) -> bool:
+        """The split does not match the configured weights (p < :data:`SRM_THRESHOLD`)."""
+        return self.srm_p_value is not None and self.srm_p_value < SRM_THRESHOLD
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``xp results --format json`` contract."""
+        return {
+            "experiment": self.experiment,
+            "srm_p_value": self.srm_p_value,
+            "srm_error": self.srm_error,
+            "computed_at": self.computed_at.isoformat(),
+            "method": self.method,
+            "alpha": self.alpha,
+            "metrics": [m.to_json() for m in self.metrics],
+        }
+
+
+def analyze_experiment(
+    experiment: Any,
+    sums: Mapping[str, Sequence[VariationSums]],
+    *,
+    computed_at: datetime,
+    since: datetime,
+    until: datetime,
+    method: Method = "sequential",
+    alpha: float = 0.05,
+) -> ExperimentResult:
+    """Results of ``experiment`` (an :class:`assignment.registry.ExperimentSpec`) from ``sums`` (metric
+    name → rows of ``results_metric_sums``; a metric without an entry is analysed as empty)."""
+    variations = experiment.variations
+    ids = [v.id for v in variations]
+    metrics: list[MetricResult] = []
+    population: list[int] | None = None
+    for metric, role in analyzed_metrics(experiment):
+        statistics = statistics_for(metric, ids, sums.get(metric.name, ()))
+        if population is None:
+            population = [s.n for s in statistics]
+        effects = compare_variations(
+            statistics, method=method, alpha=alpha, higher_is_better=metric.higher_is_better
+        )
+        variants = [
+            VariantResult(
+                variation.id,
+                variation.key,
+                variation.name,
+                statistic.n,
+                _number(statistic.mean),
+                statistic,
+                None if index == 0 else effects[index - 1],
+            )
+            for index, (variation, statistic) in enumerate(zip(variations, statistics, strict=True))
+        ]
+        metrics.append(MetricResult(metric, role, tuple(variants)))
+    if population is None:  # an experiment always has a metric (defaults); be safe anyway
+        population = [0] * len(ids)
+    srm = sample_ratio_mismatch(population, [max(v.weight, 1e-12) for v in variations])
+    return ExperimentResult(
+        experiment=experiment.key,
+        computed_at=computed_at,
+        method=method,
+        alpha=alpha,
+        since=since,
+        until=until,
+        srm_p_value=srm.p_value,
+        srm_error=srm.error.value if srm.error else None,
+        metrics=tuple(metrics),
+    )
