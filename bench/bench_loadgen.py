@@ -19,6 +19,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 
@@ -28,8 +29,10 @@ def main() -> None:
     parser.add_argument("--format", choices=("table", "json"), default="table")
     args = parser.parse_args()
 
+    from assignment.authoring import load_payload_file
     from xpstream.config import CoreSettings
-    from xpstream.demo import DEMO_PAYLOAD
+
+    DEMO_PAYLOAD = load_payload_file(Path(__file__).resolve().parents[1] / "examples" / "experiments.yaml")
     from xpstream.kafka import ensure_topics
     from xpstream.kafka.admin import admin_client
     from xpstream.kafka.clients import make_producer

@@ -21,29 +21,11 @@ import pytest
 from pipelines.thin_loader import load_topic_into_table
 from schemas import DeadLetterReason, Exposure, RecordCodec
 from tests.fixtures.kafka import free_ports
+from tests.payloads import DEMO_PAYLOAD
 from xpstream.config import KafkaSettings
 from xpstream.kafka import EXPOSURES
 
 pytestmark = pytest.mark.e2e
-
-DEMO_PAYLOAD: dict[str, Any] = {
-    "features": {
-        "checkout-button": {
-            "defaultValue": "blue",
-            "rules": [
-                {
-                    "key": "checkout-button-color",
-                    "variations": ["blue", "green", "orange"],
-                    "weights": [0.34, 0.33, 0.33],
-                    "coverage": 1.0,
-                    "hashAttribute": "id",
-                    "hashVersion": 2,
-                    "meta": [{"key": "control"}, {"key": "green"}, {"key": "orange"}],
-                }
-            ],
-        }
-    }
-}
 
 
 def build_demo_exposures(users: int, seed: int) -> list[Any]:

@@ -15,11 +15,12 @@ import pytest
 
 from schemas import Exposure, MetricEvent, RecordCodec
 from schemas.codec import RecordError
+from tests.payloads import DEMO_PAYLOAD
 from xpstream.config import KafkaSettings
-from xpstream.demo import DEMO_PAYLOAD
 from xpstream.kafka import EVENTS, EXPOSURES
 
 pytestmark = pytest.mark.integration
+
 
 EVENT_NAMES = {"pageview", "purchase"}
 
