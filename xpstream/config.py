@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "CoreSettings",
     "KafkaSettings",
+    "LakeSettings",
     "ServiceSettings",
     "StackSettings",
     "StreamSettings",

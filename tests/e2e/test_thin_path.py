@@ -188,7 +188,11 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     }
     env.pop("XP_KAFKA_BOOTSTRAP", None)
     result = subprocess.run(
-        [sys.executable, "-m", "xpstream.demo"], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "xpstream.demo", "--users", "4000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "every count reconciles" in result.stdout
@@ -196,6 +200,12 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "stopped the local stack" in result.stdout
     # The per-variation exposure counts printed by `xp sql` cover the three demo variations.
     checkout_rows = [
-        line for line in result.stdout.splitlines() if line.lstrip().startswith("checkout-button ")
+        line
+        for line in result.stdout.splitlines()
+        if line.lstrip().startswith("checkout-button ") and "│" in line
     ]
     assert len(checkout_rows) == 3
+    # It ends with a results table for each demo experiment.
+    for experiment in ("checkout-button", "pricing-page-annual-first", "search-ranking-v2"):
+        assert f"$ xp results {experiment}" in result.stdout
+    assert "conversion (binomial, primary)" in result.stdout
