@@ -92,6 +92,9 @@ class CompiledPayload:
             ]
             self.features[key] = CompiledFeature(key, rules, spec.get("defaultValue"))
         self._evaluator = FeatureEvaluator(self.features)
+        # Features without prerequisites as one closure each (see features.compile_fast_feature).
+        self._fast = self._evaluator.fast
+        self._all = [(key, self._fast.get(key)) for key in self.features]
 
     def __contains__(self, feature_key: object) -> bool:
         return feature_key in self.features
@@ -114,12 +117,21 @@ class CompiledPayload:
         ``forced_variations`` (experiment key → variation index) and ``url`` (its query string can
         force ``?experiment-key=N``) are GrowthBook's QA overrides.
         """
-        return self._evaluator.evaluate(feature_key, attributes, forced_variations, url)
+        if forced_variations or url:
+            return self._evaluator.evaluate(feature_key, attributes, forced_variations, url)
+        fast = self._fast.get(feature_key)
+        if fast is not None:
+            return fast(attributes)
+        return self._evaluator.evaluate(feature_key, attributes)
 
     def evaluate_all(self, attributes: Mapping[str, Any]) -> dict[str, FeatureResult]:
         """Every feature of the payload for one unit."""
         evaluate = self._evaluator.evaluate
-        return {key: evaluate(key, attributes) for key in self.features}
+        memo: dict[str, int] = {}  # the unit's v1 hash states, shared by its features' rules
+        return {
+            key: fast(attributes, memo) if fast is not None else evaluate(key, attributes)
+            for key, fast in self._all
+        }
 
     def evaluate_many(
         self, feature_key: str, units: Sequence[Mapping[str, Any]], *, vectorized: bool = True

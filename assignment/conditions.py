@@ -37,7 +37,16 @@ from assignment.values import (
     strict_deep_equal,
 )
 
-__all__ = ["CondResult", "Predicate", "compile_condition", "condition_attributes", "eval_condition"]
+__all__ = [
+    "EVAL_ERRORS",
+    "CondResult",
+    "Predicate",
+    "as_condition",
+    "compile_condition",
+    "compile_predicate",
+    "condition_attributes",
+    "eval_condition",
+]
 
 CondResult = bool | None
 Predicate = Callable[[Any], CondResult]
@@ -131,6 +140,8 @@ class _Compiler:
     def document(self, condition: Any, visited: frozenset[str]) -> Predicate:
         if not isinstance(condition, dict):
             return _malformed
+        if len(condition) > 1 and all(key[:1] != "$" and "." not in key for key in condition):
+            return self._attributes([(key, self.value(value, visited)) for key, value in condition.items()])
         parts: list[Predicate] = []
         for key, value in condition.items():
             if key == "$or":
@@ -156,6 +167,32 @@ class _Compiler:
         if not predicates:
             return _true
         return _any_of(predicates) if any_of else _all_of(predicates)
+
+    @staticmethod
+    def _attributes(checks: list[tuple[str, Predicate]]) -> Predicate:
+        """Several plain (undotted) attributes, all required: ``_all_of`` of ``_attribute``s in one
+        closure (same order, same three-valued result)."""
+
+        def attributes(x: Any) -> CondResult:
+            result: CondResult = True
+            if type(x) is dict:
+                get = x.get
+                for path, check in checks:
+                    r = check(get(path))
+                    if r is False:
+                        return False
+                    if r is None:
+                        result = None
+                return result
+            for path, check in checks:
+                r = check(get_path(x, path))
+                if r is False:
+                    return False
+                if r is None:
+                    result = None
+            return result
+
+        return attributes
 
     @staticmethod
     def _attribute(path: str, check: Predicate) -> Predicate:
@@ -320,12 +357,26 @@ class _Compiler:
         return contains_all
 
 
+EVAL_ERRORS = _EVAL_ERRORS
+
+
+def compile_predicate(condition: Any, saved_groups: Mapping[str, Any] | None = None) -> Predicate:
+    """The three-valued predicate behind :func:`compile_condition`: it matches when it returns
+    ``True`` (not merely truthy) and may raise one of ``EVAL_ERRORS``, which means no match. For
+    hot loops that inline ``compile_condition``'s wrapper."""
+    try:
+        return _Compiler(saved_groups).document(condition, frozenset())
+    except RecursionError:
+        return _false
+
+
 def compile_condition(condition: Any, saved_groups: Mapping[str, Any] | None = None) -> Callable[[Any], bool]:
     """Compile a condition into ``predicate(attributes) -> bool`` (unknown or malformed → False)."""
-    try:
-        predicate = _Compiler(saved_groups).document(condition, frozenset())
-    except RecursionError:
-        return lambda _: False
+    return as_condition(compile_predicate(condition, saved_groups))
+
+
+def as_condition(predicate: Predicate) -> Callable[[Any], bool]:
+    """A predicate of :func:`compile_predicate` as ``attributes -> bool`` (errors → False)."""
 
     def matches(attributes: Any) -> bool:
         try:

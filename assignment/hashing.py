@@ -7,7 +7,9 @@ what makes assignments identical across languages:
 - **v2**: ``fnv1a32(str(fnv1a32(seed + value))) % 10000 / 10000`` (four decimals, better spread).
 
 FNV-1a is a streaming hash, so the state after a fixed prefix (the v2 seed) is computed once per
-rule and each unit only pays for its own characters (:class:`SeededHash`). JavaScript hashes
+rule, a fixed suffix (the v1 seed) extends any state in constant time through a 256-entry table
+(:func:`suffix_table`), and a v2 hash's outer decimal string is hashed from tables
+(:func:`fnv1a32_decimal`): each unit only pays for its own characters (:class:`SeededHash`). JavaScript hashes
 ``charCodeAt`` values, i.e. UTF-16 code units: ASCII strings hash their bytes, anything else hashes
 its UTF-16 units (a character beyond U+FFFF is two surrogate units).
 
@@ -18,6 +20,7 @@ non-empty strings and finite non-zero numbers identify a unit (:func:`hash_strin
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -25,11 +28,13 @@ __all__ = [
     "FNV_PRIME",
     "SeededHash",
     "fnv1a32",
+    "fnv1a32_decimal",
     "fnv1a32_extend",
     "gbhash",
     "hash_string",
     "is_hashable",
     "js_number_to_string",
+    "suffix_table",
 ]
 
 FNV_OFFSET = 0x811C9DC5
@@ -73,26 +78,139 @@ def gbhash(seed: str, value: str, version: int) -> float | None:
     return None
 
 
-class SeededHash:
-    """:func:`gbhash` with the seed fixed: compiled once per rule, called once per unit."""
+# -- constant-time suffixes --------------------------------------------------------------------
+#
+# FNV-1a's XOR with a code unit below 256 only changes the low 8 bits of the state, and the low 8
+# bits of a product mod 2**32 depend only on the low 8 bits of its factors. So over a fixed suffix
+# of L such code units, the sequence of changes the XORs make depends only on the low byte ``l`` of
+# the starting state ``h``, and  ``extend(h, suffix) == (h * P**L + C[l]) mod 2**32``  with a
+# 256-entry table ``C`` per suffix (``C[l] = extend(l, suffix) - l * P**L``). A v1 hash has a fixed
+# suffix (its seed), and a v2 hash's outer string is decimal digits, hashed two digits at a time.
 
-    __slots__ = ("_seed", "_seed_state", "version")
+
+def suffix_table(suffix: str) -> tuple[int, list[int]] | None:
+    """``(P**len mod 2**32, C)`` for a suffix of code units below 256, else None (see above)."""
+    if any(ord(char) > 255 for char in suffix):
+        return None
+    power = pow(FNV_PRIME, len(suffix), 1 << 32)
+    return power, [(fnv1a32_extend(low, suffix) - low * power) & _MASK for low in range(256)]
+
+
+def _digit_tables() -> tuple[list[int], int, list[int]]:
+    prefixes = [FNV_OFFSET]  # FNV-1a 32 of str(q) for 0 < q < 10**4 (index 0 unused)
+    for q in range(1, 10_000):
+        prefixes.append(fnv1a32_extend(prefixes[q // 10] if q >= 10 else FNV_OFFSET, chr(48 + q % 10)))
+    power = pow(FNV_PRIME, 2, 1 << 32)
+    pairs = [0] * (256 << 7)  # [low byte << 7 | two digits] → C of that two-digit suffix
+    for low in range(256):
+        for digits in range(100):
+            pairs[(low << 7) | digits] = (fnv1a32_extend(low, f"{digits:02d}") - low * power) & _MASK
+    return prefixes, power, pairs
+
+
+_DIGIT_PREFIXES: list[int] = []
+_DIGIT_PAIRS: list[int] = []
+_PAIR_POWER = 637696617  # P**2 mod 2**32, written out in fnv1a32_decimal
+
+
+def _ensure_digit_tables() -> None:
+    """Build the decimal tables on first use (~35k entries, a few tens of ms)."""
+    if not _DIGIT_PAIRS:
+        prefixes, _, pairs = _digit_tables()
+        _DIGIT_PREFIXES[:] = prefixes
+        _DIGIT_PAIRS[:] = pairs
+
+
+def fnv1a32_decimal(number: int) -> int:
+    """``fnv1a32(str(number))`` for ``0 <= number < 2**32`` (a v2 hash's outer hash), from tables:
+    the leading digits (up to four) directly, then three pairs of digits in constant time each."""
+    pairs = _DIGIT_PAIRS
+    if number < 1_000_000 or not pairs:
+        return fnv1a32(str(number))
+    head, rest = divmod(number, 1_000_000)
+    h = _DIGIT_PREFIXES[head]
+    h = (h * 637696617 + pairs[((h & 255) << 7) | rest // 10000]) & _MASK
+    h = (h * 637696617 + pairs[((h & 255) << 7) | (rest // 100) % 100]) & _MASK
+    return (h * 637696617 + pairs[((h & 255) << 7) | rest % 100]) & _MASK
+
+
+class SeededHash:
+    """:func:`gbhash` with the seed fixed: compiled once per rule, called once per unit.
+
+    v2 keeps the FNV state after the seed (a prefix); v1 keeps the seed's suffix table, so the
+    unit's characters are the only ones hashed one by one in either version.
+    """
+
+    __slots__ = ("_seed", "_seed_state", "_suffix_power", "_suffix_table", "version")
 
     def __init__(self, seed: str, version: int) -> None:
         self._seed = seed
         self._seed_state = fnv1a32(seed)
         self.version = version
+        table = suffix_table(seed) if version == 1 else None
+        self._suffix_power = table[0] if table is not None else 0
+        self._suffix_table = table[1] if table is not None else None
+        if version == 2:
+            _ensure_digit_tables()
 
     @property
     def valid(self) -> bool:
         """Whether the hash version is one GrowthBook defines (1 or 2)."""
         return self.version in (1, 2)
 
+    def function(self) -> Callable[[str, dict[str, int] | None], float] | None:
+        """This hash as a plain function ``(value, memo)`` (cheaper to call than the instance), or
+        None for an unknown version (which never hashes). ``memo`` (or None) maps values to their
+        ``fnv1a32``, shared by the v1 hashes of one evaluation: a v1 hash of a value under any
+        seed is then constant-time once the value has been hashed."""
+        if self.version == 2:
+            seed_state = self._seed_state
+            decimal = fnv1a32_decimal
+
+            def v2(value: str, memo: dict[str, int] | None = None) -> float:
+                if len(value) <= 32 and value.isascii():  # fnv1a32_extend, inlined
+                    h = seed_state
+                    for unit in value.encode():
+                        h = (h ^ unit) * 16777619
+                    return (decimal(h & 4294967295) % 10000) / 10000
+                return (decimal(fnv1a32_extend(seed_state, value)) % 10000) / 10000
+
+            return v2
+        if self.version == 1 and self._suffix_table is not None:
+            power = self._suffix_power
+            table = self._suffix_table
+
+            def v1(value: str, memo: dict[str, int] | None = None) -> float:
+                if memo is not None:
+                    h = memo.get(value)
+                    if h is None:
+                        h = memo[value] = fnv1a32_extend(2166136261, value)
+                elif len(value) <= 32 and value.isascii():  # fnv1a32_extend, inlined
+                    h = 2166136261
+                    for unit in value.encode():
+                        h = (h ^ unit) * 16777619
+                    h &= 4294967295
+                else:
+                    h = fnv1a32_extend(2166136261, value)
+                return (((h * power + table[h & 255]) & 4294967295) % 1000) / 1000
+
+            return v1
+        if self.version == 1:  # a seed beyond Latin-1: the generic path
+
+            def generic(value: str, memo: dict[str, int] | None = None) -> float:
+                return (fnv1a32_extend(fnv1a32(value), self._seed) % 1000) / 1000
+
+            return generic
+        return None
+
     def __call__(self, value: str) -> float | None:
         if self.version == 2:
-            inner = fnv1a32_extend(self._seed_state, value)
-            return (fnv1a32_extend(FNV_OFFSET, str(inner)) % 10000) / 10000
+            return (fnv1a32_decimal(fnv1a32_extend(self._seed_state, value)) % 10000) / 10000
         if self.version == 1:
+            table = self._suffix_table
+            if table is not None:
+                h = fnv1a32_extend(FNV_OFFSET, value)
+                return (((h * self._suffix_power + table[h & 255]) & _MASK) % 1000) / 1000
             return (fnv1a32_extend(fnv1a32(value), self._seed) % 1000) / 1000
         return None
 

@@ -3,11 +3,19 @@ semver comparison, regular expressions and membership. Used by :mod:`assignment.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
 
-from assignment.values import is_in, is_numeric, is_orderable, js_less_than, padded_version_string
+from assignment.values import (
+    is_in,
+    is_numeric,
+    is_orderable,
+    js_less_than,
+    padded_version_string,
+    padded_version_text,
+)
 
 __all__ = [
     "comparison_predicate",
@@ -69,6 +77,28 @@ def version_comparison_predicate(op: str, operand: Any) -> Predicate:
         "$vgte": (1, 0),
     }[op]
     mismatch = op == "$vne"  # $vne is the negation of $veq, so it matches on a type mismatch
+    if type(operand) is str:
+        # Fast path for the usual string attribute: padded strings order totally, so the wanted
+        # signs are one comparison (padded_version_string maps "" to "0").
+        compare = {
+            "$veq": operator.eq,
+            "$vne": operator.ne,
+            "$vlt": operator.lt,
+            "$vlte": operator.le,
+            "$vgt": operator.gt,
+            "$vgte": operator.ge,
+        }[op]
+        padded = padded_version_text
+
+        def string_version_comparison(v: Any) -> CondResult:
+            if type(v) is str:
+                return compare(padded(v or "0"), expected)
+            if not is_orderable(v, operand):
+                return mismatch
+            actual = padded_version_string(v)
+            return ((actual > expected) - (actual < expected)) in wanted
+
+        return string_version_comparison
 
     def version_comparison(v: Any) -> CondResult:
         if not is_orderable(v, operand):

@@ -25,6 +25,7 @@ __all__ = [
     "js_less_than",
     "js_strict_equal",
     "padded_version_string",
+    "padded_version_text",
     "strict_deep_equal",
 ]
 
@@ -271,6 +272,9 @@ def _padded_version_text(text: str) -> str:
     if len(parts) == 3:
         parts.append("~")  # a release sorts after its pre-releases
     return "-".join(part.rjust(5, " ") if part.isdigit() else part for part in parts)
+
+
+padded_version_text = _padded_version_text  # for a non-empty string, padded_version_string itself
 
 
 def padded_version_string(value: Any) -> str:
