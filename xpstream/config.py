@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "CoreSettings",
+    "EtlSettings",
     "KafkaSettings",
     "LakeSettings",
     "ServiceSettings",
@@ -384,3 +385,16 @@ class LakeSettings(CoreSettings):
     def lake_location(self) -> str:
         """The lake's URL or path as configured, defaulting to ``$XP_HOME/lake``."""
         return self.lake_url if self.lake_url else str(self.home / "lake")
+
+
+class EtlSettings(CoreSettings):
+    """Settings of ``xp jobs run etl`` (``XP_ETL_*``), on top of :class:`CoreSettings`."""
+
+    model_config = _ENV
+
+    etl_covariate_days: float = Field(
+        default=14.0,
+        gt=0,
+        description="Days before a unit's first exposure whose events make its CUPED covariate "
+        "(xp.unit_metrics.covariate).",
+    )

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 
 from xpstream.config import (
     CoreSettings,
+    EtlSettings,
     KafkaSettings,
     LakeSettings,
     ServiceSettings,
@@ -28,6 +29,7 @@ DEPLOYABLES: list[tuple[str, type[BaseSettings]]] = [
     ("Stream worker (`xp stream run`)", StreamSettings),
     ("Assignment service (`xp assign serve`)", ServiceSettings),
     ("Data lake (`xp jobs run lake`)", LakeSettings),
+    ("ETL rollups (`xp jobs run etl`)", EtlSettings),
 ]
 
 _HEADER = """# Configuration

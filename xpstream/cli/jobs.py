@@ -1,7 +1,7 @@
 """`xp jobs run …`: batch jobs (issues #5 and #6).
 
-``stats`` (jobs/results_store.py) and ``lake`` (jobs/lake.py, when present) run; ``etl`` (issue #5) and
-``quality`` (issue #6) are not built yet and exit 3. ``all`` runs etl, lake, stats and quality in order,
+``etl`` (jobs/etl.py), ``stats`` (jobs/results_store.py) and ``lake`` (jobs/lake.py) run; ``quality``
+(issue #6) is not built yet and exits 3. ``all`` runs etl, lake, stats and quality in order,
 skips the unavailable ones with a note, and fails (exit 1) only if an available job failed.
 """
 
@@ -37,7 +37,14 @@ Job = Callable[[datetime | None, datetime | None], None]
 
 
 def _etl(since: datetime | None, until: datetime | None) -> None:
-    raise pending("jobs run etl", 5)
+    from jobs.etl import EtlSettings, run_etl
+    from jobs.etl_progress import DelayedProgress
+    from xpstream.cli.results import core_settings
+
+    settings: Any = core_settings(EtlSettings)
+    with DelayedProgress("etl") as progress:
+        report = run_etl(settings, since=since, until=until, on_step=progress)
+    typer.echo(report.summary())
 
 
 def _quality(since: datetime | None, until: datetime | None) -> None:

@@ -74,8 +74,6 @@ def test_all_fails_only_when_an_available_job_fails(monkeypatch: pytest.MonkeyPa
     assert calls == ["etl", "lake", "stats"]  # a failure does not stop the later jobs
 
 
-def test_etl_and_quality_stay_pending() -> None:
-    with pytest.raises(NotYetAvailableError, match="#5"):
-        jobs._etl(None, None)
+def test_quality_stays_pending() -> None:
     with pytest.raises(NotYetAvailableError, match="#6"):
         jobs._quality(None, None)
