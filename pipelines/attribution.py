@@ -60,11 +60,14 @@ class Attribution(NamedTuple):
     first_exposed_at: datetime
 
 
-@dataclass(slots=True)
-class _Held:
-    event: MetricEvent
-    held_at: datetime
-    attributed_to: set[str]
+_HeldEntry = tuple[str, str, float | None, datetime, tuple[str, ...]]
+"""A held event: (event_id, event_name, value, occurred_at, experiments it is attributed to).
+
+A plain tuple of atomic values (not a struct, not a set): the garbage collector stops tracking it after
+its first pass, so hundreds of thousands of held events cost the collector nothing (they used to be
+three tracked objects each, and full collections over them dominated the kernel's time)."""
+
+_new_tuple = tuple.__new__
 
 
 class AttributionState:
@@ -83,7 +86,7 @@ class AttributionState:
         self.hold = hold
         self.max_held = max_held
         self.units: dict[str, dict[str, UnitExposure]] = {}
-        self._held: dict[str, list[_Held]] = {}
+        self._held: dict[str, list[_HeldEntry]] = {}
         self._held_order: OrderedDict[tuple[str, str], datetime] = OrderedDict()
         self.released = 0
 
@@ -116,23 +119,27 @@ class AttributionState:
         key = (event.unit_id, event.event_id)
         if key in self._held_order:
             return
-        self._held.setdefault(event.unit_id, []).append(_Held(event, held_at, set(attributed_to)))
+        entry = (event.event_id, event.event_name, event.value, event.occurred_at, tuple(set(attributed_to)))
+        self._held.setdefault(event.unit_id, []).append(entry)
         self._held_order[key] = held_at
 
     def release_expired(self, now: datetime) -> int:
         """Release held events older than ``hold`` or beyond ``max_held``; returns how many."""
         horizon = now - self.hold
         released = 0
-        while self._held_order:
-            (unit_id, event_id), held_at = next(iter(self._held_order.items()))
-            if held_at >= horizon and len(self._held_order) <= self.max_held:
+        order = self._held_order
+        held = self._held
+        max_held = self.max_held
+        while order:
+            (unit_id, event_id), held_at = next(iter(order.items()))
+            if held_at >= horizon and len(order) <= max_held:
                 break
-            del self._held_order[(unit_id, event_id)]
-            remaining = [h for h in self._held.get(unit_id, []) if h.event.event_id != event_id]
+            del order[(unit_id, event_id)]
+            remaining = [h for h in held.get(unit_id, ()) if h[0] != event_id]
             if remaining:
-                self._held[unit_id] = remaining
+                held[unit_id] = remaining
             else:
-                self._held.pop(unit_id, None)
+                held.pop(unit_id, None)
             released += 1
         self.released += released
         return released
@@ -142,73 +149,122 @@ class AttributionState:
     def observe_exposures(self, exposures: Sequence[Exposure], now: datetime) -> list[Attribution]:
         """Update first exposures; return attributions of held events the new state now covers."""
         changed: set[str] = set()
+        units = self.units
         for exposure in exposures:
-            experiments = self.units.setdefault(exposure.unit_id, {})
+            unit_id = exposure.unit_id
+            experiments = units.get(unit_id)
+            if experiments is None:
+                experiments = units[unit_id] = {}
             state = experiments.get(exposure.experiment_key)
             if state is None:
                 experiments[exposure.experiment_key] = UnitExposure(
                     exposure.exposed_at, exposure.variation_id, {exposure.variation_id}
                 )
-                changed.add(exposure.unit_id)
+                changed.add(unit_id)
                 continue
             state.variations.add(exposure.variation_id)
             if exposure.exposed_at < state.first_exposed_at:
                 state.first_exposed_at = exposure.exposed_at
                 state.variation_id = exposure.variation_id
-                changed.add(exposure.unit_id)
+                changed.add(unit_id)
         attributions: list[Attribution] = []
+        held = self._held
         for unit_id in sorted(changed):
-            for held in self._held.get(unit_id, []):
-                attributions.extend(self._attribute(held))
+            entries = held.get(unit_id)
+            if entries:
+                self._attribute_held_entries(unit_id, entries, attributions)
         return attributions
 
     def attribute_events(self, events: Sequence[MetricEvent], now: datetime) -> list[Attribution]:
         """Attribute new events to the experiments their unit is in, and hold them for late exposures."""
         attributions: list[Attribution] = []
+        append = attributions.append
+        units = self.units
+        held = self._held
+        order = self._held_order
+        hold = self.hold > timedelta(0)
+        windows, default = self.windows, self.default_window
         for event in events:
-            held = _Held(event, now, set())
-            attributions.extend(self._attribute(held))
-            if self.hold > timedelta(0):
-                key = (event.unit_id, event.event_id)
-                if key not in self._held_order:
-                    self._held.setdefault(event.unit_id, []).append(held)
-                    self._held_order[key] = now
+            unit_id = event.unit_id
+            event_id = event.event_id
+            event_name = event.event_name
+            value = event.value
+            occurred_at = event.occurred_at
+            attributed: tuple[str, ...] = ()
+            experiments = units.get(unit_id)
+            if experiments:
+                for experiment_key, state in experiments.items():  # insertion order: deterministic
+                    first = state.first_exposed_at
+                    if occurred_at < first:
+                        continue
+                    window = windows.get((experiment_key, event_name), default) if windows else default
+                    if window is not None and occurred_at > first + window:
+                        continue
+                    attributed += (experiment_key,)
+                    append(
+                        _new_tuple(
+                            Attribution,
+                            (
+                                event_id,
+                                unit_id,
+                                experiment_key,
+                                state.variation_id,
+                                event_name,
+                                value,
+                                occurred_at,
+                                first,
+                            ),
+                        )
+                    )
+            if hold:
+                key = (unit_id, event_id)
+                if key not in order:
+                    entries = held.get(unit_id)
+                    entry = (event_id, event_name, value, occurred_at, attributed)
+                    if entries is None:
+                        held[unit_id] = [entry]
+                    else:
+                        entries.append(entry)
+                    order[key] = now
         return attributions
 
     def attribute_held(self) -> list[Attribution]:
         """Attributions of every held event not attributed yet (after restoring state on start)."""
         attributions: list[Attribution] = []
         for unit_id in sorted(self._held):
-            for held in self._held[unit_id]:
-                attributions.extend(self._attribute(held))
+            self._attribute_held_entries(unit_id, self._held[unit_id], attributions)
         return attributions
 
-    def _attribute(self, held: _Held) -> list[Attribution]:
-        event = held.event
-        experiments = self.units.get(event.unit_id)
+    def _attribute_held_entries(
+        self, unit_id: str, entries: list[_HeldEntry], out: list[Attribution]
+    ) -> None:
+        """Attribute held events of one unit to experiments they are not attributed to yet (in place)."""
+        experiments = self.units.get(unit_id)
         if not experiments:
-            return []
-        out: list[Attribution] = []
-        occurred_at = event.occurred_at
+            return
         windows, default = self.windows, self.default_window
-        for experiment_key, state in experiments.items():  # insertion order: deterministic per input
-            first = state.first_exposed_at
-            if occurred_at < first or experiment_key in held.attributed_to:
-                continue
-            window = windows.get((experiment_key, event.event_name), default) if windows else default
-            if window is not None and occurred_at > first + window:
-                continue
-            held.attributed_to.add(experiment_key)
-            out.append(
-                Attribution(
-                    event_id=event.event_id,
-                    unit_id=event.unit_id,
-                    experiment_key=experiment_key,
-                    variation_id=state.variation_id,
-                    event_name=event.event_name,
-                    value=event.value,
-                    occurred_at=occurred_at,
-                    first_exposed_at=first,
+        for index, entry in enumerate(entries):
+            event_id, event_name, value, occurred_at, attributed = entry
+            before = attributed
+            for experiment_key, state in experiments.items():  # insertion order: deterministic per input
+                first = state.first_exposed_at
+                if occurred_at < first or experiment_key in attributed:
+                    continue
+                window = windows.get((experiment_key, event_name), default) if windows else default
+                if window is not None and occurred_at > first + window:
+                    continue
+                attributed += (experiment_key,)
+                out.append(
+                    Attribution(
+                        event_id,
+                        unit_id,
+                        experiment_key,
+                        state.variation_id,
+                        event_name,
+                        value,
+                        occurred_at,
+                        first,
+                    )
                 )
-            )
-        return out
+            if attributed is not before:
+                entries[index] = (event_id, event_name, value, occurred_at, attributed)

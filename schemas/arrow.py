@@ -201,7 +201,15 @@ def _column(records: Sequence[Any], record_type: type, field: pa.Field) -> pa.Ar
     values = override(records) if override else list(map(attrgetter(field.name), records))
     if field.type == TIMESTAMP:
         return _timestamp_array(values)
+    if field.type == _STRING_MAP and values and values.count({}) == len(values):
+        return _empty_maps(len(values))  # the common case (no attributes), ~20x faster than converting
     return pa.array(values, field.type)
+
+
+def _empty_maps(count: int) -> pa.Array:
+    """``count`` empty map<string, string> values: equal to ``pa.array([{}] * count, _STRING_MAP)``."""
+    empty = pa.array([], pa.string())
+    return pa.MapArray.from_arrays(pa.array(np.zeros(count + 1, np.int32)), empty, empty, type=_STRING_MAP)
 
 
 def _timestamp_array(values: list[datetime | None]) -> pa.Array:
@@ -212,6 +220,8 @@ def _timestamp_array(values: list[datetime | None]) -> pa.Array:
     """
     count = len(values)
     if None in values:
+        if values.count(None) == count:
+            return pa.nulls(count, TIMESTAMP)  # e.g. an optional ``sent_at`` nobody sets
         mask = np.fromiter((value is None for value in values), np.bool_, count)
         seconds = np.fromiter((0.0 if v is None else v.timestamp() for v in values), np.float64, count)
         return pa.array(np.rint(seconds * 1000.0).astype(np.int64), TIMESTAMP, mask=mask)
