@@ -73,6 +73,8 @@ def restore_state(
     for ids_state in seen.values():
         ids_state.expire(now)
 
+    # Before reading first exposures: complete what the materialized views missed (see _repair_views).
+    _repair_views(warehouse, since)  # rows added are logged (a warning: it means an insert was cut)
     units = warehouse.query_arrow(load_query("stream_unit_exposures")).to_pydict()
     for i, unit_id in enumerate(units["unit_id"]):
         processor.attribution.load_unit_exposure(
@@ -101,6 +103,43 @@ def restore_state(
     }
     logger.info("restored stream state from the warehouse %s", counts)
     return counts
+
+
+_VIEW_REPAIRS = {
+    "stream_repair_unit_exposures": "xp.unit_exposures",
+    "stream_repair_exposure_counts": "xp.exposure_counts_minute",
+    "stream_repair_unit_metric_state": "xp.unit_metric_state",
+}
+
+
+def _repair_views(warehouse: Warehouse, since: datetime) -> int:
+    """Re-add to the materialized views' tables the rows of recent inserts they missed.
+
+    An insert into ``xp.exposures`` / ``xp.attributed_events`` commits the table's part first, then each
+    view's part: a worker killed in between (``kill -9``, OOM, power) leaves rows in the table, so a restart
+    deduplicates the re-delivered records (their ids are loaded), and their views' rows would never be
+    written: first exposures missing from ``xp.unit_exposures`` (events not attributed on restart),
+    counters short of a recount. Each repair compares, for the keys touched since ``since`` (the dedup
+    retention: older records are not deduplicated, so nothing older is at risk), the raw table's count
+    with the view's and inserts only the difference; running it again adds nothing. Returns the rows
+    added. Assumes no other worker is inserting into the same tables meanwhile (one in-flight insert of
+    another worker could be counted twice); with chDB only one process owns the store.
+    """
+    from xpstream.warehouse import load_query
+
+    added = 0
+    for name, table in _VIEW_REPAIRS.items():
+        before = _count(warehouse, table)
+        warehouse.command(load_query(name), {"since": since})
+        rows = _count(warehouse, table) - before
+        if rows:
+            logger.warning("%s was missing rows of an interrupted insert: %d added", table, rows)
+        added += rows
+    return added
+
+
+def _count(warehouse: Warehouse, table: str) -> int:
+    return int(warehouse.query_arrow(f"SELECT count() AS n FROM {table}").column("n")[0].as_py())
 
 
 def _utc(value: Any) -> datetime:

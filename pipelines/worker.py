@@ -225,32 +225,41 @@ def _lag_or_none(consumer: Any, partitions: list[Any]) -> int | None:
 _REBALANCED = ("ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "_NO_OFFSET")
 
 
-def _commit(consumer: Any, offsets: list[Any], settings: StreamSettings, stop: _Stop) -> None:
-    """Commit synchronously; retry while the broker is unreachable, give up if the group rebalanced.
+def _commit(consumer: Any, offsets: list[Any], settings: StreamSettings, *, within: float) -> bool:
+    """Commit synchronously; True once done (or moot after a rebalance), False if not done ``within`` s.
 
+    Retries while the broker or the group coordinator is unavailable, but only for ``within`` seconds:
+    the caller then keeps the offsets pending and goes back to ``consume``, which is what lets
+    librdkafka finish what the outage started (serve the rebalance, rejoin the group, find the new
+    coordinator). Spinning here without polling can wait for the coordinator forever (seen after a
+    broker restart on a loaded machine). Giving up is safe: the batch is loaded, so a re-delivery of
+    its records is deduplicated (ids, tokens); the pending offsets go out with the next commit.
     After a rebalance the partitions may belong to another worker: it re-reads from the last commit,
-    and the loaded records it sees again are deduplicated (ids, tokens). Giving up is safe; retrying
-    a commit with a stale generation never succeeds.
+    and retrying a commit with a stale generation never succeeds, so that case returns True at once.
     """
     from confluent_kafka import KafkaError, KafkaException
 
+    deadline = time.monotonic() + within
     delay = 0.5
     while True:
         try:
             consumer.commit(offsets=offsets, asynchronous=False)
-            return
+            return True
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             name = error.name() if isinstance(error, KafkaError) else ""
             if name in _REBALANCED:
                 logger.warning("offset commit skipped after a rebalance: %s", error)
-                return
+                return True
             if isinstance(error, KafkaError) and error.fatal():
                 raise TransientError(f"Kafka consumer failed: {error}") from exc
-            if stop.requested and delay >= settings.stream_insert_retry_max_seconds:
-                raise TransientError(f"stopped while offsets could not be committed: {error}") from exc
-            logger.warning("offset commit failed (%s); retrying in %.1fs", error, delay)
-            time.sleep(delay)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                logger.warning("offset commit failed (%s); kept pending, consuming on", error)
+                return False
+            pause = min(delay, left)
+            logger.warning("offset commit failed (%s); retrying in %.1fs", error, pause)
+            time.sleep(pause)
             delay = min(delay * 2, settings.stream_insert_retry_max_seconds)
 
 
@@ -308,18 +317,58 @@ def run_worker(settings: StreamSettings, *, until_idle: float | None = None) -> 
             warehouse.insert_arrow("xp.attributed_events", attributions_table(pending))
             report.attributed += len(pending)
         producer = make_producer(settings)
-        consumer = make_consumer(
-            settings,
-            settings.stream_group_id,
-            **{
-                "partition.assignment.strategy": "range",
-                "fetch.wait.max.ms": 100,
-                "max.partition.fetch.bytes": 4 * 1024 * 1024,
-                "session.timeout.ms": int(settings.stream_session_timeout_seconds * 1000),
-                "heartbeat.interval.ms": int(settings.stream_session_timeout_seconds * 1000 / 5),
-            },
-        )
+
+        def new_consumer() -> Any:
+            return make_consumer(
+                settings,
+                settings.stream_group_id,
+                **{
+                    "partition.assignment.strategy": "range",
+                    "fetch.wait.max.ms": 100,
+                    "max.partition.fetch.bytes": 4 * 1024 * 1024,
+                    "session.timeout.ms": int(settings.stream_session_timeout_seconds * 1000),
+                    "heartbeat.interval.ms": int(settings.stream_session_timeout_seconds * 1000 / 5),
+                },
+            )
+
+        consumer = new_consumer()
         assigned: list[Any] = []
+        # Offsets of loaded batches whose commit has not gone through yet (the broker or the group
+        # coordinator unavailable): (topic, partition) → next offset. Committed with the next batch or
+        # while idle; dropped on revoke (the records they cover are loaded: a re-delivery is deduplicated).
+        uncommitted: dict[tuple[str, int], int] = {}
+        commit_within = settings.stream_session_timeout_seconds * 2
+        # Commits failing this long (while consuming on): the consumer is re-created and rejoins the group.
+        rejoin_after = max(60.0, settings.stream_session_timeout_seconds * 6)
+        failing_since: list[float] = []
+
+        def commit_pending(within: float) -> bool:
+            nonlocal consumer
+            if not uncommitted:
+                return True
+            offsets = [TopicPartition(topic, p, offset) for (topic, p), offset in uncommitted.items()]
+            if _commit(consumer, offsets, settings, within=within):
+                uncommitted.clear()
+                failing_since.clear()
+                return True
+            if not failing_since:
+                failing_since.append(time.monotonic())
+            elif time.monotonic() - failing_since[0] > rejoin_after:
+                # Last resort: a fresh consumer finds the coordinator and rejoins; it resumes from the
+                # group's last commit, and what it re-reads of the loaded batches is deduplicated.
+                logger.warning("offset commits failing for %.0fs: re-creating the consumer", rejoin_after)
+                failing_since.clear()
+                uncommitted.clear()
+                assigned[:] = []
+                old, consumer = consumer, None
+                try:
+                    if old is not None:
+                        old.close()
+                except Exception as error:  # the old consumer is broken anyway
+                    logger.warning("closing the stuck consumer failed: %s", error)
+                consumer = new_consumer()
+                consumer.subscribe([exposures_topic, events_topic], on_assign=on_assign, on_revoke=on_revoke)
+            return False
 
         def on_assign(_consumer: Any, partitions: list[Any]) -> None:
             assigned[:] = list(partitions)
@@ -327,6 +376,8 @@ def run_worker(settings: StreamSettings, *, until_idle: float | None = None) -> 
 
         def on_revoke(_consumer: Any, partitions: list[Any]) -> None:
             assigned[:] = []
+            for p in partitions:
+                uncommitted.pop((p.topic, p.partition), None)
 
         _check_topics(consumer, settings, [exposures_topic, events_topic])
         consumer.subscribe([exposures_topic, events_topic], on_assign=on_assign, on_revoke=on_revoke)
@@ -353,6 +404,8 @@ def run_worker(settings: StreamSettings, *, until_idle: float | None = None) -> 
             now = datetime.now(UTC)
             if not raws:
                 processor.attribution.release_expired(now)
+                if uncommitted and not commit_pending(within=1.0):
+                    continue  # not drained while offsets of loaded batches are uncommitted
                 idle = time.monotonic() - last_activity
                 if metrics is not None and assigned:
                     lag = _lag_or_none(consumer, assigned)
@@ -386,8 +439,9 @@ def run_worker(settings: StreamSettings, *, until_idle: float | None = None) -> 
                 )
             if producer.flush(settings.stream_session_timeout_seconds * 6) > 0:
                 raise TransientError("dead letters could not be delivered to Kafka in time")
-            offsets = [TopicPartition(topic, p, offset) for (topic, p), offset in output.offsets.items()]
-            _commit(consumer, offsets, settings, stop)
+            for key, offset in output.offsets.items():
+                uncommitted[key] = max(offset, uncommitted.get(key, offset))
+            commit_pending(within=commit_within)
             processor.commit(output)
             if metrics is not None:
                 _record_metrics(metrics, output, processor)
@@ -401,6 +455,8 @@ def run_worker(settings: StreamSettings, *, until_idle: float | None = None) -> 
             report.dead_letters += len(output.dead_letters)
             report.duplicates += output.duplicates
             report.reasons.update(output.reasons)
+        if uncommitted and not commit_pending(within=commit_within):
+            raise TransientError("stopped while offsets could not be committed (the batches are loaded)")
     except XpError:
         raise
     finally:
