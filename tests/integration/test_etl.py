@@ -20,9 +20,10 @@ import pytest
 from assignment.metrics_catalog import MetricDefinition, metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, RegistrySnapshot, VariationSpec
 from jobs.etl import EtlRange, EtlSettings, etl_range, event_metrics, rollup_experiments, run_etl
-from schemas import Exposure, ExposureSource
+from schemas import Exposure
 from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus, MetricEvent
+from tests.factories import make_exposure
 from xpstream import registry_topic
 from xpstream.warehouse import Warehouse, open_warehouse
 
@@ -92,21 +93,7 @@ class HandMade:
                                        occurred_at=self.units["u1"].first))  # fmt: skip
         self.exposures.append(self._exposure("u2", 1, BASE, 0, False, experiment="other"))
 
-    @staticmethod
-    def _exposure(
-        unit: str, variation: int, at: datetime, i: int, overridden: bool, experiment: str = "exp"
-    ) -> Exposure:
-        return Exposure(
-            exposure_id=f"x-{experiment}-{unit}-{i}",
-            unit_id=unit,
-            hash_attribute="id",
-            experiment_key=experiment,
-            variation_id=variation,
-            variation_key=f"v{variation}",
-            overridden=overridden,
-            source=ExposureSource.LOADGEN,
-            exposed_at=at,
-        )
+    _exposure = staticmethod(make_exposure)
 
     @staticmethod
     def aggregate(metric: MetricDefinition, events: list[MetricEvent]) -> float:

@@ -27,9 +27,10 @@ from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.results_store import compute_experiment_result, fetch_metric_sums, store_results
 from pipelines.attribution import Attribution
 from pipelines.batch import attributions_table
-from schemas import Exposure, ExposureSource
+from schemas import Exposure
 from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus
+from tests.factories import make_exposure
 from xpstream.config import KafkaSettings, WarehouseSettings
 from xpstream.warehouse import Warehouse, open_warehouse
 
@@ -91,21 +92,7 @@ class HandMade:
         self.exposures.append(self._exposure("u0", 1, BASE, 0, False, experiment="other"))
         self.attributions.append(Attribution("o1", "u0", "other", 1, "purchase", 999.0, BASE, BASE))
 
-    @staticmethod
-    def _exposure(
-        unit: str, variation: int, at: datetime, i: int, overridden: bool, experiment: str = "exp"
-    ) -> Exposure:
-        return Exposure(
-            exposure_id=f"x-{experiment}-{unit}-{i}",
-            unit_id=unit,
-            hash_attribute="id",
-            experiment_key=experiment,
-            variation_id=variation,
-            variation_key=f"v{variation}",
-            overridden=overridden,
-            source=ExposureSource.LOADGEN,
-            exposed_at=at,
-        )
+    _exposure = staticmethod(make_exposure)
 
     def unit_values(self, event: str, how: str, window: timedelta | None = None) -> dict[int, np.ndarray]:
         """Per variation, every eligible unit's value (0 without events), recounted from the rows."""

@@ -11,18 +11,15 @@ from datetime import timedelta
 
 import pytest
 
-from pipelines.attribution import AttributionState
-from pipelines.batch import RegistryView, StreamProcessor, attributions_table
-from pipelines.kernel import ValidationRules
+from pipelines.batch import StreamProcessor, attributions_table
 from pipelines.state import restore_state
 from schemas import DeadLetter
 from schemas.arrow import to_arrow
 from tests.unit.pipeline.helpers import (
-    EVENTS_TOPIC,
-    EXPOSURES_TOPIC,
     T0,
     event,
     exposure,
+    make_processor,
     raw,
     raw_event,
     raw_exposure,
@@ -34,21 +31,7 @@ pytestmark = pytest.mark.integration
 
 
 def _processor() -> StreamProcessor:
-    registry = RegistryView(
-        {"exp-a": frozenset({0, 1})}, {("exp-a", 0): "Control", ("exp-a", 1): "Treatment"}
-    )
-    processor = StreamProcessor(
-        exposures_topic=EXPOSURES_TOPIC,
-        events_topic=EVENTS_TOPIC,
-        rules=ValidationRules(known_event_names=frozenset({"purchase"}), max_lateness=timedelta(days=3650)),
-        registry=registry,
-        attribution=AttributionState(default_window=timedelta(hours=1), hold=timedelta(minutes=5)),
-        dedup_retention=timedelta(hours=1),
-        dedup_max_ids=10_000,
-        max_record_bytes=100_000,
-    )
-    processor.set_registry(registry)
-    return processor
+    return make_processor(max_lateness=timedelta(days=3650))
 
 
 def _ids(warehouse: Warehouse, sql: str) -> list[tuple[object, ...]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipelines.kernel import RawRecord
+from pipelines.attribution import AttributionState
+from pipelines.batch import RegistryView, StreamProcessor
+from pipelines.kernel import RawRecord, ValidationRules
 from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -54,3 +56,22 @@ def raw_event(record: MetricEvent, offset: int, partition: int = 0) -> RawRecord
     return RawRecord(
         EVENTS_TOPIC, partition, offset, record.unit_id.encode(), _event_codec.encode(record), T0
     )
+
+
+def make_processor(max_lateness: timedelta) -> StreamProcessor:
+    """A processor for one two-variation experiment ``exp-a`` and the ``purchase`` event."""
+    registry = RegistryView(
+        {"exp-a": frozenset({0, 1})}, {("exp-a", 0): "Control", ("exp-a", 1): "Treatment"}
+    )
+    processor = StreamProcessor(
+        exposures_topic=EXPOSURES_TOPIC,
+        events_topic=EVENTS_TOPIC,
+        rules=ValidationRules(known_event_names=frozenset({"purchase"}), max_lateness=max_lateness),
+        registry=registry,
+        attribution=AttributionState(default_window=timedelta(hours=1), hold=timedelta(minutes=5)),
+        dedup_retention=timedelta(hours=1),
+        dedup_max_ids=10_000,
+        max_record_bytes=100_000,
+    )
+    processor.set_registry(registry)
+    return processor

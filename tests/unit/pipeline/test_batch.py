@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pipelines.attribution import AttributionState
 from pipelines.batch import RegistryView, StreamProcessor, dedup_token
-from pipelines.kernel import ValidationRules
 from schemas import DeadLetterReason
 from tests.unit.pipeline.helpers import (
     EVENTS_TOPIC,
     EXPOSURES_TOPIC,
     event,
     exposure,
+    make_processor,
     minutes,
     raw,
     raw_event,
@@ -24,21 +23,7 @@ SQL = Path(__file__).resolve().parents[3] / "sql"
 
 
 def _processor() -> StreamProcessor:
-    registry = RegistryView(
-        {"exp-a": frozenset({0, 1})}, {("exp-a", 0): "Control", ("exp-a", 1): "Treatment"}
-    )
-    processor = StreamProcessor(
-        exposures_topic=EXPOSURES_TOPIC,
-        events_topic=EVENTS_TOPIC,
-        rules=ValidationRules(known_event_names=frozenset({"purchase"}), max_lateness=timedelta(days=1)),
-        registry=registry,
-        attribution=AttributionState(default_window=timedelta(hours=1), hold=timedelta(minutes=5)),
-        dedup_retention=timedelta(hours=1),
-        dedup_max_ids=10_000,
-        max_record_bytes=100_000,
-    )
-    processor.set_registry(registry)
-    return processor
+    return make_processor(max_lateness=timedelta(days=1))
 
 
 def test_a_mixed_batch_becomes_tables_tokens_and_offsets() -> None:
