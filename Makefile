@@ -10,7 +10,7 @@ KAFKA_LIB := deploy/kafka/lib
 export XP_HOME ?= $(CURDIR)/.xp
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: setup demo test test-unit test-integration test-e2e bench lint fmt clean
+.PHONY: setup browser demo test test-unit test-integration test-e2e bench lint fmt clean
 
 setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved  ## .venv with everything + Kafka jars (idempotent)
 
@@ -30,10 +30,19 @@ $(KAFKA_LIB)/.resolved: deploy/kafka/pom.xml
 	    -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB) -DincludeScope=runtime
 	@touch $@
 
+# Debian's Chromium drives the browser tests (Playwright's own browser download does not work offline).
+CHROMIUM ?= /usr/bin/chromium
+browser:  ## Debian's chromium for the browser tests (installs it when missing; needs root or sudo)
+	@test -x $(CHROMIUM) || { \
+	  command -v apt-get >/dev/null || { echo "error: $(CHROMIUM) not found and no apt-get: install Chromium and set CHROMIUM=/path/to/chromium" >&2; exit 1; }; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 demo: setup  ## start the stack, push simulated traffic through the pipeline, print results
 	$(BIN)/python -m xpstream.demo
 
-test: setup  ## every test: unit, then integration (real Kafka + chDB), then end to end
+test: setup browser  ## every test: unit, then integration (real Kafka + chDB), then end to end
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/pytest tests/integration tests/e2e -q
 
@@ -43,7 +52,7 @@ test-unit: setup
 test-integration: setup
 	$(BIN)/pytest tests/integration -q
 
-test-e2e: setup
+test-e2e: setup browser
 	$(BIN)/pytest tests/e2e -q
 
 bench: setup  ## benchmarks under bench/, each beside its baseline
