@@ -1,0 +1,1 @@
+"""Dashboards: realtime health and results pages over HTTP (issue #7)."""
