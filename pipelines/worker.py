@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -61,12 +62,17 @@ class StreamReport:
 
 
 class _Stop:
-    def __init__(self) -> None:
-        self.requested = False
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self._requested = False
+        self._event = event
+
+    @property
+    def requested(self) -> bool:
+        return self._requested or (self._event is not None and self._event.is_set())
 
     def __call__(self, signum: int, frame: object) -> None:
         logger.info("signal %s: stopping after the current batch", signum)
-        self.requested = True
+        self._requested = True
 
 
 def _registry(settings: StreamSettings) -> tuple[RegistryView, Any]:
@@ -263,8 +269,14 @@ def _commit(consumer: Any, offsets: list[Any], settings: StreamSettings, *, with
             delay = min(delay * 2, settings.stream_insert_retry_max_seconds)
 
 
-def run_worker(settings: StreamSettings, *, until_idle: float | None = None) -> StreamReport:
-    """Run the worker until SIGTERM/SIGINT or, with ``until_idle``, until drained and idle that long."""
+def run_worker(
+    settings: StreamSettings, *, until_idle: float | None = None, stop_event: threading.Event | None = None
+) -> StreamReport:
+    """Run the worker until SIGTERM/SIGINT or, with ``until_idle``, until drained and idle that long.
+
+    ``stop_event``: run in any thread and stop (after the current batch) when it is set; no signal
+    handlers are installed then (`xp up` runs the worker in a thread and handles signals itself).
+    """
     from confluent_kafka import KafkaError, TopicPartition
 
     from xpstream.kafka import DEAD_LETTERS, EVENTS, EXPOSURES
@@ -273,8 +285,9 @@ def run_worker(settings: StreamSettings, *, until_idle: float | None = None) -> 
 
     started = time.monotonic()
     report = StreamReport()
-    stop = _Stop()
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stop = _Stop(stop_event)
+    signals = (signal.SIGTERM, signal.SIGINT) if stop_event is None else ()
+    previous = {sig: signal.signal(sig, stop) for sig in signals}
     registry, follower = _registry(settings)
     exposures_topic, events_topic = settings.topic(EXPOSURES), settings.topic(EVENTS)
     dead_letters_topic = settings.topic(DEAD_LETTERS)

@@ -1,14 +1,18 @@
 """The warehouse: one interface (:class:`Warehouse`), two adapters, migrations, named queries.
 
 ``open_warehouse(settings)`` picks the adapter (a ClickHouse server when ``XP_CLICKHOUSE_URL`` is set,
-else the embedded chDB store under ``$XP_HOME/warehouse``) and applies pending migrations. Adapters and
-their client libraries are imported only when opened, so importing this package stays cheap.
+else the embedded chDB store under ``$XP_HOME/warehouse``) and applies pending migrations. When another
+process owns the embedded store and serves it over HTTP (`xp up`), or ``XP_API_URL`` names such a
+process, it returns a :class:`~xpstream.warehouse.remote.RemoteWarehouse` talking to that process
+instead (its owner has applied the migrations). Adapters and their client libraries are imported only
+when opened, so importing this package stays cheap.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from xpstream.errors import TransientError
 from xpstream.warehouse.base import Warehouse
 from xpstream.warehouse.migrations import DATABASE, apply_migrations, load_query
 
@@ -21,9 +25,10 @@ __all__ = ["DATABASE", "Warehouse", "load_query", "open_warehouse"]
 def open_warehouse(settings: WarehouseSettings, *, migrate: bool = True) -> Warehouse:
     """Open the configured warehouse; with ``migrate``, apply pending migrations first.
 
-    Embedded mode: raises :class:`~xpstream.errors.StoreBusyError` when another process owns the store
-    (its ``owner`` attribute carries the pid and, once ``xp up`` exists, the API URL to route through;
-    see docs/decisions/0003-store-ownership.md).
+    Embedded mode: when another process owns the store and advertises an API URL, returns a
+    :class:`~xpstream.warehouse.remote.RemoteWarehouse` on it (no migrations: the owner applied them);
+    raises :class:`~xpstream.errors.StoreBusyError` when the owner serves no API (its ``owner``
+    attribute carries the pid) or its API does not answer (docs/decisions/0003-store-ownership.md).
     """
     warehouse: Warehouse
     if settings.clickhouse_url:
@@ -31,11 +36,22 @@ def open_warehouse(settings: WarehouseSettings, *, migrate: bool = True) -> Ware
 
         warehouse = ClickHouseWarehouse.connect(settings)
     else:
-        from xpstream.warehouse.chdb import ChdbWarehouse
+        from xpstream.warehouse.chdb import ChdbWarehouse, StoreOwnedError
 
-        # Seam for issue #7: on StoreOwnedError whose owner advertises an api_url, return an HTTP-backed
-        # Warehouse talking to that owner instead of failing.
-        warehouse = ChdbWarehouse(settings.warehouse_path, wait_seconds=settings.store_wait_seconds)
+        explicit = getattr(settings, "api_url", None)
+        if explicit:
+            return _remote(settings, explicit)
+        try:
+            warehouse = ChdbWarehouse(settings.warehouse_path, wait_seconds=settings.store_wait_seconds)
+        except StoreOwnedError as error:
+            if not error.owner.api_url:
+                raise
+            # Routing (decision 0003 step 3): the owner serves the store; go through its API.
+            try:
+                return _remote(settings, error.owner.api_url)
+            except TransientError as unreachable:
+                error.args = (f"{error}, but that API does not answer ({unreachable}): wait or stop it",)
+                raise error from None
     if migrate:
         try:
             apply_migrations(warehouse)
@@ -43,3 +59,16 @@ def open_warehouse(settings: WarehouseSettings, *, migrate: bool = True) -> Ware
             warehouse.close()
             raise
     return warehouse
+
+
+def _remote(settings: WarehouseSettings, api_url: str) -> Warehouse:
+    from xpstream.warehouse.remote import RemoteWarehouse
+
+    token: Any = getattr(settings, "api_token", None)
+    secret = token.get_secret_value() if hasattr(token, "get_secret_value") else token
+    return RemoteWarehouse(
+        api_url,
+        token=secret or None,
+        connect_timeout=settings.clickhouse_connect_timeout,
+        query_timeout=settings.clickhouse_query_timeout,
+    )

@@ -10,6 +10,11 @@ Facts about chDB 4.4 this adapter is built on (checked, see docs/decisions/0002-
   connection.
 - ``INSERT … SETTINGS insert_deduplication_token=…`` with the data streamed as ``ArrowStream`` deduplicates
   on MergeTree tables that set ``non_replicated_deduplication_window``.
+
+Threads (`xp up` shares one engine between the stream worker, the scheduler's jobs, the dashboard and
+the warehouse API): each ``ChdbWarehouse`` serialises the use of each of its connections with a lock, so
+one instance can be shared by threads; separate instances (separate connections) run concurrently, which
+chDB 4.4 handles (checked: four threads inserting and reading on two connections, exact counts).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +94,8 @@ class ChdbWarehouse:
         self.location = str(self.path)
         self._lock: StoreLock | None = acquire_store(self.path, wait_seconds=wait_seconds)
         self._read_only: Any = None
+        self._write_lock = threading.RLock()
+        self._read_lock = threading.RLock()
         try:
             self._conn = self._connect()
         except BaseException:
@@ -121,7 +129,8 @@ class ChdbWarehouse:
         self._require_lock()
         params = render_parameters(sql, parameters)
         try:
-            return conn.query(sql, fmt, params=params)
+            with self._read_lock if conn is self._read_only else self._write_lock:
+                return conn.query(sql, fmt, params=params)
         except RuntimeError as error:
             raise _translate(error, self.path) from None
 
@@ -136,6 +145,8 @@ class ChdbWarehouse:
         import pyarrow as pa
 
         conn = self._read_only_connection() if read_only else self._conn
+        if conn is None:
+            raise TerminalError(f"chDB store {self.path} is closed")
         # "Arrow" (IPC file bytes) rather than chDB's "ArrowTable", which imports pandas (~2 s).
         result = self._run(conn, sql, "Arrow", parameters)
         if len(result) == 0:
@@ -143,15 +154,17 @@ class ChdbWarehouse:
         return pa.ipc.open_file(pa.py_buffer(result.bytes())).read_all()
 
     def _read_only_connection(self) -> Any:
-        if self._read_only is None:
-            conn = self._connect()
-            try:
-                self._run(conn, "SET readonly = 2", "CSV", None)
-            except BaseException:
-                conn.close()
-                raise
-            self._read_only = conn
-        return self._read_only
+        with self._read_lock:
+            if self._read_only is None:
+                self._require_lock()
+                conn = self._connect()
+                try:
+                    conn.query("SET readonly = 2", "CSV")
+                except RuntimeError as error:
+                    conn.close()
+                    raise _translate(error, self.path) from None
+                self._read_only = conn
+            return self._read_only
 
     def insert_arrow(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> int:
         """Stream ``data`` as ArrowStream into ``table``; columns are matched by name."""
@@ -164,29 +177,31 @@ class ChdbWarehouse:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, data.schema) as writer:
             writer.write_table(data)
-        try:
-            inserter = self._conn.send_insert(sql, "ArrowStream")
-        except RuntimeError as error:
-            raise _translate(error, self.path) from None
-        try:
-            inserter.append(sink.getvalue().to_pybytes())
-            inserter.finish()
-        except RuntimeError as error:
-            with contextlib.suppress(RuntimeError):
-                inserter.cancel()
-            raise _translate(error, self.path) from None
+        with self._write_lock:
+            try:
+                inserter = self._conn.send_insert(sql, "ArrowStream")
+            except RuntimeError as error:
+                raise _translate(error, self.path) from None
+            try:
+                inserter.append(sink.getvalue().to_pybytes())
+                inserter.finish()
+            except RuntimeError as error:
+                with contextlib.suppress(RuntimeError):
+                    inserter.cancel()
+                raise _translate(error, self.path) from None
         return int(data.num_rows)
 
     def close(self) -> None:
-        """Close the connections and release the store (idempotent)."""
-        for conn in (self._read_only, getattr(self, "_conn", None)):
-            if conn is not None:
-                try:
-                    conn.close()
-                except RuntimeError:  # pragma: no cover - closing a broken connection
-                    logger.debug("closing a chDB connection failed", exc_info=True)
-        self._read_only = None
-        self._conn = None
+        """Close the connections and release the store (idempotent; waits for a query in flight)."""
+        with self._write_lock, self._read_lock:
+            for conn in (self._read_only, getattr(self, "_conn", None)):
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except RuntimeError:  # pragma: no cover - closing a broken connection
+                        logger.debug("closing a chDB connection failed", exc_info=True)
+            self._read_only = None
+            self._conn = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None

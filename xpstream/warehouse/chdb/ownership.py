@@ -54,14 +54,11 @@ class StoreOwnedError(StoreBusyError):
         self.path = path
         self.owner = owner
         if owner.api_url:
-            hint = (
-                f"it serves the store at {owner.api_url}, but routing commands through it is not "
-                "implemented yet (issue #7); stop it or run this command against its API"
-            )
+            hint = f"it serves the store at {owner.api_url}, where other xp commands reach it"
         else:
             hint = (
-                "chDB allows one process per store: wait for it to finish or stop it; `xp up` "
-                "(issue #7) will serve the store to other commands over HTTP"
+                "chDB allows one process per store: wait for it to finish or stop it; while `xp up` "
+                "runs, other commands reach the store through its API"
             )
         super().__init__(f"warehouse store {path} is in use by {owner.describe()}: {hint}")
 

@@ -1,0 +1,303 @@
+"""`xp up`: check, own the store, start every component, wait for a signal, stop them in order.
+
+Start: settings and schedules are validated and every port is checked before anything starts (a bad
+setting is one line and exit 2). The embedded store is opened and migrated, the up API starts and is
+advertised in the store's lock file, then the stream worker, the scheduler, the assignment service and
+the dashboard.
+
+Stop (SIGINT/SIGTERM; a second signal exits at once): the API is withdrawn from the lock file (new
+commands wait for the store instead), the servers stop accepting, the stream worker finishes its batch
+and commits, the scheduler lets a running job finish (up to ``XP_SCHEDULER_STOP_SECONDS``), then the up
+API stops and the store is closed, which releases the lock. Exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from xpstream.errors import ConfigError, StoreBusyError, XpError
+from xpstream.scheduler.cron import JobSchedule, parse_schedules
+from xpstream.scheduler.runner import SchedulerRunner
+from xpstream.scheduler.settings import SCHEDULE_FIELDS
+from xpstream.scheduler.store import store_job_run
+from xpstream.up.admin import build_admin_app, check_admin_bind
+from xpstream.up.components import StreamSupervisor, check_port, serve_app, url_of
+from xpstream.up.health import Health
+
+if TYPE_CHECKING:
+    from xpstream.up.settings import UpSettings
+    from xpstream.warehouse.base import Warehouse
+
+__all__ = ["run_up", "schedules_from"]
+
+logger = logging.getLogger(__name__)
+
+STREAM_STOP_SECONDS = 20.0
+"""How long the stream worker gets to finish its batch, commit and leave the group."""
+
+
+def schedules_from(settings: UpSettings) -> list[JobSchedule]:
+    """The enabled job schedules (ConfigError naming the setting of an invalid expression)."""
+    return parse_schedules({job: getattr(settings, field) for job, field in SCHEDULE_FIELDS.items()})
+
+
+def _load_dashboard() -> tuple[Any, Any] | None:
+    """``(create_app, DashboardSettings())`` or None (one log line) when the dashboard is not built."""
+    try:
+        from dashboards.app import create_app  # type: ignore[import-not-found, unused-ignore]
+        from dashboards.settings import DashboardSettings
+    except ImportError as error:
+        logger.warning("dashboard: not available (%s): running without it", error)
+        return None
+    import pydantic
+
+    try:
+        return create_app, DashboardSettings()
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+
+
+def _own_store(settings: UpSettings) -> Warehouse:
+    """Open (and migrate) the warehouse as its owner: embedded mode fails if another process has it."""
+    from xpstream.warehouse import apply_migrations, open_warehouse
+
+    if settings.clickhouse_url:
+        return open_warehouse(settings)
+    from xpstream.warehouse.chdb import ChdbWarehouse, StoreOwnedError
+
+    try:
+        warehouse = ChdbWarehouse(settings.warehouse_path, wait_seconds=settings.store_wait_seconds)
+    except StoreOwnedError as error:
+        raise StoreBusyError(f"`xp up` must own the embedded store: {error}") from None
+    try:
+        apply_migrations(warehouse)
+    except BaseException:
+        warehouse.close()
+        raise
+    return warehouse
+
+
+def run_up(settings: UpSettings, *, with_stack: bool = False) -> None:
+    """Run until SIGINT/SIGTERM; returns after a clean shutdown (raises XpError if it cannot start)."""
+    components = settings.components()
+    schedules = schedules_from(settings) if "scheduler" in components else []
+    tokens = settings.tokens()
+    check_admin_bind(settings.up_host, tokens)
+    dashboard = _load_dashboard() if "dashboard" in components else None
+    check_port(settings.up_host, settings.up_port, "XP_UP_PORT")
+    if "service" in components:
+        check_port(settings.service_host, settings.service_port, "XP_SERVICE_PORT")
+    if dashboard is not None:
+        check_port(dashboard[1].dashboard_host, dashboard[1].dashboard_port, "XP_DASHBOARD_PORT")
+    if with_stack:
+        from xpstream.stack.launcher import start_kafka
+
+        started = start_kafka(settings)
+        state = "already running" if started.already_running else "started"
+        logger.info("stack: Kafka %s at %s (pid %d)", state, started.bootstrap, started.pid)
+    settings = settings.model_copy(update={"api_url": None})  # this process owns the store
+    warehouse = _own_store(settings)
+    logger.info("warehouse: %s %s", warehouse.kind, warehouse.location)
+    try:
+        asyncio.run(_serve_all(settings, components, schedules, tokens, dashboard, warehouse))
+    finally:
+        warehouse.close()
+        logger.info("up: stopped; warehouse closed")
+
+
+async def _serve_all(
+    settings: UpSettings,
+    components: list[str],
+    schedules: list[JobSchedule],
+    tokens: list[str],
+    dashboard: tuple[Any, Any] | None,
+    warehouse: Warehouse,
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    first_signal: list[float] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if first_signal:
+            if time.monotonic() - first_signal[0] < 1.0:
+                return  # the same Ctrl-C delivered twice (e.g. to a wrapper and to us)
+            logger.warning("up: second %s: exiting now", sig.name)
+            os._exit(1)
+        first_signal.append(time.monotonic())
+        logger.info("up: %s: shutting down (again to exit at once)", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    health = Health()
+    embedded = warehouse.kind == "chdb"
+    health.set("warehouse", "ok", f"{warehouse.kind} {warehouse.location}")
+    for name in ("stream", "scheduler", "dashboard", "service"):
+        if name in components:
+            health.set(name, "starting")  # /healthz says 503 until every enabled component is up
+        else:
+            health.set(name, "disabled", "not in XP_UP_COMPONENTS")
+
+    api_stop = asyncio.Event()
+    api_task = asyncio.create_task(
+        serve_app(
+            "api",
+            build_admin_app(health, warehouse if embedded else None, tokens),
+            settings.up_host,
+            settings.up_port,
+            health,
+            api_stop,
+        )
+    )
+    while health.status("api") in (None, "starting"):
+        await asyncio.sleep(0.05)
+    if health.status("api") != "ok":
+        await api_task
+        raise XpError(f"the up API could not start on {settings.up_host}:{settings.up_port}")
+    api_url = url_of(settings.up_host, settings.up_port)
+    if embedded:
+        warehouse.advertise_api_url(api_url)  # type: ignore[attr-defined]
+        logger.info("warehouse: serving the store to other xp commands at %s/v1/warehouse", api_url)
+    logger.info("up: health at %s/healthz", api_url)
+
+    stream: StreamSupervisor | None = None
+    if "stream" in components:
+        stream = StreamSupervisor(settings, health, restart_max_seconds=settings.up_restart_max_seconds)
+        stream.start()
+
+    scheduler: SchedulerRunner | None = None
+    tasks: list[asyncio.Task[None]] = []
+    if "scheduler" in components:
+        from xpstream.cli.jobs import JOBS
+
+        jobs = {name.value: job for name, job in JOBS.items()}
+        scheduler = SchedulerRunner(schedules, jobs, record=lambda run: store_job_run(warehouse, run))
+        scheduler.start()
+        tasks.append(asyncio.create_task(_watch_scheduler(scheduler, health, stop)))
+        logger.info("scheduler: started with %d job(s)", len(schedules))
+    if "service" in components:
+        tasks.append(asyncio.create_task(_run_service(settings, health, stop)))
+    if "dashboard" in components:
+        if dashboard is None:
+            health.set("dashboard", "disabled", "dashboards.app is not available")
+        else:
+            tasks.append(asyncio.create_task(_run_dashboard(settings, dashboard, health, stop)))
+
+    logger.info("up: running %s (Ctrl-C to stop)", ", ".join(components) or "nothing")
+    await stop.wait()
+
+    if embedded:
+        warehouse.advertise_api_url(None)  # type: ignore[attr-defined]
+    stoppers: list[asyncio.Future[Any]] = []
+    if scheduler is not None:
+        stoppers.append(loop.run_in_executor(None, scheduler.stop, settings.scheduler_stop_seconds))
+    if stream is not None:
+        stoppers.append(loop.run_in_executor(None, stream.stop, STREAM_STOP_SECONDS))
+    await asyncio.gather(*stoppers, *tasks, return_exceptions=True)
+    if scheduler is not None:
+        logger.info("scheduler: stopped")
+    api_stop.set()
+    await api_task
+
+
+async def _watch_scheduler(scheduler: SchedulerRunner, health: Health, stop: asyncio.Event) -> None:
+    """Mirror the scheduler's state into the health report once a second."""
+    while True:
+        next_runs = {job: at.isoformat(timespec="seconds") for job, at in scheduler.plan.next_at.items()}
+        last = {
+            job: {"outcome": run.outcome, "finished_at": run.finished_at.isoformat(timespec="seconds")}
+            for job, run in scheduler.last_runs.items()
+        }
+        extra: dict[str, Any] = {"next_runs": next_runs, "last_runs": last, "running": scheduler.running()}
+        if scheduler.alive:
+            health.set("scheduler", "ok", **extra)
+        elif not stop.is_set():
+            health.set("scheduler", "failing", scheduler.error or "the scheduler thread stopped", **extra)
+        if stop.is_set():
+            health.set("scheduler", "stopping", **extra)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _run_service(settings: UpSettings, health: Health, stop: asyncio.Event) -> None:
+    """The assignment service: start its payload source and exposure sink (retrying), then serve."""
+    from assignment.service.app import build_app
+    from assignment.service.server import build_service
+
+    loop = asyncio.get_running_loop()
+    url = url_of(settings.service_host, settings.service_port)
+    delay = 1.0
+    while not stop.is_set():
+        service = None
+        try:
+            service = build_service(settings)
+            service.sink.start()
+            await loop.run_in_executor(None, service.source.start)
+            break
+        except ConfigError as error:
+            health.set("service", "failing", str(error), url=url)
+            logger.error("service: %s", error)
+            return
+        except Exception as error:  # XpError, or a Kafka client error: retry
+            health.set("service", "failing", str(error), url=url)
+            logger.warning("service: cannot start: %s; retrying in %.0fs", error, delay)
+            if service is not None:
+                await loop.run_in_executor(None, service.sink.stop)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, settings.up_restart_max_seconds)
+    if service is None or stop.is_set():
+        return
+    try:
+        await serve_app(
+            "service",
+            build_app(service, manage_lifecycle=False),
+            settings.service_host,
+            settings.service_port,
+            health,
+            stop,
+        )
+    finally:
+        await loop.run_in_executor(None, service.sink.stop)
+        await loop.run_in_executor(None, service.source.stop)
+
+
+async def _run_dashboard(
+    settings: UpSettings, dashboard: tuple[Any, Any], health: Health, stop: asyncio.Event
+) -> None:
+    """The dashboard app (built by dashboards.app) on its own warehouse handle."""
+    from xpstream.warehouse import open_warehouse
+
+    create_app, dashboard_settings = dashboard
+    url = url_of(dashboard_settings.dashboard_host, dashboard_settings.dashboard_port)
+    try:
+        store = open_warehouse(settings, migrate=False)
+    except XpError as error:
+        health.set("dashboard", "failing", str(error), url=url)
+        return
+    try:
+        try:
+            app = create_app(dashboard_settings, store)
+        except Exception as error:
+            health.set("dashboard", "failing", f"cannot build the app: {error}", url=url)
+            logger.error("dashboard: cannot build the app: %s", error)
+            return
+        await serve_app(
+            "dashboard",
+            app,
+            dashboard_settings.dashboard_host,
+            dashboard_settings.dashboard_port,
+            health,
+            stop,
+        )
+    finally:
+        store.close()

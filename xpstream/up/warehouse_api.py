@@ -1,0 +1,106 @@
+"""The warehouse API: the embedded store served to other processes by its owner (`xp up`).
+
+Decision 0003 step 3 and docs/decisions/0011-store-routing.md. The client is
+:class:`xpstream.warehouse.remote.RemoteWarehouse`; the wire format is described there. Every call runs
+in a worker thread (the event loop stays free for /healthz) on the owner's own
+:class:`~xpstream.warehouse.base.Warehouse`, so read-only queries run on its ``readonly=2`` connection
+exactly as they would in the calling process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from xpstream.errors import TerminalError, TransientError, XpError
+from xpstream.warehouse.remote import (
+    ARROW_STREAM,
+    arrow_from_ipc,
+    arrow_to_ipc,
+    decode_parameters,
+    error_body,
+)
+
+if TYPE_CHECKING:
+    from xpstream.warehouse.base import Warehouse
+
+__all__ = ["error_status", "warehouse_routes"]
+
+logger = logging.getLogger(__name__)
+
+
+def error_status(error: XpError) -> int:
+    """HTTP status for an error: 503 worth retrying, 409 store busy, 400 anything else the caller sent."""
+    if isinstance(error, TransientError):
+        return 503
+    if type(error).__name__ == "StoreBusyError":
+        return 409
+    return 400
+
+
+def _error(error: XpError) -> JSONResponse:
+    return JSONResponse(error_body(error), status_code=error_status(error))
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as error:
+        raise TerminalError(f"the request body is not JSON: {error}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
+        raise TerminalError('the request body must be a JSON object with "sql"')
+    return body
+
+
+def warehouse_routes(warehouse: Warehouse) -> list[Route]:
+    """Routes under ``/v1/warehouse`` serving ``warehouse``."""
+
+    async def info(request: Request) -> Response:
+        return JSONResponse({"kind": warehouse.kind, "location": warehouse.location})
+
+    async def query(request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+            parameters = decode_parameters(body.get("parameters"))
+            read_only = bool(body.get("read_only", False))
+            table = await run_in_threadpool(
+                warehouse.query_arrow, body["sql"], parameters, read_only=read_only
+            )
+            data = await run_in_threadpool(arrow_to_ipc, table)
+        except XpError as error:
+            return _error(error)
+        return Response(data, media_type=ARROW_STREAM)
+
+    async def command(request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+            parameters = decode_parameters(body.get("parameters"))
+            await run_in_threadpool(warehouse.command, body["sql"], parameters)
+        except XpError as error:
+            return _error(error)
+        return JSONResponse({"ok": True})
+
+    async def insert(request: Request) -> Response:
+        table_name = request.query_params.get("table")
+        token = request.query_params.get("dedup_token") or None
+        try:
+            if not table_name:
+                raise TerminalError("insert needs ?table=database.name")
+            data = arrow_from_ipc(await request.body())
+            rows = await run_in_threadpool(warehouse.insert_arrow, table_name, data, dedup_token=token)
+        except XpError as error:
+            return _error(error)
+        return JSONResponse({"rows": rows})
+
+    return [
+        Route("/v1/warehouse", info, methods=["GET"]),
+        Route("/v1/warehouse/query", query, methods=["POST"]),
+        Route("/v1/warehouse/command", command, methods=["POST"]),
+        Route("/v1/warehouse/insert", insert, methods=["POST"]),
+    ]
