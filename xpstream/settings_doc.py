@@ -18,6 +18,8 @@ from xpstream.config import (
     StreamSettings,
     WarehouseSettings,
 )
+from xpstream.scheduler.settings import SchedulerSettings
+from xpstream.up.settings import UpSettings
 
 __all__ = ["DEPLOYABLES", "render_configuration_doc"]
 
@@ -30,6 +32,8 @@ DEPLOYABLES: list[tuple[str, type[BaseSettings]]] = [
     ("Assignment service (`xp assign serve`)", ServiceSettings),
     ("Data lake (`xp jobs run lake`)", LakeSettings),
     ("ETL rollups (`xp jobs run etl`)", EtlSettings),
+    ("Batch-job scheduler (inside `xp up`)", SchedulerSettings),
+    ("Everything in one process (`xp up`)", UpSettings),
 ]
 
 _HEADER = """# Configuration
