@@ -1,7 +1,7 @@
 """`xp jobs run …`: batch jobs (issues #5 and #6).
 
-``etl`` (jobs/etl.py), ``stats`` (jobs/results_store.py) and ``lake`` (jobs/lake.py) run; ``quality``
-(issue #6) is not built yet and exits 3. ``all`` runs etl, lake, stats and quality in order,
+``etl`` (jobs/etl.py), ``stats`` (jobs/results_store.py), ``lake`` (jobs/lake.py) and ``quality``
+(quality/run.py, issue #6) run. ``all`` runs etl, lake, stats and quality in order,
 skips the unavailable ones with a note, and fails (exit 1) only if an available job failed.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from xpstream.cli._pending import pending
-from xpstream.errors import NotYetAvailableError, XpError
+from xpstream.errors import NotYetAvailableError, ValidationError, XpError
 
 __all__ = ["JOBS", "Job", "JobName", "register", "run"]
 
@@ -47,8 +47,26 @@ def _etl(since: datetime | None, until: datetime | None) -> None:
     typer.echo(report.summary())
 
 
-def _quality(since: datetime | None, until: datetime | None) -> None:
-    raise pending("jobs run quality", 6)
+def _quality(
+    since: datetime | None, until: datetime | None, *, output_format: str = "text", strict: bool = False
+) -> None:
+    """Every data-quality suite and check (quality/run.py); the summary on stderr (text) or the JSON
+    contract on stdout. Exit 0 when the checks ran; with ``strict``, exit 1 when any failed."""
+    import json
+
+    from quality.run import run_quality
+    from quality.settings import QualitySettings
+    from xpstream.cli.results import core_settings
+
+    settings: Any = core_settings(QualitySettings)
+    run = run_quality(settings, since=since, until=until)
+    if output_format == "json":
+        typer.echo(json.dumps(run.to_json(), default=str))
+        sys.stderr.write(run.summary().splitlines()[0] + f"\n  report: {run.report_path}\n")
+    else:
+        typer.echo(run.summary())
+    if strict and not run.success:
+        raise typer.Exit(1)
 
 
 def _lake(since: datetime | None, until: datetime | None) -> None:
@@ -119,20 +137,40 @@ def run(
         None, "--since", help="Start of the window (ISO date/time; UTC if no zone)."
     ),
     until: str | None = typer.Option(None, "--until", help="End of the window (ISO date/time; default now)."),
+    output_format: str = typer.Option(
+        "text", "--format", help="quality only: text (a summary) or json ({success, checks: [...]})."
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="quality only: exit 1 when any check failed (for cron and CI)."
+    ),
 ) -> None:
     """Run one batch job, or all of them in order.
 
     stats: results of every running experiment, stored as a snapshot in xp.results (units first exposed
     in [--since, --until)).
 
+    quality: great-expectations suites and experiment health checks on the window (default: the last
+    24 hours); outcomes in xp.dq_results, report under $XP_HOME/reports/quality/latest/, alerts on
+    xp.alerts. Exit 0 when the checks ran, whatever they found; --strict: exit 1 if any failed.
+
     Example: xp jobs run stats
+
+    Example: xp jobs run quality --strict
+
+    Example: xp jobs run quality --format json --since 2026-11-24
 
     Example: xp jobs run all --since 2026-11-01 --until 2026-11-25
     """
     from xpstream.cli.results import parse_time
 
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
-    if job is JobName.all:
+    if output_format not in ("text", "json"):
+        raise ValidationError(f"--format must be text or json, got {output_format!r}")
+    if job is JobName.quality:
+        _quality(start, end, output_format=output_format, strict=strict)
+    elif output_format != "text" or strict:
+        raise ValidationError("--format and --strict apply to `xp jobs run quality` only")
+    elif job is JobName.all:
         _run_all(start, end)
     else:
         JOBS[job](start, end)
