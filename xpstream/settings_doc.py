@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from quality.settings import QualitySettings
 from xpstream.config import (
     CoreSettings,
     EtlSettings,
@@ -32,6 +33,7 @@ DEPLOYABLES: list[tuple[str, type[BaseSettings]]] = [
     ("Assignment service (`xp assign serve`)", ServiceSettings),
     ("Data lake (`xp jobs run lake`)", LakeSettings),
     ("ETL rollups (`xp jobs run etl`)", EtlSettings),
+    ("Data quality (`xp jobs run quality`)", QualitySettings),
     ("Batch-job scheduler (inside `xp up`)", SchedulerSettings),
     ("Everything in one process (`xp up`)", UpSettings),
 ]
