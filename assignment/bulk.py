@@ -187,6 +187,7 @@ def _run_experiment(
                 bucket,
                 key,
                 name,
+                False,
             ),
         )
     return decided

@@ -23,6 +23,7 @@ from assignment.conditions import compile_condition
 from assignment.experiments import CompiledExperiment
 from assignment.features import CompiledFeature, CompiledRule, FeatureEvaluator, ParentCondition
 from assignment.results import ExperimentResult, FeatureResult
+from assignment.sticky import StickyBuckets, StickyBucketService
 from xpstream.errors import ValidationError
 
 __all__ = ["CompiledPayload", "compile_payload", "validate_payload"]
@@ -92,9 +93,23 @@ class CompiledPayload:
             ]
             self.features[key] = CompiledFeature(key, rules, spec.get("defaultValue"))
         self._evaluator = FeatureEvaluator(self.features)
-        # Features without prerequisites as one closure each (see features.compile_fast_feature).
+        # Features without prerequisites as one chain of closures each (see assignment.fast_path).
         self._fast = self._evaluator.fast
         self._all = [(key, self._fast.get(key)) for key in self.features]
+        # value → fnv1a32(value), shared by the v1 hashes (rollouts, namespaces, v1 experiments)
+        # of every feature evaluated one at a time, so that a unit's id is hashed once whatever
+        # the number of features asked for it; bounded (hashing.MEMO_LIMIT). Dict operations
+        # are atomic and an entry never changes, so threads may share it.
+        self._memo: dict[str, int] = {}
+        names: dict[str, None] = {}  # the attributes sticky bucket documents are kept for, in order
+        for feature in self.features.values():
+            for rule in feature.rules:
+                experiment = rule.experiment
+                if experiment is not None:  # GrowthBook's list, disableStickyBucketing or not
+                    names[experiment.hash_attribute] = None
+                    if experiment.fallback_attribute:
+                        names[experiment.fallback_attribute] = None
+        self.sticky_bucket_attributes: tuple[str, ...] = tuple(names)
 
     def __contains__(self, feature_key: object) -> bool:
         return feature_key in self.features
@@ -111,21 +126,39 @@ class CompiledPayload:
         *,
         forced_variations: Mapping[str, int] | None = None,
         url: str | None = None,
+        sticky_buckets: StickyBuckets | None = None,
     ) -> FeatureResult:
         """Feature ``feature_key`` for one unit.
 
         ``forced_variations`` (experiment key → variation index) and ``url`` (its query string can
-        force ``?experiment-key=N``) are GrowthBook's QA overrides.
+        force ``?experiment-key=N``) are GrowthBook's QA overrides. ``sticky_buckets``: the unit's
+        sticky bucket documents (:meth:`load_sticky_buckets`), read and updated; without them,
+        assignment is purely hash-based.
         """
-        if forced_variations or url:
-            return self._evaluator.evaluate(feature_key, attributes, forced_variations, url)
+        if forced_variations or url or sticky_buckets is not None:
+            return self._evaluator.evaluate(
+                feature_key, attributes, forced_variations, url, sticky=sticky_buckets
+            )
         fast = self._fast.get(feature_key)
         if fast is not None:
-            return fast(attributes)
+            return fast(attributes, self._memo)
         return self._evaluator.evaluate(feature_key, attributes)
 
-    def evaluate_all(self, attributes: Mapping[str, Any]) -> dict[str, FeatureResult]:
+    def load_sticky_buckets(
+        self, service: StickyBucketService, attributes: Mapping[str, Any]
+    ) -> StickyBuckets:
+        """One unit's sticky bucket documents from ``service``, for :meth:`evaluate`; assignments
+        made with them are saved back to ``service``."""
+        return StickyBuckets.load(service, attributes, self.sticky_bucket_attributes)
+
+    def evaluate_all(
+        self, attributes: Mapping[str, Any], *, sticky_buckets: StickyBuckets | None = None
+    ) -> dict[str, FeatureResult]:
         """Every feature of the payload for one unit."""
+        if sticky_buckets is not None:
+            return {
+                key: self._evaluator.evaluate(key, attributes, sticky=sticky_buckets) for key in self.features
+            }
         evaluate = self._evaluator.evaluate
         memo: dict[str, int] = {}  # the unit's v1 hash states, shared by its features' rules
         return {

@@ -24,6 +24,7 @@ from typing import Any
 
 from assignment.operators import (
     comparison_predicate,
+    fused_attribute_predicate,
     membership_predicate,
     regex_predicate,
     version_comparison_predicate,
@@ -115,6 +116,21 @@ def _all_of(predicates: list[Predicate]) -> Predicate:
 def _any_of(predicates: list[Predicate]) -> Predicate:
     if not predicates:
         return _true  # an empty $or passes, as in every SDK
+    if len(predicates) == 1:
+        return predicates[0]
+    if len(predicates) == 2:
+        first, second = predicates
+
+        def either(x: Any) -> CondResult:
+            r1 = first(x)
+            if r1 is True:
+                return True
+            r2 = second(x)
+            if r2 is True:
+                return True
+            return None if r1 is None or r2 is None else False
+
+        return either
 
     def some(x: Any) -> CondResult:
         result: CondResult = False
@@ -156,6 +172,10 @@ class _Compiler:
                 parts.append(self._saved_group(value, visited))
             elif key == "$savedGroups":
                 parts.append(_false)
+            elif "." not in key and isinstance(value, str):
+                parts.append(self._string_attribute(key, value))
+            elif "." not in key and (fused := fused_attribute_predicate(key, value)) is not None:
+                parts.append(fused)
             else:
                 parts.append(self._attribute(key, self.value(value, visited)))
         return _all_of(parts)
@@ -205,6 +225,16 @@ class _Compiler:
             return check(get_path(x, path))
 
         return attribute
+
+    @staticmethod
+    def _string_attribute(path: str, expected: str) -> Predicate:
+        """``{path: "literal"}`` for an undotted path: ``_attribute`` and ``value`` in one closure."""
+
+        def equals(x: Any) -> CondResult:
+            v = x.get(path) if type(x) is dict else get_path(x, path)
+            return isinstance(v, str) and v == expected
+
+        return equals
 
     def _saved_group(self, reference: Any, visited: frozenset[str]) -> Predicate:
         if not isinstance(reference, dict):

@@ -1,6 +1,7 @@
 """Experiments compiled for fast per-unit assignment, following GrowthBook's ``runExperiment``.
 
-Order of checks for one unit (GrowthBook's, minus sticky bucketing and deprecated fields):
+Order of checks for one unit (GrowthBook's, minus deprecated fields; sticky bucketing, when a
+:class:`~assignment.sticky.StickyBuckets` is given, as described in :mod:`assignment.sticky`):
 
 1. fewer than two variations, or the engine disabled → not in the experiment
 2. variation forced by the URL query string (``?exp-key=1``) or by ``forced_variations`` → that one
@@ -18,11 +19,14 @@ filters and prerequisites are checked by the feature loop, as GrowthBook does.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assignment.bucketing import get_bucket_ranges
 from assignment.hashing import SeededHash, hash_string, is_hashable
 from assignment.results import ExperimentResult
+
+if TYPE_CHECKING:
+    from assignment.sticky import StickyBuckets
 
 __all__ = [
     "CompiledExperiment",
@@ -105,13 +109,17 @@ class CompiledExperiment:
 
     __slots__ = (
         "active",
+        "bucket_version",
         "condition",
+        "fallback_attribute",
         "feature_key",
         "filters",
         "force",
         "hash_attribute",
         "hasher",
         "key",
+        "meta_keys",
+        "min_bucket_version",
         "namespace_hasher",
         "namespace_range",
         "num_variations",
@@ -119,6 +127,7 @@ class CompiledExperiment:
         "qa_mode",
         "ranges",
         "skip",
+        "sticky",
         "stopped",
         "variation_meta",
         "variations",
@@ -147,6 +156,12 @@ class CompiledExperiment:
         hash_attribute = spec.get("hashAttribute", "id")
         self.hash_attribute: str = hash_attribute if hash_attribute is not None else "id"
         self.hasher = SeededHash(str(spec.get("seed") or key), spec.get("hashVersion") or 1)
+        # sticky bucketing (assignment.sticky): used only when a StickyBuckets is given to run()
+        self.sticky = not spec.get("disableStickyBucketing")
+        fallback = spec.get("fallbackAttribute")
+        self.fallback_attribute: str | None = fallback if isinstance(fallback, str) and fallback else None
+        self.bucket_version = _int(spec.get("bucketVersion"))
+        self.min_bucket_version = _int(spec.get("minBucketVersion"))
         filter_specs = spec.get("filters")
         self.filters: list[CompiledFilter] | None = (
             [CompiledFilter(f) for f in filter_specs] if check_filters and filter_specs else None
@@ -173,6 +188,7 @@ class CompiledExperiment:
         self.force: int | None = force if isinstance(force, int) and not isinstance(force, bool) else None
         self.qa_mode = qa_mode
         meta = spec.get("meta") or []
+        self.meta_keys: list[Any] = [entry.get("key") if isinstance(entry, dict) else None for entry in meta]
         self.variation_meta: list[tuple[str, str, bool]] = []
         for index in range(self.num_variations):
             entry = meta[index] if index < len(meta) and isinstance(meta[index], dict) else {}
@@ -191,6 +207,7 @@ class CompiledExperiment:
         variation: int = -1,
         hash_used: bool = False,
         bucket: float | None = None,
+        sticky_bucket_used: bool = False,
     ) -> ExperimentResult:
         """GrowthBook's ``getExperimentResult``: an out-of-range variation means not in the experiment."""
         in_experiment = 0 <= variation < self.num_variations
@@ -213,6 +230,7 @@ class CompiledExperiment:
             key,
             name,
             passthrough,
+            sticky_bucket_used,
         )
 
     def _forced(self, attributes: Mapping[str, Any], variation: Any) -> ExperimentResult | None:
@@ -227,8 +245,11 @@ class CompiledExperiment:
         forced_variations: Mapping[str, Any] | None = None,
         url: str | None = None,
         stack: tuple[str, ...] = (),
+        sticky: StickyBuckets | None = None,
     ) -> ExperimentResult | None:
-        """Assign one unit; None when it is not in the experiment (see :meth:`result`)."""
+        """Assign one unit; None when it is not in the experiment (see :meth:`result`), except
+        that a unit whose sticky bucket is blocked by ``minBucketVersion`` gets a "not in" result
+        with ``sticky_bucket_used`` set, as in GrowthBook."""
         if self.skip:
             return None
         if url:
@@ -239,31 +260,42 @@ class CompiledExperiment:
             return self._forced(attributes, forced_variations[self.key])
         if not self.active:
             return None
-        raw = attributes.get(self.hash_attribute)
+        if sticky is not None and not self.sticky:
+            sticky = None
+        hash_attribute = self.hash_attribute
+        if sticky is None:
+            raw = attributes.get(hash_attribute)
+        else:  # experiments use the fallback attribute only with sticky bucketing
+            hash_attribute, raw = attribute_hash_value(attributes, hash_attribute, self.fallback_attribute)
         hash_value = raw if type(raw) is str else hash_string(raw)
         if not hash_value:
             return None
-        if self.filters is not None:
-            for compiled_filter in self.filters:
-                if not compiled_filter.passes(attributes):
-                    return None
-        elif self.namespace_hasher is not None:
-            n_namespace = self.namespace_hasher(hash_value)
-            start, end = self.namespace_range
-            if n_namespace is None or not start <= n_namespace < end:
-                return None
-        if self.condition is not None and not self.condition(attributes):
-            return None
-        if self.prerequisites is not None and self.prerequisites(attributes, stack) != "pass":
+        stored, blocked = -1, False
+        if sticky is not None:
+            stored, blocked = sticky.variation(
+                attributes,
+                self.hash_attribute,
+                self.fallback_attribute,
+                self.key,
+                self.bucket_version,
+                self.min_bucket_version,
+                self.meta_keys,
+            )
+            if stored >= self.num_variations:
+                stored = -1
+        if stored < 0 and not self._targets(attributes, hash_value, stack):
             return None
         n = self.hasher(hash_value)
         if n is None:
             return None
-        variation = -1
-        for index, (start, end) in enumerate(self.ranges):
-            if start <= n < end:
-                variation = index
-                break
+        variation = stored
+        if stored < 0:
+            for index, (start, end) in enumerate(self.ranges):
+                if start <= n < end:
+                    variation = index
+                    break
+        if blocked:
+            return self.result(attributes, -1, sticky_bucket_used=True)
         if variation < 0:
             return None
         if self.force is not None:
@@ -271,6 +303,8 @@ class CompiledExperiment:
         if self.qa_mode or self.stopped:
             return None
         key, name, passthrough = self.variation_meta[variation]
+        if sticky is not None:
+            sticky.save(hash_attribute, hash_value, f"{self.key}__{self.bucket_version}", key)
         return ExperimentResult(
             self.key,
             self.feature_key,
@@ -278,13 +312,29 @@ class CompiledExperiment:
             variation,
             True,
             True,
-            self.hash_attribute,
+            hash_attribute,
             raw,
             n,
             key,
             name,
             passthrough,
+            stored >= 0,
         )
+
+    def _targets(self, attributes: Mapping[str, Any], hash_value: str, stack: tuple[str, ...]) -> bool:
+        """Filters (or namespace), condition and prerequisites, which a sticky bucket skips."""
+        if self.filters is not None:
+            for compiled_filter in self.filters:
+                if not compiled_filter.passes(attributes):
+                    return False
+        elif self.namespace_hasher is not None:
+            n_namespace = self.namespace_hasher(hash_value)
+            start, end = self.namespace_range
+            if n_namespace is None or not start <= n_namespace < end:
+                return False
+        if self.condition is not None and not self.condition(attributes):
+            return False
+        return not (self.prerequisites is not None and self.prerequisites(attributes, stack) != "pass")
 
     def run_or_exclude(
         self,
@@ -292,7 +342,13 @@ class CompiledExperiment:
         forced_variations: Mapping[str, Any] | None = None,
         url: str | None = None,
         stack: tuple[str, ...] = (),
+        sticky: StickyBuckets | None = None,
     ) -> ExperimentResult:
         """Like :meth:`run`, but a unit not in the experiment gets GrowthBook's "not in" result."""
-        outcome = self.run(attributes, forced_variations, url, stack)
+        outcome = self.run(attributes, forced_variations, url, stack, sticky)
         return outcome if outcome is not None else self.result(attributes)
+
+
+def _int(value: Any) -> int:
+    """A bucket version: a non-negative integer, anything else is 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

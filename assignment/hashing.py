@@ -40,6 +40,8 @@ __all__ = [
 FNV_OFFSET = 0x811C9DC5
 FNV_PRIME = 0x01000193
 _MASK = 0xFFFFFFFF
+MEMO_LIMIT = 4096
+"""Most values a ``memo`` of :meth:`SeededHash.function` holds; it is emptied when full."""
 
 
 def fnv1a32_extend(state: int, text: str) -> int:
@@ -181,17 +183,19 @@ class SeededHash:
             table = self._suffix_table
 
             def v1(value: str, memo: dict[str, int] | None = None) -> float:
-                if memo is not None:
-                    h = memo.get(value)
-                    if h is None:
-                        h = memo[value] = fnv1a32_extend(2166136261, value)
-                elif len(value) <= 32 and value.isascii():  # fnv1a32_extend, inlined
-                    h = 2166136261
-                    for unit in value.encode():
-                        h = (h ^ unit) * 16777619
-                    h &= 4294967295
-                else:
-                    h = fnv1a32_extend(2166136261, value)
+                h = memo.get(value) if memo is not None else None
+                if h is None:
+                    if len(value) <= 32 and value.isascii():  # fnv1a32_extend, inlined
+                        h = 2166136261
+                        for unit in value.encode():
+                            h = (h ^ unit) * 16777619
+                        h &= 4294967295
+                    else:
+                        h = fnv1a32_extend(2166136261, value)
+                    if memo is not None:
+                        if len(memo) >= MEMO_LIMIT:
+                            memo.clear()
+                        memo[value] = h
                 return (((h * power + table[h & 255]) & 4294967295) % 1000) / 1000
 
             return v1

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from assignment.values import (
+    get_path,
     is_in,
     is_numeric,
     is_orderable,
@@ -19,6 +20,7 @@ from assignment.values import (
 
 __all__ = [
     "comparison_predicate",
+    "fused_attribute_predicate",
     "membership_predicate",
     "regex_predicate",
     "version_comparison_predicate",
@@ -146,3 +148,54 @@ def membership_predicate(op: str, operand: Any) -> Predicate:
         return not found if negated else found
 
     return member_insensitive
+
+
+_ORDERINGS = {"$lt": operator.lt, "$lte": operator.le, "$gt": operator.gt, "$gte": operator.ge}
+
+
+def fused_attribute_predicate(path: str, condition: Any) -> Predicate | None:
+    """``{path: {"$op": operand}}`` for an undotted path and a common operator as one closure:
+    the usual attribute type is decided inline, anything else goes to the operator's predicate
+    (same results, one Python call less per check). None for other conditions."""
+    if not (isinstance(condition, dict) and len(condition) == 1):
+        return None
+    ((op, operand),) = condition.items()
+    if op in _ORDERINGS and is_numeric(operand) and operand == operand:
+        order = _ORDERINGS[op]
+        general = comparison_predicate(op, operand)
+
+        def ordered(x: Any) -> CondResult:
+            v = x.get(path) if type(x) is dict else get_path(x, path)
+            if type(v) is int or type(v) is float:
+                return bool(order(v, operand))
+            return general(v)
+
+        return ordered
+    if op in ("$in", "$nin") and isinstance(operand, list):
+        strings = frozenset(item for item in operand if isinstance(item, str))
+        member = membership_predicate(op, operand)
+        negated = op == "$nin"
+
+        def membership(x: Any) -> CondResult:
+            v = x.get(path) if type(x) is dict else get_path(x, path)
+            if type(v) is str:
+                return (v not in strings) if negated else (v in strings)
+            return member(v)
+
+        return membership
+    if op == "$regex" and isinstance(operand, str):
+        try:
+            pattern = re.compile(operand)
+        except Exception:
+            return None  # the general predicate decides (it never matches)
+        search = pattern.search
+        general = regex_predicate(op, operand)
+
+        def regex(x: Any) -> CondResult:
+            v = x.get(path) if type(x) is dict else get_path(x, path)
+            if type(v) is str:
+                return search(v) is not None
+            return general(v)
+
+        return regex
+    return None

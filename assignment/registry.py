@@ -285,6 +285,18 @@ class RegistrySnapshot:
             features[feature_key] = {**definition, "rules": rules}
         return {"features": features, "savedGroups": dict(self.saved_groups)}
 
+    def next_boundary(self, after: datetime) -> datetime | None:
+        """The first start or stop time of a running experiment strictly after ``after`` (None:
+        none), i.e. when :meth:`payload` at ``after`` stops being the payload of the moment."""
+        times = [
+            moment
+            for spec in self.experiments.values()
+            if spec.status is ExperimentStatus.RUNNING
+            for moment in (spec.start_at, spec.stop_at)
+            if moment is not None and moment > after
+        ]
+        return min(times, default=None)
+
     def apply(self, record: RegistryRecord) -> RegistrySnapshot:
         """The snapshot after one registry change (itself when the record is stale)."""
         return self.apply_many((record,))

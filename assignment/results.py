@@ -62,7 +62,7 @@ class FeatureResult(NamedTuple):
 
     ``variation_id``/``bucket``/``variation_key`` are set only when ``source == "experiment"``; then
     ``in_experiment`` is true and ``hash_used`` tells whether the unit was hashed (False when its
-    variation was forced).
+    variation was forced); ``sticky_bucket_used``: the variation came from a sticky bucket.
     """
 
     value: Any
@@ -77,6 +77,7 @@ class FeatureResult(NamedTuple):
     bucket: float | None = None
     variation_key: str | None = None
     variation_name: str | None = None
+    sticky_bucket_used: bool = False
 
     @property
     def on(self) -> bool:

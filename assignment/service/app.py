@@ -44,6 +44,7 @@ from assignment.service.models import (
 )
 from assignment.service.openapi import openapi_document
 from assignment.service.sources import PayloadSource, ServingState
+from assignment.sticky import StickyBuckets
 from schemas import (
     DeadLetterReason,
     Exposure,
@@ -209,13 +210,19 @@ def _routes(service: Service) -> list[Route]:
             return _error(422, "invalid request body", _validation_detail(error))
         state = service.source.current()
         at = service.clock()
-        assignments = assign_unit(state, body.attributes, body.features, at)
+        sticky = (
+            StickyBuckets.from_list(body.sticky_bucket_docs) if body.sticky_bucket_docs is not None else None
+        )
+        assignments = assign_unit(state, body.attributes, body.features, at, sticky)
         if body.expose and service.exposures_enabled:
             service.record_exposures(assignments, body.attributes, at, request.headers.get("user-agent"))
         features = {
             key: assignment_dict(result, overridden) for key, (result, overridden) in assignments.items()
         }
-        return _json({"payload_version": state.version, "features": features})
+        answer: dict[str, Any] = {"payload_version": state.version, "features": features}
+        if sticky is not None:
+            answer["sticky_bucket_docs"] = list(sticky.docs.values())
+        return _json(answer)
 
     async def assign_batch(request: Request) -> Response:
         if service.access(request) < AccessLevel.CLIENT:

@@ -9,6 +9,7 @@ from typing import Any
 from assignment.hashing import hash_string
 from assignment.results import FeatureResult
 from assignment.service.sources import ServingState
+from assignment.sticky import StickyBuckets
 
 __all__ = ["assign_many", "assign_unit", "assignment_dict", "forced_variations_for"]
 
@@ -54,18 +55,23 @@ def _is_overridden(result: FeatureResult, forced: Mapping[str, int]) -> bool:
 
 
 def assign_unit(
-    state: ServingState, attributes: Mapping[str, Any], features: Sequence[str] | None, at: datetime
+    state: ServingState,
+    attributes: Mapping[str, Any],
+    features: Sequence[str] | None,
+    at: datetime,
+    sticky: StickyBuckets | None = None,
 ) -> dict[str, tuple[FeatureResult, bool]]:
-    """Feature key → (result, overridden) for one unit."""
+    """Feature key → (result, overridden) for one unit; ``sticky``: its sticky bucket documents
+    (read and updated), or None for purely hash-based assignment."""
     compiled = state.compiled
     keys = compiled.features if features is None else features
     forced = forced_variations_for(state, attributes, at)
     evaluate = compiled.evaluate
-    if not forced:
+    if not forced and sticky is None:
         return {key: (evaluate(key, attributes), False) for key in keys}
     out: dict[str, tuple[FeatureResult, bool]] = {}
     for key in keys:
-        result = evaluate(key, attributes, forced_variations=forced)
+        result = evaluate(key, attributes, forced_variations=forced or None, sticky_buckets=sticky)
         out[key] = (result, _is_overridden(result, forced))
     return out
 

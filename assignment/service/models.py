@@ -31,6 +31,14 @@ class AssignRequest(_Body):
     attributes: dict[str, Any] = Field(description='Unit attributes, e.g. {"id": "u1", "country": "US"}.')
     features: list[str] | None = Field(default=None, description="Feature keys to evaluate (default: all).")
     expose: bool = Field(default=True, description="Record exposures for in-experiment assignments.")
+    sticky_bucket_docs: list[dict[str, Any]] | None = Field(
+        default=None,
+        description=(
+            "Sticky bucketing: the unit's sticky bucket documents as the last response returned them "
+            '([{"attributeName": "id", "attributeValue": "u1", "assignments": {"exp__0": "1"}}]); '
+            "send [] the first time. Absent: hash-based assignment only. The service keeps no state."
+        ),
+    )
 
 
 class Assignment(BaseModel):
@@ -50,12 +58,17 @@ class Assignment(BaseModel):
     hash_attribute: str | None = None
     hash_value: Any = None
     bucket: float | None = None
+    sticky_bucket_used: bool = Field(default=False, description="The variation came from a sticky bucket.")
     overridden: bool = Field(default=False, description="Forced by a registry override.")
 
 
 class AssignResponse(BaseModel):
     payload_version: int = Field(description="Version of the compiled payload that answered.")
     features: dict[str, Assignment]
+    sticky_bucket_docs: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="With sticky_bucket_docs in the request: the unit's documents to keep and resend.",
+    )
 
 
 class AssignBatchRequest(_Body):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import gc
 import logging
 import signal
 import socket
@@ -87,6 +88,11 @@ def run_service(settings: ServiceSettings) -> None:
             service.keys,
         )
         app = build_app(service, manage_lifecycle=False)
+        # Everything built so far (compiled payload, modules, app) lives as long as the process:
+        # move it out of the cyclic collector's generations, so that the collections requests
+        # trigger do not walk it (a full collection otherwise costs milliseconds: p99 latency).
+        gc.collect()
+        gc.freeze()
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handlers
         # that were installed before it: make those record it, so the sink still flushes and spools
         # below instead of the process dying with records in librdkafka's queue.

@@ -9,7 +9,10 @@ change. Compilation happens outside any lock; the lock only serialises concurren
 - :class:`RegistryPayloadSource`: follows ``xp.registry`` through
   :class:`xpstream.registry_topic.RegistryFollower`; ``current()`` compares the follower's snapshot
   with the compiled one and recompiles when it moved, so no read is stale once the follower has seen
-  a change (the follower's ``on_change`` hook recompiles eagerly, off the request path).
+  a change (the follower's ``on_change`` hook recompiles eagerly, off the request path). The payload
+  is the snapshot's *at the time of compiling*: experiments outside their start/stop schedule are
+  left out, and the state is valid until the next schedule boundary (``valid_until``), when
+  ``current()`` recompiles it, so an experiment starts and stops on time without a registry change.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,10 +85,16 @@ class ServingState:
     variation_counts: Mapping[str, int] = field(default_factory=dict)
     override_units: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """unit id → experiment keys with an override for it (expiry checked per request)"""
+    valid_until: datetime | None = None
+    """the next start/stop schedule boundary, when this payload stops being current (None: never)"""
 
     @classmethod
     def build(
-        cls, version: int, payload: dict[str, Any], snapshot: SnapshotLike | None = None
+        cls,
+        version: int,
+        payload: dict[str, Any],
+        snapshot: SnapshotLike | None = None,
+        valid_until: datetime | None = None,
     ) -> ServingState:
         """Compile ``payload`` (raises ValidationError) and index the snapshot's overrides."""
         compiled = CompiledPayload(payload)
@@ -101,6 +110,7 @@ class ServingState:
             hash_attributes=experiment_hash_attributes(payload),
             variation_counts=experiment_variations(payload),
             override_units={unit: tuple(keys) for unit, keys in override_units.items()},
+            valid_until=valid_until,
         )
 
     def sdk_payload(self) -> dict[str, Any]:
@@ -161,7 +171,12 @@ class RegistryPayloadSource:
     follows_registry = True
 
     def __init__(
-        self, settings: KafkaSettings | None = None, *, follower: Any = None, start_timeout: float = 30.0
+        self,
+        settings: KafkaSettings | None = None,
+        *,
+        follower: Any = None,
+        start_timeout: float = 30.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         if follower is None:
             if settings is None:
@@ -171,6 +186,7 @@ class RegistryPayloadSource:
             follower = RegistryFollower(settings, start_timeout=start_timeout)
         self._follower = follower
         self._start_timeout = start_timeout
+        self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._state: ServingState | None = None
         self._version = 0
@@ -205,22 +221,35 @@ class RegistryPayloadSource:
 
     def current(self) -> ServingState:
         state = self._state
-        if state is None or state.snapshot is not self._follower.snapshot:
+        if (
+            state is None
+            or state.snapshot is not self._follower.snapshot
+            or (state.valid_until is not None and self._clock() >= state.valid_until)
+        ):
             return self.refresh()
         return state
 
     def refresh(self) -> ServingState:
-        """Compile the follower's snapshot if it is not the one served (idempotent, thread-safe)."""
+        """Compile the follower's snapshot if it is not the one served or a schedule boundary has
+        passed since it was compiled (idempotent, thread-safe)."""
         with self._lock:
             snapshot = self._follower.snapshot
             state = self._state
-            if state is not None and state.snapshot is snapshot:
+            now = self._clock()
+            if (
+                state is not None
+                and state.snapshot is snapshot
+                and (state.valid_until is None or now < state.valid_until)
+            ):
                 return state
             if snapshot is None:
                 snapshot = RegistrySnapshot()
+            next_boundary = getattr(snapshot, "next_boundary", None)
+            valid_until = next_boundary(now) if next_boundary is not None else None
             began = time.perf_counter()
             try:
-                new_state = ServingState.build(self._version + 1, snapshot.payload(), snapshot)
+                payload = snapshot.payload(at=now) if next_boundary is not None else snapshot.payload()
+                new_state = ServingState.build(self._version + 1, payload, snapshot, valid_until)
             except Exception:
                 self.reload_errors += 1
                 if state is None:
@@ -236,6 +265,7 @@ class RegistryPayloadSource:
                     hash_attributes=state.hash_attributes,
                     variation_counts=state.variation_counts,
                     override_units=state.override_units,
+                    valid_until=valid_until,
                 )
             else:
                 self._version = new_state.version

@@ -1,9 +1,8 @@
 """GrowthBook's cross-SDK conformance cases, one test per case (ids are the case names).
 
 Sections run: hash, getBucketRange, chooseVariation, inNamespace, getEqualWeights, evalCondition,
-feature, run. Not run, with the reason in the skip: stickyBucket (no sticky bucketing: xpstream
-assigns statelessly; exposures record what a unit saw), getQueryStringOverride and urlRedirect
-(browser concerns), decrypt (encrypted payloads are not supported).
+feature, run, stickyBucket. Not run, with the reason in the skip: getQueryStringOverride and
+urlRedirect (browser concerns), decrypt (encrypted payloads are not supported).
 """
 
 from __future__ import annotations
@@ -22,10 +21,10 @@ from assignment import (
     get_equal_weights,
     in_namespace,
 )
+from assignment.sticky import InMemoryStickyBucketService
 from tests.unit.assignment.cases import SKIP_REASON, load_section
 
 NOT_RUN = {
-    "stickyBucket": "sticky bucketing is not implemented: assignment is stateless (hash-based only)",
     "getQueryStringOverride": "browser concern (URL parsing helper), not a server-side evaluator's",
     "urlRedirect": "browser concern (URL redirect experiments)",
     "decrypt": "encrypted payloads are not supported",
@@ -163,6 +162,28 @@ def test_run(case: list[Any]) -> None:
     assert result.value == value
     assert result.in_experiment is in_experiment
     assert result.hash_used is hash_used
+
+
+@cases("stickyBucket")
+def test_sticky_bucket(case: list[Any]) -> None:
+    _, context, stored_docs, feature_key, expected, expected_docs = case
+    service = InMemoryStickyBucketService()
+    for doc in stored_docs:
+        service.save_assignments(doc)
+    payload = compile_payload({"features": context.get("features", {})})
+    attributes = context.get("attributes", {})
+    sticky = payload.load_sticky_buckets(service, attributes)
+    result = payload.evaluate(feature_key, attributes, sticky_buckets=sticky)
+    if expected is None:
+        assert result.in_experiment is False
+    else:
+        actual = _experiment_result_as_growthbook(_FeatureAsExperiment(result, feature_key))
+        actual["stickyBucketUsed"] = result.sticky_bucket_used
+        assert actual == expected
+    assert sticky.docs == expected_docs
+    for key, doc in expected_docs.items():  # what changed was saved to the service
+        name, value = key.split("||", 1)
+        assert service.get_assignments(name, value) == doc
 
 
 @pytest.mark.parametrize("section", sorted(NOT_RUN))
