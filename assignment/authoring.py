@@ -79,9 +79,15 @@ _EXPERIMENT_FIELDS: Final = {
     "metrics",
     "default_value",
     "tags",
+    "analysis",
 }
 _VARIATION_FIELDS: Final = {"key", "name", "weight", "value"}
 _METRIC_ROLES: Final = ("primary", "secondary", "guardrails")
+_ANALYSIS_CHOICES: Final = {
+    "method": ("sequential", "frequentist", "bayesian"),
+    "correction": ("none", "holm", "bh"),
+}
+_ANALYSIS_FIELDS: Final = ("method", "alpha", "cuped", "correction", "planned_units")
 
 
 @dataclass(frozen=True)
@@ -243,6 +249,36 @@ def _metric_names(spec: Any, where: _Where) -> dict[str, list[str]]:
     return names
 
 
+def _analysis(spec: Any, where: _Where) -> dict[str, Any]:
+    """The optional ``analysis:`` block: how ``xp results`` analyses the experiment (jobs/analysis_plan)."""
+    if not isinstance(spec, dict):
+        raise where.error("analysis", f"must be a mapping with {', '.join(_ANALYSIS_FIELDS)}")
+    unknown = sorted(set(spec) - set(_ANALYSIS_FIELDS))
+    if unknown:
+        raise where.error(f"analysis.{unknown[0]}", f"unknown field (expected {', '.join(_ANALYSIS_FIELDS)})")
+    block: dict[str, Any] = {}
+    for field, choices in _ANALYSIS_CHOICES.items():
+        if field in spec:
+            if spec[field] not in choices:
+                raise where.error(f"analysis.{field}", f"must be one of {', '.join(choices)}")
+            block[field] = spec[field]
+    if "alpha" in spec:
+        alpha = spec["alpha"]
+        if not _is_number(alpha) or not 0 < alpha < 1:
+            raise where.error("analysis.alpha", "must be a number in (0, 1), e.g. 0.05")
+        block["alpha"] = float(alpha)
+    if "cuped" in spec:
+        if not isinstance(spec["cuped"], bool):
+            raise where.error("analysis.cuped", "must be true or false")
+        block["cuped"] = spec["cuped"]
+    if "planned_units" in spec:
+        planned = spec["planned_units"]
+        if isinstance(planned, bool) or not isinstance(planned, int) or planned < 1:
+            raise where.error("analysis.planned_units", "must be a whole number of units >= 1")
+        block["planned_units"] = planned
+    return block
+
+
 def _compile_experiment(
     spec: Any, index: int, source: str, metrics: Mapping[str, MetricDefinition]
 ) -> tuple[ExperimentDefinition, str, Any, bool]:
@@ -313,6 +349,8 @@ def _compile_experiment(
         metadata["metric_definitions"] = defined
     if spec.get("tags") is not None:
         metadata["tags"] = _json_ready(spec["tags"], where, "tags")
+    if spec.get("analysis") is not None:
+        metadata["analysis"] = _analysis(spec["analysis"], where)
     entry = ExperimentDefinition(
         key=key,
         version=1,

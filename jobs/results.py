@@ -10,6 +10,11 @@ Pure (no I/O): the warehouse side is :mod:`jobs.results_store`. The flow, per ru
    relative lift) and checks the split (:func:`jobs.stats.sample_ratio_mismatch`);
 4. :meth:`ExperimentResult.to_json` is the ``xp results --format json`` contract (docs/statistics.md).
 
+The experiment's :class:`~jobs.analysis_plan.AnalysisPlan` (method, α, CUPED, correction) drives steps
+2–3: with ``cuped`` the rows come from ``results_metric_cuped_sums.sql`` (covariate sums included) and
+binomial/mean metrics become :class:`~jobs.stats.CupedStatistic`; with a correction, every treatment's
+p-value of every metric is adjusted as one family (``p_value_adjusted``; ``significant`` follows it).
+
 Degenerate data (no units, nobody converted) gives coded errors in the result, never an exception.
 """
 
@@ -17,12 +22,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from assignment.metrics_catalog import Aggregation, MetricDefinition, MetricType, metric_roles, metrics_for
+from jobs.analysis_plan import AnalysisPlan
+from jobs.results_adjustments import NO_CUPED, CupedDecision, adjusted_p_values, cuped_decision
 from jobs.stats import (
+    CupedStatistic,
     EffectResult,
     ProportionStatistic,
     RatioStatistic,
@@ -30,6 +38,7 @@ from jobs.stats import (
     Statistic,
     ValueSums,
     compare_variations,
+    pooled_theta,
     sample_ratio_mismatch,
 )
 from jobs.stats.results import Method
@@ -66,18 +75,55 @@ class VariationSums:
     sum_b_squares: float = 0.0
     cross_sum: float = 0.0
     """Σ a·b (ratio metrics)."""
+    has_covariate: bool = False
+    """The row came from ``results_metric_cuped_sums`` (the fields below are set)."""
+    sum_x: float = 0.0
+    """CUPED: Σ of the per-unit pre-exposure covariate."""
+    sum_x_squares: float = 0.0
+    cross_sum_ax: float = 0.0
+    """CUPED: Σ a·x."""
+    units_with_covariate: int = 0
+    """CUPED: units with ≥ 1 event in the pre-exposure window."""
+
+    @property
+    def n(self) -> int:
+        """Units (the name :func:`jobs.stats.top_segments` ranks by)."""
+        return self.units
+
+    def __add__(self, other: VariationSums) -> VariationSums:
+        """Two disjoint sets of units of the same variation (segments folded into "other")."""
+        return VariationSums(
+            self.variation_id,
+            self.units + other.units,
+            self.sum_a + other.sum_a,
+            self.sum_a_squares + other.sum_a_squares,
+            self.sum_b + other.sum_b,
+            self.sum_b_squares + other.sum_b_squares,
+            self.cross_sum + other.cross_sum,
+            self.has_covariate and other.has_covariate,
+            self.sum_x + other.sum_x,
+            self.sum_x_squares + other.sum_x_squares,
+            self.cross_sum_ax + other.cross_sum_ax,
+            self.units_with_covariate + other.units_with_covariate,
+        )
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> VariationSums:
-        """From a query row (extra columns such as ``units_with_events`` are ignored)."""
+        """From a row of any ``results_metric_*sums`` query (columns it lacks are 0; extra ones ignored)."""
+        has_covariate = "sum_x" in row
         return cls(
             variation_id=int(row["variation_id"]),
             units=int(row["units"]),
             sum_a=float(row["sum_a"]),
             sum_a_squares=float(row["sum_a_squares"]),
-            sum_b=float(row["sum_b"]),
-            sum_b_squares=float(row["sum_b_squares"]),
-            cross_sum=float(row["cross_sum"]),
+            sum_b=float(row.get("sum_b", 0.0)),
+            sum_b_squares=float(row.get("sum_b_squares", 0.0)),
+            cross_sum=float(row.get("cross_sum", 0.0)),
+            has_covariate=has_covariate,
+            sum_x=float(row.get("sum_x", 0.0)),
+            sum_x_squares=float(row.get("sum_x_squares", 0.0)),
+            cross_sum_ax=float(row.get("cross_sum_ax", 0.0)),
+            units_with_covariate=int(row.get("units_with_covariate", 0)),
         )
 
 
@@ -133,14 +179,34 @@ def _clean(value: float) -> float:
 
 
 def statistics_for(
-    metric: MetricDefinition, variation_ids: Sequence[int], rows: Sequence[VariationSums]
+    metric: MetricDefinition,
+    variation_ids: Sequence[int],
+    rows: Sequence[VariationSums],
+    *,
+    cuped: bool = False,
 ) -> list[Statistic]:
-    """One engine statistic per configured variation, in ``variation_ids`` order (missing → empty)."""
+    """One engine statistic per configured variation, in ``variation_ids`` order (missing → empty).
+
+    ``cuped``: binomial and mean metrics become :class:`CupedStatistic` (the rows must carry covariates).
+    """
     by_id = {row.variation_id: row for row in rows}
     statistics: list[Statistic] = []
     for variation_id in variation_ids:
         row = by_id.get(variation_id, VariationSums(variation_id, 0))
-        if metric.type is MetricType.BINOMIAL:
+        if cuped and metric.type is not MetricType.RATIO:
+            conversions = float(round(row.sum_a)) if metric.type is MetricType.BINOMIAL else None
+            statistics.append(
+                CupedStatistic(
+                    row.units,
+                    ValueSums(
+                        conversions if conversions is not None else _clean(row.sum_a),
+                        conversions if conversions is not None else _clean(row.sum_a_squares),
+                    ),
+                    ValueSums(_clean(row.sum_x), _clean(row.sum_x_squares)),
+                    _clean(row.cross_sum_ax),
+                )
+            )
+        elif metric.type is MetricType.BINOMIAL:
             statistics.append(ProportionStatistic(row.units, float(round(row.sum_a))))
         elif metric.type is MetricType.RATIO:
             statistics.append(
@@ -182,6 +248,18 @@ class VariantResult:
     statistic: Statistic
     effect: EffectResult | None = None
     """None for control."""
+    p_value_adjusted: float | None = None
+    """The p-value after the plan's multiple-comparison correction (None: no correction or no p-value)."""
+    alpha: float | None = None
+    """Set with ``p_value_adjusted``: ``significant`` is then ``p_value_adjusted < alpha``."""
+
+    @property
+    def significant(self) -> bool:
+        if self.effect is None:
+            return False
+        if self.p_value_adjusted is not None and self.alpha is not None:
+            return self.effect.significant and self.p_value_adjusted < self.alpha
+        return self.effect.significant
 
     def to_json(self) -> dict[str, Any]:
         effect = self.effect
@@ -199,8 +277,9 @@ class VariantResult:
             "ci_high": effect.ci_high if effect else None,
             "p_value": effect.p_value if effect else None,
             "chance_to_win": effect.chance_to_win if effect else None,
-            "significant": effect.significant if effect else False,
+            "significant": self.significant,
             "error": error,
+            "p_value_adjusted": self.p_value_adjusted,
         }
 
 
@@ -212,6 +291,7 @@ class MetricResult:
     role: str
     """primary, secondary or guardrail."""
     variants: tuple[VariantResult, ...]
+    cuped: CupedDecision = NO_CUPED
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -220,6 +300,7 @@ class MetricResult:
             "role": self.role,
             "higher_is_better": self.metric.higher_is_better,
             "variants": [v.to_json() for v in self.variants],
+            "cuped": self.cuped.to_json(),
         }
 
 
@@ -236,6 +317,10 @@ class ExperimentResult:
     srm_p_value: float | None
     srm_error: str | None
     metrics: tuple[MetricResult, ...]
+    plan: AnalysisPlan | None = None
+    """What the results were computed with (None: ``method``/``alpha`` only, no CUPED, no correction)."""
+    segments: Any = None
+    """A :class:`jobs.results_segments.SegmentBreakdown` when ``xp results --segment`` asked for one."""
 
     @property
     def srm_flagged(self) -> bool:
@@ -252,6 +337,8 @@ class ExperimentResult:
             "method": self.method,
             "alpha": self.alpha,
             "metrics": [m.to_json() for m in self.metrics],
+            "analysis": (self.plan or AnalysisPlan(self.method, self.alpha)).to_json(),
+            "segments": self.segments.to_json() if self.segments is not None else None,
         }
 
 
@@ -264,15 +351,26 @@ def analyze_experiment(
     until: datetime,
     method: Method = "sequential",
     alpha: float = 0.05,
+    plan: AnalysisPlan | None = None,
+    covariate_days: float = 14.0,
 ) -> ExperimentResult:
     """Results of ``experiment`` (an :class:`assignment.registry.ExperimentSpec`) from ``sums`` (metric
-    name → rows of ``results_metric_sums``; a metric without an entry is analysed as empty)."""
+    name → rows of ``results_metric_sums`` or ``results_metric_cuped_sums``; a metric without an entry is
+    analysed as empty). ``plan`` (default: ``method``, ``alpha``, no CUPED, no correction) decides."""
+    if plan is None:
+        plan = AnalysisPlan(method=method, alpha=alpha)
+    method, alpha = plan.method, plan.alpha
     variations = experiment.variations
     ids = [v.id for v in variations]
     metrics: list[MetricResult] = []
     population: list[int] | None = None
     for metric, role in analyzed_metrics(experiment):
-        statistics = statistics_for(metric, ids, sums.get(metric.name, ()))
+        rows = sums.get(metric.name, ())
+        cuped = cuped_decision(metric, plan.cuped, rows, covariate_days)
+        statistics = statistics_for(metric, ids, rows, cuped=cuped.applied)
+        if cuped.applied:
+            theta = pooled_theta([s for s in statistics if isinstance(s, CupedStatistic)])
+            cuped = CupedDecision(True, None, theta, cuped.covariate_days, cuped.units_with_covariate)
         if population is None:
             population = [s.n for s in statistics]
         effects = compare_variations(
@@ -290,7 +388,8 @@ def analyze_experiment(
             )
             for index, (variation, statistic) in enumerate(zip(variations, statistics, strict=True))
         ]
-        metrics.append(MetricResult(metric, role, tuple(variants)))
+        metrics.append(MetricResult(metric, role, tuple(variants), cuped))
+    metrics = _corrected(metrics, plan)
     if population is None:  # an experiment always has a metric (defaults); be safe anyway
         population = [0] * len(ids)
     srm = sample_ratio_mismatch(population, [max(v.weight, 1e-12) for v in variations])
@@ -304,4 +403,24 @@ def analyze_experiment(
         srm_p_value=srm.p_value,
         srm_error=srm.error.value if srm.error else None,
         metrics=tuple(metrics),
+        plan=plan,
     )
+
+
+def _corrected(metrics: list[MetricResult], plan: AnalysisPlan) -> list[MetricResult]:
+    """Every treatment p-value of every metric adjusted as one family (``plan.correction``)."""
+    if plan.correction == "none":
+        return metrics
+    cells = [(i, j) for i, m in enumerate(metrics) for j, v in enumerate(m.variants) if v.effect is not None]
+    raw = [metrics[i].variants[j].effect.p_value for i, j in cells]  # type: ignore[union-attr]
+    adjusted = dict(zip(cells, adjusted_p_values(raw, plan.correction), strict=True))
+    corrected = []
+    for i, metric in enumerate(metrics):
+        variants = tuple(
+            replace(v, p_value_adjusted=adjusted.get((i, j)), alpha=plan.alpha)
+            if adjusted.get((i, j)) is not None
+            else v
+            for j, v in enumerate(metric.variants)
+        )
+        corrected.append(replace(metric, variants=variants))
+    return corrected

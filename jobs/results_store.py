@@ -1,7 +1,9 @@
 """The warehouse side of results: sums from ClickHouse, snapshots into ``xp.results``, the stats job.
 
 - :func:`compute_experiment_result`: one experiment, fresh from ``xp.unit_exposures`` and
-  ``xp.attributed_events`` (``sql/queries/results_metric_sums.sql``, one query per metric);
+  ``xp.attributed_events`` (``sql/queries/results_metric_sums.sql``, one query per metric; with CUPED,
+  ``results_metric_cuped_sums.sql`` for binomial and mean metrics, the covariate from ``xp.events``;
+  with ``segment``, ``results_metric_segment_sums.sql`` as well);
 - :func:`store_results`: one row per experiment × metric × variation in ``xp.results``, stamped with
   the run's ``computed_at`` (an insert-dedup token per run and experiment: a retried insert is a no-op);
 - :func:`run_stats`: ``xp jobs run stats``, every running experiment of the registry.
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from assignment.metrics_catalog import DEFAULT_METRICS
+from assignment.metrics_catalog import DEFAULT_METRICS, MetricDefinition, MetricType
+from jobs.analysis_plan import AnalysisPlan, plan_from_metadata
 from jobs.results import (
     ExperimentResult,
     VariationSums,
@@ -25,7 +29,10 @@ from jobs.results import (
     analyzed_metrics,
     metric_query_parameters,
 )
+from jobs.results_batch import batch_plan
+from jobs.results_segments import DEFAULT_TOP, SegmentRows, analyze_segments
 from jobs.stats.results import Method
+from xpstream.errors import ValidationError
 from xpstream.warehouse import load_query
 
 if TYPE_CHECKING:
@@ -38,7 +45,11 @@ if TYPE_CHECKING:
 __all__ = [
     "EPOCH",
     "compute_experiment_result",
+    "covariate_days_of",
+    "experiment_plan",
+    "fetch_experiment_sums",
     "fetch_metric_sums",
+    "fetch_segment_sums",
     "results_table",
     "run_stats",
     "store_results",
@@ -50,22 +61,136 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """Default start of the analysis window: every exposure."""
 
 METRIC_SUMS_QUERY = "results_metric_sums"
+EXPERIMENT_SUMS_QUERY = "results_experiment_sums"
+CUPED_SUMS_QUERY = "results_metric_cuped_sums"
+SEGMENT_SUMS_QUERY = "results_metric_segment_sums"
+DEFAULT_COVARIATE_DAYS = 14.0
+"""Pre-exposure window of the CUPED covariate when no setting says otherwise (``XP_ETL_COVARIATE_DAYS``)."""
 
 
-def fetch_metric_sums(
-    warehouse: Warehouse, experiment: ExperimentSpec, *, since: datetime, until: datetime
-) -> dict[str, list[VariationSums]]:
-    """Metric name → per-variation sums, for every metric the experiment analyses."""
-    sql = load_query(METRIC_SUMS_QUERY)
-    catalog = {m.name: m for m in (*DEFAULT_METRICS, *experiment.metrics.definitions)}
-    sums: dict[str, list[VariationSums]] = {}
-    for metric, _role in analyzed_metrics(experiment):
+def _cuped_parameters(parameters: dict[str, Any], covariate_days: float) -> dict[str, Any]:
+    """``results_metric_cuped_sums``' parameters: side a of the metric, the window, the covariate window."""
+    kept = ("experiment", "since", "until", "event_a", "aggregation_a", "property_a", "window_a_seconds")
+    return {**{k: parameters[k] for k in kept}, "covariate_seconds": covariate_days * 86400.0}
+
+
+def _per_metric(
+    warehouse: Warehouse,
+    experiment: ExperimentSpec,
+    metrics: Sequence[MetricDefinition],
+    query: str,
+    *,
+    since: datetime,
+    until: datetime,
+    covariate_days: float = DEFAULT_COVARIATE_DAYS,
+    dimension: str = "",
+) -> dict[str, list[Any]]:
+    """One ``query`` per metric: VariationSums rows (or (segment, VariationSums) for the segment query)."""
+    if not metrics:
+        return {}
+    sql = load_query(query)
+    catalog = _catalog(experiment)
+    found: dict[str, list[Any]] = {}
+    for metric in metrics:
         parameters = metric_query_parameters(
             metric, catalog, experiment=experiment.key, since=since, until=until
         )
+        if query == CUPED_SUMS_QUERY:
+            parameters = _cuped_parameters(parameters, covariate_days)
+        elif query == SEGMENT_SUMS_QUERY:
+            parameters = {**parameters, "dimension": dimension}
         rows = warehouse.query_arrow(sql, parameters).to_pylist()
-        sums[metric.name] = [VariationSums.from_row(row) for row in rows]
-    return sums
+        if query == SEGMENT_SUMS_QUERY:
+            found[metric.name] = [(str(row["segment"]), VariationSums.from_row(row)) for row in rows]
+        else:
+            found[metric.name] = [VariationSums.from_row(row) for row in rows]
+    return found
+
+
+def _catalog(experiment: ExperimentSpec) -> dict[str, MetricDefinition]:
+    return {m.name: m for m in (*DEFAULT_METRICS, *experiment.metrics.definitions)}
+
+
+def _totals(rows: SegmentRows) -> list[VariationSums]:
+    """Per-segment rows added up per variation (sums add up), by variation id."""
+    total: dict[int, VariationSums] = {}
+    for _segment, row in rows:
+        total[row.variation_id] = total[row.variation_id] + row if row.variation_id in total else row
+    return [total[v] for v in sorted(total)]
+
+
+def fetch_experiment_sums(
+    warehouse: Warehouse,
+    experiment: ExperimentSpec,
+    *,
+    since: datetime,
+    until: datetime,
+    dimension: str = "",
+    cuped: bool = False,
+    covariate_days: float = DEFAULT_COVARIATE_DAYS,
+) -> tuple[dict[str, list[VariationSums]], dict[str, SegmentRows]]:
+    """(metric → per-variation sums, metric → per-segment rows by ``dimension``; {} without one).
+
+    One ``results_experiment_sums`` scan answers every metric it can (:mod:`jobs.results_batch`); the
+    others take one ``results_metric_sums`` (+ ``results_metric_segment_sums``) query each. With
+    ``cuped``, binomial and mean metrics are also queried with their covariate
+    (``results_metric_cuped_sums``), which replaces their totals.
+    """
+    metrics = [metric for metric, _role in analyzed_metrics(experiment)]
+    plan = batch_plan(metrics, _catalog(experiment))
+    by_segment: dict[str, SegmentRows] = {}
+    if plan.sides:
+        sql = load_query(EXPERIMENT_SUMS_QUERY)
+        parameters = plan.parameters(experiment=experiment.key, since=since, until=until, dimension=dimension)
+        by_segment.update(plan.decode(warehouse.query_arrow(sql, parameters).to_pylist()))
+    totals = {name: _totals(rows) for name, rows in by_segment.items()}
+    bounds: dict[str, Any] = {"since": since, "until": until}
+    totals.update(_per_metric(warehouse, experiment, plan.others, METRIC_SUMS_QUERY, **bounds))
+    if dimension:
+        by_segment.update(
+            _per_metric(warehouse, experiment, plan.others, SEGMENT_SUMS_QUERY, dimension=dimension, **bounds)
+        )
+    if cuped:
+        adjusted = [m for m in metrics if m.type is not MetricType.RATIO]
+        totals.update(
+            _per_metric(
+                warehouse, experiment, adjusted, CUPED_SUMS_QUERY, covariate_days=covariate_days, **bounds
+            )
+        )
+    return totals, by_segment if dimension else {}
+
+
+def fetch_metric_sums(
+    warehouse: Warehouse,
+    experiment: ExperimentSpec,
+    *,
+    since: datetime,
+    until: datetime,
+    cuped: bool = False,
+    covariate_days: float = DEFAULT_COVARIATE_DAYS,
+) -> dict[str, list[VariationSums]]:
+    """Metric name → per-variation sums, for every metric the experiment analyses (``cuped``: binomial
+    and mean metrics with their pre-exposure covariate sums)."""
+    totals, _ = fetch_experiment_sums(
+        warehouse, experiment, since=since, until=until, cuped=cuped, covariate_days=covariate_days
+    )
+    return totals
+
+
+def fetch_segment_sums(
+    warehouse: Warehouse, experiment: ExperimentSpec, *, dimension: str, since: datetime, until: datetime
+) -> dict[str, SegmentRows]:
+    """Metric name → (segment value, per-variation sums) rows, by exposure attribute ``dimension``."""
+    if not dimension:
+        raise ValidationError("--segment needs an attribute name")
+    bounds: dict[str, Any] = {"since": since, "until": until}
+    return fetch_experiment_sums(warehouse, experiment, dimension=dimension, **bounds)[1]
+
+
+def experiment_plan(snapshot: Any, experiment: ExperimentSpec) -> AnalysisPlan:
+    """The experiment's ``analysis:`` block from the registry (defaults when it has none)."""
+    definition = snapshot.experiment_definition(experiment.key)
+    return plan_from_metadata(definition.metadata if definition is not None else None)
 
 
 def compute_experiment_result(
@@ -77,21 +202,51 @@ def compute_experiment_result(
     computed_at: datetime | None = None,
     method: Method = "sequential",
     alpha: float = 0.05,
+    plan: AnalysisPlan | None = None,
+    covariate_days: float = DEFAULT_COVARIATE_DAYS,
+    segment: str | None = None,
+    top: int = DEFAULT_TOP,
 ) -> ExperimentResult:
-    """Fresh results of one experiment over units first exposed in ``[since, until)`` (default: all, now)."""
+    """Fresh results of one experiment over units first exposed in ``[since, until)`` (default: all, now).
+
+    ``plan`` (default: ``method`` and ``alpha`` only) may ask for CUPED and a correction; ``segment``
+    adds the breakdown by that exposure attribute (``top`` values plus "other").
+    """
+    plan = plan or AnalysisPlan(method=method, alpha=alpha)
     computed_at = computed_at or datetime.now(UTC)
     since = since or EPOCH
     until = until or computed_at
-    sums = fetch_metric_sums(warehouse, experiment, since=since, until=until)
-    return analyze_experiment(
+    sums, by_segment = fetch_experiment_sums(
+        warehouse,
+        experiment,
+        since=since,
+        until=until,
+        dimension=segment or "",
+        cuped=plan.cuped,
+        covariate_days=covariate_days,
+    )
+    result = analyze_experiment(
         experiment,
         sums,
         computed_at=computed_at,
         since=since,
         until=until,
-        method=method,
-        alpha=alpha,
+        plan=plan,
+        covariate_days=covariate_days,
     )
+    if not segment:
+        return result
+    breakdown = analyze_segments(
+        experiment,
+        by_segment,
+        dimension=segment,
+        top=top,
+        plan=plan,
+        computed_at=computed_at,
+        since=since,
+        until=until,
+    )
+    return replace(result, segments=breakdown)
 
 
 def _rows(result: ExperimentResult) -> list[dict[str, Any]]:
@@ -100,7 +255,7 @@ def _rows(result: ExperimentResult) -> list[dict[str, Any]]:
         for variant in metric.variants:
             fields = variant.to_json()
             statistic: Any = variant.statistic
-            numerator = getattr(statistic, "numerator", None)
+            numerator = getattr(statistic, "numerator", None) or getattr(statistic, "metric", None)
             denominator = getattr(statistic, "denominator", None)
             rows.append(
                 {
@@ -129,7 +284,7 @@ def _rows(result: ExperimentResult) -> list[dict[str, Any]]:
                     "sum_squares": float(numerator.sum_squares if numerator else statistic.sum_squares),
                     "denominator_sum": float(denominator.sum if denominator else 0.0),
                     "denominator_sum_squares": float(denominator.sum_squares if denominator else 0.0),
-                    "cross_sum": float(getattr(statistic, "cross_sum", 0.0)),
+                    "cross_sum": float(getattr(statistic, "cross_sum", 0.0)) if denominator else 0.0,
                 }
             )
     return rows
@@ -181,26 +336,46 @@ def store_results(warehouse: Warehouse, results: Sequence[ExperimentResult]) -> 
     return written
 
 
+def covariate_days_of(settings: CoreSettings) -> float:
+    """The CUPED covariate window: ``XP_ETL_COVARIATE_DAYS`` (the same window as the ETL's covariate)."""
+    days = getattr(settings, "etl_covariate_days", None)
+    if days is None:
+        from xpstream.config import EtlSettings
+
+        days = EtlSettings().etl_covariate_days
+    return float(days)
+
+
 def run_stats(
     settings: CoreSettings,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-    method: Method = "sequential",
+    method: Method | None = None,
     registry_timeout: float = 10.0,
 ) -> list[ExperimentResult]:
-    """``xp jobs run stats``: results of every running experiment, stored as one ``xp.results`` snapshot."""
+    """``xp jobs run stats``: results of every running experiment, stored as one ``xp.results`` snapshot.
+
+    Each experiment is analysed as its ``analysis:`` block says (``method`` overrides its method).
+    """
     from xpstream.registry_topic import read_registry
     from xpstream.warehouse import open_warehouse
 
     snapshot = read_registry(settings, timeout=registry_timeout)
     experiments = snapshot.running_experiments()
     computed_at = datetime.now(UTC)
+    covariate_days = covariate_days_of(settings)
     warehouse = open_warehouse(settings)
     try:
         results = [
             compute_experiment_result(
-                warehouse, experiment, since=since, until=until, computed_at=computed_at, method=method
+                warehouse,
+                experiment,
+                since=since,
+                until=until,
+                computed_at=computed_at,
+                plan=experiment_plan(snapshot, experiment).with_overrides(method=method),
+                covariate_days=covariate_days,
             )
             for experiment in experiments
         ]

@@ -15,13 +15,27 @@ if TYPE_CHECKING:
     from jobs.results import ExperimentResult, MetricResult
     from xpstream.config import CoreSettings
 
-__all__ = ["StatsMethod", "core_settings", "parse_time", "print_result", "register", "results"]
+__all__ = [
+    "CorrectionChoice",
+    "StatsMethod",
+    "core_settings",
+    "parse_time",
+    "print_result",
+    "register",
+    "results",
+]
 
 
 class StatsMethod(enum.StrEnum):
     sequential = "sequential"
     frequentist = "frequentist"
     bayesian = "bayesian"
+
+
+class CorrectionChoice(enum.StrEnum):
+    none = "none"
+    holm = "holm"
+    bh = "bh"
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:
@@ -91,15 +105,73 @@ def _metric_table(metric: MetricResult, alpha: float, bayesian: bool = False) ->
     return table
 
 
+def _cuped_line(result: ExperimentResult) -> str | None:
+    """One line on CUPED when it was asked for: which metrics were adjusted, and why others were not."""
+    if result.plan is None or not result.plan.cuped:
+        return None
+    applied = [m.metric.name for m in result.metrics if m.cuped.applied]
+    skipped = [f"{m.metric.name} ({m.cuped.reason})" for m in result.metrics if not m.cuped.applied]
+    parts = [f"CUPED applied to: {', '.join(applied) or 'no metric'}"]
+    if skipped:
+        parts.append(f"not applied to: {'; '.join(skipped)}")
+    return " · ".join(parts)
+
+
+def _segment_table(result: ExperimentResult, index: int) -> Any:
+    """One metric across every segment: a row per segment × treatment."""
+    from rich.table import Table
+
+    assert result.segments is not None
+    breakdown = result.segments
+    metric = result.metrics[index].metric
+    level = f"{1 - result.alpha:.0%}"
+    table = Table(
+        title=f"{metric.name} by {breakdown.dimension} (top {breakdown.top} + other)",
+        title_justify="left",
+        show_edge=False,
+        header_style="bold",
+    )
+    for column in ("segment", "variation", "units", "lift", f"{level} interval", "note"):
+        table.add_column(column, justify="left" if column in ("segment", "variation", "note") else "right")
+    for segment in breakdown.segments:
+        for variant in segment.result.metrics[index].variants[1:]:
+            data = variant.to_json()
+            interval = (
+                f"[{data['ci_low']:+.1%}, {data['ci_high']:+.1%}]"
+                if data["ci_low"] is not None and data["ci_high"] is not None
+                else ""
+            )
+            note = data["error"] or ("significant" if data["significant"] else "")
+            table.add_row(
+                segment.segment,
+                variant.name,
+                str(variant.units),
+                _fmt(data["estimate"], "+.1%"),
+                interval,
+                note,
+            )
+    return table
+
+
 def print_result(result: ExperimentResult) -> None:
     """A rich table per metric; significant lifts highlighted (green: good, red: harmful); SRM warning."""
     from rich.console import Console
 
     console = Console()
+    plan = result.plan
+    extras = ""
+    if plan is not None and plan.correction != "none":
+        extras += f" · {plan.correction} correction"
+    if plan is not None and plan.planned_units:
+        units = sum(v.units for v in result.metrics[0].variants) if result.metrics else 0
+        extras += f" · {units}/{plan.planned_units} planned units"
     console.print(
-        f"[bold]{result.experiment}[/bold] · {result.method}"
+        f"[bold]{result.experiment}[/bold] · {result.method}{extras}"
         f" · computed {result.computed_at:%Y-%m-%d %H:%M:%S} UTC · SRM p = {_fmt(result.srm_p_value, '.3g')}"
     )
+    cuped = _cuped_line(result)
+    if cuped:
+        console.print(cuped)
     if result.srm_flagged:
         console.print(
             "[bold red]warning: sample ratio mismatch (SRM p < 0.001): the split does not match the "
@@ -107,16 +179,39 @@ def print_result(result: ExperimentResult) -> None:
         )
     for metric in result.metrics:
         console.print(_metric_table(metric, result.alpha, bayesian=result.method == "bayesian"))
+    if result.segments is not None:
+        for index in range(len(result.metrics)):
+            console.print(_segment_table(result, index))
 
 
 def results(
     experiment: str = typer.Argument(..., help="Experiment key."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
-    method: StatsMethod = typer.Option(
-        StatsMethod.sequential,
+    method: StatsMethod | None = typer.Option(
+        None,
         "--method",
-        help="sequential (default: valid under peeking), frequentist (Welch) or bayesian.",
+        help="sequential (valid under peeking), frequentist (Welch) or bayesian. Default: the "
+        "experiment's analysis.method, else sequential.",
     ),
+    alpha: float | None = typer.Option(
+        None, "--alpha", help="Significance level. Default: the experiment's analysis.alpha, else 0.05."
+    ),
+    cuped: bool | None = typer.Option(
+        None,
+        "--cuped/--no-cuped",
+        help="Adjust binomial and mean metrics with their pre-exposure covariate (CUPED). Default: the "
+        "experiment's analysis.cuped, else off.",
+    ),
+    correction: CorrectionChoice | None = typer.Option(
+        None,
+        "--correction",
+        help="Multiple-comparison correction across metrics × variations: none, holm or bh. Default: "
+        "the experiment's analysis.correction, else none.",
+    ),
+    segment: str | None = typer.Option(
+        None, "--segment", help="Also break results down by this exposure attribute (e.g. country)."
+    ),
+    top: int = typer.Option(10, "--top", min=1, help="With --segment: the N largest values, plus other."),
     since: str | None = typer.Option(None, "--since", help="Only units first exposed at or after (ISO)."),
     until: str | None = typer.Option(
         None, "--until", help="Only units and events before (ISO; default now)."
@@ -126,20 +221,24 @@ def results(
     `xp jobs run stats` stores snapshots).
 
     Relative lift of every variation against control, per metric; SRM against the configured weights.
+    Method, alpha, CUPED and correction come from the experiment's `analysis:` block; flags override.
 
     Example: xp results checkout-button
 
     Example: xp results checkout-button --format json --method frequentist
+
+    Example: xp results checkout-button --cuped --correction holm --segment country --top 5
     """
-    from jobs.results_store import compute_experiment_result
+    from jobs.results_store import compute_experiment_result, covariate_days_of, experiment_plan
     from xpstream.cli.output import print_json
+    from xpstream.config import EtlSettings
     from xpstream.registry_topic import read_registry
     from xpstream.warehouse import open_warehouse
 
     if fmt is OutputFormat.csv:
         raise ValidationError("--format must be table or json")
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
-    settings = core_settings()
+    settings = core_settings(EtlSettings)
     snapshot = read_registry(settings, timeout=10.0)
     spec = snapshot.experiments.get(experiment)
     if spec is None:
@@ -147,7 +246,22 @@ def results(
         raise ValidationError(f"unknown experiment {experiment!r} (known: {known})")
     warehouse = open_warehouse(settings)
     try:
-        result = compute_experiment_result(warehouse, spec, since=start, until=end, method=method.value)
+        plan = experiment_plan(snapshot, spec).with_overrides(
+            method=method.value if method is not None else None,
+            alpha=alpha,
+            cuped=cuped,
+            correction=correction.value if correction is not None else None,
+        )
+        result = compute_experiment_result(
+            warehouse,
+            spec,
+            since=start,
+            until=end,
+            plan=plan,
+            covariate_days=covariate_days_of(settings),
+            segment=segment,
+            top=top,
+        )
     finally:
         warehouse.close()
     if fmt is OutputFormat.json:

@@ -73,7 +73,3 @@ def test_all_fails_only_when_an_available_job_fails(monkeypatch: pytest.MonkeyPa
     assert exit_info.value.exit_code == 1
     assert calls == ["etl", "lake", "stats"]  # a failure does not stop the later jobs
 
-
-def test_quality_stays_pending() -> None:
-    with pytest.raises(NotYetAvailableError, match="#6"):
-        jobs._quality(None, None)

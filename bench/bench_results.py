@@ -1,0 +1,206 @@
+"""Full experiment results on 10 M events: `xp results`' computation path end to end, against baselines.
+
+A fresh chDB store (temporary directory) gets, by ``INSERT … SELECT FROM numbers()``: ``--units``
+exposures of experiment 'bench' (3 variations, a ``country`` attribute with 14 values) and ``--events``
+attributed events over 5 event names (the same rows in ``xp.events`` with ``--cuped``, plus as many
+pre-exposure events, for the covariate). The experiment analyses 20 metrics (5 events × binary, count,
+sum, count within 1 h). Timed, best of ``--repeat`` runs after one warm-up, in the same process:
+
+- **full**: :func:`jobs.results_store.compute_experiment_result` with ``segment="country"``, ``top=10``:
+  20 metrics × 3 variations × (1 + 11 segments) — the DESIGN.md budget (≤ 1 s on 10 M events);
+- **no segments**: the same without the breakdown (what ``xp results KEY`` does by default);
+- **SQL only**: the full path's query (one scan for every metric and segment), rows fetched, no
+  statistics;
+- **per-metric queries** (baseline 1, the previous implementation): ``results_metric_sums.sql`` and
+  ``results_metric_segment_sums.sql`` once per metric — 40 scans; run once (slow);
+- **one scan** (baseline 2): a single bare ``GROUP BY variation_id, event_name`` over the events
+  (sums of event values, not per-unit metrics: a lower bound for reading the data once);
+- **CUPED** (``--cuped``): the no-segment path with the covariate computed from ``xp.events``.
+
+    .venv/bin/python bench/bench_results.py                       # 10 M events, 1 M units
+    .venv/bin/python bench/bench_results.py --events 1000000 --units 100000 --cuped
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from assignment.metrics_catalog import MetricDefinition, metric_from_dict
+from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
+from jobs.analysis_plan import AnalysisPlan
+from jobs.results import analyzed_metrics
+from jobs.results_store import (
+    METRIC_SUMS_QUERY,
+    SEGMENT_SUMS_QUERY,
+    _per_metric,
+    compute_experiment_result,
+    fetch_segment_sums,
+)
+from schemas.records import ExperimentStatus
+from xpstream.config import WarehouseSettings
+from xpstream.warehouse import Warehouse, open_warehouse
+
+BASE = datetime(2026, 11, 1, tzinfo=UTC)
+UNTIL = datetime(2026, 11, 10, tzinfo=UTC)
+EVENTS = ("purchase", "pageview", "add_to_cart", "search", "share")
+COUNTRIES = ("us", "de", "fr", "gb", "it", "es", "nl", "se", "pl", "br", "in", "jp", "ca", "au")
+
+EXPOSURES_SQL = """
+INSERT INTO xp.exposures (exposure_id, unit_id, hash_attribute, experiment_key, variation_id, variation_key,
+    overridden, source, attributes, exposed_at, schema_version)
+SELECT concat('x', toString(number)), concat('u', toString(number)), 'id', 'bench',
+    toUInt16(number % 3), concat('v', toString(number % 3)), false, 'loadgen',
+    map('country', [{countries}][1 + (cityHash64(number) % 14) % (1 + cityHash64(number, 7) % 14)]),
+    toDateTime64('2026-11-01 00:00:00', 3, 'UTC') + toIntervalSecond(number % 86400), 1
+FROM numbers({units})
+"""
+# Events: unit u = hash(n) mod units, so its variation is u % 3 and its first exposure u % 86400 s after
+# BASE; the event happens 0–3 h after it (some outside the 1 h windows).
+ATTRIBUTED_SQL = """
+INSERT INTO xp.attributed_events (event_id, unit_id, experiment_key, variation_id, event_name, value,
+    occurred_at, first_exposed_at)
+SELECT concat('e', toString(number)), concat('u', toString(u)), 'bench', toUInt16(u % 3),
+    [{events}][1 + number % 5], if(number % 5 = 0, toFloat64(number % 97) + 0.5, NULL),
+    first + toIntervalSecond(number % 10800), first
+FROM (SELECT number, cityHash64(number) % {units} AS u,
+             toDateTime64('2026-11-01 00:00:00', 3, 'UTC') + toIntervalSecond(u % 86400) AS first
+      FROM numbers({count}))
+"""
+RAW_SQL = """
+INSERT INTO xp.events (event_id, unit_id, event_name, value, properties, occurred_at, schema_version)
+SELECT concat('{prefix}', toString(number)), concat('u', toString(u)), [{events}][1 + number % 5],
+    if(number % 5 = 0, toFloat64(number % 97) + 0.5, NULL), map(),
+    first + toIntervalSecond({offset}), 1
+FROM (SELECT number, cityHash64(number) % {units} AS u,
+             toDateTime64('2026-11-01 00:00:00', 3, 'UTC') + toIntervalSecond(u % 86400) AS first
+      FROM numbers({count}))
+"""
+ONE_SCAN_SQL = """
+SELECT variation_id, event_name, count() AS events, sum(ifNull(value, 0)) AS total
+FROM xp.attributed_events WHERE experiment_key = 'bench'
+GROUP BY variation_id, event_name
+"""
+
+
+def quoted(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def metrics() -> list[MetricDefinition]:
+    found = []
+    for event in EVENTS:
+        found.append(metric_from_dict({"name": f"{event}_any", "event": event, "aggregation": "binary"}))
+        found.append(metric_from_dict({"name": f"{event}_count", "event": event, "aggregation": "count"}))
+        found.append(metric_from_dict({"name": f"{event}_sum", "event": event, "aggregation": "sum"}))
+        found.append(
+            metric_from_dict({"name": f"{event}_1h", "event": event, "aggregation": "count", "window": "1h"})
+        )
+    return found
+
+
+def experiment() -> ExperimentSpec:
+    definitions = metrics()
+    names = tuple(m.name for m in definitions)
+    return ExperimentSpec(
+        key="bench",
+        name="bench",
+        status=ExperimentStatus.RUNNING,
+        feature_key="bench",
+        variations=tuple(VariationSpec(i, f"v{i}", f"V{i}", 1 / 3) for i in range(3)),
+        metrics=MetricsSpec(primary=names[:1], secondary=names[1:], definitions=tuple(definitions)),
+    )
+
+
+def load(warehouse: Warehouse, units: int, events: int, cuped: bool) -> None:
+    started = time.perf_counter()
+    warehouse.command(EXPOSURES_SQL.format(countries=quoted(COUNTRIES), units=units))
+    warehouse.command(ATTRIBUTED_SQL.format(events=quoted(EVENTS), units=units, count=events))
+    if cuped:  # the same events raw, plus as many in the 14 days before first exposure
+        warehouse.command(
+            RAW_SQL.format(
+                prefix="e", events=quoted(EVENTS), units=units, count=events, offset="number % 10800"
+            )
+        )
+        warehouse.command(
+            RAW_SQL.format(
+                prefix="p", events=quoted(EVENTS), units=units, count=events, offset="-1 - number % 1209000"
+            )
+        )
+    print(f"loaded {units:,} units, {events:,} events{' (+ raw and pre-exposure)' if cuped else ''} "
+          f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
+
+
+def best(label: str, repeat: int, run: Callable[[], Any], warm_up: bool = True) -> float:
+    if warm_up:
+        run()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    print(
+        f"{label:34s} best {min(times) * 1000:8.0f} ms   runs {', '.join(f'{t * 1000:.0f}' for t in times)}"
+    )
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--units", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cuped", action="store_true", help="Also load raw events and time CUPED.")
+    parser.add_argument("--skip-per-metric", action="store_true", help="Skip the slow 40-query baseline.")
+    args = parser.parse_args()
+    spec = experiment()
+    with tempfile.TemporaryDirectory(prefix="xp-bench-results-") as home:
+        settings = WarehouseSettings(home=Path(home), clickhouse_url=None, store_wait_seconds=0)
+        warehouse = open_warehouse(settings)
+        try:
+            load(warehouse, args.units, args.events, args.cuped)
+
+            def full() -> Any:
+                return compute_experiment_result(warehouse, spec, until=UNTIL, segment="country", top=10)
+
+            def sql_only() -> None:
+                fetch_segment_sums(warehouse, spec, dimension="country", since=BASE, until=UNTIL)
+
+            def per_metric() -> None:
+                metrics = [m for m, _ in analyzed_metrics(spec)]
+                bounds: dict[str, Any] = {"since": BASE, "until": UNTIL}
+                _per_metric(warehouse, spec, metrics, METRIC_SUMS_QUERY, **bounds)
+                _per_metric(warehouse, spec, metrics, SEGMENT_SUMS_QUERY, dimension="country", **bounds)
+
+            result = full()
+            cells = sum(len(m.variants) for m in result.metrics) * (1 + len(result.segments.segments))
+            print(f"{len(result.metrics)} metrics, {cells} variation cells with segments; "
+                  f"units {sum(v.units for v in result.metrics[0].variants):,}")  # fmt: skip
+            best("full (20 metrics × 3 × 10 segments)", args.repeat, full)
+            best("no segments", args.repeat, lambda: compute_experiment_result(warehouse, spec, until=UNTIL))
+            best("SQL only (1 query)", args.repeat, sql_only)
+            best(
+                "one scan (baseline: bare GROUP BY)", args.repeat, lambda: warehouse.query_arrow(ONE_SCAN_SQL)
+            )
+            if not args.skip_per_metric:
+                best("per-metric (baseline: 40 queries)", 1, per_metric, warm_up=False)
+            if args.cuped:
+                plan = AnalysisPlan(cuped=True)
+                best(
+                    "CUPED, no segments",
+                    args.repeat,
+                    lambda: compute_experiment_result(warehouse, spec, until=UNTIL, plan=plan),
+                )
+        finally:
+            warehouse.close()
+
+
+if __name__ == "__main__":
+    main()

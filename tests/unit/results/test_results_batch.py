@@ -1,0 +1,96 @@
+"""jobs.results_batch and the new results queries as text: which metrics share one scan, and how."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from assignment.metrics_catalog import DEFAULT_METRICS, metric_from_dict
+from jobs.results import metric_query_parameters
+from jobs.results_batch import batch_plan
+from jobs.results_store import CUPED_SUMS_QUERY, EXPERIMENT_SUMS_QUERY, SEGMENT_SUMS_QUERY, _cuped_parameters
+from xpstream.warehouse import load_query
+
+PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")
+CONVERSION, REVENUE, PAGEVIEWS = DEFAULT_METRICS
+ORDERS = metric_from_dict({"name": "orders", "event": "purchase", "aggregation": "count", "window": "1h"})
+AOV = metric_from_dict({"name": "aov", "numerator": "revenue", "denominator": "orders"})
+COLORS = metric_from_dict(
+    {"name": "colors", "event": "view", "aggregation": "unique", "value_field": "properties.color"}
+)
+SPEND = metric_from_dict(
+    {"name": "spend", "event": "purchase", "aggregation": "sum", "value_field": "properties.amount"}
+)
+CATALOG = {m.name: m for m in (*DEFAULT_METRICS, ORDERS, AOV, COLORS, SPEND)}
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+def test_one_slot_per_distinct_side_and_a_cross_per_ratio() -> None:
+    plan = batch_plan([CONVERSION, REVENUE, PAGEVIEWS, ORDERS, AOV, COLORS], CATALOG)
+    assert plan.sides == (
+        ("purchase", "binary", 0.0),
+        ("purchase", "sum", 0.0),
+        ("pageview", "count", 0.0),
+        ("purchase", "count", 3600.0),
+    )
+    # aov reuses revenue's and orders' slots; its cross product is the only one
+    assert plan.slots["aov"] == (1, 3, 0) and plan.crosses == ((1, 3),)
+    assert plan.slots["revenue"] == (1, None, None)
+    assert [m.name for m in plan.others] == ["colors"]  # unique and property fields: per-metric query
+    parameters = plan.parameters(experiment="e", since=NOW, until=NOW, dimension="country")
+    assert parameters["events"] == ["purchase", "purchase", "pageview", "purchase"]
+    assert parameters["event_names"] == ["purchase", "pageview"]
+    assert parameters["positions"] == [1, 1, 2, 1]  # indexOf(event_names, events[k]), 1-based
+    assert (parameters["cross_a"], parameters["cross_b"]) == ([2], [4])  # 1-based in SQL
+
+
+def test_a_ratio_with_a_property_part_goes_to_the_per_metric_query() -> None:
+    ratio = metric_from_dict({"name": "spend_per_order", "numerator": "spend", "denominator": "orders"})
+    plan = batch_plan([ratio, SPEND], {**CATALOG, ratio.name: ratio})
+    assert plan.sides == () and [m.name for m in plan.others] == ["spend_per_order", "spend"]
+
+
+def test_decode_splits_rows_into_metrics_and_segments() -> None:
+    plan = batch_plan([REVENUE, ORDERS, AOV], CATALOG)
+    rows = [
+        {"segment": "de", "variation_id": 1, "units": 5, "sums": [10.0, 3.0], "squares": [40.0, 5.0],
+         "crosses": [12.0]},
+    ]  # fmt: skip
+    decoded = plan.decode(rows)
+    ((segment, aov),) = decoded["aov"]
+    assert segment == "de" and (aov.units, aov.sum_a, aov.sum_b, aov.cross_sum) == (5, 10.0, 3.0, 12.0)
+    assert aov.sum_a_squares == 40.0 and aov.sum_b_squares == 5.0
+    ((_, orders),) = decoded["orders"]
+    assert (orders.sum_a, orders.sum_a_squares, orders.sum_b) == (3.0, 5.0, 0.0)
+
+
+def placeholders(sql: str) -> set[str]:
+    found: dict[str, set[str]] = {}
+    for name, type_ in PLACEHOLDER.findall(sql):
+        found.setdefault(name, set()).add(type_)
+    assert all(len(types) == 1 for types in found.values()), found
+    return set(found)
+
+
+def test_every_placeholder_of_the_new_queries_is_bound() -> None:
+    plan = batch_plan([REVENUE, AOV], CATALOG)
+    batched = load_query(EXPERIMENT_SUMS_QUERY)
+    assert placeholders(batched) == set(plan.parameters(experiment="e", since=NOW, until=NOW))
+    bound = metric_query_parameters(REVENUE, CATALOG, experiment="e", since=NOW, until=NOW)
+    assert placeholders(load_query(SEGMENT_SUMS_QUERY)) == {*bound, "dimension"}
+    assert placeholders(load_query(CUPED_SUMS_QUERY)) == set(_cuped_parameters(bound, 14.0))
+    for name in (EXPERIMENT_SUMS_QUERY, SEGMENT_SUMS_QUERY, CUPED_SUMS_QUERY):
+        sql = load_query(name)
+        header = "\n".join(line for line in sql.splitlines() if line.startswith("--"))
+        assert all(word in header for word in ("grain:", "time:", "engine:")), name
+        assert sql.count("{") == len(PLACEHOLDER.findall(sql)), name  # nothing formatted in
+
+
+def test_the_population_rules_are_the_same_in_every_results_query() -> None:
+    for name in (EXPERIMENT_SUMS_QUERY, SEGMENT_SUMS_QUERY, CUPED_SUMS_QUERY):
+        sql = " ".join(load_query(name).split())
+        assert "HAVING min(min_variation_id) = max(max_variation_id) AND max(overridden) = 0" in sql, name
+        assert "xp.attributed_events AS a FINAL" in sql, name
+    cuped = " ".join(load_query(CUPED_SUMS_QUERY).split())
+    assert "e.occurred_at < u.first_exposure" in cuped  # the covariate is strictly before exposure
+    assert "{covariate_seconds:Float64} * 1000" in cuped
