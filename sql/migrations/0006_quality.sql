@@ -4,12 +4,12 @@
 --   xp.dq_results  grain: one check outcome per run   time: run_at  engine: MergeTree
 --   xp.alerts      grain: one alert state change      time: at      engine: MergeTree
 --
--- xp.dq_results: observed and threshold are JSON-encoded values (number, string, object or null);
---   severity is 'error' or 'warning'; experiment / table_name are NULL when the check is not about one.
+-- xp.dq_results: observed and threshold are JSON-encoded values (number, string, object or null):
+--   severity is 'error' or 'warning': experiment / table_name are NULL when the check is not about one.
 -- xp.alerts: the same rows are produced to the Kafka topic xp.alerts. fingerprint = check|experiment|table
---   is stable across runs; state is 'firing' or 'resolved'. Open alerts = fingerprints whose latest row
---   (by at) is 'firing'; the quiet period is measured from the latest 'firing' row of a fingerprint.
--- Idempotent; the same SQL runs on chDB and a ClickHouse server.
+--   is stable across runs: state is 'firing' or 'resolved'. Open alerts = fingerprints whose latest row
+--   (by at) is 'firing': the quiet period is measured from the latest 'firing' row of a fingerprint.
+-- Idempotent: the same SQL runs on chDB and a ClickHouse server.
 
 CREATE TABLE IF NOT EXISTS xp.dq_results
 (

@@ -1,4 +1,4 @@
-"""Runs of scheduled jobs as rows of ``xp.job_runs`` (sql/migrations/0008_job_runs.sql)."""
+"""Runs of scheduled jobs as rows of ``xp.job_runs`` (sql/migrations/0007_job_runs.sql)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
--- 0008 job runs: one row per run of a batch job started by the scheduler of `xp up` (xpstream/scheduler).
+-- 0007 job runs: one row per run of a batch job started by the scheduler of `xp up` (xpstream/scheduler).
 --
 -- Contract:
 --   xp.job_runs   grain: one run of one job   time: started_at   engine: MergeTree
