@@ -105,6 +105,8 @@ def _context(docs_dir: Path) -> Any:
     import great_expectations as gx
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    # GX pins this one module's logger at INFO (one line per ephemeral docs site): keep batch output quiet.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.add_data_docs_site(
         site_name=SITE,

@@ -8,7 +8,8 @@
 5. reconcile: what the tables gained equals what loadgen says it sent (exit 1 otherwise), then print
    counts per experiment and variation with `xp sql`;
 6. `xp results` for each demo experiment;
-7. `xp stack down` — only if the demo started the stack.
+7. batch jobs: `xp jobs run etl`, `xp jobs run stats`, then `xp jobs run quality` (its summary);
+8. `xp stack down` — only if the demo started the stack — and the dashboard URL to open next.
 """
 
 from __future__ import annotations
@@ -126,11 +127,20 @@ def main(users: int = 20000) -> None:
         print("== 6. results (sequential intervals; loadgen gave every treatment a +20% lift)", flush=True)
         for experiment in EXPERIMENT_KEYS:
             _xp("results", experiment)
+        print("== 7. batch jobs: rollups, a results snapshot, data quality", flush=True)
+        _xp("jobs", "run", "etl")
+        _xp("jobs", "run", "stats")
+        _xp("jobs", "run", "quality")
     finally:
         if not started.already_running:
             stop_kafka(settings)
-            print("== 7. stopped the local stack", flush=True)
+            print("== 8. stopped the local stack", flush=True)
     print(f"== demo done in {time.monotonic() - began:.1f}s", flush=True)
+    print(
+        "\nSee it in the browser: run `.venv/bin/xp dashboard serve` (or `.venv/bin/xp up` for everything)\n"
+        "and open http://127.0.0.1:8200/",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

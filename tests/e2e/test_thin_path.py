@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 import uuid
@@ -209,3 +210,7 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     for experiment in ("checkout-button", "pricing-page-annual-first", "search-ranking-v2"):
         assert f"$ xp results {experiment}" in result.stdout
     assert "conversion (binomial, primary)" in result.stdout
+    # Then the batch jobs, the data-quality summary (clean demo traffic: no check fails), the dashboard URL.
+    assert "$ xp jobs run quality" in result.stdout
+    assert re.search(r"quality: \d+ checks, all passed", result.stdout), result.stdout[-3000:]
+    assert "http://127.0.0.1:8200/" in result.stdout
