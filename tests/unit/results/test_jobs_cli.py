@@ -72,4 +72,3 @@ def test_all_fails_only_when_an_available_job_fails(monkeypatch: pytest.MonkeyPa
         jobs._run_all(None, None)
     assert exit_info.value.exit_code == 1
     assert calls == ["etl", "lake", "stats"]  # a failure does not stop the later jobs
-
