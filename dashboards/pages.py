@@ -1,0 +1,68 @@
+"""HTML pages: jinja2 shells that the page scripts fill from the JSON API (no build step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+__all__ = ["page_routes", "render"]
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+NAV = [
+    ("experiments", "/", "Experiments"),
+    ("health", "/health", "Realtime health"),
+    ("compare", "/compare", "Compare"),
+    ("quality", "/quality", "Data quality"),
+    ("audit", "/audit", "Activity"),
+]
+
+
+def render(request: Request, template: str, page: str, **values: object) -> Response:
+    """A page shell; the ``token`` query parameter is carried on to links and API calls by common.js."""
+    context = request.app.state.dashboard
+    refresh = context.settings.dashboard_refresh_seconds if context is not None else 5.0
+    html = _ENV.get_template(template).render(nav=NAV, page=page, refresh_seconds=refresh, **values)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+def experiments_page(request: Request) -> Response:
+    return render(request, "experiments.html", "experiments", title="Experiments")
+
+
+def health_page(request: Request) -> Response:
+    key = request.query_params.get("experiment", "")
+    return render(request, "health.html", "health", title="Realtime health", experiment=key)
+
+
+def results_page(request: Request) -> Response:
+    key = request.path_params["key"]
+    return render(request, "results.html", "experiments", title=f"Results · {key}", experiment=key)
+
+
+def compare_page(request: Request) -> Response:
+    return render(request, "compare.html", "compare", title="Compare experiments")
+
+
+def quality_page(request: Request) -> Response:
+    return render(request, "quality.html", "quality", title="Data quality")
+
+
+def audit_page(request: Request) -> Response:
+    return render(request, "audit.html", "audit", title="Activity")
+
+
+def page_routes() -> list[Route]:
+    return [
+        Route("/", experiments_page),
+        Route("/health", health_page),
+        Route("/experiments/{key}", results_page),
+        Route("/compare", compare_page),
+        Route("/quality", quality_page),
+        Route("/audit", audit_page),
+    ]

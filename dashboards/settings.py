@@ -1,0 +1,55 @@
+"""Settings of the dashboard app (`xp dashboard serve`, and the dashboard inside `xp up`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from xpstream.config import CoreSettings
+
+__all__ = ["DashboardSettings"]
+
+
+class DashboardSettings(CoreSettings):
+    """The dashboard web app: where it listens, who may read it, how fresh its pages are."""
+
+    model_config = SettingsConfigDict(env_prefix="XP_", extra="ignore", populate_by_name=True)
+
+    dashboard_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the dashboard listens on; anything but loopback requires tokens.",
+    )
+    dashboard_port: int = Field(default=8200, ge=1, le=65535, description="Port of the dashboard.")
+    dashboard_read_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated read-only tokens (pages, API, exports). Required off loopback.",
+    )
+    dashboard_admin_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated admin tokens (everything a read token allows, plus /api/admin/*).",
+    )
+    dashboard_refresh_seconds: float = Field(
+        default=5.0, gt=0, description="How often the realtime health page refreshes itself."
+    )
+    dashboard_health_minutes: int = Field(
+        default=60, ge=1, le=7 * 24 * 60, description="Window of the realtime health charts, in minutes."
+    )
+    dashboard_results_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds a computed result is reused for the same experiment and method (0: never).",
+    )
+    dashboard_export_batch_rows: int = Field(
+        default=50_000, ge=1000, description="Rows fetched from the warehouse per chunk of a streamed export."
+    )
+    dashboard_kafka_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds to wait for Kafka when reading consumer lag (then: unknown)."
+    )
+    dashboard_stream_group_id: str = Field(
+        default="xp-stream",
+        description="Consumer group whose lag the health page shows (stream workers).",
+    )
+    dashboard_docs_url: str = Field(
+        default="/docs/statistics.md",
+        description="Where the results page links for the method (default: docs/statistics.md, served).",
+    )
