@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from dashboards.settings import DashboardSettings
 from quality.settings import QualitySettings
 from xpstream.config import (
     CoreSettings,
@@ -34,6 +35,7 @@ DEPLOYABLES: list[tuple[str, type[BaseSettings]]] = [
     ("Data lake (`xp jobs run lake`)", LakeSettings),
     ("ETL rollups (`xp jobs run etl`)", EtlSettings),
     ("Data quality (`xp jobs run quality`)", QualitySettings),
+    ("Dashboard (`xp dashboard serve`, `xp up`)", DashboardSettings),
     ("Batch-job scheduler (inside `xp up`)", SchedulerSettings),
     ("Everything in one process (`xp up`)", UpSettings),
 ]
