@@ -1,0 +1,10 @@
+-- Dashboards · realtime health: dead letters per minute by reason code.
+-- grain: reason × minute   time: received_at   engine: xp.dead_letters (MergeTree)
+SELECT
+    toDateTime64(toStartOfMinute(received_at), 3, 'UTC') AS minute,
+    reason,
+    toUInt64(count()) AS records
+FROM xp.dead_letters
+WHERE received_at >= {since:DateTime64(3, 'UTC')}
+GROUP BY minute, reason
+ORDER BY minute, reason
