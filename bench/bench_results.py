@@ -173,6 +173,17 @@ def main() -> None:
             def sql_only() -> None:
                 fetch_segment_sums(warehouse, spec, dimension="country", since=BASE, until=UNTIL)
 
+            def array_query() -> None:  # the previous query (per-row arrays + sumForEach), same plan
+                from jobs.results_batch import batch_plan
+                from jobs.results_store import _catalog
+                from xpstream.warehouse import load_query
+
+                plan = batch_plan([m for m, _ in analyzed_metrics(spec)], _catalog(spec))
+                parameters = plan.parameters(
+                    experiment=spec.key, since=BASE, until=UNTIL, dimension="country"
+                )
+                warehouse.query_arrow(load_query("results_experiment_sums"), parameters)
+
             def per_metric() -> None:
                 metrics = [m for m, _ in analyzed_metrics(spec)]
                 bounds: dict[str, Any] = {"since": BASE, "until": UNTIL}
@@ -186,6 +197,7 @@ def main() -> None:
             best("full (20 metrics × 3 × 10 segments)", args.repeat, full)
             best("no segments", args.repeat, lambda: compute_experiment_result(warehouse, spec, until=UNTIL))
             best("SQL only (1 query)", args.repeat, sql_only)
+            best("SQL only, previous array query", args.repeat, array_query)
             best(
                 "one scan (baseline: bare GROUP BY)", args.repeat, lambda: warehouse.query_arrow(ONE_SCAN_SQL)
             )

@@ -140,8 +140,10 @@ def fetch_experiment_sums(
     plan = batch_plan(metrics, _catalog(experiment))
     by_segment: dict[str, SegmentRows] = {}
     if plan.sides:
-        sql = load_query(EXPERIMENT_SUMS_QUERY)
-        parameters = plan.parameters(experiment=experiment.key, since=since, until=until, dimension=dimension)
+        sql = plan.sql()
+        parameters = plan.sql_parameters(
+            experiment=experiment.key, since=since, until=until, dimension=dimension
+        )
         by_segment.update(plan.decode(warehouse.query_arrow(sql, parameters).to_pylist()))
     totals = {name: _totals(rows) for name, rows in by_segment.items()}
     bounds: dict[str, Any] = {"since": since, "until": until}

@@ -1,5 +1,7 @@
 -- results_experiment_sums: the sums of results_metric_sums for many metrics of one experiment at once,
 -- per segment and variation (one scan of the attributed events instead of one per metric).
+-- NOTE: jobs.results_store runs BatchPlan.sql() (jobs/results_batch.py), the same query with one plain
+-- column per side instead of per-row arrays; this file is its reference (bench/bench_results.py times both).
 -- grain: segment × variation_id (one experiment)   time: first_exposed_at (units), occurred_at (events)
 -- engine: reads xp.unit_exposures (AggregatingMergeTree, merged here), xp.attributed_events
 --         (ReplacingMergeTree, FINAL) and, when dimension != '', xp.exposures (ReplacingMergeTree: the
