@@ -32,7 +32,7 @@ from xpstream.config import KafkaSettings
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboards"
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -46,7 +46,10 @@ LAUNCH_ARGS = [
 KEY = "checkout-button"
 
 if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium", allow_module_level=True)
+    pytest.skip(
+        f"Chromium not found at {CHROMIUM} (make test-e2e installs Debian's; or set CHROMIUM)",
+        allow_module_level=True,
+    )
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev dependency) is not installed")
 
 

@@ -7,6 +7,7 @@ screenshots under test-artifacts/quality/ for people to look at.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from xpstream.warehouse import Warehouse
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "quality"
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -33,7 +34,10 @@ LAUNCH_ARGS = [
 ]
 
 if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium", allow_module_level=True)
+    pytest.skip(
+        f"Chromium not found at {CHROMIUM} (make test-e2e installs Debian's; or set CHROMIUM)",
+        allow_module_level=True,
+    )
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev dependency) is not installed")
 
 
