@@ -174,6 +174,10 @@ class CoreSettings(StackSettings):
         default=None,
         description="HTTP API of a running `xp up` that owns the embedded store (default: discovered).",
     )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for that API when `xp up` is bound off loopback (one of its XP_UP_TOKENS).",
+    )
 
 
 class StreamSettings(CoreSettings):

@@ -81,3 +81,21 @@ def test_errors_cross_the_wire_with_their_class() -> None:
     assert "token" in str(error_from_body(401, None))
     assert isinstance(error_from_body(502, "gateway"), TransientError)
     assert isinstance(error_from_body(404, {"detail": "x"}), TerminalError)
+
+
+def test_api_token_setting_reaches_the_remote_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    import xpstream.warehouse as warehouse_module
+    import xpstream.warehouse.remote as remote_module
+    from xpstream.config import CoreSettings
+
+    seen: dict[str, object] = {}
+
+    class Recorder:
+        def __init__(self, api_url: str, **kwargs: object) -> None:
+            seen.update(api_url=api_url, **kwargs)
+
+    monkeypatch.setattr(remote_module, "RemoteWarehouse", Recorder)
+    monkeypatch.setenv("XP_API_TOKEN", "s3cret")
+    warehouse_module._remote(CoreSettings(), "http://10.0.0.5:8210")
+    assert seen["api_url"] == "http://10.0.0.5:8210"
+    assert seen["token"] == "s3cret"
