@@ -29,8 +29,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._broker import bench_broker
 from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
-from xpstream.config import KafkaSettings, StackSettings, StreamSettings
+from xpstream.config import KafkaSettings, StreamSettings
 from xpstream.kafka import EVENTS, EXPOSURES
 
 REGISTRY = {
@@ -112,38 +113,28 @@ def main() -> None:
 
     from pipelines.worker import run_worker
     from xpstream.kafka.topics import ensure_topics
-    from xpstream.stack import start_kafka, stop_kafka
 
-    with tempfile.TemporaryDirectory(prefix="xp-bench-stream-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="xp-bench-stream-") as tmp,
+        bench_broker(Path(tmp), args.bootstrap) as bootstrap,
+    ):
         home = Path(tmp)
-        stack = None
-        bootstrap = args.bootstrap
-        if bootstrap is None:
-            from tests.fixtures.kafka import free_ports
-
-            port, controller = free_ports(2)
-            stack = StackSettings(home=home / "kafka-home", kafka_port=port, kafka_controller_port=controller)
-            bootstrap = start_kafka(stack).bootstrap
-        try:
-            prefix = f"bench-{uuid.uuid4().hex[:6]}."
-            kafka = KafkaSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
-            ensure_topics(kafka)
-            total = produce(kafka, args.units, args.events_per_unit, seed=7)
-            raw_rate = raw_consume(kafka, total)
-            registry = home / "registry.json"
-            registry.write_text(json.dumps(REGISTRY))
-            settings = StreamSettings(
-                home=home / "xp-home",
-                kafka_bootstrap=bootstrap,
-                topic_prefix=prefix,
-                stream_registry_file=registry,
-                stream_batch_size=args.batch_size,
-                stream_group_id=f"bench-worker-{uuid.uuid4().hex[:6]}",
-            )
-            report = run_worker(settings, until_idle=1.0)
-        finally:
-            if stack is not None:
-                stop_kafka(stack)
+        prefix = f"bench-{uuid.uuid4().hex[:6]}."
+        kafka = KafkaSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+        ensure_topics(kafka)
+        total = produce(kafka, args.units, args.events_per_unit, seed=7)
+        raw_rate = raw_consume(kafka, total)
+        registry = home / "registry.json"
+        registry.write_text(json.dumps(REGISTRY))
+        settings = StreamSettings(
+            home=home / "xp-home",
+            kafka_bootstrap=bootstrap,
+            topic_prefix=prefix,
+            stream_registry_file=registry,
+            stream_batch_size=args.batch_size,
+            stream_group_id=f"bench-worker-{uuid.uuid4().hex[:6]}",
+        )
+        report = run_worker(settings, until_idle=1.0)
     worker_rate = report.consumed / report.active_seconds if report.active_seconds else 0.0
     result: dict[str, Any] = {
         "records": total,

@@ -45,8 +45,9 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._broker import bench_broker
 from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
-from xpstream.config import KafkaSettings, StackSettings, StreamSettings
+from xpstream.config import KafkaSettings, StreamSettings
 from xpstream.kafka import EVENTS, EXPOSURES
 from xpstream.loadgen.ratelimit import TokenBucket
 
@@ -318,35 +319,25 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     from xpstream.kafka.topics import ensure_topics
-    from xpstream.stack import start_kafka, stop_kafka
 
-    with tempfile.TemporaryDirectory(prefix="xp-bench-steady-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="xp-bench-steady-") as tmp,
+        bench_broker(Path(tmp), args.bootstrap) as bootstrap,
+    ):
         home = Path(tmp)
-        stack = None
-        bootstrap = args.bootstrap
-        if bootstrap is None:
-            from tests.fixtures.kafka import free_ports
-
-            port, controller = free_ports(2)
-            stack = StackSettings(home=home / "kafka-home", kafka_port=port, kafka_controller_port=controller)
-            bootstrap = start_kafka(stack).bootstrap
-        try:
-            raw_kafka = KafkaSettings(
-                kafka_bootstrap=bootstrap, topic_prefix=f"steady-raw-{uuid.uuid4().hex[:6]}."
-            )
-            ensure_topics(raw_kafka)
-            raw_seconds = args.raw_seconds or min(args.seconds, 60.0)
-            raw = run_raw(raw_kafka, args.rate, raw_seconds, args.sample_seconds, args.units)
-            worker_kafka = KafkaSettings(
-                kafka_bootstrap=bootstrap, topic_prefix=f"steady-wk-{uuid.uuid4().hex[:6]}."
-            )
-            ensure_topics(worker_kafka)
-            worker = run_worker_phase(
-                worker_kafka, home, args.rate, args.seconds, args.sample_seconds, args.units
-            )
-        finally:
-            if stack is not None:
-                stop_kafka(stack)
+        raw_kafka = KafkaSettings(
+            kafka_bootstrap=bootstrap, topic_prefix=f"steady-raw-{uuid.uuid4().hex[:6]}."
+        )
+        ensure_topics(raw_kafka)
+        raw_seconds = args.raw_seconds or min(args.seconds, 60.0)
+        raw = run_raw(raw_kafka, args.rate, raw_seconds, args.sample_seconds, args.units)
+        worker_kafka = KafkaSettings(
+            kafka_bootstrap=bootstrap, topic_prefix=f"steady-wk-{uuid.uuid4().hex[:6]}."
+        )
+        ensure_topics(worker_kafka)
+        worker = run_worker_phase(
+            worker_kafka, home, args.rate, args.seconds, args.sample_seconds, args.units
+        )
     result = {
         "rate_records_per_s": args.rate,
         "worker_seconds": args.seconds,
