@@ -15,15 +15,26 @@ sum, count within 1 h). Timed, best of ``--repeat`` runs after one warm-up, in t
   ``results_metric_segment_sums.sql`` once per metric — 40 scans; run once (slow);
 - **one scan** (baseline 2): a single bare ``GROUP BY variation_id, event_name`` over the events
   (sums of event values, not per-unit metrics: a lower bound for reading the data once);
-- **CUPED** (``--cuped``): the no-segment path with the covariate computed from ``xp.events``.
+- **CUPED** (``--cuped``): the no-segment path with the covariate computed from ``xp.events``;
+- **where the time goes** (``--breakdown``): the full query's parts run on their own, interleaved
+  round by round (``--repeat`` rounds, order alternating), as median wall and CPU time: the scan of the
+  attributed events with and without ``FINAL``, the per-unit aggregation, the eligible population, the
+  segments, and the whole query with and without ``FINAL``.
+
+Every line gives the best wall time and the process CPU time of that run (chDB runs in this process,
+so CPU time counts its threads): on a shared machine CPU time moves less with the load than wall time.
 
     .venv/bin/python bench/bench_results.py                       # 10 M events, 1 M units
     .venv/bin/python bench/bench_results.py --events 1000000 --units 100000 --cuped
+    .venv/bin/python bench/bench_results.py --skip-per-metric --repeat 3 --breakdown
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -136,18 +147,146 @@ def load(warehouse: Warehouse, units: int, events: int, cuped: bool) -> None:
           f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (chDB's threads included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def best(label: str, repeat: int, run: Callable[[], Any], warm_up: bool = True) -> float:
     if warm_up:
         run()
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_seconds()
         run()
         times.append(time.perf_counter() - start)
+        cpu.append(cpu_seconds() - start_cpu)
+    fastest = times.index(min(times))
     print(
-        f"{label:34s} best {min(times) * 1000:8.0f} ms   runs {', '.join(f'{t * 1000:.0f}' for t in times)}"
+        f"{label:34s} best {min(times) * 1000:8.0f} ms (cpu {cpu[fastest] * 1000:6.0f} ms)"
+        f"   runs {', '.join(f'{t * 1000:.0f}' for t in times)}"
     )
     return min(times)
+
+
+def _cte_prefix(sql: str, before: str) -> str:
+    """The ``WITH`` clause of ``sql`` up to (not including) the CTE named ``before``."""
+    head = sql.split(f"{before} AS", 1)[0].rstrip()
+    return head.removesuffix(",")
+
+
+def previous_query(plan: Any, parameters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The full query as it was before the per-cell columns (one ``countIf`` per side, the event's
+    position found with ``indexOf`` per row), with its parameters: the same-run baseline of the change."""
+    per_unit, values = [], []
+    for k, (_event, aggregation, _window) in enumerate(plan.sides, start=1):
+        hit = (
+            f"position = {{positions:Array(UInt32)}}[{k}] AND ({{windows:Array(Float64)}}[{k}] = 0"
+            f" OR delay <= {{windows:Array(Float64)}}[{k}] * 1000)"
+        )
+        per_unit.append(f"countIf({hit}) AS c{k}")
+        per_unit.append(f"sumIf(number, {hit}) AS t{k}" if aggregation == "sum" else f"0. AS t{k}")
+        value = {"binary": "toFloat64(c{k} > 0)", "count": "toFloat64(c{k})", "sum": "t{k}"}[aggregation]
+        values.append(value.format(k=k) + f" AS v{k}")
+    sql = plan.sql()
+    sql = sql.replace(
+        "a.event_name AS event_name,",
+        "indexOf({event_names:Array(String)}, a.event_name) AS position,",
+    )
+    sql = re.sub(
+        r"SELECT unit_id, variation_id, .*?\n(\s+FROM matched)",
+        lambda m: f"SELECT unit_id, variation_id, {', '.join(per_unit)}\n{m.group(1)}",
+        sql,
+        flags=re.S,
+    )
+    sql = re.sub(
+        r"e\.variation_id AS variation_id, .*?\n(\s+FROM eligible)",
+        lambda m: f"e.variation_id AS variation_id, {', '.join(values)}\n{m.group(1)}",
+        sql,
+        flags=re.S,
+    )
+    names = parameters["event_names"]
+    bound = {k: v for k, v in parameters.items() if k not in ("cell_events", "cell_windows")}
+    bound["positions"] = [names.index(event) + 1 for event, _aggregation, _window in plan.sides]
+    bound["windows"] = [window for _event, _aggregation, window in plan.sides]
+    return sql, bound
+
+
+def same_rows(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> bool:
+    """The same segments, variations and units, and sums equal up to float rounding (1e-9 relative)."""
+
+    def close(a: list[float], b: list[float]) -> bool:
+        return len(a) == len(b) and all(
+            abs(x - y) <= 1e-9 * max(1.0, abs(x)) for x, y in zip(a, b, strict=True)
+        )
+
+    keys = ("segment", "variation_id", "units")
+    return len(left) == len(right) and all(
+        [a[k] for k in keys] == [b[k] for k in keys]
+        and all(close(a[c], b[c]) for c in ("sums", "squares", "crosses"))
+        for a, b in zip(left, right, strict=True)
+    )
+
+
+def breakdown_queries(sql: str) -> dict[str, str]:
+    """The parts of the full query (``BatchPlan.sql()``) as queries of their own, each returning one row.
+
+    Derived from the query's text by its CTE names (``eligible``, ``segments``, ``matched``, ``per_unit``,
+    ``valued``): if those change, this fails loudly rather than timing something else.
+    """
+    for name in ("eligible", "segments", "matched", "per_unit", "valued"):
+        if f"{name} AS" not in sql:
+            raise SystemExit(f"breakdown: CTE {name!r} not found in the results query")
+    per_unit = sql.split("per_unit AS", 1)[1].split("FROM matched", 1)[0]
+    per_unit_columns = re.findall(r"\) AS (\w+)", per_unit)
+    summed = " + ".join(f"toFloat64({c})" for c in per_unit_columns) or "0"
+    scan = (
+        "SELECT sum(cityHash64(unit_id)), sum(variation_id), sum(ifNull(value, 0.)), max(occurred_at),"
+        " max(first_exposed_at), count() FROM xp.attributed_events {final}"
+        " WHERE experiment_key = {{experiment:String}} AND event_name IN {{event_names:Array(String)}}"
+        " AND occurred_at < {{until:DateTime64(3, 'UTC')}}"
+    )
+    return {
+        "scan FINAL (the columns read)": scan.format(final="FINAL"),
+        "scan without FINAL": scan.format(final=""),
+        "per-unit aggregation (FINAL)": _cte_prefix(sql, "valued")
+        + f"\nSELECT count(), sum({summed}) FROM per_unit",
+        "eligible units": _cte_prefix(sql, "segments")
+        + "\nSELECT count(), sum(variation_id), max(first_exposure) FROM eligible",
+        "segments (first-exposure attribute)": _cte_prefix(sql, "matched")
+        + "\nSELECT count(), sum(length(segment)) FROM segments",
+        "eligible JOIN segments": _cte_prefix(sql, "matched")
+        + "\nSELECT count(), sum(length(s.segment)) FROM eligible AS e"
+        " LEFT JOIN segments AS s ON s.unit_id = e.unit_id",
+        "whole query": sql,
+        "whole query without FINAL": sql.replace(" FINAL", ""),
+    }
+
+
+def breakdown(warehouse: Warehouse, sql: str, parameters: dict[str, Any], rounds: int) -> None:
+    """Median wall and CPU time of each part of the full query, interleaved round by round."""
+    from xpstream.warehouse.sqltext import placeholders
+
+    queries = breakdown_queries(sql)
+    walls: dict[str, list[float]] = {label: [] for label in queries}
+    cpus: dict[str, list[float]] = {label: [] for label in queries}
+    labels = list(queries)
+    for round_ in range(rounds + 1):  # round 0 warms up (and lets chDB compile the expressions)
+        for label in labels if round_ % 2 == 0 else labels[::-1]:
+            query = queries[label]
+            bound = {k: v for k, v in parameters.items() if k in placeholders(query)}
+            start, start_cpu = time.perf_counter(), cpu_seconds()
+            warehouse.query_arrow(query, bound)
+            if round_:
+                walls[label].append(time.perf_counter() - start)
+                cpus[label].append(cpu_seconds() - start_cpu)
+    print(f"where the time goes (median of {rounds} interleaved rounds):")
+    for label in labels:
+        print(
+            f"  {label:38s} wall {statistics.median(walls[label]) * 1000:8.0f} ms"
+            f"   cpu {statistics.median(cpus[label]) * 1000:8.0f} ms"
+        )
 
 
 def main() -> None:
@@ -159,6 +298,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cuped", action="store_true", help="Also load raw events and time CUPED.")
     parser.add_argument("--skip-per-metric", action="store_true", help="Skip the slow 40-query baseline.")
+    parser.add_argument("--breakdown", action="store_true", help="Also time the full query's parts.")
     args = parser.parse_args()
     spec = experiment()
     with tempfile.TemporaryDirectory(prefix="xp-bench-results-") as home:
@@ -184,6 +324,19 @@ def main() -> None:
                 )
                 warehouse.query_arrow(load_query("results_experiment_sums"), parameters)
 
+            from jobs.results_batch import batch_plan
+            from jobs.results_store import _catalog
+
+            batch = batch_plan([m for m, _ in analyzed_metrics(spec)], _catalog(spec))
+            bound = batch.sql_parameters(experiment=spec.key, since=BASE, until=UNTIL, dimension="country")
+            previous_sql, previous_bound = previous_query(batch, bound)
+            current = warehouse.query_arrow(batch.sql(), bound).to_pylist()
+            if not same_rows(warehouse.query_arrow(previous_sql, previous_bound).to_pylist(), current):
+                raise SystemExit("the previous query's rows differ from the current query's")
+
+            def previous() -> None:
+                warehouse.query_arrow(previous_sql, previous_bound)
+
             def per_metric() -> None:
                 metrics = [m for m, _ in analyzed_metrics(spec)]
                 bounds: dict[str, Any] = {"since": BASE, "until": UNTIL}
@@ -197,12 +350,22 @@ def main() -> None:
             best("full (20 metrics × 3 × 10 segments)", args.repeat, full)
             best("no segments", args.repeat, lambda: compute_experiment_result(warehouse, spec, until=UNTIL))
             best("SQL only (1 query)", args.repeat, sql_only)
+            best("SQL only, previous per-side query", args.repeat, previous)
             best("SQL only, previous array query", args.repeat, array_query)
             best(
                 "one scan (baseline: bare GROUP BY)", args.repeat, lambda: warehouse.query_arrow(ONE_SCAN_SQL)
             )
             if not args.skip_per_metric:
                 best("per-metric (baseline: 40 queries)", 1, per_metric, warm_up=False)
+            if args.breakdown:
+                from jobs.results_batch import batch_plan
+                from jobs.results_store import _catalog
+
+                batch = batch_plan([m for m, _ in analyzed_metrics(spec)], _catalog(spec))
+                bound = batch.sql_parameters(
+                    experiment=spec.key, since=BASE, until=UNTIL, dimension="country"
+                )
+                breakdown(warehouse, batch.sql(), bound, args.repeat)
             if args.cuped:
                 plan = AnalysisPlan(cuped=True)
                 best(

@@ -68,19 +68,37 @@ class BatchPlan:
             "dimension": dimension,
         }
 
+    @property
+    def cells(self) -> tuple[tuple[str, float], ...]:
+        """The distinct (event name, window seconds) of the sides, in order of first use.
+
+        A unit's count and total of one cell serve every side over that event and window (binary, count
+        and sum of ``purchase`` within 72 h read the same two per-unit numbers), so the per-unit step
+        computes one ``countIf`` per cell and one ``sumIf`` per cell some ``sum`` side needs.
+        """
+        return tuple(dict.fromkeys((event, window) for event, _aggregation, window in self.sides))
+
     def sql(self) -> str:
-        """The query with one plain column per side (faster than per-row arrays; same rows as
-        ``results_experiment_sums.sql``). Only side indexes and our own aggregation names shape the text;
-        every value is a bound parameter of :meth:`parameters`."""
-        return _generated_sql(self.sides, self.crosses)
+        """The query with one plain column per cell and side (faster than per-row arrays; same rows as
+        ``results_experiment_sums.sql``). Only cell and side indexes and our own aggregation names shape
+        the text; every value is a bound parameter of :meth:`sql_parameters`."""
+        return _generated_sql(self.sides, self.crosses, self.cells)
 
     def sql_parameters(
         self, *, experiment: str, since: datetime, until: datetime, dimension: str = ""
     ) -> dict[str, Any]:
-        """:meth:`parameters` minus those :meth:`sql` does not use (the side structure is in its text)."""
-        unused = {"events", "aggregations", "cross_a", "cross_b"}
-        found = self.parameters(experiment=experiment, since=since, until=until, dimension=dimension)
-        return {name: value for name, value in found.items() if name not in unused}
+        """The parameters of :meth:`sql`: the bounds, the distinct event names, the cells' events and
+        windows (the side structure is in its text)."""
+        cells = self.cells
+        return {
+            "experiment": experiment,
+            "since": since,
+            "until": until,
+            "event_names": list(dict.fromkeys(s[0] for s in self.sides)),
+            "cell_events": [event for event, _window in cells],
+            "cell_windows": [window for _event, window in cells],
+            "dimension": dimension,
+        }
 
     def decode(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[str, Any]]]:
         """Query rows → metric → [(segment, VariationSums)] (the shape of the per-metric segment query)."""
@@ -139,20 +157,28 @@ def batch_plan(metrics: Sequence[MetricDefinition], catalog: Mapping[str, Metric
     return BatchPlan(tuple(sides), slots, tuple(crosses), tuple(others))
 
 
-_VALUE = {"binary": "toFloat64(c{k} > 0)", "count": "toFloat64(c{k})", "sum": "t{k}"}
+_VALUE = {"binary": "toFloat64(c{j} > 0)", "count": "toFloat64(c{j})", "sum": "t{j}"}
 
 
-def _generated_sql(sides: Sequence[Side], crosses: Sequence[tuple[int, int]]) -> str:
-    """``results_experiment_sums.sql`` with columns ``c{k}``/``t{k}``/``v{k}`` (k 1-based) for arrays."""
-    per_unit, values, sums, squares = [], [], [], []
-    for k, (_event, aggregation, _window) in enumerate(sides, start=1):
+def _generated_sql(
+    sides: Sequence[Side], crosses: Sequence[tuple[int, int]], cells: Sequence[tuple[str, float]]
+) -> str:
+    """``results_experiment_sums.sql`` with per-unit columns ``c{j}``/``t{j}`` per cell (j 1-based) and
+    ``v{k}`` per side (k 1-based) instead of arrays."""
+    summed = {cells.index((event, window)) for event, aggregation, window in sides if aggregation == "sum"}
+    per_unit = []
+    for j in range(1, len(cells) + 1):
         hit = (
-            f"position = {{positions:Array(UInt32)}}[{k}] AND ({{windows:Array(Float64)}}[{k}] = 0"
-            f" OR delay <= {{windows:Array(Float64)}}[{k}] * 1000)"
+            f"event_name = {{cell_events:Array(String)}}[{j}] AND ({{cell_windows:Array(Float64)}}[{j}] = 0"
+            f" OR delay <= {{cell_windows:Array(Float64)}}[{j}] * 1000)"
         )
-        per_unit.append(f"countIf({hit}) AS c{k}")
-        per_unit.append(f"sumIf(number, {hit}) AS t{k}" if aggregation == "sum" else f"0. AS t{k}")
-        values.append(_VALUE[aggregation].format(k=k) + f" AS v{k}")
+        per_unit.append(f"countIf({hit}) AS c{j}")
+        if j - 1 in summed:
+            per_unit.append(f"sumIf(number, {hit}) AS t{j}")
+    values, sums, squares = [], [], []
+    for k, (event, aggregation, window) in enumerate(sides, start=1):
+        j = cells.index((event, window)) + 1
+        values.append(_VALUE[aggregation].format(j=j) + f" AS v{k}")
         sums.append(f"sum(v{k})")
         squares.append(f"sum(v{k} * v{k})")
     cross = [f"sum(v{a + 1} * v{b + 1})" for a, b in crosses]
@@ -183,7 +209,7 @@ WITH
         SELECT
             a.unit_id AS unit_id,
             a.variation_id AS variation_id,
-            indexOf({{event_names:Array(String)}}, a.event_name) AS position,
+            a.event_name AS event_name,
             toFloat64(dateDiff('millisecond', a.first_exposed_at, a.occurred_at)) AS delay,
             ifNull(a.value, 0.) AS number
         FROM xp.attributed_events AS a FINAL

@@ -1,7 +1,9 @@
 -- results_experiment_sums: the sums of results_metric_sums for many metrics of one experiment at once,
 -- per segment and variation (one scan of the attributed events instead of one per metric).
--- NOTE: jobs.results_store runs BatchPlan.sql() (jobs/results_batch.py), the same query with one plain
--- column per side instead of per-row arrays; this file is its reference (bench/bench_results.py times both).
+-- NOTE: jobs.results_store runs BatchPlan.sql() (jobs/results_batch.py), the same query with plain columns
+-- instead of per-row arrays: one per-unit count (and total, for sums) per distinct (event, window) "cell",
+-- shared by the sides over that cell, then one value per side. This file is its reference (the unit tests
+-- check its text, bench/bench_results.py times both).
 -- grain: segment × variation_id (one experiment)   time: first_exposed_at (units), occurred_at (events)
 -- engine: reads xp.unit_exposures (AggregatingMergeTree, merged here), xp.attributed_events
 --         (ReplacingMergeTree, FINAL) and, when dimension != '', xp.exposures (ReplacingMergeTree: the

@@ -94,3 +94,28 @@ def test_the_population_rules_are_the_same_in_every_results_query() -> None:
     cuped = " ".join(load_query(CUPED_SUMS_QUERY).split())
     assert "e.occurred_at < u.first_exposure" in cuped  # the covariate is strictly before exposure
     assert "{covariate_seconds:Float64} * 1000" in cuped
+
+
+def test_sides_over_the_same_event_and_window_share_one_per_unit_count() -> None:
+    conversion_72h = metric_from_dict({"name": "bought", "event": "purchase", "aggregation": "binary"})
+    count_72h = metric_from_dict({"name": "purchases", "event": "purchase", "aggregation": "count"})
+    sum_72h = metric_from_dict({"name": "spent", "event": "purchase", "aggregation": "sum"})
+    catalog = {**CATALOG, **{m.name: m for m in (conversion_72h, count_72h, sum_72h)}}
+    plan = batch_plan([conversion_72h, count_72h, sum_72h, ORDERS, PAGEVIEWS], catalog)
+    assert len(plan.sides) == 5
+    assert plan.cells == (("purchase", 72 * 3600.0), ("purchase", 3600.0), ("pageview", 0.0))
+    sql = plan.sql()
+    assert sql.count("countIf(") == 3  # one per cell, not one per side
+    assert sql.count("sumIf(") == 1  # only the cell a `sum` side reads
+    assert "toFloat64(c1 > 0) AS v1, toFloat64(c1) AS v2, t1 AS v3, toFloat64(c2) AS v4" in sql
+
+
+def test_every_placeholder_of_the_generated_query_is_bound() -> None:
+    plan = batch_plan([CONVERSION, REVENUE, PAGEVIEWS, ORDERS, AOV], CATALOG)
+    sql = plan.sql()
+    parameters = plan.sql_parameters(experiment="e", since=NOW, until=NOW, dimension="country")
+    assert placeholders(sql) == set(parameters)
+    # conversion (binary) and revenue (sum) both read purchases without a window: one cell
+    assert parameters["cell_events"] == ["purchase", "pageview", "purchase"]
+    assert parameters["cell_windows"] == [0.0, 0.0, 3600.0]
+    assert "sum(v2 * v4)" in sql  # aov: revenue × orders, per unit
