@@ -10,9 +10,13 @@ KAFKA_LIB := deploy/kafka/lib
 export XP_HOME ?= $(CURDIR)/.xp
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: setup browser demo test test-unit test-integration test-e2e bench lint fmt clean
+.PHONY: setup native browser wrk demo test test-unit test-integration test-e2e bench lint fmt clean
 
-setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved  ## .venv with everything + Kafka jars (idempotent)
+setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved native  ## .venv with everything + Kafka jars (idempotent)
+
+# The C hashes of assignment/ (a no-op when up to date; without a C compiler: one warning, pure Python).
+native: $(VENV)/.synced
+	@$(BIN)/python -m assignment.native_build
 
 $(UV):
 	@$(PYTHON) -m venv $(TOOLS)
@@ -55,7 +59,16 @@ test-integration: setup
 test-e2e: setup browser
 	$(BIN)/pytest tests/e2e -q
 
-bench: setup  ## benchmarks under bench/, each beside its baseline
+# The HTTP load generator of bench/bench_assignment_http.py (that bench skips, with a line, without it).
+wrk:  ## Debian's wrk for the HTTP benchmark (installs it when missing; needs root or sudo)
+	@command -v wrk >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "warning: wrk not found and no apt-get: install wrk for the HTTP benchmark" >&2; exit 0; }; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian's wrk for the HTTP benchmark"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null \
+	    || echo "warning: could not install wrk: the HTTP benchmark will skip" >&2; }
+
+bench: setup wrk  ## benchmarks under bench/, each beside its baseline
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lint: setup
@@ -69,4 +82,4 @@ fmt: setup
 
 clean:
 	-$(BIN)/xp stack down 2>/dev/null
-	rm -rf $(VENV) $(TOOLS) $(KAFKA_LIB) .xp .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(KAFKA_LIB) .xp .pytest_cache .mypy_cache .ruff_cache assignment/_native_hash*.so

@@ -15,13 +15,25 @@ its UTF-16 units (a character beyond U+FFFF is two surrogate units).
 
 Attribute values are hashed as JavaScript's ``String(value)`` would print them, and only
 non-empty strings and finite non-zero numbers identify a unit (:func:`hash_string`).
+
+**Native path.** When ``assignment/_native_hash.c`` has been built (``make setup`` runs
+``python -m assignment.native_build``), :func:`fnv1a32_extend`, :func:`gbhash` and the functions of
+:meth:`SeededHash.function` are C code; without it (no compiler, a failed build) they are the
+pure-Python ``pure_*`` functions here, with identical results. :func:`use_native_hashing` switches
+between the two (tests run both); hashes compiled before a switch keep the path they were built with.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
+
+try:  # the optional C half, built in place by `python -m assignment.native_build`
+    from assignment import _native_hash as _native_module
+except ImportError:  # not built (no compiler, or a failed build): the pure-Python path
+    _native_module = None  # type: ignore[assignment]
 
 __all__ = [
     "FNV_OFFSET",
@@ -34,7 +46,12 @@ __all__ = [
     "hash_string",
     "is_hashable",
     "js_number_to_string",
+    "native_hashing_available",
+    "native_hashing_enabled",
+    "pure_fnv1a32_extend",
+    "pure_gbhash",
     "suffix_table",
+    "use_native_hashing",
 ]
 
 FNV_OFFSET = 0x811C9DC5
@@ -43,9 +60,39 @@ _MASK = 0xFFFFFFFF
 MEMO_LIMIT = 4096
 """Most values a ``memo`` of :meth:`SeededHash.function` holds; it is emptied when full."""
 
+_native: Any = _native_module
+"""The C module while native hashing is in use, else None (:func:`use_native_hashing`)."""
+
+
+def native_hashing_available() -> bool:
+    """Whether the C module was built and imported."""
+    return _native_module is not None
+
+
+def native_hashing_enabled() -> bool:
+    """Whether hashes are computed by the C module (available and not switched off)."""
+    return _native is not None
+
+
+def use_native_hashing(enabled: bool) -> bool:
+    """Compute hashes with the C module (when available) or in pure Python; returns the previous
+    setting. Affects :func:`fnv1a32_extend`, :func:`gbhash` and hashes compiled afterwards."""
+    global _native
+    previous = _native is not None
+    _native = _native_module if enabled else None
+    return previous
+
 
 def fnv1a32_extend(state: int, text: str) -> int:
-    """Continue an FNV-1a 32 hash from ``state`` over the UTF-16 code units of ``text``.
+    """Continue an FNV-1a 32 hash from ``state`` over the UTF-16 code units of ``text``."""
+    native = _native
+    if native is not None:
+        return int(native.fnv1a32_extend(state, text))
+    return pure_fnv1a32_extend(state, text)
+
+
+def pure_fnv1a32_extend(state: int, text: str) -> int:
+    """:func:`fnv1a32_extend` in pure Python.
 
     The product is masked once at the end: XOR with a code unit only touches the low 16 bits and
     the low 32 bits of a product depend only on the low 32 bits of its factors, so the result is
@@ -73,10 +120,23 @@ def fnv1a32(text: str) -> int:
 
 def gbhash(seed: str, value: str, version: int) -> float | None:
     """GrowthBook's hash of ``value`` under ``seed`` into ``[0, 1)``; None for an unknown version."""
+    native = _native
+    if native is not None:
+        if version == 2:
+            return float(native.hash_v2(seed, value))
+        if version == 1:
+            return float(native.hash_v1(seed, value))
+        return None
+    return pure_gbhash(seed, value, version)
+
+
+def pure_gbhash(seed: str, value: str, version: int) -> float | None:
+    """:func:`gbhash` in pure Python."""
+    extend = pure_fnv1a32_extend
     if version == 2:
-        return (fnv1a32(str(fnv1a32_extend(fnv1a32(seed), value))) % 10000) / 10000
+        return (extend(FNV_OFFSET, str(extend(extend(FNV_OFFSET, seed), value))) % 10000) / 10000
     if version == 1:
-        return (fnv1a32_extend(fnv1a32(value), seed) % 1000) / 1000
+        return (extend(extend(FNV_OFFSET, value), seed) % 1000) / 1000
     return None
 
 
@@ -152,7 +212,7 @@ class SeededHash:
         table = suffix_table(seed) if version == 1 else None
         self._suffix_power = table[0] if table is not None else 0
         self._suffix_table = table[1] if table is not None else None
-        if version == 2:
+        if version == 2 and _native is None:
             _ensure_digit_tables()
 
     @property
@@ -165,6 +225,13 @@ class SeededHash:
         None for an unknown version (which never hashes). ``memo`` (or None) maps values to their
         ``fnv1a32``, shared by the v1 hashes of one evaluation: a v1 hash of a value under any
         seed is then constant-time once the value has been hashed."""
+        native = _native
+        if native is not None:  # C functions with the seed bound: no Python frame per hash
+            if self.version == 2:
+                return partial(native.hash_v2, self._seed)
+            if self.version == 1:
+                return partial(native.hash_v1, self._seed)
+            return None
         if self.version == 2:
             seed_state = self._seed_state
             decimal = fnv1a32_decimal
@@ -175,7 +242,7 @@ class SeededHash:
                     for unit in value.encode():
                         h = (h ^ unit) * 16777619
                     return (decimal(h & 4294967295) % 10000) / 10000
-                return (decimal(fnv1a32_extend(seed_state, value)) % 10000) / 10000
+                return (decimal(pure_fnv1a32_extend(seed_state, value)) % 10000) / 10000
 
             return v2
         if self.version == 1 and self._suffix_table is not None:
@@ -191,7 +258,7 @@ class SeededHash:
                             h = (h ^ unit) * 16777619
                         h &= 4294967295
                     else:
-                        h = fnv1a32_extend(2166136261, value)
+                        h = pure_fnv1a32_extend(2166136261, value)
                     if memo is not None:
                         if len(memo) >= MEMO_LIMIT:
                             memo.clear()
@@ -202,12 +269,16 @@ class SeededHash:
         if self.version == 1:  # a seed beyond Latin-1: the generic path
 
             def generic(value: str, memo: dict[str, int] | None = None) -> float:
-                return (fnv1a32_extend(fnv1a32(value), self._seed) % 1000) / 1000
+                extend = pure_fnv1a32_extend
+                return (extend(extend(FNV_OFFSET, value), self._seed) % 1000) / 1000
 
             return generic
         return None
 
     def __call__(self, value: str) -> float | None:
+        native = _native
+        if native is not None and self.version in (1, 2):
+            return float((native.hash_v2 if self.version == 2 else native.hash_v1)(self._seed, value))
         if self.version == 2:
             return (fnv1a32_decimal(fnv1a32_extend(self._seed_state, value)) % 10000) / 10000
         if self.version == 1:

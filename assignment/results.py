@@ -91,7 +91,8 @@ class FeatureResult(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (snake_case) including ``on``/``off``."""
-        data = self._asdict()
-        data["on"] = self.on
-        data["off"] = self.off
+        data = dict(zip(self._fields, self, strict=True))
+        on = js_truthy(self[0])
+        data["on"] = on
+        data["off"] = not on
         return data

@@ -6,15 +6,20 @@ Load generator: wrk (https://github.com/wg/wrk) with a Lua script that POSTs
 ``/v1/assign`` bodies for distinct units (the three-feature payload of bench_assignment.py; ids cycle
 over ``--units``) and paces each connection with wrk's ``delay()`` hook so the offered rate is about
 ``--rate`` requests/s (wrk is closed-loop: a stalled server sees fewer requests, so the achieved rate
-is printed next to the latencies). This script installs nothing: without wrk it says how to get it.
+is printed next to the latencies). This script installs nothing: without wrk it skips with one
+line (``make wrk`` or ``apt-get install -y wrk`` gets it; ``make bench`` does it first).
 
-Runs, one after the other, each on its own port and process:
+Servers, each on its own port and process, started side by side and driven in turn by wrk for
+``--rounds`` rounds (rotating the order; ``--duration`` seconds per server in all), so that load from
+other processes on a shared machine weighs on all of them alike; latency percentiles are the median
+over rounds (the worst round's p99 is printed too):
 
 - ``baseline``: a trivial Starlette endpoint on the same uvicorn set-up (reads the body, returns a
   constant JSON): the floor of the HTTP stack on this machine;
 - ``service``: ``xp assign serve --features PAYLOAD`` evaluating every feature per request, with
-  exposures produced (to the broker at XP_KAFKA_BOOTSTRAP if one answers, else into the spool of a
-  temporary XP_HOME; the line says which); ``--no-exposures`` measures assignment alone.
+  exposures produced to a Kafka broker (``--bootstrap HOST:PORT``, else a fresh local broker started
+  in a temporary home on the same machine and stopped after); ``--no-broker`` measures the outage
+  path (librdkafka retries, then the spool); ``--no-exposures`` measures assignment alone.
 
 It also times the engine in-process (``evaluate_all`` on the same units) for reference. Run::
 
@@ -24,11 +29,13 @@ It also times the engine in-process (``evaluate_all`` on the same units) for ref
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _broker import bench_broker
 from bench_assignment import PAYLOAD, make_units
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +55,7 @@ BUDGET_P99_MS = 5.0
 
 LUA = r"""
 local units = {UNITS}
-local counter = 0
+local counter = {OFFSET}
 local pause = {PAUSE}
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -110,11 +119,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(port: int, rate: int, duration: int, units: int, workdir: Path) -> dict[str, Any]:
+def run_wrk(
+    port: int, rate: int, duration: int, units: int, workdir: Path, offset: int = 0
+) -> dict[str, Any]:
     # each connection waits `pause` before each request; ~1 ms is subtracted for the response time
     pause_ms = max(0, round(CONNECTIONS * 1000 / rate) - 1)
-    script = workdir / f"assign-{port}.lua"
-    script.write_text(LUA.replace("{UNITS}", str(units)).replace("{PAUSE}", str(pause_ms)))
+    script = workdir / f"assign-{port}-{offset}.lua"
+    lua = LUA.replace("{UNITS}", str(units)).replace("{PAUSE}", str(pause_ms))
+    script.write_text(lua.replace("{OFFSET}", str(offset)))
     command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", str(script)]
     output = subprocess.run(
         [*command, f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=duration + 60
@@ -127,35 +139,71 @@ def run_wrk(port: int, rate: int, duration: int, units: int, workdir: Path) -> d
     return result
 
 
-def measure(
-    name: str,
-    command: list[str],
+PERCENTILES = ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us")
+
+
+def measure_interleaved(
+    servers: list[tuple[str, list[str], int, str, dict[str, str]]],
     env: dict[str, str],
-    port: int,
     args: argparse.Namespace,
     workdir: Path,
-    health: str,
-) -> dict[str, Any]:
-    server = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+) -> list[dict[str, Any]]:
+    """Start every server, then drive them in turn for ``args.rounds`` rounds (rotating the order),
+    so that load from other processes weighs on all of them alike. Per server: total requests/s,
+    the median over rounds of each latency percentile (and the worst round's p99), CPU per request.
+    Each wrk run starts at other unit ids, so the service's dedup window never hides exposures."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    logs = []
     try:
-        wait_http(f"http://127.0.0.1:{port}{health}")
-        run_wrk(port, args.rate, 3, args.units, workdir)  # warm-up
-        cpu_before = cpu_seconds(server.pid)
-        result = run_wrk(port, args.rate, args.duration, args.units, workdir)
-        result["server_cpu_us_per_request"] = (
-            (cpu_seconds(server.pid) - cpu_before) / result["requests"] * 1e6
-        )
-        result["name"] = name
-        if name == "service":
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-                result["sink"] = json.loads(response.read())["sink"]
-        return result
+        for name, command, _, _, extra_env in servers:
+            logs.append((workdir / f"{name}.log").open("wb"))  # a file: a full pipe stalls a server
+            processes[name] = subprocess.Popen(
+                command, env={**env, **extra_env}, cwd=REPO, stdout=subprocess.DEVNULL, stderr=logs[-1]
+            )
+        seconds = max(1, round(args.duration / args.rounds))
+        per_run = int(args.rate * seconds * 1.2)
+        for number, (_, _, port, health, _) in enumerate(servers):
+            wait_http(f"http://127.0.0.1:{port}{health}")
+            run_wrk(port, args.rate, 3, args.units, workdir, offset=args.units - 4 * args.rate * (number + 1))
+        rounds: dict[str, list[dict[str, Any]]] = {server[0]: [] for server in servers}
+        cpu: dict[str, float] = dict.fromkeys(rounds, 0.0)
+        for number in range(args.rounds):
+            shift = number % len(servers)
+            for name, _, port, _, _ in servers[shift:] + servers[:shift]:
+                before = cpu_seconds(processes[name].pid)
+                rounds[name].append(run_wrk(port, args.rate, seconds, args.units, workdir, number * per_run))
+                cpu[name] += cpu_seconds(processes[name].pid) - before
+        results = []
+        for name, _, port, _, _ in servers:
+            runs = rounds[name]
+            requests = sum(r["requests"] for r in runs)
+            result: dict[str, Any] = {
+                "name": name,
+                "requests": requests,
+                "rps": requests / (sum(r["duration_us"] for r in runs) / 1e6),
+                "errors": sum(r["errors"] for r in runs),
+                "status_errors": sum(r["status_errors"] for r in runs),
+                "rounds": len(runs),
+                "p99_us_worst_round": max(r["p99_us"] for r in runs),
+                "server_cpu_us_per_request": cpu[name] / max(requests, 1) * 1e6,
+            }
+            for key in PERCENTILES:
+                result[key] = statistics.median(r[key] for r in runs)
+            if name == "service":
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                    result["sink"] = json.loads(response.read())["sink"]
+            results.append(result)
+        return results
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            log.close()
 
 
 def in_process(units: int) -> float:
@@ -176,44 +224,69 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2000, help="offered requests/s (default 2000)")
     parser.add_argument("--duration", type=int, default=20, help="seconds per measured run (default 20)")
     parser.add_argument("--units", type=int, default=100_000, help="distinct unit ids cycled through")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="runs per server, interleaved (--duration is split among them)"
+    )
     parser.add_argument("--exposures", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--bootstrap", help="Kafka bootstrap for exposures (default: start a local broker)")
+    parser.add_argument(
+        "--no-broker", action="store_true", help="no broker at all: exposures go the outage path (spool)"
+    )
+    parser.add_argument(
+        "--also-without-exposures",
+        action="store_true",
+        help="a third run: the service with --no-exposures (what exposures cost, same run)",
+    )
     parser.add_argument("--format", choices=["table", "json"], default="table")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        print("skipped: the load generator wrk is not installed (Debian/Ubuntu: apt-get install -y wrk)")
+        print("skipped: the load generator wrk is not installed (make wrk, or apt-get install -y wrk)")
         sys.exit(0)
     python = sys.executable
-    with tempfile.TemporaryDirectory(prefix="xp-bench-http-") as tmp:
-        workdir = Path(tmp)
+    load_before = os.getloadavg()[0]
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xp-bench-http-")))
+        if args.no_broker:
+            bootstrap = "127.0.0.1:9"  # nothing listens: the outage path
+        else:  # also for --no-exposures: the same machine load (a broker on the cores) in every run
+            bootstrap = stack.enter_context(bench_broker(workdir, args.bootstrap))
         payload_file = workdir / "payload.json"
         payload_file.write_text(json.dumps(PAYLOAD))
-        env = {**os.environ, "XP_HOME": str(workdir / "xp-home"), "XP_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "XP_HOME": str(workdir / "xp-home"),
+            "XP_LOG_LEVEL": "WARNING",
+            "XP_KAFKA_BOOTSTRAP": bootstrap,
+        }
         env.setdefault("XP_EXPOSURE_DEDUP_SECONDS", "1800")
         baseline_file = workdir / "baseline.py"
         baseline_file.write_text(BASELINE_APP)
         port = free_port()
-        baseline = measure(
-            "baseline", [python, str(baseline_file), str(port)], env, port, args, workdir, "/healthz"
-        )
-        port = free_port()
-        serve = [
-            python,
-            "-m",
-            "xpstream.cli",
-            "assign",
-            "serve",
-            "--features",
-            str(payload_file),
-            "--port",
-            str(port),
-            "--exposures" if args.exposures else "--no-exposures",
+        servers: list[tuple[str, list[str], int, str, dict[str, str]]] = [
+            ("baseline", [python, str(baseline_file), str(port)], port, "/healthz", {})
         ]
-        service = measure("service", serve, env, port, args, workdir, "/healthz")
+
+        def serve(exposures: bool) -> list[str]:
+            return [
+                *(python, "-m", "xpstream.cli", "assign", "serve", "--features", str(payload_file)),
+                *("--port", str(port), "--exposures" if exposures else "--no-exposures"),
+            ]
+
+        port = free_port()
+        servers.append(("service", serve(args.exposures), port, "/healthz", {}))
+        if args.also_without_exposures and args.exposures:
+            port = free_port()  # one service per spool directory: this one gets its own
+            spool = {"XP_SPOOL_DIR": str(workdir / "spool-no-expo")}
+            servers.append(("no-expo", serve(False), port, "/healthz", spool))
+        rows = measure_interleaved(servers, env, args, workdir)
+        service = rows[1]
     engine_us = in_process(args.units)
-    rows = [baseline, service]
     report = {
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
-        "load_generator": f"wrk -t1 -c{CONNECTIONS}, paced to ~{args.rate} req/s, {args.duration}s",
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, load average {load_before:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after",
+        "load_generator": f"wrk -t1 -c{CONNECTIONS}, paced to ~{args.rate} req/s, {args.duration}s per "
+        f"server in {args.rounds} interleaved rounds (percentiles: median over rounds)",
+        "kafka": "none (outage path: spool)" if args.no_broker or bootstrap.endswith(":9") else bootstrap,
         "engine_evaluate_all_us": round(engine_us, 1),
         "budget_p99_ms": BUDGET_P99_MS,
         "runs": rows,
@@ -226,17 +299,18 @@ def main() -> None:
     print(f"{report['machine']}; {report['load_generator']}")
     print(
         f"{'run':<10} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8}"
-        f" {'errors':>7} {'server CPU µs/req':>18}"
+        f" {'worst p99':>10} {'errors':>7} {'server CPU µs/req':>18}"
     )
     for row in rows:
         print(
             f"{row['name']:<10} {row['rps']:>8.0f} {row['p50_us'] / 1000:>8.2f} {row['p90_us'] / 1000:>8.2f} "
             f"{row['p99_us'] / 1000:>8.2f} {row['p999_us'] / 1000:>9.2f} {row['max_us'] / 1000:>8.2f} "
-            f"{row['errors'] + row['status_errors']:>7} {row['server_cpu_us_per_request']:>18.0f}"
+            f"{row['p99_us_worst_round'] / 1000:>10.2f} {row['errors'] + row['status_errors']:>7} "
+            f"{row['server_cpu_us_per_request']:>18.0f}"
         )
     sink = service.get("sink", {})
     print(f"engine in-process: evaluate_all {engine_us:.1f} µs per request (3 features)")
-    print(f"exposures: {'on' if args.exposures else 'off'}; sink {json.dumps(sink)}")
+    print(f"exposures: {'on' if args.exposures else 'off'}; kafka {report['kafka']}; sink {json.dumps(sink)}")
     print(
         f"budget p99 ≤ {BUDGET_P99_MS} ms at {args.rate} req/s: "
         + ("MET" if report["service_meets_budget"] else "NOT MET")

@@ -35,6 +35,7 @@ from assignment.hashing import hash_string
 from assignment.service.auth import AccessLevel, KeyRing, key_from_headers
 from assignment.service.evaluation import assign_many, assign_unit, assignment_dict
 from assignment.service.exposures import DedupWindow, RecordSink, build_exposure
+from assignment.service.fast_assign import FastAssign
 from assignment.service.metrics import ServiceMetrics
 from assignment.service.models import (
     AssignBatchRequest,
@@ -119,9 +120,13 @@ class Service:
         self._exposure_dedup = self.metrics.exposures.labels("deduplicated")
         if hasattr(self.sink, "on_count"):
             sink_counter = self.metrics.sink
+            children: dict[str, Any] = {}  # label value → its counter (labels() takes a lock)
 
             def on_count(name: str, amount: int) -> None:
-                sink_counter.labels(name).inc(amount)
+                child = children.get(name)
+                if child is None:
+                    child = children[name] = sink_counter.labels(name)
+                child.inc(amount)
 
             self.sink.on_count = on_count
 
@@ -147,13 +152,13 @@ class Service:
         user_agent: str | None,
     ) -> int:
         """Send one exposure per in-experiment assignment not already sent in the dedup window."""
-        sent = 0
+        sent = deduplicated = 0
         for feature_key, (result, overridden) in assignments.items():
             if not result.in_experiment or result.variation_id is None or not result.experiment_key:
                 continue
             unit_id = hash_string(result.hash_value)
             if not self.dedup.first_seen((unit_id, result.experiment_key, result.variation_id)):
-                self._exposure_dedup.inc()
+                deduplicated += 1
                 continue
             exposure = build_exposure(
                 result,
@@ -173,8 +178,11 @@ class Service:
                 logger.warning("exposure too large, not sent experiment=%s", exposure.experiment_key)
                 continue
             self.sink.submit(EXPOSURES, exposure.unit_id, value)
-            self._exposure_sent.inc()
             sent += 1
+        if sent:  # one counter update per request (each takes a lock)
+            self._exposure_sent.inc(sent)
+        if deduplicated:
+            self._exposure_dedup.inc(deduplicated)
         return sent
 
 
@@ -427,7 +435,7 @@ def build_app(service: Service, *, manage_lifecycle: bool = True) -> ASGIApp:
 
     app = Starlette(routes=_routes(service), lifespan=lifespan, max_body_size=service.max_body_bytes)
     app.state.service = service
-    return AllowAnyOrigin(app)
+    return AllowAnyOrigin(app, fast_assign=FastAssign(service, app))
 
 
 _CORS_HEADERS = [
@@ -440,15 +448,26 @@ _CORS_HEADERS = [
 
 class AllowAnyOrigin:
     """CORS for browser SDKs (any origin; keys, not cookies, authenticate), and nothing at all for
-    requests without an ``Origin`` header, so server-to-server calls pay no middleware cost."""
+    requests without an ``Origin`` header, so server-to-server calls pay no middleware cost; those
+    to ``POST /v1/assign`` go to ``fast_assign`` (:mod:`assignment.service.fast_assign`) when given."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, fast_assign: ASGIApp | None = None) -> None:
         self.app = app
         self.state = app.state
         self.router = app.router
+        self.fast_assign = fast_assign
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not any(name == b"origin" for name, _ in scope["headers"]):
+            if (
+                self.fast_assign is not None
+                and scope["type"] == "http"
+                and scope["path"] == "/v1/assign"
+                and scope["method"] == "POST"
+                and not scope.get("root_path")
+            ):
+                await self.fast_assign(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         if scope["method"] == "OPTIONS":

@@ -24,6 +24,8 @@ from assignment import (
 from assignment.sticky import InMemoryStickyBucketService
 from tests.unit.assignment.cases import SKIP_REASON, load_section
 
+pytestmark = pytest.mark.usefixtures("hash_path")
+
 NOT_RUN = {
     "getQueryStringOverride": "browser concern (URL parsing helper), not a server-side evaluator's",
     "urlRedirect": "browser concern (URL redirect experiments)",

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from assignment import compile_payload
 
+pytestmark = pytest.mark.usefixtures("hash_path")
+
 growthbook = pytest.importorskip("growthbook")
 
 COUNTRIES = ["US", "CA", "FR", "GB"]

@@ -9,6 +9,8 @@ from assignment import compile_payload, gbhash
 from assignment.vectorized import gbhash_many
 from xpstream.errors import ValidationError
 
+pytestmark = pytest.mark.usefixtures("hash_path")
+
 
 @pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("seed", ["", "seed", "ü😀"])

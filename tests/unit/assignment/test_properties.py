@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
 from assignment import compile_payload, get_bucket_ranges
+
+pytestmark = pytest.mark.usefixtures("hash_path")
 
 unit_ids = st.text(min_size=1, max_size=24)
 seeds = st.text(max_size=12)

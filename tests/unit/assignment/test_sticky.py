@@ -10,6 +10,8 @@ import pytest
 from assignment import compile_payload
 from assignment.sticky import InMemoryStickyBucketService, StickyBuckets
 
+pytestmark = pytest.mark.usefixtures("hash_path")
+
 
 def _payload(weights: list[float], bucket_version: int = 0, min_bucket_version: int = 0) -> Any:
     rule = {
