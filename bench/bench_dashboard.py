@@ -4,9 +4,12 @@ A fresh chDB store is filled FAST in SQL (INSERT … SELECT FROM numbers()): the
 units exposed to `checkout-button` over the last hour (3 variations), EVENTS metric events (default 10 M)
 in xp.events and their attributions in xp.attributed_events (the materialized views fill
 xp.unit_exposures, xp.exposure_counts_minute and xp.unit_metric_state as in production), dead letters,
-SNAPSHOTS results snapshots and the ETL's daily aggregates. Then, per page API, N requests in-process
-(Starlette TestClient: no network) against the same queries run bare on the warehouse, and the results
-page's first paint in headless Chromium (uvicorn on loopback).
+SNAPSHOTS results snapshots (the newest with the experiment's analysis plan, as `xp jobs run stats` stores
+it) and the ETL's daily aggregates. Then, per page API, N requests in-process (Starlette TestClient: no
+network) alternately with its baseline run bare on the warehouse: the queries the page ran per request
+before the ingest counter (migration 0008) and the units-so-far copy, or `compute_experiment_result` for
+results; then each page query alone, and the results page's first paint in headless Chromium (uvicorn on
+loopback), with the stored snapshot and with a window (computed).
 
     .venv/bin/python bench/bench_dashboard.py                      # 10 M events, 30 requests per API
     .venv/bin/python bench/bench_dashboard.py --events 1000000 --requests 10 --no-browser
@@ -112,7 +115,7 @@ def snapshots_and_rollups(warehouse: Any, count: int, now: datetime) -> dict[str
     from dashboards.queries import dashboard_query
     from dashboards.registry_view import records_from_rows
     from jobs.etl import etl_range, rollup_experiments
-    from jobs.results_store import compute_experiment_result, store_results
+    from jobs.results_store import compute_experiment_result, experiment_plan, store_results
 
     snapshot = RegistrySnapshot.from_records(
         records_from_rows(warehouse.query_arrow(dashboard_query("registry_records")).to_pylist())
@@ -122,7 +125,9 @@ def snapshots_and_rollups(warehouse: Any, count: int, now: datetime) -> dict[str
     started = time.perf_counter()
     for step in range(count):
         at = now - timedelta(minutes=(count - 1 - step) * 10)
-        store_results(warehouse, [compute_experiment_result(warehouse, spec, until=at, computed_at=at)])
+        plan = experiment_plan(snapshot, spec) if step == count - 1 else None  # newest: as the stats job
+        result = compute_experiment_result(warehouse, spec, until=at, computed_at=at, plan=plan)
+        store_results(warehouse, [result])
     steps["snapshots"] = time.perf_counter() - started
     started = time.perf_counter()
     rollup_experiments(
@@ -132,6 +137,16 @@ def snapshots_and_rollups(warehouse: Any, count: int, now: datetime) -> dict[str
     return steps
 
 
+OLD_INGEST_RATE = """
+SELECT toDateTime64(toStartOfMinute(ingested_at), 3, 'UTC') AS minute, 'events' AS kind, count() AS records
+FROM xp.events WHERE ingested_at >= {since:DateTime64(3, 'UTC')} GROUP BY minute
+UNION ALL
+SELECT toDateTime64(toStartOfMinute(ingested_at), 3, 'UTC') AS minute, 'exposures' AS kind, count() AS records
+FROM xp.exposures WHERE ingested_at >= {since:DateTime64(3, 'UTC')} GROUP BY minute
+"""
+"""health_ingest_rate.sql before migration 0008: a scan of ingested_at over all of xp.events."""
+
+
 def measure_apis(
     settings: Any, warehouse: Any, repeat: int, results_repeat: int
 ) -> list[tuple[str, float, float, str]]:
@@ -139,111 +154,148 @@ def measure_apis(
     from starlette.testclient import TestClient
 
     from dashboards.app import create_app
-    from dashboards.queries import QueryRunner
+    from dashboards.queries import QueryRunner, dashboard_query
     from jobs.results_store import compute_experiment_result, covariate_days_of, experiment_plan
 
     runner = QueryRunner(warehouse)
-    since = datetime.now(UTC) - timedelta(minutes=60)
-    health_queries: list[tuple[str, dict[str, Any]]] = [
-        ("health_ingest_rate", {"since": since}),
+    now = datetime.now(UTC)
+    since = now - timedelta(minutes=60)
+    window = (now + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+    health_before: list[tuple[str, dict[str, Any]]] = [
+        (OLD_INGEST_RATE, {"since": since}),
         ("health_dead_letters", {"since": since}),
         ("health_exposures_per_minute", {"experiment": KEY, "since": since}),
         ("health_units_by_variation", {"experiment": KEY}),
         ("health_srm_over_time", {"experiment": KEY}),
         ("quality_open_alerts", {}),
     ]
+    list_before: list[tuple[str, dict[str, Any]]] = [
+        ("experiments_units", {}),
+        ("experiments_latest_results", {}),
+        ("quality_open_alerts", {}),
+    ]
 
     def bare(queries: list[tuple[str, dict[str, Any]]]) -> Callable[[], None]:
         def run() -> None:
             for name, params in queries:
-                runner.run_optional(name, params)
+                if name.lstrip().startswith("SELECT"):
+                    runner.sql(name, params)
+                else:
+                    runner.run_optional(name, params)
 
         return run
 
     days = covariate_days_of(settings)
     rows = []
-    for cache_seconds in (0.0, 3600.0):
-        app = create_app(
-            settings.model_copy(update={"dashboard_results_cache_seconds": cache_seconds}),
-            warehouse,
-            lag_monitor=False,
-        )
+    variants = (
+        ("", {"dashboard_results_cache_seconds": 0.0, "dashboard_results_max_age_seconds": 3600.0}),
+        (" while a background refresh runs", {"dashboard_results_max_age_seconds": 0.0}),
+        (" (cached)", {"dashboard_results_cache_seconds": 3600.0}),
+    )
+    for suffix, update in variants:
+        app = create_app(settings.model_copy(update=update), warehouse, lag_monitor=False)
         with TestClient(app) as client:
-            spec = app.state.dashboard.registry.snapshot().experiments[KEY]
-
             context = app.state.dashboard
+            spec = context.registry.snapshot().experiments[KEY]
             plan = experiment_plan(context.registry.snapshot(), spec)
 
             def results_once(spec: Any = spec, plan: Any = plan) -> None:  # what `xp results` runs
                 compute_experiment_result(warehouse, spec, plan=plan, covariate_days=days)
 
-            def results_twice(spec: Any = spec, plan: Any = plan) -> None:
-                results_once(spec, plan)
-                results_once(spec, plan)
-
-            cases: list[tuple[str, str, Callable[[], Any], str]] = [
+            results = f"/api/experiments/{KEY}/results"
+            cases: list[tuple[str, str, Callable[[], Any], str, bool]] = [
+                ("experiments list", "/api/experiments", bare(list_before), "its 3 queries before", False),
+                ("realtime health", f"/api/health?experiment={KEY}", bare(health_before), "6 before", False),
+                ("results (stored snapshot)", results, results_once, "compute_experiment_result", True),
                 (
-                    "experiments list",
-                    "/api/experiments",
-                    bare(
-                        [
-                            ("experiments_units", {}),
-                            ("experiments_latest_results", {}),
-                            ("quality_open_alerts", {}),
-                        ]
-                    ),
-                    "its 3 queries",
-                ),
-                ("realtime health", f"/api/health?experiment={KEY}", bare(health_queries), "its 6 queries"),
-                (
-                    "results",
-                    f"/api/experiments/{KEY}/results",
+                    "results with a window (computed)",
+                    f"{results}?until={window}",
                     results_once,
-                    "compute_experiment_result (= xp results)",
+                    "compute_experiment_result",
+                    True,
                 ),
-                (
-                    "compare (1 experiment twice)",
-                    f"/api/compare?keys={KEY},{KEY}",
-                    results_twice,
-                    "2 × compute_experiment_result",
-                ),
+                ("compare (snapshots)", f"/api/compare?keys={KEY},{KEY}", results_once, "1 × compute", True),
                 (
                     "data quality",
                     "/api/quality",
                     bare([("quality_history", {"since": since, "limit": 5000}), ("quality_open_alerts", {})]),
                     "its 2 queries",
+                    False,
                 ),
-                ("activity", "/api/audit", bare([("audit_changes", {"key": "", "limit": 500})]), "its query"),
+                (
+                    "activity",
+                    "/api/audit",
+                    bare([("audit_changes", {"key": "", "limit": 500})]),
+                    "its query",
+                    False,
+                ),
                 (
                     "export daily CSV",
                     f"/api/experiments/{KEY}/export/daily.csv",
                     bare([("export_daily_metrics", {"experiment": KEY, "limit": 50_000, "offset": 0})]),
                     "its query",
+                    False,
                 ),
             ]
-            if cache_seconds:
-                cases = [c for c in cases if c[0] in ("results", "compare (1 experiment twice)")]
-            for name, path, baseline, what in cases:
+            if suffix == " while a background refresh runs":
+                cases = [c for c in cases if c[0] in ("results (stored snapshot)", "compare (snapshots)")]
+            elif suffix == " (cached)":
+                cases = [c for c in cases if c[0] == "results with a window (computed)"]
+            for name, path, baseline, what, computes in cases:
                 assert client.get(path).status_code == 200, path  # warm-up
                 baseline()
                 api_samples: list[float] = []
                 base_samples: list[float] = []
-                computes = name.startswith(("results", "compare"))  # the baseline always computes
-                for _ in range(results_repeat if computes else repeat):  # alternate: load hits both sides
-                    api_samples += timed(functools.partial(client.get, path), 1)
-                    base_samples += timed(baseline, 1)
-                label = name + (
-                    (" (cached)" if cache_seconds else " (cache off)")
-                    if name in ("results", "compare (1 experiment twice)")
-                    else ""
-                )
+                sources: set[str] = set()
+                page_computes = (
+                    computes and "until=" in path and not suffix
+                )  # cache off: each request computes
+                requests = results_repeat if page_computes else repeat
+                for i in range(max(requests, results_repeat if computes else repeat)):  # alternate: same load
+                    if i < requests:
+                        started = time.perf_counter()
+                        response = client.get(path)
+                        api_samples.append((time.perf_counter() - started) * 1000)
+                        if path.startswith(results):
+                            sources.add(response.json()["shown"]["source"])
+                    if i < (results_repeat if computes else repeat):
+                        base_samples += timed(baseline, 1)
+                label = name + suffix + (f" [shown: {', '.join(sorted(sources))}]" if sources else "")
                 rows.append((label, p95(api_samples), p95(base_samples), what))
-                print(f"| {label} | {rows[-1][1]:.0f} | {rows[-1][2]:.0f} | {what} |", flush=True)
+                print(
+                    f"| {label} | {rows[-1][1]:.0f} (n={len(api_samples)}) | {rows[-1][2]:.0f}"
+                    f" (n={len(base_samples)}) | {what} |",
+                    flush=True,
+                )
+            context.background.wait(600)
+            context.units.wait(600)
+
+    print("\n| page query alone | p95 ms |\n|---|---|")
+    singles: list[tuple[str, str, dict[str, Any]]] = [
+        ("health_ingest_rate before 0008 (scan of xp.events)", OLD_INGEST_RATE, {"since": since}),
+        (
+            "health_ingest_rate (xp.ingest_counts_minute)",
+            dashboard_query("health_ingest_rate"),
+            {"since": since},
+        ),
+        ("experiments_units (units so far, exact)", dashboard_query("experiments_units"), {}),
+        ("health_units_by_variation", dashboard_query("health_units_by_variation"), {"experiment": KEY}),
+        (
+            "results_latest_snapshot",
+            dashboard_query("results_latest_snapshot"),
+            {"experiment": KEY, "method": "sequential"},
+        ),
+        ("registry_records", dashboard_query("registry_records"), {}),
+    ]
+    for label, sql, params in singles:
+        samples = timed(functools.partial(runner.sql, sql, params), repeat)
+        print(f"| {label} | {p95(samples):.0f} |", flush=True)
     return rows
 
 
-def first_paint(settings: Any, warehouse: Any, repeat: int = 5) -> tuple[float, float]:
-    """Median first-contentful-paint and numbers-on-screen times (ms) of the results page."""
+def first_paint(settings: Any, warehouse: Any, query: str = "", repeat: int = 5) -> tuple[float, float]:
+    """Median first-contentful-paint and numbers-on-screen times (ms) of the results page (``query``:
+    its query string, e.g. a window that makes it compute)."""
     import socket
 
     import uvicorn
@@ -276,7 +328,7 @@ def first_paint(settings: Any, warehouse: Any, repeat: int = 5) -> tuple[float, 
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             for _ in range(repeat + 1):
                 started = time.perf_counter()
-                page.goto(f"http://127.0.0.1:{port}/experiments/{KEY}")
+                page.goto(f"http://127.0.0.1:{port}/experiments/{KEY}{query}")
                 page.wait_for_selector("body[data-loaded=true]", timeout=120_000)
                 loaded.append((time.perf_counter() - started) * 1000)
                 paints.append(
@@ -303,6 +355,11 @@ def main() -> None:
         "--results-requests", type=int, default=5, help="requests for uncached results (each computes)"
     )
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument(
+        "--no-window-paint",
+        action="store_true",
+        help="skip the browser's results page with a window (6 computations: minutes at 10 M events)",
+    )
     options = parser.parse_args()
 
     from dashboards.settings import DashboardSettings
@@ -316,6 +373,7 @@ def main() -> None:
             steps = generate(warehouse, units=options.units, events=options.events, now=now)
             steps |= snapshots_and_rollups(warehouse, options.snapshots, now)
             print("data: " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()), flush=True)
+            print(f"load average before measuring: {Path('/proc/loadavg').read_text().strip()}")
             print(
                 f"\n{options.events:,} events, {options.units:,} units;"
                 f" p95 over {options.requests} requests\n"
@@ -324,13 +382,27 @@ def main() -> None:
             print("|---|---|---|---|")
             measure_apis(settings, warehouse, options.requests, options.results_requests)
             if not options.no_browser:
-                paint, shown = first_paint(
-                    settings.model_copy(update={"dashboard_results_cache_seconds": 0}), warehouse
-                )
-                print(
-                    f"\nresults page: first contentful paint {paint:.0f} ms, numbers on screen {shown:.0f} ms"
-                    " (median of 5, cache off)"
-                )
+                until = (datetime.now(UTC) + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+                paints = [("stored snapshot", "")]
+                if not options.no_window_paint:
+                    paints.append(("with a window: computed", f"?until={until}"))
+                for label, query in paints:
+                    paint, shown = first_paint(
+                        settings.model_copy(
+                            update={
+                                "dashboard_results_cache_seconds": 0,
+                                "dashboard_results_max_age_seconds": 3600,
+                            }
+                        ),
+                        warehouse,
+                        query,
+                    )
+                    print(
+                        f"results page ({label}): first contentful paint {paint:.0f} ms,"
+                        f" numbers on screen {shown:.0f} ms (median of 5, cache off)",
+                        flush=True,
+                    )
+            print(f"load average at the end: {Path('/proc/loadavg').read_text().strip()}")
         finally:
             warehouse.close()
 

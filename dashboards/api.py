@@ -127,7 +127,7 @@ def audit_endpoint(request: Request) -> Response:
 
 def _pages(context: DashboardContext, dataset: str, key: str, method: str | None) -> Iterator[pa.Table]:
     if dataset == "results":
-        yield exports.result_rows_table(context.result(key, method=method).to_json())
+        yield exports.result_rows_table(context.current_result(key, method=method)[0])
         return
     query = "export_results_snapshots" if dataset == "snapshots" else "export_daily_metrics"
     batch = context.settings.dashboard_export_batch_rows
@@ -163,6 +163,7 @@ def clear_cache_endpoint(request: Request) -> Response:
     """Admin: forget cached results and the cached registry (the next request recomputes)."""
     context = context_of(request)
     context.results_cache.clear()
+    context.background.clear()
     context.registry.invalidate()
     return _json({"cleared": True})
 

@@ -56,7 +56,8 @@ def list_experiments(context: DashboardContext, *, query: str = "", status: str 
     snapshot = context.registry.snapshot()
     units: dict[str, dict[int, int]] = defaultdict(dict)
     first_seen: dict[str, Any] = {}
-    for row in context.runner.run("experiments_units"):
+    unit_rows, counted_at = context.units.rows()
+    for row in unit_rows:
         units[row["experiment_key"]][row["variation_id"]] = row["units"]
         seen = first_seen.get(row["experiment_key"])
         if seen is None or row["first_exposed_at"] < seen:
@@ -92,7 +93,12 @@ def list_experiments(context: DashboardContext, *, query: str = "", status: str 
         items = [i for i in items if needle in i["key"].lower() or needle in i["name"].lower()]
     if status:
         items = [i for i in items if i["status"] == status]
-    return {"experiments": items, "statuses": statuses, "srm_threshold": SRM_THRESHOLD}
+    return {
+        "experiments": items,
+        "statuses": statuses,
+        "srm_threshold": SRM_THRESHOLD,
+        "units_counted_at": counted_at.isoformat(),
+    }
 
 
 def shared_metrics(documents: list[dict[str, Any]]) -> list[str]:
@@ -107,8 +113,9 @@ def shared_metrics(documents: list[dict[str, Any]]) -> list[str]:
 
 
 def compare_experiments(context: DashboardContext, keys: list[str], *, method: str | None) -> dict[str, Any]:
-    """Two or more experiments side by side on the metrics they share (fresh results, same code path)."""
-    documents = [context.result(key, method=method).to_json() for key in keys]
+    """Two or more experiments side by side on the metrics they share (each as its results page shows it:
+    the newest snapshot, refreshed in the background)."""
+    documents = [context.current_result(key, method=method)[0] for key in keys]
     metrics = shared_metrics(documents)
     rows = []
     for name in metrics:

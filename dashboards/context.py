@@ -1,8 +1,11 @@
-"""What every page's data needs: the query runner, the folded registry, the lag monitor, a results cache.
+"""What every page's data needs: the query runner, the folded registry, the lag monitor, results.
 
 Results come from :func:`jobs.results_store.compute_experiment_result`, the code path of
-`xp results --format json`, never from a re-implementation; :class:`ResultsCache` only reuses one answer
-for ``dashboard_results_cache_seconds`` (default 5 s) so that a page and its refreshes do not recompute.
+`xp results --format json`, never from a re-implementation, or from the snapshots it stored:
+:meth:`DashboardContext.current_result` shows the newest snapshot at once and refreshes it in the
+background (:mod:`dashboards.results_snapshot`); :meth:`DashboardContext.result` computes (a window or a
+segment breakdown), and :class:`ResultsCache` reuses one answer for ``dashboard_results_cache_seconds``
+(default 5 s) so that a page and its refreshes do not recompute.
 """
 
 from __future__ import annotations
@@ -10,17 +13,20 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from dashboards.queries import QueryRunner
+from dashboards.queries import QueryRunner, dashboard_query
 from dashboards.registry_view import CachedRegistry
+from dashboards.results_snapshot import BackgroundResults, snapshot_document
+from dashboards.units_so_far import UnitsSoFar
 from xpstream.errors import ValidationError
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec
     from dashboards.lag import LagMonitor
     from dashboards.settings import DashboardSettings
+    from jobs.analysis_plan import AnalysisPlan
     from jobs.results import ExperimentResult
     from xpstream.warehouse import Warehouse
 
@@ -67,6 +73,8 @@ class DashboardContext:
     registry: CachedRegistry
     lag: LagMonitor | None
     results_cache: ResultsCache
+    background: BackgroundResults
+    units: UnitsSoFar
 
     @classmethod
     def build(
@@ -74,9 +82,15 @@ class DashboardContext:
     ) -> DashboardContext:
         runner = QueryRunner(warehouse)
         registry = CachedRegistry(lambda: runner.run("registry_records"))
-        return cls(
-            settings, warehouse, runner, registry, lag, ResultsCache(settings.dashboard_results_cache_seconds)
-        )
+        cache = ResultsCache(settings.dashboard_results_cache_seconds)
+
+        def count_units() -> list[dict[str, Any]]:  # not the runner's connection: pages do not wait for it
+            table = warehouse.query_arrow(dashboard_query("experiments_units"))
+            rows: list[dict[str, Any]] = table.to_pylist()
+            return rows
+
+        units = UnitsSoFar(count_units, settings.dashboard_units_max_age_seconds)
+        return cls(settings, warehouse, runner, registry, lag, cache, BackgroundResults(), units)
 
     def experiment(self, key: str) -> ExperimentSpec:
         """The registry's experiment ``key``; ValidationError (404 in the API) when unknown."""
@@ -84,6 +98,41 @@ class DashboardContext:
         if spec is None:
             raise ValidationError(f"unknown experiment {key!r}")
         return spec
+
+    def _compute(
+        self,
+        spec: ExperimentSpec,
+        plan: AnalysisPlan,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        segment: str | None = None,
+        top: int = 10,
+    ) -> ExperimentResult:
+        """`xp results`' computation. Not under the runner's lock: page queries read on the warehouse's
+        read-only connection meanwhile (a computation takes seconds on large stores)."""
+        from jobs.results_store import compute_experiment_result, covariate_days_of
+
+        return compute_experiment_result(
+            self.warehouse,
+            spec,
+            since=since,
+            until=until,
+            plan=plan,
+            covariate_days=covariate_days_of(self.settings),
+            segment=segment or None,
+            top=top,
+        )
+
+    def _plan(self, key: str, method: str | None) -> tuple[ExperimentSpec, AnalysisPlan, tuple[Any, ...]]:
+        from jobs.results_store import experiment_plan
+
+        if method is not None and method not in METHODS:
+            raise ValidationError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        snapshot = self.registry.snapshot()
+        spec = self.experiment(key)
+        plan = experiment_plan(snapshot, spec).with_overrides(method=method)
+        return spec, plan, (key, spec.version, snapshot.revision)
 
     def result(
         self,
@@ -97,27 +146,58 @@ class DashboardContext:
     ) -> ExperimentResult:
         """Results of one experiment now, exactly as `xp results KEY --format json [--method M]
         [--segment S --top N]` computes them: the experiment's analysis plan with the same overrides."""
-        from jobs.results_store import compute_experiment_result, covariate_days_of, experiment_plan
-
-        if method is not None and method not in METHODS:
-            raise ValidationError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        snapshot = self.registry.snapshot()
-        spec = self.experiment(key)
-        cache_key = (key, spec.version, snapshot.revision, method, since, until, segment, top)
+        spec, plan, version = self._plan(key, method)
+        cache_key = (*version, method, since, until, segment, top)
         cached = self.results_cache.get(cache_key)
         if cached is not None:
             return cached
-        plan = experiment_plan(snapshot, spec).with_overrides(method=method)
-        with self.runner.locked():
-            result = compute_experiment_result(
-                self.warehouse,
-                spec,
-                since=since,
-                until=until,
-                plan=plan,
-                covariate_days=covariate_days_of(self.settings),
-                segment=segment or None,
-                top=top,
-            )
+        result = self._compute(spec, plan, since=since, until=until, segment=segment, top=top)
         self.results_cache.put(cache_key, result)
         return result
+
+    def current_result(self, key: str, *, method: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the `xp results --format json` document the page shows, what it is): the newest of the stored
+        snapshot and the dashboard's own last computation, refreshed in the background when older than
+        ``dashboard_results_max_age_seconds``; computed now when there is neither."""
+        spec, plan, version = self._plan(key, method)
+        flight = (*version, plan.method)
+        now = datetime.now(UTC)
+        candidates: list[tuple[datetime, str, dict[str, Any]]] = []
+        rows = self.runner.run("results_latest_snapshot", {"experiment": key, "method": plan.method})
+        stored = snapshot_document(spec, plan, rows)
+        if stored is not None and _same_variations(stored, spec):
+            candidates.append((_utc(rows[0]["computed_at"]), "snapshot", stored))
+        computed = self.background.latest(flight)
+        if computed is not None:
+            candidates.append((computed.computed_at, "computed", computed.to_json()))
+        if not candidates:  # nothing to show yet: compute, once however many requests wait for it
+            self.background.refresh(flight, lambda: self._compute(spec, plan))
+            self.background.wait_for(flight)
+            result = self.background.latest(flight)
+            if result is None:  # the computation failed: run it here to answer with its error
+                result = self._compute(spec, plan)
+                self.background.put(flight, result)
+            candidates.append((result.computed_at, "computed", result.to_json()))
+        at, source, document = max(candidates, key=lambda c: c[0])
+        age = max((now - at).total_seconds(), 0.0)
+        refreshing = self.background.in_flight(flight)
+        if age > self.settings.dashboard_results_max_age_seconds and not refreshing:
+            refreshing = self.background.refresh(flight, lambda: self._compute(spec, plan))
+        shown = {
+            "source": source,
+            "computed_at": document["computed_at"],
+            "age_seconds": round(age, 1),
+            "max_age_seconds": self.settings.dashboard_results_max_age_seconds,
+            "refreshing": refreshing,
+        }
+        return document, shown
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _same_variations(document: dict[str, Any], spec: ExperimentSpec) -> bool:
+    """A snapshot of the experiment as it is now (its variations), not of an earlier definition."""
+    ids = [v.id for v in spec.variations]
+    return all([v["variation_id"] for v in m["variants"]] == ids for m in document["metrics"])

@@ -44,14 +44,19 @@ def series_by_minute(
 
 
 def planned_units(context: DashboardContext, key: str, weights: tuple[float, ...]) -> dict[str, Any]:
-    """The planned sample size: ``planned_units`` in the experiment's metadata, else an estimate from the
-    latest snapshot's control of the primary metric (docs/decisions/0012-dashboard-data-sources.md)."""
+    """The planned sample size: ``planned_units`` in the experiment's metadata or its ``analysis:`` block,
+    else an estimate from the latest snapshot's control of the primary metric
+    (docs/decisions/0012-dashboard-data-sources.md)."""
     from jobs.stats.power import sample_size_per_variation
 
     definition = context.registry.snapshot().experiment_definition(key)
     configured = definition.metadata.get("planned_units") if definition else None
     if isinstance(configured, int | float) and configured > 0:
         return {"planned": int(configured), "source": "planned_units in the experiment's metadata"}
+    analysis = definition.metadata.get("analysis") if definition else None
+    configured = analysis.get("planned_units") if isinstance(analysis, dict) else None
+    if isinstance(configured, int | float) and configured > 0:  # the `analysis:` block (decision 0015)
+        return {"planned": int(configured), "source": "planned_units in the experiment's analysis block"}
     rows = [
         r
         for r in context.runner.run("experiments_latest_results")
@@ -119,9 +124,7 @@ def health(context: DashboardContext, experiment: str | None = None) -> dict[str
         "variation_id",
         "exposures",
     )
-    units = {
-        r["variation_id"]: r["units"] for r in runner.run("health_units_by_variation", {"experiment": key})
-    }
+    units, counted_at = context.units.by_experiment(key)
     weights = spec.weights if spec else ()
     srm_now = live_srm(units, weights)
     total = sum(units.values())
@@ -137,6 +140,7 @@ def health(context: DashboardContext, experiment: str | None = None) -> dict[str
                 for v in sorted(set(units) | set(names))
             ],
             "units": total,
+            "units_counted_at": counted_at.isoformat(),
             "weights": [w / sum(weights) for w in weights] if weights else [],
             "srm_p_value": srm_now,
             "srm_flagged": srm_now is not None and srm_now < SRM_THRESHOLD,

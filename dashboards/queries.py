@@ -48,7 +48,9 @@ def query_parameters(sql: str) -> dict[str, str]:
 
 
 class QueryRunner:
-    """Runs dashboard queries on one warehouse, one at a time (the embedded engine is shared)."""
+    """Runs dashboard queries on one warehouse, one at a time, on its read-only connection (``readonly=2``:
+    the pages only read, and on chDB that connection is not the one inserts and result computations use,
+    so a page does not wait for them)."""
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
@@ -57,7 +59,7 @@ class QueryRunner:
     def sql(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows of an arbitrary read-only statement (used for the bench baseline and small lookups)."""
         with self._lock:
-            table = self.warehouse.query_arrow(sql, parameters)
+            table = self.warehouse.query_arrow(sql, parameters, read_only=True)
         return table.to_pylist()
 
     def run(self, name: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -67,7 +69,7 @@ class QueryRunner:
     def arrow(self, name: str, parameters: Mapping[str, Any] | None = None) -> Any:
         """The named query's result as a pyarrow Table (exports)."""
         with self._lock:
-            return self.warehouse.query_arrow(dashboard_query(name), parameters)
+            return self.warehouse.query_arrow(dashboard_query(name), parameters, read_only=True)
 
     def run_optional(
         self, name: str, parameters: Mapping[str, Any] | None = None

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from dashboards.context import DashboardContext
+from jobs.results import SRM_THRESHOLD
 
 __all__ = ["results_page", "trend"]
 
@@ -45,13 +46,28 @@ def results_page(
     segment: str | None = None,
     top: int = 10,
 ) -> dict[str, Any]:
-    """The results document (exactly `xp results KEY --format json`) plus what the page draws around it."""
+    """The results document (`xp results KEY --format json`) plus what the page draws around it.
+
+    Without a window or a segment: the newest snapshot, refreshed in the background
+    (:meth:`DashboardContext.current_result`); with one: computed now. ``shown`` says which."""
     spec = context.experiment(key)
-    result = context.result(key, method=method, since=since, until=until, segment=segment, top=top)
-    document = result.to_json()
+    if since is None and until is None and segment is None:
+        document, shown = context.current_result(key, method=method)
+    else:
+        result = context.result(key, method=method, since=since, until=until, segment=segment, top=top)
+        document = result.to_json()
+        shown = {
+            "source": "computed",
+            "computed_at": document["computed_at"],
+            "age_seconds": 0.0,
+            "max_age_seconds": context.settings.dashboard_results_max_age_seconds,
+            "refreshing": False,
+        }
     segments = document.get("segments")
+    srm = document["srm_p_value"]
     return {
         "result": document,
+        "shown": shown,
         "experiment": {
             "key": spec.key,
             "name": spec.name,
@@ -63,8 +79,8 @@ def results_page(
                 {"id": v.id, "key": v.key, "name": v.name, "weight": v.weight} for v in spec.variations
             ],
         },
-        "srm_flagged": result.srm_flagged,
-        "confidence_level": 1 - result.alpha,
+        "srm_flagged": srm is not None and srm < SRM_THRESHOLD,
+        "confidence_level": 1 - document["alpha"],
         "primary_and_secondary": [m for m in document["metrics"] if m["role"] != "guardrail"],
         "guardrails": [m for m in document["metrics"] if m["role"] == "guardrail"],
         "trend": trend(context.runner.run("results_trend", {"experiment": key})),

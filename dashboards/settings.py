@@ -53,3 +53,16 @@ class DashboardSettings(CoreSettings):
         default="/docs/statistics.md",
         description="Where the results page links for the method (default: docs/statistics.md, served).",
     )
+    dashboard_results_max_age_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="The results page shows the newest results snapshot at once; when it is older than "
+        "this, one background computation per experiment refreshes it (0: refresh on every load).",
+    )
+    dashboard_units_max_age_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Units so far (experiments list, health page) are an exact count over every exposure; "
+        "a count at most this old is served while the next one runs in the background (0: count on every "
+        "request).",
+    )

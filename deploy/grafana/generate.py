@@ -31,6 +31,7 @@ MACROS = {
     "key": "''",
     "limit": "500",
     "offset": "0",
+    "method": "'sequential'",
 }
 _PLACEHOLDER = re.compile(r"\{(\w+):[^{}]+\}")
 

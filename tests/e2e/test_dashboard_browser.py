@@ -3,7 +3,9 @@
 Seeded with dashboards.sample_data (direct inserts: the pipeline is not the point here; the registry goes
 through Kafka so that the real `xp results --format json` runs as a subprocess against the same store):
 
-- the results page shows exactly the numbers `xp results KEY --format json` prints, formatted the same;
+- the results page shows exactly the numbers `xp results KEY --format json` prints, formatted the same:
+  computed for a window (`?until=`), and, without one, from the snapshot `xp jobs run stats` stored, which
+  the page names (source and computed_at);
 - the health page picks up new traffic on its own (auto-refresh);
 - every export link on the results page downloads a file that parses back to the same rows;
 - screenshots of every page go to test-artifacts/dashboards/ (docs/img/dashboards/ holds reviewed copies).
@@ -94,13 +96,17 @@ def cli_results(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFact
     ensure_topics(kafka)
     settings = DashboardSettings(home=home, clickhouse_url=None, store_wait_seconds=0)
     warehouse = open_warehouse(settings)
-    try:
-        data = seed_sample_data(warehouse, units=1500, minutes=30)
+    try:  # events run up to 2 min after their exposure: all in the past, so `xp results` = the snapshot
+        data = seed_sample_data(
+            warehouse, units=1500, minutes=30, now=datetime.now(UTC) - timedelta(minutes=5)
+        )
     finally:
         warehouse.close()
     publish_changes(kafka, data.records)
     until = data.now + timedelta(minutes=1)
-    yield Served("", home, kafka, until, None, None, data.units[KEY])
+    served = Served("", home, kafka, until, None, None, data.units[KEY])
+    run_xp(served, "jobs", "run", "stats")  # the snapshot the results page shows without a window
+    yield served
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +127,8 @@ def served(cli_results: Served, cli_documents: dict[str, dict[str, Any]]) -> Ite
         topic_prefix=cli_results.kafka.topic_prefix,
         dashboard_refresh_seconds=1.0,
         dashboard_results_cache_seconds=0,
+        dashboard_results_max_age_seconds=3600,  # the stats job's snapshot stays the one shown
+        dashboard_units_max_age_seconds=1.0,
     )
     warehouse = open_warehouse(settings)
     app = create_app(settings, warehouse)
@@ -150,8 +158,9 @@ def served(cli_results: Served, cli_documents: dict[str, dict[str, Any]]) -> Ite
 
 @pytest.fixture(scope="module")
 def cli_documents(cli_results: Served) -> dict[str, dict[str, Any]]:
-    """`xp results` JSON for two methods, computed before the app opens the store."""
-    return {
+    """`xp results` JSON for two methods over a window, and as plain `xp results KEY --format json`
+    ("plain"), computed before the app opens the store."""
+    documents = {
         method: json.loads(
             run_xp(
                 cli_results,
@@ -167,6 +176,8 @@ def cli_documents(cli_results: Served) -> dict[str, dict[str, Any]]:
         )
         for method in ("sequential", "bayesian")
     }
+    documents["plain"] = json.loads(run_xp(cli_results, "results", KEY, "--format", "json"))
+    return documents
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +230,39 @@ def test_results_page_shows_the_cli_numbers(
     document = cli_documents[method]
     until = quote(served.until.isoformat())
     open_page(page, served, f"/experiments/{KEY}?method={method}&until={until}")
+    assert page.locator("#results-source").get_attribute("data-source") == "computed"
+    assert_page_shows(page, document, method)
+    if method == "sequential":
+        screenshot(page, "results")
+
+
+def test_results_page_shows_the_stored_snapshot_and_says_so(
+    page: Any, served: Served, cli_documents: dict[str, dict[str, Any]]
+) -> None:
+    """Without a window the page shows at once what `xp jobs run stats` stored, names that snapshot, and
+    its numbers are those of `xp results KEY --format json` (no new data since the snapshot)."""
+    document = cli_documents["plain"]
+    with served.app.state.dashboard.runner.locked():
+        stored = served.warehouse.query_arrow(
+            "SELECT max(computed_at) AS at FROM xp.results"
+            " WHERE experiment_key = {k:String} AND method = {m:String}",
+            {"k": KEY, "m": document["method"]},
+        ).to_pylist()[0]["at"]
+    open_page(page, served, f"/experiments/{KEY}")
+    source = page.locator("#results-source")
+    assert source.get_attribute("data-source") == "snapshot"
+    assert source.get_attribute("data-computed-at") == stored.isoformat()
+    assert "stored snapshot (xp jobs run stats)" in source.inner_text()
+    assert page.inner_text("#computed-at") == stored.strftime("%Y-%m-%d %H:%M:%S")
+    assert stored > datetime.fromisoformat(document["computed_at"]) - timedelta(
+        minutes=5
+    )  # the stats job's run
+    assert_page_shows(page, document, document["method"])
+    screenshot(page, "results-snapshot")
+
+
+def assert_page_shows(page: Any, document: dict[str, Any], method: str) -> None:
+    """Every number of ``document`` (`xp results --format json`) is on the page, formatted as the CLI does."""
     assert page.inner_text("#method-name") == method
     assert page.inner_text("#srm-p") == fmt_g(document["srm_p_value"], 3)
     checked = 0
@@ -247,8 +291,6 @@ def test_results_page_shows_the_cli_numbers(
     assert checked >= 10
     guardrails = page.locator("#guardrails div.card[data-metric]")
     assert guardrails.count() == sum(m["role"] == "guardrail" for m in document["metrics"]) > 0
-    if method == "sequential":
-        screenshot(page, "results")
 
 
 def test_health_page_updates_with_new_traffic(page: Any, served: Served) -> None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,7 +59,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 
 @pytest.fixture(scope="module")
 def client(seeded: Seeded) -> Iterator[TestClient]:
-    with seeded.client() as test_client:
+    """Units so far counted on every request (exact recounts; the served copy has its own test)."""
+    with seeded.client(dashboard_units_max_age_seconds=0) as test_client:
         yield test_client
 
 
@@ -167,7 +171,7 @@ def test_health_reconciles_with_the_seed(client: TestClient, seeded: Seeded) -> 
     assert health["consumer_lag"]["status"] == "unknown"  # monitor off: never an error
     assert len(health["srm_over_time"]) == 7
     assert health["progress"]["units"] == seeded.data.units[KEY]
-    assert health["progress"]["planned"] is None or health["progress"]["planned"] > 0
+    assert health["progress"]["planned"] == 30000  # planned_units of the example's analysis: block
     assert [u["name"] for u in health["units_by_variation"]] == ["Blue (control)", "Green", "Orange"]
 
 
@@ -443,3 +447,166 @@ def test_grafana_panel_sql_runs_on_the_warehouse(seeded: Seeded) -> None:
             assert not re.search(r"\$\{?\w+", sql), sql
             answered += seeded.warehouse.query_arrow(sql).num_rows > 0
     assert answered >= 8
+
+
+# ---- results page: the newest snapshot at once, refreshed in the background (decision 0020) ----------
+
+
+def comparable(document: dict[str, Any]) -> dict[str, Any]:
+    """A results document without what a stored snapshot does not keep (computed_at aside, compared
+    apart): srm_error, each metric's cuped decision and each variant's p_value_adjusted."""
+    out = {k: v for k, v in document.items() if k not in ("computed_at", "srm_error")}
+    out["metrics"] = [
+        {**m, "cuped": None, "variants": [{**v, "p_value_adjusted": None} for v in m["variants"]]}
+        for m in document["metrics"]
+    ]
+    return out
+
+
+def same_numbers(a: Any, b: Any) -> bool:
+    """Equal documents, floats to 1e-9 relative: two runs of the same computation may sum floats in a
+    different order (parallel aggregation)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_numbers(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_numbers(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return bool(a == b)
+
+
+def store_stats_snapshot(client: TestClient, seeded: Seeded) -> Any:
+    """What `xp jobs run stats` stores for KEY now (the experiment's plan), computed_at in whole ms."""
+    from jobs.results_store import covariate_days_of, experiment_plan, store_results
+
+    snapshot = client.app.state.dashboard.registry.snapshot()  # type: ignore[attr-defined]
+    spec = snapshot.experiments[KEY]
+    now = datetime.now(UTC)
+    result = compute_experiment_result(
+        seeded.warehouse,
+        spec,
+        plan=experiment_plan(snapshot, spec),
+        covariate_days=covariate_days_of(seeded.settings),
+        computed_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
+    )
+    store_results(seeded.warehouse, [result])
+    return result
+
+
+def test_results_page_shows_the_newest_snapshot_at_once(seeded: Seeded) -> None:
+    with seeded.client(dashboard_results_max_age_seconds=3600) as fresh:
+        stored = store_stats_snapshot(fresh, seeded)
+        context = fresh.app.state.dashboard  # type: ignore[attr-defined]
+        page = fresh.get(f"/api/experiments/{KEY}/results").json()
+        assert page["shown"]["source"] == "snapshot"
+        assert page["shown"]["computed_at"] == page["result"]["computed_at"] == stored.computed_at.isoformat()
+        assert page["shown"]["refreshing"] is False and not context.background.in_flight((KEY,))
+        expected = json.loads(json.dumps(stored.to_json()))
+        assert comparable(page["result"]) == comparable(expected)
+        # `xp results` at the same moment (the sample's events run up to 2 min into the future)
+        same = {"until": stored.computed_at, "computed_at": stored.computed_at}
+        assert same_numbers(comparable(page["result"]), comparable(cli_result(fresh, seeded, **same)))
+        assert page["result"]["analysis"]["cuped"] is True  # the experiment's plan, as the stats job used it
+        export = parse("json", fresh.get(f"/api/experiments/{KEY}/export/results.json").content)
+        assert {(r["metric"], r["variation_id"], r["units"]) for r in export} == {
+            (m["metric"], v["variation_id"], v["units"]) for m in expected["metrics"] for v in m["variants"]
+        }
+
+
+def test_an_old_snapshot_is_refreshed_in_the_background_once(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"/api/experiments/{KEY}/results"
+    with seeded.client(dashboard_results_max_age_seconds=0) as fresh:
+        context = fresh.app.state.dashboard  # type: ignore[attr-defined]
+        compute = context._compute
+        release, calls = threading.Event(), []
+
+        def held(spec: Any, plan: Any, **options: Any) -> Any:
+            calls.append(spec.key)
+            assert release.wait(120)
+            return compute(spec, plan, **options)
+
+        monkeypatch.setattr(context, "_compute", held)
+        first, second = fresh.get(url).json(), fresh.get(url).json()
+        for page in (first, second):  # shown at once, while the one refresh is held
+            assert page["shown"]["source"] == "snapshot" and page["shown"]["refreshing"] is True
+        assert calls == [KEY]  # single-flight: the second request did not start another computation
+        release.set()
+        context.background.wait(120)
+        third = fresh.get(url).json()
+        context.background.wait(120)
+        assert third["shown"]["source"] == "computed"
+        assert third["shown"]["computed_at"] > first["shown"]["computed_at"]
+        at = datetime.fromisoformat(third["result"]["computed_at"])
+        expected = cli_result(fresh, seeded, until=at, computed_at=at)
+        assert same_numbers(comparable(third["result"]), comparable(expected))
+
+
+def test_units_so_far_are_a_recent_copy_recounted_in_the_background(seeded: Seeded) -> None:
+    from dashboards.sample_data import add_traffic
+
+    health = f"/api/health?experiment={KEY}"
+    with seeded.client(dashboard_units_max_age_seconds=0.2) as fresh:
+        context = fresh.app.state.dashboard  # type: ignore[attr-defined]
+        before = fresh.get(health).json()
+        add_traffic(
+            seeded.warehouse,
+            experiment=KEY,
+            variations=3,
+            units=30,
+            start=datetime.now(UTC) - timedelta(minutes=2),
+            minutes=1,
+            seed=992,
+            prefix="copy",
+        )
+        seeded.data.units[KEY] += 30
+        assert fresh.get(health).json()["units"] == before["units"]  # the copy, served at once
+        time.sleep(0.3)  # older than the maximum age: the next request starts a recount
+        fresh.get(health)
+        context.units.wait(60)
+        after = fresh.get(health).json()
+        assert after["units"] == before["units"] + 30 == seeded.data.units[KEY]
+        assert after["units_counted_at"] > before["units_counted_at"]
+        listing = {e["key"]: e for e in fresh.get("/api/experiments").json()["experiments"]}
+        assert listing[KEY]["units"] == after["units"]
+
+
+# ---- the ingest counter (migration 0008) --------------------------------------------------------------
+
+
+def test_ingest_counter_equals_a_recount_after_a_repair_and_a_backfill(seeded: Seeded) -> None:
+    from xpstream.warehouse import load_query
+    from xpstream.warehouse.migrations import discover_migrations
+
+    warehouse = seeded.warehouse
+
+    def counted() -> dict[str, int]:
+        rows = warehouse.query_arrow(
+            "SELECT kind, toUInt64(sum(records)) AS n FROM xp.ingest_counts_minute GROUP BY kind"
+        ).to_pylist()
+        return {r["kind"]: r["n"] for r in rows}
+
+    recount = warehouse.query_arrow(
+        "SELECT (SELECT count() FROM xp.events) AS events, (SELECT count() FROM xp.exposures) AS exposures"
+    ).to_pylist()[0]
+    assert counted() == recount and recount["events"] > 0
+
+    # a worker killed between xp.events' part and its view's part: the counter misses that insert
+    warehouse.command(
+        "ALTER TABLE xp.ingest_counts_minute DELETE WHERE kind = 'events' AND minute = "
+        "(SELECT max(minute) FROM xp.ingest_counts_minute WHERE kind = 'events') SETTINGS mutations_sync = 2"
+    )
+    assert counted().get("events", 0) < recount["events"]
+    since = datetime.now(UTC) - timedelta(hours=2)  # the worker's dedup retention
+    for _ in range(2):  # the start-up repair, then again: it adds nothing the second time
+        warehouse.command(load_query("stream_repair_ingest_counts"), {"since": since})
+        assert counted() == recount
+
+    # rows stored before migration 0008: its last statement backfills them, once
+    backfill = next(m for m in discover_migrations() if m.version == 8).statements[-1]
+    assert backfill.lstrip().startswith("INSERT INTO xp.ingest_counts_minute")
+    warehouse.command("TRUNCATE TABLE xp.ingest_counts_minute")
+    for _ in range(2):
+        warehouse.command(backfill)
+        assert counted() == recount

@@ -100,6 +100,14 @@
     }
   }
 
+  let reloadTimer = null;
+  // Which result the page shows: the stored snapshot (`xp jobs run stats`) or one this dashboard computed.
+  function sourceText(shown) {
+    const what = shown.source === "snapshot" ? "stored snapshot (xp jobs run stats)" : "computed by the dashboard";
+    const age = shown.age_seconds < 90 ? `${Math.round(shown.age_seconds)} s` : `${Math.round(shown.age_seconds / 60)} min`;
+    return `· ${what}, ${age} old` + (shown.refreshing ? " · refreshing in the background" : "");
+  }
+
   async function load() {
     const method = methodSelect.value;
     try {
@@ -119,7 +127,9 @@
       const level = `${Math.round(data.confidence_level * 100)}%`;
       document.getElementById("summary").replaceChildren(
         XP.el("span", {}, "Method ", XP.el("b", { id: "method-name" }, result.method)),
-        XP.el("span", {}, "Computed ", XP.el("b", { id: "computed-at" }, XP.time(result.computed_at)), " UTC"),
+        XP.el("span", {}, "Computed ", XP.el("b", { id: "computed-at" }, XP.time(result.computed_at)), " UTC ",
+          XP.el("span", { id: "results-source", class: "muted", "data-source": data.shown.source, "data-computed-at": data.shown.computed_at },
+            sourceText(data.shown))),
         XP.el("span", {}, "SRM p = ", XP.el("b", { id: "srm-p", class: data.srm_flagged ? "down" : "" }, XP.g(result.srm_p_value, 3))),
         XP.el("span", {}, "Variations ", XP.el("b", {}, info.variations.map(v => `${v.name} ${Math.round(v.weight * 100)}%`).join(" · "))));
       const bayesian = result.method === "bayesian";
@@ -141,6 +151,8 @@
         "These are the numbers `xp results " + key + " --format json --method " + result.method + "` prints.");
       exportsBlock(result.method);
       document.body.dataset.loaded = "true";
+      clearTimeout(reloadTimer);
+      if (data.shown.refreshing) reloadTimer = setTimeout(load, 5000);  // show the fresh result when it lands
     } catch (error) {
       XP.showError(error);
     }
