@@ -15,9 +15,11 @@ each visit sends one exposure and four events with fresh ids. Worker state is bo
 (first exposures) plus the deduplication cap/retention, so memory should level off once those fill.
 
 Memory: the worker process's RSS is sampled every ``--sample-seconds``; the report gives RSS after warm-up,
-at the end, the peak, and the least-squares slope over the post-warm-up samples (MB per 10 minutes). The
-raw phase's RSS (the same process, so the interpreter and librdkafka) is the baseline. For the 30-minute
-soak::
+at half time, at the end, the peak, and least-squares slopes (MB per 10 minutes) over all post-warm-up
+samples and over each half. The raw phase's RSS (the same process, so the interpreter and librdkafka) is
+the baseline. Freshness samples go into a fixed 1 ms histogram (``Freshness``), so the bench's own
+bookkeeping does not grow with the run (a list of floats did: ~190 MB per 10 minutes at 10k/s, which an
+earlier soak counted as worker memory). For the 30-minute soak::
 
     .venv/bin/python bench/bench_stream_steady.py --seconds 1800 --rate 10000
 
@@ -162,6 +164,7 @@ class MemorySampler(threading.Thread):
         mbs = np.array([m for _, m in after])
         slope = float(np.polyfit(times, mbs, 1)[0]) * 600 if len(after) >= 3 else float("nan")
         half = len(after) // 2
+        early = float(np.polyfit(times[:half], mbs[:half], 1)[0]) * 600 if half >= 3 else float("nan")
         late = (
             float(np.polyfit(times[half:], mbs[half:], 1)[0]) * 600
             if len(after) - half >= 3
@@ -172,22 +175,52 @@ class MemorySampler(threading.Thread):
             "rss_end_mb": round(float(mbs[-1]), 1),
             "rss_peak_mb": round(float(mbs.max()), 1),
             "rss_slope_mb_per_10min": round(slope, 2),
+            "rss_slope_first_half_mb_per_10min": round(early, 2),
             "rss_slope_second_half_mb_per_10min": round(late, 2),
+            "rss_at_half_mb": round(float(mbs[half]), 1) if len(mbs) else float("nan"),
             "samples": len(self.samples),
             "series": self.detail,
         }
 
 
-def percentiles(seconds: list[float]) -> dict[str, Any]:
-    if not seconds:
-        return {"records": 0}
-    values = np.array(seconds)
-    return {
-        "records": len(values),
-        "p50_s": round(float(np.percentile(values, 50)), 3),
-        "p99_s": round(float(np.percentile(values, 99)), 3),
-        "max_s": round(float(values.max()), 3),
-    }
+class Freshness:
+    """Freshness samples as a histogram of 1 ms bins (up to 10 min; beyond: the last bin), max kept exactly.
+
+    Fixed memory (~5 MB), so the soak's RSS measures the worker, not the bench: a list of one Python float
+    per record would grow by ~190 MB per 10 minutes at 10k/s and read as a leak.
+    """
+
+    BINS = 600_000
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(self.BINS, np.int64)
+        self.counts.fill(0)
+        self.count = 0
+        self.max = 0.0
+
+    def add(self, seconds: np.ndarray) -> None:
+        if not len(seconds):
+            return
+        bins = np.clip((seconds * 1000.0).astype(np.int64), 0, self.BINS - 1)
+        self.counts += np.bincount(bins, minlength=self.BINS)
+        self.count += len(seconds)
+        self.max = max(self.max, float(seconds.max()))
+
+    def percentile(self, q: float) -> float:
+        """Upper edge of the 1 ms bin holding the q-th percentile (seconds)."""
+        cumulative = np.cumsum(self.counts)
+        index = int(np.searchsorted(cumulative, q / 100.0 * self.count))
+        return (index + 1) / 1000.0
+
+    def summary(self) -> dict[str, Any]:
+        if not self.count:
+            return {"records": 0}
+        return {
+            "records": self.count,
+            "p50_s": round(self.percentile(50), 3),
+            "p99_s": round(self.percentile(99), 3),
+            "max_s": round(self.max, 3),
+        }
 
 
 def _event_seconds(value: bytes) -> float:
@@ -206,7 +239,7 @@ def run_raw(
     consumer.subscribe([settings.topic(EXPOSURES), settings.topic(EVENTS)])
     producer = SteadyProducer(settings, rate, seconds, f"raw{uuid.uuid4().hex[:4]}", population)
     sampler = MemorySampler(sample_every)
-    latencies: list[float] = []
+    latencies = Freshness()
     producer_started = time.time()
     producer.start()
     sampler.start()
@@ -214,11 +247,13 @@ def run_raw(
     while True:
         messages = consumer.consume(5000, timeout=0.2)
         now = time.time()
+        batch: list[float] = []
         for message in messages:
             if message.error() is None:
                 event_time = _event_seconds(message.value())
                 if event_time - producer_started >= WARMUP_SECONDS:
-                    latencies.append(now - event_time)
+                    batch.append(now - event_time)
+        latencies.add(np.array(batch, np.float64))
         if messages:
             idle_since = None
         elif not producer.is_alive():
@@ -227,13 +262,13 @@ def run_raw(
                 break
     sampler.stopped.set()
     consumer.close()
-    return {"sent": producer.sent, "freshness": percentiles(latencies), "memory": sampler.summary()}
+    return {"sent": producer.sent, "freshness": latencies.summary(), "memory": sampler.summary()}
 
 
 class TimingWarehouse:
     """Delegates to the worker's warehouse; notes when each exposure/event insert returns."""
 
-    def __init__(self, inner: Any, latencies: list[float], not_before: float) -> None:
+    def __init__(self, inner: Any, latencies: Freshness, not_before: float) -> None:
         self._inner, self._latencies, self._not_before = inner, latencies, not_before
 
     def __getattr__(self, name: str) -> Any:
@@ -246,7 +281,7 @@ class TimingWarehouse:
             done = time.time()
             stamps = data.column(column).cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
             seconds = np.asarray(stamps.to_numpy(zero_copy_only=False), dtype=np.float64) / 1000.0
-            self._latencies.extend((done - seconds[seconds >= self._not_before]).tolist())
+            self._latencies.add(done - seconds[seconds >= self._not_before])
         return int(written)
 
 
@@ -265,7 +300,7 @@ def run_worker_phase(
         stream_registry_file=registry,
         stream_group_id=f"bench-steady-{uuid.uuid4().hex[:6]}",
     )
-    latencies: list[float] = []
+    latencies = Freshness()
     producer = SteadyProducer(kafka, rate, seconds, f"wk{uuid.uuid4().hex[:4]}", population)
     not_before = time.time() + WARMUP_SECONDS
     real_open = warehouse_module.open_warehouse
@@ -288,7 +323,7 @@ def run_worker_phase(
     return {
         "sent": producer.sent,
         "consumed": report.consumed,
-        "freshness": percentiles(latencies),
+        "freshness": latencies.summary(),
         "memory": sampler.summary(),
         "batches": report.batches,
     }

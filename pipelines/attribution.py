@@ -22,7 +22,7 @@ attributed before stay attributed.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from schemas import Exposure, MetricEvent
 
-__all__ = ["Attribution", "AttributionState", "UnitExposure"]
+__all__ = ["Attribution", "AttributionState", "EventAttributions", "UnitExposure"]
 
 
 @dataclass(slots=True)
@@ -60,6 +60,16 @@ class Attribution(NamedTuple):
     first_exposed_at: datetime
 
 
+class EventAttributions(NamedTuple):
+    """Attributions of new events as columns (:meth:`AttributionState.attribute_events_columns`)."""
+
+    positions: list[int]
+    """Index of the attributed event in the input, once per (event, experiment)."""
+    experiment_keys: list[str]
+    variation_ids: list[int]
+    first_exposed_at: list[datetime]
+
+
 _HeldEntry = tuple[str, str, float | None, datetime, tuple[str, ...]]
 """A held event: (event_id, event_name, value, occurred_at, experiments it is attributed to).
 
@@ -67,7 +77,17 @@ A plain tuple of atomic values (not a struct, not a set): the garbage collector 
 its first pass, so hundreds of thousands of held events cost the collector nothing (they used to be
 three tracked objects each, and full collections over them dominated the kernel's time)."""
 
-_new_tuple = tuple.__new__
+
+class _HeldSlice:
+    """Events held by one call (one batch): when, and their units in holding order."""
+
+    __slots__ = ("held_at", "next", "units")
+
+    def __init__(self, held_at: datetime) -> None:
+        self.held_at = held_at
+        self.units: list[str] = []
+        self.next = 0
+        """Index of the first unit whose event is still held."""
 
 
 class AttributionState:
@@ -87,14 +107,18 @@ class AttributionState:
         self.max_held = max_held
         self.units: dict[str, dict[str, UnitExposure]] = {}
         self._held: dict[str, list[_HeldEntry]] = {}
-        self._held_order: OrderedDict[tuple[str, str], datetime] = OrderedDict()
+        # Release order: one slice per call that held events, [held_at, units in holding order, next index].
+        # Each unit's list in ``_held`` is in the same order, so releasing the globally oldest event is
+        # ``del _held[unit][0]`` for the next unit of the oldest slice (no per-event key or node).
+        self._slices: deque[_HeldSlice] = deque()
+        self._held_total = 0
         self.released = 0
 
     # -- state -------------------------------------------------------------------------------------
 
     @property
     def held_count(self) -> int:
-        return len(self._held_order)
+        return self._held_total
 
     def window_of(self, experiment_key: str, event_name: str) -> timedelta | None:
         """The window of an event in an experiment: its metrics' longest (None: no end), else the default."""
@@ -116,31 +140,51 @@ class AttributionState:
 
     def hold_event(self, event: MetricEvent, held_at: datetime, attributed_to: Iterable[str] = ()) -> None:
         """Hold an event (restored from the warehouse on start, with the experiments it already has)."""
-        key = (event.unit_id, event.event_id)
-        if key in self._held_order:
+        entries = self._held.get(event.unit_id)
+        if entries is not None and any(entry[0] == event.event_id for entry in entries):
             return
         entry = (event.event_id, event.event_name, event.value, event.occurred_at, tuple(set(attributed_to)))
-        self._held.setdefault(event.unit_id, []).append(entry)
-        self._held_order[key] = held_at
+        if entries is None:
+            self._held[event.unit_id] = [entry]
+        else:
+            entries.append(entry)
+        self._slice_at(held_at).units.append(event.unit_id)
+        self._held_total += 1
+
+    def _slice_at(self, held_at: datetime) -> _HeldSlice:
+        slices = self._slices
+        if slices and slices[-1].held_at == held_at:
+            return slices[-1]
+        piece = _HeldSlice(held_at)
+        slices.append(piece)
+        return piece
 
     def release_expired(self, now: datetime) -> int:
-        """Release held events older than ``hold`` or beyond ``max_held``; returns how many."""
+        """Release held events older than ``hold`` or beyond ``max_held`` (oldest first); returns how many."""
         horizon = now - self.hold
         released = 0
-        order = self._held_order
         held = self._held
-        max_held = self.max_held
-        while order:
-            (unit_id, event_id), held_at = next(iter(order.items()))
-            if held_at >= horizon and len(order) <= max_held:
-                break
-            del order[(unit_id, event_id)]
-            remaining = [h for h in held.get(unit_id, ()) if h[0] != event_id]
-            if remaining:
-                held[unit_id] = remaining
+        slices = self._slices
+        while slices:
+            piece = slices[0]
+            units = piece.units
+            if piece.held_at < horizon:
+                count = len(units) - piece.next
             else:
-                held.pop(unit_id, None)
-            released += 1
+                count = min(len(units) - piece.next, self._held_total - self.max_held)
+                if count <= 0:
+                    break
+            for index in range(piece.next, piece.next + count):
+                unit_id = units[index]
+                entries = held[unit_id]
+                del entries[0]
+                if not entries:
+                    del held[unit_id]
+            piece.next += count
+            self._held_total -= count
+            released += count
+            if piece.next >= len(units):
+                slices.popleft()
         self.released += released
         return released
 
@@ -177,18 +221,38 @@ class AttributionState:
 
     def attribute_events(self, events: Sequence[MetricEvent], now: datetime) -> list[Attribution]:
         """Attribute new events to the experiments their unit is in, and hold them for late exposures."""
-        attributions: list[Attribution] = []
-        append = attributions.append
+        columns = self.attribute_events_columns(events, now)
+        return [
+            Attribution(
+                events[position].event_id,
+                events[position].unit_id,
+                experiment_key,
+                variation_id,
+                events[position].event_name,
+                events[position].value,
+                events[position].occurred_at,
+                first,
+            )
+            for position, experiment_key, variation_id, first in zip(*columns, strict=True)
+        ]
+
+    def attribute_events_columns(self, events: Sequence[MetricEvent], now: datetime) -> EventAttributions:
+        """:meth:`attribute_events` as columns: the rest of each row is the event's (``positions`` into
+        ``events``), so a caller holding the events as an Arrow table builds the rows with one ``take``."""
+        positions: list[int] = []
+        experiment_keys: list[str] = []
+        variation_ids: list[int] = []
+        firsts: list[datetime] = []
+        add_position, add_key = positions.append, experiment_keys.append
+        add_variation, add_first = variation_ids.append, firsts.append
         units = self.units
         held = self._held
-        order = self._held_order
         hold = self.hold > timedelta(0)
+        held_units: list[str] = []
+        hold_unit = held_units.append
         windows, default = self.windows, self.default_window
-        for event in events:
+        for position, event in enumerate(events):
             unit_id = event.unit_id
-            event_id = event.event_id
-            event_name = event.event_name
-            value = event.value
             occurred_at = event.occurred_at
             attributed: tuple[str, ...] = ()
             experiments = units.get(unit_id)
@@ -197,36 +261,26 @@ class AttributionState:
                     first = state.first_exposed_at
                     if occurred_at < first:
                         continue
-                    window = windows.get((experiment_key, event_name), default) if windows else default
+                    window = windows.get((experiment_key, event.event_name), default) if windows else default
                     if window is not None and occurred_at > first + window:
                         continue
                     attributed += (experiment_key,)
-                    append(
-                        _new_tuple(
-                            Attribution,
-                            (
-                                event_id,
-                                unit_id,
-                                experiment_key,
-                                state.variation_id,
-                                event_name,
-                                value,
-                                occurred_at,
-                                first,
-                            ),
-                        )
-                    )
-            if hold:
-                key = (unit_id, event_id)
-                if key not in order:
-                    entries = held.get(unit_id)
-                    entry = (event_id, event_name, value, occurred_at, attributed)
-                    if entries is None:
-                        held[unit_id] = [entry]
-                    else:
-                        entries.append(entry)
-                    order[key] = now
-        return attributions
+                    add_position(position)
+                    add_key(experiment_key)
+                    add_variation(state.variation_id)
+                    add_first(first)
+            if hold:  # ids are unique here (deduplicated upstream): no per-event key needed
+                entries = held.get(unit_id)
+                entry = (event.event_id, event.event_name, event.value, occurred_at, attributed)
+                if entries is None:
+                    held[unit_id] = [entry]
+                else:
+                    entries.append(entry)
+                hold_unit(unit_id)
+        if held_units:
+            self._slice_at(now).units.extend(held_units)
+            self._held_total += len(held_units)
+        return EventAttributions(positions, experiment_keys, variation_ids, firsts)
 
     def attribute_held(self) -> list[Attribution]:
         """Attributions of every held event not attributed yet (after restoring state on start)."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from pipelines.attribution import Attribution, AttributionState
+from pipelines.attribution import Attribution, AttributionState, EventAttributions
 from pipelines.kernel import (
     RawRecord,
     SeenIds,
@@ -207,9 +207,9 @@ class StreamProcessor:
         events = validate_events(self.event_codec, event_raws, self.rules, now)
         fresh_exposures, dup_exposures = self.seen_exposures.deduplicate(exposures.oks, _exposure_id, now)
         fresh_events, dup_events = self.seen_events.deduplicate(events.oks, _event_id, now)
-        dead_letters = [
-            d for d in exposures.errs + events.errs if d.dead_letter_id not in self.seen_dead_letters
-        ]
+        errs = exposures.errs + events.errs
+        seen = self.seen_dead_letters.contains_many([d.dead_letter_id for d in errs]) if errs else []
+        dead_letters = [d for d, known in zip(errs, seen, strict=True) if not known]
 
         enriched = enrich_exposures(
             [record for record, _ in fresh_exposures],
@@ -219,9 +219,9 @@ class StreamProcessor:
         )
         # Exposures first: an event in the same batch as its exposure is attributed at once.
         ordered = sorted(enriched.records, key=_exposed_at)
-        attributions = self.attribution.observe_exposures(ordered, now)
+        held_attributions = self.attribution.observe_exposures(ordered, now)
         event_records = [record for record, _ in fresh_events]
-        attributions += self.attribution.attribute_events(event_records, now)
+        event_attributions = self.attribution.attribute_events_columns(event_records, now)
 
         exposures_table = to_arrow(enriched.records, Exposure)
         exposures_table = exposures_table.append_column(
@@ -231,11 +231,14 @@ class StreamProcessor:
         events_table = events_table.append_column(
             "ingested_at", _constant_timestamp(now, events_table.num_rows)
         )
+        attributed = _attributions_of_events(events_table, event_attributions)
+        if held_attributions:  # held events attributed by this batch's exposures come first
+            attributed = pa.concat_tables([attributions_table(held_attributions), attributed])
         reasons: Counter[str] = Counter(d.reason.value for d in dead_letters)
         return BatchOutput(
             exposures=exposures_table,
             events=events_table,
-            attributed=attributions_table(attributions),
+            attributed=attributed,
             dead_letters=dead_letters,
             tokens={t: dedup_token(t, ranges) for t in _TABLES},
             offsets={key: last + 1 for key, (_, last) in ranges.items()},
@@ -249,7 +252,12 @@ class StreamProcessor:
         )
 
     def commit(self, output: BatchOutput) -> None:
-        """Remember the loaded ids (call once the batch is in the warehouse)."""
+        """Remember the batch's ids, so that later batches drop them as duplicates.
+
+        Call once the batch is sure to end up in the warehouse: after its load, or before it when a
+        failed load ends the run (the worker: the next batch is processed while this one loads; a new
+        run rebuilds the state from the warehouse).
+        """
         self.seen_exposures.commit(output.exposure_ids, output.now)
         self.seen_events.commit(output.event_ids, output.now)
         self.seen_dead_letters.commit([d.dead_letter_id for d in output.dead_letters], output.now)
@@ -295,6 +303,22 @@ def _timestamps(values: Sequence[datetime]) -> pa.Array:
     ``cast``, which would load ``pyarrow.compute``, and pandas with it, into the first batch)."""
     seconds = np.fromiter(map(datetime.timestamp, values), np.float64, len(values))
     return pa.array(np.rint(seconds * 1000.0).astype(np.int64), TIMESTAMP)
+
+
+_FROM_EVENT = ("event_id", "unit_id", "event_name", "value", "occurred_at")
+
+
+def _attributions_of_events(events: pa.Table, columns: EventAttributions) -> pa.Table:
+    """Rows of ``xp.attributed_events`` for new events: the event's columns taken from its Arrow table
+    (one ``take``, no Python object per cell), the experiment's from ``columns``."""
+    taken = events.select(list(_FROM_EVENT)).take(pa.array(columns.positions, pa.int64()))
+    arrays = {name: taken.column(name) for name in _FROM_EVENT}
+    arrays["experiment_key"] = pa.chunked_array([pa.array(columns.experiment_keys, pa.string())])
+    arrays["variation_id"] = pa.chunked_array([pa.array(columns.variation_ids, pa.uint16())])
+    arrays["first_exposed_at"] = pa.chunked_array([_timestamps(columns.first_exposed_at)])
+    return pa.Table.from_arrays(
+        [arrays[name] for name in ATTRIBUTED_EVENTS_SCHEMA.names], schema=ATTRIBUTED_EVENTS_SCHEMA
+    )
 
 
 def attributions_table(attributions: Sequence[Attribution]) -> pa.Table:

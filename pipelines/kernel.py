@@ -11,14 +11,14 @@ wall clock, so re-processing the same record after a crash or a replay reaches t
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import msgspec
 
+from pipelines.seen_ids import SeenIds
 from schemas import (
     DeadLetter,
     DeadLetterReason,
@@ -45,17 +45,23 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T", Exposure, MetricEvent)
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """One Kafka record as read: where it came from and its bytes."""
+class RawRecord(NamedTuple):
+    """One Kafka record as read: where it came from and its bytes (a tuple: ~0.2 µs to build per message)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    timestamp: datetime | None = None
-    """The Kafka timestamp (producer create time or broker append time); None when unavailable."""
+    timestamp_ms: int | None = None
+    """The Kafka timestamp (producer create time or broker append time) in epoch milliseconds; None when
+    unavailable. Kept as an integer: a ``datetime`` is built only for the detail of a dead letter."""
+
+    @property
+    def timestamp(self) -> datetime | None:
+        """The Kafka timestamp as an aware UTC datetime (None when unavailable)."""
+        millis = self.timestamp_ms
+        return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +142,22 @@ Decoded times lie in [1900, 2300) (``schemas.records.utc_ms``), so with ``|skew|
 called, for its detail, on records out of bounds)."""
 
 
-def _time_bounds(rules: ValidationRules) -> tuple[timedelta, timedelta] | None:
+def _time_bounds(rules: ValidationRules) -> tuple[int, int] | None:
+    """(skew, −lateness) in whole milliseconds for the fast integer check, or None to use the exact one.
+
+    Record and Kafka times are whole milliseconds, so ``record − reference`` in ms compared with the
+    bounds floored to ms reaches ``_check_time``'s verdict; bounds with sub-ms parts or absurd sizes
+    take the exact path."""
     skew, lateness = rules.max_future_skew, rules.max_lateness
-    if abs(skew) + abs(lateness) < _SAFE_BOUNDS:
-        return skew, -lateness
-    return None
+    if abs(skew) + abs(lateness) >= _SAFE_BOUNDS:
+        return None
+    skew_ms, lateness_ms = skew // _MS, lateness // _MS
+    if skew_ms * _MS != skew or lateness_ms * _MS != lateness:
+        return None
+    return skew_ms, -lateness_ms
+
+
+_MS = timedelta(milliseconds=1)
 
 
 def _internal_error(raw: RawRecord, exc: Exception) -> tuple[DeadLetterReason, str]:
@@ -177,6 +194,7 @@ def validate_exposures(
         return _validate(codec, raws, now, check)
     # Fast path, same verdicts as ``check``: records within bounds and known skip the closure call.
     skew, neg_lateness = bounds
+    timestamp = datetime.timestamp
     known = rules.known_variations
     result: Validated[Exposure] = Validated()
     oks_append = result.oks.append
@@ -186,8 +204,11 @@ def validate_exposures(
     for record, position in zip(decoded.oks, decoded.ok_positions, strict=True):
         raw = raws[position]
         try:
-            offset = record.exposed_at - (raw.timestamp or now)
-            if offset <= skew and offset >= neg_lateness:
+            reference = raw.timestamp_ms  # None (rare): the exact check below, against ``now``
+            if (
+                reference is not None
+                and neg_lateness <= round(timestamp(record.exposed_at) * 1000) - reference <= skew
+            ):
                 if known is None:
                     oks_append((record, raw))
                     continue
@@ -230,6 +251,7 @@ def validate_events(
         return _validate(codec, raws, now, check)
     # Fast path, same verdicts as ``check``: records within bounds and known skip the closure call.
     skew, neg_lateness = bounds
+    timestamp = datetime.timestamp
     names = rules.known_event_names
     result: Validated[MetricEvent] = Validated()
     oks_append = result.oks.append
@@ -239,8 +261,12 @@ def validate_events(
     for record, position in zip(decoded.oks, decoded.ok_positions, strict=True):
         raw = raws[position]
         try:
-            offset = record.occurred_at - (raw.timestamp or now)
-            if offset <= skew and offset >= neg_lateness and (names is None or record.event_name in names):
+            reference = raw.timestamp_ms  # None (rare): the exact check below, against ``now``
+            if (
+                reference is not None
+                and neg_lateness <= round(timestamp(record.occurred_at) * 1000) - reference <= skew
+                and (names is None or record.event_name in names)
+            ):
                 oks_append((record, raw))
                 continue
         except Exception:  # ``check`` below reaches the same verdict (or raises the same exception)
@@ -254,68 +280,6 @@ def validate_events(
         else:
             result.errs.append(_dead_letter(codec, raw, problem[0], problem[1], now))
     return result
-
-
-class SeenIds:
-    """Record ids seen recently: the deduplication state, bounded by age and by count.
-
-    Ids are kept in arrival order with the time they were first seen; ids older than ``retention``
-    (relative to the newest ``now`` passed in) or beyond ``max_ids`` are forgotten, oldest first.
-    The worker rebuilds it from the warehouse on start (ids ingested within ``retention``).
-    """
-
-    def __init__(self, retention: timedelta, max_ids: int) -> None:
-        self.retention = retention
-        self.max_ids = max_ids
-        self._seen: OrderedDict[str, datetime] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def __contains__(self, record_id: object) -> bool:
-        return record_id in self._seen
-
-    def remember(self, ids: Iterable[str], at: datetime) -> None:
-        """Mark ids as seen at ``at`` (already-known ids keep their first time)."""
-        for record_id in ids:
-            if record_id not in self._seen:
-                self._seen[record_id] = at
-        self.expire(at)
-
-    def expire(self, now: datetime) -> int:
-        """Forget ids older than the retention or beyond the cap; returns how many were forgotten."""
-        horizon = now - self.retention
-        dropped = 0
-        while self._seen:
-            record_id, seen_at = next(iter(self._seen.items()))
-            if seen_at >= horizon and len(self._seen) <= self.max_ids:
-                break
-            del self._seen[record_id]
-            dropped += 1
-        return dropped
-
-    def deduplicate(
-        self, records: Sequence[tuple[T, RawRecord]], id_of: Callable[[T], str], now: datetime
-    ) -> tuple[list[tuple[T, RawRecord]], int]:
-        """Drop records whose id was seen before (or earlier in this batch); returns (fresh, duplicates)."""
-        fresh: list[tuple[T, RawRecord]] = []
-        append = fresh.append
-        batch_ids: set[str] = set()
-        add = batch_ids.add
-        seen = self._seen
-        duplicates = 0
-        for pair in records:
-            record_id = id_of(pair[0])
-            if record_id in seen or record_id in batch_ids:
-                duplicates += 1
-                continue
-            add(record_id)
-            append(pair)  # the same (record, raw) pair: tuples are immutable
-        return fresh, duplicates
-
-    def commit(self, ids: Iterable[str], now: datetime) -> None:
-        """Remember ids once their batch is loaded (call after the insert succeeded)."""
-        self.remember(ids, now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,8 +70,10 @@ def restore_state(
         "event": processor.seen_events,
         "dead_letter": processor.seen_dead_letters,
     }
-    for kind, record_id, ingested_at in zip(ids["kind"], ids["id"], ids["ingested_at"], strict=True):
-        seen[kind].remember([record_id], _utc(ingested_at))
+    # Rows come in ingested_at order; one remember() per (kind, load time): a batch's ids share one time.
+    rows = zip(ids["kind"], ids["ingested_at"], ids["id"], strict=True)
+    for (kind, ingested_at), group in groupby(rows, key=itemgetter(0, 1)):
+        seen[kind].remember([record_id for _, _, record_id in group], _utc(ingested_at))
     for ids_state in seen.values():
         ids_state.expire(now)
 
@@ -109,6 +113,7 @@ _VIEW_REPAIRS = {
     "stream_repair_unit_exposures": "xp.unit_exposures",
     "stream_repair_exposure_counts": "xp.exposure_counts_minute",
     "stream_repair_unit_metric_state": "xp.unit_metric_state",
+    "stream_repair_ingest_counts": "xp.ingest_counts_minute",
 }
 
 

@@ -266,6 +266,14 @@ class StreamSettings(CoreSettings):
     stream_insert_retry_max_seconds: float = Field(
         default=30.0, gt=0, description="Longest back-off between retries of a failed (transient) insert."
     )
+    stream_overlap_load: bool = Field(
+        default=False,
+        description=(
+            "Load a batch into the warehouse in a background thread while the next batch is consumed and "
+            "processed (offsets are still committed only after the load). Off by default: with chDB the "
+            "thread competes with the kernel for the GIL and was slower (docs/benchmarks.md)."
+        ),
+    )
 
 
 class ServiceSettings(CoreSettings):

@@ -10,6 +10,8 @@ from pipelines.kernel import RawRecord, ValidationRules
 from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+T0_MS = round(T0.timestamp() * 1000)
+"""T0 as a Kafka timestamp (epoch milliseconds)."""
 EXPOSURES_TOPIC = "xp.exposures"
 EVENTS_TOPIC = "xp.events"
 
@@ -43,18 +45,18 @@ def event(
 
 
 def raw(value: bytes | None, offset: int, topic: str = EXPOSURES_TOPIC, partition: int = 0) -> RawRecord:
-    return RawRecord(topic, partition, offset, b"k", value, T0)
+    return RawRecord(topic, partition, offset, b"k", value, T0_MS)
 
 
 def raw_exposure(record: Exposure, offset: int, partition: int = 0) -> RawRecord:
     return RawRecord(
-        EXPOSURES_TOPIC, partition, offset, record.unit_id.encode(), _exposure_codec.encode(record), T0
+        EXPOSURES_TOPIC, partition, offset, record.unit_id.encode(), _exposure_codec.encode(record), T0_MS
     )
 
 
 def raw_event(record: MetricEvent, offset: int, partition: int = 0) -> RawRecord:
     return RawRecord(
-        EVENTS_TOPIC, partition, offset, record.unit_id.encode(), _event_codec.encode(record), T0
+        EVENTS_TOPIC, partition, offset, record.unit_id.encode(), _event_codec.encode(record), T0_MS
     )
 
 

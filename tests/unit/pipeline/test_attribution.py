@@ -109,3 +109,20 @@ def test_restored_held_events_keep_their_attributions() -> None:
     state.load_unit_exposure("u1", "exp-b", minutes(0), 1, {1})
     state.hold_event(event("e", "u1", at=minutes(1)), minutes(1), attributed_to=["exp-a"])
     assert [(a.event_id, a.experiment_key) for a in state.attribute_held()] == [("e", "exp-b")]
+
+
+def test_the_cap_releases_the_oldest_held_events_across_batches_and_units() -> None:
+    state = AttributionState(default_window=timedelta(hours=1), hold=timedelta(hours=1), max_held=3)
+    state.attribute_events(
+        [event("a1", "ua", at=minutes(0)), event("b1", "ub", at=minutes(0))], now=minutes(1)
+    )
+    state.attribute_events(
+        [event("a2", "ua", at=minutes(1)), event("c1", "uc", at=minutes(1))], now=minutes(2)
+    )
+    assert state.release_expired(minutes(2)) == 1 and state.held_count == 3  # a1 goes first
+    late = state.observe_exposures(
+        [exposure("x", unit, at=minutes(-1)) for unit in ("ua", "ub", "uc")], now=minutes(3)
+    )
+    assert sorted(a.event_id for a in late) == ["a2", "b1", "c1"]
+    assert state.release_expired(minutes(62)) == 1 and state.held_count == 2  # b1, held at 1 min
+    assert state.release_expired(minutes(63)) == 2 and state.held_count == 0

@@ -1,0 +1,195 @@
+"""The deduplication state: record ids seen recently, as 64-bit hashes in time slices (compact, bounded).
+
+Each id is kept as ``hash(id)`` (CPython's 64-bit SipHash of the string; randomised per process, which
+is fine: the state is rebuilt from the warehouse on every start, in the process that uses it). Ids
+arrive in an *open* slice (a set of ints); a slice is *sealed* once it spans ``retention / SLICES`` of
+time or holds ``max_ids / SLICES`` ids, and is then stored as a sorted ``int64`` run in a ring reserved
+(and touched) up front: ``8 × (max_ids + 2 × max_ids / SLICES)`` bytes. Sealed slices are dropped
+**whole**, oldest first, once their newest id is older than ``retention`` or when the ids kept exceed
+``max_ids``. So:
+
+- an id is remembered for at least ``retention`` after it was committed (unless the cap pushes it
+  out first), at most ``retention + retention / SLICES``;
+- at most ``max_ids`` ids are kept; when the cap binds, between ``max_ids − max_ids / SLICES`` and
+  ``max_ids`` of the newest are (the oldest slice goes first, not one id at a time);
+- memory is the ring (fixed from the start, 8 B per id) plus the open slice (a set of up to
+  ``max_ids / SLICES`` ints, ~70 B each, emptied at every seal): it does not grow with the retention;
+- a different id with the same 64-bit hash as one kept is taken for a duplicate: probability
+  ``ids kept / 2**64`` per lookup, ≤ 2.7e-13 at 5 M ids (docs/decisions/0022-compact-dedup-state.md).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import TypeVar
+
+import numpy as np
+
+__all__ = ["SeenIds"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+SLICES = 16
+"""Time slices per retention (and per cap): the granularity at which ids are forgotten."""
+
+
+class _Slice:
+    """A sealed slice: ring positions [start, end) hold its sorted hashes; ``newest``: last commit time."""
+
+    __slots__ = ("end", "newest", "start")
+
+    def __init__(self, start: int, end: int, newest: datetime) -> None:
+        self.start, self.end, self.newest = start, end, newest
+
+
+class SeenIds:
+    """Record ids seen recently: the deduplication state, bounded by age and by count (see module doc)."""
+
+    def __init__(self, retention: timedelta, max_ids: int) -> None:
+        self.retention = retention
+        self.max_ids = max_ids
+        self._slice_ids = max(1, max_ids // SLICES)
+        self._slice_span = retention / SLICES
+        self._ring = np.zeros(max_ids + 2 * self._slice_ids, np.int64)
+        self._ring.fill(0)  # touch every page now: the state's memory is taken at start, not over hours
+        self._sealed: deque[_Slice] = deque()
+        self._sealed_count = 0
+        self._open: set[int] = set()
+        self._open_since: datetime | None = None
+        self._open_newest: datetime | None = None
+
+    def __len__(self) -> int:
+        return self._sealed_count + len(self._open)
+
+    def __contains__(self, record_id: object) -> bool:
+        return self.contains_many([record_id])[0]
+
+    @property
+    def reserved_bytes(self) -> int:
+        """Bytes of the ring reserved up front (the open slice comes on top)."""
+        return int(self._ring.nbytes)
+
+    def contains_many(self, record_ids: Sequence[object]) -> list[bool]:
+        """Whether each id was seen (committed) before."""
+        hashes = list(map(hash, record_ids))
+        found = self._in_sealed(hashes)
+        opened = self._open
+        return [f or h in opened for f, h in zip(found, hashes, strict=True)]
+
+    def _in_sealed(self, hashes: list[int]) -> list[bool]:
+        if not self._sealed or not hashes:
+            return [False] * len(hashes)
+        query = np.fromiter(hashes, np.int64, len(hashes))
+        found = np.zeros(len(hashes), np.bool_)
+        ring = self._ring
+        for piece in self._sealed:
+            run = ring[piece.start : piece.end]
+            at = np.searchsorted(run, query)
+            np.minimum(at, len(run) - 1, out=at)
+            found |= run[at] == query
+        result: list[bool] = found.tolist()
+        return result
+
+    def remember(self, ids: Iterable[str], at: datetime) -> None:
+        """Mark ids as seen at ``at``; then forget what is older than the retention or beyond the cap."""
+        if self._open_since is not None and at - self._open_since >= self._slice_span:
+            self._seal()
+        hashes = iter(list(map(hash, ids)))
+        while True:
+            room = self._slice_ids - len(self._open)
+            chunk = list(islice(hashes, room))
+            if not chunk:
+                break
+            if self._open_since is None:
+                self._open_since = at
+            self._open.update(chunk)
+            self._open_newest = at if self._open_newest is None else max(self._open_newest, at)
+            if len(self._open) >= self._slice_ids:
+                self._seal()
+        self.expire(at)
+
+    def expire(self, now: datetime) -> int:
+        """Forget slices older than the retention or beyond the cap; returns how many ids were forgotten."""
+        horizon = now - self.retention
+        dropped = 0
+        sealed = self._sealed
+        while sealed and (sealed[0].newest < horizon or len(self) > self.max_ids):
+            dropped += self._drop_oldest()
+        if self._open_newest is not None and self._open_newest < horizon:
+            dropped += len(self._open)
+            self._open.clear()
+            self._open_since = self._open_newest = None
+        return dropped
+
+    def deduplicate(
+        self, records: Sequence[tuple[T, R]], id_of: Callable[[T], str], now: datetime
+    ) -> tuple[list[tuple[T, R]], int]:
+        """Drop pairs whose record (``pair[0]``) id was seen before or earlier in this batch.
+
+        Returns (fresh pairs, number of duplicates); the state changes only on :meth:`commit`.
+        """
+        ids = [id_of(pair[0]) for pair in records]
+        hashes = list(map(hash, ids))
+        found = self._in_sealed(hashes)
+        opened = self._open
+        batch: set[int] = set()
+        add = batch.add
+        fresh: list[tuple[T, R]] = []
+        append = fresh.append
+        duplicates = 0
+        for pair, h, sealed in zip(records, hashes, found, strict=True):
+            if sealed or h in opened or h in batch:
+                duplicates += 1
+                continue
+            add(h)
+            append(pair)
+        return fresh, duplicates
+
+    def commit(self, ids: Iterable[str], now: datetime) -> None:
+        """Remember ids once their batch is loaded (call after the insert succeeded)."""
+        self.remember(ids, now)
+
+    # -- slices ------------------------------------------------------------------------------------
+
+    def _seal(self) -> None:
+        if not self._open:
+            self._open_since = self._open_newest = None
+            return
+        run = np.fromiter(self._open, np.int64, len(self._open))
+        run.sort()
+        newest = self._open_newest
+        assert newest is not None
+        self._open.clear()
+        self._open_since = self._open_newest = None
+        # Make room: the cap counts sealed ids; the ring has 2 slices of slack for wrapping.
+        while self._sealed and self._sealed_count + len(run) > self.max_ids:
+            self._drop_oldest()
+        start = self._place(len(run))
+        self._ring[start : start + len(run)] = run
+        self._sealed.append(_Slice(start, start + len(run), newest))
+        self._sealed_count += len(run)
+
+    def _place(self, size: int) -> int:
+        """Ring position for a run of ``size`` (dropping oldest slices until it fits)."""
+        capacity = len(self._ring)
+        while self._sealed:
+            head, tail = self._sealed[0].start, self._sealed[-1].end
+            if tail > head:  # not wrapped: free space after the tail and before the head
+                if tail + size <= capacity:
+                    return tail
+                if size <= head:
+                    return 0
+            elif tail + size <= head:  # wrapped: free space between the tail and the head
+                return tail
+            self._drop_oldest()
+        return 0
+
+    def _drop_oldest(self) -> int:
+        piece = self._sealed.popleft()
+        size = piece.end - piece.start
+        self._sealed_count -= size
+        return size

@@ -1,0 +1,51 @@
+"""The compact deduplication state: time slices of 64-bit hashes in a ring, checked against a plain model."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from pipelines.seen_ids import SLICES, SeenIds
+from tests.unit.pipeline.helpers import T0
+
+
+def test_ids_are_kept_at_least_the_retention_and_at_most_one_slice_longer() -> None:
+    retention = timedelta(minutes=16)  # slices of 1 minute
+    seen = SeenIds(retention, max_ids=100_000)
+    for minute in range(40):
+        seen.commit([f"id-{minute}-{i}" for i in range(50)], T0 + timedelta(minutes=minute))
+        for earlier in range(minute + 1):
+            age = timedelta(minutes=minute - earlier)
+            present = f"id-{earlier}-7" in seen
+            if age <= retention:
+                assert present, (minute, earlier)
+            elif age > retention + retention / SLICES:
+                assert not present, (minute, earlier)
+
+
+def test_the_ring_wraps_many_times_without_losing_or_inventing_ids() -> None:
+    rng = random.Random(3)
+    max_ids = 1600  # slices of 100 ids
+    seen = SeenIds(timedelta(days=1), max_ids=max_ids)
+    committed: list[str] = []
+    for batch in range(300):
+        ids = [f"b{batch}-{i}" for i in range(rng.randrange(1, 160))]
+        fresh, duplicates = seen.deduplicate([(i, None) for i in ids + ids[:3]], str, T0)
+        assert [i for i, _ in fresh] == ids and duplicates == min(3, len(ids))  # repeats in a batch
+        seen.commit(ids, T0 + timedelta(seconds=batch))
+        committed += ids
+        kept = len(seen)
+        assert max_ids - max_ids // SLICES <= kept <= max_ids or kept == len(committed)
+        newest = committed[-kept:]
+        assert all(seen.contains_many(newest)), batch
+        forgotten = committed[: len(committed) - kept]
+        assert not any(seen.contains_many(forgotten[-200:]))  # the oldest go, whole slices at a time
+        replay, duplicates = seen.deduplicate([(i, None) for i in newest[-50:]], str, T0)
+        assert replay == [] and duplicates == min(50, kept)
+    assert seen.reserved_bytes == 8 * (max_ids + 2 * (max_ids // SLICES))
+
+
+def test_an_idle_state_forgets_everything_after_the_retention() -> None:
+    seen = SeenIds(timedelta(minutes=10), max_ids=1000)
+    seen.commit(["a", "b"], T0)
+    assert seen.expire(T0 + timedelta(minutes=11)) == 2 and len(seen) == 0 and "a" not in seen
