@@ -29,6 +29,8 @@ from pipelines.state import known_event_names, registry_view_from_file, restore_
 from xpstream.errors import TransientError, XpError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from xpstream.config import StreamSettings
     from xpstream.warehouse.base import Warehouse
 
@@ -316,12 +318,18 @@ def _commit(consumer: Any, offsets: list[Any], settings: StreamSettings, *, with
 
 
 def run_worker(
-    settings: StreamSettings, *, until_idle: float | None = None, stop_event: threading.Event | None = None
+    settings: StreamSettings,
+    *,
+    until_idle: float | None = None,
+    stop_event: threading.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> StreamReport:
     """Run the worker until SIGTERM/SIGINT or, with ``until_idle``, until drained and idle that long.
 
     ``stop_event``: run in any thread and stop (after the current batch) when it is set; no signal
     handlers are installed then (`xp up` runs the worker in a thread and handles signals itself).
+    ``on_ready``: called once the state is restored from the warehouse and the consumer exists (`xp up`
+    reports the stream healthy only from then on).
     """
     from confluent_kafka import TopicPartition
 
@@ -392,6 +400,8 @@ def run_worker(
             )
 
         consumer = new_consumer()
+        if on_ready is not None:
+            on_ready()
         assigned: list[Any] = []
         # Offsets of loaded batches whose commit has not gone through yet (the broker or the group
         # coordinator unavailable): (topic, partition) → next offset. Committed with the next batch or

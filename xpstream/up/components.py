@@ -144,10 +144,15 @@ class StreamSupervisor:
         delay = 1.0
         detail = f"group {self.settings.stream_group_id} on {self.settings.kafka_bootstrap}"
         while not self.stop_event.is_set():
-            self.health.set(self.name, "ok", detail, restarts=self.restarts)
-            logger.info("stream: worker started (%s)", detail)
+            self.health.set(self.name, "starting", f"restoring state; {detail}", restarts=self.restarts)
+            logger.info("stream: worker starting (%s)", detail)
+
+            def ready(detail: str = detail) -> None:
+                self.health.set(self.name, "ok", detail, restarts=self.restarts)
+                logger.info("stream: worker ready (state restored, consuming)")
+
             try:
-                report = run_worker(self.settings, stop_event=self.stop_event)
+                report = run_worker(self.settings, stop_event=self.stop_event, on_ready=ready)
             except Exception as error:
                 self.restarts += 1
                 self.health.set(self.name, "failing", f"{error}", restarts=self.restarts)

@@ -71,3 +71,40 @@ def test_urls_of_wildcard_binds_point_at_loopback() -> None:
     assert url_of("0.0.0.0", 8210) == "http://127.0.0.1:8210"
     assert url_of("::", 8210) == "http://[::1]:8210"
     assert url_of("10.0.0.5", 8100) == "http://10.0.0.5:8100"
+
+
+def test_the_stream_is_healthy_only_once_its_state_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor reports "starting" while the worker restores its state, "ok" from ``on_ready``."""
+    import threading
+    from collections.abc import Callable
+
+    import pipelines.worker
+    from pipelines.worker import StreamReport
+    from xpstream.up.components import StreamSupervisor
+
+    health = Health()
+    seen: list[str | None] = []
+    restored = threading.Event()
+
+    def fake_worker(
+        settings: UpSettings,
+        *,
+        stop_event: threading.Event,
+        on_ready: Callable[[], None] | None = None,
+        **_: object,
+    ) -> StreamReport:
+        seen.append(health.status("stream"))  # while restoring
+        assert on_ready is not None
+        on_ready()
+        seen.append(health.status("stream"))  # consuming
+        restored.set()
+        stop_event.wait(5)
+        return StreamReport()
+
+    monkeypatch.setattr(pipelines.worker, "run_worker", fake_worker)
+    supervisor = StreamSupervisor(UpSettings(), health, restart_max_seconds=1)
+    supervisor.start()
+    assert restored.wait(5)
+    assert supervisor.stop(5)
+    assert seen == ["starting", "ok"]
+    assert health.status("stream") == "stopping"
