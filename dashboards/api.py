@@ -16,7 +16,8 @@ from dashboards.catalog import compare_experiments, list_experiments
 from dashboards.context import DashboardContext
 from dashboards.health import health
 from dashboards.quality_view import audit, quality
-from dashboards.results_view import results_page
+from dashboards.results_view import computation_failure, results_page
+from dashboards.window_computations import TooManyComputations
 from xpstream.errors import TransientError, ValidationError, XpError
 
 __all__ = ["api_routes", "error_response"]
@@ -79,21 +80,27 @@ def experiments_endpoint(request: Request) -> Response:
 @guarded
 def results_endpoint(request: Request) -> Response:
     key = request.path_params["key"]
+    try:
+        answer = results_page(context_of(request), key, **_view(request))
+    except TooManyComputations as error:
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse(answer.document, status_code=answer.status, headers=answer.headers)
+
+
+def _view(request: Request) -> dict[str, Any]:
+    """The custom view of a results request: method, window, segment (as `xp results` takes them)."""
     params = request.query_params
     try:
         top = int(params.get("top", "10"))
     except ValueError:
         raise ValidationError("top must be an integer") from None
-    document = results_page(
-        context_of(request),
-        key,
-        method=params.get("method") or None,
-        since=_time(request, "since"),
-        until=_time(request, "until"),
-        segment=params.get("segment") or None,
-        top=max(top, 1),
-    )
-    return _json(document)
+    return {
+        "top": max(top, 1),
+        "method": params.get("method") or None,
+        "since": _time(request, "since"),
+        "until": _time(request, "until"),
+        "segment": params.get("segment") or None,
+    }
 
 
 @guarded
@@ -125,9 +132,11 @@ def audit_endpoint(request: Request) -> Response:
     return _json(audit(context_of(request), key=request.query_params.get("key", ""), limit=limit))
 
 
-def _pages(context: DashboardContext, dataset: str, key: str, method: str | None) -> Iterator[pa.Table]:
+def _pages(
+    context: DashboardContext, dataset: str, key: str, method: str | None, result: dict[str, Any] | None
+) -> Iterator[pa.Table]:
     if dataset == "results":
-        yield exports.result_rows_table(context.current_result(key, method=method)[0])
+        yield exports.result_rows_table(result or context.current_result(key, method=method)[0])
         return
     query = "export_results_snapshots" if dataset == "snapshots" else "export_daily_metrics"
     batch = context.settings.dashboard_export_batch_rows
@@ -149,10 +158,23 @@ def export_endpoint(request: Request) -> Response:
         raise ValidationError(f"dataset must be one of {', '.join(exports.DATASETS)}, got {dataset!r}")
     media = exports.media_type(fmt)
     context.experiment(key)  # 404 before the stream starts
-    method = request.query_params.get("method") or None
+    view = _view(request)
+    method = view["method"]
+    result = None
+    if dataset == "results" and (view["since"] or view["until"] or view["segment"]):
+        # a custom view: join (or reuse) the page's background computation and wait for it, so that a
+        # download never answers 202 and never computes the same view twice (decision 0027)
+        try:
+            computation = context.view_result(key, **view, wait=True)
+        except TooManyComputations as error:
+            return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
+        if computation.result is None:
+            failure = computation_failure(computation)
+            return JSONResponse(failure.document, status_code=failure.status, headers=failure.headers)
+        result = computation.result.to_json()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     filename = f"{key}-{dataset}-{stamp}.{fmt}"
-    body = exports.encode(_pages(context, dataset, key, method), fmt, sheet=dataset)
+    body = exports.encode(_pages(context, dataset, key, method, result), fmt, sheet=dataset)
     return StreamingResponse(
         body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
     )
@@ -162,7 +184,7 @@ def export_endpoint(request: Request) -> Response:
 def clear_cache_endpoint(request: Request) -> Response:
     """Admin: forget cached results and the cached registry (the next request recomputes)."""
     context = context_of(request)
-    context.results_cache.clear()
+    context.views.clear()
     context.background.clear()
     context.registry.invalidate()
     return _json({"cleared": True})

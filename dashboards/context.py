@@ -3,15 +3,13 @@
 Results come from :func:`jobs.results_store.compute_experiment_result`, the code path of
 `xp results --format json`, never from a re-implementation, or from the snapshots it stored:
 :meth:`DashboardContext.current_result` shows the newest snapshot at once and refreshes it in the
-background (:mod:`dashboards.results_snapshot`); :meth:`DashboardContext.result` computes (a window or a
-segment breakdown), and :class:`ResultsCache` reuses one answer for ``dashboard_results_cache_seconds``
-(default 5 s) so that a page and its refreshes do not recompute.
+background (:mod:`dashboards.results_snapshot`); :meth:`DashboardContext.view_result` starts or joins the
+background computation of a custom view (a window or a segment breakdown) and never waits for it
+(:mod:`dashboards.window_computations`, decision 0027).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -20,6 +18,7 @@ from dashboards.queries import QueryRunner, dashboard_query
 from dashboards.registry_view import CachedRegistry
 from dashboards.results_snapshot import BackgroundResults, snapshot_document
 from dashboards.units_so_far import UnitsSoFar
+from dashboards.window_computations import Computation, WindowComputations
 from xpstream.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -30,37 +29,9 @@ if TYPE_CHECKING:
     from jobs.results import ExperimentResult
     from xpstream.warehouse import Warehouse
 
-__all__ = ["METHODS", "DashboardContext", "ResultsCache"]
+__all__ = ["METHODS", "DashboardContext"]
 
 METHODS = ("sequential", "frequentist", "bayesian")
-
-
-class ResultsCache:
-    """(experiment, method, since, until) → the computed result, kept ``ttl`` seconds."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._lock = threading.Lock()
-        self._entries: dict[tuple[Any, ...], tuple[float, ExperimentResult]] = {}
-
-    def get(self, key: tuple[Any, ...]) -> ExperimentResult | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or time.monotonic() - entry[0] >= self.ttl:
-                return None
-            return entry[1]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def put(self, key: tuple[Any, ...], result: ExperimentResult) -> None:
-        if self.ttl <= 0:
-            return
-        with self._lock:
-            if len(self._entries) > 256:
-                self._entries.clear()
-            self._entries[key] = (time.monotonic(), result)
 
 
 @dataclass
@@ -72,7 +43,7 @@ class DashboardContext:
     runner: QueryRunner
     registry: CachedRegistry
     lag: LagMonitor | None
-    results_cache: ResultsCache
+    views: WindowComputations[ExperimentResult]
     background: BackgroundResults
     units: UnitsSoFar
 
@@ -82,7 +53,11 @@ class DashboardContext:
     ) -> DashboardContext:
         runner = QueryRunner(warehouse)
         registry = CachedRegistry(lambda: runner.run("registry_records"))
-        cache = ResultsCache(settings.dashboard_results_cache_seconds)
+        views: WindowComputations[ExperimentResult] = WindowComputations(
+            entries=settings.dashboard_view_results_entries,
+            max_age=settings.dashboard_view_results_max_age_seconds,
+            retry_after_failure=settings.dashboard_view_results_retry_seconds,
+        )
 
         def count_units() -> list[dict[str, Any]]:  # not the runner's connection: pages do not wait for it
             table = warehouse.query_arrow(dashboard_query("experiments_units"))
@@ -90,7 +65,7 @@ class DashboardContext:
             return rows
 
         units = UnitsSoFar(count_units, settings.dashboard_units_max_age_seconds)
-        return cls(settings, warehouse, runner, registry, lag, cache, BackgroundResults(), units)
+        return cls(settings, warehouse, runner, registry, lag, views, BackgroundResults(), units)
 
     def experiment(self, key: str) -> ExperimentSpec:
         """The registry's experiment ``key``; ValidationError (404 in the API) when unknown."""
@@ -134,7 +109,7 @@ class DashboardContext:
         plan = experiment_plan(snapshot, spec).with_overrides(method=method)
         return spec, plan, (key, spec.version, snapshot.revision)
 
-    def result(
+    def view_result(
         self,
         key: str,
         *,
@@ -143,17 +118,25 @@ class DashboardContext:
         until: datetime | None = None,
         segment: str | None = None,
         top: int = 10,
-    ) -> ExperimentResult:
-        """Results of one experiment now, exactly as `xp results KEY --format json [--method M]
-        [--segment S --top N]` computes them: the experiment's analysis plan with the same overrides."""
+        wait: bool = False,
+    ) -> Computation[ExperimentResult]:
+        """A custom view of one experiment's results (a window, a segment breakdown), exactly as
+        `xp results KEY --format json [--method M] [--since/--until] [--segment S --top N]` computes it:
+        the finished result when one is fresh, else the computation in flight, started here when there is
+        none (single-flight per experiment × registry revision × method × window × segment). Never waits
+        unless ``wait`` (exports): then it waits for that same computation to finish."""
         spec, plan, version = self._plan(key, method)
-        cache_key = (*version, method, since, until, segment, top)
-        cached = self.results_cache.get(cache_key)
-        if cached is not None:
-            return cached
-        result = self._compute(spec, plan, since=since, until=until, segment=segment, top=top)
-        self.results_cache.put(cache_key, result)
-        return result
+        view = (*version, plan.method, since, until, segment, top if segment else None)
+
+        def compute() -> ExperimentResult:
+            return self._compute(spec, plan, since=since, until=until, segment=segment, top=top)
+
+        computation = self.views.request(view, compute)
+        if wait and computation.pending:
+            finished = self.views.wait(view)
+            if finished is not None:
+                computation = finished
+        return computation
 
     def current_result(self, key: str, *, method: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """(the `xp results --format json` document the page shows, what it is): the newest of the stored

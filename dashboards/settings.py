@@ -34,10 +34,25 @@ class DashboardSettings(CoreSettings):
     dashboard_health_minutes: int = Field(
         default=60, ge=1, le=7 * 24 * 60, description="Window of the realtime health charts, in minutes."
     )
-    dashboard_results_cache_seconds: float = Field(
-        default=5.0,
+    dashboard_view_results_max_age_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A results view with a window or a segment (?since=, ?until=, ?segment=) is computed "
+        "in the background; its result is reused this many seconds (re-opening the view is instant), then "
+        "the next request computes it again.",
+    )
+    dashboard_view_results_entries: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="How many computed results of such views are kept (least recently used dropped first); "
+        "also the most computations of such views in flight at once.",
+    )
+    dashboard_view_results_retry_seconds: float = Field(
+        default=30.0,
         ge=0,
-        description="Seconds a computed result is reused for the same experiment and method (0: never).",
+        description="A failed computation of such a view is shown (its error) to every request for this "
+        "many seconds before the next request tries again.",
     )
     dashboard_export_batch_rows: int = Field(
         default=50_000, ge=1000, description="Rows fetched from the warehouse per chunk of a streamed export."

@@ -6,6 +6,8 @@ through Kafka so that the real `xp results --format json` runs as a subprocess a
 - the results page shows exactly the numbers `xp results KEY --format json` prints, formatted the same:
   computed for a window (`?until=`), and, without one, from the snapshot `xp jobs run stats` stored, which
   the page names (source and computed_at);
+- a window is computed in the background: the page says "Computing results for this view… (started N s
+  ago)" while it runs, then draws the same numbers; a failed computation shows its error;
 - the health page picks up new traffic on its own (auto-refresh);
 - every export link on the results page downloads a file that parses back to the same rows;
 - screenshots of every page go to test-artifacts/dashboards/ (docs/img/dashboards/ holds reviewed copies).
@@ -126,7 +128,6 @@ def served(cli_results: Served, cli_documents: dict[str, dict[str, Any]]) -> Ite
         kafka_bootstrap=cli_results.kafka.kafka_bootstrap,
         topic_prefix=cli_results.kafka.topic_prefix,
         dashboard_refresh_seconds=1.0,
-        dashboard_results_cache_seconds=0,
         dashboard_results_max_age_seconds=3600,  # the stats job's snapshot stays the one shown
         dashboard_units_max_age_seconds=1.0,
     )
@@ -259,6 +260,53 @@ def test_results_page_shows_the_stored_snapshot_and_says_so(
     )  # the stats job's run
     assert_page_shows(page, document, document["method"])
     screenshot(page, "results-snapshot")
+
+
+def test_a_window_shows_the_computing_state_then_the_cli_numbers(
+    page: Any, served: Served, cli_documents: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The computation is held, so the page is seen in its computing state, then released: the page
+    polls and ends with `xp results --until … --format json`'s numbers."""
+    context = served.app.state.dashboard
+    context.views.clear()  # the parametrized test above computed this view already
+    compute, release = context._compute, threading.Event()
+
+    def held(spec: Any, plan: Any, **options: Any) -> Any:
+        assert release.wait(120)
+        return compute(spec, plan, **options)
+
+    monkeypatch.setattr(context, "_compute", held)
+    until = quote(served.until.isoformat())
+    page.goto(f"{served.url}/experiments/{KEY}?method=sequential&until={until}")
+    page.wait_for_function("document.body.dataset.computing === 'true'", timeout=30_000)
+    banner = page.locator("#computing")
+    assert banner.is_visible() and banner.get_attribute("data-state") in ("queued", "computing")
+    text = banner.inner_text()
+    assert "results for this view (until " in text and "s ago)" in text, text
+    assert page.locator("div.card[data-metric]").count() == 0  # nothing drawn yet
+    screenshot(page, "results-computing")
+    release.set()
+    page.wait_for_function("document.body.dataset.loaded === 'true'", timeout=120_000)
+    assert page.locator("#error").is_hidden() and banner.is_hidden()
+    assert page.locator("#results-source").get_attribute("data-source") == "computed"
+    assert_page_shows(page, cli_documents["sequential"], "sequential")
+
+
+def test_a_failed_window_shows_its_error(page: Any, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xpstream.errors import TransientError
+
+    context = served.app.state.dashboard
+
+    def broken(spec: Any, plan: Any, **options: Any) -> Any:
+        raise TransientError("warehouse unreachable: connection refused")
+
+    monkeypatch.setattr(context, "_compute", broken)
+    since = quote((served.until - timedelta(minutes=3)).isoformat())
+    page.goto(f"{served.url}/experiments/{KEY}?since={since}")
+    page.wait_for_function("!document.getElementById('error').hidden", timeout=60_000)
+    assert "warehouse unreachable: connection refused" in page.inner_text("#error")
+    assert page.locator("#computing").is_hidden()
+    context.views.clear()  # forget the failure for the other tests
 
 
 def assert_page_shows(page: Any, document: dict[str, Any], method: str) -> None:

@@ -86,14 +86,28 @@ def cli_result(client: TestClient, seeded: Seeded, **options: Any) -> dict[str, 
     return document
 
 
+def computed_view(client: TestClient, params: dict[str, str], key: str = KEY) -> dict[str, Any]:
+    """A custom view (window or segment): 202 at once while it computes (or 200 when a fresh result is
+    kept), then, once the one background computation finished, 200 with the page document."""
+    url = f"/api/experiments/{key}/results"
+    first = client.get(url, params=params)
+    assert first.status_code in (200, 202), first.text
+    if first.status_code == 202:
+        computing = first.json()["computing"]
+        assert computing["state"] in ("queued", "computing") and computing["experiment"] == key
+        assert first.headers["Retry-After"] == str(computing["retry_after_seconds"]) == "1"
+        client.app.state.dashboard.views.wait_all(300)  # type: ignore[attr-defined]
+    response = client.get(url, params=params)
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    assert document["shown"]["source"] == "computed"
+    return document
+
+
 @pytest.mark.parametrize("method", ["sequential", "frequentist", "bayesian"])
 def test_results_equal_the_cli_code_path(client: TestClient, seeded: Seeded, method: str) -> None:
     until = seeded.data.now + timedelta(minutes=1)
-    response = client.get(
-        f"/api/experiments/{KEY}/results", params={"method": method, "until": until.isoformat()}
-    )
-    assert response.status_code == 200, response.text
-    page = response.json()
+    page = computed_view(client, {"method": method, "until": until.isoformat()})
     expected_json = cli_result(client, seeded, method=method, until=until)
     assert without_computed_at(page["result"]) == without_computed_at(expected_json)
     assert page["result"]["method"] == method
@@ -107,7 +121,7 @@ def test_results_equal_the_cli_code_path(client: TestClient, seeded: Seeded, met
 def test_segment_breakdown_equals_the_cli(client: TestClient, seeded: Seeded) -> None:
     until = seeded.data.now + timedelta(minutes=1)
     params = {"segment": "country", "top": "3", "until": until.isoformat()}
-    page = client.get(f"/api/experiments/{KEY}/results", params=params).json()
+    page = computed_view(client, params)
     expected = cli_result(client, seeded, segment="country", top=3, until=until)
     assert page["segments"] == expected["segments"]
     labels = [v["segment"] for v in page["segments"]["values"]]
@@ -541,6 +555,104 @@ def test_an_old_snapshot_is_refreshed_in_the_background_once(
         at = datetime.fromisoformat(third["result"]["computed_at"])
         expected = cli_result(fresh, seeded, until=at, computed_at=at)
         assert same_numbers(comparable(third["result"]), comparable(expected))
+
+
+def test_a_window_answers_202_at_once_then_the_cli_numbers(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`?since=&until=`: the request never waits for the computation; polls join the one computation, then
+    see the numbers of `xp results --since … --until … --format json`; the export of that view reuses it."""
+    since, until = seeded.data.now - timedelta(minutes=20), seeded.data.now + timedelta(minutes=1)
+    params = {"since": since.isoformat(), "until": until.isoformat(), "method": "frequentist"}
+    url = f"/api/experiments/{KEY}/results"
+    with seeded.client() as fresh:
+        context = fresh.app.state.dashboard  # type: ignore[attr-defined]
+        compute = context._compute
+        release, calls = threading.Event(), []
+
+        def held(spec: Any, plan: Any, **options: Any) -> Any:
+            calls.append(options)
+            assert release.wait(120)
+            return compute(spec, plan, **options)
+
+        monkeypatch.setattr(context, "_compute", held)
+        first, second = fresh.get(url, params=params), fresh.get(url, params=params)
+        for response in (first, second):  # at once, while the one computation is held
+            assert response.status_code == 202, response.text
+            computing = response.json()["computing"]
+            assert computing["state"] in ("queued", "computing")
+            assert computing["view"]["since"] == since.isoformat()
+            assert computing["view"]["until"] == until.isoformat()
+            assert response.headers["Retry-After"] == str(computing["retry_after_seconds"])
+            assert datetime.fromisoformat(computing["requested_at"]) <= datetime.now(UTC)
+        assert first.json()["computing"]["started_by_this_request"] is True
+        assert second.json()["computing"]["started_by_this_request"] is False
+        assert len(calls) == 1 and calls[0]["since"] == since and calls[0]["until"] == until
+        release.set()
+        context.views.wait_all(120)
+        done = fresh.get(url, params=params)
+        assert done.status_code == 200, done.text
+        page = done.json()
+        assert page["shown"]["source"] == "computed" and page["shown"]["took_seconds"] >= 0
+        expected = cli_result(fresh, seeded, method="frequentist", since=since, until=until)
+        assert without_computed_at(page["result"]) == without_computed_at(expected)
+        assert sum(v["units"] for v in page["result"]["metrics"][0]["variants"]) < seeded.data.units[KEY]
+        again = fresh.get(url, params=params)  # re-opening the view: the kept result, no computation
+        assert again.status_code == 200 and again.json()["result"] == page["result"] and len(calls) == 1
+        export = fresh.get(f"/api/experiments/{KEY}/export/results.json", params=params)
+        assert export.status_code == 200 and len(calls) == 1  # the export reused the same computation
+        assert {(r["metric"], r["variation_id"], r["units"]) for r in parse("json", export.content)} == {
+            (m["metric"], v["variation_id"], v["units"]) for m in expected["metrics"] for v in m["variants"]
+        }
+
+
+def test_an_export_of_a_new_window_waits_for_its_computation(seeded: Seeded) -> None:
+    until = seeded.data.now - timedelta(minutes=5)
+    params = {"until": until.isoformat(), "method": "bayesian"}
+    with seeded.client() as fresh:
+        export = fresh.get(f"/api/experiments/{KEY}/export/results.csv", params=params)
+        assert export.status_code == 200, export.text
+        expected = cli_result(fresh, seeded, method="bayesian", until=until)
+        rows = parse("csv", export.content)
+        assert {(r["metric"], int(r["variation_id"]), int(r["units"])) for r in rows} == {
+            (m["metric"], v["variation_id"], v["units"]) for m in expected["metrics"] for v in m["variants"]
+        }
+        page = fresh.get(f"/api/experiments/{KEY}/results", params=params)  # the page reuses it
+        assert page.status_code == 200 and page.json()["shown"]["source"] == "computed"
+
+
+def test_a_failed_window_shows_its_error_and_is_not_recomputed_at_once(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xpstream.errors import TransientError
+
+    params = {"until": (seeded.data.now - timedelta(minutes=7)).isoformat()}
+    url = f"/api/experiments/{KEY}/results"
+    with seeded.client(dashboard_view_results_retry_seconds=600) as fresh:
+        context = fresh.app.state.dashboard  # type: ignore[attr-defined]
+        calls = []
+
+        def broken(spec: Any, plan: Any, **options: Any) -> Any:
+            calls.append(1)
+            raise TransientError("warehouse unreachable: connection refused")
+
+        monkeypatch.setattr(context, "_compute", broken)
+        assert fresh.get(url, params=params).status_code == 202
+        context.views.wait_all(60)
+        for _ in range(3):  # a polling page: the same error each time, no new computation
+            response = fresh.get(url, params=params)
+            assert response.status_code == 503
+            body = response.json()
+            assert "warehouse unreachable: connection refused" in body["error"]
+            assert body["computation"]["state"] == "failed"
+            assert int(response.headers["Retry-After"]) > 500
+        export = fresh.get(f"/api/experiments/{KEY}/export/results.csv", params=params)
+        assert export.status_code == 503 and "warehouse unreachable" in export.json()["error"]
+        assert calls == [1]
+        fresh.post("/api/admin/cache/clear")  # forgetting the failure lets the next request try again
+        assert fresh.get(url, params=params).status_code == 202
+        context.views.wait_all(60)
+        assert calls == [1, 1]
 
 
 def test_units_so_far_are_a_recent_copy_recounted_in_the_background(seeded: Seeded) -> None:

@@ -90,11 +90,14 @@
   function exportsBlock(method) {
     const box = document.getElementById("exports");
     box.replaceChildren();
-    const sets = [["results", "Results now (per metric × variation)"], ["snapshots", "All stored snapshots"], ["daily", "Daily aggregates (xp.daily_metrics)"]];
+    const view = viewText();
+    const sets = [["results", view ? `Results for this view${view}` : "Results now (per metric × variation)"], ["snapshots", "All stored snapshots"], ["daily", "Daily aggregates (xp.daily_metrics)"]];
     for (const [dataset, label] of sets) {
+      const query = new URLSearchParams({ method });
+      if (dataset === "results") for (const name of ["since", "until", "segment", "top"]) if (params.get(name)) query.set(name, params.get(name));
       const links = ["csv", "json", "parquet", "xlsx"].map(fmt => XP.el("a", {
         class: "button", "data-export": `${dataset}.${fmt}`,
-        href: XP.withToken(`/api/experiments/${encodeURIComponent(key)}/export/${dataset}.${fmt}?method=${method}`),
+        href: XP.withToken(`/api/experiments/${encodeURIComponent(key)}/export/${dataset}.${fmt}?${query}`),
       }, fmt.toUpperCase()));
       box.append(XP.el("div", { class: "row" }, XP.el("span", {}, label), links));
     }
@@ -105,16 +108,58 @@
   function sourceText(shown) {
     const what = shown.source === "snapshot" ? "stored snapshot (xp jobs run stats)" : "computed by the dashboard";
     const age = shown.age_seconds < 90 ? `${Math.round(shown.age_seconds)} s` : `${Math.round(shown.age_seconds / 60)} min`;
-    return `· ${what}, ${age} old` + (shown.refreshing ? " · refreshing in the background" : "");
+    const took = shown.took_seconds === undefined ? "" : ` (took ${shown.took_seconds} s)`;
+    return `· ${what}${took}, ${age} old` + (shown.refreshing ? " · refreshing in the background" : "");
+  }
+
+  // A view with a window or a segment is computed in the background: the API answers 202 with
+  // `computing` until the result is there; the page says so, counts the seconds and polls.
+  let tickTimer = null;
+  function viewText() {
+    const parts = [];
+    if (params.get("since")) parts.push(`since ${XP.time(params.get("since"))}`);
+    if (params.get("until")) parts.push(`until ${XP.time(params.get("until"))}`);
+    if (params.get("segment")) parts.push(`by ${params.get("segment")}`);
+    return parts.length ? ` (${parts.join(", ")})` : "";
+  }
+  function showComputing(computing) {
+    const box = document.getElementById("computing");
+    const shownAt = Date.now();
+    const draw = () => {
+      const seconds = Math.round(computing.elapsed_seconds + (Date.now() - shownAt) / 1000);
+      const what = computing.state === "queued" ? "Waiting for a free worker to compute" : "Computing";
+      box.textContent = `${what} results for this view${viewText()}… (started ${seconds} s ago). ` +
+        "The page shows them as soon as they are ready.";
+    };
+    draw();
+    box.hidden = false;
+    box.dataset.state = computing.state;
+    document.body.dataset.computing = "true";
+    clearInterval(tickTimer);
+    tickTimer = setInterval(draw, 1000);
+  }
+  function hideComputing() {
+    clearInterval(tickTimer);
+    const box = document.getElementById("computing");
+    box.hidden = true;
+    delete box.dataset.state;
+    document.body.dataset.computing = "false";
   }
 
   async function load() {
     const method = methodSelect.value;
+    clearTimeout(reloadTimer);
     try {
       const query = new URLSearchParams();
       for (const name of ["method", "since", "until", "segment", "top"]) if (params.get(name)) query.set(name, params.get(name));
       const data = await XP.api(`/api/experiments/${encodeURIComponent(key)}/results?${query}`);
       XP.showError(null);
+      if (data.computing) {
+        showComputing(data.computing);
+        reloadTimer = setTimeout(load, data.computing.retry_after_seconds * 1000);
+        return;
+      }
+      hideComputing();
       const result = data.result, info = data.experiment;
       document.getElementById("title").textContent = info.name;
       document.title = `${info.name} · xpstream`;
@@ -154,6 +199,7 @@
       clearTimeout(reloadTimer);
       if (data.shown.refreshing) reloadTimer = setTimeout(load, 5000);  // show the fresh result when it lands
     } catch (error) {
+      hideComputing();  // a failed computation: its error, no polling (the API keeps it a while)
       XP.showError(error);
     }
   }
