@@ -11,6 +11,7 @@ Budget (DESIGN.md): ≥ 50,000 events/s per worker process. Same run, same topic
 Starts its own broker in a temporary XP_HOME (or uses ``--bootstrap``). Run::
 
     .venv/bin/python bench/bench_stream.py [--units 20000] [--events-per-unit 4] [--repeat 3] [--format json]
+    .venv/bin/python bench/bench_stream.py --kernel-only --repeat 5   # the kernel alone, CPU seconds
 
 With ``--repeat N`` the same records are read N times (a fresh raw group, then a fresh worker group and
 chDB store each time) and the middle run is printed in full, with every
@@ -105,6 +106,85 @@ def raw_consume(settings: KafkaSettings, expected: int) -> float:
     return count / elapsed
 
 
+def kernel_only(units: int, events_per_unit: int, batch_size: int, repeat: int) -> dict[str, Any]:
+    """The kernel alone (``StreamProcessor.process`` + ``commit``), no Kafka, no warehouse: CPU seconds per
+    run over bench-shaped records, next to a bare ``msgspec`` decode of the same values (the floor)."""
+    import msgspec
+
+    from pipelines.attribution import AttributionState
+    from pipelines.batch import RegistryView, StreamProcessor
+    from pipelines.kernel import RawRecord, ValidationRules
+
+    rng = random.Random(7)
+    base = datetime(2026, 11, 26, tzinfo=UTC)
+    kafka_ms = round(base.timestamp() * 1000) + 1_800_000
+    xs: list[RawRecord] = []
+    es: list[RawRecord] = []
+    for u in range(units):
+        unit = f"u7-{u}"
+        at = base + timedelta(seconds=rng.randrange(600))
+        exposure = Exposure(
+            exposure_id=f"x-{unit}",
+            unit_id=unit,
+            hash_attribute="id",
+            experiment_key="bench",
+            variation_id=u % 2,
+            variation_key=str(u % 2),
+            source=ExposureSource.LOADGEN,
+            exposed_at=at,
+        )
+        value = msgspec.json.encode(exposure)
+        xs.append(RawRecord("x", u % 3, len(xs), unit.encode(), value, kafka_ms))
+        for j in range(events_per_unit):
+            name = "purchase" if j % 4 == 0 else "pageview"
+            event = MetricEvent(
+                event_id=f"e-{unit}-{j}",
+                unit_id=unit,
+                event_name=name,
+                value=12.5 if name == "purchase" else None,
+                occurred_at=at + timedelta(seconds=rng.randrange(900)),
+            )
+            es.append(RawRecord("e", u % 3, len(es), unit.encode(), msgspec.json.encode(event), kafka_ms))
+    share = batch_size // (1 + events_per_unit)
+    raws: list[RawRecord] = []
+    while xs or es:  # batches as consumed: runs of each topic
+        raws += xs[:share] + es[: batch_size - share]
+        del xs[:share], es[: batch_size - share]
+    registry = RegistryView({"bench": frozenset({0, 1})}, {("bench", 0): "Control", ("bench", 1): "Treat"})
+    now = base + timedelta(minutes=31)
+    kernel: list[float] = []
+    floor: list[float] = []
+    decoders: dict[str, Any] = {"x": msgspec.json.Decoder(Exposure), "e": msgspec.json.Decoder(MetricEvent)}
+    for _ in range(repeat + 1):  # the first run warms up (imports, first calls); not counted
+        processor = StreamProcessor(
+            exposures_topic="x",
+            events_topic="e",
+            rules=ValidationRules(known_event_names=frozenset({"purchase", "pageview"})),
+            registry=registry,
+            attribution=AttributionState(default_window=timedelta(days=14), hold=timedelta(seconds=300)),
+            dedup_retention=timedelta(hours=1),
+            dedup_max_ids=5_000_000,
+            max_record_bytes=1_000_000,
+        )
+        processor.set_registry(registry)
+        began = time.process_time()
+        for start in range(0, len(raws), batch_size):
+            processor.commit(processor.process(raws[start : start + batch_size], now))
+        kernel.append(time.process_time() - began)
+        began = time.process_time()
+        for raw in raws:
+            decoders[raw.topic].decode(raw.value)
+        floor.append(time.process_time() - began)
+    kernel, floor = kernel[1:], floor[1:]
+    return {
+        "records": len(raws),
+        "kernel_cpu_seconds_all_runs": [round(v, 3) for v in kernel],
+        "kernel_cpu_seconds_median": round(sorted(kernel)[len(kernel) // 2], 3),
+        "msgspec_decode_cpu_seconds_median": round(sorted(floor)[len(floor) // 2], 3),
+        "load_average": os.getloadavg()[0],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -120,8 +200,21 @@ def main() -> None:
     )
     parser.add_argument("--bootstrap", default=None, help="Use this running broker instead of starting one.")
     parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.add_argument(
+        "--kernel-only",
+        action="store_true",
+        help="Time the kernel alone on bench-shaped records (no broker, no warehouse); see kernel_only().",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.kernel_only:
+        figures = kernel_only(args.units, args.events_per_unit, args.batch_size, max(args.repeat, 3))
+        print(
+            json.dumps(figures)
+            if args.format == "json"
+            else "\n".join(f"{k:36} {v}" for k, v in figures.items())
+        )
+        return
 
     from pipelines.worker import run_worker
     from xpstream.kafka.topics import ensure_topics

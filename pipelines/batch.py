@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -177,31 +177,13 @@ class StreamProcessor:
             return self._process(raws, now)
 
     def _process(self, raws: Sequence[RawRecord], now: datetime) -> BatchOutput:
-        bounds: dict[tuple[str, int], list[int]] = {}  # (topic, partition) → [first, last] offset
-        exposure_raws: list[RawRecord] = []
-        event_raws: list[RawRecord] = []
-        other: list[RawRecord] = []
         exposures_topic, events_topic = self.exposures_topic, self.events_topic
-        for raw in raws:
-            topic = raw.topic
-            offset = raw.offset
-            key = (topic, raw.partition)
-            span = bounds.get(key)
-            if span is None:
-                bounds[key] = [offset, offset]
-            elif offset < span[0]:
-                span[0] = offset
-            elif offset > span[1]:
-                span[1] = offset
-            if topic == exposures_topic:
-                exposure_raws.append(raw)
-            elif topic == events_topic:
-                event_raws.append(raw)
-            else:
-                other.append(raw)
-        if other:
-            raise ValueError(f"records of an unexpected topic: {other[0].topic}")
-        ranges = {key: (first, last) for key, (first, last) in bounds.items()}
+        exposure_raws = [raw for raw in raws if raw[0] == exposures_topic]
+        event_raws = [raw for raw in raws if raw[0] == events_topic]
+        if len(exposure_raws) + len(event_raws) != len(raws):
+            other = next(raw for raw in raws if raw[0] not in (exposures_topic, events_topic))
+            raise ValueError(f"records of an unexpected topic: {other.topic}")
+        ranges = _offset_ranges(raws)
 
         exposures = validate_exposures(self.exposure_codec, exposure_raws, self.rules, now)
         events = validate_events(self.event_codec, event_raws, self.rules, now)
@@ -223,11 +205,14 @@ class StreamProcessor:
         event_records = [record for record, _ in fresh_events]
         event_attributions = self.attribution.attribute_events_columns(event_records, now)
 
-        exposures_table = to_arrow(enriched.records, Exposure)
+        # The record times converted during validation, when dedup kept every record (same order).
+        exposure_times = _times_column("exposed_at", exposures.times_ms if not dup_exposures else None)
+        exposures_table = to_arrow(enriched.records, Exposure, columns=exposure_times)
         exposures_table = exposures_table.append_column(
             "variation_name", pa.array(enriched.variation_names, pa.string())
         ).append_column("ingested_at", _constant_timestamp(now, exposures_table.num_rows))
-        events_table = to_arrow(event_records, MetricEvent)
+        event_times = _times_column("occurred_at", events.times_ms if not dup_events else None)
+        events_table = to_arrow(event_records, MetricEvent, columns=event_times)
         events_table = events_table.append_column(
             "ingested_at", _constant_timestamp(now, events_table.num_rows)
         )
@@ -295,6 +280,36 @@ _exposed_at: Callable[[Exposure], datetime] = attrgetter("exposed_at")
 def _constant_timestamp(at: datetime, count: int) -> pa.Array:
     millis = round(at.timestamp() * 1000)
     return pa.array(np.full(count, millis, np.int64), TIMESTAMP)
+
+
+_topic_partition: Callable[[RawRecord], tuple[str, int]] = itemgetter(0, 1)
+
+
+def _offset_ranges(raws: Sequence[RawRecord]) -> dict[tuple[str, int], tuple[int, int]]:
+    """(topic, partition) → (first, last) offset of the batch, keys in order of first appearance.
+
+    Column-wise (numpy) rather than a dict update per record: one small int per record for the key."""
+    if not raws:
+        return {}
+    pairs = list(map(_topic_partition, raws))
+    keys = {key: code for code, key in enumerate(dict.fromkeys(pairs))}  # first-appearance order
+    codes = np.fromiter(map(keys.__getitem__, pairs), np.int64, len(raws))
+    offsets = np.fromiter(map(_offset, raws), np.int64, len(raws))
+    if len(keys) == 1:
+        return {next(iter(keys)): (int(offsets.min()), int(offsets.max()))}
+    order = np.argsort(codes, kind="stable")
+    grouped = offsets[order]
+    starts = np.flatnonzero(np.diff(codes[order], prepend=-1))
+    firsts = np.minimum.reduceat(grouped, starts).tolist()
+    lasts = np.maximum.reduceat(grouped, starts).tolist()
+    return {key: (firsts[code], lasts[code]) for key, code in keys.items()}
+
+
+_offset: Callable[[RawRecord], int] = itemgetter(2)
+
+
+def _times_column(name: str, millis: np.ndarray | None) -> dict[str, pa.Array] | None:
+    return None if millis is None else {name: pa.array(millis, TIMESTAMP)}
 
 
 def _timestamps(values: Sequence[datetime]) -> pa.Array:

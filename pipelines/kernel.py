@@ -14,9 +14,11 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Generic, NamedTuple, TypeVar
+from operator import attrgetter, itemgetter
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
+import numpy as np
 
 from pipelines.seen_ids import SeenIds
 from schemas import (
@@ -82,6 +84,9 @@ class Validated(Generic[T]):
 
     oks: list[tuple[T, RawRecord]] = field(default_factory=list)
     errs: list[DeadLetter] = field(default_factory=list)
+    times_ms: Any = None
+    """The record times (``exposed_at``, ``occurred_at``) of ``oks`` as epoch-ms ``int64`` (numpy), aligned
+    with ``oks``, when the fast path computed them (the Arrow column reuses them); else None."""
 
 
 def _dead_letter(
@@ -192,40 +197,87 @@ def validate_exposures(
     bounds = _time_bounds(rules)
     if bounds is None:
         return _validate(codec, raws, now, check)
-    # Fast path, same verdicts as ``check``: records within bounds and known skip the closure call.
-    skew, neg_lateness = bounds
-    timestamp = datetime.timestamp
     known = rules.known_variations
-    result: Validated[Exposure] = Validated()
-    oks_append = result.oks.append
+
+    def good(records: list[Exposure]) -> np.ndarray | None:
+        if known is None:
+            return None
+        empty: frozenset[int] = frozenset()
+        pairs = zip(map(_experiment_key, records), map(_variation_id, records), strict=True)
+        return np.fromiter((vid in known.get(key, empty) for key, vid in pairs), np.bool_, len(records))
+
+    return _validate_fast(codec, raws, now, check, bounds, _exposed_at, good)
+
+
+_exposed_at = attrgetter("exposed_at")
+_occurred_at = attrgetter("occurred_at")
+_experiment_key = attrgetter("experiment_key")
+_variation_id = attrgetter("variation_id")
+_event_name = attrgetter("event_name")
+_kafka_ms = itemgetter(5)  # RawRecord.timestamp_ms
+
+
+def epoch_ms(times: Any, count: int) -> np.ndarray:
+    """Aware datetimes → epoch milliseconds (int64) as ``round(value.timestamp() * 1000)`` each: the same
+    float64 product, rounded half-even (exact for the ms-truncated times of the records)."""
+    seconds = np.fromiter(map(datetime.timestamp, times), np.float64, count)
+    return np.rint(seconds * 1000.0).astype(np.int64)
+
+
+def _validate_fast(
+    codec: RecordCodec[T],
+    raws: Sequence[RawRecord],
+    now: datetime,
+    check: Callable[[T, RawRecord], tuple[DeadLetterReason, str] | None],
+    bounds: tuple[int, int],
+    time_of: Callable[[T], datetime],
+    known_of: Callable[[list[T]], np.ndarray | None],
+) -> Validated[T]:
+    """The same verdicts as :func:`_validate` with ``check``, the common case decided column-wise.
+
+    Record times are converted once (numpy) and compared with the Kafka timestamps against the bounds in
+    whole ms; ``known_of`` says which records the registry/catalog knows (None: all). Records that pass
+    both are valid; the others (and every record when a Kafka timestamp is missing) go through ``check``
+    for their verdict and detail. The times are kept for the Arrow column (:attr:`Validated.times_ms`)."""
+    skew, neg_lateness = bounds
+    result: Validated[T] = Validated()
     decoded = codec.decode_many([raw.value for raw in raws])
     for position, error in decoded.failures:
         result.errs.append(_dead_letter(codec, raws[position], error.reason, error.detail, now))
-    for record, position in zip(decoded.oks, decoded.ok_positions, strict=True):
-        raw = raws[position]
-        try:
-            reference = raw.timestamp_ms  # None (rare): the exact check below, against ``now``
-            if (
-                reference is not None
-                and neg_lateness <= round(timestamp(record.exposed_at) * 1000) - reference <= skew
-            ):
-                if known is None:
-                    oks_append((record, raw))
-                    continue
-                variations = known.get(record.experiment_key)
-                if variations is not None and record.variation_id in variations:
-                    oks_append((record, raw))
-                    continue
-        except Exception:  # ``check`` below reaches the same verdict (or raises the same exception)
-            pass
-        try:
-            problem = check(record, raw)
-        except Exception as exc:  # a bug must not crash the worker: keep the record as a dead letter
-            problem = _internal_error(raw, exc)
-        if problem is None:
-            oks_append((record, raw))
-        else:
-            result.errs.append(_dead_letter(codec, raw, problem[0], problem[1], now))
+    records = decoded.oks
+    count = len(records)
+    ok_raws = list(raws) if not decoded.failures else [raws[p] for p in decoded.ok_positions]
+    if not count:
+        result.times_ms = np.zeros(0, np.int64)
+        return result
+    times = epoch_ms(map(time_of, records), count)
+    references = list(map(_kafka_ms, ok_raws))
+    if None in references:  # no Kafka timestamp (rare): every record through ``check``, against ``now``
+        passed = np.zeros(count, np.bool_)
+    else:
+        delta = times - np.fromiter(references, np.int64, count)
+        passed = (delta >= neg_lateness) & (delta <= skew)
+        known = known_of(records)
+        if known is not None:
+            passed &= known
+    if passed.all():
+        result.oks = list(zip(records, ok_raws, strict=True))
+        result.times_ms = times
+        return result
+    oks_append = result.oks.append
+    kept: list[int] = []
+    for index, (record, raw, fast) in enumerate(zip(records, ok_raws, passed.tolist(), strict=True)):
+        if not fast:
+            try:
+                problem = check(record, raw)
+            except Exception as exc:  # a bug must not crash the worker: keep the record as a dead letter
+                problem = _internal_error(raw, exc)
+            if problem is not None:
+                result.errs.append(_dead_letter(codec, raw, problem[0], problem[1], now))
+                continue
+        oks_append((record, raw))
+        kept.append(index)
+    result.times_ms = times[np.array(kept, np.int64)]
     return result
 
 
@@ -249,37 +301,14 @@ def validate_events(
     bounds = _time_bounds(rules)
     if bounds is None:
         return _validate(codec, raws, now, check)
-    # Fast path, same verdicts as ``check``: records within bounds and known skip the closure call.
-    skew, neg_lateness = bounds
-    timestamp = datetime.timestamp
     names = rules.known_event_names
-    result: Validated[MetricEvent] = Validated()
-    oks_append = result.oks.append
-    decoded = codec.decode_many([raw.value for raw in raws])
-    for position, error in decoded.failures:
-        result.errs.append(_dead_letter(codec, raws[position], error.reason, error.detail, now))
-    for record, position in zip(decoded.oks, decoded.ok_positions, strict=True):
-        raw = raws[position]
-        try:
-            reference = raw.timestamp_ms  # None (rare): the exact check below, against ``now``
-            if (
-                reference is not None
-                and neg_lateness <= round(timestamp(record.occurred_at) * 1000) - reference <= skew
-                and (names is None or record.event_name in names)
-            ):
-                oks_append((record, raw))
-                continue
-        except Exception:  # ``check`` below reaches the same verdict (or raises the same exception)
-            pass
-        try:
-            problem = check(record, raw)
-        except Exception as exc:  # a bug must not crash the worker: keep the record as a dead letter
-            problem = _internal_error(raw, exc)
-        if problem is None:
-            oks_append((record, raw))
-        else:
-            result.errs.append(_dead_letter(codec, raw, problem[0], problem[1], now))
-    return result
+
+    def good(records: list[MetricEvent]) -> np.ndarray | None:
+        if names is None:
+            return None
+        return np.fromiter(map(names.__contains__, map(_event_name, records)), np.bool_, len(records))
+
+    return _validate_fast(codec, raws, now, check, bounds, _occurred_at, good)
 
 
 @dataclass(frozen=True, slots=True)

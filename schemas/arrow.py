@@ -26,7 +26,7 @@ Reading back: ClickHouse returns ``String`` as Arrow ``string``; for the byte co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -229,20 +229,27 @@ def _timestamp_array(values: list[datetime | None]) -> pa.Array:
     return pa.array(np.rint(seconds * 1000.0).astype(np.int64), TIMESTAMP)
 
 
-def to_arrow(records: Sequence[Any], record_type: type | None = None) -> pa.Table:
+def to_arrow(
+    records: Sequence[Any], record_type: type | None = None, *, columns: Mapping[str, pa.Array] | None = None
+) -> pa.Table:
     """A pyarrow Table of ``records`` (all of one type) with the schema of their table.
 
-    ``record_type`` is needed only when ``records`` may be empty.
+    ``record_type`` is needed only when ``records`` may be empty. ``columns``: arrays the caller already
+    holds for some fields (same values, same order, the schema's type), used instead of converting them.
     """
     if record_type is None:
         if not records:
             raise ValueError("to_arrow() of an empty sequence needs record_type")
         record_type = type(records[0])
     binding = binding_for(record_type)
-    if any(type(record) is not record_type for record in records):
+    if not set(map(type, records)) <= {record_type}:  # exact types, checked without a frame per record
         raise TypeError(f"to_arrow() expects only {record_type.__name__} records")
-    columns = [_column(records, record_type, field) for field in binding.schema]
-    return pa.Table.from_arrays(columns, schema=binding.schema)
+    given = columns or {}
+    arrays = [
+        given[field.name] if field.name in given else _column(records, record_type, field)
+        for field in binding.schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=binding.schema)
 
 
 def clickhouse_type(field: pa.Field) -> str:

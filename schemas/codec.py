@@ -162,24 +162,43 @@ class RecordCodec(Generic[Record]):
     def decode_many(self, values: Sequence[bytes | bytearray | memoryview | None]) -> DecodedBatch[Record]:
         """Decode a batch without raising: valid records in ``oks``, the rest in ``failures``."""
         decode = self._decoder.decode
-        limit = self.max_record_bytes
         oks: list[Record] = []
         ok_positions: list[int] = []
         failures: list[tuple[int, RecordError]] = []
-        for position, data in enumerate(values):
-            # Fast path inline; anything unusual goes through decode() for its coded error.
-            if data is not None and len(data) <= limit:
+        try:
+            fits = not values or max(map(len, values)) <= self.max_record_bytes  # type: ignore[arg-type]
+        except TypeError:  # a None value (no bytes): every record through the careful loop
+            fits = False
+        if not fits:
+            for position, data in enumerate(values):
                 try:
-                    oks.append(decode(data))
+                    oks.append(self.decode(data))
                     ok_positions.append(position)
-                    continue
-                except Exception:
-                    pass  # classified just below by decode()
+                except RecordError as error:
+                    failures.append((position, error))
+            return DecodedBatch(oks, ok_positions, failures)
+        # Every value within the size limit: one tight loop per run of valid records; a value that fails
+        # is classified by decode() (its coded error) and the loop resumes after it.
+        append = oks.append
+        count = len(values)
+        start = 0
+        while start < count:
+            decoded_before = len(oks)
             try:
-                oks.append(self.decode(data))
-                ok_positions.append(position)
-            except RecordError as error:
-                failures.append((position, error))
+                for data in values[start:] if start else values:
+                    append(decode(data))  # type: ignore[arg-type]  # no None: len() passed
+            except Exception:
+                failed = start + len(oks) - decoded_before
+                ok_positions.extend(range(start, failed))
+                try:
+                    append(self.decode(values[failed]))  # a failure of the fast call only (never seen)
+                    ok_positions.append(failed)
+                except RecordError as error:
+                    failures.append((failed, error))
+                start = failed + 1
+                continue
+            ok_positions.extend(range(start, count))
+            break
         return DecodedBatch(oks, ok_positions, failures)
 
 

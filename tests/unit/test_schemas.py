@@ -610,3 +610,21 @@ def test_migration_tables_match_arrow_schemas_as_text() -> None:
         assert "non_replicated_deduplication_window = 1000" in tail
         assert f"ORDER BY ({', '.join(binding.sort_key)})" in tail
         assert "ingested_at" in columns and columns["ingested_at"] == "DateTime64(3, 'UTC')"
+
+
+def test_decode_many_resumes_after_each_failure_within_the_size_limit() -> None:
+    # No None and nothing too large: the tight loop runs, stops at each bad value and resumes after it.
+    codec = RecordCodec(Exposure, max_record_bytes=2048)
+    good = codec.encode(make_exposure())
+    values = [b"{", good, good, b"[]", b"\xff", good, with_changes(unit_id=None), good, b"{"]
+    batch = codec.decode_many(values)
+    assert batch.oks == [make_exposure()] * 4
+    assert batch.ok_positions == [1, 2, 5, 7]
+    assert [(position, error.reason) for position, error in batch.failures] == [
+        (0, DeadLetterReason.INVALID_JSON),
+        (3, DeadLetterReason.SCHEMA_VIOLATION),
+        (4, DeadLetterReason.INVALID_UTF8),
+        (6, DeadLetterReason.MISSING_FIELD),
+        (8, DeadLetterReason.INVALID_JSON),
+    ]
+    assert codec.decode_many([]) == type(batch)([], [], [])

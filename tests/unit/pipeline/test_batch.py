@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pipelines.batch import RegistryView, StreamProcessor, dedup_token
+from pipelines.batch import RegistryView, StreamProcessor, _offset_ranges, dedup_token
+from pipelines.kernel import RawRecord
 from schemas import DeadLetterReason
 from tests.unit.pipeline.helpers import (
     EVENTS_TOPIC,
@@ -119,3 +120,12 @@ def test_registry_view_from_a_snapshot_takes_variations_names_overrides_and_metr
     assert view.attribution_windows[("checkout", "purchase")] == timedelta(hours=2)
     assert view.event_names is not None and {"signup", "purchase", "pageview"} <= view.event_names
     assert view.override_for is not None
+
+
+def test_offset_ranges_per_topic_partition_in_order_of_first_appearance() -> None:
+    offsets = [("e", 1, 9), ("x", 0, 5), ("e", 1, 3), ("x", 2, 7), ("x", 0, 4), ("e", 1, 12), ("x", 0, 6)]
+    raws = [RawRecord(topic, partition, offset, None, b"") for topic, partition, offset in offsets]
+    ranges = _offset_ranges(raws)
+    assert list(ranges.items()) == [(("e", 1), (3, 12)), (("x", 0), (4, 6)), (("x", 2), (7, 7))]
+    assert _offset_ranges(raws[:1]) == {("e", 1): (9, 9)}
+    assert _offset_ranges([]) == {}
