@@ -587,6 +587,10 @@ def test_a_window_answers_202_at_once_then_the_cli_numbers(
             assert datetime.fromisoformat(computing["requested_at"]) <= datetime.now(UTC)
         assert first.json()["computing"]["started_by_this_request"] is True
         assert second.json()["computing"]["started_by_this_request"] is False
+        for _ in range(1200):  # the computation's thread may not have reached `held` yet
+            if calls:
+                break
+            time.sleep(0.05)
         assert len(calls) == 1 and calls[0]["since"] == since and calls[0]["until"] == until
         release.set()
         context.views.wait_all(120)
@@ -631,13 +635,18 @@ def test_a_failed_window_shows_its_error_and_is_not_recomputed_at_once(
     with seeded.client(dashboard_view_results_retry_seconds=600) as fresh:
         context = fresh.app.state.dashboard  # type: ignore[attr-defined]
         calls = []
+        # Held until the first answer is seen: a computation that fails at once could otherwise end
+        # before the request that started it answers (then 503 at once, not 202).
+        gate = threading.Event()
 
         def broken(spec: Any, plan: Any, **options: Any) -> Any:
             calls.append(1)
+            gate.wait(30)
             raise TransientError("warehouse unreachable: connection refused")
 
         monkeypatch.setattr(context, "_compute", broken)
         assert fresh.get(url, params=params).status_code == 202
+        gate.set()
         context.views.wait_all(60)
         for _ in range(3):  # a polling page: the same error each time, no new computation
             response = fresh.get(url, params=params)
@@ -650,7 +659,9 @@ def test_a_failed_window_shows_its_error_and_is_not_recomputed_at_once(
         assert export.status_code == 503 and "warehouse unreachable" in export.json()["error"]
         assert calls == [1]
         fresh.post("/api/admin/cache/clear")  # forgetting the failure lets the next request try again
+        gate.clear()
         assert fresh.get(url, params=params).status_code == 202
+        gate.set()
         context.views.wait_all(60)
         assert calls == [1, 1]
 
