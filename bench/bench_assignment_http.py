@@ -4,9 +4,13 @@ Budget (DESIGN.md): p99 ≤ 5 ms at 2,000 requests/s on the 2-core machine.
 
 Load generator: wrk (https://github.com/wg/wrk) with a Lua script that POSTs
 ``/v1/assign`` bodies for distinct units (the three-feature payload of bench_assignment.py; ids cycle
-over ``--units``) and paces each connection with wrk's ``delay()`` hook so the offered rate is about
-``--rate`` requests/s (wrk is closed-loop: a stalled server sees fewer requests, so the achieved rate
-is printed next to the latencies). This script installs nothing: without wrk it skips with one
+over ``--units``) and paces each of its 64 connections with wrk's ``delay()`` hook so the offered rate
+is about ``--rate`` requests/s. By default (``--arrivals poisson``) each connection waits an
+exponentially distributed time between requests, so arrivals are independent, as from real clients;
+``--arrivals lockstep`` waits a fixed time, so the 64 connections stay in phase and fire together in
+bursts of 64 (what this bench measured before 2026-11-26: the last request of a burst waits for the 63
+before it, which put the trivial baseline's p99 at ~7 ms; decision 0030). wrk is closed-loop: a
+stalled server sees fewer requests, so the achieved rate is printed next to the latencies. This script installs nothing: without wrk it skips with one
 line (``make wrk`` or ``apt-get install -y wrk`` gets it; ``make bench`` does it first).
 
 Servers, each on its own port and process, started side by side and driven in turn by wrk for
@@ -57,6 +61,7 @@ LUA = r"""
 local units = {UNITS}
 local counter = {OFFSET}
 local pause = {PAUSE}
+local poisson = {POISSON}
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
@@ -67,7 +72,14 @@ request = function()
     i, ({"US","CA","FR","GB","DE"})[i % 5 + 1], 1 + i % 3, i % 7, i % 11)
   return wrk.format(nil, "/v1/assign", nil, body)
 end
-delay = function() return pause end
+init = function(args) math.randomseed({SEED}) end
+delay = function()
+  if poisson then
+    -- exponential think time with mean `pause` ms (wrk truncates to whole ms: +0.5 keeps the mean)
+    return -math.log(1 - math.random()) * pause + 0.5
+  end
+  return pause
+end
 done = function(summary, latency, requests)
   io.write(string.format('XPRESULT {"requests":%d,"duration_us":%d,"errors":%d,"status_errors":%d,'
     .. '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f}\n',
@@ -120,12 +132,21 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_wrk(
-    port: int, rate: int, duration: int, units: int, workdir: Path, offset: int = 0
+    port: int,
+    rate: int,
+    duration: int,
+    units: int,
+    workdir: Path,
+    offset: int = 0,
+    arrivals: str = "poisson",
 ) -> dict[str, Any]:
-    # each connection waits `pause` before each request; ~1 ms is subtracted for the response time
+    # each connection waits `pause` (fixed, or exponential with that mean) before each request;
+    # ~1 ms is subtracted for the response time
     pause_ms = max(0, round(CONNECTIONS * 1000 / rate) - 1)
     script = workdir / f"assign-{port}-{offset}.lua"
     lua = LUA.replace("{UNITS}", str(units)).replace("{PAUSE}", str(pause_ms))
+    lua = lua.replace("{POISSON}", "true" if arrivals == "poisson" else "false")
+    lua = lua.replace("{SEED}", str(1 + offset % 1_000_003))
     script.write_text(lua.replace("{OFFSET}", str(offset)))
     command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", str(script)]
     output = subprocess.run(
@@ -164,14 +185,16 @@ def measure_interleaved(
         per_run = int(args.rate * seconds * 1.2)
         for number, (_, _, port, health, _) in enumerate(servers):
             wait_http(f"http://127.0.0.1:{port}{health}")
-            run_wrk(port, args.rate, 3, args.units, workdir, offset=args.units - 4 * args.rate * (number + 1))
+            warm_offset = args.units - 4 * args.rate * (number + 1)
+            run_wrk(port, args.rate, 3, args.units, workdir, warm_offset, args.arrivals)
         rounds: dict[str, list[dict[str, Any]]] = {server[0]: [] for server in servers}
         cpu: dict[str, float] = dict.fromkeys(rounds, 0.0)
         for number in range(args.rounds):
             shift = number % len(servers)
             for name, _, port, _, _ in servers[shift:] + servers[:shift]:
                 before = cpu_seconds(processes[name].pid)
-                rounds[name].append(run_wrk(port, args.rate, seconds, args.units, workdir, number * per_run))
+                run = run_wrk(port, args.rate, seconds, args.units, workdir, number * per_run, args.arrivals)
+                rounds[name].append(run)
                 cpu[name] += cpu_seconds(processes[name].pid) - before
         results = []
         for name, _, port, _, _ in servers:
@@ -226,6 +249,14 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=100_000, help="distinct unit ids cycled through")
     parser.add_argument(
         "--rounds", type=int, default=4, help="runs per server, interleaved (--duration is split among them)"
+    )
+    parser.add_argument(
+        "--arrivals",
+        choices=["poisson", "lockstep"],
+        default="poisson",
+        help="poisson (default): each connection waits an exponential time between requests, so arrivals "
+        "are independent like real clients'; lockstep: a fixed pause, so all connections fire together in "
+        "bursts of 64 (what this bench measured before 2026-11-26)",
     )
     parser.add_argument("--exposures", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--bootstrap", help="Kafka bootstrap for exposures (default: start a local broker)")
@@ -284,7 +315,8 @@ def main() -> None:
     report = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, load average {load_before:.2f} before, "
         f"{os.getloadavg()[0]:.2f} after",
-        "load_generator": f"wrk -t1 -c{CONNECTIONS}, paced to ~{args.rate} req/s, {args.duration}s per "
+        "load_generator": f"wrk -t1 -c{CONNECTIONS}, {args.arrivals} arrivals at ~{args.rate} req/s, "
+        f"{args.duration}s per "
         f"server in {args.rounds} interleaved rounds (percentiles: median over rounds)",
         "kafka": "none (outage path: spool)" if args.no_broker or bootstrap.endswith(":9") else bootstrap,
         "engine_evaluate_all_us": round(engine_us, 1),
