@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +30,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.fixtures.kafka import KafkaBroker, free_ports
+from tests.fixtures.http import serve_in_thread
+from tests.fixtures.kafka import KafkaBroker
 from xpstream.config import KafkaSettings
 
 pytestmark = pytest.mark.e2e
@@ -115,8 +115,6 @@ def cli_results(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFact
 def served(cli_results: Served, cli_documents: dict[str, dict[str, Any]]) -> Iterator[Served]:
     """The app on a free loopback port (uvicorn in a thread), over the seeded store, Kafka lag included.
     Opened after `xp results` ran (cli_documents): chDB allows one process per store."""
-    import uvicorn
-
     from dashboards.app import create_app
     from dashboards.settings import DashboardSettings
     from xpstream.warehouse import open_warehouse
@@ -133,27 +131,12 @@ def served(cli_results: Served, cli_documents: dict[str, dict[str, Any]]) -> Ite
     )
     warehouse = open_warehouse(settings)
     app = create_app(settings, warehouse)
-    port = free_ports(1)[0]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the dashboard did not start"
-        time.sleep(0.05)
     try:
-        yield Served(
-            f"http://127.0.0.1:{port}",
-            cli_results.home,
-            cli_results.kafka,
-            cli_results.until,
-            app,
-            warehouse,
-            cli_results.units,
-        )
+        with serve_in_thread(app) as url:
+            yield Served(
+                url, cli_results.home, cli_results.kafka, cli_results.until, app, warehouse, cli_results.units
+            )
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         warehouse.close()
 
 

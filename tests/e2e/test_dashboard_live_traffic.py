@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_dashboard_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
-from tests.fixtures.kafka import KafkaBroker, free_ports
+from tests.fixtures.http import serve_in_thread
+from tests.fixtures.kafka import KafkaBroker
 from xpstream.config import KafkaSettings
 
 pytestmark = pytest.mark.e2e
@@ -44,8 +45,6 @@ class Live:
 @pytest.fixture(scope="module")
 def live(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """An empty store, the registry on Kafka, the stream worker and the dashboard running."""
-    import uvicorn
-
     from assignment.authoring import load_registry_file
     from assignment.registry import RegistrySnapshot
     from assignment.registry_changes import plan_changes
@@ -92,19 +91,10 @@ def live(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) ->
     )
     warehouse = open_warehouse(settings)
     app = create_app(settings, warehouse)
-    port = free_ports(1)[0]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the dashboard did not start"
-        time.sleep(0.05)
     try:
-        yield Live(f"http://127.0.0.1:{port}", home, kafka)
+        with serve_in_thread(app) as url:
+            yield Live(url, home, kafka)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         stop.set()
         worker.join(timeout=60)
         warehouse.close()
