@@ -10,8 +10,9 @@ exponentially distributed time between requests, so arrivals are independent, as
 ``--arrivals lockstep`` waits a fixed time, so the 64 connections stay in phase and fire together in
 bursts of 64 (what this bench measured before 2026-11-26: the last request of a burst waits for the 63
 before it, which put the trivial baseline's p99 at ~7 ms; decision 0030). wrk is closed-loop: a
-stalled server sees fewer requests, so the achieved rate is printed next to the latencies. This script installs nothing: without wrk it skips with one
-line (``make wrk`` or ``apt-get install -y wrk`` gets it; ``make bench`` does it first).
+stalled server sees fewer requests, so the achieved rate is printed next to the latencies.
+This script installs nothing: without wrk it skips with one line (``make wrk`` or
+``apt-get install -y wrk`` gets it; ``make bench`` does it first).
 
 Servers, each on its own port and process, started side by side and driven in turn by wrk for
 ``--rounds`` rounds (rotating the order; ``--duration`` seconds per server in all), so that load from

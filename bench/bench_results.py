@@ -6,8 +6,15 @@ attributed events over 5 event names (the same rows in ``xp.events`` with ``--cu
 pre-exposure events, for the covariate). The experiment analyses 20 metrics (5 events × binary, count,
 sum, count within 1 h). Timed, best of ``--repeat`` runs after one warm-up, in the same process:
 
-- **full**: :func:`jobs.results_store.compute_experiment_result` with ``segment="country"``, ``top=10``:
-  20 metrics × 3 variations × (1 + 11 segments) — the DESIGN.md budget (≤ 1 s on 10 M events);
+- **unit values** (decision 0028; ``--unit-values-only`` runs just this and the live-scan baseline):
+  the initial full build of ``xp.unit_values``; then, ``--repeat`` times after a warm-up round, ~1 %
+  new attributed events (random units, like the load) followed by the full results
+  (:func:`jobs.results_store.compute_experiment_result`, ``segment="country"``, ``top=10``: 20 metrics ×
+  3 variations × (1 + 11 segments)) **with the incremental refresh included** — the DESIGN.md budget
+  (≤ 1 s on 10 M events); the same after ~1 % new events with the refresh timed on its own; the full
+  results with nothing new; and the live scan (``XP_RESULTS_UNIT_VALUES=false``) on the same data, whose
+  numbers must equal the unit values' (1e-9 relative) or the bench fails;
+- **full**: the same results from the live scan (``XP_RESULTS_UNIT_VALUES=false``);
 - **no segments**: the same without the breakdown (what ``xp results KEY`` does by default);
 - **SQL only**: the full path's query (one scan for every metric and segment), rows fetched, no
   statistics;
@@ -27,6 +34,7 @@ so CPU time counts its threads): on a shared machine CPU time moves less with th
     .venv/bin/python bench/bench_results.py                       # 10 M events, 1 M units
     .venv/bin/python bench/bench_results.py --events 1000000 --units 100000 --cuped
     .venv/bin/python bench/bench_results.py --skip-per-metric --repeat 3 --breakdown
+    .venv/bin/python bench/bench_results.py --unit-values-only --repeat 3
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from assignment.metrics_catalog import MetricDefinition, metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results import analyzed_metrics
+from jobs.results_batch import batch_plan
 from jobs.results_store import (
     METRIC_SUMS_QUERY,
     SEGMENT_SUMS_QUERY,
@@ -53,6 +62,8 @@ from jobs.results_store import (
     compute_experiment_result,
     fetch_segment_sums,
 )
+from jobs.unit_values import UnitValuesSettings, refresh
+from jobs.unit_values_plan import unit_values_plan
 from schemas.records import ExperimentStatus
 from xpstream.config import WarehouseSettings
 from xpstream.warehouse import Warehouse, open_warehouse
@@ -92,6 +103,13 @@ FROM (SELECT number, cityHash64(number) % {units} AS u,
              toDateTime64('2026-11-01 00:00:00', 3, 'UTC') + toIntervalSecond(u % 86400) AS first
       FROM numbers({count}))
 """
+NEW_EVENTS_SQL = ATTRIBUTED_SQL.replace("FROM numbers({count})", "FROM numbers({start}, {count})")
+"""More attributed events like the load's (numbers from ``start`` on: new event ids, random units)."""
+SCAN = UnitValuesSettings(results_unit_values=False)
+STORED = UnitValuesSettings(results_unit_values=True, results_unit_values_margin_seconds=0.0)
+"""Margin 0: the load happened seconds before the build; a margin of m s would add the units changed in the
+m s before each refresh (every unit, right after a bulk load)."""
+
 ONE_SCAN_SQL = """
 SELECT variation_id, event_name, count() AS events, sum(ifNull(value, 0)) AS total
 FROM xp.attributed_events WHERE experiment_key = 'bench'
@@ -289,6 +307,90 @@ def breakdown(warehouse: Warehouse, sql: str, parameters: dict[str, Any], rounds
         )
 
 
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def timed(run: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall s, CPU s, result) of one call."""
+    start, start_cpu = time.perf_counter(), cpu_seconds()
+    result = run()
+    return time.perf_counter() - start, cpu_seconds() - start_cpu, result
+
+
+def report(label: str, runs: list[tuple[float, float]]) -> None:
+    """Best wall time of ``runs`` and its CPU time, then every run's wall time."""
+    wall, cpu = min(runs)
+    print(
+        f"{label:34s} best {wall * 1000:8.0f} ms (cpu {cpu * 1000:6.0f} ms)"
+        f"   runs {', '.join(f'{w * 1000:.0f}' for w, _ in runs)}   load {loadavg()}"
+    )
+
+
+def unit_values(warehouse: Warehouse, spec: ExperimentSpec, units: int, events: int, repeat: int) -> None:
+    """The unit-values path (decision 0028) side by side with the live scan, on the same data."""
+    layout = unit_values_plan(
+        batch_plan([m for m, _ in analyzed_metrics(spec)], {m.name: m for m in spec.metrics.definitions}),
+        cuped=False,
+        covariate_days=14.0,
+    )
+    fresh, start = max(1, events // 100), events
+
+    def more_events() -> None:
+        nonlocal start
+        warehouse.command(NEW_EVENTS_SQL.format(events=quoted(EVENTS), units=units, start=start, count=fresh))
+        start += fresh
+
+    def stored() -> Any:
+        return compute_experiment_result(
+            warehouse, spec, until=UNTIL, segment="country", top=10, unit_values=STORED
+        )
+
+    def scan() -> Any:
+        return compute_experiment_result(
+            warehouse, spec, until=UNTIL, segment="country", top=10, unit_values=SCAN
+        )
+
+    print(f"unit values: load average {loadavg()}")
+    wall, cpu, _ = timed(lambda: refresh(warehouse, spec.key, layout, margin_seconds=0.0, rebuild=True))
+    report("unit values: full build", [(wall, cpu)])
+    with_refresh, refresh_only, recomputed = [], [], []
+    for round_ in range(repeat + 1):  # round 0 warms up
+        more_events()
+        wall, cpu, _ = timed(stored)
+        if round_:
+            with_refresh.append((wall, cpu))
+        more_events()
+        wall, cpu, done = timed(lambda: refresh(warehouse, spec.key, layout, margin_seconds=0.0))
+        if round_:
+            refresh_only.append((wall, cpu))
+            recomputed.append(done.units)
+    report(f"full after +{fresh:,} events (refresh incl.)", with_refresh)
+    report(f"  the refresh alone (+{fresh:,} events)", refresh_only)
+    print(f"  units recomputed per refresh: {', '.join(f'{n:,}' for n in recomputed)} of {units:,}")
+    report("full, nothing new (empty refresh)", [timed(stored)[:2] for _ in range(repeat)])
+    baseline = [timed(scan) for _ in range(max(1, repeat - 1))]
+    report("full, live scan (baseline)", [run[:2] for run in baseline])
+    fast, slow = stored().to_json(), baseline[-1][2].to_json()
+    fast["computed_at"] = slow["computed_at"]
+    if not same_document(fast, slow):
+        raise SystemExit("unit values and the live scan disagree")
+    print(f"unit values == live scan (1e-9 relative); {start - events:,} events added; load {loadavg()}")
+
+
+def same_document(left: Any, right: Any) -> bool:
+    """JSON documents equal, floats up to 1e-9 relative (NaN equal to NaN)."""
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(same_document(left[k], right[k]) for k in left)
+    if isinstance(left, list):
+        return len(left) == len(right) and all(same_document(a, b) for a, b in zip(left, right, strict=True))
+    if isinstance(left, float) and isinstance(right, float):
+        return (left != left and right != right) or abs(left - right) <= 1e-9 * max(
+            1.0, abs(left), abs(right)
+        )
+    return bool(left == right)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -299,6 +401,9 @@ def main() -> None:
     parser.add_argument("--cuped", action="store_true", help="Also load raw events and time CUPED.")
     parser.add_argument("--skip-per-metric", action="store_true", help="Skip the slow 40-query baseline.")
     parser.add_argument("--breakdown", action="store_true", help="Also time the full query's parts.")
+    parser.add_argument(
+        "--unit-values-only", action="store_true", help="Only the unit values and the live-scan baseline."
+    )
     args = parser.parse_args()
     spec = experiment()
     with tempfile.TemporaryDirectory(prefix="xp-bench-results-") as home:
@@ -306,9 +411,14 @@ def main() -> None:
         warehouse = open_warehouse(settings)
         try:
             load(warehouse, args.units, args.events, args.cuped)
+            unit_values(warehouse, spec, args.units, args.events, args.repeat)
+            if args.unit_values_only:
+                return
 
             def full() -> Any:
-                return compute_experiment_result(warehouse, spec, until=UNTIL, segment="country", top=10)
+                return compute_experiment_result(
+                    warehouse, spec, until=UNTIL, segment="country", top=10, unit_values=SCAN
+                )
 
             def sql_only() -> None:
                 fetch_segment_sums(warehouse, spec, dimension="country", since=BASE, until=UNTIL)
@@ -348,7 +458,11 @@ def main() -> None:
             print(f"{len(result.metrics)} metrics, {cells} variation cells with segments; "
                   f"units {sum(v.units for v in result.metrics[0].variants):,}")  # fmt: skip
             best("full (20 metrics × 3 × 10 segments)", args.repeat, full)
-            best("no segments", args.repeat, lambda: compute_experiment_result(warehouse, spec, until=UNTIL))
+            best(
+                "no segments",
+                args.repeat,
+                lambda: compute_experiment_result(warehouse, spec, until=UNTIL, unit_values=SCAN),
+            )
             best("SQL only (1 query)", args.repeat, sql_only)
             best("SQL only, previous per-side query", args.repeat, previous)
             best("SQL only, previous array query", args.repeat, array_query)
@@ -371,7 +485,9 @@ def main() -> None:
                 best(
                     "CUPED, no segments",
                     args.repeat,
-                    lambda: compute_experiment_result(warehouse, spec, until=UNTIL, plan=plan),
+                    lambda: compute_experiment_result(
+                        warehouse, spec, until=UNTIL, plan=plan, unit_values=SCAN
+                    ),
                 )
         finally:
             warehouse.close()

@@ -3,7 +3,9 @@
 - :func:`compute_experiment_result`: one experiment, fresh from ``xp.unit_exposures`` and
   ``xp.attributed_events`` (``sql/queries/results_metric_sums.sql``, one query per metric; with CUPED,
   ``results_metric_cuped_sums.sql`` for binomial and mean metrics, the covariate from ``xp.events``;
-  with ``segment``, ``results_metric_segment_sums.sql`` as well);
+  with ``segment``, ``results_metric_segment_sums.sql`` as well); the metrics of the one shared scan
+  (``BatchPlan.sql()``) are read from ``xp.unit_values`` instead, refreshed first (:mod:`jobs.unit_values`,
+  decision 0028), unless ``XP_RESULTS_UNIT_VALUES=false`` or the window ends before the newest event;
 - :func:`store_results`: one row per experiment × metric × variation in ``xp.results``, stamped with
   the run's ``computed_at`` (an insert-dedup token per run and experiment: a retried insert is a no-op);
 - :func:`run_stats`: ``xp jobs run stats``, every running experiment of the registry.
@@ -32,6 +34,8 @@ from jobs.results import (
 from jobs.results_batch import batch_plan
 from jobs.results_segments import DEFAULT_TOP, SegmentRows, analyze_segments
 from jobs.stats.results import Method
+from jobs.unit_values import UnitValuesSettings, fetch_unit_value_sums
+from jobs.unit_values_plan import unit_values_plan
 from xpstream.errors import ValidationError
 from xpstream.warehouse import load_query
 
@@ -128,6 +132,7 @@ def fetch_experiment_sums(
     dimension: str = "",
     cuped: bool = False,
     covariate_days: float = DEFAULT_COVARIATE_DAYS,
+    unit_values: UnitValuesSettings | None = None,
 ) -> tuple[dict[str, list[VariationSums]], dict[str, SegmentRows]]:
     """(metric → per-variation sums, metric → per-segment rows by ``dimension``; {} without one).
 
@@ -135,16 +140,37 @@ def fetch_experiment_sums(
     others take one ``results_metric_sums`` (+ ``results_metric_segment_sums``) query each. With
     ``cuped``, binomial and mean metrics are also queried with their covariate
     (``results_metric_cuped_sums``), which replaces their totals.
+
+    With ``unit_values`` on (default: ``XP_RESULTS_UNIT_VALUES``), the metrics of that one scan (and
+    their CUPED covariates) come from ``xp.unit_values`` instead, refreshed first
+    (:mod:`jobs.unit_values`, decision 0028): the same numbers; the scan when they cannot answer.
     """
     metrics = [metric for metric, _role in analyzed_metrics(experiment)]
     plan = batch_plan(metrics, _catalog(experiment))
     by_segment: dict[str, SegmentRows] = {}
+    adjusted_sums: dict[str, list[VariationSums]] = {}
+    options = unit_values if unit_values is not None else UnitValuesSettings()
     if plan.sides:
-        sql = plan.sql()
-        parameters = plan.sql_parameters(
-            experiment=experiment.key, since=since, until=until, dimension=dimension
-        )
-        by_segment.update(plan.decode(warehouse.query_arrow(sql, parameters).to_pylist()))
+        stored = None
+        if options.results_unit_values:
+            stored = fetch_unit_value_sums(
+                warehouse,
+                experiment.key,
+                unit_values_plan(plan, cuped=cuped, covariate_days=covariate_days),
+                since=since,
+                until=until,
+                dimension=dimension,
+                margin_seconds=options.results_unit_values_margin_seconds,
+            )
+        if stored is not None:
+            rows, adjusted_sums = stored
+            by_segment.update(rows)
+        else:
+            sql = plan.sql()
+            parameters = plan.sql_parameters(
+                experiment=experiment.key, since=since, until=until, dimension=dimension
+            )
+            by_segment.update(plan.decode(warehouse.query_arrow(sql, parameters).to_pylist()))
     totals = {name: _totals(rows) for name, rows in by_segment.items()}
     bounds: dict[str, Any] = {"since": since, "until": until}
     totals.update(_per_metric(warehouse, experiment, plan.others, METRIC_SUMS_QUERY, **bounds))
@@ -153,12 +179,13 @@ def fetch_experiment_sums(
             _per_metric(warehouse, experiment, plan.others, SEGMENT_SUMS_QUERY, dimension=dimension, **bounds)
         )
     if cuped:
-        adjusted = [m for m in metrics if m.type is not MetricType.RATIO]
+        adjusted = [m for m in metrics if m.type is not MetricType.RATIO and m.name not in adjusted_sums]
         totals.update(
             _per_metric(
                 warehouse, experiment, adjusted, CUPED_SUMS_QUERY, covariate_days=covariate_days, **bounds
             )
         )
+        totals.update(adjusted_sums)
     return totals, by_segment if dimension else {}
 
 
@@ -208,11 +235,13 @@ def compute_experiment_result(
     covariate_days: float = DEFAULT_COVARIATE_DAYS,
     segment: str | None = None,
     top: int = DEFAULT_TOP,
+    unit_values: UnitValuesSettings | None = None,
 ) -> ExperimentResult:
     """Fresh results of one experiment over units first exposed in ``[since, until)`` (default: all, now).
 
     ``plan`` (default: ``method`` and ``alpha`` only) may ask for CUPED and a correction; ``segment``
-    adds the breakdown by that exposure attribute (``top`` values plus "other").
+    adds the breakdown by that exposure attribute (``top`` values plus "other"). ``unit_values``
+    (default: read from the environment) says whether precomputed per-unit values answer (decision 0028).
     """
     plan = plan or AnalysisPlan(method=method, alpha=alpha)
     computed_at = computed_at or datetime.now(UTC)
@@ -226,6 +255,7 @@ def compute_experiment_result(
         dimension=segment or "",
         cuped=plan.cuped,
         covariate_days=covariate_days,
+        unit_values=unit_values,
     )
     result = analyze_experiment(
         experiment,

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from dashboards.settings import DashboardSettings
+from jobs.unit_values import UnitValuesSettings
 from quality.settings import QualitySettings
 from xpstream.config import (
     CoreSettings,
@@ -34,6 +35,7 @@ DEPLOYABLES: list[tuple[str, type[BaseSettings]]] = [
     ("Assignment service (`xp assign serve`)", ServiceSettings),
     ("Data lake (`xp jobs run lake`)", LakeSettings),
     ("ETL rollups (`xp jobs run etl`)", EtlSettings),
+    ("Results (`xp results`, `xp jobs run stats`, dashboard results)", UnitValuesSettings),
     ("Data quality (`xp jobs run quality`)", QualitySettings),
     ("Dashboard (`xp dashboard serve`, `xp up`)", DashboardSettings),
     ("Batch-job scheduler (inside `xp up`)", SchedulerSettings),

@@ -1,0 +1,238 @@
+"""Per-unit metric values kept up to date (``xp.unit_values``, decision 0028): full results in ≤ 1 s.
+
+The live results scan (``BatchPlan.sql()``) hashes every attributed event into its unit on every call.
+Here the per-unit stage of that scan is stored, one row per experiment × plan fingerprint × unit, and
+kept up to date:
+
+- :func:`refresh` — the first time for a plan fingerprint (:attr:`UnitValuesPlan.key`; a changed
+  metric is a new key): a **full build**; afterwards **incremental**: only the units with a row stored
+  at or after the watermark (``xp.attributed_events.attributed_at``, ``xp.exposures.ingested_at``, with
+  CUPED ``xp.events.ingested_at``) are recomputed in full and replace their old rows (newer
+  ``version``; ``ReplacingMergeTree``, read ``FINAL``). The new watermark is the refresh's start minus
+  ``XP_RESULTS_UNIT_VALUES_MARGIN_SECONDS`` (in-flight inserts, clock skew between worker and
+  warehouse): recomputing a unit twice is harmless, missing one is not.
+- :func:`fetch_unit_value_sums` — refresh, then the sufficient statistics from the newest rows: the same
+  numbers as the scan. It returns ``None`` when the stored values cannot answer: an ``until`` not after
+  the newest event folded in (the scan also drops events at or after ``until``).
+
+One refresh at a time per experiment: the embedded store runs one statement at a time; on a server
+two refreshes may overlap, each unit's newest computation wins (``version``), and the state row with
+the higher version wins (at worst a later refresh recomputes more units).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from jobs.results import VariationSums
+from jobs.unit_values_plan import UnitValuesPlan
+from jobs.unit_values_sql import (
+    MAX_OCCURRED_SQL,
+    NOW_SQL,
+    STATE_SQL,
+    build_parameters,
+    build_sql,
+    changed_max_occurred_sql,
+    changed_units_sql,
+    read_sql,
+)
+from xpstream.config import CoreSettings
+from xpstream.warehouse.sqltext import placeholders
+
+if TYPE_CHECKING:
+    from xpstream.warehouse import Warehouse
+
+__all__ = [
+    "RefreshReport",
+    "UnitValuesSettings",
+    "UnitValuesState",
+    "fetch_unit_value_sums",
+    "read_state",
+    "refresh",
+]
+
+logger = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class UnitValuesSettings(CoreSettings):
+    """Results from precomputed per-unit values (``XP_RESULTS_UNIT_VALUES*``), on top of CoreSettings."""
+
+    model_config = SettingsConfigDict(env_prefix="XP_", extra="ignore", populate_by_name=True)
+
+    results_unit_values: bool = Field(
+        default=True,
+        description="Compute results from xp.unit_values, refreshed incrementally before each read "
+        "(false: the live scan of every attributed event, as before decision 0028).",
+    )
+    results_unit_values_margin_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Safety margin of the unit-values watermark: rows stored up to this long before a "
+        "refresh started are looked at again by the next one (in-flight inserts, worker/warehouse clock "
+        "skew). Each refresh recomputes the units changed in this many seconds before the previous one.",
+    )
+
+
+@dataclass(frozen=True)
+class UnitValuesState:
+    """The row of ``xp.unit_values_state`` for one experiment and plan fingerprint."""
+
+    watermark: datetime
+    max_occurred_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    """What :func:`refresh` did."""
+
+    full: bool
+    seconds: float
+    state: UnitValuesState
+    units: int | None = None
+    """Units recomputed by an incremental refresh (None: a full build)."""
+
+
+def _utc(value: Any) -> datetime:
+    if value is None:
+        return EPOCH
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    raise TypeError(f"not a timestamp: {value!r}")
+
+
+def read_state(warehouse: Warehouse, experiment: str, plan: UnitValuesPlan) -> UnitValuesState | None:
+    """The stored state of ``plan`` for ``experiment``, or None (never built)."""
+    rows = warehouse.query_arrow(STATE_SQL, {"experiment": experiment, "plan_key": plan.key}).to_pylist()
+    if not rows:
+        return None
+    row = max(rows, key=lambda r: int(r["version"]))
+    return UnitValuesState(
+        watermark=_utc(row["watermark"]),
+        max_occurred_at=_utc(row["max_occurred_at"]),
+        version=int(row["version"]),
+    )
+
+
+def _now(warehouse: Warehouse) -> datetime:
+    return _utc(warehouse.query_arrow(NOW_SQL).column("now")[0].as_py())
+
+
+def _max_occurred(warehouse: Warehouse, sql: str, parameters: dict[str, Any]) -> datetime:
+    row = warehouse.query_arrow(sql, parameters).to_pylist()[0]
+    return _utc(row["max_occurred_at"]) if int(row["rows"]) else EPOCH
+
+
+def _write_state(
+    warehouse: Warehouse, experiment: str, plan: UnitValuesPlan, state: UnitValuesState, now: datetime
+) -> None:
+    warehouse.command(
+        "INSERT INTO xp.unit_values_state (experiment_key, plan_key, plan, watermark, max_occurred_at,"
+        " version, built_at, refreshed_at) VALUES ({experiment:String}, {plan_key:String},"
+        " {plan:String}, {watermark:DateTime64(3, 'UTC')}, {max_occurred_at:DateTime64(3, 'UTC')},"
+        " {version:UInt64}, {now:DateTime64(3, 'UTC')}, {now:DateTime64(3, 'UTC')})",
+        {
+            "experiment": experiment,
+            "plan_key": plan.key,
+            "plan": plan.description(),
+            "watermark": state.watermark,
+            "max_occurred_at": state.max_occurred_at,
+            "version": state.version,
+            "now": now,
+        },
+    )
+
+
+def refresh(
+    warehouse: Warehouse,
+    experiment: str,
+    plan: UnitValuesPlan,
+    *,
+    margin_seconds: float = 30.0,
+    rebuild: bool = False,
+) -> RefreshReport:
+    """Bring ``xp.unit_values`` of ``experiment`` × ``plan`` up to date (full build the first time or
+    with ``rebuild``; else only the units changed since the watermark)."""
+    started = time.perf_counter()
+    known = read_state(warehouse, experiment, plan)
+    previous = None if rebuild else known
+    now = _now(warehouse)
+    # newer than every row written before, even if the clock went back: the newest computation wins
+    version = max(int(now.timestamp() * 1000), (known.version + 1) if known else 0)
+    names = {"experiment": experiment, "event_names": list(plan.event_names)}
+    units = None
+    if previous is None:
+        warehouse.command(
+            build_sql(plan, incremental=False), build_parameters(plan, experiment=experiment, version=version)
+        )
+        newest = _max_occurred(warehouse, MAX_OCCURRED_SQL, names)
+    else:
+        watermark = previous.watermark
+        parameters = build_parameters(plan, experiment=experiment, version=version, watermark=watermark)
+        counting = changed_units_sql(plan)
+        bound = {k: v for k, v in parameters.items() if k in placeholders(counting)}
+        units = int(warehouse.query_arrow(counting, bound).column("units")[0].as_py())
+        if not units:  # nothing stored since the watermark: keep it (the next refresh looks from there)
+            return RefreshReport(False, time.perf_counter() - started, previous, 0)
+        warehouse.command(build_sql(plan, incremental=True), parameters)
+        changed = _max_occurred(warehouse, changed_max_occurred_sql(), {**names, "watermark": watermark})
+        newest = max(previous.max_occurred_at, changed)
+    state = UnitValuesState(
+        watermark=now - timedelta(seconds=margin_seconds),
+        max_occurred_at=newest,
+        version=version,
+    )
+    _write_state(warehouse, experiment, plan, state, now)
+    seconds = time.perf_counter() - started
+    logger.info(
+        "unit values of %s (%s): %s in %.2f s",
+        experiment,
+        plan.key,
+        "full build" if previous is None else f"{units} units recomputed",
+        seconds,
+    )
+    return RefreshReport(previous is None, seconds, state, units)
+
+
+def fetch_unit_value_sums(
+    warehouse: Warehouse,
+    experiment: str,
+    plan: UnitValuesPlan,
+    *,
+    since: datetime,
+    until: datetime,
+    dimension: str = "",
+    margin_seconds: float = 30.0,
+) -> tuple[dict[str, list[tuple[str, VariationSums]]], dict[str, list[VariationSums]]] | None:
+    """(metric → [(segment, sums)] as ``BatchPlan.decode``, CUPED metric → per-variation sums with the
+    covariate), from refreshed unit values; None when they cannot answer this window (use the scan)."""
+    known = read_state(warehouse, experiment, plan)
+    if known is not None and until <= known.max_occurred_at:
+        return None  # events at or after `until` are folded in: only the scan can leave them out
+    if known is None:
+        newest = _max_occurred(
+            warehouse, MAX_OCCURRED_SQL, {"experiment": experiment, "event_names": list(plan.event_names)}
+        )
+        if until <= newest:
+            return None  # do not build for a window the values could not answer anyway
+    report = refresh(warehouse, experiment, plan, margin_seconds=margin_seconds)
+    if until <= report.state.max_occurred_at:
+        return None
+    parameters = {
+        "experiment": experiment,
+        "plan_key": plan.key,
+        "since": since,
+        "until": until,
+        "dimension": dimension,
+    }
+    rows = warehouse.query_arrow(read_sql(plan), parameters).to_pylist()
+    return plan.batch.decode(rows), plan.decode_covariates(rows)
