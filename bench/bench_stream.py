@@ -108,11 +108,14 @@ def raw_consume(settings: KafkaSettings, expected: int) -> float:
 
 def kernel_only(units: int, events_per_unit: int, batch_size: int, repeat: int) -> dict[str, Any]:
     """The kernel alone (``StreamProcessor.process`` + ``commit``), no Kafka, no warehouse: CPU seconds per
-    run over bench-shaped records, next to a bare ``msgspec`` decode of the same values (the floor)."""
+    run over bench-shaped records, next to a bare ``msgspec`` decode of the same values (the floor). The
+    garbage collector is paced by batches as in the worker (``pipelines.gc_pacing``); its collections
+    between batches are counted."""
     import msgspec
 
     from pipelines.attribution import AttributionState
     from pipelines.batch import RegistryView, StreamProcessor
+    from pipelines.gc_pacing import PacedCollector
     from pipelines.kernel import RawRecord, ValidationRules
 
     rng = random.Random(7)
@@ -168,8 +171,10 @@ def kernel_only(units: int, events_per_unit: int, batch_size: int, repeat: int) 
         )
         processor.set_registry(registry)
         began = time.process_time()
-        for start in range(0, len(raws), batch_size):
-            processor.commit(processor.process(raws[start : start + batch_size], now))
+        with PacedCollector() as collector:  # the collector paced by batches, as in the worker
+            for start in range(0, len(raws), batch_size):
+                processor.commit(processor.process(raws[start : start + batch_size], now))
+                collector.after_batch()
         kernel.append(time.process_time() - began)
         began = time.process_time()
         for raw in raws:

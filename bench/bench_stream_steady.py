@@ -326,6 +326,7 @@ def run_worker_phase(
         "freshness": latencies.summary(),
         "memory": sampler.summary(),
         "batches": report.batches,
+        "stage_seconds": {k: round(v, 3) for k, v in report.stage_seconds.items()},
     }
 
 
@@ -390,6 +391,8 @@ def main() -> None:
         print(f"   freshness  {data['freshness']}")
         memory = {k: v for k, v in data["memory"].items() if k != "series"}
         print(f"   memory     {memory}")
+        if "stage_seconds" in data:
+            print(f"   worker     batches {data['batches']}, seconds per stage {data['stage_seconds']}")
 
 
 if __name__ == "__main__":

@@ -113,6 +113,9 @@ class AttributionState:
         self._slices: deque[_HeldSlice] = deque()
         self._held_total = 0
         self.released = 0
+        # (experiment_key,) per experiment, shared by the held events attributed to that one experiment
+        # (a tuple per event was ~16 k new GC-tracked objects per 20 k-record batch).
+        self._singletons: dict[str, tuple[str]] = {}
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -251,6 +254,7 @@ class AttributionState:
         held_units: list[str] = []
         hold_unit = held_units.append
         windows, default = self.windows, self.default_window
+        singletons = self._singletons
         for position, event in enumerate(events):
             unit_id = event.unit_id
             occurred_at = event.occurred_at
@@ -264,7 +268,12 @@ class AttributionState:
                     window = windows.get((experiment_key, event.event_name), default) if windows else default
                     if window is not None and occurred_at > first + window:
                         continue
-                    attributed += (experiment_key,)
+                    if attributed:
+                        attributed += (experiment_key,)
+                    else:  # the common case: one shared tuple per experiment, not one per event
+                        attributed = singletons.get(experiment_key) or singletons.setdefault(
+                            experiment_key, (experiment_key,)
+                        )
                     add_position(position)
                     add_key(experiment_key)
                     add_variation(state.variation_id)

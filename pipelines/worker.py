@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.attribution import AttributionState
 from pipelines.batch import BatchOutput, RegistryView, StreamProcessor
+from pipelines.gc_pacing import PacedCollector
 from pipelines.kernel import RawRecord, ValidationRules
 from pipelines.metrics import StreamMetrics
 from pipelines.overlap import OneInFlight
@@ -55,11 +56,13 @@ class StreamReport:
     restored: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     active_seconds: float = 0.0
-    """From the moment the first non-empty batch was in hand to the last commit (throughput = consumed /
-    this; the wait for the group join and the first fetch is not counted, as in the raw-consumer baseline)."""
+    """From the moment the first non-empty batch was in hand to the last commit, or to the garbage collection
+    right after it (throughput = consumed / this; the wait for the group join and the first fetch is not
+    counted, as in the raw-consumer baseline)."""
     stage_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     """Time per stage over non-empty batches: consume, process (kernel), load (inserts), load_wait (the part
-    of the inserts the worker waited for: all of it unless XP_STREAM_OVERLAP_LOAD), commit."""
+    of the inserts the worker waited for: all of it unless XP_STREAM_OVERLAP_LOAD), commit, gc (garbage
+    collections between batches, :mod:`pipelines.gc_pacing`)."""
 
     def as_dict(self) -> dict[str, Any]:
         stages = {k: round(v, 3) for k, v in self.stage_seconds.items()}
@@ -372,6 +375,9 @@ def run_worker(
         metrics.serve(settings.stream_metrics_port)
     warehouse = open_warehouse(settings)
     loads = OneInFlight("xp-stream-load")
+    # The garbage collector paced by batches while the worker is behind, when it owns the process (not
+    # inside `xp up`); automatic while it keeps up (pipelines/gc_pacing.py).
+    collector = PacedCollector(enabled=stop_event is None)
     consumer = producer = None
     try:
         if follower is not None:
@@ -488,6 +494,7 @@ def run_worker(
             report.duplicates += output.duplicates
             report.reasons.update(output.reasons)
 
+        collector.start()
         while not stop.requested:
             consume_started = time.monotonic()
             messages = consumer.consume(
@@ -503,6 +510,7 @@ def run_worker(
             now = datetime.now(UTC)
             if not raws:
                 finish_load()
+                collector.when_idle()
                 processor.attribution.release_expired(now)
                 if uncommitted and not commit_pending(within=1.0):
                     continue  # not drained while offsets of loaded batches are uncommitted
@@ -540,12 +548,24 @@ def run_worker(
             loads.submit(_timed_load, warehouse, output, settings, report, stop, metrics)
             if not settings.stream_overlap_load:
                 finish_load()
+            # Release this batch's objects (reference counting frees them), then collect what survived
+            # (a full batch: the worker is behind, the collector is paced); a collection is part of the
+            # batch's cost (counted in the active time, as stage "gc").
+            backlogged = len(messages) >= settings.stream_batch_size
+            messages = raws = []
+            del output
+            collected_from = time.monotonic()
+            if collector.after_batch(backlogged=backlogged):
+                done = time.monotonic()
+                report.stage_seconds["gc"] += done - collected_from
+                report.active_seconds = round(done - first_batch_at, 3)
         finish_load()
         if uncommitted and not commit_pending(within=commit_within):
             raise TransientError("stopped while offsets could not be committed (the batches are loaded)")
     except XpError:
         raise
     finally:
+        collector.stop()
         loads.close()  # an insert still running (after an error elsewhere) ends before the store closes
         for sig, handler in previous.items():
             signal.signal(sig, handler)
