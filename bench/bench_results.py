@@ -14,6 +14,9 @@ sum, count within 1 h). Timed, best of ``--repeat`` runs after one warm-up, in t
   (≤ 1 s on 10 M events); the same after ~1 % new events with the refresh timed on its own; the full
   results with nothing new; and the live scan (``XP_RESULTS_UNIT_VALUES=false``) on the same data, whose
   numbers must equal the unit values' (1e-9 relative) or the bench fails;
+- **steady state** (``--steady``, bench/bench_results_steady.py, instead of everything else): ~1 % new
+  events → the background refresher (``xp jobs run unit-values``: refresh + compaction) timed alone →
+  the full results, best of 3; the read before/after a compaction; the live scan on the same data;
 - **full**: the same results from the live scan (``XP_RESULTS_UNIT_VALUES=false``);
 - **no segments**: the same without the breakdown (what ``xp results KEY`` does by default);
 - **SQL only**: the full path's query (one scan for every metric and segment), rows fetched, no
@@ -35,6 +38,7 @@ so CPU time counts its threads): on a shared machine CPU time moves less with th
     .venv/bin/python bench/bench_results.py --events 1000000 --units 100000 --cuped
     .venv/bin/python bench/bench_results.py --skip-per-metric --repeat 3 --breakdown
     .venv/bin/python bench/bench_results.py --unit-values-only --repeat 3
+    .venv/bin/python bench/bench_results.py --steady --repeat 3   # refresher: bench/bench_results_steady.py
 """
 
 from __future__ import annotations
@@ -404,6 +408,12 @@ def main() -> None:
     parser.add_argument(
         "--unit-values-only", action="store_true", help="Only the unit values and the live-scan baseline."
     )
+    parser.add_argument(
+        "--steady",
+        action="store_true",
+        help="Only the steady state: +1 %% events → background refresher (+ compaction) → full results, "
+        "and the live-scan baseline (bench/bench_results_steady.py).",
+    )
     args = parser.parse_args()
     spec = experiment()
     with tempfile.TemporaryDirectory(prefix="xp-bench-results-") as home:
@@ -411,6 +421,11 @@ def main() -> None:
         warehouse = open_warehouse(settings)
         try:
             load(warehouse, args.units, args.events, args.cuped)
+            if args.steady:
+                from bench_results_steady import steady
+
+                steady(warehouse, spec, args.units, args.events, args.repeat)
+                return
             unit_values(warehouse, spec, args.units, args.events, args.repeat)
             if args.unit_values_only:
                 return

@@ -11,6 +11,8 @@ kept up to date:
   ``version``; ``ReplacingMergeTree``, read ``FINAL``). The new watermark is the refresh's start minus
   ``XP_RESULTS_UNIT_VALUES_MARGIN_SECONDS`` (in-flight inserts, clock skew between worker and
   warehouse): recomputing a unit twice is harmless, missing one is not.
+- ``xp jobs run unit-values`` (:mod:`jobs.unit_values_job`, every 30 s inside ``xp up``) runs the same
+  refresh in the background and merges replaced rows, so a results call finds the values current;
 - :func:`fetch_unit_value_sums` — refresh, then the sufficient statistics from the newest rows: the same
   numbers as the scan. It returns ``None`` when the stored values cannot answer: an ``until`` not after
   the newest event folded in (the scan also drops events at or after ``until``).
@@ -79,6 +81,12 @@ class UnitValuesSettings(CoreSettings):
         description="Safety margin of the unit-values watermark: rows stored up to this long before a "
         "refresh started are looked at again by the next one (in-flight inserts, worker/warehouse clock "
         "skew). Each refresh recomputes the units changed in this many seconds before the previous one.",
+    )
+    results_unit_values_compact: bool = Field(
+        default=True,
+        description="`xp jobs run unit-values` merges xp.unit_values (OPTIMIZE … FINAL) after its "
+        "refreshes when a refreshed experiment's rows span several parts (every results read would "
+        "otherwise merge them with FINAL). false: leave it to ClickHouse's background merges.",
     )
 
 

@@ -1,7 +1,8 @@
 """`xp jobs run …`: batch jobs (issues #5 and #6).
 
-``etl`` (jobs/etl.py), ``stats`` (jobs/results_store.py), ``lake`` (jobs/lake.py) and ``quality``
-(quality/run.py, issue #6) run. ``all`` runs etl, lake, stats and quality in order,
+``etl`` (jobs/etl.py), ``unit-values`` (jobs/unit_values_job.py: keeps ``xp.unit_values`` current,
+decision 0028), ``stats`` (jobs/results_store.py), ``lake`` (jobs/lake.py) and ``quality``
+(quality/run.py, issue #6) run. ``all`` runs etl, lake, unit-values, stats and quality in order,
 skips the unavailable ones with a note, and fails (exit 1) only if an available job failed.
 """
 
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 class JobName(enum.StrEnum):
     etl = "etl"
     lake = "lake"
+    unit_values = "unit-values"
     stats = "stats"
     quality = "quality"
     all = "all"
@@ -83,6 +85,28 @@ def _lake(since: datetime | None, until: datetime | None) -> None:
     sys.stderr.write(f"lake: {rows} rows in {files} files → {getattr(report, 'url', '?')}\n")
 
 
+def _unit_values(since: datetime | None, until: datetime | None) -> None:
+    """Refresh every running experiment's unit values (the window does not apply: values are per unit)."""
+    from jobs.unit_values import UnitValuesSettings
+    from jobs.unit_values_job import run_unit_values
+    from xpstream.cli.results import core_settings
+
+    run = run_unit_values(core_settings(UnitValuesSettings))
+    if not run.refreshed:
+        sys.stderr.write(
+            "unit-values: nothing to refresh (no running experiment, or XP_RESULTS_UNIT_VALUES=false)\n"
+        )
+    for item in run.refreshed:
+        what = "full build" if item.refresh.full else f"{item.refresh.units} units recomputed"
+        took = f"{item.refresh.seconds:.2f} s"
+        sys.stderr.write(f"unit-values: {item.experiment} ({item.plan.key}): {what} in {took}\n")
+    if run.compaction is not None and run.compaction.compacted:
+        merged = run.compaction
+        sys.stderr.write(
+            f"unit-values: compacted {merged.rows} rows ({merged.parts} parts) in {merged.seconds:.2f} s\n"
+        )
+
+
 def _stats(since: datetime | None, until: datetime | None) -> None:
     from jobs.results_store import run_stats
     from xpstream.cli.results import core_settings
@@ -107,6 +131,7 @@ def _stats(since: datetime | None, until: datetime | None) -> None:
 JOBS: dict[JobName, Job] = {
     JobName.etl: _etl,
     JobName.lake: _lake,
+    JobName.unit_values: _unit_values,
     JobName.stats: _stats,
     JobName.quality: _quality,
 }
@@ -132,7 +157,7 @@ def _run_all(since: datetime | None, until: datetime | None) -> None:
 
 @jobs_app.command("run")
 def run(
-    job: JobName = typer.Argument(..., help="etl, lake, stats, quality or all."),
+    job: JobName = typer.Argument(..., help="etl, lake, unit-values, stats, quality or all."),
     since: str | None = typer.Option(
         None, "--since", help="Start of the window (ISO date/time; UTC if no zone)."
     ),
@@ -146,6 +171,10 @@ def run(
 ) -> None:
     """Run one batch job, or all of them in order.
 
+    unit-values: bring xp.unit_values (per-unit metric values that results read) up to date for every
+    running experiment, and merge replaced rows when they pile up; --since/--until do not apply. `xp up`
+    runs it every 30 s (XP_SCHEDULE_UNIT_VALUES).
+
     stats: results of every running experiment, stored as a snapshot in xp.results (units first exposed
     in [--since, --until)).
 
@@ -154,6 +183,8 @@ def run(
     xp.alerts. Exit 0 when the checks ran, whatever they found; --strict: exit 1 if any failed.
 
     Example: xp jobs run stats
+
+    Example: xp jobs run unit-values
 
     Example: xp jobs run quality --strict
 

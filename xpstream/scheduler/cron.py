@@ -1,7 +1,7 @@
 """Cron schedules of the batch jobs (pure: no clock, no threads).
 
 Expressions are croniter's: five fields (minute hour day month weekday), or six with a seconds field
-last (``*/2 * * * * *``: every two seconds). Times are UTC.
+last (``* * * * * */2``: every two seconds). Times are UTC.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def parse_schedules(expressions: Mapping[str, str], *, prefix: str = "XP_SCHEDUL
     """The enabled schedules from ``{job: expression}``; an empty expression disables its job."""
     schedules = []
     for job, expression in expressions.items():
-        setting = f"{prefix}{job.upper()}"
+        setting = f"{prefix}{job.upper().replace('-', '_')}"
         if not expression.strip():
             continue
         schedules.append(JobSchedule(job, validate_expression(expression, setting), setting))

@@ -11,6 +11,7 @@ __all__ = ["SCHEDULE_FIELDS", "SchedulerSettings"]
 
 SCHEDULE_FIELDS = {
     "quality": "schedule_quality",
+    "unit-values": "schedule_unit_values",
     "stats": "schedule_stats",
     "etl": "schedule_etl",
     "lake": "schedule_lake",
@@ -28,6 +29,13 @@ class SchedulerSettings(CoreSettings):
         description=(
             "Cron expression (UTC) of `xp jobs run quality` inside `xp up`; 5 fields, or 6 with seconds "
             "last. Empty: never."
+        ),
+    )
+    schedule_unit_values: str = Field(
+        default="* * * * * */30",
+        description=(
+            "Cron expression (UTC) of `xp jobs run unit-values` (keeps xp.unit_values current so results "
+            "read in about a second); the default, with seconds last, is every 30 s. Empty: never."
         ),
     )
     schedule_stats: str = Field(

@@ -72,3 +72,15 @@ def test_all_fails_only_when_an_available_job_fails(monkeypatch: pytest.MonkeyPa
         jobs._run_all(None, None)
     assert exit_info.value.exit_code == 1
     assert calls == ["etl", "lake", "stats"]  # a failure does not stop the later jobs
+
+
+def test_unit_values_runs_before_stats_in_all_and_has_help() -> None:
+    from typer.testing import CliRunner
+
+    from xpstream.cli.main import app
+
+    order = [name.value for name in jobs.JOBS]
+    assert "unit-values" in order and order.index("unit-values") < order.index("stats")
+    result = CliRunner().invoke(app, ["jobs", "run", "--help"])
+    assert result.exit_code == 0 and "unit-values" in result.output
+    assert "xp jobs run unit-values" in result.output and "Example" in result.output

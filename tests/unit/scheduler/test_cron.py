@@ -41,3 +41,17 @@ def test_a_sixth_field_is_seconds() -> None:
     assert validate_expression("* * * * * */2", "XP_SCHEDULE_STATS") == "* * * * * */2"
     assert next_fire("* * * * * */2", T0) == datetime(2026, 11, 25, 20, 7, 32, tzinfo=UTC)
     assert next_fire("* * * * * *", T0) == datetime(2026, 11, 25, 20, 7, 31, tzinfo=UTC)
+
+
+def test_a_hyphenated_job_names_its_setting_with_underscores() -> None:
+    from xpstream.scheduler.settings import SCHEDULE_FIELDS, SchedulerSettings
+
+    [schedule] = parse_schedules({"unit-values": "* * * * * */30"})
+    assert schedule.setting == "XP_SCHEDULE_UNIT_VALUES"
+    assert SCHEDULE_FIELDS["unit-values"] == "schedule_unit_values"
+    default = SchedulerSettings.model_fields["schedule_unit_values"].default
+    # every 30 s by default: the seconds field is the sixth
+    assert next_fire(default, T0) == datetime(2026, 11, 25, 20, 8, 0, tzinfo=UTC)
+    assert next_fire(default, datetime(2026, 11, 25, 20, 8, 0, tzinfo=UTC)) == datetime(
+        2026, 11, 25, 20, 8, 30, tzinfo=UTC
+    )
