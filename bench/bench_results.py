@@ -17,6 +17,8 @@ sum, count within 1 h). Timed, best of ``--repeat`` runs after one warm-up, in t
 - **steady state** (``--steady``, bench/bench_results_steady.py, instead of everything else): ~1 % new
   events → the background refresher (``xp jobs run unit-values``: refresh + compaction) timed alone →
   the full results, best of 3; the read before/after a compaction; the live scan on the same data;
+- **steady flow** (``--steady-flow``, the same module): +1 % events after the refresher ran, then the
+  full results with the default staleness bound (no refresh), with ``--fresh`` and the live scan;
 - **full**: the same results from the live scan (``XP_RESULTS_UNIT_VALUES=false``);
 - **no segments**: the same without the breakdown (what ``xp results KEY`` does by default);
 - **SQL only**: the full path's query (one scan for every metric and segment), rows fetched, no
@@ -39,6 +41,7 @@ so CPU time counts its threads): on a shared machine CPU time moves less with th
     .venv/bin/python bench/bench_results.py --skip-per-metric --repeat 3 --breakdown
     .venv/bin/python bench/bench_results.py --unit-values-only --repeat 3
     .venv/bin/python bench/bench_results.py --steady --repeat 3   # refresher: bench/bench_results_steady.py
+    .venv/bin/python bench/bench_results.py --steady-flow --repeat 3   # staleness bound vs --fresh vs scan
 """
 
 from __future__ import annotations
@@ -414,6 +417,12 @@ def main() -> None:
         help="Only the steady state: +1 %% events → background refresher (+ compaction) → full results, "
         "and the live-scan baseline (bench/bench_results_steady.py).",
     )
+    parser.add_argument(
+        "--steady-flow",
+        action="store_true",
+        help="Only the steady flow: +1 %% events after the refresher, then the full results with the "
+        "default staleness bound, with --fresh, and the live scan (bench/bench_results_steady.py).",
+    )
     args = parser.parse_args()
     spec = experiment()
     with tempfile.TemporaryDirectory(prefix="xp-bench-results-") as home:
@@ -421,6 +430,11 @@ def main() -> None:
         warehouse = open_warehouse(settings)
         try:
             load(warehouse, args.units, args.events, args.cuped)
+            if args.steady_flow:
+                from bench_results_steady import steady_flow
+
+                steady_flow(warehouse, spec, args.units, args.events, args.repeat)
+                return
             if args.steady:
                 from bench_results_steady import steady
 

@@ -44,7 +44,7 @@ from jobs.unit_values_sql import NOW_SQL, build_parameters, changed_units_sql, r
 from xpstream.warehouse import Warehouse
 from xpstream.warehouse.sqltext import placeholders
 
-__all__ = ["steady"]
+__all__ = ["steady", "steady_flow"]
 
 REFRESHER = UnitValuesSettings(results_unit_values_margin_seconds=0.0)
 NO_COMPACTION = UnitValuesSettings(results_unit_values_margin_seconds=0.0, results_unit_values_compact=False)
@@ -147,3 +147,79 @@ def parts(warehouse: Warehouse, spec: ExperimentSpec, plan: Any, repeat: int) ->
     }
     for label, step in steps.items():
         report(f"  part: {label}", [timed(step)[:2] for _ in range(repeat)])
+
+
+FLOW = UnitValuesSettings(results_unit_values_margin_seconds=0.0)
+"""The default staleness bound (``XP_RESULTS_MAX_STALENESS_SECONDS``, 60 s), margin 0 as above."""
+
+
+def numbers(document: dict[str, Any]) -> dict[str, Any]:
+    """A results document without its timestamps (when it was computed, up to when the data goes)."""
+    return {k: v for k, v in document.items() if k not in ("computed_at", "data_as_of")}
+
+
+def steady_flow(warehouse: Warehouse, spec: ExperimentSpec, units: int, events: int, repeat: int) -> None:
+    """Under a steady flow (issue #5, decision 0028's staleness bound), ``--repeat`` rounds (plus one
+    warm-up) of: +1 % events, the refresher (background), the full results (values current); +1 % more
+    events, then the full results ``until`` now with the default bound (best of 3: reads as of the
+    refresh, must not refresh and must give the numbers of before the new events), with ``fresh=True``
+    (its refresh folds the +1 % in: one call), and the live scan on the same data (must equal fresh)."""
+    plan = experiment_unit_values_plan(spec, cuped=False, covariate_days=14.0)
+    assert plan is not None
+    fresh, start = max(1, events // 100), events
+    snapshot = RegistrySnapshot(experiments={spec.key: spec})
+
+    def more_events() -> None:
+        nonlocal start
+        warehouse.command(NEW_EVENTS_SQL.format(events=quoted(EVENTS), units=units, start=start, count=fresh))
+        start += fresh
+
+    def call(options: UnitValuesSettings, **kw: Any) -> Any:
+        return compute_experiment_result(
+            warehouse, spec, segment="country", top=10, unit_values=options, **kw
+        )
+
+    print(
+        f"steady flow (staleness bound {FLOW.results_max_staleness_seconds:.0f} s): load average {loadavg()}"
+    )
+    wall, cpu, _ = timed(lambda: refresh(warehouse, spec.key, plan, margin_seconds=0.0, rebuild=True))
+    report("flow: full build", [(wall, cpu)])
+    bounded: list[tuple[float, float]] = []
+    forced: list[tuple[float, float]] = []
+    scans: list[tuple[float, float]] = []
+    refreshers: list[tuple[float, float]] = []
+    lags: list[float] = []
+    notes: list[str] = []
+    for round_ in range(repeat + 1):  # round 0 warms up
+        more_events()
+        refresher_run = timed(lambda: refresh_running(warehouse, snapshot, covariate_days=14.0, options=FLOW))
+        before = numbers(call(FLOW).to_json())
+        state = read_state(warehouse, spec.key, plan)
+        more_events()  # stored after the refresh: a call within the bound does not fold them in
+        calls = [timed(lambda: call(FLOW)) for _ in range(3)]
+        if read_state(warehouse, spec.key, plan) != state:
+            raise SystemExit("a call within the staleness bound refreshed")
+        if not all(same_document(numbers(run[2].to_json()), before) for run in calls):
+            raise SystemExit("a call within the staleness bound is not the result as of the refresh")
+        wall, cpu, result = timed(lambda: call(FLOW, fresh=True))
+        if read_state(warehouse, spec.key, plan) == state:
+            raise SystemExit("--fresh did not refresh")
+        if same_document(numbers(result.to_json()), before):
+            raise SystemExit("the new events changed no number: the bounded check would prove nothing")
+        scan = timed(lambda: call(SCAN))
+        if not same_document(numbers(result.to_json()), numbers(scan[2].to_json())):
+            raise SystemExit("fresh unit values and the live scan disagree")
+        if round_:
+            refreshers.append(refresher_run[:2])
+            bounded.append(min(run[:2] for run in calls))
+            forced.append((wall, cpu))
+            scans.append(scan[:2])
+            lags.extend((run[2].computed_at - run[2].data_as_of).total_seconds() for run in calls)
+            notes.append(f"bound {' / '.join(f'{run[0] * 1000:.0f}' for run in calls)} ms, load {loadavg()}")
+    report("flow: refresher per +1 % (background)", refreshers)
+    report("flow: full, default bound (best of 3)", bounded)
+    print(f"  rounds: {'; '.join(notes)}")
+    print(f"  data_as_of behind computed_at: {min(lags):.1f}–{max(lags):.1f} s")
+    report(f"flow: full, --fresh (+{fresh:,} events)", forced)
+    report("flow: full, live scan (baseline)", scans)
+    print(f"bounded == as of the refresh, fresh == live scan (1e-9 relative); load {loadavg()}")

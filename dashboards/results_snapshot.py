@@ -75,6 +75,7 @@ def snapshot_document(
         "srm_p_value": first["srm_p_value"],
         "srm_error": None,
         "computed_at": _iso(first["computed_at"]),
+        "data_as_of": _iso(min(first.get("window_until") or first["computed_at"], first["computed_at"])),
         "method": first["method"],
         "alpha": plan.alpha,
         "metrics": metrics,

@@ -321,6 +321,9 @@ class ExperimentResult:
     """What the results were computed with (None: ``method``/``alpha`` only, no CUPED, no correction)."""
     segments: Any = None
     """A :class:`jobs.results_segments.SegmentBreakdown` when ``xp results --segment`` asked for one."""
+    data_as_of: datetime | None = None
+    """Events stored before this time are folded in (None: ``min(until, computed_at)``, read live);
+    earlier when read from unit values as of their last refresh (decision 0028, staleness bound)."""
 
     @property
     def srm_flagged(self) -> bool:
@@ -334,6 +337,7 @@ class ExperimentResult:
             "srm_p_value": self.srm_p_value,
             "srm_error": self.srm_error,
             "computed_at": self.computed_at.isoformat(),
+            "data_as_of": (self.data_as_of or min(self.until, self.computed_at)).isoformat(),
             "method": self.method,
             "alpha": self.alpha,
             "metrics": [m.to_json() for m in self.metrics],

@@ -6,6 +6,8 @@
   with ``segment``, ``results_metric_segment_sums.sql`` as well); the metrics of the one shared scan
   (``BatchPlan.sql()``) are read from ``xp.unit_values`` instead, refreshed first (:mod:`jobs.unit_values`,
   decision 0028), unless ``XP_RESULTS_UNIT_VALUES=false`` or the window ends before the newest event;
+  with ``until`` now, as of their last refresh while it is younger than ``XP_RESULTS_MAX_STALENESS_SECONDS``
+  (the result's ``data_as_of``; ``fresh=True`` and the stats job always refresh);
 - :func:`store_results`: one row per experiment × metric × variation in ``xp.results``, stamped with
   the run's ``computed_at`` (an insert-dedup token per run and experiment: a retried insert is a no-op);
 - :func:`run_stats`: ``xp jobs run stats``, every running experiment of the registry.
@@ -133,8 +135,11 @@ def fetch_experiment_sums(
     cuped: bool = False,
     covariate_days: float = DEFAULT_COVARIATE_DAYS,
     unit_values: UnitValuesSettings | None = None,
-) -> tuple[dict[str, list[VariationSums]], dict[str, SegmentRows]]:
-    """(metric → per-variation sums, metric → per-segment rows by ``dimension``; {} without one).
+    fresh: bool = True,
+    open_window: bool = False,
+) -> tuple[dict[str, list[VariationSums]], dict[str, SegmentRows], datetime | None]:
+    """(metric → per-variation sums, metric → per-segment rows by ``dimension`` ({} without one), the
+    unit values' ``data_as_of`` (None: read live)).
 
     One ``results_experiment_sums`` scan answers every metric it can (:mod:`jobs.results_batch`); the
     others take one ``results_metric_sums`` (+ ``results_metric_segment_sums``) query each. With
@@ -143,13 +148,16 @@ def fetch_experiment_sums(
 
     With ``unit_values`` on (default: ``XP_RESULTS_UNIT_VALUES``), the metrics of that one scan (and
     their CUPED covariates) come from ``xp.unit_values`` instead, refreshed first
-    (:mod:`jobs.unit_values`, decision 0028): the same numbers; the scan when they cannot answer.
+    (:mod:`jobs.unit_values`, decision 0028): the same numbers; the scan when they cannot answer. Unless
+    ``fresh``, an ``open_window`` (``until`` is "now") reads them as of their last refresh while it is
+    younger than ``XP_RESULTS_MAX_STALENESS_SECONDS``.
     """
     metrics = [metric for metric, _role in analyzed_metrics(experiment)]
     plan = batch_plan(metrics, _catalog(experiment))
     by_segment: dict[str, SegmentRows] = {}
     adjusted_sums: dict[str, list[VariationSums]] = {}
     options = unit_values if unit_values is not None else UnitValuesSettings()
+    data_as_of = None
     if plan.sides:
         stored = None
         if options.results_unit_values:
@@ -161,10 +169,12 @@ def fetch_experiment_sums(
                 until=until,
                 dimension=dimension,
                 margin_seconds=options.results_unit_values_margin_seconds,
+                max_staleness_seconds=0.0 if fresh else options.results_max_staleness_seconds,
+                open_window=open_window,
             )
         if stored is not None:
-            rows, adjusted_sums = stored
-            by_segment.update(rows)
+            adjusted_sums, data_as_of = stored.covariates, stored.data_as_of
+            by_segment.update(stored.by_segment)
         else:
             sql = plan.sql()
             parameters = plan.sql_parameters(
@@ -186,7 +196,7 @@ def fetch_experiment_sums(
             )
         )
         totals.update(adjusted_sums)
-    return totals, by_segment if dimension else {}
+    return totals, by_segment if dimension else {}, data_as_of
 
 
 def fetch_metric_sums(
@@ -200,7 +210,7 @@ def fetch_metric_sums(
 ) -> dict[str, list[VariationSums]]:
     """Metric name → per-variation sums, for every metric the experiment analyses (``cuped``: binomial
     and mean metrics with their pre-exposure covariate sums)."""
-    totals, _ = fetch_experiment_sums(
+    totals, _, _ = fetch_experiment_sums(
         warehouse, experiment, since=since, until=until, cuped=cuped, covariate_days=covariate_days
     )
     return totals
@@ -236,18 +246,21 @@ def compute_experiment_result(
     segment: str | None = None,
     top: int = DEFAULT_TOP,
     unit_values: UnitValuesSettings | None = None,
+    fresh: bool = False,
 ) -> ExperimentResult:
-    """Fresh results of one experiment over units first exposed in ``[since, until)`` (default: all, now).
+    """Results of one experiment over units first exposed in ``[since, until)`` (default: all, now).
 
     ``plan`` (default: ``method`` and ``alpha`` only) may ask for CUPED and a correction; ``segment``
     adds the breakdown by that exposure attribute (``top`` values plus "other"). ``unit_values``
-    (default: read from the environment) says whether precomputed per-unit values answer (decision 0028).
+    (default: read from the environment) says whether precomputed per-unit values answer (decision 0028)
+    and how stale they may be when ``until`` is now; ``fresh`` refreshes them first whatever their age.
+    The result's ``data_as_of``: events stored before it are folded in.
     """
     plan = plan or AnalysisPlan(method=method, alpha=alpha)
     computed_at = computed_at or datetime.now(UTC)
     since = since or EPOCH
-    until = until or computed_at
-    sums, by_segment = fetch_experiment_sums(
+    open_window, until = until is None, until or computed_at
+    sums, by_segment, stored_as_of = fetch_experiment_sums(
         warehouse,
         experiment,
         since=since,
@@ -256,6 +269,8 @@ def compute_experiment_result(
         cuped=plan.cuped,
         covariate_days=covariate_days,
         unit_values=unit_values,
+        fresh=fresh,
+        open_window=open_window,
     )
     result = analyze_experiment(
         experiment,
@@ -266,6 +281,8 @@ def compute_experiment_result(
         plan=plan,
         covariate_days=covariate_days,
     )
+    as_of = min(until, computed_at, stored_as_of or computed_at)
+    result = replace(result, data_as_of=as_of)
     if not segment:
         return result
     breakdown = analyze_segments(
@@ -408,6 +425,7 @@ def run_stats(
                 computed_at=computed_at,
                 plan=experiment_plan(snapshot, experiment).with_overrides(method=method),
                 covariate_days=covariate_days,
+                fresh=True,  # the background: refresh, never read stale values
             )
             for experiment in experiments
         ]

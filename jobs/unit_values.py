@@ -15,7 +15,10 @@ kept up to date:
   refresh in the background and merges replaced rows, so a results call finds the values current;
 - :func:`fetch_unit_value_sums` — refresh, then the sufficient statistics from the newest rows: the same
   numbers as the scan. It returns ``None`` when the stored values cannot answer: an ``until`` not after
-  the newest event folded in (the scan also drops events at or after ``until``).
+  the newest event folded in (the scan also drops events at or after ``until``). With a staleness bound
+  (``XP_RESULTS_MAX_STALENESS_SECONDS``) and a window still open at the last refresh, it reads the
+  stored values without refreshing while that refresh is younger than the bound: exact **as of** the
+  refresh's start (:attr:`UnitValueSums.data_as_of`).
 
 One refresh at a time per experiment: the embedded store runs one statement at a time; on a server
 two refreshes may overlap, each unit's newest computation wins (``version``), and the state row with
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RefreshReport",
+    "UnitValueSums",
     "UnitValuesSettings",
     "UnitValuesState",
     "fetch_unit_value_sums",
@@ -88,6 +92,15 @@ class UnitValuesSettings(CoreSettings):
         "refreshes when a refreshed experiment's rows span several parts (every results read would "
         "otherwise merge them with FINAL). false: leave it to ClickHouse's background merges.",
     )
+    results_max_staleness_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Results (`xp results`, the dashboard) read xp.unit_values as of their last refresh, "
+        "without refreshing first, while that refresh is younger than this: full results stay fast under "
+        "a steady flow of events, exact as of the refresh (`data_as_of` in the output). 0: refresh before "
+        "every read. `xp results --fresh`, `xp jobs run stats` and windows that ended before the last "
+        "refresh (`--until` in the past) always refresh first.",
+    )
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,9 @@ class UnitValuesState:
     watermark: datetime
     max_occurred_at: datetime
     version: int
+    refreshed_at: datetime = EPOCH
+    """The start of the refresh that wrote this state (warehouse clock): every row stored before it is
+    folded in."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +124,21 @@ class RefreshReport:
     state: UnitValuesState
     units: int | None = None
     """Units recomputed by an incremental refresh (None: a full build)."""
+    started_at: datetime = EPOCH
+    """The refresh's start (warehouse clock): every row stored before it is folded in (also when it
+    found nothing to recompute)."""
+
+
+@dataclass(frozen=True)
+class UnitValueSums:
+    """What :func:`fetch_unit_value_sums` read: sums as ``BatchPlan.decode``, CUPED covariate sums."""
+
+    by_segment: dict[str, list[tuple[str, VariationSums]]]
+    covariates: dict[str, list[VariationSums]]
+    data_as_of: datetime
+    """Every row stored before this time is folded in (the start of the refresh the values come from)."""
+    refreshed: bool
+    """This call refreshed the values first (False: read as of an earlier refresh, within the bound)."""
 
 
 def _utc(value: Any) -> datetime:
@@ -128,6 +159,7 @@ def read_state(warehouse: Warehouse, experiment: str, plan: UnitValuesPlan) -> U
         watermark=_utc(row["watermark"]),
         max_occurred_at=_utc(row["max_occurred_at"]),
         version=int(row["version"]),
+        refreshed_at=_utc(row["refreshed_at"]),
     )
 
 
@@ -190,7 +222,7 @@ def refresh(
         bound = {k: v for k, v in parameters.items() if k in placeholders(counting)}
         units = int(warehouse.query_arrow(counting, bound).column("units")[0].as_py())
         if not units:  # nothing stored since the watermark: keep it (the next refresh looks from there)
-            return RefreshReport(False, time.perf_counter() - started, previous, 0)
+            return RefreshReport(False, time.perf_counter() - started, previous, 0, started_at=now)
         warehouse.command(build_sql(plan, incremental=True), parameters)
         changed = _max_occurred(warehouse, changed_max_occurred_sql(), {**names, "watermark": watermark})
         newest = max(previous.max_occurred_at, changed)
@@ -198,6 +230,7 @@ def refresh(
         watermark=now - timedelta(seconds=margin_seconds),
         max_occurred_at=newest,
         version=version,
+        refreshed_at=now,
     )
     _write_state(warehouse, experiment, plan, state, now)
     seconds = time.perf_counter() - started
@@ -208,7 +241,20 @@ def refresh(
         "full build" if previous is None else f"{units} units recomputed",
         seconds,
     )
-    return RefreshReport(previous is None, seconds, state, units)
+    return RefreshReport(previous is None, seconds, state, units, started_at=now)
+
+
+def _fresh_enough(
+    warehouse: Warehouse, known: UnitValuesState, until: datetime, open_window: bool, max_staleness: float
+) -> bool:
+    """Whether ``known`` may answer without a refresh: a bound is set, the window was still open at the
+    last refresh (``until`` defaulted to now, or is not before that refresh) and the refresh is younger
+    than the bound (warehouse clock). A window that ended before it keeps refresh-then-read."""
+    if max_staleness <= 0 or known.refreshed_at <= EPOCH:
+        return False
+    if not open_window and until < known.refreshed_at:
+        return False
+    return (_now(warehouse) - known.refreshed_at).total_seconds() < max_staleness
 
 
 def fetch_unit_value_sums(
@@ -220,9 +266,12 @@ def fetch_unit_value_sums(
     until: datetime,
     dimension: str = "",
     margin_seconds: float = 30.0,
-) -> tuple[dict[str, list[tuple[str, VariationSums]]], dict[str, list[VariationSums]]] | None:
-    """(metric → [(segment, sums)] as ``BatchPlan.decode``, CUPED metric → per-variation sums with the
-    covariate), from refreshed unit values; None when they cannot answer this window (use the scan)."""
+    max_staleness_seconds: float = 0.0,
+    open_window: bool = False,
+) -> UnitValueSums | None:
+    """Sums from the unit values, refreshed first unless the last refresh is younger than
+    ``max_staleness_seconds`` and the window (``open_window``: ``until`` is "now") was open then; None
+    when they cannot answer this window (use the scan)."""
     known = read_state(warehouse, experiment, plan)
     if known is not None and until <= known.max_occurred_at:
         return None  # events at or after `until` are folded in: only the scan can leave them out
@@ -232,9 +281,13 @@ def fetch_unit_value_sums(
         )
         if until <= newest:
             return None  # do not build for a window the values could not answer anyway
-    report = refresh(warehouse, experiment, plan, margin_seconds=margin_seconds)
-    if until <= report.state.max_occurred_at:
-        return None
+    if known is not None and _fresh_enough(warehouse, known, until, open_window, max_staleness_seconds):
+        as_of, refreshed = known.refreshed_at, False
+    else:
+        report = refresh(warehouse, experiment, plan, margin_seconds=margin_seconds)
+        if until <= report.state.max_occurred_at:
+            return None
+        as_of, refreshed = report.started_at, True
     parameters = {
         "experiment": experiment,
         "plan_key": plan.key,
@@ -243,4 +296,4 @@ def fetch_unit_value_sums(
         "dimension": dimension,
     }
     rows = warehouse.query_arrow(read_sql(plan), parameters).to_pylist()
-    return plan.batch.decode(rows), plan.decode_covariates(rows)
+    return UnitValueSums(plan.batch.decode(rows), plan.decode_covariates(rows), min(as_of, until), refreshed)

@@ -69,7 +69,7 @@ def spec_of(client: TestClient, key: str) -> Any:
 
 
 def without_computed_at(document: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in document.items() if k != "computed_at"}
+    return {k: v for k, v in document.items() if k not in ("computed_at", "data_as_of")}
 
 
 def cli_result(client: TestClient, seeded: Seeded, **options: Any) -> dict[str, Any]:

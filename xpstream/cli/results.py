@@ -153,6 +153,15 @@ def _segment_table(result: ExperimentResult, index: int) -> Any:
     return table
 
 
+def _as_of_line(result: ExperimentResult) -> str:
+    """When the data ends: events stored before ``data_as_of`` are folded in (older than ``computed_at``
+    when read from unit values as of their last refresh; ``--fresh`` refreshes them first)."""
+    as_of = datetime.fromisoformat(result.to_json()["data_as_of"])
+    lag = (min(result.until, result.computed_at) - as_of).total_seconds()  # > 0: read as of a refresh
+    age = f" ({lag:.0f} s before computed; --fresh for now)" if lag >= 1 else ""
+    return f"data as of {as_of:%Y-%m-%d %H:%M:%S} UTC{age}"
+
+
 def print_result(result: ExperimentResult) -> None:
     """A rich table per metric; significant lifts highlighted (green: good, red: harmful); SRM warning."""
     from rich.console import Console
@@ -169,6 +178,7 @@ def print_result(result: ExperimentResult) -> None:
         f"[bold]{result.experiment}[/bold] · {result.method}{extras}"
         f" · computed {result.computed_at:%Y-%m-%d %H:%M:%S} UTC · SRM p = {_fmt(result.srm_p_value, '.3g')}"
     )
+    console.print(_as_of_line(result))
     cuped = _cuped_line(result)
     if cuped:
         console.print(cuped)
@@ -216,6 +226,13 @@ def results(
     until: str | None = typer.Option(
         None, "--until", help="Only units and events before (ISO; default now)."
     ),
+    fresh: bool = typer.Option(
+        False,
+        "--fresh",
+        help="Fold in every event stored so far (refresh xp.unit_values first). Default: read them as of "
+        "their last refresh when it is younger than XP_RESULTS_MAX_STALENESS_SECONDS (60 s); the output's "
+        "data_as_of says up to when.",
+    ),
 ) -> None:
     """Compute an experiment's results now, from ClickHouse, and print them (nothing is stored;
     `xp jobs run stats` stores snapshots).
@@ -228,6 +245,8 @@ def results(
     Example: xp results checkout-button --format json --method frequentist
 
     Example: xp results checkout-button --cuped --correction holm --segment country --top 5
+
+    Example: xp results checkout-button --fresh
     """
     from jobs.results_store import compute_experiment_result, covariate_days_of, experiment_plan
     from xpstream.cli.output import print_json
@@ -261,6 +280,7 @@ def results(
             covariate_days=covariate_days_of(settings),
             segment=segment,
             top=top,
+            fresh=fresh,
         )
     finally:
         warehouse.close()
