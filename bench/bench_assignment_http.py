@@ -17,7 +17,8 @@ This script installs nothing: without wrk it skips with one line (``make wrk`` o
 Servers, each on its own port and process, started side by side and driven in turn by wrk for
 ``--rounds`` rounds (rotating the order; ``--duration`` seconds per server in all), so that load from
 other processes on a shared machine weighs on all of them alike; latency percentiles are the median
-over rounds (the worst round's p99 is printed too):
+over rounds, with the worst round's p99 and the p99 of every request of every round pooled (from
+wrk's latency histograms; the budget is judged on that one):
 
 - ``baseline``: a trivial Starlette endpoint on the same uvicorn set-up (reads the body, returns a
   constant JSON): the floor of the HTTP stack on this machine;
@@ -88,6 +89,13 @@ done = function(summary, latency, requests)
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     summary.errors.status, latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency:percentile(99.9), latency.max, latency.mean))
+  -- the whole latency histogram (distinct µs values and their counts), so that rounds pool exactly
+  local parts = {}
+  for i = 1, #latency do
+    local value, count = latency(i)
+    parts[#parts + 1] = string.format('%d:%d', value, count)
+  end
+  io.write('XPHIST ' .. table.concat(parts, ',') .. '\n')
 end
 """
 
@@ -158,7 +166,30 @@ def run_wrk(
         raise SystemExit(f"error: wrk failed: {output.stderr.strip() or output.stdout.strip()}")
     result: dict[str, Any] = json.loads(line.removeprefix("XPRESULT "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    hist = next((ln for ln in output.stdout.splitlines() if ln.startswith("XPHIST ")), "XPHIST ")
+    result["histogram"] = [
+        (int(value), int(count))
+        for value, count in (pair.split(":") for pair in hist.removeprefix("XPHIST ").split(",") if pair)
+    ]
     return result
+
+
+def pooled_percentile(runs: list[dict[str, Any]], q: float) -> float:
+    """The ``q``-th percentile (µs) of every request of ``runs`` together, from their histograms."""
+    merged: dict[int, int] = {}
+    for run in runs:
+        for value, count in run["histogram"]:
+            merged[value] = merged.get(value, 0) + count
+    total = sum(merged.values())
+    if not total:
+        return float("nan")
+    rank = q / 100 * total
+    seen = 0
+    for value in sorted(merged):
+        seen += merged[value]
+        if seen >= rank:
+            return float(value)
+    return float(max(merged))
 
 
 PERCENTILES = ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us")
@@ -213,6 +244,9 @@ def measure_interleaved(
             }
             for key in PERCENTILES:
                 result[key] = statistics.median(r[key] for r in runs)
+            # every request of every round together (exact, from wrk's histograms)
+            result["pooled_p99_us"] = pooled_percentile(runs, 99.0)
+            result["pooled_p999_us"] = pooled_percentile(runs, 99.9)
             if name == "service":
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
                     result["sink"] = json.loads(response.read())["sink"]
@@ -318,12 +352,13 @@ def main() -> None:
         f"{os.getloadavg()[0]:.2f} after",
         "load_generator": f"wrk -t1 -c{CONNECTIONS}, {args.arrivals} arrivals at ~{args.rate} req/s, "
         f"{args.duration}s per "
-        f"server in {args.rounds} interleaved rounds (percentiles: median over rounds)",
+        f"server in {args.rounds} interleaved rounds (percentiles: median over rounds; 'all p99': every "
+        "request of every round pooled)",
         "kafka": "none (outage path: spool)" if args.no_broker or bootstrap.endswith(":9") else bootstrap,
         "engine_evaluate_all_us": round(engine_us, 1),
         "budget_p99_ms": BUDGET_P99_MS,
         "runs": rows,
-        "service_meets_budget": service["p99_us"] / 1000 <= BUDGET_P99_MS
+        "service_meets_budget": service["pooled_p99_us"] / 1000 <= BUDGET_P99_MS
         and service["rps"] >= 0.95 * args.rate,
     }
     if args.format == "json":
@@ -332,20 +367,21 @@ def main() -> None:
     print(f"{report['machine']}; {report['load_generator']}")
     print(
         f"{'run':<10} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8}"
-        f" {'worst p99':>10} {'errors':>7} {'server CPU µs/req':>18}"
+        f" {'worst p99':>10} {'all p99':>8} {'errors':>7} {'server CPU µs/req':>18}"
     )
     for row in rows:
         print(
             f"{row['name']:<10} {row['rps']:>8.0f} {row['p50_us'] / 1000:>8.2f} {row['p90_us'] / 1000:>8.2f} "
             f"{row['p99_us'] / 1000:>8.2f} {row['p999_us'] / 1000:>9.2f} {row['max_us'] / 1000:>8.2f} "
-            f"{row['p99_us_worst_round'] / 1000:>10.2f} {row['errors'] + row['status_errors']:>7} "
+            f"{row['p99_us_worst_round'] / 1000:>10.2f} {row['pooled_p99_us'] / 1000:>8.2f} "
+            f"{row['errors'] + row['status_errors']:>7} "
             f"{row['server_cpu_us_per_request']:>18.0f}"
         )
     sink = service.get("sink", {})
     print(f"engine in-process: evaluate_all {engine_us:.1f} µs per request (3 features)")
     print(f"exposures: {'on' if args.exposures else 'off'}; kafka {report['kafka']}; sink {json.dumps(sink)}")
     print(
-        f"budget p99 ≤ {BUDGET_P99_MS} ms at {args.rate} req/s: "
+        f"budget p99 ≤ {BUDGET_P99_MS} ms at {args.rate} req/s (every request pooled): "
         + ("MET" if report["service_meets_budget"] else "NOT MET")
     )
 
