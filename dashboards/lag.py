@@ -59,7 +59,7 @@ def read_consumer_lag(settings: KafkaSettings, group_id: str, *, timeout: float)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     consumer = Consumer(
         {
-            **settings.confluent_config(),
+            **settings.confluent_config("dashboard"),
             "group.id": group_id,
             "enable.auto.commit": False,
             "socket.timeout.ms": max(int(timeout * 1000), 1000),

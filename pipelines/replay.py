@@ -55,7 +55,7 @@ def replay_dead_letters(
         )
     )
     counts: Counter[str] = Counter()
-    producer = None if dry_run else make_producer(settings)
+    producer = None if dry_run else make_producer(settings, role="loadgen")
     for row in table.to_pylist():
         counts[row["source_topic"]] += 1
         if producer is not None:

@@ -390,12 +390,13 @@ def run_worker(
 
             warehouse.insert_arrow("xp.attributed_events", attributions_table(pending))
             report.attributed += len(pending)
-        producer = make_producer(settings)
+        producer = make_producer(settings, role="worker")
 
         def new_consumer() -> Any:
             return make_consumer(
                 settings,
                 settings.stream_group_id,
+                role="worker",
                 **{
                     "partition.assignment.strategy": "range",
                     "fetch.wait.max.ms": 100,

@@ -176,7 +176,7 @@ def produce_alerts(settings: KafkaSettings, records: Sequence[AlertRecord], *, t
     try:
         # librdkafka logs every refused connection: the outcome is reported once, below, instead
         overrides = {"message.timeout.ms": max(int(timeout * 1000), 1000), "log_level": 2}
-        producer = make_producer(settings, **overrides)
+        producer = make_producer(settings, role="quality", **overrides)
         for record in records:
             producer.produce(
                 topic,

@@ -89,10 +89,53 @@ class KafkaSettings(BaseSettings):
     kafka_security_protocol: str = Field(
         default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
     )
-    kafka_sasl_mechanism: str | None = Field(default=None, description="SASL mechanism, e.g. SCRAM-SHA-512.")
-    kafka_sasl_username: str | None = Field(default=None, description="SASL username.")
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, description="SASL mechanism: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN."
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None,
+        description="SASL username (set: every client uses it, whatever its role; unset: local credentials).",
+    )
     kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
     kafka_ssl_ca_location: str | None = Field(default=None, description="CA bundle for TLS.")
+    kafka_ssl_certificate_location: str | None = Field(
+        default=None, description="Client certificate (PEM) for mutual TLS."
+    )
+    kafka_ssl_key_location: str | None = Field(
+        default=None, description="Private key (PEM) of the client certificate for mutual TLS."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of the client's private key (mutual TLS)."
+    )
+    kafka_credentials_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Generated credentials of a local secured broker (`xp stack up` writes $XP_HOME/secrets/kafka): "
+            "used, with the principal of each client's role, when XP_KAFKA_SASL_USERNAME is unset and the "
+            "bootstrap is that broker's. Default for stack commands: $XP_HOME/secrets/kafka."
+        ),
+    )
+    registry_signing_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key that signs (and verifies) xp.registry records, as KEY_ID:SECRET (SECRET: base64url of at "
+            "least 32 random bytes). Unset: the key file (generated locally on first use)."
+        ),
+    )
+    registry_verify_keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "More KEY_ID:SECRET pairs (comma-separated) accepted when verifying registry records but never "
+            "used to sign: the previous keys during a rotation."
+        ),
+    )
+    registry_signing_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "File of registry signing keys, one KEY_ID:SECRET per line, the first signs, all verify "
+            "(mode 0600). Default for stack commands: $XP_HOME/secrets/registry-signing.keys."
+        ),
+    )
     topic_prefix: str = Field(
         default="", description="Prefix for every topic name (tests use a unique one per test)."
     )
@@ -103,8 +146,23 @@ class KafkaSettings(BaseSettings):
         description="Largest accepted encoded record; larger ones are dead-lettered.",
     )
 
-    def confluent_config(self) -> dict[str, str]:
-        """librdkafka client settings (secrets revealed only here, for the client)."""
+    def local_credentials_dirs(self) -> list[Path]:
+        """Where a local broker's generated credentials may be, in order (see XP_KAFKA_CREDENTIALS_DIR)."""
+        return [self.kafka_credentials_dir] if self.kafka_credentials_dir is not None else []
+
+    def registry_key_files(self) -> list[Path]:
+        """Where registry signing keys may be, in order (see XP_REGISTRY_SIGNING_KEY_FILE)."""
+        return [self.registry_signing_key_file] if self.registry_signing_key_file is not None else []
+
+    def confluent_config(self, role: str | None = None) -> dict[str, str]:
+        """librdkafka client settings (secrets revealed only here, for the client).
+
+        ``role`` names the client's principal on a local secured broker (``xpstream.kafka.principals``:
+        admin, registry, service, worker, quality, loadgen, dashboard; None: admin). It is used only when
+        no SASL username is configured and the bootstrap is the broker whose credentials
+        :meth:`local_credentials_dirs` holds; with explicit settings (a production cluster) every
+        client uses those.
+        """
         config = {
             "bootstrap.servers": self.kafka_bootstrap,
             "security.protocol": self.kafka_security_protocol,
@@ -117,16 +175,26 @@ class KafkaSettings(BaseSettings):
             config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
         if self.kafka_ssl_ca_location:
             config["ssl.ca.location"] = self.kafka_ssl_ca_location
+        if self.kafka_ssl_certificate_location:
+            config["ssl.certificate.location"] = self.kafka_ssl_certificate_location
+        if self.kafka_ssl_key_location:
+            config["ssl.key.location"] = self.kafka_ssl_key_location
+        if self.kafka_ssl_key_password is not None:
+            config["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
+        if not self.kafka_sasl_username:
+            from xpstream.kafka.credentials import local_client_config
+
+            config.update(local_client_config(self.local_credentials_dirs(), self.kafka_bootstrap, role))
         return config
 
-    def confluent_producer_config(self) -> dict[str, str]:
+    def confluent_producer_config(self, role: str | None = None) -> dict[str, str]:
         """librdkafka producer settings: :meth:`confluent_config` plus the Java/aiokafka partitioner.
 
         librdkafka's default partitioner (CRC32) puts a key on another partition than Java clients and
         aiokafka/Faust (murmur2) do; ``murmur2_random`` keeps exposures and events co-partitioned
         whichever client produced them (docs/decisions/0001-kafka-version.md).
         """
-        return {**self.confluent_config(), "partitioner": "murmur2_random"}
+        return {**self.confluent_config(role), "partitioner": "murmur2_random"}
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical one (``xp.exposures`` → ``<prefix>xp.exposures``)."""
@@ -162,6 +230,14 @@ class StackSettings(KafkaSettings, WarehouseSettings):
         """The local broker is the default bootstrap: derive it from ``kafka_port`` unless set explicitly."""
         if "kafka_bootstrap" not in self.model_fields_set:
             self.kafka_bootstrap = f"127.0.0.1:{self.kafka_port}"
+
+    def local_credentials_dirs(self) -> list[Path]:
+        """XP_KAFKA_CREDENTIALS_DIR if set, then ``$XP_HOME/secrets/kafka`` (written by `xp stack up`)."""
+        return [*super().local_credentials_dirs(), self.home / "secrets" / "kafka"]
+
+    def registry_key_files(self) -> list[Path]:
+        """XP_REGISTRY_SIGNING_KEY_FILE if set, then this XP_HOME's ``secrets/registry-signing.keys``."""
+        return [*super().registry_key_files(), self.home / "secrets" / "registry-signing.keys"]
 
 
 class CoreSettings(StackSettings):

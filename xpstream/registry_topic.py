@@ -29,7 +29,16 @@ from assignment.registry import RegistrySnapshot
 from schemas import ExperimentDefinition, RegistryRecord
 from schemas.codec import RecordCodec, RecordError
 from xpstream.errors import TransientError
+from xpstream.kafka.principals import READER, REGISTRY_PUBLISHER
 from xpstream.kafka.topics import REGISTRY
+from xpstream.registry_signing import (
+    SIGNATURE_HEADER,
+    KeyRing,
+    RefusedRecord,
+    load_keyring,
+    refusals,
+    signature_of,
+)
 
 if TYPE_CHECKING:
     from xpstream.config import KafkaSettings
@@ -65,11 +74,15 @@ def publish_changes(settings: KafkaSettings, records: list[RegistryRecord], *, t
     from xpstream.kafka.clients import make_producer
     from xpstream.kafka.topics import ensure_topics
 
-    ensure_topics(settings, timeout=timeout)
+    keyring = load_keyring(settings, create=True)
     codec = RecordCodec(RegistryRecord, max_record_bytes=settings.max_record_bytes)
     values = [(record.key.encode(), codec.encode(record)) for record in records]
+    signed = [(key, value, keyring.sign(key, value)) for key, value in values]
+    ensure_topics(settings, timeout=timeout)
     producer = make_producer(
-        settings, **{"message.timeout.ms": max(int(timeout * 1000), 1000), **_client_logging(True)}
+        settings,
+        role=REGISTRY_PUBLISHER,
+        **{"message.timeout.ms": max(int(timeout * 1000), 1000), **_client_logging(True)},
     )
     failures: list[str] = []
 
@@ -79,8 +92,10 @@ def publish_changes(settings: KafkaSettings, records: list[RegistryRecord], *, t
 
     topic = settings.topic(REGISTRY)
     try:
-        for key, value in values:
-            producer.produce(topic, key=key, value=value, on_delivery=delivered)
+        for key, value, signature in signed:
+            producer.produce(
+                topic, key=key, value=value, headers=[(SIGNATURE_HEADER, signature)], on_delivery=delivered
+            )
             producer.poll(0)
     except BufferError as error:
         raise TransientError(f"producer queue full while publishing to {topic}: {error}") from error
@@ -160,11 +175,36 @@ def _registry_consumer(settings: KafkaSettings, one_shot: bool = True) -> Any:
     return make_consumer(
         settings,
         f"xp-registry-reader-{uuid.uuid4().hex[:12]}",
+        role=READER,
         **{"allow.auto.create.topics": False, **_client_logging(one_shot)},
     )
 
 
-def _decode(codec: RecordCodec[RegistryRecord], message: Any) -> RegistryRecord | None:
+def _keyring(settings: KafkaSettings) -> KeyRing:
+    keyring = load_keyring(settings)
+    if not keyring.verifying:
+        logger.warning(
+            "no registry verification key (XP_REGISTRY_SIGNING_KEY or the key file): every registry record"
+            " is refused"
+        )
+    return keyring
+
+
+def _decode(codec: RecordCodec[RegistryRecord], message: Any, keyring: KeyRing) -> RegistryRecord | None:
+    """The record, if authentic and valid; a forged or unsigned one is refused and reported (None)."""
+    reason = keyring.verify(message.key(), message.value(), signature_of(message.headers()))
+    if reason is not None:
+        key = message.key()
+        refusals().report(
+            RefusedRecord(
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                key.decode("utf-8", "replace") if key is not None else "",
+                reason,
+            )
+        )
+        return None
     try:
         return codec.decode(message.value())
     except RecordError as error:
@@ -183,6 +223,7 @@ def read_registry_records(settings: KafkaSettings, timeout: float = 10.0) -> lis
 
     deadline = time.monotonic() + timeout
     topic = settings.topic(REGISTRY)
+    keyring = _keyring(settings)
     consumer = _registry_consumer(settings)
     try:
         partitions = _partitions(consumer, topic, timeout, settings)
@@ -210,7 +251,7 @@ def read_registry_records(settings: KafkaSettings, timeout: float = 10.0) -> lis
                 partition = message.partition()
                 if partition not in pending:
                     continue
-                record = _decode(codec, message)
+                record = _decode(codec, message, keyring)
                 if record is not None:
                     by_partition[partition].append(record)
                 if message.offset() + 1 >= pending[partition]:
@@ -355,6 +396,7 @@ class RegistryFollower:
         from confluent_kafka import TopicPartition
 
         topic = self.settings.topic(REGISTRY)
+        keyring = _keyring(self.settings)
         consumer = _registry_consumer(self.settings, one_shot=False)
         try:
             partitions = None
@@ -381,7 +423,7 @@ class RegistryFollower:
                         if message.error().fatal():
                             raise TransientError(f"following {topic} failed: {message.error()}")
                         continue
-                    record = _decode(codec, message)
+                    record = _decode(codec, message, keyring)
                     if record is not None:
                         batch.append(record)
                     partition = message.partition()

@@ -207,6 +207,7 @@ class KafkaSink:
             timeout_ms = int(self.settings.exposure_delivery_timeout * 1000)
             self._producer = make_producer(
                 self.settings,
+                role="service",
                 **{
                     "message.timeout.ms": timeout_ms,
                     "queue.buffering.max.messages": 200_000,

@@ -1,26 +1,34 @@
-"""Talking to a Kafka cluster's admin API (confluent-kafka). An adapter: imported only where needed."""
+"""Talking to a Kafka cluster's admin API (confluent-kafka). An adapter: imported only where needed.
+
+Besides topics (:mod:`xpstream.kafka.topics`): the ACLs of the roles (:func:`ensure_acls`) and the
+SCRAM users of the local secured broker (:func:`ensure_scram_users`), both as the admin principal.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from xpstream.errors import TransientError
+from xpstream.kafka.client_log import LIBRDKAFKA_LOGGER, rate_limited
+from xpstream.kafka.principals import ADMIN, acl_entries
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
     from xpstream.config import KafkaSettings
 
-__all__ = ["admin_client", "broker_count"]
+__all__ = ["LIBRDKAFKA_LOGGER", "admin_client", "broker_count", "ensure_acls", "ensure_scram_users"]
 
-#: librdkafka's own log lines go through Python logging under this name instead of raw stderr.
-LIBRDKAFKA_LOGGER = logging.getLogger("xpstream.kafka.librdkafka")
+logger = logging.getLogger(__name__)
 
 
-def admin_client(settings: KafkaSettings) -> AdminClient:
-    """An AdminClient for the cluster in ``settings``."""
+def admin_client(settings: KafkaSettings, *, role: str | None = ADMIN) -> AdminClient:
+    """An AdminClient for the cluster in ``settings`` (the admin principal on the local broker)."""
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient(dict(settings.confluent_config()), logger=LIBRDKAFKA_LOGGER)
+    return AdminClient(dict(settings.confluent_config(role)), logger=rate_limited(LIBRDKAFKA_LOGGER))
 
 
 def broker_count(settings: KafkaSettings, *, timeout: float) -> int:
@@ -32,3 +40,62 @@ def broker_count(settings: KafkaSettings, *, timeout: float) -> int:
     except KafkaException:
         return 0
     return len(metadata.brokers)
+
+
+def ensure_acls(settings: KafkaSettings, *, timeout: float = 30.0) -> int:
+    """Create the ALLOW ACLs of every role for the topics of ``settings`` (its prefix); idempotent.
+
+    Returns how many bindings were requested. Run as the admin principal of the local broker; on a
+    production cluster the operator grants the same table (docs/operations.md).
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    bindings = [
+        AclBinding(
+            ResourceType[entry.resource_type],
+            entry.name,
+            ResourcePatternType[entry.pattern],
+            entry.principal,
+            "*",
+            AclOperation[entry.operation],
+            AclPermissionType.ALLOW,
+        )
+        for entry in acl_entries(settings.topic, settings.topic_prefix)
+    ]
+    admin = admin_client(settings)  # kept referenced until every future is done
+    futures = admin.create_acls(bindings, request_timeout=timeout)
+    for binding, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as error:
+            raise TransientError(f"cannot create ACL {binding}: {error}") from error
+    logger.info("ensured ACLs", extra={"count": len(bindings), "prefix": settings.topic_prefix})
+    return len(bindings)
+
+
+def ensure_scram_users(
+    settings: KafkaSettings, passwords: Mapping[str, str], mechanism: str, *, timeout: float = 30.0
+) -> None:
+    """Create or update the SCRAM credentials of ``passwords`` (user → password); idempotent."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    kind = ScramMechanism[mechanism.replace("-", "_")]
+    upserts = [
+        UserScramCredentialUpsertion(user, ScramCredentialInfo(kind, 4096), password.encode())
+        for user, password in sorted(passwords.items())
+    ]
+    admin = admin_client(settings)  # kept referenced until every future is done
+    futures = admin.alter_user_scram_credentials(upserts, request_timeout=timeout)
+    for user, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as error:
+            raise TransientError(f"cannot set the SCRAM credentials of {user}: {error}") from error

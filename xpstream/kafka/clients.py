@@ -1,11 +1,17 @@
 """confluent-kafka producer and consumer factories built from :class:`KafkaSettings`.
 
 The only module (besides admin.py) that imports confluent_kafka; it does so lazily.
+
+``role`` names the client's principal on the local secured broker (:mod:`xpstream.kafka.principals`);
+with explicit SASL/TLS settings (a production cluster) it is ignored. librdkafka's log lines go through
+Python logging, repeats rate-limited (:mod:`xpstream.kafka.client_log`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from xpstream.kafka.client_log import rate_limited
 
 if TYPE_CHECKING:
     from xpstream.config import KafkaSettings
@@ -13,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["make_consumer", "make_producer"]
 
 
-def make_producer(settings: KafkaSettings, **overrides: Any) -> Any:
+def make_producer(settings: KafkaSettings, *, role: str | None = None, **overrides: Any) -> Any:
     """An idempotent, batching, lz4-compressing producer (confluent_kafka.Producer).
 
     Partitions keys like Java clients and aiokafka/Faust (murmur2), so topics stay co-partitioned;
@@ -22,7 +28,7 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> Any:
     from confluent_kafka import Producer
 
     config: dict[str, Any] = {
-        **settings.confluent_producer_config(),
+        **settings.confluent_producer_config(role),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 20,
@@ -30,19 +36,23 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> Any:
         "message.max.bytes": max(settings.max_record_bytes + 64_000, 1_000_000),
     }
     config.update(overrides)
+    config["logger"] = rate_limited(config.get("logger"))
     return Producer(config)
 
 
-def make_consumer(settings: KafkaSettings, group_id: str, **overrides: Any) -> Any:
+def make_consumer(
+    settings: KafkaSettings, group_id: str, *, role: str | None = None, **overrides: Any
+) -> Any:
     """A consumer that never auto-commits: offsets are committed only after the warehouse insert."""
     from confluent_kafka import Consumer
 
     config: dict[str, Any] = {
-        **settings.confluent_config(),
+        **settings.confluent_config(role),
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
     }
     config.update(overrides)
+    config["logger"] = rate_limited(config.get("logger"))
     return Consumer(config)

@@ -116,4 +116,18 @@ def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str
             raise TransientError(f"cannot create topic {name}: {error}") from error
         created.append(name)
         logger.info("created topic", extra={"topic": name, "partitions": settings.topic_partitions})
+    if created and _local_secured(settings):
+        from xpstream.kafka.admin import ensure_acls
+
+        ensure_acls(settings, timeout=timeout)  # the roles may use the new prefix's topics
     return sorted(created)
+
+
+def _local_secured(settings: KafkaSettings) -> bool:
+    """Whether ``settings`` talk to a local secured broker with its generated credentials (so the admin
+    principal may grant the roles' ACLs); never for explicitly configured (production) credentials."""
+    from xpstream.kafka.credentials import local_client_config
+
+    if settings.kafka_sasl_username:
+        return False
+    return bool(local_client_config(settings.local_credentials_dirs(), settings.kafka_bootstrap, None))

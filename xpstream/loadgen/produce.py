@@ -70,7 +70,9 @@ class RecordProducer:
         if producer is None:
             from xpstream.kafka.clients import make_producer
 
-            producer = make_producer(settings, on_delivery=self._on_delivery, **PRODUCER_OVERRIDES)
+            producer = make_producer(
+                settings, role="loadgen", on_delivery=self._on_delivery, **PRODUCER_OVERRIDES
+            )
         self._producer = producer
         self._topics: dict[str, str] = {}
         self._settings = settings

@@ -19,6 +19,13 @@ from typing import Any
 
 from xpstream.config import StackSettings
 from xpstream.errors import StackError, XpError
+from xpstream.kafka.credentials import (
+    CREDENTIALS_FILE,
+    LocalCredentials,
+    load_local_credentials,
+    write_private,
+)
+from xpstream.kafka.principals import ADMIN
 from xpstream.stack.layout import (
     FALLBACK_LOG4J,
     HOST,
@@ -26,6 +33,7 @@ from xpstream.stack.layout import (
     BrokerConfig,
     KafkaLayout,
     broker_command,
+    format_arguments,
     format_command,
     is_broker_command,
     new_cluster_id,
@@ -95,7 +103,8 @@ def layout_for(settings: StackSettings) -> KafkaLayout:
 
 
 def local_kafka_settings(settings: StackSettings) -> StackSettings:
-    """The same settings pointed at the local broker (plaintext loopback, whatever the bootstrap says)."""
+    """The same settings pointed at the local broker, whatever the bootstrap says: SASL/SCRAM on loopback
+    with the generated credentials of this XP_HOME (``$XP_HOME/secrets/kafka``), no TLS."""
     return settings.model_copy(
         update={
             "kafka_bootstrap": f"{HOST}:{settings.kafka_port}",
@@ -104,8 +113,43 @@ def local_kafka_settings(settings: StackSettings) -> StackSettings:
             "kafka_sasl_username": None,
             "kafka_sasl_password": None,
             "kafka_ssl_ca_location": None,
+            "kafka_ssl_certificate_location": None,
+            "kafka_ssl_key_location": None,
+            "kafka_ssl_key_password": None,
+            "kafka_credentials_dir": layout_for(settings).secrets_dir,
         }
     )
+
+
+def _credentials(layout: KafkaLayout, bootstrap: str) -> LocalCredentials:
+    """This XP_HOME's broker credentials: generated the first time, completed and saved (0600)."""
+    credentials = load_local_credentials(layout.secrets_dir)
+    if credentials is None:
+        if layout.formatted_marker.exists():
+            raise StackError(
+                f"the Kafka storage in {layout.data_dir} was formatted before the broker required SASL"
+                f" and has no credentials in {layout.secrets_dir}: run `xp stack down`, remove"
+                f" {layout.kafka_dir} (its topics are lost) and run `xp stack up` again"
+            )
+        credentials = LocalCredentials.generate(bootstrap)
+    credentials = credentials.with_missing_roles().with_bootstrap(bootstrap)
+    credentials.save(layout.secrets_dir)
+    return credentials
+
+
+def _secure(local: StackSettings, credentials: LocalCredentials) -> None:
+    """The role principals' SCRAM users (admin's comes from the format), the ACLs of the topics and the
+    registry signing key."""
+    from xpstream.kafka.admin import ensure_acls, ensure_scram_users
+    from xpstream.registry_signing import load_keyring
+
+    others = {role: password for role, password in credentials.passwords.items() if role != ADMIN}
+    try:
+        ensure_scram_users(local, others, credentials.mechanism)
+        ensure_acls(local)
+        load_keyring(local, create=True)  # the registry signing key, if this XP_HOME has none yet
+    except XpError as error:
+        raise StackError(f"the Kafka broker runs but securing it failed: {error}") from error
 
 
 def _pid_state(layout: KafkaLayout) -> PidState:
@@ -119,7 +163,8 @@ def _pid_state(layout: KafkaLayout) -> PidState:
 @contextlib.contextmanager
 def _stack_lock(layout: KafkaLayout) -> Iterator[None]:
     """One `xp stack up/down` at a time per XP_HOME."""
-    layout.kafka_dir.mkdir(parents=True, exist_ok=True)
+    layout.kafka_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    layout.kafka_dir.chmod(0o700)  # server.properties holds the admin password; data holds SCRAM hashes
     with layout.lock_file.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -174,13 +219,22 @@ def _log_offsets(layout: KafkaLayout) -> dict[Path, int]:
     }
 
 
-def _format_storage(java: str, layout: KafkaLayout) -> None:
+def _format_storage(java: str, layout: KafkaLayout, credentials: LocalCredentials) -> None:
     offsets = _log_offsets(layout)
-    command = format_command(java, layout, new_cluster_id())
-    with layout.stdout_log.open("ab") as out:
-        result = subprocess.run(
-            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=120
-        )
+    cluster_id = new_cluster_id()
+    admin = f"{credentials.mechanism}=[name={ADMIN},password={credentials.passwords[ADMIN]}]"
+    write_private(layout.format_args_file, "\n".join(format_arguments(layout, cluster_id, admin)) + "\n")
+    try:
+        with layout.stdout_log.open("ab") as out:
+            result = subprocess.run(
+                format_command(java, layout, cluster_id),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=120,
+            )
+    finally:
+        layout.format_args_file.unlink(missing_ok=True)
     if result.returncode != 0 or not layout.formatted_marker.exists():
         detail, log = _error_detail(layout, offsets)
         raise StackError(f"formatting Kafka storage in {layout.data_dir} failed{detail} (see {log})")
@@ -234,6 +288,7 @@ def start_kafka(settings: StackSettings) -> StartResult:
         state = _pid_state(layout)
         if state.status is PidStatus.RUNNING and state.pid is not None:
             _wait_until_serving(local, layout, state.pid, None, _log_offsets(layout))
+            _secure(local, _credentials(layout, local.kafka_bootstrap))
             created = _ensure(ensure_topics, local)
             return StartResult(
                 state.pid, local.kafka_bootstrap, True, False, time.monotonic() - began, created
@@ -249,13 +304,19 @@ def start_kafka(settings: StackSettings) -> StartResult:
             directory.mkdir(parents=True, exist_ok=True)
         if layout.log4j_file.parent == layout.kafka_dir:
             layout.log4j_file.write_text(FALLBACK_LOG4J)
+        credentials = _credentials(layout, local.kafka_bootstrap)
         config = BrokerConfig(
-            local.kafka_port, local.kafka_controller_port, layout.data_dir, local.topic_partitions
+            local.kafka_port,
+            local.kafka_controller_port,
+            layout.data_dir,
+            local.topic_partitions,
+            admin_password=credentials.passwords[ADMIN],
+            mechanism=credentials.mechanism,
         )
-        layout.properties_file.write_text(render_server_properties(config))
+        write_private(layout.properties_file, render_server_properties(config))
         formatted = not layout.formatted_marker.exists()
         if formatted:
-            _format_storage(java, layout)
+            _format_storage(java, layout, credentials)
         offsets = _log_offsets(layout)
         with layout.stdout_log.open("ab") as out:
             child = subprocess.Popen(
@@ -268,6 +329,7 @@ def start_kafka(settings: StackSettings) -> StartResult:
             )
         layout.pid_file.write_text(f"{child.pid}\n")
         _wait_until_serving(local, layout, child.pid, child, offsets)
+        _secure(local, credentials)
         created = _ensure(ensure_topics, local)
         return StartResult(
             child.pid, local.kafka_bootstrap, False, formatted, time.monotonic() - began, created, notes
@@ -324,6 +386,8 @@ def kafka_status(settings: StackSettings, *, probe: bool = True) -> dict[str, An
         "data_dir": str(layout.data_dir),
         "log_file": str(layout.server_log),
         "formatted": layout.formatted_marker.exists(),
+        "security": "SASL_PLAINTEXT (SCRAM-SHA-512) with ACLs, loopback only",
+        "credentials_file": str(layout.secrets_dir / CREDENTIALS_FILE),
     }
 
 
