@@ -48,6 +48,9 @@ Every setting is an environment variable with the `XP_` prefix, read once by the
 pydantic-settings class and passed down (nothing deeper reads the environment). Secrets are `SecretStr`:
 never logged or printed. A class lists the settings it adds to the ones it builds on.
 
+Kafka security (SASL/TLS for a production cluster, the local broker's generated principals, the ACL
+table, registry signing keys and their rotation): docs/operations.md, section "Kafka security".
+
 This file is generated: `python -m xpstream.settings_doc > docs/configuration.md`.
 """
 

@@ -15,6 +15,7 @@ from xpstream.stack.layout import (
     BrokerConfig,
     KafkaLayout,
     broker_command,
+    format_arguments,
     format_command,
     is_broker_command,
     new_cluster_id,
@@ -45,19 +46,43 @@ def layout(tmp_path: Path) -> KafkaLayout:
 # server.properties
 
 
+PASSWORD = "s3cret-Pass_word"
+
+
+def broker_config(port: int, controller_port: int, data: Path, partitions: int = 4) -> BrokerConfig:
+    return BrokerConfig(port, controller_port, data, partitions, admin_password=PASSWORD)
+
+
 def test_server_properties_single_node_kraft_on_loopback(tmp_path: Path) -> None:
-    props = parse_properties(render_server_properties(BrokerConfig(29092, 29093, tmp_path / "data", 6)))
+    props = parse_properties(render_server_properties(broker_config(29092, 29093, tmp_path / "data", 6)))
     assert props["process.roles"] == "broker,controller"
     assert props["controller.quorum.voters"] == f"{props['node.id']}@127.0.0.1:29093"
-    assert props["listeners"] == "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
-    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:29092"
+    assert props["listeners"] == "SASL_PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
+    assert props["advertised.listeners"] == "SASL_PLAINTEXT://127.0.0.1:29092"
     assert props["controller.listener.names"] == "CONTROLLER"
     assert props["log.dirs"] == str(tmp_path / "data")
     assert props["num.partitions"] == "6"
 
 
+def test_server_properties_require_sasl_and_acls_on_every_listener(tmp_path: Path) -> None:
+    """Issue #13 item 5: no PLAINTEXT listener, an authorizer denying what no ACL allows, one super user."""
+    props = parse_properties(render_server_properties(broker_config(1, 2, tmp_path)))
+    protocols = dict(pair.split(":") for pair in props["listener.security.protocol.map"].split(","))
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
+    assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert props["super.users"] == "User:admin"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert f'password="{PASSWORD}"' in props["listener.name.controller.plain.sasl.jaas.config"]
+    with pytest.raises(ValueError, match="password"):
+        render_server_properties(BrokerConfig(1, 2, tmp_path))
+    with pytest.raises(ValueError, match="password"):
+        render_server_properties(BrokerConfig(1, 2, tmp_path, admin_password='x" user_evil="y'))
+
+
 def test_server_properties_fit_one_node(tmp_path: Path) -> None:
-    props = parse_properties(render_server_properties(BrokerConfig(1, 2, tmp_path)))
+    props = parse_properties(render_server_properties(broker_config(1, 2, tmp_path)))
     for key in (
         "default.replication.factor",
         "offsets.topic.replication.factor",
@@ -72,9 +97,9 @@ def test_server_properties_fit_one_node(tmp_path: Path) -> None:
 
 
 def test_every_property_line_is_key_equals_value(tmp_path: Path) -> None:
-    text = render_server_properties(BrokerConfig(1, 2, tmp_path))
+    text = render_server_properties(broker_config(1, 2, tmp_path))
     for line in text.splitlines():
-        assert not line or line.startswith("#") or re.fullmatch(r"[a-z.]+=\S+", line), line
+        assert not line or line.startswith("#") or re.fullmatch(r"[a-z0-9._-]+=\S(.*\S)?", line), line
 
 
 def test_cluster_id_is_16_bytes_urlsafe_base64() -> None:
@@ -93,7 +118,9 @@ def test_commands_run_the_jars_with_our_files(layout: KafkaLayout) -> None:
     assert broker[broker.index("-cp") + 1] == f"{layout.lib_dir}/*"
     assert broker[-2:] == ["kafka.Kafka", str(layout.properties_file)]
     assert f"-Dkafka.logs.dir={layout.logs_dir}" in broker
-    storage = format_command("java", layout, "abc")
+    # the admin's SCRAM password goes through a 0600 argument file, never onto the command line
+    assert format_command("java", layout, "abc") == ["java", f"@{layout.format_args_file}"]
+    storage = format_arguments(layout, "abc", "SCRAM-SHA-512=[name=admin,password=pw]")
     assert storage[storage.index("kafka.tools.StorageTool") :] == [
         "kafka.tools.StorageTool",
         "format",
@@ -102,6 +129,8 @@ def test_commands_run_the_jars_with_our_files(layout: KafkaLayout) -> None:
         "abc",
         "-c",
         str(layout.properties_file),
+        "--add-scram",
+        "SCRAM-SHA-512=[name=admin,password=pw]",
     ]
 
 
