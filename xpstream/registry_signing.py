@@ -71,8 +71,8 @@ def _unb64(text: str) -> bytes:
 def parse_keys(text: str, source: str) -> list[SigningKey]:
     """``KEY_ID:SECRET`` entries separated by commas or new lines (``#`` comments allowed)."""
     keys: list[SigningKey] = []
-    for raw in text.replace(",", "\n").splitlines():
-        entry = raw.split("#", 1)[0].strip()
+    entries = [part.strip() for line in text.splitlines() for part in line.split("#", 1)[0].split(",")]
+    for entry in entries:
         if not entry:
             continue
         key_id, sep, secret = entry.partition(":")

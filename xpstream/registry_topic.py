@@ -121,6 +121,12 @@ def _partitions(consumer: Any, topic: str, timeout: float, settings: KafkaSettin
     if info.error is not None:
         if info.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             return None
+        if info.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            raise TransientError(
+                f"not allowed to read {topic} on {settings.kafka_bootstrap} (TOPIC_AUTHORIZATION_FAILED):"
+                " the client's principal needs READ on it (docs/operations.md, Kafka security), or the"
+                " topic does not exist yet"
+            )
         raise TransientError(f"cannot read metadata of {topic}: {info.error}")
     return sorted(info.partitions)
 

@@ -17,7 +17,9 @@ import pytest
 from assignment.authoring import load_registry_file
 from assignment.registry_changes import override_change, plan_changes
 from schemas import RegistryChange
+from tests.fixtures.kafka import KafkaBroker
 from xpstream.config import KafkaSettings
+from xpstream.errors import TransientError
 from xpstream.registry_topic import RegistryFollower, publish_changes, read_registry, registry_history
 
 pytestmark = pytest.mark.integration
@@ -214,11 +216,18 @@ def test_follower_sees_a_change_within_seconds(kafka_settings: KafkaSettings) ->
         assert second.loaded and len(second.snapshot.experiments) == 3
 
 
-def test_read_registry_of_a_missing_topic_is_empty(kafka_settings: KafkaSettings) -> None:
-    missing = kafka_settings.model_copy(update={"topic_prefix": kafka_settings.topic_prefix + "nothing."})
+def test_read_registry_of_a_missing_topic_is_empty(
+    kafka_broker: KafkaBroker, kafka_settings: KafkaSettings
+) -> None:
+    # Only a principal allowed to describe the topic learns that it does not exist (the admin here);
+    # the broker tells the others TOPIC_AUTHORIZATION_FAILED, which is an error, never an empty registry.
+    prefix = kafka_settings.topic_prefix + "nothing."
+    missing = kafka_broker.settings(topic_prefix=prefix, role="admin")
     began = time.monotonic()
     assert read_registry(missing).experiments == {}
     assert time.monotonic() - began < 5
+    with pytest.raises(TransientError, match=r"not allowed to read .*TOPIC_AUTHORIZATION_FAILED"):
+        read_registry(kafka_broker.settings(topic_prefix=prefix, role="reader"))
 
 
 def test_a_concurrent_writer_that_loses_is_ignored_and_told(

@@ -69,16 +69,34 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: 
         assert fragment in lines[0]
 
 
-def assert_topics_created(bootstrap: str, partitions: int) -> None:
+def assert_topics_created(bootstrap: str, home: Path, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    from xpstream.kafka.credentials import load_local_credentials
+
+    credentials = load_local_credentials(home / "secrets" / "kafka")
+    assert credentials is not None
+    admin = AdminClient({"bootstrap.servers": bootstrap, **credentials.client_config("admin")})
     topics = admin.list_topics(timeout=10).topics
     for name in ("xp.registry", "xp.exposures", "xp.events", "xp.dead-letters", "xp.alerts"):
         assert len(topics[name].partitions) == partitions, name
     resource = ConfigResource(ResourceType.TOPIC, "xp.registry")
     configs = admin.describe_configs([resource])[resource].result(timeout=10)
     assert configs["cleanup.policy"].value == "compact"
+
+
+def assert_secured(bootstrap: str, home: Path) -> None:
+    """Issue #13 item 5: no anonymous access; secrets readable by the owner only."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    for path in (home / "secrets" / "kafka" / "credentials.json", home / "kafka" / "server.properties"):
+        assert path.stat().st_mode & 0o077 == 0, path
+    assert (home / "secrets" / "registry-signing.keys").stat().st_mode & 0o077 == 0
+    assert not (home / "kafka" / "format.args").exists()
+    anonymous = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    with pytest.raises(KafkaException):
+        anonymous.list_topics(timeout=3)
 
 
 def test_up_status_down_twice_in_a_row(xp: Xp, stack_env: dict[str, str]) -> None:
@@ -95,7 +113,8 @@ def test_up_status_down_twice_in_a_row(xp: Xp, stack_env: dict[str, str]) -> Non
         assert json.loads(again.stdout)["already_running"] is True
 
         if round_ == 0:
-            assert_topics_created(bootstrap, partitions=3)
+            assert_topics_created(bootstrap, Path(stack_env["XP_HOME"]), partitions=3)
+            assert_secured(bootstrap, Path(stack_env["XP_HOME"]))
 
         report = status(xp)
         assert report["kafka"]["bootstrap"] == bootstrap
@@ -160,6 +179,12 @@ def test_broker_dying_during_start_points_at_the_log(xp: Xp, stack_env: dict[str
     (data / "meta.properties").write_text(
         "version=1\ncluster.id=2dvUzUoJQ4mHPoWc0Z8AtA\nnode.id=7\ndirectory.id=rxBnmiCsQmWB5zDjR1x3Kg\n"
     )
+
+    # Formatted by an older xp, without SASL credentials: told what to do, nothing started.
+    assert_one_error_line(xp("stack", "up"), "formatted before the broker required SASL")
+    from xpstream.kafka.credentials import LocalCredentials
+
+    LocalCredentials.generate("127.0.0.1:1").save(Path(stack_env["XP_HOME"]) / "secrets" / "kafka")
 
     result = xp("stack", "up")
     assert_one_error_line(result, "exited during start", "Stored node id 7", "server.log")

@@ -7,8 +7,9 @@ SCRAM users of the local secured broker (:func:`ensure_scram_users`), both as th
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xpstream.errors import TransientError
 from xpstream.kafka.client_log import LIBRDKAFKA_LOGGER, rate_limited
@@ -76,8 +77,38 @@ def ensure_acls(settings: KafkaSettings, *, timeout: float = 30.0) -> int:
             future.result(timeout=timeout)
         except KafkaException as error:
             raise TransientError(f"cannot create ACL {binding}: {error}") from error
+    _wait_until_effective(admin, bindings, timeout)
     logger.info("ensured ACLs", extra={"count": len(bindings), "prefix": settings.topic_prefix})
     return len(bindings)
+
+
+def _wait_until_effective(admin: AdminClient, bindings: list[Any], timeout: float) -> None:
+    """Wait until the broker's authorizer lists every binding: CreateAcls returns once the controller
+    committed them, the broker applies the metadata a moment later (a client right after would be denied)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import (
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    everything = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    wanted = {str(binding) for binding in bindings}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            present = {str(binding) for binding in admin.describe_acls(everything).result(timeout=timeout)}
+        except KafkaException as error:
+            raise TransientError(f"cannot list ACLs: {error}") from error
+        if wanted <= present:
+            return
+        if time.monotonic() > deadline:
+            raise TransientError(f"{len(wanted - present)} new ACLs not in effect after {timeout:g}s")
+        time.sleep(0.05)
 
 
 def ensure_scram_users(
