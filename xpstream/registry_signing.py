@@ -128,6 +128,8 @@ class KeyRing:
         """None when the record is authentic; else the reason it is refused."""
         if signature is None:
             return "unsigned"
+        if not self.verifying:
+            return "no_verification_key"
         try:
             version, key_id, mac_text = signature.decode("ascii").split(":")
             mac = _unb64(mac_text)

@@ -58,9 +58,14 @@ LIBRDKAFKA_LOGGER = logging.getLogger("xpstream.kafka.librdkafka")
 OnChange = Callable[[RegistrySnapshot], None]
 
 
-def _unreachable(settings: KafkaSettings, error: object) -> TransientError:
+def _unreachable(settings: KafkaSettings, error: object, role: str | None = READER) -> TransientError:
+    from xpstream.kafka.client_log import explain_failure
+
     if hasattr(error, "str") and callable(error.str):  # a KafkaError: its text, not its repr
         error = error.str()
+    refused = explain_failure(settings.confluent_config(role), error)
+    if refused is not None:
+        return TransientError(refused)
     return TransientError(
         f"cannot reach Kafka at {settings.kafka_bootstrap} (is `xp stack up` running?): {error}"
     )
@@ -101,7 +106,9 @@ def publish_changes(settings: KafkaSettings, records: list[RegistryRecord], *, t
         raise TransientError(f"producer queue full while publishing to {topic}: {error}") from error
     remaining = producer.flush(timeout)
     if remaining:
-        raise _unreachable(settings, f"{remaining} of {len(records)} registry records not acknowledged")
+        raise _unreachable(
+            settings, f"{remaining} of {len(records)} registry records not acknowledged", REGISTRY_PUBLISHER
+        )
     if failures:
         raise TransientError(f"publishing to {topic} failed: {failures[0]}")
     logger.info("published registry changes", extra={"topic": topic, "count": len(records)})
@@ -114,6 +121,7 @@ def _partitions(consumer: Any, topic: str, timeout: float, settings: KafkaSettin
     try:
         metadata = consumer.list_topics(topic, timeout=timeout)
     except KafkaException as error:
+        consumer.poll(0.2)  # serves the error callback: was it an authentication failure?
         raise _unreachable(settings, error.args[0] if error.args else error) from error
     info = metadata.topics.get(topic)
     if info is None:
@@ -187,13 +195,8 @@ def _registry_consumer(settings: KafkaSettings, one_shot: bool = True) -> Any:
 
 
 def _keyring(settings: KafkaSettings) -> KeyRing:
-    keyring = load_keyring(settings)
-    if not keyring.verifying:
-        logger.warning(
-            "no registry verification key (XP_REGISTRY_SIGNING_KEY or the key file): every registry record"
-            " is refused"
-        )
-    return keyring
+    """The keys that verify registry records (none: every record is refused, reason no_verification_key)."""
+    return load_keyring(settings)
 
 
 def _decode(codec: RecordCodec[RegistryRecord], message: Any, keyring: KeyRing) -> RegistryRecord | None:

@@ -157,9 +157,17 @@ def list_(
 
     Example: xp experiments list --format json
     """
+    from xpstream.registry_signing import refusals
     from xpstream.registry_topic import read_registry
 
     rows = _experiment_rows(read_registry(_settings(), timeout))
+    refused = refusals().summary()
+    if refused["refused"]:  # forged or unsigned records on xp.registry: not applied, said on stderr
+        typer.echo(
+            f"warning: {refused['refused']} registry record(s) refused (not signed by a registry key:"
+            f" {refused['by_reason']}); they are not applied",
+            err=True,
+        )
     columns = ["key", "name", "status", "variations", "weights", "coverage", "version", "changed_by"]
     if fmt is not OutputFormat.table:
         print_rows(rows, list(rows[0]) if rows else columns, fmt)

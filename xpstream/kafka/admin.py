@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from xpstream.errors import TransientError
-from xpstream.kafka.client_log import LIBRDKAFKA_LOGGER, rate_limited
+from xpstream.kafka.client_log import LIBRDKAFKA_LOGGER, error_callback, rate_limited
 from xpstream.kafka.principals import ADMIN, acl_entries
 
 if TYPE_CHECKING:
@@ -29,7 +29,12 @@ def admin_client(settings: KafkaSettings, *, role: str | None = ADMIN) -> AdminC
     """An AdminClient for the cluster in ``settings`` (the admin principal on the local broker)."""
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient(dict(settings.confluent_config(role)), logger=rate_limited(LIBRDKAFKA_LOGGER))
+    config = settings.confluent_config(role)
+    return AdminClient(
+        dict(config),
+        logger=rate_limited(LIBRDKAFKA_LOGGER),
+        error_cb=error_callback(config.get("sasl.username")),
+    )
 
 
 def broker_count(settings: KafkaSettings, *, timeout: float) -> int:

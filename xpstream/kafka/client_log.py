@@ -18,7 +18,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LIBRDKAFKA_LOGGER", "RateLimitedLog", "rate_limited"]
+__all__ = [
+    "LIBRDKAFKA_LOGGER",
+    "RateLimitedLog",
+    "authentication_failure",
+    "error_callback",
+    "explain_failure",
+    "rate_limited",
+]
 
 LIBRDKAFKA_LOGGER = logging.getLogger("xpstream.kafka.librdkafka")
 """Where librdkafka's log lines go unless a client names another logger."""
@@ -85,3 +92,41 @@ def rate_limited(logger: Any = None, window: float = 30.0) -> Any:
 
 _SHARED: dict[str, RateLimitedLog] = {}
 _SHARED_LOCK = threading.Lock()
+
+
+_AUTH_FAILURES: dict[str, str] = {}
+"""sasl.username (or "") → the last SASL authentication error a client of this process saw."""
+
+
+def error_callback(
+    username: str | None, chained: Callable[[Any], None] | None = None
+) -> Callable[[Any], None]:
+    """A librdkafka ``error_cb`` that remembers SASL authentication failures, so a command can say
+    "wrong credentials" instead of "cannot reach Kafka" (served by poll/consume/flush/close)."""
+
+    def on_error(error: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        if error.code() == KafkaError._AUTHENTICATION:
+            _AUTH_FAILURES[username or ""] = error.str()  # librdkafka's own log line says it too
+        if chained is not None:
+            chained(error)
+
+    return on_error
+
+
+def authentication_failure(username: str | None) -> str | None:
+    """The last SASL authentication error seen for ``username`` in this process, if any."""
+    return _AUTH_FAILURES.get(username or "")
+
+
+def explain_failure(config: dict[str, Any], detail: object) -> str | None:
+    """One line for a failure to talk to Kafka when the cause is the client's credentials; else None."""
+    username = config.get("sasl.username")
+    failure = authentication_failure(username)
+    if failure is None:
+        return None
+    return (
+        f"Kafka at {config.get('bootstrap.servers')} refused the credentials of {username!r} ({failure}):"
+        " check XP_KAFKA_SASL_USERNAME, XP_KAFKA_SASL_PASSWORD and XP_KAFKA_SASL_MECHANISM"
+    )

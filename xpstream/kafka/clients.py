@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from xpstream.kafka.client_log import rate_limited
+from xpstream.kafka.client_log import error_callback, rate_limited
 
 if TYPE_CHECKING:
     from xpstream.config import KafkaSettings
@@ -37,6 +37,7 @@ def make_producer(settings: KafkaSettings, *, role: str | None = None, **overrid
     }
     config.update(overrides)
     config["logger"] = rate_limited(config.get("logger"))
+    config["error_cb"] = error_callback(config.get("sasl.username"), config.get("error_cb"))
     return Producer(config)
 
 
@@ -55,4 +56,5 @@ def make_consumer(
     }
     config.update(overrides)
     config["logger"] = rate_limited(config.get("logger"))
+    config["error_cb"] = error_callback(config.get("sasl.username"), config.get("error_cb"))
     return Consumer(config)

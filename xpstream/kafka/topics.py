@@ -88,7 +88,12 @@ def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as error:
-        raise TransientError(f"cannot list topics on {settings.kafka_bootstrap}: {error}") from error
+        from xpstream.kafka.client_log import explain_failure
+
+        refused = explain_failure(settings.confluent_config("admin"), error)
+        raise TransientError(
+            refused or f"cannot list topics on {settings.kafka_bootstrap}: {error}"
+        ) from error
     missing = [name for name in wanted if name not in existing]
     if not missing:
         return []
