@@ -7,6 +7,7 @@ Build a settings object at the entry point and pass it down; nothing below the e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -195,6 +196,30 @@ class KafkaSettings(BaseSettings):
         whichever client produced them (docs/decisions/0001-kafka-version.md).
         """
         return {**self.confluent_config(role), "partitioner": "murmur2_random"}
+
+    def aiokafka_config(self, role: str | None = None) -> dict[str, Any]:
+        """The same connection as keyword arguments of aiokafka (and Faust's broker credentials):
+        ``bootstrap_servers``, ``security_protocol``, SASL (SCRAM-SHA-256/512, PLAIN) and TLS."""
+        config = self.confluent_config(role)
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": config["bootstrap.servers"],
+            "security_protocol": config["security.protocol"],
+        }
+        if "sasl.mechanism" in config:
+            kwargs["sasl_mechanism"] = config["sasl.mechanism"]
+        if "sasl.username" in config:
+            kwargs["sasl_plain_username"] = config["sasl.username"]
+            kwargs["sasl_plain_password"] = config.get("sasl.password", "")
+        if config["security.protocol"] in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            kwargs["ssl_context"] = create_ssl_context(
+                cafile=config.get("ssl.ca.location"),
+                certfile=config.get("ssl.certificate.location"),
+                keyfile=config.get("ssl.key.location"),
+                password=config.get("ssl.key.password"),
+            )
+        return kwargs
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical one (``xp.exposures`` → ``<prefix>xp.exposures``)."""

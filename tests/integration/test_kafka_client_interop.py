@@ -106,7 +106,7 @@ async def produce_aiokafka(
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, compression_type="gzip", acks="all", linger_ms=5
+        **settings.aiokafka_config("loadgen"), compression_type="gzip", acks="all", linger_ms=5
     )
     await producer.start()
     try:
@@ -126,8 +126,8 @@ async def consume_aiokafka(
 
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"interop-{uuid.uuid4().hex[:8]}",
+        **settings.aiokafka_config("worker"),
+        group_id=f"xp-interop-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
@@ -203,6 +203,11 @@ import faust
 app = faust.App(
     os.environ["APP_ID"],
     broker="kafka://" + os.environ["BOOTSTRAP"],
+    broker_credentials=faust.SASLCredentials(
+        username=os.environ["SASL_USERNAME"],
+        password=os.environ["SASL_PASSWORD"],
+        mechanism=os.environ["SASL_MECHANISM"],
+    ),
     store="memory://",
     web_enabled=False,
     consumer_auto_offset_reset="earliest",
@@ -232,10 +237,15 @@ def test_faust_agent_consumes_what_confluent_produced(kafka_settings: KafkaSetti
     sent = produce_confluent(kafka_settings, topic, records_for("faust")[:100])
     (tmp_path / "faust_app.py").write_text(FAUST_APP)
     out = tmp_path / "seen.json"
+    admin = kafka_settings.aiokafka_config("admin")
     env = {
         **os.environ,
         "APP_ID": f"interop-{uuid.uuid4().hex[:8]}",
         "BOOTSTRAP": kafka_settings.kafka_bootstrap,
+        # Faust (aiokafka) with SCRAM: the admin principal, as Faust also creates its own topics
+        "SASL_USERNAME": admin["sasl_plain_username"],
+        "SASL_PASSWORD": admin["sasl_plain_password"],
+        "SASL_MECHANISM": admin["sasl_mechanism"],
         "TOPIC": topic,
         "COUNT": str(len(sent)),
         "OUT": str(out),
