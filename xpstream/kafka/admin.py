@@ -100,7 +100,13 @@ def _wait_until_effective(admin: AdminClient, bindings: list[Any], timeout: floa
     )
 
     everything = AclBindingFilter(
-        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+        ResourceType.ANY,
+        None,  # type: ignore[arg-type]  # None matches any name, principal and host
+        ResourcePatternType.ANY,
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        AclOperation.ANY,
+        AclPermissionType.ANY,
     )
     wanted = {str(binding) for binding in bindings}
     deadline = time.monotonic() + timeout
@@ -124,7 +130,7 @@ def ensure_scram_users(
     from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
     kind = ScramMechanism[mechanism.replace("-", "_")]
-    upserts = [
+    upserts: list[Any] = [
         UserScramCredentialUpsertion(user, ScramCredentialInfo(kind, 4096), password.encode())
         for user, password in sorted(passwords.items())
     ]
