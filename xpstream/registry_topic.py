@@ -13,6 +13,10 @@ the durable audit trail is the ``xp.registry`` ClickHouse table that the stream 
     follower = RegistryFollower(settings, on_change=print)
     follower.start(); follower.snapshot; follower.wait_until(lambda s: "checkout" in s.experiments)
 
+Records are signed by the publisher (header ``xp-signature``, :mod:`xpstream.registry_signing`) and
+verified by every reader: a forged or unsigned record is refused, reported once and never applied
+(``follower.refused``). The publisher connects as the ``registry`` principal, readers as ``reader``.
+
 confluent-kafka is imported inside the functions, so importing this module is cheap.
 """
 
@@ -372,6 +376,12 @@ class RegistryFollower:
             return self._condition.wait_for(
                 lambda: self.loaded if predicate is None else predicate(self.snapshot), timeout
             )
+
+    @property
+    def refused(self) -> dict[str, object]:
+        """Registry records this process refused (forged, unsigned): count by reason and the latest ones
+        (:func:`xpstream.registry_signing.refusals`); they are never in :attr:`snapshot`."""
+        return refusals().summary()
 
     def __enter__(self) -> RegistryFollower:
         self.start()

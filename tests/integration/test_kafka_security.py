@@ -159,6 +159,7 @@ def test_a_forged_registry_record_is_refused_and_reported(
         assert follower.loaded
         assert follower.snapshot.override_for("checkout-button", "victim-1", now) is None
         assert refusals().total() - before == 2  # each record reported once per process
+        assert follower.refused["refused"] == refusals().total()
 
     # a signed override still goes through
     publish_changes(

@@ -118,8 +118,11 @@ def test_exposures_and_events_arrive_on_kafka(kafka_settings: KafkaSettings, tmp
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[StackSettings]:
+def own_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackSettings]:
     from xpstream.stack import start_kafka, stop_kafka
+
+    # settings built from the environment in this test authenticate to this broker, not the session's
+    monkeypatch.setenv("XP_KAFKA_CREDENTIALS_DIR", str(tmp_path / "xp-home" / "secrets" / "kafka"))
 
     port, controller = free_ports(2)
     settings = StackSettings(

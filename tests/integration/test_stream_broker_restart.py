@@ -30,9 +30,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[StackSettings]:
+def own_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackSettings]:
     from xpstream.stack import start_kafka, stop_kafka
 
+    # settings built from the environment in this test authenticate to this broker, not the session's
+    monkeypatch.setenv("XP_KAFKA_CREDENTIALS_DIR", str(tmp_path / "kafka-home" / "secrets" / "kafka"))
     port, controller = free_ports(2)
     stack = StackSettings(
         home=tmp_path / "kafka-home",
