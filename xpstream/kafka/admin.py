@@ -123,21 +123,37 @@ def _wait_until_effective(admin: AdminClient, bindings: list[Any], timeout: floa
 
 
 def ensure_scram_users(
-    settings: KafkaSettings, passwords: Mapping[str, str], mechanism: str, *, timeout: float = 30.0
-) -> None:
-    """Create or update the SCRAM credentials of ``passwords`` (user → password); idempotent."""
+    settings: KafkaSettings,
+    passwords: Mapping[str, str],
+    mechanism: str,
+    *,
+    renewed: frozenset[str] = frozenset(),
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create the SCRAM credentials of the users of ``passwords`` (user → password) the broker does not
+    have yet, and set those in ``renewed`` (new passwords); returns the users written. Existing users are
+    left alone, so clients authenticating during a restart never meet a changed salt."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
-    kind = ScramMechanism[mechanism.replace("-", "_")]
-    upserts: list[Any] = [
-        UserScramCredentialUpsertion(user, ScramCredentialInfo(kind, 4096), password.encode())
-        for user, password in sorted(passwords.items())
-    ]
     admin = admin_client(settings)  # kept referenced until every future is done
+    try:
+        described: Any = admin.describe_user_scram_credentials(request_timeout=timeout)  # one future
+        existing = set(described.result(timeout=timeout))
+    except KafkaException as error:
+        raise TransientError(f"cannot list the SCRAM users: {error}") from error
+    kind = ScramMechanism[mechanism.replace("-", "_")]
+    wanted = sorted(user for user in passwords if user not in existing or user in renewed)
+    upserts: list[Any] = [
+        UserScramCredentialUpsertion(user, ScramCredentialInfo(kind, 4096), passwords[user].encode())
+        for user in wanted
+    ]
+    if not upserts:
+        return []
     futures = admin.alter_user_scram_credentials(upserts, request_timeout=timeout)
     for user, future in futures.items():
         try:
             future.result(timeout=timeout)
         except KafkaException as error:
             raise TransientError(f"cannot set the SCRAM credentials of {user}: {error}") from error
+    return wanted

@@ -121,8 +121,9 @@ def local_kafka_settings(settings: StackSettings) -> StackSettings:
     )
 
 
-def _credentials(layout: KafkaLayout, bootstrap: str) -> LocalCredentials:
-    """This XP_HOME's broker credentials: generated the first time, completed and saved (0600)."""
+def _credentials_and_new(layout: KafkaLayout, bootstrap: str) -> tuple[LocalCredentials, frozenset[str]]:
+    """This XP_HOME's broker credentials (generated the first time, completed and saved 0600) and the
+    roles whose password was generated just now."""
     credentials = load_local_credentials(layout.secrets_dir)
     if credentials is None:
         if layout.formatted_marker.exists():
@@ -132,12 +133,15 @@ def _credentials(layout: KafkaLayout, bootstrap: str) -> LocalCredentials:
                 f" {layout.kafka_dir} (its topics are lost) and run `xp stack up` again"
             )
         credentials = LocalCredentials.generate(bootstrap)
+    before = set(credentials.passwords)
     credentials = credentials.with_missing_roles().with_bootstrap(bootstrap)
     credentials.save(layout.secrets_dir)
-    return credentials
+    return credentials, frozenset(set(credentials.passwords) - before)
 
 
-def _secure(local: StackSettings, credentials: LocalCredentials) -> None:
+def _secure(
+    local: StackSettings, credentials: LocalCredentials, renewed: frozenset[str] = frozenset()
+) -> None:
     """The role principals' SCRAM users (admin's comes from the format), the ACLs of the topics and the
     registry signing key."""
     from xpstream.kafka.admin import ensure_acls, ensure_scram_users
@@ -145,7 +149,7 @@ def _secure(local: StackSettings, credentials: LocalCredentials) -> None:
 
     others = {role: password for role, password in credentials.passwords.items() if role != ADMIN}
     try:
-        ensure_scram_users(local, others, credentials.mechanism)
+        ensure_scram_users(local, others, credentials.mechanism, renewed=renewed)
         ensure_acls(local)
         load_keyring(local, create=True)  # the registry signing key, if this XP_HOME has none yet
     except XpError as error:
@@ -288,7 +292,7 @@ def start_kafka(settings: StackSettings) -> StartResult:
         state = _pid_state(layout)
         if state.status is PidStatus.RUNNING and state.pid is not None:
             _wait_until_serving(local, layout, state.pid, None, _log_offsets(layout))
-            _secure(local, _credentials(layout, local.kafka_bootstrap))
+            _secure(local, *_credentials_and_new(layout, local.kafka_bootstrap))
             created = _ensure(ensure_topics, local)
             return StartResult(
                 state.pid, local.kafka_bootstrap, True, False, time.monotonic() - began, created
@@ -304,7 +308,7 @@ def start_kafka(settings: StackSettings) -> StartResult:
             directory.mkdir(parents=True, exist_ok=True)
         if layout.log4j_file.parent == layout.kafka_dir:
             layout.log4j_file.write_text(FALLBACK_LOG4J)
-        credentials = _credentials(layout, local.kafka_bootstrap)
+        credentials, renewed = _credentials_and_new(layout, local.kafka_bootstrap)
         config = BrokerConfig(
             local.kafka_port,
             local.kafka_controller_port,
@@ -329,7 +333,7 @@ def start_kafka(settings: StackSettings) -> StartResult:
             )
         layout.pid_file.write_text(f"{child.pid}\n")
         _wait_until_serving(local, layout, child.pid, child, offsets)
-        _secure(local, credentials)
+        _secure(local, credentials, renewed)
         created = _ensure(ensure_topics, local)
         return StartResult(
             child.pid, local.kafka_bootstrap, False, formatted, time.monotonic() - began, created, notes
