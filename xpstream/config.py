@@ -59,6 +59,13 @@ class WarehouseSettings(BaseSettings):
             "before failing with 'store busy' (no wait when the owner serves an API)."
         ),
     )
+    sql_allow_external: bool = Field(
+        default=False,
+        description=(
+            "Let SQL from every entry (xp sql, dashboards, the up API) use functions that reach outside "
+            "the database: file(), url(), s3(), remote(), executable(), mysql() and the like. Off: refused."
+        ),
+    )
 
     @property
     def warehouse_path(self) -> Path:
