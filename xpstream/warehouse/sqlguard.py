@@ -155,9 +155,9 @@ def _external_in(tokens: list[_Token]) -> str | None:
             return f"{token.text}() reaches outside the database (files, URLs, other servers)"
         if calls and token.kind in ("name", "placeholder"):
             return f"calling a quoted name or a placeholder ({token.text}) is not allowed"
-        if token.kind == "word" and token.upper in ("OUTFILE", "INFILE") and previous is not None:
-            if previous.upper in ("INTO", "FROM"):
-                return f"{previous.upper} {token.upper} reads or writes a file"
+        before = previous.upper if previous is not None else ""
+        if token.kind == "word" and token.upper in ("OUTFILE", "INFILE") and before in ("INTO", "FROM"):
+            return f"{before} {token.upper} reads or writes a file"
         if token.kind in ("word", "name") and token.text.lower() in FILE_SETTINGS:
             return f"the setting {token.text} names a file"
     return None

@@ -170,7 +170,7 @@ def _open_private(path: Path) -> IO[str]:
             os.fchmod(fd, 0o600)
     except OSError:  # pragma: no cover - a lock file of another user: leave it
         logger.debug("cannot make %s private", path, exc_info=True)
-    return open(fd, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while owned
+    return open(fd, "a+", encoding="utf-8")
 
 
 def acquire_store(path: Path, *, wait_seconds: float = 0.0) -> StoreLock:
