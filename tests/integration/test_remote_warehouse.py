@@ -136,3 +136,14 @@ def test_tokens_are_required_from_other_hosts_when_configured(warehouse: Warehou
             assert store.query_arrow("SELECT 1 AS one").to_pylist() == [{"one": 1}]
         finally:
             store.close()
+
+
+def test_the_client_gets_the_guard_refusal_as_read_only_error(
+    warehouse: Warehouse, through_api: RemoteWarehouse
+) -> None:
+    with pytest.raises(ReadOnlyError, match="schema changes are migrations"):
+        through_api.command("CREATE TABLE xp.pwned (x String) ENGINE = Memory")
+    with pytest.raises(ReadOnlyError, match=r"file\(\) reaches outside"):
+        through_api.query_arrow("SELECT * FROM file('/etc/passwd', 'LineAsString')")
+    with pytest.raises(ReadOnlyError, match="outside database xp"):
+        through_api.insert_arrow("system.one", pa.table({"dummy": pa.array([1], pa.uint8())}))
