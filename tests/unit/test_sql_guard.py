@@ -6,6 +6,8 @@ wherever case, whitespace and comments put it, and that plain SELECTs over xp ta
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -263,3 +265,34 @@ def test_plain_selects_over_xp_tables_pass(
     )
     assert read_only_refusal(sql) is None
     assert external_refusal(sql) is None
+
+
+# ------------------------------------------------------------------------------------- the real callers
+
+
+def _statement_files() -> list[Path]:
+    """Every named query that is a write: what the routed jobs and repairs send to /command."""
+    from xpstream.warehouse.sqltext import leading_keyword
+
+    files = sorted((Path(__file__).parents[2] / "sql" / "queries").glob("*.sql"))
+    return [f for f in files if leading_keyword(f.read_text()) not in ("SELECT", "WITH")]
+
+
+@pytest.mark.parametrize("path", _statement_files(), ids=lambda p: p.stem)
+def test_every_named_write_of_the_jobs_passes_the_routed_guard(path: Path) -> None:
+    assert routed_write_refusal(path.read_text()) is None
+
+
+def test_the_unit_values_and_compaction_statements_pass_the_routed_guard() -> None:
+    from assignment.metrics_catalog import DEFAULT_METRICS
+    from jobs.results_batch import batch_plan
+    from jobs.unit_values_job import COMPACT_SQL
+    from jobs.unit_values_plan import unit_values_plan
+    from jobs.unit_values_sql import build_sql
+
+    catalog = {m.name: m for m in DEFAULT_METRICS}
+    for cuped in (False, True):
+        plan = unit_values_plan(batch_plan(list(DEFAULT_METRICS), catalog), cuped=cuped, covariate_days=14)
+        for incremental in (False, True):
+            assert routed_write_refusal(build_sql(plan, incremental=incremental)) is None
+    assert routed_write_refusal(COMPACT_SQL) is None
