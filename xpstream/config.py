@@ -183,7 +183,10 @@ class CoreSettings(StackSettings):
     )
     api_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token for that API when `xp up` is bound off loopback (one of its XP_UP_TOKENS).",
+        description=(
+            "Bearer token for that API from another machine (one of its XP_UP_TOKENS); local commands "
+            "read the owner token from $XP_HOME/warehouse/xp-owner.json (0600) and need none."
+        ),
     )
 
 
