@@ -111,7 +111,7 @@ def test_the_engine_refuses_outside_access_on_its_own(
     warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Defence in depth: with the lexical guard switched off, the read-only connection still refuses."""
-    monkeypatch.setattr(chdb_adapter, "read_only_refusal", lambda sql, **kwargs: None)
+    monkeypatch.setattr(chdb_adapter, "read_only_refusal", lambda sql, **kwargs: None, raising=False)
     target = tmp_path / "t.txt"
     with pytest.raises(TerminalError, match="READONLY"):
         warehouse.query_arrow("SELECT * FROM file('/etc/passwd', 'LineAsString')", read_only=True)
