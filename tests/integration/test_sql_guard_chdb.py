@@ -169,3 +169,27 @@ def test_the_store_directory_and_lock_file_are_private(tmp_path: Path) -> None:
         assert stat.S_IMODE((settings.warehouse_path / LOCK_FILE).stat().st_mode) == 0o600
     finally:
         store.close()
+
+
+SAFE_TABLE_FUNCTIONS = {
+    "sqlstandardvalues", "dictionary", "format", "fuzzjson", "fuzzquery", "generaterandom",
+    "generateseries", "generate_series", "loop", "merge", "null", "numbers", "numbers_mt", "primes",
+    "values", "view", "viewexplain", "viewifpermitted", "zeros", "zeros_mt",
+}  # fmt: skip
+"""Table functions that read only this database or generate data."""
+
+
+def test_every_table_function_of_the_engine_is_classified(warehouse: Warehouse) -> None:
+    """A chDB upgrade that adds a table function fails here until it is listed as safe or external."""
+    from xpstream.warehouse.sqlguard import is_external_function
+
+    names = warehouse.query_arrow("SELECT name FROM system.table_functions").column("name").to_pylist()
+    unknown = sorted(
+        name
+        for name in names
+        if not is_external_function(name)
+        and name.lower() not in SAFE_TABLE_FUNCTIONS
+        and not name.lower().startswith(("mergetree", "timeseries"))
+    )
+    assert unknown == []
+    assert not any(is_external_function(name) for name in SAFE_TABLE_FUNCTIONS)
