@@ -59,7 +59,7 @@ def allowed_hosts(bind_host: str, extra: Iterable[str] = ()) -> frozenset[str]:
     names = set(LOOPBACK_NAMES)
     for name in (bind_host, *extra):
         name = name.strip().lower()
-        if not name or name in ("0.0.0.0", "::", "[::]"):
+        if not name or name in ("0.0.0.0", "::", "[::]"):  # nosec B104 - a comparison, not a bind
             continue
         names.add(f"[{name}]" if ":" in name and not name.startswith("[") else name)
     return frozenset(names)
