@@ -59,6 +59,13 @@ class WarehouseSettings(BaseSettings):
             "before failing with 'store busy' (no wait when the owner serves an API)."
         ),
     )
+    sql_allow_external: bool = Field(
+        default=False,
+        description=(
+            "Let SQL from every entry (xp sql, dashboards, the up API) use functions that reach outside "
+            "the database: file(), url(), s3(), remote(), executable(), mysql() and the like. Off: refused."
+        ),
+    )
 
     @property
     def warehouse_path(self) -> Path:
@@ -176,7 +183,10 @@ class CoreSettings(StackSettings):
     )
     api_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token for that API when `xp up` is bound off loopback (one of its XP_UP_TOKENS).",
+        description=(
+            "Bearer token for that API from another machine (one of its XP_UP_TOKENS); local commands "
+            "read the owner token from $XP_HOME/warehouse/xp-owner.json (0600) and need none."
+        ),
     )
 
 
