@@ -62,7 +62,7 @@ from schemas import (
 from schemas.records import DeadLetter
 from xpstream.kafka.topics import DEAD_LETTERS, EVENTS, EXPOSURES
 
-__all__ = ["Service", "build_app"]
+__all__ = ["BrowserGuard", "Service", "build_app", "is_client_route", "is_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,9 @@ class Service:
     source: PayloadSource
     sink: RecordSink
     keys: KeyRing
+    open_clients: bool | None = None
+    """Client routes without a key (loopback only; default: the ring has no key). Admin routes
+    always need an admin key (decision 0040)."""
     max_record_bytes: int = 1_000_000
     dedup_seconds: float = 1800.0
     dedup_max_entries: int = 200_000
@@ -112,6 +115,8 @@ class Service:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
+        if self.open_clients is None:
+            self.open_clients = self.keys.open
         self.dedup = DedupWindow(self.dedup_seconds, self.dedup_max_entries)
         self.exposure_codec = RecordCodec(Exposure, max_record_bytes=self.max_record_bytes)
         self.event_codec = RecordCodec(MetricEvent, max_record_bytes=self.max_record_bytes)
@@ -133,14 +138,22 @@ class Service:
     # auth ----------------------------------------------------------------------------------------
 
     def access(self, request: Request, path_key: str | None = None) -> AccessLevel:
-        if self.keys.open:
-            return AccessLevel.ADMIN
+        return self.identify(request, path_key)[0]
+
+    def identify(self, request: Request, path_key: str | None = None) -> tuple[AccessLevel, str | None]:
+        """The caller's access and, for an admin key, its actor name (constant-time compares)."""
         headers = request.headers
         key = key_from_headers(headers.get("authorization"), headers.get("x-xp-key"))
-        level = self.keys.level(key)
+        level, actor = self.keys.identify(key)
         if path_key is not None and level is AccessLevel.NONE:
-            level = self.keys.level(path_key)
-        return level
+            level, actor = self.keys.identify(path_key)
+        if level is AccessLevel.NONE and self.open_clients:
+            level = AccessLevel.CLIENT
+        return level, actor
+
+    def client_allowed(self, key: str | None) -> bool:
+        """Whether a presented key (or none, when client routes are open) may use client routes."""
+        return bool(self.open_clients) or self.keys.identify(key)[0] >= AccessLevel.CLIENT
 
     # exposures -----------------------------------------------------------------------------------
 
@@ -299,13 +312,20 @@ def _routes(service: Service) -> list[Route]:
                 accepted += 1
         return _json({"accepted": accepted, "rejected": len(errors), "errors": errors}, 202)
 
+    admin_required = _error(401, "an admin key is required (X-XP-Key or Authorization: Bearer KEY)")
+
     async def put_override(request: Request) -> Response:
-        if (level := service.access(request)) < AccessLevel.ADMIN:
-            return unauthorized if level is AccessLevel.NONE else _error(403, "an admin key is required")
+        level, actor = service.identify(request)
+        if level < AccessLevel.ADMIN or actor is None:
+            return admin_required if level is AccessLevel.NONE else _error(403, "an admin key is required")
         try:
             body = OverrideRequest.model_validate_json(await request.body())
         except pydantic.ValidationError as error:
             return _error(422, "invalid request body", _validation_detail(error))
+        if body.changed_by is not None and body.changed_by != actor:
+            return _error(
+                422, "changed_by comes from the admin key's name (XP_SERVICE_ADMIN_KEYS name:secret); omit it"
+            )
         if service.publisher is None or not service.source.follows_registry:
             return _error(409, "overrides need the registry: this service serves a static features file")
         state = service.source.current()
@@ -330,16 +350,17 @@ def _routes(service: Service) -> list[Route]:
         )
         change = RegistryChange.UPDATED if exists else RegistryChange.CREATED
         return await _publish(
-            service, override, change, body.changed_by, f"override:{body.experiment_key}:{body.unit_id}"
+            service, override, change, actor, f"override:{body.experiment_key}:{body.unit_id}"
         )
 
     async def delete_override(request: Request) -> Response:
-        if (level := service.access(request)) < AccessLevel.ADMIN:
-            return unauthorized if level is AccessLevel.NONE else _error(403, "an admin key is required")
+        level, actor = service.identify(request)
+        if level < AccessLevel.ADMIN or actor is None:
+            return admin_required if level is AccessLevel.NONE else _error(403, "an admin key is required")
         if service.publisher is None or not service.source.follows_registry:
             return _error(409, "overrides need the registry: this service serves a static features file")
         key = f"override:{request.path_params['experiment_key']}:{request.path_params['unit_id']}"
-        return await _publish(service, None, RegistryChange.DELETED, "service-admin", key)
+        return await _publish(service, None, RegistryChange.DELETED, actor, key)
 
     async def healthz(request: Request) -> Response:
         state = service.source.current()
@@ -435,21 +456,51 @@ def build_app(service: Service, *, manage_lifecycle: bool = True) -> ASGIApp:
 
     app = Starlette(routes=_routes(service), lifespan=lifespan, max_body_size=service.max_body_bytes)
     app.state.service = service
-    return AllowAnyOrigin(app, fast_assign=FastAssign(service, app))
+    return BrowserGuard(app, fast_assign=FastAssign(service, app))
 
 
 _CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-methods", b"GET, POST, DELETE"),
+    (b"access-control-allow-methods", b"GET, POST"),
     (b"access-control-allow-headers", b"Authorization, Content-Type, X-XP-Key"),
     (b"access-control-max-age", b"600"),
 ]
+_CLIENT_PATHS = frozenset({"/v1/assign", "/v1/assign/batch", "/v1/events"})
+_SDK_PREFIX = "/api/features/"
+_ADMIN_PREFIX = "/v1/overrides"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-class AllowAnyOrigin:
-    """CORS for browser SDKs (any origin; keys, not cookies, authenticate), and nothing at all for
-    requests without an ``Origin`` header, so server-to-server calls pay no middleware cost; those
-    to ``POST /v1/assign`` go to ``fast_assign`` (:mod:`assignment.service.fast_assign`) when given."""
+def is_client_route(path: str) -> bool:
+    """The routes browsers (SDKs) may call cross-origin: assign, the SDK payload, the collector."""
+    return path in _CLIENT_PATHS or path.startswith(_SDK_PREFIX)
+
+
+def is_json(content_type: bytes | None) -> bool:
+    """``application/json``, with or without parameters (``; charset=utf-8``)."""
+    if content_type is None:
+        return False
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = _encode({"error": message})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BrowserGuard:
+    """What a web page may make a browser do here (decision 0040):
+
+    - a request with a body (POST) is read only as ``Content-Type: application/json`` (415 otherwise),
+      so a cross-site form or ``text/plain`` POST — sent by browsers without a preflight — is never
+      parsed; a cross-site JSON request needs a preflight;
+    - CORS (any origin; keys, not cookies, authenticate) only on the client routes
+      (:func:`is_client_route`); admin routes refuse any request carrying an ``Origin`` (403) and
+      answer no preflight; other routes get no CORS headers;
+    - requests without an ``Origin`` header pay no CORS cost; those to ``POST /v1/assign`` go to
+      ``fast_assign`` (:mod:`assignment.service.fast_assign`) when given."""
 
     def __init__(self, app: Starlette, fast_assign: ASGIApp | None = None) -> None:
         self.app = app
@@ -458,19 +509,39 @@ class AllowAnyOrigin:
         self.fast_assign = fast_assign
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not any(name == b"origin" for name, _ in scope["headers"]):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        origin = False
+        content_type: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                origin = True
+            elif name == b"content-type" and content_type is None:
+                content_type = value
+        method = scope["method"]
+        path: str = scope["path"]
+        if method in _BODY_METHODS and not is_json(content_type):
+            await _refuse(send, 415, "request bodies must be Content-Type: application/json")
+            return
+        if not origin:
             if (
                 self.fast_assign is not None
-                and scope["type"] == "http"
-                and scope["path"] == "/v1/assign"
-                and scope["method"] == "POST"
+                and path == "/v1/assign"
+                and method == "POST"
                 and not scope.get("root_path")
             ):
                 await self.fast_assign(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
-        if scope["method"] == "OPTIONS":
+        if path.startswith(_ADMIN_PREFIX):
+            await _refuse(send, 403, "admin routes do not answer browsers (a request with an Origin header)")
+            return
+        if not is_client_route(path):
+            await self.app(scope, receive, send)
+            return
+        if method == "OPTIONS":
             headers = [*_CORS_HEADERS, (b"content-length", b"0")]
             await send({"type": "http.response.start", "status": 204, "headers": headers})
             await send({"type": "http.response.body", "body": b""})

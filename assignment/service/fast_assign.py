@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from assignment.service.auth import AccessLevel, key_from_headers
+from assignment.service.auth import key_from_headers
 from assignment.service.evaluation import assign_unit
 from schemas.records import utc_ms
 
@@ -105,9 +105,7 @@ class FastAssign:
         while message.get("more_body", False):
             message = await receive()
             body += message.get("body", b"")
-        if not service.keys.open and (
-            service.keys.level(key_from_headers(authorization, x_key)) < AccessLevel.CLIENT
-        ):
+        if not service.open_clients and not service.client_allowed(key_from_headers(authorization, x_key)):
             await self.fallback(scope, _replaying(body, receive), send)  # the 401, as Starlette says it
             return
         try:
