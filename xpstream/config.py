@@ -339,6 +339,23 @@ class ServiceSettings(CoreSettings):
     spool_replay_interval: float = Field(
         default=1.0, gt=0, description="Seconds between attempts to replay the spool to Kafka."
     )
+    spool_max_bytes: int = Field(
+        default=1024**3,
+        ge=0,
+        description=(
+            "Most bytes of records the spool holds before Kafka has taken them (0: unbounded); beyond it "
+            "records are dropped and counted (xp_service_spool_full, sink outcome 'dropped'), requests "
+            "are still answered."
+        ),
+    )
+    spool_fsync_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Seconds between fsyncs of the spool (each record is written before the request is answered, "
+            "so a process crash loses nothing; a power loss may lose this much)."
+        ),
+    )
 
     @property
     def spool_path(self) -> Path:

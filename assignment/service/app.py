@@ -164,8 +164,11 @@ class Service:
         at: datetime,
         user_agent: str | None,
     ) -> int:
-        """Send one exposure per in-experiment assignment not already sent in the dedup window."""
+        """Send one exposure per in-experiment assignment not already sent in the dedup window: all
+        of one request's exposures are written ahead to the spool at once (one ``write()``), so they
+        are durable against a process crash when this returns (before the answer is sent)."""
         sent = deduplicated = 0
+        batch: list[tuple[str, str | None, bytes]] = []
         for feature_key, (result, overridden) in assignments.items():
             if not result.in_experiment or result.variation_id is None or not result.experiment_key:
                 continue
@@ -190,8 +193,10 @@ class Service:
             except RecordError:
                 logger.warning("exposure too large, not sent experiment=%s", exposure.experiment_key)
                 continue
-            self.sink.submit(EXPOSURES, exposure.unit_id, value)
+            batch.append((EXPOSURES, exposure.unit_id, value))
             sent += 1
+        if batch:
+            self.sink.submit_many(batch)
         if sent:  # one counter update per request (each takes a lock)
             self._exposure_sent.inc(sent)
         if deduplicated:
@@ -379,6 +384,7 @@ def _routes(service: Service) -> list[Route]:
     async def metrics(request: Request) -> Response:
         stats = service.sink.stats()
         service.metrics.spool_pending.set(stats.get("spool_pending_bytes", 0))
+        service.metrics.spool_full.set(1 if stats.get("spool_full") else 0)
         service.metrics.payload_version.set(service.source.current().version)
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

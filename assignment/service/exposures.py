@@ -5,28 +5,35 @@
   replica in the same window) carries the same id and the stream's deduplication absorbs it.
 - :class:`DedupWindow`: a bounded TTL set (LRU eviction) of unit × experiment × variation.
 - :class:`RecordSink`: where records go (``submit(topic, key, value)``, never blocks).
-- :class:`KafkaSink`: a confluent-kafka producer (idempotent, lz4, batched) whose ``produce`` only
-  enqueues into librdkafka; a poll thread serves delivery reports. A record that cannot be enqueued
-  (``BufferError``) or whose delivery fails (broker down past ``exposure_delivery_timeout``) is
-  appended to the :class:`~assignment.service.spool.Spool`; from then on new records go to the spool
-  too (keeping order) until a replay thread has delivered all of it, then producing goes direct again.
-  On shutdown, records still queued in librdkafka are purged into the spool: nothing is lost.
+- :class:`KafkaSink`: every record is first appended to the write-ahead
+  :class:`~assignment.service.spool.Spool` (one ``write()`` per request, before the answer: a
+  ``kill -9`` at any moment loses nothing acknowledged; decision 0041), then handed to a
+  confluent-kafka producer (idempotent, lz4, batched) whose ``produce`` only enqueues into
+  librdkafka; a poll thread serves delivery reports and moves the spool's cursor over the delivered
+  prefix. When a record cannot be enqueued (``BufferError``) or its delivery fails (broker down past
+  ``exposure_delivery_timeout``), new records are only appended (keeping order) until a replay thread
+  has delivered everything after the cursor — each record once, out-of-order deliveries skipped —
+  then producing goes direct again. After a crash, the next start replays from the cursor with the
+  records' own ids. The spool is bounded (``XP_SPOOL_MAX_BYTES``): beyond it records are dropped,
+  counted (``xp_service_sink_records_total{outcome="dropped"}``, ``xp_service_spool_full``) and
+  logged as an error; the request is still answered.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from assignment.hashing import hash_string
 from assignment.results import FeatureResult
-from assignment.service.spool import Spool, SpoolEntry
+from assignment.service.spool import Spool, SpoolEntry, SpoolFull
 from schemas import Exposure, ExposureSource
 
 if TYPE_CHECKING:
@@ -150,6 +157,8 @@ class RecordSink(Protocol):
 
     def submit(self, topic: str, key: str | None, value: bytes) -> None: ...
 
+    def submit_many(self, records: list[tuple[str, str | None, bytes]]) -> None: ...
+
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
@@ -166,6 +175,9 @@ class MemorySink:
     def submit(self, topic: str, key: str | None, value: bytes) -> None:
         self.records.append((topic, key, value))
 
+    def submit_many(self, records: list[tuple[str, str | None, bytes]]) -> None:
+        self.records.extend(records)
+
     def start(self) -> None:
         return None
 
@@ -177,30 +189,44 @@ class MemorySink:
 
 
 class KafkaSink:
-    """A non-blocking Kafka producer with a disk spool for whatever Kafka does not take."""
+    """A non-blocking Kafka producer behind a write-ahead spool (nothing acknowledged is lost)."""
 
     def __init__(
         self, settings: ServiceSettings, *, spool: Spool | None = None, producer: Any = None
     ) -> None:
         self.settings = settings
-        self.spool = spool if spool is not None else Spool(settings.spool_path)
+        self.spool = (
+            spool if spool is not None else Spool(settings.spool_path, max_bytes=settings.spool_max_bytes)
+        )
         self._producer = producer
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._spooling = False
         self._skip_offsets: set[int] = set()
-        self.counts = {"produced": 0, "delivered": 0, "spooled": 0, "replayed": 0, "delivery_errors": 0}
-        # successful deliveries not yet counted: appended by whichever thread polls (deque appends
-        # and pops are atomic), moved into ``counts`` by the poll loop
-        self._delivered_tally: deque[None] = deque()
+        # directly produced records by spool end offset, in spool order, and their outcomes (set by
+        # whichever thread serves delivery reports; set.add is atomic)
+        self._inflight: list[int] = []
+        self._inflight_head = 0
+        self._delivered: set[int] = set()
+        self._failed: set[int] = set()
+        self.full = False
+        self.counts = {
+            "produced": 0,
+            "delivered": 0,
+            "spooled": 0,
+            "replayed": 0,
+            "delivery_errors": 0,
+            "dropped": 0,
+        }
+        self._pending_delivered = 0
         self.on_count: Callable[[str, int], None] | None = None
 
     # lifecycle -----------------------------------------------------------------------------------
 
     def start(self) -> None:
         self.spool.open()
-        self._spooling = not self.spool.empty
+        self._spooling = not self.spool.empty  # a previous run left records: replay them first
         if self._producer is None:
             from xpstream.kafka.clients import make_producer
 
@@ -217,13 +243,17 @@ class KafkaSink:
                     "logger": logging.getLogger("assignment.service.librdkafka"),
                 },
             )
-        for target, name in ((self._poll_loop, "xp-sink-poll"), (self._replay_loop, "xp-sink-replay")):
+        for target, name in (
+            (self._poll_loop, "xp-sink-poll"),
+            (self._replay_loop, "xp-sink-replay"),
+            (self._sync_loop, "xp-sink-fsync"),
+        ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Flush what Kafka can take within ``timeout``; spool the rest; close the spool."""
+        """Flush what Kafka can take within ``timeout``; the rest stays in the spool; close it."""
         self._stopping.set()
         for thread in self._threads:
             thread.join(timeout=timeout + 1)
@@ -231,33 +261,53 @@ class KafkaSink:
         if producer is not None:
             producer.flush(timeout)
             if len(producer):
-                producer.purge()  # delivery reports with a purge error spool the records
+                producer.purge()  # undelivered records stay in the spool for the next start
                 producer.flush(1.0)
-            self._count_delivered()
+        self._release_delivered()
         with self._lock:
             self.spool.close()
 
     # request path --------------------------------------------------------------------------------
 
     def submit(self, topic: str, key: str | None, value: bytes) -> None:
-        """Enqueue one record; never waits for the network."""
-        if self._spooling:
-            with self._lock:
-                if self._spooling:
-                    self._to_spool(topic, key, value)
-                    return
-        try:
-            self._producer.produce(
-                self.settings.topic(topic),
-                value=value,
-                key=key.encode() if key is not None else None,
-                on_delivery=self._on_direct_delivery,
-            )
-            self._count("produced")
-        except BufferError:
-            with self._lock:
-                self._spooling = True
-                self._to_spool(topic, key, value)
+        """Write one record ahead to the spool, then enqueue it; never waits for the network."""
+        self.submit_many([(topic, key, value)])
+
+    def submit_many(self, records: list[tuple[str, str | None, bytes]]) -> None:
+        """Write records ahead to the spool (one ``write()``), then enqueue them in order."""
+        if not records:
+            return
+        with self._lock:
+            try:
+                ends = self.spool.append_many(records)
+            except SpoolFull as error:
+                self._dropped(len(records), error)
+                return
+            if self.full:
+                self.full = False
+                logger.warning(
+                    "spool accepting records again (%d dropped while full)", self.counts["dropped"]
+                )
+            if self._spooling:
+                self._count("spooled", len(records))
+                return
+            produce = self._producer.produce
+            produced = 0
+            for (topic, key, value), end in zip(records, ends, strict=True):
+                try:
+                    produce(
+                        self.settings.topic(topic),
+                        value=value,
+                        key=key.encode() if key is not None else None,
+                        on_delivery=functools.partial(self._on_direct_delivery, end),
+                    )
+                except BufferError:
+                    self._spooling = True  # the rest waits in the spool for the replay
+                    self._count("spooled", len(records) - produced)
+                    break
+                self._inflight.append(end)
+                produced += 1
+            self._count("produced", produced)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -265,56 +315,108 @@ class KafkaSink:
             **self.counts,
             "spooling": self._spooling,
             "spool_pending_bytes": self.spool.pending_bytes,
+            "spool_full": self.full,
             "queued": len(self._producer) if self._producer is not None else 0,
         }
 
     # internals -----------------------------------------------------------------------------------
 
     def _count(self, name: str, amount: int = 1) -> None:
+        if amount <= 0:
+            return
         self.counts[name] += amount
         if self.on_count is not None:
             self.on_count(name, amount)
 
-    def _to_spool(self, topic: str, key: str | None, value: bytes) -> None:
-        """Append to the spool (caller holds the lock)."""
-        self.spool.append(topic, key, value)
-        self._count("spooled")
+    def _dropped(self, amount: int, error: SpoolFull) -> None:
+        """Caller holds the lock. The spool is full: the records are counted and dropped."""
+        if not self.full:
+            self.full = True
+            logger.error(
+                "spool full, dropping records until Kafka takes some (%s; XP_SPOOL_MAX_BYTES, see "
+                'xp_service_spool_full and xp_service_sink_records_total{outcome="dropped"})',
+                error,
+            )
+        self._count("dropped", amount)
 
-    def _on_direct_delivery(self, error: Any, message: Any) -> None:
-        """Delivery report of a directly produced record (one bound method: no closure per record).
-        Successes are only tallied here; :meth:`_poll_loop` adds them to the counters after each
-        poll, so the thread serving reports holds the GIL as briefly as possible."""
+    def _on_direct_delivery(self, end: int, error: Any, _message: Any) -> None:
+        """Delivery report of a directly produced record (by its spool end offset)."""
         if error is None:
-            self._delivered_tally.append(None)
+            self._delivered.add(end)
             return
+        self._failed.add(end)
         self._count("delivery_errors")
-        key = message.key()
-        topic = message.topic()[len(self.settings.topic_prefix) :]  # the spool keeps logical names
-        with self._lock:
-            if not self._spooling:
-                logger.warning("Kafka delivery failed, spooling records from now on: %s", error)
-            self._spooling = True
-            self._to_spool(topic, key.decode() if key is not None else None, message.value())
+        if not self._spooling:
+            with self._lock:
+                if not self._spooling:
+                    logger.warning(
+                        "Kafka delivery failed, holding records in the spool from now on: %s", error
+                    )
+                self._spooling = True
 
     def _poll_loop(self) -> None:
         while not self._stopping.is_set():
             self._producer.poll(0.1)
-            self._count_delivered()
+            self._release_delivered()
 
-    def _count_delivered(self) -> None:
-        """Move the tallied successful deliveries into ``counts`` (and the metrics)."""
-        tally = self._delivered_tally
-        delivered = len(tally)
-        if delivered:
-            for _ in range(delivered):  # appends racing with this land after the counted ones
-                tally.popleft()
-            self._count("delivered", delivered)
+    def _sync_loop(self) -> None:
+        """fsync the spool every ``spool_fsync_interval`` seconds (never on the request path)."""
+        while not self._stopping.wait(self.settings.spool_fsync_interval):
+            with self._lock:
+                handle = self.spool.sync_handle()
+            if handle is not None:
+                try:
+                    os.fsync(handle)
+                finally:
+                    os.close(handle)
+
+    def _release_delivered(self) -> None:
+        """Move the cursor over the delivered prefix of the directly produced records (they precede
+        every record appended while spooling; after :meth:`_take_over` there are none)."""
+        with self._lock:
+            inflight, head, delivered = self._inflight, self._inflight_head, self._delivered
+            end = None
+            while head < len(inflight) and inflight[head] in delivered:
+                end = inflight[head]
+                delivered.discard(end)
+                head += 1
+            if end is None:
+                return
+            self._count("delivered", head - self._inflight_head)
+            if head > 4096 and head * 2 > len(inflight):
+                del inflight[:head]
+                head = 0
+            self._inflight_head = head
+            self.spool.advance(end)
+            if head == len(inflight) and not self._spooling:
+                inflight.clear()
+                self._inflight_head = 0
+
+    def _take_over(self) -> bool:
+        """Once every directly produced record has its delivery report, hand the rest to the
+        replay: delivered ones are skipped, failed ones re-sent. False while reports are pending."""
+        self._release_delivered()
+        with self._lock:
+            pending = self._inflight[self._inflight_head :]
+            if any(end not in self._delivered and end not in self._failed for end in pending):
+                return False
+            self._skip_offsets.update(end for end in pending if end in self._delivered)
+            self._count("delivered", sum(1 for end in pending if end in self._delivered))
+            self._count("spooled", sum(1 for end in pending if end in self._failed))
+            self._inflight.clear()
+            self._inflight_head = 0
+            self._delivered.clear()
+            self._failed.clear()
+            return True
 
     def _replay_loop(self) -> None:
         interval = self.settings.spool_replay_interval
         batch_size = 1  # probe with one record after a failure, then larger batches
         while not self._stopping.wait(interval if batch_size == 1 else 0):
             if not self._spooling:
+                batch_size = 1
+                continue
+            if self._inflight and not self._take_over():
                 batch_size = 1
                 continue
             delivered_all = self._replay_batch(batch_size)

@@ -92,7 +92,7 @@ def test_a_readable_generated_key_is_refused(tmp_path: Path) -> None:
 
 
 def test_bind_refusal_ignores_the_generated_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="refusing to bind 0.0.0.0"):
+    with pytest.raises(ConfigError, match=r"refusing to bind 0\.0\.0\.0"):
         _build_static(ServiceSettings(home=tmp_path, service_host="0.0.0.0"))
     check_bind("0.0.0.0", KeyRing.from_secrets(SecretStr("c"), None))
 
