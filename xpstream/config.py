@@ -178,6 +178,24 @@ class CoreSettings(StackSettings):
         default=None,
         description="Bearer token for that API when `xp up` is bound off loopback (one of its XP_UP_TOKENS).",
     )
+    http_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds an HTTP server (service, dashboards, `xp up`) waits for a whole request head.",
+    )
+    http_keep_alive_timeout: int = Field(
+        default=5, ge=1, description="Seconds an idle keep-alive HTTP connection is kept open."
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        ge=2,
+        description="Open connections per HTTP server beyond which requests are answered 503.",
+    )
+    http_max_header_bytes: int = Field(
+        default=16384,
+        ge=1024,
+        description="Largest incomplete request head the h11 parser buffers (httptools has its own limit).",
+    )
 
 
 class StreamSettings(CoreSettings):

@@ -17,6 +17,7 @@ from assignment.service.exposures import KafkaSink
 from assignment.service.sources import PayloadSource, RegistryPayloadSource, StaticPayloadSource
 from xpstream.config import ServiceSettings
 from xpstream.errors import ConfigError
+from xpstream.http_server import HttpLimits
 
 __all__ = ["build_service", "run_service"]
 
@@ -122,6 +123,7 @@ def run_service(settings: ServiceSettings) -> None:
             # the service never reads the client's address (keys authenticate), so it skips
             # uvicorn's X-Forwarded-For middleware: one ASGI layer less per request
             proxy_headers=False,
+            **HttpLimits.from_settings(settings).uvicorn_options(),
         )
     finally:
         service.sink.stop()

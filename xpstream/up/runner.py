@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from xpstream.errors import ConfigError, StoreBusyError, XpError
+from xpstream.http_server import HttpLimits
 from xpstream.scheduler.cron import JobSchedule, parse_schedules
 from xpstream.scheduler.runner import SchedulerRunner
 from xpstream.scheduler.settings import SCHEDULE_FIELDS
@@ -155,6 +156,7 @@ async def _serve_all(
             settings.up_port,
             health,
             api_stop,
+            limits=HttpLimits.from_settings(settings),
         )
     )
     while health.status("api") in (None, "starting"):
@@ -265,6 +267,7 @@ async def _run_service(settings: UpSettings, health: Health, stop: asyncio.Event
             settings.service_port,
             health,
             stop,
+            limits=HttpLimits.from_settings(settings),
         )
     finally:
         await loop.run_in_executor(None, service.sink.stop)
@@ -298,6 +301,7 @@ async def _run_dashboard(
             dashboard_settings.dashboard_port,
             health,
             stop,
+            limits=HttpLimits.from_settings(settings),
         )
     finally:
         store.close()
