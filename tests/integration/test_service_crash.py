@@ -46,6 +46,10 @@ def _kafka_env(settings: KafkaSettings) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        elif isinstance(value, dict | list | tuple | set):
+            value = json.dumps(value if not isinstance(value, set) else sorted(value))
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
         env[f"XP_{name.upper()}"] = str(value)
     return env
 
