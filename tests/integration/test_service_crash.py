@@ -120,9 +120,11 @@ def test_acknowledged_exposures_survive_kill_9_during_an_outage(
     with _service(env, port, log):
         _wait(lambda: _health(base) is not None, 60, "the service to restart")
         _wait(
-            lambda: (h := _health(base)) is not None
-            and not h["sink"]["spooling"]
-            and h["sink"]["spool_pending_bytes"] == 0,
+            lambda: (
+                (h := _health(base)) is not None
+                and not h["sink"]["spooling"]
+                and h["sink"]["spool_pending_bytes"] == 0
+            ),
             90,
             "the spool to replay",
         )
