@@ -40,6 +40,7 @@ def run_dashboard(settings: DashboardSettings) -> None:
     import uvicorn
 
     from dashboards.app import create_app
+    from xpstream.http_server import HttpLimits
     from xpstream.logs import configure_logging
     from xpstream.warehouse import open_warehouse
 
@@ -57,6 +58,7 @@ def run_dashboard(settings: DashboardSettings) -> None:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            **HttpLimits.from_settings(settings).uvicorn_options(),
         )
     finally:
         warehouse.close()

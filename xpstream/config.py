@@ -188,6 +188,24 @@ class CoreSettings(StackSettings):
             "read the owner token from $XP_HOME/warehouse/xp-owner.json (0600) and need none."
         ),
     )
+    http_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds an HTTP server (service, dashboards, `xp up`) waits for a whole request head.",
+    )
+    http_keep_alive_timeout: int = Field(
+        default=5, ge=1, description="Seconds an idle keep-alive HTTP connection is kept open."
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        ge=2,
+        description="Open connections per HTTP server beyond which requests are answered 503.",
+    )
+    http_max_header_bytes: int = Field(
+        default=16384,
+        ge=1024,
+        description="Largest incomplete request head the h11 parser buffers (httptools has its own limit).",
+    )
 
 
 class StreamSettings(CoreSettings):
@@ -348,6 +366,23 @@ class ServiceSettings(CoreSettings):
     )
     spool_replay_interval: float = Field(
         default=1.0, gt=0, description="Seconds between attempts to replay the spool to Kafka."
+    )
+    spool_max_bytes: int = Field(
+        default=1024**3,
+        ge=0,
+        description=(
+            "Most bytes of records the spool holds before Kafka has taken them (0: unbounded); beyond it "
+            "records are dropped and counted (xp_service_spool_full, sink outcome 'dropped'), requests "
+            "are still answered."
+        ),
+    )
+    spool_fsync_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Seconds between fsyncs of the spool (each record is written before the request is answered, "
+            "so a process crash loses nothing; a power loss may lose this much)."
+        ),
     )
 
     @property

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from xpstream.errors import ConfigError
+from xpstream.http_server import HttpLimits
 from xpstream.up.health import Health
 
 if TYPE_CHECKING:
@@ -67,8 +68,10 @@ async def serve_app(
     stop: asyncio.Event,
     *,
     before_stop: Callable[[], Awaitable[None]] | None = None,
+    limits: HttpLimits | None = None,
 ) -> None:
-    """Serve ``app`` until ``stop`` is set (then, after ``before_stop``, stop accepting and drain)."""
+    """Serve ``app`` until ``stop`` is set (then, after ``before_stop``, stop accepting and drain).
+    ``limits``: header timeout, keep-alive and connection cap (:mod:`xpstream.http_server`)."""
     url = url_of(host, port)
     config = uvicorn.Config(
         app,
@@ -79,6 +82,7 @@ async def serve_app(
         lifespan="auto",
         timeout_graceful_shutdown=5,
         server_header=False,
+        **(limits or HttpLimits()).uvicorn_options(),
     )
     server = QuietServer(config)
     task = asyncio.create_task(server.serve(), name=f"xp-{name}")

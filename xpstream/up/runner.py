@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from xpstream.errors import ConfigError, StoreBusyError, XpError
+from xpstream.http_server import HttpLimits
 from xpstream.scheduler.cron import JobSchedule, parse_schedules
 from xpstream.scheduler.runner import SchedulerRunner
 from xpstream.scheduler.settings import SCHEDULE_FIELDS
@@ -168,6 +169,7 @@ async def _serve_all(
             settings.up_port,
             health,
             api_stop,
+            limits=HttpLimits.from_settings(settings),
         )
     )
     while health.status("api") in (None, "starting"):
@@ -278,6 +280,7 @@ async def _run_service(settings: UpSettings, health: Health, stop: asyncio.Event
             settings.service_port,
             health,
             stop,
+            limits=HttpLimits.from_settings(settings),
         )
     finally:
         await loop.run_in_executor(None, service.sink.stop)
@@ -311,6 +314,7 @@ async def _run_dashboard(
             dashboard_settings.dashboard_port,
             health,
             stop,
+            limits=HttpLimits.from_settings(settings),
         )
     finally:
         store.close()

@@ -73,7 +73,10 @@ def test_events_per_record_errors(client: TestClient, service: Service) -> None:
 
 
 def test_events_envelope_errors(client: TestClient) -> None:
-    assert client.post("/v1/events", content=b"[1,2]").status_code == 422
+    assert (
+        client.post("/v1/events", content=b"[1,2]", headers={"content-type": "application/json"}).status_code
+        == 422
+    )
     assert client.post("/v1/events", json={"exposures": 1}).status_code == 422
 
 
