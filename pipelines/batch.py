@@ -31,7 +31,7 @@ from pipelines.kernel import (
     validate_events,
     validate_exposures,
 )
-from schemas import DeadLetter, Exposure, MetricEvent, RecordCodec
+from schemas import DEFAULT_MAX_ABS_METRIC_VALUE, DeadLetter, Exposure, MetricEvent, RecordCodec
 from schemas.arrow import TIMESTAMP, to_arrow
 from xpstream.errors import XpError
 
@@ -140,6 +140,7 @@ class StreamProcessor:
         dedup_retention: timedelta,
         dedup_max_ids: int,
         max_record_bytes: int,
+        max_abs_metric_value: float = DEFAULT_MAX_ABS_METRIC_VALUE,
     ) -> None:
         self.exposures_topic = exposures_topic
         self.events_topic = events_topic
@@ -151,7 +152,7 @@ class StreamProcessor:
         self.seen_dead_letters = SeenIds(dedup_retention, dedup_max_ids)
         self.exposure_codec: RecordCodec[Exposure] = RecordCodec(Exposure, max_record_bytes=max_record_bytes)
         self.event_codec: RecordCodec[MetricEvent] = RecordCodec(
-            MetricEvent, max_record_bytes=max_record_bytes
+            MetricEvent, max_record_bytes=max_record_bytes, max_abs_metric_value=max_abs_metric_value
         )
         # pyarrow imports pandas on its first ``pa.array`` of a Python list (~0.3 s, once per process):
         # pay it here, at start-up, rather than in the first batch's latency.

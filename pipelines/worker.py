@@ -366,6 +366,7 @@ def run_worker(
         dedup_retention=timedelta(seconds=settings.stream_dedup_retention_seconds),
         dedup_max_ids=settings.stream_dedup_max_ids,
         max_record_bytes=settings.max_record_bytes,
+        max_abs_metric_value=settings.max_abs_metric_value,
     )
     processor.set_registry(registry)
     snapshot = follower.snapshot if follower is not None else None

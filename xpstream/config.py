@@ -178,6 +178,15 @@ class CoreSettings(StackSettings):
         default=None,
         description="Bearer token for that API when `xp up` is bound off loopback (one of its XP_UP_TOKENS).",
     )
+    max_abs_metric_value: float = Field(
+        default=1e15,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Largest magnitude of a metric event's value: larger ones (and NaN/Infinity) are dead-lettered "
+            "by the stream worker and the HTTP collector alike (docs/decisions/0034)."
+        ),
+    )
 
 
 class StreamSettings(CoreSettings):
