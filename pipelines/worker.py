@@ -49,6 +49,9 @@ class StreamReport:
     events: int = 0
     attributed: int = 0
     dead_letters: int = 0
+    """Rows loaded into xp.dead_letters: the stream's rejects and the collector's (read from its topic)."""
+    dead_letter_topic_records: int = 0
+    """Records read from the dead-letter topic (not in ``consumed``)."""
     duplicates: int = 0
     batches: int = 0
     insert_retries: int = 0
@@ -348,6 +351,8 @@ def run_worker(
     registry, follower = _registry(settings)
     exposures_topic, events_topic = settings.topic(EXPOSURES), settings.topic(EVENTS)
     dead_letters_topic = settings.topic(DEAD_LETTERS)
+    # The dead-letter topic too: the collector's dead letters reach xp.dead_letters through the worker.
+    topics = [exposures_topic, events_topic, dead_letters_topic]
     processor = StreamProcessor(
         exposures_topic=exposures_topic,
         events_topic=events_topic,
@@ -367,6 +372,7 @@ def run_worker(
         dedup_max_ids=settings.stream_dedup_max_ids,
         max_record_bytes=settings.max_record_bytes,
         max_abs_metric_value=settings.max_abs_metric_value,
+        dead_letters_topic=dead_letters_topic,
     )
     processor.set_registry(registry)
     snapshot = follower.snapshot if follower is not None else None
@@ -444,7 +450,7 @@ def run_worker(
                 except Exception as error:  # the old consumer is broken anyway
                     logger.warning("closing the stuck consumer failed: %s", error)
                 consumer = new_consumer()
-                consumer.subscribe([exposures_topic, events_topic], on_assign=on_assign, on_revoke=on_revoke)
+                consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
             return False
 
         def on_assign(_consumer: Any, partitions: list[Any]) -> None:
@@ -456,8 +462,8 @@ def run_worker(
             for p in partitions:
                 uncommitted.pop((p.topic, p.partition), None)
 
-        _check_topics(consumer, settings, [exposures_topic, events_topic])
-        consumer.subscribe([exposures_topic, events_topic], on_assign=on_assign, on_revoke=on_revoke)
+        _check_topics(consumer, settings, topics)
+        consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
         last_activity = time.monotonic()
         first_batch_at: float | None = None
         in_flight: BatchOutput | None = None
@@ -473,6 +479,8 @@ def run_worker(
             committed_at = time.monotonic()
             report.stage_seconds["load_wait"] += committed_at - waited
             for dead in output.dead_letters:
+                if dead.source_topic not in (exposures_topic, events_topic):
+                    continue  # read from the dead-letter topic: already there
                 producer.produce(
                     dead_letters_topic, key=dead.original_key, value=_encode_dead_letter(dead, settings)
                 )
@@ -488,6 +496,7 @@ def run_worker(
             report.active_seconds = round(time.monotonic() - first_batch_at, 3)
             report.batches += 1
             report.consumed += output.consumed
+            report.dead_letter_topic_records += output.dead_letter_topic_records
             report.exposures += output.exposures.num_rows
             report.events += output.events.num_rows
             report.attributed += output.attributed.num_rows
@@ -526,10 +535,7 @@ def run_worker(
                     if assigned:
                         if _lag_or_none(consumer, assigned) == 0:
                             break
-                    elif (
-                        _lag_or_none(consumer, _all_partitions(consumer, [exposures_topic, events_topic]))
-                        == 0
-                    ):
+                    elif _lag_or_none(consumer, _all_partitions(consumer, topics)) == 0:
                         break
                 continue
             last_activity = time.monotonic()

@@ -155,10 +155,8 @@ def test_enrich_fills_variation_names_and_marks_overridden_units() -> None:
 
 
 def _event_json(value: str, extra: str = "") -> bytes:
-    return (
-        '{"event_id":"e-%s","unit_id":"u1","event_name":"purchase","value":%s,'
-        '"occurred_at":"2024-05-01T12:00:00Z"%s}' % (value, value, extra)
-    ).encode()
+    head = f'{{"event_id":"e-{value}","unit_id":"u1","event_name":"purchase","value":{value},'
+    return (head + f'"occurred_at":"2024-05-01T12:00:00Z"{extra}}}').encode()
 
 
 POISON = {
