@@ -18,6 +18,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from pipelines.attribution import AttributionState
@@ -158,6 +159,36 @@ def _raws(messages: list[Any]) -> list[RawRecord]:
                 raise TransientError(f"Kafka consumer failed: {error}")
             logger.warning("Kafka consume error: %s", error)
     return raws
+
+
+_FETCH_MAX_BYTES = 16 * 1024 * 1024
+"""librdkafka's ``fetch.max.bytes`` and ``queued.max.messages.kbytes`` of the worker (defaults: 50 MiB and
+64 MiB). Both count compressed bytes: they bound the prefetch queue, not what it decompresses to."""
+_CHUNK = 500
+"""Messages taken from the consumer per call while a batch fills (the byte budget is checked between)."""
+_value = methodcaller("value")
+
+
+def _consume_batch(consumer: Any, count: int, timeout: float, max_bytes: int) -> list[Any]:
+    """Up to ``count`` messages within ``timeout`` s (as one ``consume(count, timeout)``), but no more once
+    their values hold ``max_bytes``: taken ``_CHUNK`` at a time, the budget checked after each chunk, so a
+    batch holds at most ``max_bytes`` plus one chunk (docs/decisions/0035)."""
+    deadline = time.monotonic() + timeout
+    asked = min(count, _CHUNK)
+    messages: list[Any] = consumer.consume(num_messages=asked, timeout=timeout)
+    chunk = messages
+    held = 0
+    while len(chunk) == asked and len(messages) < count:  # a short chunk: the wait ran out
+        try:
+            held += sum(map(len, map(_value, chunk)))
+        except TypeError:  # a value-less message (tombstone, error): counted as empty
+            held += sum(len(message.value() or b"") for message in chunk)
+        if held >= max_bytes:
+            break
+        asked = min(count - len(messages), _CHUNK)
+        chunk = consumer.consume(num_messages=asked, timeout=max(0.0, deadline - time.monotonic()))
+        messages.extend(chunk)
+    return messages
 
 
 def _load(
@@ -406,7 +437,12 @@ def run_worker(
                 **{
                     "partition.assignment.strategy": "range",
                     "fetch.wait.max.ms": 100,
+                    # Bounds on what librdkafka fetches and queues ahead (counted before decompression:
+                    # the byte budget of a batch, _consume_batch, bounds what the worker holds after it).
                     "max.partition.fetch.bytes": 4 * 1024 * 1024,
+                    "fetch.max.bytes": _FETCH_MAX_BYTES,
+                    "receive.message.max.bytes": _FETCH_MAX_BYTES + 1024 * 1024,
+                    "queued.max.messages.kbytes": _FETCH_MAX_BYTES // 1024,
                     "session.timeout.ms": int(settings.stream_session_timeout_seconds * 1000),
                     "heartbeat.interval.ms": int(settings.stream_session_timeout_seconds * 1000 / 5),
                 },
@@ -507,8 +543,11 @@ def run_worker(
         collector.start()
         while not stop.requested:
             consume_started = time.monotonic()
-            messages = consumer.consume(
-                num_messages=settings.stream_batch_size, timeout=settings.stream_batch_wait_seconds
+            messages = _consume_batch(
+                consumer,
+                settings.stream_batch_size,
+                settings.stream_batch_wait_seconds,
+                settings.stream_batch_max_bytes,
             )
             received = time.monotonic()
             raws = _raws(messages)

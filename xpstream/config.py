@@ -275,6 +275,14 @@ class StreamSettings(CoreSettings):
     stream_insert_retry_max_seconds: float = Field(
         default=30.0, gt=0, description="Longest back-off between retries of a failed (transient) insert."
     )
+    stream_batch_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description=(
+            "Byte budget of one batch (Kafka values after decompression): the worker stops filling a batch "
+            "once it holds this much, so a flood of large records cannot grow its memory without bound."
+        ),
+    )
     stream_overlap_load: bool = Field(
         default=False,
         description=(
