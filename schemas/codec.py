@@ -285,18 +285,18 @@ class RecordCodec(Generic[Record]):
         return DecodedBatch(oks, ok_positions, failures)
 
     def _check_values(self, batch: DecodedBatch[Record]) -> DecodedBatch[Record]:
-        """Metric values checked column-wise (numpy); the few flagged get their coded error.
-
-        ``None`` becomes NaN in the float column and ``NaN <= bound`` is false, so every null value is
-        flagged too and passed by :func:`value_problem` (msgspec never decodes a NaN: not JSON)."""
+        """Metric values checked column-wise: the non-null values as one float64 array, compared with the
+        bound at once (NaN and ±inf fail ``|v| <= bound``); only a batch holding a bad value is walked
+        record by record for the coded errors (~0.04 µs per value otherwise)."""
         import numpy as np
 
-        values = np.array([record.value for record in batch.oks], np.float64)  # type: ignore[union-attr]
-        with np.errstate(invalid="ignore"):
-            flagged = np.flatnonzero(~(np.abs(values) <= self.max_abs_metric_value))
+        present = [value for value in (record.value for record in batch.oks) if value is not None]  # type: ignore[union-attr]
+        bound = self.max_abs_metric_value
+        if not present or bool((np.abs(np.array(present, np.float64)) <= bound).all()):
+            return batch
         bad: list[tuple[int, RecordError]] = []
-        for index in flagged.tolist():
-            problem = value_problem(batch.oks[index].value, self.max_abs_metric_value)  # type: ignore[union-attr]
+        for index, record in enumerate(batch.oks):
+            problem = value_problem(record.value, bound)  # type: ignore[union-attr]
             if problem is not None:
                 bad.append((index, problem))
         if not bad:
