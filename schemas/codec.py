@@ -141,8 +141,11 @@ def _non_finite_literal(data: bytes | bytearray | memoryview) -> str | None:
 
     Python's parser accepts those literals; when it reads the document and finds one, that literal is
     why the record was refused. Runs only for records that failed to decode (rare)."""
+    raw = bytes(data)
+    if b"NaN" not in raw and b"Infinity" not in raw:  # the only literals strict JSON lacks
+        return None
     try:
-        document = json.loads(bytes(data).decode("utf-8"))
+        document = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
         return None
     # Only inside an object: a bare ``NaN`` is no record at all (invalid_json).
