@@ -262,11 +262,11 @@ class DeadLetter(Struct, frozen=True, kw_only=True):
             raise ValueError("`detail` must not be empty")
         force_setattr(self, "received_at", utc_ms(self.received_at, "received_at"))
         # Older producers do not send size and hash: the original is then whole.
-        if self.original_size is None:
-            force_setattr(self, "original_size", len(self.original))
+        size = len(self.original) if self.original_size is None else self.original_size
+        force_setattr(self, "original_size", size)
         if self.original_sha256 is None:
             force_setattr(self, "original_sha256", hashlib.sha256(self.original).hexdigest())
-        if self.original_size < len(self.original):
+        if size < len(self.original):
             raise ValueError("`original_size` is smaller than the bytes in `original`")
 
 
