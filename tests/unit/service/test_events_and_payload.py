@@ -181,3 +181,15 @@ def test_collector_value_bound_is_the_service_setting() -> None:
         result = client.post("/v1/events", json=body).json()
     assert result["accepted"] == 1
     assert [e["reason"] for e in result["errors"]] == ["value_out_of_range"]
+
+
+def test_collector_refuses_json_nested_ten_thousand_deep_as_a_bad_request(
+    client: TestClient, service: Service
+) -> None:
+    deep = "[" * 10_000 + "]" * 10_000
+    body = '{"events": [' + json.dumps(EVENT) + ', {"event_id": "deep", "x": ' + deep + "}]}"
+    response = client.post("/v1/events", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422  # the whole request refused with a clear error, never a 500
+    assert response.json()["error"] == "invalid request body"
+    sink = service.sink
+    assert isinstance(sink, MemorySink) and sink.records == []  # nothing half-accepted
