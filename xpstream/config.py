@@ -206,6 +206,15 @@ class CoreSettings(StackSettings):
         ge=1024,
         description="Largest incomplete request head the h11 parser buffers (httptools has its own limit).",
     )
+    max_abs_metric_value: float = Field(
+        default=1e15,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Largest magnitude of a metric event's value: larger ones (and NaN/Infinity) are dead-lettered "
+            "by the stream worker and the HTTP collector alike (docs/decisions/0034)."
+        ),
+    )
 
 
 class StreamSettings(CoreSettings):
@@ -293,6 +302,14 @@ class StreamSettings(CoreSettings):
     )
     stream_insert_retry_max_seconds: float = Field(
         default=30.0, gt=0, description="Longest back-off between retries of a failed (transient) insert."
+    )
+    stream_batch_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description=(
+            "Byte budget of one batch (Kafka values after decompression): the worker stops filling a batch "
+            "once it holds this much, so a flood of large records cannot grow its memory without bound."
+        ),
     )
     stream_overlap_load: bool = Field(
         default=False,

@@ -13,6 +13,7 @@ blocks. Registry publishes (admin) run in the thread pool.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -48,6 +49,7 @@ from assignment.service.openapi import openapi_document
 from assignment.service.sources import PayloadSource, ServingState
 from assignment.sticky import StickyBuckets
 from schemas import (
+    DEFAULT_MAX_ABS_METRIC_VALUE,
     DeadLetterReason,
     Exposure,
     MetricEvent,
@@ -60,7 +62,7 @@ from schemas import (
     RegistryRecord,
     make_dead_letter,
 )
-from schemas.records import DeadLetter
+from schemas.records import COLLECTOR_SOURCE, DeadLetter
 from xpstream.kafka.topics import DEAD_LETTERS, EVENTS, EXPOSURES
 
 __all__ = ["BrowserGuard", "Service", "build_app", "is_client_route", "is_json"]
@@ -103,6 +105,7 @@ class Service:
     """Client routes without a key (loopback only; default: the ring has no key). Admin routes
     always need an admin key (decision 0040)."""
     max_record_bytes: int = 1_000_000
+    max_abs_metric_value: float = DEFAULT_MAX_ABS_METRIC_VALUE
     dedup_seconds: float = 1800.0
     dedup_max_entries: int = 200_000
     exposure_attributes: tuple[str, ...] = ("country", "device", "platform", "browser")
@@ -120,7 +123,11 @@ class Service:
             self.open_clients = self.keys.open
         self.dedup = DedupWindow(self.dedup_seconds, self.dedup_max_entries)
         self.exposure_codec = RecordCodec(Exposure, max_record_bytes=self.max_record_bytes)
-        self.event_codec = RecordCodec(MetricEvent, max_record_bytes=self.max_record_bytes)
+        self.event_codec = RecordCodec(
+            MetricEvent,
+            max_record_bytes=self.max_record_bytes,
+            max_abs_metric_value=self.max_abs_metric_value,
+        )
         self.dead_letter_codec = RecordCodec(DeadLetter, max_record_bytes=self.max_record_bytes * 2 + 10_000)
         self._exposure_sent = self.metrics.exposures.labels("sent")
         self._exposure_dedup = self.metrics.exposures.labels("deduplicated")
@@ -302,7 +309,7 @@ def _routes(service: Service) -> list[Route]:
         collected = service.metrics.collected
         for kind, topic, records, codec, record_kind in batches:
             for index, record in enumerate(records):
-                raw = _encode(record)
+                raw = _record_bytes(record)
                 try:
                     decoded = codec.decode(raw)
                     value = codec.encode(decoded)  # normalised: UTC, milliseconds, every field
@@ -413,10 +420,31 @@ def _routes(service: Service) -> list[Route]:
     ]
 
 
+def _record_bytes(record: Any) -> bytes:
+    """One collected record as JSON bytes for the codec, the same bytes a Kafka producer would send.
+
+    msgspec writes NaN/±Infinity (the body parser accepts ``NaN``, ``Infinity`` and ``1e999``) as
+    ``null``, which would turn a poison value into a missing one; then the record is written with the
+    standard library instead, whose ``NaN``/``Infinity`` literals the codec refuses as
+    ``value_not_finite``, exactly as on the Kafka path."""
+    raw = _encode(record)
+    if b"null" in raw:  # possibly a non-finite float: re-encode keeping it visible
+        raw = json.dumps(record, separators=(",", ":"), allow_nan=True).encode()
+    return raw
+
+
 def _dead_letter(service: Service, error: RecordError, raw: bytes, record_kind: RecordKind) -> None:
-    """Every rejected record goes to the dead-letter topic with its reason (source topic ``http``)."""
+    """Every rejected record goes to the dead-letter topic with its reason (source topic ``http``).
+
+    The stream worker loads these into ``xp.dead_letters`` (exactly once, docs/decisions/0036)."""
     try:
-        dead = make_dead_letter(error, raw, record_kind=record_kind, source_topic="http")
+        dead = make_dead_letter(
+            error,
+            raw,
+            record_kind=record_kind,
+            source_topic=COLLECTOR_SOURCE,
+            max_original_bytes=service.max_record_bytes,
+        )
         service.sink.submit(DEAD_LETTERS, None, service.dead_letter_codec.encode(dead))
     except (RecordError, ValueError):  # pragma: no cover - a record too large even for a dead letter
         logger.warning(

@@ -65,6 +65,7 @@ def build_service(settings: ServiceSettings) -> Service:
         keys=keys,
         open_clients=configured.open,
         max_record_bytes=settings.max_record_bytes,
+        max_abs_metric_value=settings.max_abs_metric_value,
         dedup_seconds=settings.exposure_dedup_seconds,
         dedup_max_entries=settings.exposure_dedup_max_entries,
         exposure_attributes=tuple(a.strip() for a in settings.exposure_attributes.split(",") if a.strip()),
