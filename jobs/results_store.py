@@ -329,8 +329,11 @@ def _rows(result: ExperimentResult) -> list[dict[str, Any]]:
                     "srm_p_value": result.srm_p_value,
                     "window_since": result.since,
                     "window_until": result.until,
-                    "sum": float(numerator.sum if numerator else statistic.sum),
-                    "sum_squares": float(numerator.sum_squares if numerator else statistic.sum_squares),
+                    # a metric not analysed (error non_finite_sums / invalid_sums) stores 0 sums
+                    "sum": float(numerator.sum if numerator else getattr(statistic, "sum", 0.0)),
+                    "sum_squares": float(
+                        numerator.sum_squares if numerator else getattr(statistic, "sum_squares", 0.0)
+                    ),
                     "denominator_sum": float(denominator.sum if denominator else 0.0),
                     "denominator_sum_squares": float(denominator.sum_squares if denominator else 0.0),
                     "cross_sum": float(getattr(statistic, "cross_sum", 0.0)) if denominator else 0.0,
