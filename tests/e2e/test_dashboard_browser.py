@@ -180,6 +180,8 @@ def page(browser: Any) -> Iterator[Any]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # the pages run under a strict CSP (decision 0039): a blocked script, style or fetch is a failure
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     yield page
     context.close()
     assert errors == [], errors

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ AOV = metric_from_dict({"name": "aov", "numerator": "revenue", "denominator": "o
 METRICS = MetricsSpec(
     primary=("conversion",), secondary=("revenue", "pageviews", "aov"), definitions=(ORDERS, AOV)
 )
-BOUNDS = {"computed_at": NOW, "since": SINCE, "until": NOW}
+BOUNDS: dict[str, Any] = {"computed_at": NOW, "since": SINCE, "until": NOW}
 
 
 def spec() -> ExperimentSpec:
@@ -62,10 +63,6 @@ def poisoned(value: float = math.inf) -> dict[str, list[VariationSums]]:
     control = sums["aov"][0]
     sums["aov"] = [control, VariationSums(1, 1010, 1.7e308, value, 141.0, 171.0, value)]
     return sums
-
-
-def without_adjustment(metric: dict) -> dict:  # type: ignore[type-arg]
-    return {**metric, "variants": [{**v, "p_value_adjusted": None} for v in metric["variants"]]}
 
 
 @pytest.mark.parametrize("value", [math.inf, math.nan])
