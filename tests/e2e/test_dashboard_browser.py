@@ -194,9 +194,8 @@ def screenshot(page: Any, name: str) -> None:
 
 def open_page(page: Any, served: Served, path: str) -> None:
     page.goto(served.url + path)
-    page.wait_for_function(
-        "document.body.dataset.loaded === 'true' || !document.getElementById('error').hidden", timeout=60_000
-    )
+    # locators, not wait_for_function: the page's CSP forbids eval, which string predicates need
+    page.locator("body[data-loaded='true'], #error:not([hidden])").first.wait_for(timeout=60_000)
     assert page.locator("#error").is_hidden(), page.inner_text("#error")
 
 
@@ -263,7 +262,7 @@ def test_a_window_shows_the_computing_state_then_the_cli_numbers(
     monkeypatch.setattr(context, "_compute", held)
     until = quote(served.until.isoformat())
     page.goto(f"{served.url}/experiments/{KEY}?method=sequential&until={until}")
-    page.wait_for_function("document.body.dataset.computing === 'true'", timeout=30_000)
+    page.locator("body[data-computing='true']").wait_for(state="attached", timeout=30_000)
     banner = page.locator("#computing")
     assert banner.is_visible() and banner.get_attribute("data-state") in ("queued", "computing")
     text = banner.inner_text()
@@ -271,7 +270,7 @@ def test_a_window_shows_the_computing_state_then_the_cli_numbers(
     assert page.locator("div.card[data-metric]").count() == 0  # nothing drawn yet
     screenshot(page, "results-computing")
     release.set()
-    page.wait_for_function("document.body.dataset.loaded === 'true'", timeout=120_000)
+    page.locator("body[data-loaded='true']").wait_for(state="attached", timeout=120_000)
     assert page.locator("#error").is_hidden() and banner.is_hidden()
     assert page.locator("#results-source").get_attribute("data-source") == "computed"
     assert_page_shows(page, cli_documents["sequential"], "sequential")
@@ -288,7 +287,7 @@ def test_a_failed_window_shows_its_error(page: Any, served: Served, monkeypatch:
     monkeypatch.setattr(context, "_compute", broken)
     since = quote((served.until - timedelta(minutes=3)).isoformat())
     page.goto(f"{served.url}/experiments/{KEY}?since={since}")
-    page.wait_for_function("!document.getElementById('error').hidden", timeout=60_000)
+    page.locator("#error:not([hidden])").wait_for(timeout=60_000)
     assert "warehouse unreachable: connection refused" in page.inner_text("#error")
     assert page.locator("#computing").is_hidden()
     context.views.clear()  # forget the failure for the other tests
@@ -345,11 +344,7 @@ def test_health_page_updates_with_new_traffic(page: Any, served: Served) -> None
             prefix="late",
         )
     served.units += 40
-    page.wait_for_function(
-        "expected => document.getElementById('units').textContent === expected",
-        arg=f"{served.units:,}",
-        timeout=60_000,
-    )
+    sync_api.expect(page.locator("#units")).to_have_text(f"{served.units:,}", timeout=60_000)
     assert page.inner_text("#lag") != ""  # a number from Kafka, or "unknown": never an error page
     screenshot(page, "health")
 
