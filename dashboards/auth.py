@@ -68,13 +68,22 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def foreign_origin(request: Request) -> bool:
-    """A state-changing request sent by another site's page (its ``Origin`` is not this host)."""
+    """A state-changing request sent by another site's page.
+
+    ``Sec-Fetch-Site`` (sent by current browsers, set by the browser, not by the page) decides when present:
+    only ``same-origin`` and ``none`` (typed by the user) pass. Otherwise an ``Origin`` naming another host
+    is foreign. ``Origin: null`` alone is not: with ``Referrer-Policy: no-referrer`` browsers send it on
+    their own same-origin form posts (a sandboxed page's request also says ``Sec-Fetch-Site: cross-site``).
+    No header at all: not a browser page (curl, the CLI)."""
     if request.method in SAFE_METHODS:
         return False
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site.lower() not in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None:
-        return False  # not sent by a browser page (curl, the CLI, a same-origin form in old browsers)
-    return origin == "null" or urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower()
+    if origin is None or origin == "null":
+        return False
+    return urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower()
 
 
 class TokenMiddleware:

@@ -437,3 +437,40 @@ def test_other_pages_render(page: Any, served: Served, name: str, path: str) -> 
     if name == "audit":
         assert page.locator("#changes tbody tr").count() >= 3
     screenshot(page, name)
+
+
+def test_signing_in_keeps_the_token_out_of_every_url(page: Any, served: Served) -> None:
+    """With tokens: the page shows the sign-in form; after signing in, pages, API calls and an export work
+    from the HttpOnly cookie, and no request URL carries the token (decision 0039)."""
+    from pydantic import SecretStr
+
+    from dashboards.app import create_app
+    from dashboards.settings import DashboardSettings
+
+    settings = DashboardSettings(
+        home=served.home,
+        clickhouse_url=None,
+        store_wait_seconds=0,
+        dashboard_read_tokens=SecretStr("reader-e2e-token"),
+        dashboard_results_max_age_seconds=3600,
+    )
+    app = create_app(settings, served.warehouse, lag_monitor=False)
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    with serve_in_thread(app) as url:
+        page.goto(f"{url}/experiments/{KEY}")
+        page.locator("input[name=token]").fill("reader-e2e-token")
+        page.locator("button[type=submit]").click()
+        page.locator("body[data-loaded='true'], #error:not([hidden])").first.wait_for(timeout=60_000)
+        assert page.locator("#error").is_hidden(), page.inner_text("#error")
+        assert page.url == f"{url}/experiments/{KEY}"
+        cookies = {c["name"]: c for c in page.context.cookies()}
+        cookie = cookies["xp_dashboard_token"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert page.evaluate("document.cookie") == ""  # no script can read it
+        link = page.locator("a", has_text="CSV").first
+        with page.expect_download() as download:
+            link.click()
+        assert download.value.failure() is None
+        screenshot(page, "results-signed-in")
+    assert urls and not any("reader-e2e-token" in u or "token=" in u for u in urls), urls
