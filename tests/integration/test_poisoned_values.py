@@ -143,9 +143,10 @@ def store(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -
     yield Store(home, kafka, until, clean)
 
 
-def run_xp(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
+def run_xp(store: Store, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
+        **extra,
         "XP_HOME": str(store.home),
         "XP_KAFKA_BOOTSTRAP": store.kafka.kafka_bootstrap,
         "XP_TOPIC_PREFIX": store.kafka.topic_prefix,
@@ -157,8 +158,9 @@ def run_xp(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def results_json(store: Store, key: str) -> dict[str, Any]:
-    done = run_xp(store, "results", key, "--format", "json", "--fresh", "--until", store.until.isoformat())
+def results_json(store: Store, key: str, **extra: str) -> dict[str, Any]:
+    until = store.until.isoformat()
+    done = run_xp(store, "results", key, "--format", "json", "--fresh", "--until", until, **extra)
     assert done.returncode == 0, done.stderr
     document: dict[str, Any] = json.loads(done.stdout)
     return document
@@ -168,8 +170,9 @@ def compared(metric: dict[str, Any]) -> list[dict[str, Any]]:
     return [{field: variant[field] for field in COMPARED} for variant in metric["variants"]]
 
 
-def test_results_code_the_poisoned_metrics_and_keep_the_others(store: Store) -> None:
-    document = results_json(store, KEY)
+@pytest.mark.parametrize("unit_values", ["true", "false"])  # xp.unit_values, or the live scan
+def test_results_code_the_poisoned_metrics_and_keep_the_others(store: Store, unit_values: str) -> None:
+    document = results_json(store, KEY, XP_RESULTS_UNIT_VALUES=unit_values)
     metrics = {m["metric"]: m for m in document["metrics"]}
     clean = {m["metric"]: m for m in store.clean[KEY]["metrics"]}
     assert set(metrics) == set(clean) and set(metrics) > POISONED
@@ -228,6 +231,12 @@ def test_stats_job_stores_every_experiment_and_metric(store: Store) -> None:
     assert any(v["estimate"] is not None for v in by_metric[(KEY, "conversion")])
 
 
+@pytest.mark.parametrize("job", ["unit-values", "etl"])
+def test_the_other_jobs_run(store: Store, job: str) -> None:
+    done = run_xp(store, "jobs", "run", job)
+    assert done.returncode == 0, done.stderr
+
+
 def test_quality_runs(store: Store) -> None:
     done = run_xp(store, "jobs", "run", "quality", "--format", "json")
     assert done.returncode == 0, done.stderr
@@ -266,3 +275,17 @@ def test_dashboard_results_api_marks_the_metric(store: Store) -> None:
                 assert metrics["conversion"]["variants"][1]["estimate"] is not None
     finally:
         warehouse.close()
+
+
+def test_segments_code_the_poisoned_segment_only(store: Store) -> None:
+    until = store.until.isoformat()
+    done = run_xp(store, "results", KEY, "--format", "json", "--until", until, "--segment", "country")
+    assert done.returncode == 0, done.stderr
+    segments = json.loads(done.stdout)["segments"]["values"]
+    revenue_errors = {
+        s["segment"]: {v["error"] for m in s["metrics"] if m["metric"] == "revenue" for v in m["variants"]}
+        for s in segments
+    }
+    poisoned = [name for name, errors in revenue_errors.items() if errors == {"non_finite_sums"}]
+    assert len(poisoned) == 1, revenue_errors  # the country of the unit with the poisoned purchase
+    assert any("non_finite_sums" not in errors for errors in revenue_errors.values()), revenue_errors
