@@ -173,3 +173,21 @@ def test_pages_and_scripts_put_no_token_in_urls_and_have_no_inline_script() -> N
             assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), path  # only <script src=...>
             assert not re.search(r"\son[a-z]+=", text), path  # no inline event handlers
             assert "style=" not in text, path
+
+
+def test_an_unexpected_error_is_a_bare_500_with_the_headers(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dashboards.api
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(dashboards.api, "audit", broken)
+    settings = DashboardSettings(home=tmp_path / "xp-home", clickhouse_url=None, store_wait_seconds=0)
+    app = create_app(settings, warehouse, lag_monitor=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/api/audit")
+    assert response.status_code == 500
+    assert "secret detail" not in response.text and "Traceback" not in response.text
+    assert_hardened(response)
