@@ -250,6 +250,8 @@ def test_dashboard_results_api_marks_the_metric(store: Store) -> None:
     from dashboards.settings import DashboardSettings
     from xpstream.warehouse import open_warehouse
 
+    stats = run_xp(store, "jobs", "run", "stats")  # the snapshot the page shows without a window
+    assert stats.returncode == 0, stats.stderr
     settings = DashboardSettings(
         home=store.home,
         clickhouse_url=None,
@@ -273,6 +275,8 @@ def test_dashboard_results_api_marks_the_metric(store: Store) -> None:
                 for name in POISONED:
                     assert {v["error"] for v in metrics[name]["variants"]} == {"non_finite_sums"}
                 assert metrics["conversion"]["variants"][1]["estimate"] is not None
+            health = client.get(f"/api/experiments/{KEY}/health")
+            assert health.status_code == 200, health.text
     finally:
         warehouse.close()
 
