@@ -30,7 +30,7 @@ def check_port(host: str, port: int) -> None:
 def dashboard_url(settings: DashboardSettings) -> str:
     """The URL to open (loopback name for a wildcard bind)."""
     host = settings.dashboard_host
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # nosec B104
     shown = f"[{shown}]" if ":" in shown else shown
     return f"http://{shown}:{settings.dashboard_port}/"
 

@@ -39,7 +39,7 @@ class QuietServer(uvicorn.Server):
 
 def url_of(host: str, port: int) -> str:
     """The URL to reach ``host:port`` (a wildcard bind is reached on loopback)."""
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)  # nosec B104
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
     return f"http://{shown}:{port}"
