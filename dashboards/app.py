@@ -25,7 +25,9 @@ from dashboards.api import api_routes
 from dashboards.auth import TokenMiddleware, dashboard_keys
 from dashboards.context import DashboardContext
 from dashboards.lag import LagMonitor
+from dashboards.login import login_routes
 from dashboards.pages import page_routes
+from dashboards.security import PAGE_CSP, SECURITY_HEADERS, ReportFiles, SecurityHeadersMiddleware
 from dashboards.settings import DashboardSettings
 
 if TYPE_CHECKING:
@@ -50,6 +52,13 @@ def _statistics_doc(request: Request) -> Response:
     if not path.is_file():
         return PlainTextResponse("docs/statistics.md is not installed with this copy", status_code=404)
     return PlainTextResponse(path.read_text(encoding="utf-8"), media_type="text/markdown; charset=utf-8")
+
+
+def _internal_error(request: Request, error: Exception) -> Response:
+    """A bare 500 (no traceback) that still carries the security headers."""
+    logger.error("dashboard request %s failed", request.url.path, exc_info=error)
+    headers = {**SECURITY_HEADERS, "content-security-policy": PAGE_CSP}
+    return PlainTextResponse("Internal Server Error", status_code=500, headers=headers)
 
 
 def create_app(
@@ -107,13 +116,19 @@ def create_app(
         Route("/docs/statistics.md", _statistics_doc),
         *api_routes(),
         *page_routes(),
+        *login_routes(),
         Mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static"),
-        Mount(
-            "/quality/report", StaticFiles(directory=report_dir, html=True, check_dir=False), name="report"
-        ),
+        Mount("/quality/report", ReportFiles(report_dir), name="report"),
     ]
-    middleware = [Middleware(TokenMiddleware, keys=dashboard_keys(settings))]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    keys = dashboard_keys(settings)
+    middleware = [Middleware(SecurityHeadersMiddleware), Middleware(TokenMiddleware, keys=keys)]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={Exception: _internal_error},
+    )
     app.state.dashboard = None
+    app.state.dashboard_keys = keys
     app.state.build_dashboard = build_context
     return app

@@ -10,11 +10,15 @@ Large datasets are read page by page (``LIMIT … OFFSET`` over a stable ``ORDER
 ``dashboard_export_batch_rows`` rows per page) and each page is encoded and sent before the next is read,
 so memory stays bounded by one page whatever the size (docs/decisions/0013-dashboard-exports.md).
 XLSX goes through openpyxl's write-only mode into a temporary file, then streams that file.
+
+Text a spreadsheet would evaluate (starting with ``=``, ``+``, ``-``, ``@``, tab, CR) is neutralised:
+prefixed with ``'`` in CSV (OWASP CSV-injection guidance); in XLSX every string is written as a string
+cell, never a formula, and formula-leading text also gets the quote prefix style, so editing the cell keeps
+it text (:mod:`xpstream.formula_cells`, decision 0038). Numbers, negative ones included, stay numbers.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import tempfile
@@ -25,6 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from xpstream.errors import ValidationError
+from xpstream.formula_cells import csv_text, is_formula_text, neutralize_formula
 
 __all__ = [
     "DATASETS",
@@ -120,20 +125,18 @@ def paged_tables(fetch_page: Callable[[int, int], pa.Table], batch_rows: int) ->
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
-    return value
+    return neutralize_formula(value)
 
 
 def _csv_chunks(tables: Iterable[pa.Table]) -> Iterator[bytes]:
     header_written = False
     for table in tables:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        rows: list[list[Any]] = []
         if not header_written and table.num_columns:
-            writer.writerow(table.column_names)
+            rows.append(table.column_names)
             header_written = True
-        for row in table.to_pylist():
-            writer.writerow(["" if v is None else _plain(v) for v in row.values()])
-        yield buffer.getvalue().encode()
+        rows.extend(["" if v is None else _plain(v) for v in row.values()] for row in table.to_pylist())
+        yield csv_text(rows).encode()
 
 
 def _json_chunks(tables: Iterable[pa.Table]) -> Iterator[bytes]:
@@ -189,9 +192,18 @@ def _parquet_chunks(tables: Iterable[pa.Table]) -> Iterator[bytes]:
     yield sink.drain()
 
 
-def _excel_value(value: Any) -> Any:
+def _excel_value(worksheet: Any, value: Any) -> Any:
+    """A cell value for openpyxl; a string becomes a string cell whatever it starts with."""
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.replace(tzinfo=None)  # UTC, as the column header says
+    if isinstance(value, str):
+        from openpyxl.cell import WriteOnlyCell
+
+        cell = WriteOnlyCell(worksheet, value=value)
+        cell.data_type = "s"  # openpyxl makes "=…" a formula and "#N/A" an error: text stays text
+        if is_formula_text(value):
+            cell.quotePrefix = True  # shown and kept as text when edited (Excel's leading ')
+        return cell
     return value
 
 
@@ -212,7 +224,7 @@ def _xlsx_chunks(tables: Iterable[pa.Table], sheet: str) -> Iterator[bytes]:
                 worksheet = workbook.create_sheet(sheet if part == 1 else f"{sheet} ({part})")
                 worksheet.append(header)
                 written = 0
-            worksheet.append([_excel_value(v) for v in row.values()])
+            worksheet.append([_excel_value(worksheet, v) for v in row.values()])
             written += 1
     if worksheet is None:
         worksheet = workbook.create_sheet(sheet)

@@ -24,10 +24,14 @@ NAV = [
 
 
 def render(request: Request, template: str, page: str, **values: object) -> Response:
-    """A page shell; the ``token`` query parameter is carried on to links and API calls by common.js."""
+    """A page shell (its script fills it from the API; a signed-in browser sends the sign-in cookie)."""
     context = request.app.state.dashboard
     refresh = context.settings.dashboard_refresh_seconds if context is not None else 5.0
-    html = _ENV.get_template(template).render(nav=NAV, page=page, refresh_seconds=refresh, **values)
+    keys = getattr(request.app.state, "dashboard_keys", None)
+    signed_in = keys is not None and not keys.open
+    html = _ENV.get_template(template).render(
+        nav=NAV, page=page, refresh_seconds=refresh, signed_in=signed_in, **values
+    )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 

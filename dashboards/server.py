@@ -30,7 +30,7 @@ def check_port(host: str, port: int) -> None:
 def dashboard_url(settings: DashboardSettings) -> str:
     """The URL to open (loopback name for a wildcard bind)."""
     host = settings.dashboard_host
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # nosec B104
     shown = f"[{shown}]" if ":" in shown else shown
     return f"http://{shown}:{settings.dashboard_port}/"
 
@@ -40,6 +40,7 @@ def run_dashboard(settings: DashboardSettings) -> None:
     import uvicorn
 
     from dashboards.app import create_app
+    from xpstream.http_server import HttpLimits
     from xpstream.logs import configure_logging
     from xpstream.warehouse import open_warehouse
 
@@ -57,6 +58,7 @@ def run_dashboard(settings: DashboardSettings) -> None:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            **HttpLimits.from_settings(settings).uvicorn_options(),
         )
     finally:
         warehouse.close()

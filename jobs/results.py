@@ -15,11 +15,15 @@ The experiment's :class:`~jobs.analysis_plan.AnalysisPlan` (method, α, CUPED, c
 binomial/mean metrics become :class:`~jobs.stats.CupedStatistic`; with a correction, every treatment's
 p-value of every metric is adjusted as one family (``p_value_adjusted``; ``significant`` follows it).
 
-Degenerate data (no units, nobody converted) gives coded errors in the result, never an exception.
+Degenerate data (no units, nobody converted) gives coded errors in the result, never an exception. So do
+poisoned sums (decision 0037): a metric whose sums are not finite (``non_finite_sums``) or that no real
+values could produce (``invalid_sums``) gets that code on every variation, for that metric alone; every
+other metric, the SRM check and every other experiment are computed as usual.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -41,7 +45,7 @@ from jobs.stats import (
     pooled_theta,
     sample_ratio_mismatch,
 )
-from jobs.stats.results import Method
+from jobs.stats.results import Difference, Method, StatsErrorCode
 from xpstream.errors import ValidationError
 
 __all__ = [
@@ -55,6 +59,8 @@ __all__ = [
     "metric_query_parameters",
     "statistics_for",
 ]
+
+logger = logging.getLogger(__name__)
 
 SRM_THRESHOLD = 0.001
 """An SRM p-value below this flags the experiment (Kohavi, Tang & Xu 2020, ch. 21)."""
@@ -89,6 +95,23 @@ class VariationSums:
     def n(self) -> int:
         """Units (the name :func:`jobs.stats.top_segments` ranks by)."""
         return self.units
+
+    @property
+    def finite(self) -> bool:
+        """Every sum is a finite number (a poisoned value makes Σ or Σ² infinite or NaN)."""
+        return all(
+            math.isfinite(value)
+            for value in (
+                self.sum_a,
+                self.sum_a_squares,
+                self.sum_b,
+                self.sum_b_squares,
+                self.cross_sum,
+                self.sum_x,
+                self.sum_x_squares,
+                self.cross_sum_ax,
+            )
+        )
 
     def __add__(self, other: VariationSums) -> VariationSums:
         """Two disjoint sets of units of the same variation (segments folded into "other")."""
@@ -245,13 +268,16 @@ class VariantResult:
     name: str
     units: int
     mean: float | None
-    statistic: Statistic
+    statistic: Statistic | None
+    """None when the metric could not be analysed (``error`` says why)."""
     effect: EffectResult | None = None
     """None for control."""
     p_value_adjusted: float | None = None
     """The p-value after the plan's multiple-comparison correction (None: no correction or no p-value)."""
     alpha: float | None = None
     """Set with ``p_value_adjusted``: ``significant`` is then ``p_value_adjusted < alpha``."""
+    error: StatsErrorCode | None = None
+    """Why the whole metric has no numbers (control included), e.g. ``non_finite_sums``; None otherwise."""
 
     @property
     def significant(self) -> bool:
@@ -264,6 +290,8 @@ class VariantResult:
     def to_json(self) -> dict[str, Any]:
         effect = self.effect
         error = effect.error.value if effect is not None and effect.error else None
+        if self.error is not None:
+            error = self.error.value
         if error is None and self.units == 0:
             error = "empty_variation"
         return {
@@ -370,29 +398,14 @@ def analyze_experiment(
     population: list[int] | None = None
     for metric, role in analyzed_metrics(experiment):
         rows = sums.get(metric.name, ())
-        cuped = cuped_decision(metric, plan.cuped, rows, covariate_days)
-        statistics = statistics_for(metric, ids, rows, cuped=cuped.applied)
-        if cuped.applied:
-            theta = pooled_theta([s for s in statistics if isinstance(s, CupedStatistic)])
-            cuped = CupedDecision(True, None, theta, cuped.covariate_days, cuped.units_with_covariate)
         if population is None:
-            population = [s.n for s in statistics]
-        effects = compare_variations(
-            statistics, method=method, alpha=alpha, higher_is_better=metric.higher_is_better
-        )
-        variants = [
-            VariantResult(
-                variation.id,
-                variation.key,
-                variation.name,
-                statistic.n,
-                _number(statistic.mean),
-                statistic,
-                None if index == 0 else effects[index - 1],
+            units = {row.variation_id: row.units for row in rows}
+            population = [units.get(i, 0) for i in ids]
+        metrics.append(
+            _analyze_metric(
+                experiment.key, metric, role, variations, rows, plan=plan, covariate_days=covariate_days
             )
-            for index, (variation, statistic) in enumerate(zip(variations, statistics, strict=True))
-        ]
-        metrics.append(MetricResult(metric, role, tuple(variants), cuped))
+        )
     metrics = _corrected(metrics, plan)
     if population is None:  # an experiment always has a metric (defaults); be safe anyway
         population = [0] * len(ids)
@@ -409,6 +422,107 @@ def analyze_experiment(
         metrics=tuple(metrics),
         plan=plan,
     )
+
+
+def _analyze_metric(
+    experiment_key: str,
+    metric: MetricDefinition,
+    role: str,
+    variations: Sequence[Any],
+    rows: Sequence[VariationSums],
+    *,
+    plan: AnalysisPlan,
+    covariate_days: float,
+) -> MetricResult:
+    """One metric, every treatment against control; poisoned sums give that metric a coded error."""
+    ids = [v.id for v in variations]
+    if not all(row.finite for row in rows):
+        logger.warning(
+            "metric %s of experiment %s has sums that are not finite numbers: not analysed (non_finite_sums)",
+            metric.name,
+            experiment_key,
+            extra={"experiment": experiment_key, "metric": metric.name},
+        )
+        return _failed_metric(metric, role, variations, rows, StatsErrorCode.non_finite_sums, plan)
+    try:
+        cuped = cuped_decision(metric, plan.cuped, rows, covariate_days)
+        statistics = statistics_for(metric, ids, rows, cuped=cuped.applied)
+        if cuped.applied:
+            theta = pooled_theta([s for s in statistics if isinstance(s, CupedStatistic)])
+            cuped = CupedDecision(True, None, theta, cuped.covariate_days, cuped.units_with_covariate)
+    except ValidationError as error:
+        logger.warning(
+            "metric %s of experiment %s: %s: not analysed (invalid_sums)",
+            metric.name,
+            experiment_key,
+            error,
+            extra={"experiment": experiment_key, "metric": metric.name},
+        )
+        return _failed_metric(metric, role, variations, rows, StatsErrorCode.invalid_sums, plan)
+    effects = compare_variations(
+        statistics, method=plan.method, alpha=plan.alpha, higher_is_better=metric.higher_is_better
+    )
+    if not all(_finite_effect(effect) for effect in effects) or not all(
+        _finite_or_nan(s.mean) for s in statistics
+    ):
+        logger.warning(
+            "metric %s of experiment %s overflowed: not analysed (non_finite_sums)",
+            metric.name,
+            experiment_key,
+            extra={"experiment": experiment_key, "metric": metric.name},
+        )
+        return _failed_metric(metric, role, variations, rows, StatsErrorCode.non_finite_sums, plan)
+    variants = [
+        VariantResult(
+            variation.id,
+            variation.key,
+            variation.name,
+            statistic.n,
+            _number(statistic.mean),
+            statistic,
+            None if index == 0 else effects[index - 1],
+        )
+        for index, (variation, statistic) in enumerate(zip(variations, statistics, strict=True))
+    ]
+    return MetricResult(metric, role, tuple(variants), cuped)
+
+
+def _finite_or_nan(value: float) -> bool:
+    """NaN means "undefined" (no units) and is shown as None; ±inf means an overflow."""
+    return not math.isinf(value)
+
+
+def _finite_effect(effect: EffectResult) -> bool:
+    numbers = (effect.estimate, effect.standard_error, effect.ci_low, effect.ci_high, effect.p_value)
+    return all(value is None or not math.isinf(value) for value in numbers)
+
+
+def _failed_metric(
+    metric: MetricDefinition,
+    role: str,
+    variations: Sequence[Any],
+    rows: Sequence[VariationSums],
+    error: StatsErrorCode,
+    plan: AnalysisPlan,
+) -> MetricResult:
+    """Every variation of ``metric`` with ``error`` and no numbers (units as counted)."""
+    units = {row.variation_id: row.units for row in rows}
+    difference: Difference = "relative"
+    variants = tuple(
+        VariantResult(
+            variation.id,
+            variation.key,
+            variation.name,
+            units.get(variation.id, 0),
+            None,
+            None,
+            None if index == 0 else EffectResult.failed(plan.method, difference, error),
+            error=error,
+        )
+        for index, variation in enumerate(variations)
+    )
+    cuped = CupedDecision(False, f"not analysed: {error.value}") if plan.cuped else NO_CUPED
+    return MetricResult(metric, role, variants, cuped)
 
 
 def _corrected(metrics: list[MetricResult], plan: AnalysisPlan) -> list[MetricResult]:

@@ -241,4 +241,4 @@ FROM valued
 GROUP BY segment, variation_id
 ORDER BY segment, variation_id
 SETTINGS join_use_nulls = 0
-"""
+"""  # nosec B608

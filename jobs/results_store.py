@@ -38,7 +38,7 @@ from jobs.results_segments import DEFAULT_TOP, SegmentRows, analyze_segments
 from jobs.stats.results import Method
 from jobs.unit_values import UnitValuesSettings, fetch_unit_value_sums
 from jobs.unit_values_plan import unit_values_plan
-from xpstream.errors import ValidationError
+from xpstream.errors import TerminalError, ValidationError
 from xpstream.warehouse import load_query
 
 if TYPE_CHECKING:
@@ -329,8 +329,11 @@ def _rows(result: ExperimentResult) -> list[dict[str, Any]]:
                     "srm_p_value": result.srm_p_value,
                     "window_since": result.since,
                     "window_until": result.until,
-                    "sum": float(numerator.sum if numerator else statistic.sum),
-                    "sum_squares": float(numerator.sum_squares if numerator else statistic.sum_squares),
+                    # a metric not analysed (error non_finite_sums / invalid_sums) stores 0 sums
+                    "sum": float(numerator.sum if numerator else getattr(statistic, "sum", 0.0)),
+                    "sum_squares": float(
+                        numerator.sum_squares if numerator else getattr(statistic, "sum_squares", 0.0)
+                    ),
                     "denominator_sum": float(denominator.sum if denominator else 0.0),
                     "denominator_sum_squares": float(denominator.sum_squares if denominator else 0.0),
                     "cross_sum": float(getattr(statistic, "cross_sum", 0.0)) if denominator else 0.0,
@@ -405,7 +408,9 @@ def run_stats(
 ) -> list[ExperimentResult]:
     """``xp jobs run stats``: results of every running experiment, stored as one ``xp.results`` snapshot.
 
-    Each experiment is analysed as its ``analysis:`` block says (``method`` overrides its method).
+    Each experiment is analysed as its ``analysis:`` block says (``method`` overrides its method). An
+    experiment whose analysis fails terminally (e.g. a misconfigured metric) is logged and skipped; the
+    others are stored, then a :class:`TerminalError` names the failed ones (the job exits non-zero).
     """
     from xpstream.registry_topic import read_registry
     from xpstream.warehouse import open_warehouse
@@ -415,22 +420,32 @@ def run_stats(
     computed_at = datetime.now(UTC)
     covariate_days = covariate_days_of(settings)
     warehouse = open_warehouse(settings)
+    results: list[ExperimentResult] = []
+    failed: list[str] = []
     try:
-        results = [
-            compute_experiment_result(
-                warehouse,
-                experiment,
-                since=since,
-                until=until,
-                computed_at=computed_at,
-                plan=experiment_plan(snapshot, experiment).with_overrides(method=method),
-                covariate_days=covariate_days,
-                fresh=True,  # the background: refresh, never read stale values
-            )
-            for experiment in experiments
-        ]
+        for experiment in experiments:
+            try:
+                results.append(
+                    compute_experiment_result(
+                        warehouse,
+                        experiment,
+                        since=since,
+                        until=until,
+                        computed_at=computed_at,
+                        plan=experiment_plan(snapshot, experiment).with_overrides(method=method),
+                        covariate_days=covariate_days,
+                        fresh=True,  # the background: refresh, never read stale values
+                    )
+                )
+            except TerminalError as error:  # this experiment only; a transient error stops the run
+                logger.error("results of %s not computed: %s", experiment.key, error)
+                failed.append(f"{experiment.key} ({error})")
         rows = store_results(warehouse, results)
     finally:
         warehouse.close()
     logger.info("stored results", extra={"experiments": len(results), "rows": rows})
+    if failed:
+        raise TerminalError(
+            f"stats: stored {len(results)} experiments; {len(failed)} failed: {'; '.join(failed)}"
+        )
     return results

@@ -56,7 +56,7 @@ def changed_max_occurred_sql() -> str:
 
 def changed_units_sql(plan: UnitValuesPlan) -> str:
     """How many units the incremental build would recompute (0: nothing to do)."""
-    return f"SELECT count() AS units FROM ({_changed(plan)})"
+    return f"SELECT count() AS units FROM ({_changed(plan)})"  # nosec B608
 
 
 def _changed(plan: UnitValuesPlan) -> str:
@@ -142,7 +142,7 @@ def build_sql(plan: UnitValuesPlan, *, incremental: bool) -> str:
         SELECT unit_id, [{per_event_counts}] AS counts, [{per_event_totals}] AS totals
         FROM pre
         GROUP BY unit_id
-    )"""
+    )"""  # nosec B608
         covariate_join = "\nLEFT JOIN covariates AS c ON c.unit_id = e.unit_id"
         covariate_columns = "c.counts, c.totals"
     return f"""
@@ -192,7 +192,7 @@ FROM units AS e
 LEFT JOIN per_unit AS u ON u.unit_id = e.unit_id AND u.variation_id = e.variation_id
 LEFT JOIN first_attributes AS s ON s.unit_id = e.unit_id{covariate_join}
 SETTINGS join_use_nulls = 0, optimize_move_to_prewhere_if_final = 1
-"""
+"""  # nosec B608
 
 
 def read_sql(plan: UnitValuesPlan) -> str:
@@ -237,4 +237,4 @@ FROM
 )
 GROUP BY segment, variation_id
 ORDER BY segment, variation_id
-"""
+"""  # nosec B608

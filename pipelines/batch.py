@@ -31,7 +31,15 @@ from pipelines.kernel import (
     validate_events,
     validate_exposures,
 )
-from schemas import DeadLetter, Exposure, MetricEvent, RecordCodec
+from schemas import (
+    DEFAULT_MAX_ABS_METRIC_VALUE,
+    DeadLetter,
+    Exposure,
+    MetricEvent,
+    RecordCodec,
+    RecordKind,
+    make_dead_letter,
+)
 from schemas.arrow import TIMESTAMP, to_arrow
 from xpstream.errors import XpError
 
@@ -120,10 +128,13 @@ class BatchOutput:
     exposure_ids: list[str]
     event_ids: list[str]
     consumed: int
+    """Records of the exposures and events topics in the batch."""
     duplicates: int
     duplicates_by_topic: dict[str, int]
     reasons: Counter[str]
     now: datetime
+    dead_letter_topic_records: int = 0
+    """Records read from the dead-letter topic (the collector's are loaded, the worker's own skipped)."""
 
 
 class StreamProcessor:
@@ -140,9 +151,18 @@ class StreamProcessor:
         dedup_retention: timedelta,
         dedup_max_ids: int,
         max_record_bytes: int,
+        max_abs_metric_value: float = DEFAULT_MAX_ABS_METRIC_VALUE,
+        dead_letters_topic: str | None = None,
     ) -> None:
         self.exposures_topic = exposures_topic
         self.events_topic = events_topic
+        self.dead_letters_topic = dead_letters_topic
+        """When set, batches may hold records of this topic: dead letters of producers other than the
+        stream (the HTTP collector) are loaded into ``xp.dead_letters``; the stream's own are skipped."""
+        # A dead letter holds an original of up to max_record_bytes, base64-encoded, plus its fields.
+        self.dead_letter_codec: RecordCodec[DeadLetter] = RecordCodec(
+            DeadLetter, max_record_bytes=max_record_bytes * 2 + 64 * 1024
+        )
         self.rules = rules
         self.registry = registry
         self.attribution = attribution
@@ -151,7 +171,7 @@ class StreamProcessor:
         self.seen_dead_letters = SeenIds(dedup_retention, dedup_max_ids)
         self.exposure_codec: RecordCodec[Exposure] = RecordCodec(Exposure, max_record_bytes=max_record_bytes)
         self.event_codec: RecordCodec[MetricEvent] = RecordCodec(
-            MetricEvent, max_record_bytes=max_record_bytes
+            MetricEvent, max_record_bytes=max_record_bytes, max_abs_metric_value=max_abs_metric_value
         )
         # pyarrow imports pandas on its first ``pa.array`` of a Python list (~0.3 s, once per process):
         # pay it here, at start-up, rather than in the first batch's latency.
@@ -180,9 +200,12 @@ class StreamProcessor:
         exposures_topic, events_topic = self.exposures_topic, self.events_topic
         exposure_raws = [raw for raw in raws if raw[0] == exposures_topic]
         event_raws = [raw for raw in raws if raw[0] == events_topic]
+        letter_raws: list[RawRecord] = []
         if len(exposure_raws) + len(event_raws) != len(raws):
-            other = next(raw for raw in raws if raw[0] not in (exposures_topic, events_topic))
-            raise ValueError(f"records of an unexpected topic: {other.topic}")
+            letter_raws = [raw for raw in raws if raw[0] == self.dead_letters_topic]
+            if len(exposure_raws) + len(event_raws) + len(letter_raws) != len(raws):
+                other = next(raw for raw in raws if raw[0] not in (exposures_topic, events_topic))
+                raise ValueError(f"records of an unexpected topic: {other.topic}")
         ranges = _offset_ranges(raws)
 
         exposures = validate_exposures(self.exposure_codec, exposure_raws, self.rules, now)
@@ -190,6 +213,9 @@ class StreamProcessor:
         fresh_exposures, dup_exposures = self.seen_exposures.deduplicate(exposures.oks, _exposure_id, now)
         fresh_events, dup_events = self.seen_events.deduplicate(events.oks, _event_id, now)
         errs = exposures.errs + events.errs
+        collected = self._collected_dead_letters(letter_raws, now) if letter_raws else []
+        if collected:  # one row per id, also when a producer re-sent one within this batch
+            errs = list({d.dead_letter_id: d for d in [*errs, *collected]}.values())
         seen = self.seen_dead_letters.contains_many([d.dead_letter_id for d in errs]) if errs else []
         dead_letters = [d for d, known in zip(errs, seen, strict=True) if not known]
 
@@ -229,12 +255,40 @@ class StreamProcessor:
             offsets={key: last + 1 for key, (_, last) in ranges.items()},
             exposure_ids=[record.exposure_id for record in enriched.records],
             event_ids=[record.event_id for record in event_records],
-            consumed=len(raws),
+            consumed=len(raws) - len(letter_raws),
+            dead_letter_topic_records=len(letter_raws),
             duplicates=dup_exposures + dup_events,
             duplicates_by_topic={self.exposures_topic: dup_exposures, self.events_topic: dup_events},
             reasons=reasons,
             now=now,
         )
+
+    def _collected_dead_letters(self, raws: Sequence[RawRecord], now: datetime) -> list[DeadLetter]:
+        """Dead letters to load from records of the dead-letter topic (docs/decisions/0036).
+
+        The stream's own dead letters (read from its input topics) are in the table already: skipped.
+        Any other valid dead letter (the HTTP collector's) is loaded as it is, keeping its id, so a
+        re-read or re-sent one is deduplicated. A record of that topic that is no valid dead letter is
+        kept as a dead letter of the topic itself (never produced back to it)."""
+        own = (self.exposures_topic, self.events_topic, self.dead_letters_topic)
+        decoded = self.dead_letter_codec.decode_many([raw.value for raw in raws])
+        letters = [letter for letter in decoded.oks if letter.source_topic not in own]
+        for position, error in decoded.failures:
+            raw = raws[position]
+            letters.append(
+                make_dead_letter(
+                    error,
+                    raw.value,
+                    record_kind=RecordKind.UNKNOWN,
+                    source_topic=raw.topic,
+                    source_partition=raw.partition,
+                    source_offset=raw.offset,
+                    original_key=raw.key,
+                    received_at=now,
+                    max_original_bytes=self.dead_letter_codec.max_record_bytes,
+                )
+            )
+        return letters
 
     def commit(self, output: BatchOutput) -> None:
         """Remember the batch's ids, so that later batches drop them as duplicates.

@@ -101,6 +101,7 @@ def _dead_letter(
         source_offset=raw.offset,
         original_key=raw.key,
         received_at=now,
+        max_original_bytes=codec.max_record_bytes,
     )
 
 

@@ -2,7 +2,8 @@
 
 The worker validates them again (a still-invalid record becomes a new dead letter, at its new offset);
 ids already loaded are still deduplicated. Only dead letters read from the stream's own topics
-(``xp.exposures``, ``xp.events`` under the configured prefix) are replayed.
+(``xp.exposures``, ``xp.events`` under the configured prefix) are replayed, and only whole originals: a
+record over the size limit kept only its first bytes (``original_size > length(original)``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ FROM xp.dead_letters
 WHERE source_topic IN {topics:Array(String)}
   AND (empty({reasons:Array(String)}) OR reason IN {reasons:Array(String)})
   AND received_at >= {since:DateTime64(3, 'UTC')}
+  AND original_size = length(original)
 ORDER BY source_topic, source_partition, source_offset
 """
 

@@ -18,6 +18,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from pipelines.attribution import AttributionState
@@ -49,6 +50,9 @@ class StreamReport:
     events: int = 0
     attributed: int = 0
     dead_letters: int = 0
+    """Rows loaded into xp.dead_letters: the stream's rejects and the collector's (read from its topic)."""
+    dead_letter_topic_records: int = 0
+    """Records read from the dead-letter topic (not in ``consumed``)."""
     duplicates: int = 0
     batches: int = 0
     insert_retries: int = 0
@@ -155,6 +159,36 @@ def _raws(messages: list[Any]) -> list[RawRecord]:
                 raise TransientError(f"Kafka consumer failed: {error}")
             logger.warning("Kafka consume error: %s", error)
     return raws
+
+
+_FETCH_MAX_BYTES = 16 * 1024 * 1024
+"""librdkafka's ``fetch.max.bytes`` and ``queued.max.messages.kbytes`` of the worker (defaults: 50 MiB and
+64 MiB). Both count compressed bytes: they bound the prefetch queue, not what it decompresses to."""
+_CHUNK = 500
+"""Messages taken from the consumer per call while a batch fills (the byte budget is checked between)."""
+_value = methodcaller("value")
+
+
+def _consume_batch(consumer: Any, count: int, timeout: float, max_bytes: int) -> list[Any]:
+    """Up to ``count`` messages within ``timeout`` s (as one ``consume(count, timeout)``), but no more once
+    their values hold ``max_bytes``: taken ``_CHUNK`` at a time, the budget checked after each chunk, so a
+    batch holds at most ``max_bytes`` plus one chunk (docs/decisions/0035)."""
+    deadline = time.monotonic() + timeout
+    asked = min(count, _CHUNK)
+    messages: list[Any] = consumer.consume(num_messages=asked, timeout=timeout)
+    chunk = messages
+    held = 0
+    while len(chunk) == asked and len(messages) < count:  # a short chunk: the wait ran out
+        try:
+            held += sum(map(len, map(_value, chunk)))
+        except TypeError:  # a value-less message (tombstone, error): counted as empty
+            held += sum(len(message.value() or b"") for message in chunk)
+        if held >= max_bytes:
+            break
+        asked = min(count - len(messages), _CHUNK)
+        chunk = consumer.consume(num_messages=asked, timeout=max(0.0, deadline - time.monotonic()))
+        messages.extend(chunk)
+    return messages
 
 
 def _load(
@@ -348,6 +382,8 @@ def run_worker(
     registry, follower = _registry(settings)
     exposures_topic, events_topic = settings.topic(EXPOSURES), settings.topic(EVENTS)
     dead_letters_topic = settings.topic(DEAD_LETTERS)
+    # The dead-letter topic too: the collector's dead letters reach xp.dead_letters through the worker.
+    topics = [exposures_topic, events_topic, dead_letters_topic]
     processor = StreamProcessor(
         exposures_topic=exposures_topic,
         events_topic=events_topic,
@@ -366,6 +402,8 @@ def run_worker(
         dedup_retention=timedelta(seconds=settings.stream_dedup_retention_seconds),
         dedup_max_ids=settings.stream_dedup_max_ids,
         max_record_bytes=settings.max_record_bytes,
+        max_abs_metric_value=settings.max_abs_metric_value,
+        dead_letters_topic=dead_letters_topic,
     )
     processor.set_registry(registry)
     snapshot = follower.snapshot if follower is not None else None
@@ -400,7 +438,12 @@ def run_worker(
                 **{
                     "partition.assignment.strategy": "range",
                     "fetch.wait.max.ms": 100,
+                    # Bounds on what librdkafka fetches and queues ahead (counted before decompression:
+                    # the byte budget of a batch, _consume_batch, bounds what the worker holds after it).
                     "max.partition.fetch.bytes": 4 * 1024 * 1024,
+                    "fetch.max.bytes": _FETCH_MAX_BYTES,
+                    "receive.message.max.bytes": _FETCH_MAX_BYTES + 1024 * 1024,
+                    "queued.max.messages.kbytes": _FETCH_MAX_BYTES // 1024,
                     "session.timeout.ms": int(settings.stream_session_timeout_seconds * 1000),
                     "heartbeat.interval.ms": int(settings.stream_session_timeout_seconds * 1000 / 5),
                 },
@@ -444,7 +487,7 @@ def run_worker(
                 except Exception as error:  # the old consumer is broken anyway
                     logger.warning("closing the stuck consumer failed: %s", error)
                 consumer = new_consumer()
-                consumer.subscribe([exposures_topic, events_topic], on_assign=on_assign, on_revoke=on_revoke)
+                consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
             return False
 
         def on_assign(_consumer: Any, partitions: list[Any]) -> None:
@@ -456,8 +499,8 @@ def run_worker(
             for p in partitions:
                 uncommitted.pop((p.topic, p.partition), None)
 
-        _check_topics(consumer, settings, [exposures_topic, events_topic])
-        consumer.subscribe([exposures_topic, events_topic], on_assign=on_assign, on_revoke=on_revoke)
+        _check_topics(consumer, settings, topics)
+        consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
         last_activity = time.monotonic()
         first_batch_at: float | None = None
         in_flight: BatchOutput | None = None
@@ -473,6 +516,8 @@ def run_worker(
             committed_at = time.monotonic()
             report.stage_seconds["load_wait"] += committed_at - waited
             for dead in output.dead_letters:
+                if dead.source_topic not in (exposures_topic, events_topic):
+                    continue  # read from the dead-letter topic: already there
                 producer.produce(
                     dead_letters_topic, key=dead.original_key, value=_encode_dead_letter(dead, settings)
                 )
@@ -488,6 +533,7 @@ def run_worker(
             report.active_seconds = round(time.monotonic() - first_batch_at, 3)
             report.batches += 1
             report.consumed += output.consumed
+            report.dead_letter_topic_records += output.dead_letter_topic_records
             report.exposures += output.exposures.num_rows
             report.events += output.events.num_rows
             report.attributed += output.attributed.num_rows
@@ -498,8 +544,11 @@ def run_worker(
         collector.start()
         while not stop.requested:
             consume_started = time.monotonic()
-            messages = consumer.consume(
-                num_messages=settings.stream_batch_size, timeout=settings.stream_batch_wait_seconds
+            messages = _consume_batch(
+                consumer,
+                settings.stream_batch_size,
+                settings.stream_batch_wait_seconds,
+                settings.stream_batch_max_bytes,
             )
             received = time.monotonic()
             raws = _raws(messages)
@@ -526,10 +575,7 @@ def run_worker(
                     if assigned:
                         if _lag_or_none(consumer, assigned) == 0:
                             break
-                    elif (
-                        _lag_or_none(consumer, _all_partitions(consumer, [exposures_topic, events_topic]))
-                        == 0
-                    ):
+                    elif _lag_or_none(consumer, _all_partitions(consumer, topics)) == 0:
                         break
                 continue
             last_activity = time.monotonic()

@@ -9,7 +9,15 @@
 See docs/schemas.md.
 """
 
-from schemas.codec import DEFAULT_MAX_RECORD_BYTES, DecodedBatch, RecordCodec, RecordError, make_dead_letter
+from schemas.codec import (
+    DEFAULT_MAX_ABS_METRIC_VALUE,
+    DEFAULT_MAX_RECORD_BYTES,
+    TRUNCATED_ORIGINAL_BYTES,
+    DecodedBatch,
+    RecordCodec,
+    RecordError,
+    make_dead_letter,
+)
 from schemas.records import (
     RECORD_TYPES,
     SCHEMA_VERSION,
@@ -32,9 +40,11 @@ from schemas.records import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_ABS_METRIC_VALUE",
     "DEFAULT_MAX_RECORD_BYTES",
     "RECORD_TYPES",
     "SCHEMA_VERSION",
+    "TRUNCATED_ORIGINAL_BYTES",
     "DeadLetter",
     "DeadLetterReason",
     "DecodedBatch",

@@ -109,6 +109,8 @@ DEAD_LETTERS_SCHEMA: Final = pa.schema(
         _required("original", pa.binary()),
         _required("received_at", TIMESTAMP),
         _required("schema_version", pa.uint16()),
+        _required("original_size", pa.int64()),
+        _required("original_sha256", pa.string()),
     ]
 )
 

@@ -25,6 +25,7 @@ ClickHouse tables in sql/migrations/ against those.
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
@@ -32,6 +33,7 @@ from msgspec import Meta, Struct
 from msgspec.structs import force_setattr
 
 __all__ = [
+    "COLLECTOR_SOURCE",
     "RECORD_TYPES",
     "SCHEMA_VERSION",
     "DeadLetter",
@@ -108,7 +110,9 @@ class DeadLetterReason(enum.StrEnum):
     """Why a record was rejected. Codes are stable: dashboards, alerts and replays filter on them."""
 
     TOO_LARGE = "too_large"
-    """Encoded record larger than the configured limit (``XP_MAX_RECORD_BYTES``)."""
+    """Record larger than the configured limit (``XP_MAX_RECORD_BYTES``), measured after Kafka
+    decompression and before decoding; its dead letter keeps only the first bytes of the original
+    (``original_size`` and ``original_sha256`` describe the whole)."""
     INVALID_UTF8 = "invalid_utf8"
     """The bytes are not valid UTF-8."""
     INVALID_JSON = "invalid_json"
@@ -127,6 +131,10 @@ class DeadLetterReason(enum.StrEnum):
     """The exposure names a variation the experiment does not have."""
     UNKNOWN_EVENT_NAME = "unknown_event_name"
     """The metric event's name is not in the metric catalog."""
+    VALUE_NOT_FINITE = "value_not_finite"
+    """A number is NaN, ±Infinity, or beyond float64 (e.g. ``1e999``)."""
+    VALUE_OUT_OF_RANGE = "value_out_of_range"
+    """A metric event's ``value`` is finite but its magnitude exceeds ``XP_MAX_ABS_METRIC_VALUE``."""
     INTERNAL_ERROR = "internal_error"
     """An unexpected failure while handling the record (a bug); kept so that nothing is dropped."""
 
@@ -206,6 +214,10 @@ class MetricEvent(Struct, frozen=True, kw_only=True, gc=False):
             force_setattr(self, "sent_at", utc_ms(self.sent_at, "sent_at"))
 
 
+COLLECTOR_SOURCE: Final = "http"
+"""``source_topic`` of the dead letters of the HTTP collector (``POST /v1/events``)."""
+
+
 class DeadLetter(Struct, frozen=True, kw_only=True):
     """A rejected record with why and where it came from (topic ``xp.dead-letters``). Bytes are base64."""
 
@@ -223,9 +235,25 @@ class DeadLetter(Struct, frozen=True, kw_only=True):
         Annotated[int, Meta(ge=0, le=2**63 - 1)] | None, Meta(description="Kafka offset.")
     ] = None
     original_key: Annotated[bytes | None, Meta(description="The record's Kafka key, as received.")] = None
-    original: Annotated[bytes, Meta(description="The record's bytes exactly as received.")]
+    original: Annotated[
+        bytes,
+        Meta(
+            description=(
+                "The record's bytes as received; only the first bytes of a record over the size limit "
+                "(then shorter than original_size)."
+            )
+        ),
+    ]
     received_at: Annotated[Timestamp, Meta(description="When the stream rejected it (UTC).")]
     schema_version: SchemaVersion = SCHEMA_VERSION
+    original_size: Annotated[
+        Annotated[int, Meta(ge=0)] | None,
+        Meta(description="Length in bytes of the whole original (absent: len(original))."),
+    ] = None
+    original_sha256: Annotated[
+        Annotated[str, Meta(pattern="^[0-9a-f]{64}$")] | None,
+        Meta(description="SHA-256 (hex) of the whole original (absent: computed from original)."),
+    ] = None
 
     def __post_init__(self) -> None:
         # Decoding validates the enum; this also guards records built in code (the table has no CHECK).
@@ -233,6 +261,13 @@ class DeadLetter(Struct, frozen=True, kw_only=True):
         if not self.detail:
             raise ValueError("`detail` must not be empty")
         force_setattr(self, "received_at", utc_ms(self.received_at, "received_at"))
+        # Older producers do not send size and hash: the original is then whole.
+        size = len(self.original) if self.original_size is None else self.original_size
+        force_setattr(self, "original_size", size)
+        if self.original_sha256 is None:
+            force_setattr(self, "original_sha256", hashlib.sha256(self.original).hexdigest())
+        if size < len(self.original):
+            raise ValueError("`original_size` is smaller than the bytes in `original`")
 
 
 # --- registry records --------------------------------------------------------------------------------

@@ -60,6 +60,13 @@ class WarehouseSettings(BaseSettings):
             "before failing with 'store busy' (no wait when the owner serves an API)."
         ),
     )
+    sql_allow_external: bool = Field(
+        default=False,
+        description=(
+            "Let SQL from every entry (xp sql, dashboards, the up API) use functions that reach outside "
+            "the database: file(), url(), s3(), remote(), executable(), mysql() and the like. Off: refused."
+        ),
+    )
 
     @property
     def warehouse_path(self) -> Path:
@@ -277,7 +284,37 @@ class CoreSettings(StackSettings):
     )
     api_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token for that API when `xp up` is bound off loopback (one of its XP_UP_TOKENS).",
+        description=(
+            "Bearer token for that API from another machine (one of its XP_UP_TOKENS); local commands "
+            "read the owner token from $XP_HOME/warehouse/xp-owner.json (0600) and need none."
+        ),
+    )
+    http_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds an HTTP server (service, dashboards, `xp up`) waits for a whole request head.",
+    )
+    http_keep_alive_timeout: int = Field(
+        default=5, ge=1, description="Seconds an idle keep-alive HTTP connection is kept open."
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        ge=2,
+        description="Open connections per HTTP server beyond which requests are answered 503.",
+    )
+    http_max_header_bytes: int = Field(
+        default=16384,
+        ge=1024,
+        description="Largest incomplete request head the h11 parser buffers (httptools has its own limit).",
+    )
+    max_abs_metric_value: float = Field(
+        default=1e15,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Largest magnitude of a metric event's value: larger ones (and NaN/Infinity) are dead-lettered "
+            "by the stream worker and the HTTP collector alike (docs/decisions/0034)."
+        ),
     )
 
 
@@ -367,6 +404,14 @@ class StreamSettings(CoreSettings):
     stream_insert_retry_max_seconds: float = Field(
         default=30.0, gt=0, description="Longest back-off between retries of a failed (transient) insert."
     )
+    stream_batch_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description=(
+            "Byte budget of one batch (Kafka values after decompression): the worker stops filling a batch "
+            "once it holds this much, so a flood of large records cannot grow its memory without bound."
+        ),
+    )
     stream_overlap_load: bool = Field(
         default=False,
         description=(
@@ -439,6 +484,23 @@ class ServiceSettings(CoreSettings):
     )
     spool_replay_interval: float = Field(
         default=1.0, gt=0, description="Seconds between attempts to replay the spool to Kafka."
+    )
+    spool_max_bytes: int = Field(
+        default=1024**3,
+        ge=0,
+        description=(
+            "Most bytes of records the spool holds before Kafka has taken them (0: unbounded); beyond it "
+            "records are dropped and counted (xp_service_spool_full, sink outcome 'dropped'), requests "
+            "are still answered."
+        ),
+    )
+    spool_fsync_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Seconds between fsyncs of the spool (each record is written before the request is answered, "
+            "so a process crash loses nothing; a power loss may lose this much)."
+        ),
     )
 
     @property

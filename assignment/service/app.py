@@ -13,6 +13,7 @@ blocks. Registry publishes (admin) run in the thread pool.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -29,10 +30,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from assignment.hashing import hash_string
 from assignment.service.auth import AccessLevel, KeyRing, key_from_headers
+from assignment.service.browser import BrowserGuard, is_client_route, is_json
 from assignment.service.evaluation import assign_many, assign_unit, assignment_dict
 from assignment.service.exposures import DedupWindow, RecordSink, build_exposure
 from assignment.service.fast_assign import FastAssign
@@ -47,6 +49,7 @@ from assignment.service.openapi import openapi_document
 from assignment.service.sources import PayloadSource, ServingState
 from assignment.sticky import StickyBuckets
 from schemas import (
+    DEFAULT_MAX_ABS_METRIC_VALUE,
     DeadLetterReason,
     Exposure,
     MetricEvent,
@@ -59,10 +62,10 @@ from schemas import (
     RegistryRecord,
     make_dead_letter,
 )
-from schemas.records import DeadLetter
+from schemas.records import COLLECTOR_SOURCE, DeadLetter
 from xpstream.kafka.topics import DEAD_LETTERS, EVENTS, EXPOSURES
 
-__all__ = ["Service", "build_app"]
+__all__ = ["BrowserGuard", "Service", "build_app", "is_client_route", "is_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +101,11 @@ class Service:
     source: PayloadSource
     sink: RecordSink
     keys: KeyRing
+    open_clients: bool | None = None
+    """Client routes without a key (loopback only; default: the ring has no key). Admin routes
+    always need an admin key (decision 0040)."""
     max_record_bytes: int = 1_000_000
+    max_abs_metric_value: float = DEFAULT_MAX_ABS_METRIC_VALUE
     dedup_seconds: float = 1800.0
     dedup_max_entries: int = 200_000
     exposure_attributes: tuple[str, ...] = ("country", "device", "platform", "browser")
@@ -112,9 +119,15 @@ class Service:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
+        if self.open_clients is None:
+            self.open_clients = self.keys.open
         self.dedup = DedupWindow(self.dedup_seconds, self.dedup_max_entries)
         self.exposure_codec = RecordCodec(Exposure, max_record_bytes=self.max_record_bytes)
-        self.event_codec = RecordCodec(MetricEvent, max_record_bytes=self.max_record_bytes)
+        self.event_codec = RecordCodec(
+            MetricEvent,
+            max_record_bytes=self.max_record_bytes,
+            max_abs_metric_value=self.max_abs_metric_value,
+        )
         self.dead_letter_codec = RecordCodec(DeadLetter, max_record_bytes=self.max_record_bytes * 2 + 10_000)
         self._exposure_sent = self.metrics.exposures.labels("sent")
         self._exposure_dedup = self.metrics.exposures.labels("deduplicated")
@@ -133,14 +146,22 @@ class Service:
     # auth ----------------------------------------------------------------------------------------
 
     def access(self, request: Request, path_key: str | None = None) -> AccessLevel:
-        if self.keys.open:
-            return AccessLevel.ADMIN
+        return self.identify(request, path_key)[0]
+
+    def identify(self, request: Request, path_key: str | None = None) -> tuple[AccessLevel, str | None]:
+        """The caller's access and, for an admin key, its actor name (constant-time compares)."""
         headers = request.headers
         key = key_from_headers(headers.get("authorization"), headers.get("x-xp-key"))
-        level = self.keys.level(key)
+        level, actor = self.keys.identify(key)
         if path_key is not None and level is AccessLevel.NONE:
-            level = self.keys.level(path_key)
-        return level
+            level, actor = self.keys.identify(path_key)
+        if level is AccessLevel.NONE and self.open_clients:
+            level = AccessLevel.CLIENT
+        return level, actor
+
+    def client_allowed(self, key: str | None) -> bool:
+        """Whether a presented key (or none, when client routes are open) may use client routes."""
+        return bool(self.open_clients) or self.keys.identify(key)[0] >= AccessLevel.CLIENT
 
     # exposures -----------------------------------------------------------------------------------
 
@@ -151,8 +172,11 @@ class Service:
         at: datetime,
         user_agent: str | None,
     ) -> int:
-        """Send one exposure per in-experiment assignment not already sent in the dedup window."""
+        """Send one exposure per in-experiment assignment not already sent in the dedup window: all
+        of one request's exposures are written ahead to the spool at once (one ``write()``), so they
+        are durable against a process crash when this returns (before the answer is sent)."""
         sent = deduplicated = 0
+        batch: list[tuple[str, str | None, bytes]] = []
         for feature_key, (result, overridden) in assignments.items():
             if not result.in_experiment or result.variation_id is None or not result.experiment_key:
                 continue
@@ -177,8 +201,10 @@ class Service:
             except RecordError:
                 logger.warning("exposure too large, not sent experiment=%s", exposure.experiment_key)
                 continue
-            self.sink.submit(EXPOSURES, exposure.unit_id, value)
+            batch.append((EXPOSURES, exposure.unit_id, value))
             sent += 1
+        if batch:
+            self.sink.submit_many(batch)
         if sent:  # one counter update per request (each takes a lock)
             self._exposure_sent.inc(sent)
         if deduplicated:
@@ -283,7 +309,7 @@ def _routes(service: Service) -> list[Route]:
         collected = service.metrics.collected
         for kind, topic, records, codec, record_kind in batches:
             for index, record in enumerate(records):
-                raw = _encode(record)
+                raw = _record_bytes(record)
                 try:
                     decoded = codec.decode(raw)
                     value = codec.encode(decoded)  # normalised: UTC, milliseconds, every field
@@ -299,13 +325,20 @@ def _routes(service: Service) -> list[Route]:
                 accepted += 1
         return _json({"accepted": accepted, "rejected": len(errors), "errors": errors}, 202)
 
+    admin_required = _error(401, "an admin key is required (X-XP-Key or Authorization: Bearer KEY)")
+
     async def put_override(request: Request) -> Response:
-        if (level := service.access(request)) < AccessLevel.ADMIN:
-            return unauthorized if level is AccessLevel.NONE else _error(403, "an admin key is required")
+        level, actor = service.identify(request)
+        if level < AccessLevel.ADMIN or actor is None:
+            return admin_required if level is AccessLevel.NONE else _error(403, "an admin key is required")
         try:
             body = OverrideRequest.model_validate_json(await request.body())
         except pydantic.ValidationError as error:
             return _error(422, "invalid request body", _validation_detail(error))
+        if body.changed_by is not None and body.changed_by != actor:
+            return _error(
+                422, "changed_by comes from the admin key's name (XP_SERVICE_ADMIN_KEYS name:secret); omit it"
+            )
         if service.publisher is None or not service.source.follows_registry:
             return _error(409, "overrides need the registry: this service serves a static features file")
         state = service.source.current()
@@ -330,16 +363,17 @@ def _routes(service: Service) -> list[Route]:
         )
         change = RegistryChange.UPDATED if exists else RegistryChange.CREATED
         return await _publish(
-            service, override, change, body.changed_by, f"override:{body.experiment_key}:{body.unit_id}"
+            service, override, change, actor, f"override:{body.experiment_key}:{body.unit_id}"
         )
 
     async def delete_override(request: Request) -> Response:
-        if (level := service.access(request)) < AccessLevel.ADMIN:
-            return unauthorized if level is AccessLevel.NONE else _error(403, "an admin key is required")
+        level, actor = service.identify(request)
+        if level < AccessLevel.ADMIN or actor is None:
+            return admin_required if level is AccessLevel.NONE else _error(403, "an admin key is required")
         if service.publisher is None or not service.source.follows_registry:
             return _error(409, "overrides need the registry: this service serves a static features file")
         key = f"override:{request.path_params['experiment_key']}:{request.path_params['unit_id']}"
-        return await _publish(service, None, RegistryChange.DELETED, "service-admin", key)
+        return await _publish(service, None, RegistryChange.DELETED, actor, key)
 
     async def healthz(request: Request) -> Response:
         state = service.source.current()
@@ -358,6 +392,7 @@ def _routes(service: Service) -> list[Route]:
     async def metrics(request: Request) -> Response:
         stats = service.sink.stats()
         service.metrics.spool_pending.set(stats.get("spool_pending_bytes", 0))
+        service.metrics.spool_full.set(1 if stats.get("spool_full") else 0)
         service.metrics.payload_version.set(service.source.current().version)
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -385,10 +420,31 @@ def _routes(service: Service) -> list[Route]:
     ]
 
 
+def _record_bytes(record: Any) -> bytes:
+    """One collected record as JSON bytes for the codec, the same bytes a Kafka producer would send.
+
+    msgspec writes NaN/±Infinity (the body parser accepts ``NaN``, ``Infinity`` and ``1e999``) as
+    ``null``, which would turn a poison value into a missing one; then the record is written with the
+    standard library instead, whose ``NaN``/``Infinity`` literals the codec refuses as
+    ``value_not_finite``, exactly as on the Kafka path."""
+    raw = _encode(record)
+    if b"null" in raw:  # possibly a non-finite float: re-encode keeping it visible
+        raw = json.dumps(record, separators=(",", ":"), allow_nan=True).encode()
+    return raw
+
+
 def _dead_letter(service: Service, error: RecordError, raw: bytes, record_kind: RecordKind) -> None:
-    """Every rejected record goes to the dead-letter topic with its reason (source topic ``http``)."""
+    """Every rejected record goes to the dead-letter topic with its reason (source topic ``http``).
+
+    The stream worker loads these into ``xp.dead_letters`` (exactly once, docs/decisions/0036)."""
     try:
-        dead = make_dead_letter(error, raw, record_kind=record_kind, source_topic="http")
+        dead = make_dead_letter(
+            error,
+            raw,
+            record_kind=record_kind,
+            source_topic=COLLECTOR_SOURCE,
+            max_original_bytes=service.max_record_bytes,
+        )
         service.sink.submit(DEAD_LETTERS, None, service.dead_letter_codec.encode(dead))
     except (RecordError, ValueError):  # pragma: no cover - a record too large even for a dead letter
         logger.warning(
@@ -435,50 +491,4 @@ def build_app(service: Service, *, manage_lifecycle: bool = True) -> ASGIApp:
 
     app = Starlette(routes=_routes(service), lifespan=lifespan, max_body_size=service.max_body_bytes)
     app.state.service = service
-    return AllowAnyOrigin(app, fast_assign=FastAssign(service, app))
-
-
-_CORS_HEADERS = [
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-methods", b"GET, POST, DELETE"),
-    (b"access-control-allow-headers", b"Authorization, Content-Type, X-XP-Key"),
-    (b"access-control-max-age", b"600"),
-]
-
-
-class AllowAnyOrigin:
-    """CORS for browser SDKs (any origin; keys, not cookies, authenticate), and nothing at all for
-    requests without an ``Origin`` header, so server-to-server calls pay no middleware cost; those
-    to ``POST /v1/assign`` go to ``fast_assign`` (:mod:`assignment.service.fast_assign`) when given."""
-
-    def __init__(self, app: Starlette, fast_assign: ASGIApp | None = None) -> None:
-        self.app = app
-        self.state = app.state
-        self.router = app.router
-        self.fast_assign = fast_assign
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not any(name == b"origin" for name, _ in scope["headers"]):
-            if (
-                self.fast_assign is not None
-                and scope["type"] == "http"
-                and scope["path"] == "/v1/assign"
-                and scope["method"] == "POST"
-                and not scope.get("root_path")
-            ):
-                await self.fast_assign(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
-            return
-        if scope["method"] == "OPTIONS":
-            headers = [*_CORS_HEADERS, (b"content-length", b"0")]
-            await send({"type": "http.response.start", "status": 204, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), _CORS_HEADERS[0]]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
+    return BrowserGuard(app, fast_assign=FastAssign(service, app))

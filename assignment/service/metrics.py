@@ -22,6 +22,7 @@ class ServiceMetrics:
     sink: Counter
     payload_version: Gauge
     spool_pending: Gauge
+    spool_full: Gauge
 
     @classmethod
     def create(cls) -> ServiceMetrics:
@@ -58,7 +59,7 @@ class ServiceMetrics:
             ),
             sink=Counter(
                 "xp_service_sink_records",
-                "Records by sink outcome: produced, delivered, spooled, replayed, delivery_errors.",
+                "Records by sink outcome: produced, delivered, spooled, replayed, delivery_errors, dropped.",
                 ["outcome"],
                 registry=registry,
             ),
@@ -69,5 +70,10 @@ class ServiceMetrics:
             ),
             spool_pending=Gauge(
                 "xp_service_spool_pending_bytes", "Bytes in the spool not yet replayed.", registry=registry
+            ),
+            spool_full=Gauge(
+                "xp_service_spool_full",
+                "1 while the spool is full (XP_SPOOL_MAX_BYTES): new records are dropped and counted.",
+                registry=registry,
             ),
         )

@@ -113,7 +113,10 @@ class OverrideRequest(_Body):
     variation_key: str | None = None
     expires_at: datetime | None = Field(default=None, description="RFC 3339 with a zone; null: never.")
     reason: str = ""
-    changed_by: str = Field(default="service-admin", min_length=1)
+    changed_by: str | None = Field(
+        default=None,
+        description="Ignored unless given: the actor is the admin key's name; a different value is refused.",
+    )
 
 
 class OverrideResponse(BaseModel):

@@ -51,7 +51,10 @@ def openapi_document(version: str) -> dict[str, Any]:
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     schemas["Error"] = _ERROR
     client: list[dict[str, list[str]]] = [{"bearer": []}, {"xpKey": []}]
-    unprocessable = {"422": _json(_ref("Error"), "The body is not valid JSON or does not match the schema.")}
+    unprocessable = {
+        "415": _json(_ref("Error"), "The body is not sent as Content-Type: application/json."),
+        "422": _json(_ref("Error"), "The body is not valid JSON or does not match the schema."),
+    }
 
     def post(summary: str, request: str, response: str, code: str, *, admin: bool = False) -> dict[str, Any]:
         return {

@@ -10,12 +10,14 @@ import signal
 import socket
 from typing import Any
 
+from assignment.service.admin_key import LOCAL_ADMIN_NAME, ensure_local_admin_key
 from assignment.service.app import Service, build_app
 from assignment.service.auth import KeyRing, check_bind
 from assignment.service.exposures import KafkaSink
 from assignment.service.sources import PayloadSource, RegistryPayloadSource, StaticPayloadSource
 from xpstream.config import ServiceSettings
 from xpstream.errors import ConfigError
+from xpstream.http_server import HttpLimits
 
 __all__ = ["build_service", "run_service"]
 
@@ -35,8 +37,17 @@ def _check_port(host: str, port: int) -> None:
 
 def build_service(settings: ServiceSettings) -> Service:
     """The service object for these settings (nothing started yet)."""
-    keys = KeyRing.from_secrets(settings.service_client_keys, settings.service_admin_keys)
-    check_bind(settings.service_host, keys)
+    configured = KeyRing.from_secrets(settings.service_client_keys, settings.service_admin_keys, named=True)
+    check_bind(settings.service_host, configured)
+    keys = configured
+    if not configured.admin_keys:  # admin routes always need a key: the generated local one
+        secret, path, created = ensure_local_admin_key(settings.home)
+        keys = configured.with_admin(secret, LOCAL_ADMIN_NAME)
+        logger.info(
+            "admin key (XP_SERVICE_ADMIN_KEYS is empty): %s %s (send it as X-XP-Key for /v1/overrides)",
+            "generated" if created else "read from",
+            path,
+        )
     source: PayloadSource
     publisher: Any = None
     if settings.service_features_file is not None:
@@ -52,7 +63,9 @@ def build_service(settings: ServiceSettings) -> Service:
         source=source,
         sink=KafkaSink(settings),
         keys=keys,
+        open_clients=configured.open,
         max_record_bytes=settings.max_record_bytes,
+        max_abs_metric_value=settings.max_abs_metric_value,
         dedup_seconds=settings.exposure_dedup_seconds,
         dedup_max_entries=settings.exposure_dedup_max_entries,
         exposure_attributes=tuple(a.strip() for a in settings.exposure_attributes.split(",") if a.strip()),
@@ -111,6 +124,7 @@ def run_service(settings: ServiceSettings) -> None:
             # the service never reads the client's address (keys authenticate), so it skips
             # uvicorn's X-Forwarded-For middleware: one ASGI layer less per request
             proxy_headers=False,
+            **HttpLimits.from_settings(settings).uvicorn_options(),
         )
     finally:
         service.sink.stop()

@@ -33,6 +33,12 @@ class StatsErrorCode(enum.StrEnum):
     """A relative difference was asked for but the control mean is 0."""
     zero_denominator = "zero_denominator"
     """A ratio metric's denominator sums to 0 in a variation: the ratio is undefined."""
+    non_finite_sums = "non_finite_sums"
+    """The metric's sums are not finite numbers (a stored value like 1.7e308 overflowed Σ or Σ², or a NaN
+    or infinity reached the warehouse): the metric cannot be analysed; every other metric still is."""
+    invalid_sums = "invalid_sums"
+    """The metric's sums are finite but no set of real values could produce them (float overflow or
+    cancellation at extreme magnitudes): the metric cannot be analysed; every other metric still is."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,6 +180,8 @@ def page(browser: Any) -> Iterator[Any]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # the pages run under a strict CSP (decision 0039): a blocked script, style or fetch is a failure
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     yield page
     context.close()
     assert errors == [], errors
@@ -192,9 +194,8 @@ def screenshot(page: Any, name: str) -> None:
 
 def open_page(page: Any, served: Served, path: str) -> None:
     page.goto(served.url + path)
-    page.wait_for_function(
-        "document.body.dataset.loaded === 'true' || !document.getElementById('error').hidden", timeout=60_000
-    )
+    # locators, not wait_for_function: the page's CSP forbids eval, which string predicates need
+    page.locator("body[data-loaded='true'], #error:not([hidden])").first.wait_for(timeout=60_000)
     assert page.locator("#error").is_hidden(), page.inner_text("#error")
 
 
@@ -261,7 +262,7 @@ def test_a_window_shows_the_computing_state_then_the_cli_numbers(
     monkeypatch.setattr(context, "_compute", held)
     until = quote(served.until.isoformat())
     page.goto(f"{served.url}/experiments/{KEY}?method=sequential&until={until}")
-    page.wait_for_function("document.body.dataset.computing === 'true'", timeout=30_000)
+    page.locator("body[data-computing='true']").wait_for(state="attached", timeout=30_000)
     banner = page.locator("#computing")
     assert banner.is_visible() and banner.get_attribute("data-state") in ("queued", "computing")
     text = banner.inner_text()
@@ -269,7 +270,7 @@ def test_a_window_shows_the_computing_state_then_the_cli_numbers(
     assert page.locator("div.card[data-metric]").count() == 0  # nothing drawn yet
     screenshot(page, "results-computing")
     release.set()
-    page.wait_for_function("document.body.dataset.loaded === 'true'", timeout=120_000)
+    page.locator("body[data-loaded='true']").wait_for(state="attached", timeout=120_000)
     assert page.locator("#error").is_hidden() and banner.is_hidden()
     assert page.locator("#results-source").get_attribute("data-source") == "computed"
     assert_page_shows(page, cli_documents["sequential"], "sequential")
@@ -286,7 +287,7 @@ def test_a_failed_window_shows_its_error(page: Any, served: Served, monkeypatch:
     monkeypatch.setattr(context, "_compute", broken)
     since = quote((served.until - timedelta(minutes=3)).isoformat())
     page.goto(f"{served.url}/experiments/{KEY}?since={since}")
-    page.wait_for_function("!document.getElementById('error').hidden", timeout=60_000)
+    page.locator("#error:not([hidden])").wait_for(timeout=60_000)
     assert "warehouse unreachable: connection refused" in page.inner_text("#error")
     assert page.locator("#computing").is_hidden()
     context.views.clear()  # forget the failure for the other tests
@@ -343,11 +344,7 @@ def test_health_page_updates_with_new_traffic(page: Any, served: Served) -> None
             prefix="late",
         )
     served.units += 40
-    page.wait_for_function(
-        "expected => document.getElementById('units').textContent === expected",
-        arg=f"{served.units:,}",
-        timeout=60_000,
-    )
+    sync_api.expect(page.locator("#units")).to_have_text(f"{served.units:,}", timeout=60_000)
     assert page.inner_text("#lag") != ""  # a number from Kafka, or "unknown": never an error page
     screenshot(page, "health")
 
@@ -440,3 +437,40 @@ def test_other_pages_render(page: Any, served: Served, name: str, path: str) -> 
     if name == "audit":
         assert page.locator("#changes tbody tr").count() >= 3
     screenshot(page, name)
+
+
+def test_signing_in_keeps_the_token_out_of_every_url(page: Any, served: Served) -> None:
+    """With tokens: the page shows the sign-in form; after signing in, pages, API calls and an export work
+    from the HttpOnly cookie, and no request URL carries the token (decision 0039)."""
+    from pydantic import SecretStr
+
+    from dashboards.app import create_app
+    from dashboards.settings import DashboardSettings
+
+    settings = DashboardSettings(
+        home=served.home,
+        clickhouse_url=None,
+        store_wait_seconds=0,
+        dashboard_read_tokens=SecretStr("reader-e2e-token"),
+        dashboard_results_max_age_seconds=3600,
+    )
+    app = create_app(settings, served.warehouse, lag_monitor=False)
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    with serve_in_thread(app) as url:
+        page.goto(f"{url}/experiments/{KEY}")
+        page.locator("input[name=token]").fill("reader-e2e-token")
+        page.locator("button[type=submit]").click()
+        page.locator("body[data-loaded='true'], #error:not([hidden])").first.wait_for(timeout=60_000)
+        assert page.locator("#error").is_hidden(), page.inner_text("#error")
+        assert page.url == f"{url}/experiments/{KEY}"
+        cookies = {c["name"]: c for c in page.context.cookies()}
+        cookie = cookies["xp_dashboard_token"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert page.evaluate("document.cookie") == ""  # no script can read it
+        link = page.locator("a", has_text="CSV").first
+        with page.expect_download() as download:
+            link.click()
+        assert download.value.failure() is None
+        screenshot(page, "results-signed-in")
+    assert urls and not any("reader-e2e-token" in u or "token=" in u for u in urls), urls

@@ -161,7 +161,8 @@ def test_health_page_rises_with_loadgen_traffic_through_the_stream_worker(live: 
                 assert time.monotonic() < deadline, "the stream worker did not store the registry"
                 time.sleep(0.5)
             page.goto(f"{live.url}/health?experiment={KEY}")
-            page.wait_for_function("document.getElementById('units').textContent !== '—'", timeout=30_000)
+            # locators, not wait_for_function: the page's CSP forbids eval, which string predicates need
+            sync_api.expect(page.locator("#units")).not_to_have_text("—", timeout=30_000)
             assert page.inner_text("#units") == "0"
 
             expected = {"events": 0, "exposures": 0, "dead_letters": 0}
@@ -173,11 +174,7 @@ def test_health_page_rises_with_loadgen_traffic_through_the_stream_worker(live: 
                 expected["exposures"] += sent["exposures"]
                 expected["dead_letters"] += sent["invalid"]
                 # the page's own auto-refresh (every second) shows the new units: no reload here
-                page.wait_for_function(
-                    "expected => document.getElementById('units').textContent === expected",
-                    arg=f"{units:,}",
-                    timeout=60_000,
-                )
+                sync_api.expect(page.locator("#units")).to_have_text(f"{units:,}", timeout=60_000)
                 health = wait_for_api(page, live, expected)
                 assert health["units"] == units and health["dead_letter_rate"] > 0
                 assert page.inner_text("#dead-rate") not in ("—", "0.00%"), round_

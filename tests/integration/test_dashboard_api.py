@@ -436,8 +436,12 @@ def test_tokens_gate_pages_api_and_admin(seeded: Seeded) -> None:
         assert tokens.get("/").status_code == 401
         assert tokens.get("/api/audit", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert tokens.get("/api/audit", headers={"Authorization": "Bearer reader"}).status_code == 200
-        assert tokens.get("/?token=reader").status_code == 200
-        assert tokens.get(f"/api/experiments/{KEY}/export/daily.csv?token=reader").status_code == 200
+        assert tokens.get("/?token=reader").status_code == 401  # never in a URL (issue #13)
+        signed_in = tokens.post("/login", data={"token": "reader"}, follow_redirects=False)
+        assert signed_in.status_code == 303  # the HttpOnly cookie now authenticates the browser
+        assert tokens.get("/").status_code == 200
+        assert tokens.get(f"/api/experiments/{KEY}/export/daily.csv").status_code == 200
+        tokens.cookies.clear()
         assert tokens.post("/api/admin/cache/clear", headers={"X-XP-Key": "reader"}).status_code == 403
         assert tokens.post("/api/admin/cache/clear", headers={"X-XP-Key": "boss"}).status_code == 200
         assert tokens.get("/api/audit", headers={"X-XP-Key": "boss"}).status_code == 200

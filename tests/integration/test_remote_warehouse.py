@@ -2,6 +2,8 @@
 
 The same calls through :class:`RemoteWarehouse` and directly on the store must give the same rows;
 read-only stays read-only; inserts keep their dedup token; errors keep their class; tokens are checked.
+Issue #13: every request authenticates (loopback included), Host/Origin/content type are checked, and
+only the statements the routed commands need run (no DDL, nothing outside the database).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import pyarrow as pa
 import pytest
 from starlette.testclient import TestClient
 
-from xpstream.errors import ConfigError, TerminalError
-from xpstream.up.admin import build_admin_app
+from xpstream.errors import ConfigError, ReadOnlyError, TerminalError
+from xpstream.up.admin import allowed_hosts, build_admin_app
 from xpstream.up.health import Health
 from xpstream.warehouse import Warehouse
 from xpstream.warehouse.remote import RemoteWarehouse
@@ -29,17 +31,26 @@ ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 10
 """
 
 
+OWNER_TOKEN = "owner-token-for-tests"
+
+
+def api_client(warehouse: Warehouse, tokens: list[str], client_host: str = "192.0.2.7") -> TestClient:
+    app = build_admin_app(
+        Health(), warehouse, tokens, port=80, hosts=allowed_hosts("127.0.0.1", ["testserver"])
+    )
+    return TestClient(app, base_url="http://testserver", client=(client_host, 50000))
+
+
 def remote(
     warehouse: Warehouse, tokens: list[str], token: str | None = None, client_host: str = "192.0.2.7"
 ) -> RemoteWarehouse:
-    app = build_admin_app(Health(), warehouse, tokens)
-    client = TestClient(app, base_url="http://testserver", client=(client_host, 50000))
+    client = api_client(warehouse, tokens, client_host)
     return RemoteWarehouse("http://testserver", token=token, client=client)
 
 
 @pytest.fixture
 def through_api(warehouse: Warehouse) -> Iterator[RemoteWarehouse]:
-    store = remote(warehouse, [])
+    store = remote(warehouse, [OWNER_TOKEN], token=OWNER_TOKEN)
     try:
         yield store
     finally:
@@ -76,8 +87,10 @@ def test_query_with_typed_parameters_gives_the_same_rows_as_the_store(
     assert through_api.kind == "chdb" and "via http://testserver" in through_api.location
 
 
-def test_insert_keeps_the_dedup_token_and_command_runs(through_api: RemoteWarehouse) -> None:
-    through_api.command(TABLE)
+def test_insert_keeps_the_dedup_token_and_command_runs(
+    warehouse: Warehouse, through_api: RemoteWarehouse
+) -> None:
+    warehouse.command(TABLE)  # DDL is a migration's, in the owner: not through the API (issue #13)
     at = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
     data = pa.table(
         {
@@ -94,8 +107,10 @@ def test_insert_keeps_the_dedup_token_and_command_runs(through_api: RemoteWareho
     assert empty.num_rows == 0
 
 
-def test_read_only_stays_read_only_through_the_api(through_api: RemoteWarehouse) -> None:
-    through_api.command(TABLE)
+def test_read_only_stays_read_only_through_the_api(
+    warehouse: Warehouse, through_api: RemoteWarehouse
+) -> None:
+    warehouse.command(TABLE)
     with pytest.raises(TerminalError, match=r"(?i)readonly|read-only|cannot execute"):
         through_api.query_arrow("INSERT INTO xp.remote_probe (id) VALUES (9)", read_only=True)
     assert through_api.query_arrow("SELECT count() AS n FROM xp.remote_probe").to_pylist() == [{"n": 0}]
@@ -115,9 +130,20 @@ def test_tokens_are_required_from_other_hosts_when_configured(warehouse: Warehou
         remote(warehouse, ["s3cret"], token="wrong")
     for store in (
         remote(warehouse, ["other", "s3cret"], token="s3cret"),
-        remote(warehouse, ["s3cret"], client_host="127.0.0.1"),  # this machine's commands: no token
+        remote(warehouse, [OWNER_TOKEN, "s3cret"], token=OWNER_TOKEN, client_host="127.0.0.1"),
     ):
         try:
             assert store.query_arrow("SELECT 1 AS one").to_pylist() == [{"one": 1}]
         finally:
             store.close()
+
+
+def test_the_client_gets_the_guard_refusal_as_read_only_error(
+    warehouse: Warehouse, through_api: RemoteWarehouse
+) -> None:
+    with pytest.raises(ReadOnlyError, match="schema changes are migrations"):
+        through_api.command("CREATE TABLE xp.pwned (x String) ENGINE = Memory")
+    with pytest.raises(ReadOnlyError, match=r"file\(\) reaches outside"):
+        through_api.query_arrow("SELECT * FROM file('/etc/passwd', 'LineAsString')")
+    with pytest.raises(ReadOnlyError, match="outside database xp"):
+        through_api.insert_arrow("system.one", pa.table({"dummy": pa.array([1], pa.uint8())}))

@@ -174,4 +174,4 @@ def test_broker_outage_spools_and_replays_exactly_once(own_broker: StackSettings
     assert len(ids) == len(set(ids)), "an exposure arrived twice"
     got = {(e.experiment_key, e.unit_id, e.variation_id) for e in (CODEC.decode(v) for _, v in records)}
     assert got == expected, f"missing {len(expected - got)}, unexpected {len(got - expected)}"
-    assert (settings.spool_path / "service.jsonl").stat().st_size == 0
+    assert sum(p.stat().st_size for p in settings.spool_path.glob("service-*.jsonl")) == 0

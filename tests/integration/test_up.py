@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -127,6 +128,28 @@ def test_up_serves_health_loads_the_stream_runs_jobs_routes_commands_and_stops_c
         assert components["service"]["url"] == f"http://127.0.0.1:{service_port}"
         owner = read_owner(home / "warehouse")
         assert owner is not None and owner.pid == up.pid and owner.api_url == base
+
+        # issue #13: the owner token sits in the 0600 lock file of a 0700 store; every /v1 request needs it
+        assert stat.S_IMODE((home / "warehouse" / "xp-owner.json").stat().st_mode) == 0o600
+        assert stat.S_IMODE((home / "warehouse").stat().st_mode) == 0o700
+        assert owner.api_token and owner.api_token not in json.dumps(health)
+        auth = {"Authorization": f"Bearer {owner.api_token}"}
+        info = f"{base}/v1/warehouse"
+        assert httpx.get(info, timeout=5).status_code == 401  # loopback, no token
+        assert httpx.get(info, headers=auth, timeout=5).status_code == 200
+        assert httpx.get(info, headers={**auth, "Host": "evil.example"}, timeout=5).status_code == 403
+        ddl = {"sql": "CREATE TABLE xp.pwned (x String) ENGINE = Memory"}
+        command = f"{base}/v1/warehouse/command"
+        assert httpx.post(command, json=ddl, headers=auth, timeout=5).status_code == 403
+        evil = {**auth, "Origin": "http://evil.example"}
+        assert httpx.post(command, json=ddl, headers=evil, timeout=5).status_code == 403
+        # the client's opt-in does not open the owner: its guard refuses file() through the API
+        outside = xp(
+            {**env, "XP_SQL_ALLOW_EXTERNAL": "true"},
+            "sql",
+            "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+        )
+        assert outside.returncode == 2 and "file() reaches outside" in outside.stderr, outside.stderr
 
         produce(kafka_settings)
 

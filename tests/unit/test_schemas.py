@@ -248,8 +248,8 @@ def with_changes(**changes: Any) -> bytes:
         (with_changes(unit_id=""), DeadLetterReason.SCHEMA_VIOLATION, "$.unit_id"),
         (with_changes(bucket=1.5), DeadLetterReason.SCHEMA_VIOLATION, "$.bucket"),
         (
-            with_changes(bucket=0.5).replace(b"0.5", b"1e400"),
-            DeadLetterReason.SCHEMA_VIOLATION,
+            with_changes(bucket=0.5).replace(b"0.5", b"1e400"),  # beyond float64: not finite
+            DeadLetterReason.VALUE_NOT_FINITE,
             "$.bucket",
         ),
         (with_changes(unit_id=_DROP), DeadLetterReason.MISSING_FIELD, "unit_id"),
@@ -568,7 +568,25 @@ def declared_tables() -> dict[str, tuple[dict[str, str], str]]:
                 name, type_ = line.split(None, 1)
                 columns[name] = type_.split(" DEFAULT ")[0]
         tables[match["table"]] = (columns, match["tail"])
+    for statement in migration_statements():  # later migrations add columns (ADD COLUMN … AFTER …)
+        altered = _ALTER_TABLE.search(statement)
+        if not altered or altered["table"] not in tables:
+            continue
+        columns, tail = tables[altered["table"]]
+        for add in _ADD_COLUMN.finditer(statement):
+            names = list(columns)
+            position = names.index(add["after"]) + 1 if add["after"] else len(names)
+            names.insert(position, add["name"])
+            types = {**columns, add["name"]: add["type"]}
+            columns = {name: types[name] for name in names}
+        tables[altered["table"]] = (columns, tail)
     return tables
+
+
+_ALTER_TABLE = re.compile(r"^\s*ALTER TABLE (?P<table>\S+)", re.M)
+_ADD_COLUMN = re.compile(
+    r"ADD COLUMN IF NOT EXISTS (?P<name>\w+) (?P<type>.+?)(?: AFTER (?P<after>\w+))?\s*(?:,|$)", re.M
+)
 
 
 def test_migrations_are_numbered_commented_and_idempotent() -> None:
@@ -583,6 +601,11 @@ def test_migrations_are_numbered_commented_and_idempotent() -> None:
         statements = [s.strip() for s in re.split(r";[ \t]*$", text, flags=re.M) if s.strip()]
         for statement in statements:
             code = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
+            if code.startswith("ALTER TABLE"):
+                # Columns added only when missing; a mutation only where its WHERE still matches.
+                assert "ADD COLUMN IF NOT EXISTS" in code or ("UPDATE" in code and "WHERE" in code), code[:80]
+                assert "DROP" not in code and "MODIFY" not in code, code[:80]
+                continue
             if code.startswith("INSERT INTO"):
                 # A backfill is allowed when its header says why running it again adds nothing.
                 assert "Backfill:" in text and "again adds nothing" in text, f"{path.name}: {code[:60]}"

@@ -14,7 +14,7 @@ from clickhouse_connect.driver import exceptions as ch_exceptions
 from pydantic import SecretStr
 
 from xpstream.config import WarehouseSettings
-from xpstream.errors import ConfigError, TerminalError, TransientError
+from xpstream.errors import ConfigError, ReadOnlyError, TerminalError, TransientError
 from xpstream.warehouse.chdb.adapter import insert_statement
 from xpstream.warehouse.chdb.ownership import StoreOwnedError, acquire_store, read_owner
 from xpstream.warehouse.clickhouse.adapter import (
@@ -140,6 +140,21 @@ def test_server_read_only_query_sends_readonly_2() -> None:
     assert client.calls == [
         ("query_arrow", ("SELECT 1",), {"parameters": None, "settings": {"readonly": 2}, "use_strings": True})
     ]
+
+
+def test_server_read_only_path_applies_the_sql_guard_before_sending() -> None:
+    client = RecordingClient()
+    for sql in (
+        "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+        "SELECT * FROM url('http://127.0.0.1:1/x', 'LineAsString')",
+        "WITH x AS (SELECT 1) INSERT INTO FUNCTION file('/tmp/t', 'LineAsString', 'l String') SELECT 'x'",
+    ):
+        with pytest.raises(ReadOnlyError):
+            server(client).query_arrow(sql, read_only=True)
+    assert client.calls == []  # nothing reached the server
+    opted_in = ClickHouseWarehouse(client, "http://ch.example:8123", allow_external=True)
+    opted_in.query_arrow("SELECT * FROM s3('https://bucket/k.csv')", read_only=True)
+    assert len(client.calls) == 1
 
 
 def test_server_command_passes_parameters_separately() -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import enum
-import io
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -41,6 +39,16 @@ def _cell(value: Any) -> str:
     return str(_default(value)) if isinstance(value, bytes) else str(value)
 
 
+def _csv_cell(value: Any) -> str:
+    """A CSV cell; text a spreadsheet would run as a formula gets a leading ' (decision 0038)."""
+    from xpstream.formula_cells import neutralize_formula
+
+    if value is None:
+        return ""
+    text = _cell(_plain(value))
+    return str(neutralize_formula(text)) if isinstance(value, str | bytes) else text
+
+
 def print_json(data: Any) -> None:
     """One compact JSON document on stdout."""
     sys.stdout.write(json.dumps(data, default=_default, ensure_ascii=False) + "\n")
@@ -52,12 +60,9 @@ def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: O
         print_json([dict(row) for row in rows])
         return
     if fmt is OutputFormat.csv:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_cell(_plain(row[c])) if row[c] is not None else "" for c in columns])
-        sys.stdout.write(buffer.getvalue())
+        from xpstream.formula_cells import csv_text
+
+        sys.stdout.write(csv_text([list(columns), *([_csv_cell(row[c]) for c in columns] for row in rows)]))
         return
     from rich.console import Console
     from rich.table import Table

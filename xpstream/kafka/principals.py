@@ -7,7 +7,8 @@ admin      everything (``super.users``): topics, ACLs, SCRAM users              
 registry   WRITE ``xp.registry``; READ ``xp.registry``                                 `xp experiments apply`,
                                                                                        service overrides
 service    WRITE ``xp.exposures``, ``xp.events``, ``xp.dead-letters``; READ registry   `xp assign serve`
-worker     READ ``xp.exposures``, ``xp.events``, registry; WRITE ``xp.dead-letters``;  `xp stream run`
+worker     READ ``xp.exposures``, ``xp.events``, ``xp.dead-letters``, registry;       `xp stream run`
+           WRITE ``xp.dead-letters``;
            READ groups ``xp-*`` and ``<topic prefix>*``
 quality    READ registry; WRITE ``xp.alerts``                                          `xp jobs run quality`
 loadgen    WRITE ``xp.exposures``, ``xp.events``; READ registry                        `xp loadgen`, replay
@@ -69,6 +70,7 @@ _TOPIC_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
     WORKER: (
         ("xp.exposures", "READ"),
         ("xp.events", "READ"),
+        ("xp.dead-letters", "READ"),  # the collector's dead letters, loaded into xp.dead_letters (0036)
         ("xp.dead-letters", "WRITE"),
         ("xp.registry", "READ"),
     ),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from xpstream.errors import ConfigError
+from xpstream.http_server import HttpLimits
 from xpstream.up.health import Health
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class QuietServer(uvicorn.Server):
 
 def url_of(host: str, port: int) -> str:
     """The URL to reach ``host:port`` (a wildcard bind is reached on loopback)."""
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)  # nosec B104
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
     return f"http://{shown}:{port}"
@@ -67,8 +68,10 @@ async def serve_app(
     stop: asyncio.Event,
     *,
     before_stop: Callable[[], Awaitable[None]] | None = None,
+    limits: HttpLimits | None = None,
 ) -> None:
-    """Serve ``app`` until ``stop`` is set (then, after ``before_stop``, stop accepting and drain)."""
+    """Serve ``app`` until ``stop`` is set (then, after ``before_stop``, stop accepting and drain).
+    ``limits``: header timeout, keep-alive and connection cap (:mod:`xpstream.http_server`)."""
     url = url_of(host, port)
     config = uvicorn.Config(
         app,
@@ -79,6 +82,7 @@ async def serve_app(
         lifespan="auto",
         timeout_graceful_shutdown=5,
         server_header=False,
+        **(limits or HttpLimits()).uvicorn_options(),
     )
     server = QuietServer(config)
     task = asyncio.create_task(server.serve(), name=f"xp-{name}")

@@ -17,16 +17,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import time
 from typing import TYPE_CHECKING, Any
 
 from xpstream.errors import ConfigError, StoreBusyError, XpError
+from xpstream.http_server import HttpLimits
 from xpstream.scheduler.cron import JobSchedule, parse_schedules
 from xpstream.scheduler.runner import SchedulerRunner
 from xpstream.scheduler.settings import SCHEDULE_FIELDS
 from xpstream.scheduler.store import store_job_run
-from xpstream.up.admin import build_admin_app, check_admin_bind
+from xpstream.up.admin import allowed_hosts, build_admin_app, check_admin_bind
 from xpstream.up.components import StreamSupervisor, check_port, serve_app, url_of
 from xpstream.up.health import Health
 
@@ -73,7 +75,11 @@ def _own_store(settings: UpSettings) -> Warehouse:
     from xpstream.warehouse.chdb import ChdbWarehouse, StoreOwnedError
 
     try:
-        warehouse = ChdbWarehouse(settings.warehouse_path, wait_seconds=settings.store_wait_seconds)
+        warehouse = ChdbWarehouse(
+            settings.warehouse_path,
+            wait_seconds=settings.store_wait_seconds,
+            allow_external=settings.sql_allow_external,
+        )
     except StoreOwnedError as error:
         raise StoreBusyError(f"`xp up` must own the embedded store: {error}") from None
     try:
@@ -146,15 +152,24 @@ async def _serve_all(
         else:
             health.set(name, "disabled", "not in XP_UP_COMPONENTS")
 
+    owner_token = secrets.token_urlsafe(32)  # local commands read it from the 0600 lock file (0031)
     api_stop = asyncio.Event()
     api_task = asyncio.create_task(
         serve_app(
             "api",
-            build_admin_app(health, warehouse if embedded else None, tokens),
+            build_admin_app(
+                health,
+                warehouse if embedded else None,
+                [owner_token, *tokens],
+                port=settings.up_port,
+                hosts=allowed_hosts(settings.up_host, settings.allowed_hosts()),
+                allow_external=settings.sql_allow_external,
+            ),
             settings.up_host,
             settings.up_port,
             health,
             api_stop,
+            limits=HttpLimits.from_settings(settings),
         )
     )
     while health.status("api") in (None, "starting"):
@@ -164,7 +179,7 @@ async def _serve_all(
         raise XpError(f"the up API could not start on {settings.up_host}:{settings.up_port}")
     api_url = url_of(settings.up_host, settings.up_port)
     if embedded:
-        warehouse.advertise_api_url(api_url)  # type: ignore[attr-defined]
+        warehouse.advertise_api_url(api_url, owner_token)  # type: ignore[attr-defined]
         logger.info("warehouse: serving the store to other xp commands at %s/v1/warehouse", api_url)
     logger.info("up: health at %s/healthz", api_url)
 
@@ -265,6 +280,7 @@ async def _run_service(settings: UpSettings, health: Health, stop: asyncio.Event
             settings.service_port,
             health,
             stop,
+            limits=HttpLimits.from_settings(settings),
         )
     finally:
         await loop.run_in_executor(None, service.sink.stop)
@@ -298,6 +314,7 @@ async def _run_dashboard(
             dashboard_settings.dashboard_port,
             health,
             stop,
+            limits=HttpLimits.from_settings(settings),
         )
     finally:
         store.close()

@@ -31,8 +31,16 @@ class UpSettings(SchedulerSettings, StreamSettings, ServiceSettings):
     up_tokens: SecretStr = Field(
         default=SecretStr(""),
         description=(
-            "Comma-separated bearer tokens for the warehouse API, required from non-loopback clients. "
-            "Empty: allowed only on a loopback bind (XP_UP_HOST)."
+            "Comma-separated operator bearer tokens for the warehouse API (clients on other machines set "
+            "XP_API_TOKEN to one). Every request authenticates: local commands use the owner token `xp up` "
+            "writes into $XP_HOME/warehouse/xp-owner.json (0600). Empty: allowed only on a loopback bind."
+        ),
+    )
+    up_allowed_hosts: str = Field(
+        default="",
+        description=(
+            "Comma-separated extra host names the up API answers to (its Host header), besides the bind "
+            "host, localhost, 127.0.0.1 and [::1]; anything else is refused (DNS rebinding)."
         ),
     )
     up_components: str = Field(
@@ -55,6 +63,10 @@ class UpSettings(SchedulerSettings, StreamSettings, ServiceSettings):
                 f"choose from {', '.join(COMPONENTS)}"
             )
         return [c for c in COMPONENTS if c in chosen]
+
+    def allowed_hosts(self) -> list[str]:
+        """The extra host names of ``XP_UP_ALLOWED_HOSTS``."""
+        return [h.strip() for h in self.up_allowed_hosts.split(",") if h.strip()]
 
     def tokens(self) -> list[str]:
         return [t.strip() for t in self.up_tokens.get_secret_value().split(",") if t.strip()]

@@ -4,8 +4,9 @@
 else the embedded chDB store under ``$XP_HOME/warehouse``) and applies pending migrations. When another
 process owns the embedded store and serves it over HTTP (`xp up`), or ``XP_API_URL`` names such a
 process, it returns a :class:`~xpstream.warehouse.remote.RemoteWarehouse` talking to that process
-instead (its owner has applied the migrations). Adapters and their client libraries are imported only
-when opened, so importing this package stays cheap.
+instead (its owner has applied the migrations), authenticated with the token the owner wrote into its
+lock file (0600; docs/decisions/0031-up-api-owner-token.md) unless ``XP_API_TOKEN`` gives one. Adapters
+and their client libraries are imported only when opened, so importing this package stays cheap.
 """
 
 from __future__ import annotations
@@ -40,15 +41,19 @@ def open_warehouse(settings: WarehouseSettings, *, migrate: bool = True) -> Ware
 
         explicit = getattr(settings, "api_url", None)
         if explicit:
-            return _remote(settings, explicit)
+            return _remote(settings, explicit, _owner_token(settings, explicit))
         try:
-            warehouse = ChdbWarehouse(settings.warehouse_path, wait_seconds=settings.store_wait_seconds)
+            warehouse = ChdbWarehouse(
+                settings.warehouse_path,
+                wait_seconds=settings.store_wait_seconds,
+                allow_external=settings.sql_allow_external,
+            )
         except StoreOwnedError as error:
             if not error.owner.api_url:
                 raise
             # Routing (decision 0003 step 3): the owner serves the store; go through its API.
             try:
-                return _remote(settings, error.owner.api_url)
+                return _remote(settings, error.owner.api_url, error.owner.api_token)
             except TransientError as unreachable:
                 error.args = (f"{error}, but that API does not answer ({unreachable}): wait or stop it",)
                 raise error from None
@@ -61,14 +66,25 @@ def open_warehouse(settings: WarehouseSettings, *, migrate: bool = True) -> Ware
     return warehouse
 
 
-def _remote(settings: WarehouseSettings, api_url: str) -> Warehouse:
+def _owner_token(settings: WarehouseSettings, api_url: str) -> str | None:
+    """The token of the local store's owner, when it advertises exactly ``api_url`` (never sent
+    elsewhere)."""
+    from xpstream.warehouse.chdb import read_owner
+
+    owner = read_owner(settings.warehouse_path.resolve())
+    if owner is None or not owner.api_url or owner.api_url.rstrip("/") != api_url.rstrip("/"):
+        return None
+    return owner.api_token
+
+
+def _remote(settings: WarehouseSettings, api_url: str, owner_token: str | None = None) -> Warehouse:
     from xpstream.warehouse.remote import RemoteWarehouse
 
     token: Any = getattr(settings, "api_token", None)
     secret = token.get_secret_value() if hasattr(token, "get_secret_value") else token
     return RemoteWarehouse(
         api_url,
-        token=secret or None,
+        token=secret or owner_token or None,
         connect_timeout=settings.clickhouse_connect_timeout,
         query_timeout=settings.clickhouse_query_timeout,
     )

@@ -148,7 +148,7 @@ def plan_migrations(
 def applied_migrations(warehouse: Warehouse) -> dict[int, AppliedMigration]:
     """What ``xp.schema_migrations`` records (the first application of each version wins)."""
     table = warehouse.query_arrow(
-        f"SELECT version, argMin(name, applied_at) AS name, argMin(checksum, applied_at) AS checksum "
+        f"SELECT version, argMin(name, applied_at) AS name, argMin(checksum, applied_at) AS checksum "  # nosec B608
         f"FROM {DATABASE}.schema_migrations GROUP BY version ORDER BY version"
     )
     return {

@@ -11,6 +11,9 @@ Wire format (served by :mod:`xpstream.up.warehouse_api`):
 - ``POST /v1/warehouse/insert?table=db.name[&dedup_token=…]`` Arrow IPC stream → ``{"rows": n}``
 - errors: ``{"error": {"type": "TerminalError", "message": "…"}}`` with a 4xx/5xx status; the client
   raises the same :mod:`xpstream.errors` class with the same message.
+- auth: every ``/v1/`` request carries ``Authorization: Bearer <token>`` (the owner token from the
+  store's lock file, or ``XP_API_TOKEN``); JSON bodies are ``application/json``; the server refuses a
+  foreign ``Host``/``Origin`` and SQL outside what routed commands need (decisions 0031–0033).
 
 Parameters travel as JSON with tags for what JSON lacks (datetimes, dates, decimals, UUIDs, tuples,
 maps), so the owner binds exactly the values the caller passed (pure codec: :func:`encode_parameters`,

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 READ_ONLY_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
-"""Statements `xp sql` runs without ``--write``."""
+"""Statements `xp sql` runs without ``--write`` (the same set as :mod:`xpstream.warehouse.sqlguard`)."""
 
 TRANSIENT_ERROR_CODES = frozenset(
     {
@@ -59,7 +59,6 @@ TRANSIENT_ERROR_CODES = frozenset(
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):((?:[^{}'\n]|'[^'\n]*')+)\}")
-_INTO_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------------------- statements
@@ -159,25 +158,15 @@ def leading_keyword(statement: str) -> str:
     return ""
 
 
-def read_only_refusal(sql: str) -> str | None:
+def read_only_refusal(sql: str, *, allow_external: bool = False) -> str | None:
     """Why ``sql`` may not run on a read-only path, or ``None`` when it only reads.
 
-    Read-only means exactly one statement starting with SELECT, WITH, SHOW, DESCRIBE, EXPLAIN or EXISTS,
-    and no ``INTO OUTFILE``. The engine enforces ``readonly`` as well; this check gives a clear message first.
+    The guard itself lives in :func:`xpstream.warehouse.sqlguard.read_only_refusal` (kept here for the
+    callers that import it from this module).
     """
-    statements = split_statements(sql)
-    if not statements:
-        return "empty query"
-    if len(statements) > 1:
-        return f"{len(statements)} statements given; run one statement at a time"
-    keyword = leading_keyword(statements[0])
-    if keyword not in READ_ONLY_KEYWORDS:
-        allowed = ", ".join(sorted(READ_ONLY_KEYWORDS - {"DESC"}))
-        return f"{keyword or 'this statement'} is not a read-only statement ({allowed})"
-    code = " ".join(text for kind, text in _scan(statements[0]) if kind == "code")
-    if _INTO_OUTFILE.search(code):
-        return "INTO OUTFILE writes a file"
-    return None
+    from xpstream.warehouse.sqlguard import read_only_refusal as guard
+
+    return guard(sql, allow_external=allow_external)
 
 
 # ---------------------------------------------------------------------------------------------- parameters

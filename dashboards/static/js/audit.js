@@ -13,7 +13,7 @@
       if (!d.changes.length) { body.replaceChildren(XP.el("tr", {}, XP.el("td", { colspan: 7, class: "empty" }, "No registry changes recorded."))); }
       else body.replaceChildren(...d.changes.map(c => XP.el("tr", {},
         XP.el("td", { class: "num" }, XP.time(c.changed_at)), XP.el("td", {}, c.kind),
-        XP.el("td", { class: "mono" }, c.kind === "experiment" ? XP.el("a", { href: XP.withToken(`/experiments/${encodeURIComponent(c.key.split(":")[1])}`) }, c.key) : c.key),
+        XP.el("td", { class: "mono" }, c.kind === "experiment" ? XP.el("a", { href: `/experiments/${encodeURIComponent(c.key.split(":")[1])}` }, c.key) : c.key),
         XP.el("td", {}, XP.el("span", { class: `pill ${c.change === "deleted" ? "bad" : ""}` }, c.change)),
         XP.el("td", { class: "num" }, c.version ?? "—"), XP.el("td", {}, c.status ?? "—"), XP.el("td", {}, c.changed_by))));
       document.body.dataset.loaded = "true";

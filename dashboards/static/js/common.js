@@ -1,17 +1,9 @@
-/* Shared helpers: API calls (carrying ?token=), number formats matching `xp results`, small DOM utils. */
+/* Shared helpers: API calls, number formats matching `xp results`, small DOM utils.
+   No token in any URL: a signed-in browser sends the HttpOnly sign-in cookie (same origin only). */
 "use strict";
 const XP = (() => {
-  const token = new URLSearchParams(location.search).get("token");
-
-  function withToken(url) {
-    if (!token) return url;
-    const u = new URL(url, location.origin);
-    u.searchParams.set("token", token);
-    return u.pathname + u.search;
-  }
-
   async function api(path) {
-    const response = await fetch(withToken(path), { headers: { Accept: "application/json" } });
+    const response = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
     const body = await response.json().catch(() => ({ error: response.statusText }));
     if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
     return body;
@@ -70,6 +62,7 @@ const XP = (() => {
       if (key === "class") node.className = value;
       else if (key === "text") node.textContent = value;
       else if (key === "html") node.innerHTML = value;
+      else if (key === "style") node.style.cssText = value;  // CSSOM: allowed by the CSP, a style attribute is not
       else node.setAttribute(key, value === true ? "" : value);
     }
     for (const child of children.flat()) {
@@ -77,10 +70,6 @@ const XP = (() => {
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
     return node;
-  }
-  function keepTokenOnLinks(root = document) {
-    if (!token) return;
-    root.querySelectorAll("a[data-keep-token]").forEach(a => { a.href = withToken(a.getAttribute("href")); });
   }
   const palette = ["#57606a", "#0969da", "#bf8700", "#8250df", "#1b7c83", "#bc4c00", "#4d2d00", "#6e7781"];
   function chart(canvas, config) {
@@ -97,6 +86,5 @@ const XP = (() => {
     }
     return new Chart(canvas, config);
   }
-  document.addEventListener("DOMContentLoaded", () => keepTokenOnLinks());
-  return { api, withToken, showError, g, signedPct, pct, int, time, minuteLabel, el, keepTokenOnLinks, palette, chart, token };
+  return { api, showError, g, signedPct, pct, int, time, minuteLabel, el, palette, chart };
 })();

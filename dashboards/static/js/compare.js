@@ -14,7 +14,7 @@
     const body = rows.flatMap(row => row.variants.map((v, i) => {
       const dir = v.significant && v.estimate !== null ? ((v.estimate > 0) === row.higher_is_better ? "up" : "down") : "";
       return XP.el("tr", { "data-experiment": row.experiment, "data-variation": v.variation_id, class: i === 0 ? "group-start" : null },
-        XP.el("td", { class: "mono" }, i === 0 ? XP.el("a", { href: XP.withToken(`/experiments/${encodeURIComponent(row.experiment)}`) }, row.experiment) : ""),
+        XP.el("td", { class: "mono" }, i === 0 ? XP.el("a", { href: `/experiments/${encodeURIComponent(row.experiment)}` }, row.experiment) : ""),
         XP.el("td", {}, v.name), XP.el("td", { class: "num" }, XP.int(v.units)), XP.el("td", { class: "num" }, XP.g(v.mean, 4)),
         XP.el("td", { class: `num ${dir}` }, i === 0 ? "control" : XP.signedPct(v.estimate)),
         XP.el("td", { class: "num muted" }, v.ci_low === null ? "" : `[${XP.signedPct(v.ci_low)}, ${XP.signedPct(v.ci_high)}]`),

@@ -37,7 +37,7 @@
     body.replaceChildren(...rows.map(e => {
       const box = XP.el("input", { type: "checkbox", "aria-label": `select ${e.key}`, checked: selected.has(e.key) });
       box.addEventListener("change", () => { box.checked ? selected.add(e.key) : selected.delete(e.key); compare.disabled = selected.size < 2; });
-      const link = XP.el("a", { href: XP.withToken(`/experiments/${encodeURIComponent(e.key)}`) }, e.name);
+      const link = XP.el("a", { href: `/experiments/${encodeURIComponent(e.key)}` }, e.name);
       return XP.el("tr", { "data-key": e.key },
         XP.el("td", { class: "check" }, box),
         XP.el("td", {}, link, XP.el("div", { class: "muted small mono" }, e.key)),
@@ -47,10 +47,10 @@
         XP.el("td", {}, headline(e.headline)),
         XP.el("td", {}, srmBadge(e)),
         XP.el("td", {}, dqBadge(e)),
-        XP.el("td", {}, XP.el("a", { href: XP.withToken(`/health?experiment=${encodeURIComponent(e.key)}`) }, "health")));
+        XP.el("td", {}, XP.el("a", { href: `/health?experiment=${encodeURIComponent(e.key)}` }, "health")));
     }));
   }
-  compare.addEventListener("click", () => { location.href = XP.withToken(`/compare?keys=${[...selected].join(",")}`); });
+  compare.addEventListener("click", () => { location.href = `/compare?keys=${[...selected].join(",")}`; });
   search.addEventListener("input", render);
   status.addEventListener("change", render);
   XP.api("/api/experiments").then(data => {

@@ -9,7 +9,7 @@
   }
   XP.api("/api/quality").then(d => {
     const alerts = document.getElementById("alerts"), checks = document.getElementById("checks");
-    if (d.report_url) { const link = document.getElementById("report-link"); link.href = XP.withToken(d.report_url); link.hidden = false; }
+    if (d.report_url) { const link = document.getElementById("report-link"); link.href = d.report_url; link.hidden = false; }
     if (!d.available) {
       const text = "No data-quality results yet: the quality checks have not run (xp.dq_results is empty or missing).";
       alerts.replaceChildren(XP.el("div", { class: "empty" }, "No alerts recorded."));

@@ -97,7 +97,7 @@
       if (dataset === "results") for (const name of ["since", "until", "segment", "top"]) if (params.get(name)) query.set(name, params.get(name));
       const links = ["csv", "json", "parquet", "xlsx"].map(fmt => XP.el("a", {
         class: "button", "data-export": `${dataset}.${fmt}`,
-        href: XP.withToken(`/api/experiments/${encodeURIComponent(key)}/export/${dataset}.${fmt}?${query}`),
+        href: `/api/experiments/${encodeURIComponent(key)}/export/${dataset}.${fmt}?${query}`,
       }, fmt.toUpperCase()));
       box.append(XP.el("div", { class: "row" }, XP.el("span", {}, label), links));
     }

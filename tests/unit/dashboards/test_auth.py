@@ -1,4 +1,4 @@
-"""Dashboard auth: loopback without tokens only; read vs admin per path; tokens from headers or query."""
+"""Dashboard auth: loopback without tokens only; read vs admin per path; tokens from headers or cookie."""
 
 from __future__ import annotations
 

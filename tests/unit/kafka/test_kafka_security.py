@@ -40,6 +40,7 @@ def test_each_role_gets_only_its_topics() -> None:
     assert grants["worker"] == {
         ("xp.exposures", "READ"),
         ("xp.events", "READ"),
+        ("xp.dead-letters", "READ"),  # the collector's dead letters (decision 0036)
         ("xp.dead-letters", "WRITE"),
         ("xp.registry", "READ"),
     }

@@ -14,6 +14,7 @@ T0_MS = round(T0.timestamp() * 1000)
 """T0 as a Kafka timestamp (epoch milliseconds)."""
 EXPOSURES_TOPIC = "xp.exposures"
 EVENTS_TOPIC = "xp.events"
+DEAD_LETTERS_TOPIC = "xp.dead-letters"
 
 _exposure_codec: RecordCodec[Exposure] = RecordCodec(Exposure)
 _event_codec: RecordCodec[MetricEvent] = RecordCodec(MetricEvent)
@@ -74,6 +75,7 @@ def make_processor(max_lateness: timedelta) -> StreamProcessor:
         dedup_retention=timedelta(hours=1),
         dedup_max_ids=10_000,
         max_record_bytes=100_000,
+        dead_letters_topic=DEAD_LETTERS_TOPIC,
     )
     processor.set_registry(registry)
     return processor

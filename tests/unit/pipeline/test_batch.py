@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
+
 from pipelines.batch import RegistryView, StreamProcessor, _offset_ranges, dedup_token
 from pipelines.kernel import RawRecord
-from schemas import DeadLetterReason
+from schemas import DeadLetterReason, RecordError, RecordKind, make_dead_letter
 from tests.unit.pipeline.helpers import (
+    DEAD_LETTERS_TOPIC,
     EVENTS_TOPIC,
     EXPOSURES_TOPIC,
     event,
@@ -129,3 +132,38 @@ def test_offset_ranges_per_topic_partition_in_order_of_first_appearance() -> Non
     assert list(ranges.items()) == [(("e", 1), (3, 12)), (("x", 0), (4, 6)), (("x", 2), (7, 7))]
     assert _offset_ranges(raws[:1]) == {("e", 1): (9, 9)}
     assert _offset_ranges([]) == {}
+
+
+def _collector_letter(detail: str) -> bytes:
+    error = RecordError(DeadLetterReason.VALUE_NOT_FINITE, detail)
+    letter = make_dead_letter(
+        error, b'{"value":NaN}', record_kind=RecordKind.METRIC_EVENT, source_topic="http"
+    )
+    return msgspec.json.encode(letter)
+
+
+def test_collector_dead_letters_on_the_topic_are_loaded_once_and_the_streams_own_are_skipped() -> None:
+    processor = _processor()
+    collector = _collector_letter("NaN at $.value")
+    first = processor.process([raw(b"{", 0)], minutes(1))  # the stream's own dead letter
+    processor.commit(first)
+    (own,) = first.dead_letters
+    raws = [
+        RawRecord(DEAD_LETTERS_TOPIC, 0, 0, None, msgspec.json.encode(own), None),  # skipped
+        RawRecord(DEAD_LETTERS_TOPIC, 0, 1, None, collector, None),
+        RawRecord(DEAD_LETTERS_TOPIC, 0, 2, None, collector, None),  # a re-send: same id
+        RawRecord(DEAD_LETTERS_TOPIC, 1, 0, None, b"not a dead letter", None),
+        raw_event(event("e1", "u1", at=minutes(1)), 0),
+    ]
+    out = processor.process(raws, minutes(2))
+    assert [(d.source_topic, d.reason) for d in out.dead_letters] == [
+        ("http", DeadLetterReason.VALUE_NOT_FINITE),
+        (DEAD_LETTERS_TOPIC, DeadLetterReason.INVALID_JSON),
+    ]
+    assert out.dead_letters[0].original == b'{"value":NaN}'
+    assert out.consumed == 1 and out.dead_letter_topic_records == 4
+    assert out.offsets[(DEAD_LETTERS_TOPIC, 0)] == 3
+    assert "xp.dead-letters/0/0-2" in out.tokens["xp.dead_letters"]
+    processor.commit(out)
+    again = processor.process(raws[1:3], minutes(3))  # re-read after a restart with other boundaries
+    assert again.dead_letters == []

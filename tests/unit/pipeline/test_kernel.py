@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from pipelines.kernel import (
     SeenIds,
@@ -11,7 +14,7 @@ from pipelines.kernel import (
     validate_events,
     validate_exposures,
 )
-from schemas import DeadLetterReason, Exposure, MetricEvent, Override, RecordCodec
+from schemas import TRUNCATED_ORIGINAL_BYTES, DeadLetterReason, Exposure, MetricEvent, Override, RecordCodec
 from tests.unit.pipeline.helpers import (
     EVENTS_TOPIC,
     EXPOSURES_TOPIC,
@@ -31,6 +34,7 @@ RULES = ValidationRules(
     known_variations={"exp-a": frozenset({0, 1})},
 )
 EXPOSURE_CODEC: RecordCodec[Exposure] = RecordCodec(Exposure, max_record_bytes=4096)
+EXPOSURE_CODEC_SMALL: RecordCodec[Exposure] = RecordCodec(Exposure, max_record_bytes=1024)
 EVENT_CODEC: RecordCodec[MetricEvent] = RecordCodec(MetricEvent)
 
 
@@ -40,7 +44,7 @@ def test_valid_exposures_pass_and_each_invalid_one_gets_its_reason() -> None:
         raw(b"\xff\xfe", 1),
         raw(b'{"exposure_id": "trunc', 2),
         raw(None, 3),
-        raw(b"x" * 5000, 4),
+        raw(b"x" * 5000, 4),  # over the limit: kept truncated, with its size and hash
         raw_exposure(exposure("unknown-exp", "u1", experiment="nope"), 5),
         raw_exposure(exposure("unknown-var", "u1", variation=7), 6),
         raw_exposure(exposure("future", "u1", at=minutes(6)), 7),
@@ -66,7 +70,13 @@ def test_valid_exposures_pass_and_each_invalid_one_gets_its_reason() -> None:
         assert dead.detail
         assert dead.source_topic == EXPOSURES_TOPIC
         assert dead.source_offset is not None
-        assert dead.original == (raws[dead.source_offset].value or b"")
+        whole = raws[dead.source_offset].value or b""
+        assert dead.original_size == len(whole)
+        assert dead.original_sha256 == hashlib.sha256(whole).hexdigest()
+        if dead.reason is DeadLetterReason.TOO_LARGE:  # only the first bytes of an over-limit record
+            assert dead.original == whole[:TRUNCATED_ORIGINAL_BYTES] != whole
+        else:
+            assert dead.original == whole
 
 
 def test_timestamp_bounds_use_the_kafka_timestamp_so_replays_agree() -> None:
@@ -142,3 +152,75 @@ def test_enrich_fills_variation_names_and_marks_overridden_units() -> None:
     assert enriched.variation_names == ["Control", "Green button", "Green button"]
     assert [e.overridden for e in enriched.records] == [False, True, False]
     assert enriched.ingested_at == now
+
+
+def _event_json(value: str, extra: str = "") -> bytes:
+    head = f'{{"event_id":"e-{value}","unit_id":"u1","event_name":"purchase","value":{value},'
+    return (head + f'"occurred_at":"2024-05-01T12:00:00Z"{extra}}}').encode()
+
+
+POISON = {
+    "NaN": DeadLetterReason.VALUE_NOT_FINITE,
+    "Infinity": DeadLetterReason.VALUE_NOT_FINITE,
+    "-Infinity": DeadLetterReason.VALUE_NOT_FINITE,
+    "1e999": DeadLetterReason.VALUE_NOT_FINITE,
+    "-1e999": DeadLetterReason.VALUE_NOT_FINITE,
+    "1.7e308": DeadLetterReason.VALUE_OUT_OF_RANGE,
+    "-2e15": DeadLetterReason.VALUE_OUT_OF_RANGE,
+}
+FINE = ["null", "0", "-1e15", "1e15", "19.99"]
+
+
+@pytest.mark.parametrize("checked_per_record", [False, True], ids=["fast-path", "per-record-path"])
+def test_poison_values_are_dead_lettered_with_their_reason_on_every_kernel_path(
+    checked_per_record: bool,
+) -> None:
+    # Bounds too large for the integer fast check send every record through ``check`` (_validate):
+    # the value rule must hold there too, not only in the column-wise fast path.
+    rules = RULES
+    if checked_per_record:
+        rules = ValidationRules(
+            max_future_skew=timedelta(days=365 * 1600),
+            max_lateness=timedelta(days=365 * 1600),
+            known_event_names=RULES.known_event_names,
+        )
+    values = [*FINE, *POISON]
+    raws = [raw(_event_json(value), i, topic=EVENTS_TOPIC) for i, value in enumerate(values)]
+    result = validate_events(EVENT_CODEC, raws, rules, T0)
+    assert [record.event_id for record, _ in result.oks] == [f"e-{value}" for value in FINE]
+    reasons = {values[d.source_offset or 0]: d.reason for d in result.errs}
+    assert reasons == POISON
+    for dead in result.errs:
+        assert dead.original == raws[dead.source_offset or 0].value  # the bytes as produced
+        assert "value" in dead.detail or "Number out of range" in dead.detail
+
+
+def test_value_bound_is_a_setting() -> None:
+    codec: RecordCodec[MetricEvent] = RecordCodec(MetricEvent, max_abs_metric_value=100.0)
+    raws = [raw(_event_json(v), i, topic=EVENTS_TOPIC) for i, v in enumerate(["100", "100.5", "-101"])]
+    result = validate_events(codec, raws, RULES, T0)
+    assert [record.value for record, _ in result.oks] == [100.0]
+    assert {d.reason for d in result.errs} == {DeadLetterReason.VALUE_OUT_OF_RANGE}
+
+
+def test_json_nested_ten_thousand_deep_gets_a_schema_reason_not_internal_error() -> None:
+    deep = "[" * 10_000 + "]" * 10_000
+    raws = [
+        raw(_event_json("1", f',"extra":{deep}'), 0, topic=EVENTS_TOPIC),
+        raw(deep.encode(), 1, topic=EVENTS_TOPIC),
+        raw_event(event("fine", "u1"), 2),
+    ]
+    result = validate_events(EVENT_CODEC, raws, RULES, T0)
+    assert [record.event_id for record, _ in result.oks] == ["fine"]
+    assert [d.reason for d in result.errs] == [DeadLetterReason.SCHEMA_VIOLATION] * 2
+    assert "nested too deeply" in result.errs[0].detail
+
+
+def test_over_limit_original_is_truncated_with_size_and_hash() -> None:
+    giant = b'{"exposure_id":"' + b"g" * 50_000 + b'"}'
+    result = validate_exposures(EXPOSURE_CODEC_SMALL, [raw(giant, 0)], RULES, T0)
+    (dead,) = result.errs
+    assert dead.reason is DeadLetterReason.TOO_LARGE
+    assert dead.original == giant[:TRUNCATED_ORIGINAL_BYTES]
+    assert dead.original_size == len(giant)
+    assert dead.original_sha256 == hashlib.sha256(giant).hexdigest()

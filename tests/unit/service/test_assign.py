@@ -53,7 +53,7 @@ def test_batch_agrees_with_engine_in_order(client: TestClient) -> None:
 
 def test_invalid_bodies_are_422_with_detail(client: TestClient) -> None:
     for body in (b"not json", b'{"attributes": 3}', b'{"attributes": {}, "surprise": 1}'):
-        response = client.post("/v1/assign", content=body)
+        response = client.post("/v1/assign", content=body, headers={"content-type": "application/json"})
         assert response.status_code == 422
         assert response.json()["error"] == "invalid request body"
         assert response.json()["detail"]

@@ -90,11 +90,14 @@ def test_sdk_endpoint_takes_the_client_key_from_the_path() -> None:
         assert client.get("/api/features/wrong").status_code == 401
 
 
-def test_open_service_allows_everything() -> None:
+def test_open_service_opens_client_routes_only() -> None:
+    """No keys configured (loopback development): client routes are open, admin routes are not
+    (they used to be: every caller was an admin — issue #13, item 4)."""
     with TestClient(build_app(make_service())) as client:
         assert client.post("/v1/assign", json={"attributes": {"id": "u"}}).status_code == 200
         assert client.get("/api/features/anything").status_code == 200
-        assert client.post("/v1/overrides", json=OVERRIDE).status_code == 409  # static source
+        assert client.post("/v1/overrides", json=OVERRIDE).status_code == 403
+        assert client.delete("/v1/overrides/checkout-exp/u1").status_code == 403
 
 
 def test_keys_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:

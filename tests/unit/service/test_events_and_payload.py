@@ -73,7 +73,10 @@ def test_events_per_record_errors(client: TestClient, service: Service) -> None:
 
 
 def test_events_envelope_errors(client: TestClient) -> None:
-    assert client.post("/v1/events", content=b"[1,2]").status_code == 422
+    assert (
+        client.post("/v1/events", content=b"[1,2]", headers={"content-type": "application/json"}).status_code
+        == 422
+    )
     assert client.post("/v1/events", json={"exposures": 1}).status_code == 422
 
 
@@ -132,3 +135,64 @@ def test_cors_preflight_for_browser_sdks(client: TestClient) -> None:
     simple = client.get("/api/features/k", headers={"Origin": "https://shop.example"})
     assert simple.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-origin" not in client.get("/api/features/k").headers
+
+
+POISON_VALUES = {
+    "NaN": "value_not_finite",
+    "Infinity": "value_not_finite",
+    "-Infinity": "value_not_finite",
+    "1e999": "value_not_finite",
+    "1.7e308": "value_out_of_range",
+    "-5e15": "value_out_of_range",
+}
+
+
+def test_collector_dead_letters_poison_values_like_the_kafka_path(
+    client: TestClient, service: Service
+) -> None:
+    # Raw JSON text: NaN/Infinity/1e999 are what a client can send; the collector once turned them into null.
+    events = [
+        json.dumps({**EVENT, "event_id": f"p{i}"}).replace("9.5", v) for i, v in enumerate(POISON_VALUES)
+    ]
+    body = '{"events": [' + ", ".join([json.dumps(EVENT), *events]) + "]}"
+    response = client.post("/v1/events", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 202
+    result = response.json()
+    assert result["accepted"] == 1 and result["rejected"] == len(POISON_VALUES)
+    assert [e["reason"] for e in result["errors"]] == list(POISON_VALUES.values())
+    sink = service.sink
+    assert isinstance(sink, MemorySink)
+    loaded = [RecordCodec(MetricEvent).decode(v) for t, _, v in sink.records if t == "xp.events"]
+    assert [event.value for event in loaded] == [9.5]  # no poison value loaded as null
+    dead = [RecordCodec(DeadLetter).decode(v) for t, _, v in sink.records if t == "xp.dead-letters"]
+    assert [d.reason for d in dead] == list(POISON_VALUES.values())
+    # The same verdict as the stream's codec on the bytes the dead letter kept.
+    kafka_codec = RecordCodec(MetricEvent)
+    for letter in dead:
+        try:
+            kafka_codec.decode(letter.original)
+        except Exception as error:
+            assert getattr(error, "reason", None) == letter.reason
+        else:
+            raise AssertionError(f"{letter.original!r} decoded on the Kafka path")
+
+
+def test_collector_value_bound_is_the_service_setting() -> None:
+    service = make_service(max_abs_metric_value=100.0)
+    with TestClient(build_app(service, manage_lifecycle=False)) as client:
+        body = {"events": [{**EVENT, "value": 100.0}, {**EVENT, "event_id": "big", "value": 100.5}]}
+        result = client.post("/v1/events", json=body).json()
+    assert result["accepted"] == 1
+    assert [e["reason"] for e in result["errors"]] == ["value_out_of_range"]
+
+
+def test_collector_refuses_json_nested_ten_thousand_deep_as_a_bad_request(
+    client: TestClient, service: Service
+) -> None:
+    deep = "[" * 10_000 + "]" * 10_000
+    body = '{"events": [' + json.dumps(EVENT) + ', {"event_id": "deep", "x": ' + deep + "}]}"
+    response = client.post("/v1/events", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422  # the whole request refused with a clear error, never a 500
+    assert response.json()["error"] == "invalid request body"
+    sink = service.sink
+    assert isinstance(sink, MemorySink) and sink.records == []  # nothing half-accepted

@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from assignment.registry import RegistrySnapshot
-from assignment.service.app import AllowAnyOrigin, Service, build_app
+from assignment.service.app import BrowserGuard, Service, build_app
 from assignment.service.auth import KeyRing
 from assignment.service.exposures import MemorySink
 from assignment.service.fast_assign import FastAssign
@@ -51,7 +51,7 @@ def _service(**kwargs: Any) -> Service:
 def pair() -> Iterator[tuple[TestClient, TestClient, Service, Service]]:
     fast_service, slow_service = _service(), _service()
     slow_app, fast_app = build_app(slow_service), build_app(fast_service)
-    assert isinstance(slow_app, AllowAnyOrigin) and isinstance(fast_app, AllowAnyOrigin)
+    assert isinstance(slow_app, BrowserGuard) and isinstance(fast_app, BrowserGuard)
     assert isinstance(fast_app.fast_assign, FastAssign)
     slow_app.fast_assign = None  # the plain Starlette endpoint
     fallback = fast_app.fast_assign.fallback
@@ -109,7 +109,11 @@ def test_fast_path_keeps_auth_and_cors() -> None:
             repeated = client.post(  # repeated headers: the first counts, as in Starlette
                 "/v1/assign",
                 content=b'{"attributes": {"id": "u1"}}',
-                headers=[("authorization", f"Bearer {first}"), ("authorization", f"Bearer {second}")],
+                headers=[
+                    ("content-type", "application/json"),
+                    ("authorization", f"Bearer {first}"),
+                    ("authorization", f"Bearer {second}"),
+                ],
             )
             assert repeated.status_code == status
         response = client.post(
@@ -131,6 +135,8 @@ def test_large_and_chunked_bodies_take_the_starlette_path() -> None:
             yield b'{"attributes": '
             yield b'{"id": "u1"}}'
 
-        response = client.post("/v1/assign", content=chunks())  # no Content-Length
+        response = client.post(  # no Content-Length
+            "/v1/assign", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert response.status_code == 200
         assert set(response.json()["features"]) == {"checkout", "banner", "pricing"}

@@ -82,6 +82,10 @@ def _settings(tmp_path: Path) -> ServiceSettings:
     )
 
 
+def _spooled_bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.glob("service-*.jsonl"))
+
+
 def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -114,7 +118,7 @@ def test_outage_spools_then_replays_everything_exactly_once_in_order(tmp_path: P
     assert sorted(values) == sorted({b'{"i":%d}' % i for i in range(51)})  # each exactly once
     assert values[5:] == [b'{"i":%d}' % i for i in range(5, 51)]  # spooled ones replayed in order
     assert {t for t, _, _ in producer.delivered} == {"p.xp.exposures"}
-    assert (tmp_path / "spool" / "service.jsonl").stat().st_size == 0
+    assert _spooled_bytes(tmp_path / "spool") == 0  # drained: delivered segments are deleted
 
 
 def test_queue_full_spools_instead_of_blocking(tmp_path: Path) -> None:
@@ -173,4 +177,46 @@ def test_a_record_failing_inside_a_replay_batch_is_retried_and_none_is_resent(tm
     keys = [k or b"" for _, k, _ in producer.delivered]
     assert sorted(keys) == [b"a", b"b", b"c", b"d"]  # each exactly once, c after its retry
     assert keys.index(b"c") > keys.index(b"d")
-    assert (tmp_path / "spool" / "service.jsonl").stat().st_size == 0
+    assert _spooled_bytes(tmp_path / "spool") == 0  # drained: delivered segments are deleted
+
+
+def test_records_are_written_ahead_before_the_producer_sees_them(tmp_path: Path) -> None:
+    """A kill -9 with records in librdkafka's memory lost them (issue #13, item 6): now each record
+    is in the spool file when ``submit`` returns, and the cursor only passes delivered ones."""
+    producer = FakeProducer()
+    producer.up = False
+    producer.poll = lambda timeout=0: time.sleep(0.01) or 0  # type: ignore[method-assign]  # stalled
+    sink = KafkaSink(_settings(tmp_path), producer=producer)
+    sink.start()
+    try:
+        sink.submit_many([("xp.exposures", f"u{i}", b'{"i":%d}' % i) for i in range(3)])
+        sink.submit("xp.exposures", "u3", b'{"i":3}')
+        written = b"".join(p.read_bytes() for p in (tmp_path / "spool").glob("service-*.jsonl"))
+        assert [line.count(b'"key":"u') for line in written.splitlines()] == [1, 1, 1, 1]
+        assert sink.stats()["spool_pending_bytes"] == len(written)
+    finally:
+        sink.stop()
+
+
+def test_a_full_spool_drops_counts_and_alerts(tmp_path: Path, caplog: Any) -> None:
+    producer = FakeProducer()
+    producer.up = False
+    settings = _settings(tmp_path).model_copy(update={"spool_max_bytes": 2000})
+    sink = KafkaSink(settings, producer=producer)
+    sink.start()
+    try:
+        for i in range(100):
+            sink.submit("xp.exposures", f"u{i}", b'{"i":%d}' % i)
+        stats = sink.stats()
+        assert stats["spool_full"] and 0 < stats["dropped"] < 100
+        assert stats["spool_pending_bytes"] <= 2000
+        assert sum("spool full" in r.message for r in caplog.records) == 1  # one alert, not one per record
+        _wait(lambda: sink.stats()["spooling"])
+        producer.up = True
+        _wait(lambda: not sink.stats()["spooling"])
+        sink.submit("xp.exposures", "late", b"{}")
+        assert not sink.stats()["spool_full"]
+    finally:
+        sink.stop()
+    delivered = [k for _, k, _ in producer.delivered]
+    assert len(delivered) == len(set(delivered)) == 100 - stats["dropped"] + 1

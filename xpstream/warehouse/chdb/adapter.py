@@ -6,8 +6,15 @@ Facts about chDB 4.4 this adapter is built on (checked, see docs/decisions/0002-
   connection is closed a new path can be opened. Several connections to the same path coexist.
 - another process opening the same path fails (chDB's own ``status`` file lock), hence our ownership lock.
 - ``{name:Type}`` parameters are parsed from escaped text, like ClickHouse's HTTP interface.
-- ``SET readonly=2`` is per connection and cannot be undone on it: read-only queries use their own
-  connection.
+- ``SET readonly=…`` is per connection and cannot be undone on it: read-only queries use their own
+  connection. It runs ``readonly=1``: reads only, no settings changes, and no table function that reads
+  outside (``file()``, ``url()``, ``executable()``, ``filesystem()`` … are refused by the engine; checked on
+  chDB 4.4, where ``readonly=2`` still reads ``file()`` and even runs ``INSERT INTO FUNCTION file(…)``).
+  The scalar ``file()`` and ``INTO OUTFILE`` pass even ``readonly=1``, hence the lexical guard
+  (:mod:`xpstream.warehouse.sqlguard`) in front of it. With ``XP_SQL_ALLOW_EXTERNAL`` the connection
+  runs ``readonly=2`` (reads, settings, table functions) and the guard lets external functions through.
+- ``allow_python_table_function`` is 1 by default (``python(name)`` reads objects of this process):
+  both connections turn it off unless external access is allowed.
 - ``INSERT … SETTINGS insert_deduplication_token=…`` with the data streamed as ``ArrowStream`` deduplicates
   on MergeTree tables that set ``non_replicated_deduplication_window``.
 
@@ -27,8 +34,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xpstream.errors import StoreBusyError, TerminalError, TransientError, XpError
+from xpstream.errors import ReadOnlyError, StoreBusyError, TerminalError, TransientError, XpError
 from xpstream.warehouse.chdb.ownership import StoreLock, StoreOwner, acquire_store
+from xpstream.warehouse.sqlguard import read_only_refusal
 from xpstream.warehouse.sqltext import (
     TRANSIENT_ERROR_CODES,
     error_code,
@@ -89,9 +97,12 @@ class ChdbWarehouse:
 
     kind = "chdb"
 
-    def __init__(self, path: Path, *, wait_seconds: float = 0.0) -> None:
+    def __init__(self, path: Path, *, wait_seconds: float = 0.0, allow_external: bool = False) -> None:
+        """``allow_external``: the operator's ``XP_SQL_ALLOW_EXTERNAL`` (file(), url() … on read-only
+        queries)."""
         self.path = path.resolve()
         self.location = str(self.path)
+        self.allow_external = allow_external
         self._lock: StoreLock | None = acquire_store(self.path, wait_seconds=wait_seconds)
         self._read_only: Any = None
         self._write_lock = threading.RLock()
@@ -108,9 +119,10 @@ class ChdbWarehouse:
         """What this process advertises in the store's lock file."""
         return self._require_lock().owner
 
-    def advertise_api_url(self, api_url: str | None) -> None:
-        """Tell other processes where this (long-running) process serves the store over HTTP."""
-        self._require_lock().advertise(api_url)
+    def advertise_api_url(self, api_url: str | None, api_token: str | None = None) -> None:
+        """Tell other processes (of this user: the lock file is 0600) where this long-running process
+        serves the store over HTTP, and the token its API requires."""
+        self._require_lock().advertise(api_url, api_token)
 
     def _require_lock(self) -> StoreLock:
         if self._lock is None:
@@ -121,9 +133,16 @@ class ChdbWarehouse:
         import chdb
 
         try:
-            return chdb.connect(str(self.path))
+            conn = chdb.connect(str(self.path))
         except RuntimeError as error:
             raise _translate(error, self.path) from None
+        if not self.allow_external:
+            try:
+                conn.query("SET allow_python_table_function = 0", "CSV")
+            except RuntimeError as error:
+                conn.close()
+                raise _translate(error, self.path) from None
+        return conn
 
     def _run(self, conn: Any, sql: str, fmt: str, parameters: Mapping[str, Any] | None) -> Any:
         self._require_lock()
@@ -141,8 +160,14 @@ class ChdbWarehouse:
     def query_arrow(
         self, sql: str, parameters: Mapping[str, Any] | None = None, *, read_only: bool = False
     ) -> pa.Table:
-        """Run a query and return a pyarrow Table; ``read_only`` runs it on a ``readonly=2`` connection."""
+        """Run a query and return a pyarrow Table; ``read_only`` runs it on the read-only connection
+        (``readonly=1``) after the lexical guard (a :class:`ReadOnlyError` names what it refused)."""
         import pyarrow as pa
+
+        if read_only:
+            refusal = read_only_refusal(sql, allow_external=self.allow_external)
+            if refusal is not None:
+                raise ReadOnlyError(f"refused on a read-only path: {refusal}")
 
         conn = self._read_only_connection() if read_only else self._conn
         if conn is None:
@@ -159,7 +184,7 @@ class ChdbWarehouse:
                 self._require_lock()
                 conn = self._connect()
                 try:
-                    conn.query("SET readonly = 2", "CSV")
+                    conn.query(f"SET readonly = {2 if self.allow_external else 1}", "CSV")
                 except RuntimeError as error:
                     conn.close()
                     raise _translate(error, self.path) from None

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from xpstream.errors import ConfigError, TerminalError, TransientError, XpError
+from xpstream.errors import ConfigError, ReadOnlyError, TerminalError, TransientError, XpError
+from xpstream.warehouse.sqlguard import read_only_refusal
 from xpstream.warehouse.sqltext import (
     TRANSIENT_ERROR_CODES,
     error_code,
@@ -130,9 +131,10 @@ class ClickHouseWarehouse:
 
     kind = "clickhouse"
 
-    def __init__(self, client: Any, location: str) -> None:
+    def __init__(self, client: Any, location: str, *, allow_external: bool = False) -> None:
         self._client = client
         self.location = location
+        self.allow_external = allow_external
 
     @classmethod
     def connect(cls, settings: WarehouseSettings) -> ClickHouseWarehouse:
@@ -145,7 +147,9 @@ class ClickHouseWarehouse:
             client = clickhouse_connect.get_client(**arguments)
         except exceptions.Error as error:
             raise _translate(error) from None
-        return cls(client, redact_url(settings.clickhouse_url or ""))
+        return cls(
+            client, redact_url(settings.clickhouse_url or ""), allow_external=settings.sql_allow_external
+        )
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         from clickhouse_connect.driver import exceptions
@@ -164,7 +168,17 @@ class ClickHouseWarehouse:
     def query_arrow(
         self, sql: str, parameters: Mapping[str, Any] | None = None, *, read_only: bool = False
     ) -> pa.Table:
-        """Run a query and return a pyarrow Table (strings as Arrow strings, like chDB)."""
+        """Run a query and return a pyarrow Table (strings as Arrow strings, like chDB).
+
+        ``read_only``: the lexical guard first (:mod:`xpstream.warehouse.sqlguard`: no writes, nothing
+        external unless ``XP_SQL_ALLOW_EXTERNAL``), then ``readonly=2`` on the server. The server's own
+        line of defence is its user: give xpstream's user no FILE/URL/REMOTE/S3 source grants
+        (docs/operations.md).
+        """
+        if read_only:
+            refusal = read_only_refusal(sql, allow_external=self.allow_external)
+            if refusal is not None:
+                raise ReadOnlyError(f"refused on a read-only path: {refusal}")
         return self._call(
             "query_arrow",
             sql,
