@@ -33,7 +33,7 @@ def run_bandit() -> bool:
     if result.returncode != 0:
         print(result.stdout + result.stderr, file=sys.stderr)
         print(
-            "audit: bandit found issues (fix them, or mark the line `# nosec Bxxx` with the reason in a comment)",
+            "audit: bandit found issues (fix them, or mark the line `# nosec Bxxx` and say why in a comment)",
             file=sys.stderr,
         )
         return False
