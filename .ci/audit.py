@@ -32,7 +32,10 @@ def run_bandit() -> bool:
     )
     if result.returncode != 0:
         print(result.stdout + result.stderr, file=sys.stderr)
-        print("audit: bandit found issues (fix them, or mark a justified line `# nosec Bxxx: why`)", file=sys.stderr)
+        print(
+            "audit: bandit found issues (fix them, or mark the line `# nosec Bxxx` and say why in a comment)",
+            file=sys.stderr,
+        )
         return False
     print("audit: bandit clean")
     return True
