@@ -105,17 +105,18 @@ def layout_for(settings: StackSettings) -> KafkaLayout:
 def local_kafka_settings(settings: StackSettings) -> StackSettings:
     """The same settings pointed at the local broker, whatever the bootstrap says: SASL/SCRAM on loopback
     with the generated credentials of this XP_HOME (``$XP_HOME/secrets/kafka``), no TLS."""
+    # Explicit credentials are cleared (None, not a password): the generated ones are used instead.
     return settings.model_copy(
         update={
             "kafka_bootstrap": f"{HOST}:{settings.kafka_port}",
             "kafka_security_protocol": "PLAINTEXT",
             "kafka_sasl_mechanism": None,
             "kafka_sasl_username": None,
-            "kafka_sasl_password": None,
+            "kafka_sasl_password": None,  # nosec B105
             "kafka_ssl_ca_location": None,
             "kafka_ssl_certificate_location": None,
             "kafka_ssl_key_location": None,
-            "kafka_ssl_key_password": None,
+            "kafka_ssl_key_password": None,  # nosec B105
             "kafka_credentials_dir": layout_for(settings).secrets_dir,
         }
     )

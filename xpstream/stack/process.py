@@ -7,6 +7,7 @@ import enum
 import errno
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -92,7 +93,10 @@ def process_argv(pid: int) -> list[str] | None:
         return None
     except PermissionError:
         pass
-    result = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True)
+    ps = shutil.which("ps")
+    if ps is None:
+        return None
+    result = subprocess.run([ps, "-o", "command=", "-p", str(pid)], capture_output=True, text=True)
     return result.stdout.split() if result.returncode == 0 and result.stdout.strip() else None
 
 

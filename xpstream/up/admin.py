@@ -59,7 +59,8 @@ def allowed_hosts(bind_host: str, extra: Iterable[str] = ()) -> frozenset[str]:
     names = set(LOOPBACK_NAMES)
     for name in (bind_host, *extra):
         name = name.strip().lower()
-        if not name or name in ("0.0.0.0", "::", "[::]"):  # nosec B104 - a comparison, not a bind
+        # A comparison with the wildcard hosts, not a bind.
+        if not name or name in ("0.0.0.0", "::", "[::]"):  # nosec B104
             continue
         names.add(f"[{name}]" if ":" in name and not name.startswith("[") else name)
     return frozenset(names)
