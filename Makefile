@@ -10,7 +10,7 @@ KAFKA_LIB := deploy/kafka/lib
 export XP_HOME ?= $(CURDIR)/.xp
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: setup native browser wrk demo test test-unit test-integration test-e2e bench lint fmt clean
+.PHONY: setup native browser wrk demo test test-unit test-fuzz test-integration test-e2e audit bench lint fmt clean
 
 setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved native  ## .venv with everything + Kafka jars (idempotent)
 
@@ -46,12 +46,20 @@ browser:  ## Debian's chromium for the browser tests (installs it when missing; 
 demo: setup  ## start the stack, push simulated traffic through the pipeline, print results
 	$(BIN)/python -m xpstream.demo
 
-test: setup browser  ## every test: unit, then integration (real Kafka + chDB), then end to end
+test: setup browser  ## every test: unit, fuzzing, security audit, then integration (real Kafka + chDB) and end to end
 	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/fuzz -q
+	@$(BIN)/python .ci/audit.py
 	$(BIN)/pytest tests/integration tests/e2e -q
 
 test-unit: setup
 	$(BIN)/pytest tests/unit -q
+
+test-fuzz: setup  ## generated hostile input (XP_FUZZ_PROFILE=deep for a longer hunt)
+	$(BIN)/pytest tests/fuzz -q
+
+audit: setup  ## bandit over the product code, pip-audit over the locked dependencies
+	@$(BIN)/python .ci/audit.py
 
 test-integration: setup
 	$(BIN)/pytest tests/integration -q
