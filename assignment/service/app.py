@@ -282,6 +282,9 @@ def _routes(service: Service) -> list[Route]:
 
     async def sdk_features(request: Request) -> Response:
         client_key = request.path_params["client_key"]
+        if service.keys.identify(client_key)[0] is AccessLevel.ADMIN:
+            # a URL ends up in proxy and browser logs: an admin key there would leak
+            return _error(403, "an admin key is not accepted in a URL: use a client key")
         if service.access(request, path_key=client_key) < AccessLevel.CLIENT:
             return _error(401, "unknown client key")
         state: ServingState = service.source.current()

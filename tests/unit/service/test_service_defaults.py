@@ -149,3 +149,14 @@ def test_cors_only_on_client_routes() -> None:
         # without Origin (curl, local commands) the key is enough
         assert client.post("/v1/overrides", json=OVERRIDE, headers={"X-XP-Key": "ak"}).status_code == 202
     assert len(published) == 1
+
+
+def test_an_admin_key_is_refused_in_the_sdk_payload_url() -> None:
+    ring = KeyRing.from_secrets(SecretStr("c1"), SecretStr("alice:s3cret"), named=True)
+    with TestClient(build_app(make_service(keys=ring))) as client:
+        assert client.get("/api/features/c1").status_code == 200
+        leaked = client.get("/api/features/s3cret")
+        assert leaked.status_code == 403 and "URL" in leaked.json()["error"]
+        assert "s3cret" not in leaked.text
+        # an admin key still works where keys travel in headers
+        assert client.get("/api/features/c1", headers={"X-XP-Key": "s3cret"}).status_code == 200
