@@ -1,7 +1,14 @@
-"""A Kafka broker for a benchmark: the one at ``--bootstrap``, or a fresh local one in a temporary home."""
+"""A Kafka broker for a benchmark: the one at ``--bootstrap``, or a fresh local one in a temporary home.
+
+The fresh broker is the secured one of `xp stack up` (SASL/SCRAM, ACLs; decision 0043). While it runs,
+``XP_KAFKA_CREDENTIALS_DIR`` and ``XP_REGISTRY_SIGNING_KEY_FILE`` point at its generated secrets, so the
+bench's own clients and the `xp` processes it starts authenticate with their role's principal, as the
+tests' session broker does.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +16,11 @@ from pathlib import Path
 from xpstream.config import StackSettings
 
 __all__ = ["bench_broker"]
+
+_SECRETS_ENV = {
+    "XP_KAFKA_CREDENTIALS_DIR": Path("secrets") / "kafka",
+    "XP_REGISTRY_SIGNING_KEY_FILE": Path("secrets") / "registry-signing.keys",
+}
 
 
 @contextmanager
@@ -23,7 +35,14 @@ def bench_broker(home: Path, bootstrap: str | None = None) -> Iterator[str]:
     port, controller = free_ports(2)
     stack = StackSettings(home=home / "kafka-home", kafka_port=port, kafka_controller_port=controller)
     started = start_kafka(stack)
+    saved = {name: os.environ.get(name) for name in _SECRETS_ENV}
+    os.environ.update({name: str(stack.home / relative) for name, relative in _SECRETS_ENV.items()})
     try:
         yield started.bootstrap
     finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         stop_kafka(stack)
