@@ -79,7 +79,7 @@ def test_registry_changes_and_overrides_are_served_without_restart(kafka_setting
     service = Service(
         source=RegistryPayloadSource(kafka_settings, start_timeout=30),
         sink=MemorySink(),
-        keys=KeyRing(admin_keys=("ak",)),
+        keys=KeyRing(client_keys=("ck",), admin_keys=("ak",)),
         publisher=functools.partial(publish_changes, kafka_settings),
     )
     admin = {"Authorization": "Bearer ak"}
@@ -91,10 +91,10 @@ def test_registry_changes_and_overrides_are_served_without_restart(kafka_setting
 
         version, first = assign("u1")
         assert first["in_experiment"] and first["experiment_key"] == "exp-x"
-        assert client.get("/api/features/ak").json()["features"]["f"]["defaultValue"] == "off"
+        assert client.get("/api/features/ck").json()["features"]["f"]["defaultValue"] == "off"
 
         publish_changes(kafka_settings, [_feature(2, "on")])
-        _eventually(lambda: client.get("/api/features/ak").json()["features"]["f"]["defaultValue"] == "on")
+        _eventually(lambda: client.get("/api/features/ck").json()["features"]["f"]["defaultValue"] == "on")
         assert assign("u1")[0] > version
 
         forced = 1 - first["variation_id"]
