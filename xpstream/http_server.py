@@ -69,6 +69,14 @@ class _HeaderDeadline:
             self._header_timer.cancel()
             self._header_timer = None
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]  # the uvicorn protocol after this mixin
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
+
     def _header_timed_out(self) -> None:
         self._header_timer = None
         if not self.transport.is_closing():
@@ -81,14 +89,6 @@ def _httptools_protocol(timeout: float) -> type[asyncio.Protocol]:
 
     class GuardedHttpToolsProtocol(_HeaderDeadline, HttpToolsProtocol):
         header_timeout = timeout
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm_header_timer()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm_header_timer()
-            super().connection_lost(exc)
 
         def on_headers_complete(self) -> None:
             self._disarm_header_timer()
@@ -108,14 +108,6 @@ def _h11_protocol(timeout: float) -> type[asyncio.Protocol]:
 
     class GuardedH11Protocol(_HeaderDeadline, H11Protocol):
         header_timeout = timeout
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm_header_timer()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm_header_timer()
-            super().connection_lost(exc)
 
         def handle_events(self) -> None:
             super().handle_events()
