@@ -244,7 +244,7 @@ def main() -> None:
                 topic_prefix=prefix,
                 stream_registry_file=registry,
                 stream_batch_size=args.batch_size,
-                stream_group_id=f"bench-worker-{uuid.uuid4().hex[:6]}",
+                stream_group_id=f"xp-bench-worker-{uuid.uuid4().hex[:6]}",
             )
             cpu_started = time.process_time()
             report = run_worker(settings, until_idle=1.0)

@@ -298,7 +298,7 @@ def run_worker_phase(
         kafka_bootstrap=kafka.kafka_bootstrap,
         topic_prefix=kafka.topic_prefix,
         stream_registry_file=registry,
-        stream_group_id=f"bench-steady-{uuid.uuid4().hex[:6]}",
+        stream_group_id=f"xp-bench-steady-{uuid.uuid4().hex[:6]}",
     )
     latencies = Freshness()
     producer = SteadyProducer(kafka, rate, seconds, f"wk{uuid.uuid4().hex[:4]}", population)

@@ -28,7 +28,7 @@ from pipelines.kernel import RawRecord, ValidationRules
 from pipelines.metrics import StreamMetrics
 from pipelines.overlap import OneInFlight
 from pipelines.state import known_event_names, registry_view_from_file, restore_state
-from xpstream.errors import TransientError, XpError
+from xpstream.errors import ConfigError, TransientError, XpError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -127,6 +127,18 @@ def _store_registry_history(warehouse: Warehouse, settings: StreamSettings) -> N
 _new_tuple = tuple.__new__
 
 
+_REFUSALS = frozenset(
+    {
+        30,  # GROUP_AUTHORIZATION_FAILED
+        29,  # TOPIC_AUTHORIZATION_FAILED
+        31,  # CLUSTER_AUTHORIZATION_FAILED
+        58,  # SASL_AUTHENTICATION_FAILED
+        -169,  # _AUTHENTICATION (librdkafka: SASL handshake failed)
+    }
+)
+"""Kafka error codes that no retry can fix: the worker's principal is not allowed (or not known)."""
+
+
 def _raws(messages: list[Any]) -> list[RawRecord]:
     """The batch's records (Kafka timestamps kept as integer ms); errors other than EOF logged or raised.
 
@@ -157,6 +169,12 @@ def _raws(messages: list[Any]) -> list[RawRecord]:
         elif error.code() != KafkaError._PARTITION_EOF:
             if error.fatal():
                 raise TransientError(f"Kafka consumer failed: {error}")
+            if error.code() in _REFUSALS:  # retrying cannot help: stop with the one line that says why
+                raise ConfigError(
+                    f"Kafka refused the stream worker ({error.name()}: {error.str()}): its principal needs "
+                    "the ACLs of docs/operations.md#kafka-security (its consumer group must start with "
+                    "'xp-' or the topic prefix)"
+                )
             logger.warning("Kafka consume error: %s", error)
     return raws
 
