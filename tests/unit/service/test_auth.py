@@ -86,7 +86,7 @@ def test_matrix_with_keys(headers: dict[str, str], client_status: int, admin_sta
 def test_sdk_endpoint_takes_the_client_key_from_the_path() -> None:
     with TestClient(build_app(make_service(keys=KEYS))) as client:
         assert client.get("/api/features/c1").status_code == 200
-        assert client.get("/api/features/a1").status_code == 200
+        assert client.get("/api/features/a1").status_code == 403  # an admin key never in a URL
         assert client.get("/api/features/wrong").status_code == 401
 
 
