@@ -89,6 +89,7 @@ def test_xp_sql_cannot_write_files_read_files_or_fetch_urls(
             result = xp(home, "sql", probe, "--format", "json", *extra)
             assert result.returncode == 2, (probe, extra, result.stdout, result.stderr)
             assert result.stderr.startswith("error: refused") and result.stderr.count("\n") == 1
+            assert "XP_SQL_ALLOW_EXTERNAL" in result.stderr and "--write" not in result.stderr  # the way out
             assert PASSWD_LINE not in result.stdout and "fetched-secret" not in result.stdout
     assert target.read_text() == "original\n"
     assert not (tmp_path / "out.txt").exists()

@@ -109,12 +109,13 @@ def sql(
         raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
 
     allow_external = settings.sql_allow_external
-    refusal = read_only_refusal(query, allow_external=allow_external)
-    if refusal is not None and not write:
-        raise ReadOnlyError(f"refused, `xp sql` is read-only: {refusal} (add --write to run it)")
+    # What reaches outside the database first: --write would not help there, so its hint would mislead.
     outside = None if allow_external else external_refusal(query)
     if outside is not None:
         raise ReadOnlyError(f"refused: {outside} (set XP_SQL_ALLOW_EXTERNAL=true to allow it)")
+    refusal = read_only_refusal(query, allow_external=allow_external)
+    if refusal is not None and not write:
+        raise ReadOnlyError(f"refused, `xp sql` is read-only: {refusal} (add --write to run it)")
 
     warehouse = open_warehouse(settings)
     try:
