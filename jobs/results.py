@@ -436,14 +436,20 @@ def _analyze_metric(
 ) -> MetricResult:
     """One metric, every treatment against control; poisoned sums give that metric a coded error."""
     ids = [v.id for v in variations]
-    if not all(row.finite for row in rows):
+
+    def not_analysed(why: str, code: StatsErrorCode) -> MetricResult:
         logger.warning(
-            "metric %s of experiment %s has sums that are not finite numbers: not analysed (non_finite_sums)",
+            "metric %s of experiment %s %s: not analysed (%s)",
             metric.name,
             experiment_key,
+            why,
+            code.value,
             extra={"experiment": experiment_key, "metric": metric.name},
         )
-        return _failed_metric(metric, role, variations, rows, StatsErrorCode.non_finite_sums, plan)
+        return _failed_metric(metric, role, variations, rows, code, plan)
+
+    if not all(row.finite for row in rows):
+        return not_analysed("has sums that are not finite numbers", StatsErrorCode.non_finite_sums)
     try:
         cuped = cuped_decision(metric, plan.cuped, rows, covariate_days)
         statistics = statistics_for(metric, ids, rows, cuped=cuped.applied)
@@ -451,27 +457,14 @@ def _analyze_metric(
             theta = pooled_theta([s for s in statistics if isinstance(s, CupedStatistic)])
             cuped = CupedDecision(True, None, theta, cuped.covariate_days, cuped.units_with_covariate)
     except ValidationError as error:
-        logger.warning(
-            "metric %s of experiment %s: %s: not analysed (invalid_sums)",
-            metric.name,
-            experiment_key,
-            error,
-            extra={"experiment": experiment_key, "metric": metric.name},
-        )
-        return _failed_metric(metric, role, variations, rows, StatsErrorCode.invalid_sums, plan)
+        return not_analysed(f"has impossible sums ({error})", StatsErrorCode.invalid_sums)
     effects = compare_variations(
         statistics, method=plan.method, alpha=plan.alpha, higher_is_better=metric.higher_is_better
     )
     if not all(_finite_effect(effect) for effect in effects) or not all(
         _finite_or_nan(s.mean) for s in statistics
     ):
-        logger.warning(
-            "metric %s of experiment %s overflowed: not analysed (non_finite_sums)",
-            metric.name,
-            experiment_key,
-            extra={"experiment": experiment_key, "metric": metric.name},
-        )
-        return _failed_metric(metric, role, variations, rows, StatsErrorCode.non_finite_sums, plan)
+        return not_analysed("overflowed", StatsErrorCode.non_finite_sums)
     variants = [
         VariantResult(
             variation.id,
