@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PRODUCT = ["assignment", "pipelines", "jobs", "schemas", "quality", "dashboards", "xpstream"]
+PRODUCT = ["xpcore", "assignment", "pipelines", "jobs", "schemas", "quality", "dashboards", "xpstream"]
 
 
 def run_bandit() -> bool:

@@ -9,7 +9,7 @@ Two input formats, told apart by their top-level keys (docs/registry.md has the 
 - **GrowthBook SDK payload** (``{"features": …, "savedGroups": …}``, JSON or YAML): taken as is; one
   feature entry per feature and one running experiment entry per experiment rule.
 
-Every problem raises one :class:`~xpstream.errors.ValidationError` naming the file, the experiment and
+Every problem raises one :class:`~xpcore.errors.ValidationError` naming the file, the experiment and
 the field, e.g. ``experiments.yaml: experiment 'checkout': variations[1].weight: must be ≥ 0``.
 
 ::
@@ -42,7 +42,7 @@ from schemas import (
     RegistryRecord,
     registry_key,
 )
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = [
     "KEY_PATTERN",

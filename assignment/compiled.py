@@ -24,13 +24,13 @@ from assignment.experiments import CompiledExperiment
 from assignment.features import CompiledFeature, CompiledRule, FeatureEvaluator, ParentCondition
 from assignment.results import ExperimentResult, FeatureResult
 from assignment.sticky import StickyBuckets, StickyBucketService
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = ["CompiledPayload", "compile_payload", "validate_payload"]
 
 
 def validate_payload(payload: Any) -> None:
-    """Raise :class:`~xpstream.errors.ValidationError` naming the first structural problem."""
+    """Raise :class:`~xpcore.errors.ValidationError` naming the first structural problem."""
     if not isinstance(payload, dict):
         raise ValidationError("payload must be a JSON object with a 'features' object")
     features = payload.get("features", {})

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec

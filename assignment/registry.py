@@ -2,7 +2,7 @@
 
 The registry is the compacted topic ``xp.registry`` of :class:`schemas.RegistryRecord` changes.
 Folding those records in order gives a :class:`RegistrySnapshot`. This module is pure (no Kafka);
-the Kafka reader/publisher lives in ``xpstream/registry_topic.py``.
+the Kafka reader/publisher lives in ``assignment/registry_topic.py``.
 
 Public surface (other packages code against these names):
 

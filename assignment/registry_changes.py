@@ -40,7 +40,7 @@ from schemas import (
     RegistryRecord,
     registry_key,
 )
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = [
     "ALLOWED_TRANSITIONS",

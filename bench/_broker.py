@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from xpstream.config import StackSettings
+from xpcore.config import StackSettings
 
 __all__ = ["bench_broker"]
 

@@ -410,7 +410,7 @@ def main() -> None:
     options = parser.parse_args()
 
     from dashboards.settings import DashboardSettings
-    from xpstream.warehouse import open_warehouse
+    from xpcore.warehouse import open_warehouse
 
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as home:
         settings = DashboardSettings(home=Path(home), clickhouse_url=None, store_wait_seconds=0)

@@ -30,13 +30,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from assignment.authoring import load_payload_file
-    from xpstream.config import CoreSettings
+    from xpcore.config import CoreSettings
 
     DEMO_PAYLOAD = load_payload_file(Path(__file__).resolve().parents[1] / "examples" / "experiments.yaml")
-    from xpstream.kafka import ensure_topics
-    from xpstream.kafka.admin import admin_client
-    from xpstream.kafka.clients import make_producer
-    from xpstream.kafka.topics import topic_specs
+    from xpcore.kafka import ensure_topics
+    from xpcore.kafka.admin import admin_client
+    from xpcore.kafka.clients import make_producer
+    from xpcore.kafka.topics import topic_specs
     from xpstream.loadgen.produce import PRODUCER_OVERRIDES, RecordProducer
     from xpstream.loadgen.simulate import LoadgenOptions, LoadSimulator
     from xpstream.loadgen.sources import experiments_from_payload

@@ -72,8 +72,8 @@ from jobs.results_store import (
 from jobs.unit_values import UnitValuesSettings, refresh
 from jobs.unit_values_plan import unit_values_plan
 from schemas.records import ExperimentStatus
-from xpstream.config import WarehouseSettings
-from xpstream.warehouse import Warehouse, open_warehouse
+from xpcore.config import WarehouseSettings
+from xpcore.warehouse import Warehouse, open_warehouse
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 UNTIL = datetime(2026, 11, 10, tzinfo=UTC)
@@ -291,7 +291,7 @@ def breakdown_queries(sql: str) -> dict[str, str]:
 
 def breakdown(warehouse: Warehouse, sql: str, parameters: dict[str, Any], rounds: int) -> None:
     """Median wall and CPU time of each part of the full query, interleaved round by round."""
-    from xpstream.warehouse.sqltext import placeholders
+    from xpcore.warehouse.sqltext import placeholders
 
     queries = breakdown_queries(sql)
     walls: dict[str, list[float]] = {label: [] for label in queries}
@@ -455,7 +455,7 @@ def main() -> None:
             def array_query() -> None:  # the previous query (per-row arrays + sumForEach), same plan
                 from jobs.results_batch import batch_plan
                 from jobs.results_store import _catalog
-                from xpstream.warehouse import load_query
+                from xpcore.warehouse import load_query
 
                 plan = batch_plan([m for m, _ in analyzed_metrics(spec)], _catalog(spec))
                 parameters = plan.parameters(

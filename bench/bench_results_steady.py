@@ -41,8 +41,8 @@ from jobs.results_store import compute_experiment_result
 from jobs.unit_values import EPOCH, UnitValuesSettings, read_state, refresh
 from jobs.unit_values_job import compact, experiment_unit_values_plan, refresh_running, stored_parts
 from jobs.unit_values_sql import NOW_SQL, build_parameters, changed_units_sql, read_sql
-from xpstream.warehouse import Warehouse
-from xpstream.warehouse.sqltext import placeholders
+from xpcore.warehouse import Warehouse
+from xpcore.warehouse.sqltext import placeholders
 
 __all__ = ["steady", "steady_flow"]
 

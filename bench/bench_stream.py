@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._broker import bench_broker
 from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
-from xpstream.config import KafkaSettings, StreamSettings
-from xpstream.kafka import EVENTS, EXPOSURES
+from xpcore.config import KafkaSettings, StreamSettings
+from xpcore.kafka import EVENTS, EXPOSURES
 
 REGISTRY = {
     "experiments": {"bench": {"variations": [{"id": 0, "name": "Control"}, {"id": 1, "name": "Treat"}]}}
@@ -47,7 +47,7 @@ REGISTRY = {
 
 
 def produce(settings: KafkaSettings, units: int, events_per_unit: int, seed: int) -> int:
-    from xpstream.kafka.clients import make_producer
+    from xpcore.kafka.clients import make_producer
 
     rng = random.Random(seed)
     exposure_codec: RecordCodec[Exposure] = RecordCodec(Exposure)
@@ -86,7 +86,7 @@ def produce(settings: KafkaSettings, units: int, events_per_unit: int, seed: int
 
 
 def raw_consume(settings: KafkaSettings, expected: int) -> float:
-    from xpstream.kafka.clients import make_consumer
+    from xpcore.kafka.clients import make_consumer
 
     consumer = make_consumer(settings, f"bench-raw-{uuid.uuid4().hex[:6]}")
     consumer.subscribe([settings.topic(EXPOSURES), settings.topic(EVENTS)])
@@ -222,7 +222,7 @@ def main() -> None:
         return
 
     from pipelines.worker import run_worker
-    from xpstream.kafka.topics import ensure_topics
+    from xpcore.kafka.topics import ensure_topics
 
     with (
         tempfile.TemporaryDirectory(prefix="xp-bench-stream-") as tmp,

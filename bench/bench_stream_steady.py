@@ -49,8 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._broker import bench_broker
 from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
-from xpstream.config import KafkaSettings, StreamSettings
-from xpstream.kafka import EVENTS, EXPOSURES
+from xpcore.config import KafkaSettings, StreamSettings
+from xpcore.kafka import EVENTS, EXPOSURES
 from xpstream.loadgen.ratelimit import TokenBucket
 
 REGISTRY = {
@@ -80,7 +80,7 @@ class SteadyProducer(threading.Thread):
         self.sent = 0
 
     def run(self) -> None:
-        from xpstream.kafka.clients import make_producer
+        from xpcore.kafka.clients import make_producer
 
         exposure_codec: RecordCodec[Exposure] = RecordCodec(Exposure)
         event_codec: RecordCodec[MetricEvent] = RecordCodec(MetricEvent)
@@ -233,7 +233,7 @@ def _event_seconds(value: bytes) -> float:
 def run_raw(
     settings: KafkaSettings, rate: float, seconds: float, sample_every: float, population: int
 ) -> dict[str, Any]:
-    from xpstream.kafka.clients import make_consumer
+    from xpcore.kafka.clients import make_consumer
 
     consumer = make_consumer(settings, f"bench-raw-{uuid.uuid4().hex[:6]}", **{"fetch.wait.max.ms": 100})
     consumer.subscribe([settings.topic(EXPOSURES), settings.topic(EVENTS)])
@@ -288,7 +288,7 @@ class TimingWarehouse:
 def run_worker_phase(
     kafka: KafkaSettings, home: Path, rate: float, seconds: float, sample_every: float, population: int
 ) -> dict[str, Any]:
-    import xpstream.warehouse as warehouse_module
+    import xpcore.warehouse as warehouse_module
     from pipelines.worker import run_worker
 
     registry = home / "registry.json"
@@ -354,7 +354,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from xpstream.kafka.topics import ensure_topics
+    from xpcore.kafka.topics import ensure_topics
 
     with (
         tempfile.TemporaryDirectory(prefix="xp-bench-steady-") as tmp,

@@ -14,11 +14,11 @@ from starlette.routing import Route
 from dashboards import exports
 from dashboards.catalog import compare_experiments, list_experiments
 from dashboards.context import DashboardContext
-from dashboards.health import health
+from dashboards.health_page import health
 from dashboards.quality_view import audit, quality
 from dashboards.results_view import computation_failure, results_page
 from dashboards.window_computations import TooManyComputations
-from xpstream.errors import TransientError, ValidationError, XpError
+from xpcore.errors import TransientError, ValidationError, XpError
 
 __all__ = ["api_routes", "error_response"]
 

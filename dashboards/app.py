@@ -33,7 +33,7 @@ from dashboards.settings import DashboardSettings
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from xpstream.warehouse import Warehouse
+    from xpcore.warehouse import Warehouse
 
 __all__ = ["create_app"]
 
@@ -77,7 +77,7 @@ def create_app(
             if existing is not None:
                 return existing
             if warehouse is None:
-                from xpstream.warehouse import open_warehouse
+                from xpcore.warehouse import open_warehouse
 
                 store = open_warehouse(settings)
             else:

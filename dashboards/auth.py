@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from assignment.service.auth import AccessLevel, KeyRing, is_loopback, key_from_headers
 from dashboards.login import cookie_token, login_page
 from dashboards.settings import DashboardSettings
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 __all__ = [
     "AccessLevel",

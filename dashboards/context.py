@@ -19,7 +19,7 @@ from dashboards.registry_view import CachedRegistry
 from dashboards.results_snapshot import BackgroundResults, snapshot_document
 from dashboards.units_so_far import UnitsSoFar
 from dashboards.window_computations import Computation, WindowComputations
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from dashboards.settings import DashboardSettings
     from jobs.analysis_plan import AnalysisPlan
     from jobs.results import ExperimentResult
-    from xpstream.warehouse import Warehouse
+    from xpcore.warehouse import Warehouse
 
 __all__ = ["METHODS", "DashboardContext"]
 

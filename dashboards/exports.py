@@ -14,7 +14,7 @@ XLSX goes through openpyxl's write-only mode into a temporary file, then streams
 Text a spreadsheet would evaluate (starting with ``=``, ``+``, ``-``, ``@``, tab, CR) is neutralised:
 prefixed with ``'`` in CSV (OWASP CSV-injection guidance); in XLSX every string is written as a string
 cell, never a formula, and formula-leading text also gets the quote prefix style, so editing the cell keeps
-it text (:mod:`xpstream.formula_cells`, decision 0038). Numbers, negative ones included, stay numbers.
+it text (:mod:`xpcore.formula_cells`, decision 0038). Numbers, negative ones included, stay numbers.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from xpstream.errors import ValidationError
-from xpstream.formula_cells import csv_text, is_formula_text, neutralize_formula
+from xpcore.errors import ValidationError
+from xpcore.formula_cells import csv_text, is_formula_text, neutralize_formula
 
 __all__ = [
     "DATASETS",

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from xpstream.kafka.topics import EVENTS, EXPOSURES
+from xpcore.kafka.topics import EVENTS, EXPOSURES
 
 if TYPE_CHECKING:
-    from xpstream.config import KafkaSettings
+    from xpcore.config import KafkaSettings
 
 __all__ = ["LagMonitor", "LagReading", "partition_lag", "read_consumer_lag"]
 
 logger = logging.getLogger(__name__)
-LIBRDKAFKA_LOGGER = logging.getLogger("xpstream.kafka.librdkafka")
+LIBRDKAFKA_LOGGER = logging.getLogger("xpcore.kafka.librdkafka")
 
 
 @dataclass(frozen=True)

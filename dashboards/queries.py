@@ -15,12 +15,12 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xpstream.errors import TerminalError
-from xpstream.warehouse import load_query
-from xpstream.warehouse.migrations import QUERIES_DIR
+from xpcore.errors import TerminalError
+from xpcore.warehouse import load_query
+from xpcore.warehouse.migrations import QUERIES_DIR
 
 if TYPE_CHECKING:
-    from xpstream.warehouse import Warehouse
+    from xpcore.warehouse import Warehouse
 
 __all__ = ["DASHBOARD_SQL_DIR", "QueryRunner", "dashboard_query", "query_names", "query_parameters"]
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dashboards.context import DashboardContext
 from jobs.results import SRM_THRESHOLD
-from xpstream.errors import TransientError, ValidationError
+from xpcore.errors import TransientError, ValidationError
 
 if TYPE_CHECKING:
     from dashboards.window_computations import Computation

@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec
     from schemas import RegistryRecord
-    from xpstream.warehouse import Warehouse
+    from xpcore.warehouse import Warehouse
 
 __all__ = ["EXAMPLES", "SampleData", "add_traffic", "seed_sample_data"]
 

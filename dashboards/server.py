@@ -8,7 +8,7 @@ import socket
 
 from dashboards.auth import check_dashboard_bind, dashboard_keys
 from dashboards.settings import DashboardSettings
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 __all__ = ["check_port", "dashboard_url", "run_dashboard"]
 
@@ -40,9 +40,9 @@ def run_dashboard(settings: DashboardSettings) -> None:
     import uvicorn
 
     from dashboards.app import create_app
-    from xpstream.http_server import HttpLimits
-    from xpstream.logs import configure_logging
-    from xpstream.warehouse import open_warehouse
+    from xpcore.http_server import HttpLimits
+    from xpcore.logs import configure_logging
+    from xpcore.warehouse import open_warehouse
 
     configure_logging(level="INFO" if settings.log_level.upper() == "WARNING" else settings.log_level)
     check_dashboard_bind(settings.dashboard_host, dashboard_keys(settings))

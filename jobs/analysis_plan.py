@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, cast
 
 from jobs.stats.results import Method
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = [
     "CORRECTIONS",

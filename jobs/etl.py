@@ -16,8 +16,8 @@ daily rows by event day; both are widened to whole UTC days (:func:`etl_range`).
 
 Pure parts (:func:`etl_range`, :func:`event_metrics`, :func:`metric_parameters`) are tested without a
 warehouse; :func:`rollup_experiments` runs the SQL; :func:`run_etl` is the job (registry + warehouse).
-Errors: warehouse errors propagate (:class:`~xpstream.errors.TransientError` / ``TerminalError``); a bad
-range is a :class:`~xpstream.errors.ValidationError`.
+Errors: warehouse errors propagate (:class:`~xpcore.errors.TransientError` / ``TerminalError``); a bad
+range is a :class:`~xpcore.errors.ValidationError`.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 
 from assignment.metrics_catalog import MetricDefinition, MetricType, metrics_for
-from xpstream.config import CoreSettings, EtlSettings
-from xpstream.errors import ValidationError
-from xpstream.warehouse import load_query
-from xpstream.warehouse.sqltext import placeholders
+from xpcore.config import CoreSettings, EtlSettings
+from xpcore.errors import ValidationError
+from xpcore.warehouse import load_query
+from xpcore.warehouse.sqltext import placeholders
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec
-    from xpstream.warehouse import Warehouse
+    from xpcore.warehouse import Warehouse
 
 __all__ = [
     "DEFAULT_COVARIATE_DAYS",
@@ -223,8 +223,8 @@ def run_etl(
 ) -> EtlReport:
     """``xp jobs run etl``: every experiment of the registry (any status: a stopped experiment's range
     can still be backfilled), rebuilt over :func:`etl_range` of ``since``/``until``."""
-    from xpstream.registry_topic import read_registry
-    from xpstream.warehouse import open_warehouse
+    from assignment.registry_topic import read_registry
+    from xpcore.warehouse import open_warehouse
 
     etl = etl_range(since, until, now=datetime.now(UTC))
     if covariate_days is None:

@@ -35,13 +35,13 @@ from jobs.lake_plan import (
     to_utc,
 )
 from jobs.lake_store import export_schema, open_lake_filesystem, remove_leftovers, write_partition
-from xpstream.errors import TransientError
+from xpcore.errors import TransientError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from xpstream.config import LakeSettings
-    from xpstream.warehouse import Warehouse
+    from xpcore.config import LakeSettings
+    from xpcore.warehouse import Warehouse
 
 __all__ = ["LakeReport", "PartitionReport", "TableReport", "minute_counts_sql", "run_lake"]
 
@@ -270,7 +270,7 @@ def run_lake(
     for an empty range, ``TransientError`` when the lake's storage fails, warehouse errors as they come;
     partitions already replaced stay replaced, the failed one is left as it was.
     """
-    from xpstream.warehouse import open_warehouse
+    from xpcore.warehouse import open_warehouse
 
     tables = table_names(settings.lake_tables)
     location = parse_lake_url(settings.lake_location, cwd=str(Path.cwd()))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from xpstream.errors import ConfigError, ValidationError
+from xpcore.errors import ConfigError, ValidationError
 
 __all__ = [
     "LAKE_TABLES",

@@ -37,10 +37,10 @@ from jobs.lake_plan import (
     partition_dir,
     stale_files,
 )
-from xpstream.errors import ConfigError, TransientError
+from xpcore.errors import ConfigError, TransientError
 
 if TYPE_CHECKING:
-    from xpstream.config import LakeSettings
+    from xpcore.config import LakeSettings
 
 __all__ = ["export_schema", "open_lake_filesystem", "read_manifest", "remove_leftovers", "write_partition"]
 

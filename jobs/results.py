@@ -46,7 +46,7 @@ from jobs.stats import (
     sample_ratio_mismatch,
 )
 from jobs.stats.results import Difference, Method, StatsErrorCode
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = [
     "SRM_THRESHOLD",

@@ -20,7 +20,7 @@ from typing import Any
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results import ExperimentResult, VariationSums, analyze_experiment, analyzed_metrics
 from jobs.stats import top_segments
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = [
     "DEFAULT_TOP",

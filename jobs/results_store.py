@@ -12,7 +12,7 @@
   the run's ``computed_at`` (an insert-dedup token per run and experiment: a retried insert is a no-op);
 - :func:`run_stats`: ``xp jobs run stats``, every running experiment of the registry.
 
-Errors: warehouse errors propagate (:class:`~xpstream.errors.TransientError` / ``TerminalError``);
+Errors: warehouse errors propagate (:class:`~xpcore.errors.TransientError` / ``TerminalError``);
 degenerate data gives coded results (see :mod:`jobs.results`).
 """
 
@@ -38,15 +38,15 @@ from jobs.results_segments import DEFAULT_TOP, SegmentRows, analyze_segments
 from jobs.stats.results import Method
 from jobs.unit_values import UnitValuesSettings, fetch_unit_value_sums
 from jobs.unit_values_plan import unit_values_plan
-from xpstream.errors import TerminalError, ValidationError
-from xpstream.warehouse import load_query
+from xpcore.errors import TerminalError, ValidationError
+from xpcore.warehouse import load_query
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from assignment.registry import ExperimentSpec
-    from xpstream.config import CoreSettings
-    from xpstream.warehouse import Warehouse
+    from xpcore.config import CoreSettings
+    from xpcore.warehouse import Warehouse
 
 __all__ = [
     "EPOCH",
@@ -392,7 +392,7 @@ def covariate_days_of(settings: CoreSettings) -> float:
     """The CUPED covariate window: ``XP_ETL_COVARIATE_DAYS`` (the same window as the ETL's covariate)."""
     days = getattr(settings, "etl_covariate_days", None)
     if days is None:
-        from xpstream.config import EtlSettings
+        from xpcore.config import EtlSettings
 
         days = EtlSettings().etl_covariate_days
     return float(days)
@@ -412,8 +412,8 @@ def run_stats(
     experiment whose analysis fails terminally (e.g. a misconfigured metric) is logged and skipped; the
     others are stored, then a :class:`TerminalError` names the failed ones (the job exits non-zero).
     """
-    from xpstream.registry_topic import read_registry
-    from xpstream.warehouse import open_warehouse
+    from assignment.registry_topic import read_registry
+    from xpcore.warehouse import open_warehouse
 
     snapshot = read_registry(settings, timeout=registry_timeout)
     experiments = snapshot.running_experiments()

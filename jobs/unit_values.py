@@ -48,11 +48,11 @@ from jobs.unit_values_sql import (
     changed_units_sql,
     read_sql,
 )
-from xpstream.config import CoreSettings
-from xpstream.warehouse.sqltext import placeholders
+from xpcore.config import CoreSettings
+from xpcore.warehouse.sqltext import placeholders
 
 if TYPE_CHECKING:
-    from xpstream.warehouse import Warehouse
+    from xpcore.warehouse import Warehouse
 
 __all__ = [
     "RefreshReport",

@@ -34,8 +34,8 @@ from jobs.unit_values_plan import UnitValuesPlan, unit_values_plan
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec, RegistrySnapshot
-    from xpstream.config import CoreSettings
-    from xpstream.warehouse import Warehouse
+    from xpcore.config import CoreSettings
+    from xpcore.warehouse import Warehouse
 
 __all__ = [
     "COMPACT_SQL",
@@ -176,9 +176,9 @@ def run_unit_values(settings: CoreSettings, *, registry_timeout: float = 10.0) -
 
     Does nothing with ``XP_RESULTS_UNIT_VALUES=false`` (results then never read the stored values).
     """
+    from assignment.registry_topic import read_registry
     from jobs.results_store import covariate_days_of
-    from xpstream.registry_topic import read_registry
-    from xpstream.warehouse import open_warehouse
+    from xpcore.warehouse import open_warehouse
 
     options = settings if isinstance(settings, UnitValuesSettings) else UnitValuesSettings()
     if not options.results_unit_values:

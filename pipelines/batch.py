@@ -41,7 +41,7 @@ from schemas import (
     make_dead_letter,
 )
 from schemas.arrow import TIMESTAMP, to_arrow
-from xpstream.errors import XpError
+from xpcore.errors import XpError
 
 if TYPE_CHECKING:
     from pipelines.kernel import OverrideLookup

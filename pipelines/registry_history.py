@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from schemas import RegistryRecord
-    from xpstream.warehouse.base import Warehouse
+    from xpcore.warehouse.base import Warehouse
 
 __all__ = ["records_to_store", "store_registry_history"]
 

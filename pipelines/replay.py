@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from xpstream.config import StreamSettings
+    from xpcore.config import StreamSettings
 
 __all__ = ["replay_dead_letters"]
 
@@ -37,9 +37,9 @@ def replay_dead_letters(
     """Produce the originals of matching dead letters to their source topics; returns counts per topic."""
     import pyarrow as pa
 
-    from xpstream.kafka import EVENTS, EXPOSURES
-    from xpstream.kafka.clients import make_producer
-    from xpstream.warehouse import open_warehouse
+    from xpcore.kafka import EVENTS, EXPOSURES
+    from xpcore.kafka.clients import make_producer
+    from xpcore.warehouse import open_warehouse
 
     topics = [settings.topic(EXPOSURES), settings.topic(EVENTS)]
     warehouse = open_warehouse(settings)
@@ -64,7 +64,7 @@ def replay_dead_letters(
             producer.produce(row["source_topic"], key=row["original_key"], value=row["original"])
             producer.poll(0)
     if producer is not None and producer.flush(60) > 0:
-        from xpstream.errors import TransientError
+        from xpcore.errors import TransientError
 
         raise TransientError("not every replayed record was delivered within 60 s")
     logger.info("replayed dead letters %s", dict(counts))

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.batch import RegistryView
 from schemas import MetricEvent
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipelines.batch import StreamProcessor
-    from xpstream.config import StreamSettings
-    from xpstream.warehouse.base import Warehouse
+    from xpcore.config import StreamSettings
+    from xpcore.warehouse.base import Warehouse
 
 __all__ = ["known_event_names", "registry_view_from_file", "restore_state"]
 
@@ -61,7 +61,7 @@ def restore_state(
     processor: StreamProcessor, warehouse: Warehouse, settings: StreamSettings, now: datetime
 ) -> dict[str, int]:
     """Rebuild dedup ids, first exposures and held events from the warehouse; returns counts."""
-    from xpstream.warehouse import load_query
+    from xpcore.warehouse import load_query
 
     since = now - timedelta(seconds=settings.stream_dedup_retention_seconds)
     ids = warehouse.query_arrow(load_query("stream_recent_ids"), {"since": since}).to_pydict()
@@ -130,7 +130,7 @@ def _repair_views(warehouse: Warehouse, since: datetime) -> int:
     added. Assumes no other worker is inserting into the same tables meanwhile (one in-flight insert of
     another worker could be counted twice); with chDB only one process owns the store.
     """
-    from xpstream.warehouse import load_query
+    from xpcore.warehouse import load_query
 
     added = 0
     for name, table in _VIEW_REPAIRS.items():

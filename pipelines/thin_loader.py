@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from schemas import DeadLetter, RecordCodec, make_dead_letter
 
 if TYPE_CHECKING:
-    from xpstream.config import KafkaSettings
-    from xpstream.warehouse.base import Warehouse
+    from xpcore.config import KafkaSettings
+    from xpcore.warehouse.base import Warehouse
 
 __all__ = ["LoadReport", "dedup_token", "load_topic_into_table"]
 
@@ -59,7 +59,7 @@ def load_topic_into_table(
     from confluent_kafka import KafkaError, TopicPartition
 
     from schemas.arrow import to_arrow
-    from xpstream.kafka.clients import make_consumer
+    from xpcore.kafka.clients import make_consumer
 
     codec: RecordCodec[Any] = RecordCodec(record_type, max_record_bytes=settings.max_record_bytes)
     consumer = make_consumer(settings, group_id)

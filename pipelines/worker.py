@@ -28,13 +28,13 @@ from pipelines.kernel import RawRecord, ValidationRules
 from pipelines.metrics import StreamMetrics
 from pipelines.overlap import OneInFlight
 from pipelines.state import known_event_names, registry_view_from_file, restore_state
-from xpstream.errors import ConfigError, TransientError, XpError
+from xpcore.errors import ConfigError, TransientError, XpError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from xpstream.config import StreamSettings
-    from xpstream.warehouse.base import Warehouse
+    from xpcore.config import StreamSettings
+    from xpcore.warehouse.base import Warehouse
 
 __all__ = ["StreamReport", "run_worker"]
 
@@ -92,7 +92,7 @@ def _registry(settings: StreamSettings) -> tuple[RegistryView, Any]:
     if settings.stream_registry_file is not None:
         return registry_view_from_file(settings.stream_registry_file), None
     try:
-        from xpstream.registry_topic import RegistryFollower
+        from assignment.registry_topic import RegistryFollower
     except ImportError:
         logger.warning("registry reader not available: experiments and variations are not checked")
         return RegistryView(None), None
@@ -114,8 +114,8 @@ def _store_registry_history(warehouse: Warehouse, settings: StreamSettings) -> N
     Best effort: the registry table is history, not input, so a failure is logged and retried at the
     next registry change instead of stopping the stream.
     """
+    from assignment.registry_topic import read_registry_records
     from pipelines.registry_history import store_registry_history
-    from xpstream.registry_topic import read_registry_records
 
     try:
         records = read_registry_records(settings, timeout=settings.stream_registry_timeout)
@@ -267,7 +267,7 @@ def _check_topics(consumer: Any, settings: StreamSettings, topics: list[str]) ->
     """Fail with one clear line when Kafka is unreachable or a topic is missing (never wait forever)."""
     from confluent_kafka import KafkaException
 
-    from xpstream.errors import ConfigError
+    from xpcore.errors import ConfigError
 
     try:
         metadata = consumer.list_topics(timeout=15)
@@ -388,9 +388,9 @@ def run_worker(
     """
     from confluent_kafka import TopicPartition
 
-    from xpstream.kafka import DEAD_LETTERS, EVENTS, EXPOSURES
-    from xpstream.kafka.clients import make_consumer, make_producer
-    from xpstream.warehouse import open_warehouse
+    from xpcore.kafka import DEAD_LETTERS, EVENTS, EXPOSURES
+    from xpcore.kafka.clients import make_consumer, make_producer
+    from xpcore.warehouse import open_warehouse
 
     started = time.monotonic()
     report = StreamReport()

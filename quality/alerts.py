@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from quality.outcomes import CheckOutcome
 
 if TYPE_CHECKING:
-    from xpstream.config import KafkaSettings
+    from xpcore.config import KafkaSettings
 
 __all__ = [
     "AlertDelivery",
@@ -163,8 +163,8 @@ class AlertDelivery:
 
 def produce_alerts(settings: KafkaSettings, records: Sequence[AlertRecord], *, timeout: float) -> str | None:
     """Produce the records to ``xp.alerts`` (key: fingerprint); returns an error text, None if delivered."""
-    from xpstream.kafka.clients import make_producer
-    from xpstream.kafka.topics import ALERTS
+    from xpcore.kafka.clients import make_producer
+    from xpcore.kafka.topics import ALERTS
 
     topic = settings.topic(ALERTS)
     errors: list[str] = []

@@ -11,12 +11,12 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from xpstream.errors import XpError
+from xpcore.errors import XpError
 
 if TYPE_CHECKING:
     from assignment.registry import RegistrySnapshot
     from quality.settings import QualitySettings
-    from xpstream.warehouse import Warehouse
+    from xpcore.warehouse import Warehouse
 
 __all__ = ["load_registry", "registry_from_table"]
 
@@ -51,7 +51,7 @@ def load_registry(settings: QualitySettings, warehouse: Warehouse) -> tuple[Regi
 
         snapshot = load_registry_file(settings.quality_registry_file).snapshot()
         return snapshot, f"registry from {settings.quality_registry_file}"
-    from xpstream.registry_topic import read_registry
+    from assignment.registry_topic import read_registry
 
     try:
         return read_registry(settings, timeout=settings.quality_registry_timeout), None

@@ -2,7 +2,7 @@
 
 :func:`run_quality` reads the registry and the window's data, runs the GX suites
 (:mod:`quality.gx_runner`), the table rules (:mod:`quality.rules`) and the experiment health checks
-(:mod:`quality.health`), stores each outcome in ``xp.dq_results``, renders the report
+(:mod:`quality.health_checks`), stores each outcome in ``xp.dq_results``, renders the report
 (:mod:`quality.report`) and raises alerts (:mod:`quality.alerts`: table ``xp.alerts``, topic
 ``xp.alerts``, webhook). It returns a :class:`QualityRun`; exit codes are the CLI's business.
 """
@@ -18,18 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quality.alerts import AlertDelivery, decide_alerts, post_webhook, produce_alerts, slack_message
-from quality.health import HealthThresholds, VariationUnits, guardrail_outcome, health_outcomes
+from quality.health_checks import HealthThresholds, VariationUnits, guardrail_outcome, health_outcomes
 from quality.outcomes import CheckOutcome, outcomes_json
 from quality.rules import dead_letter_outcome, freshness_outcome, volume_outcome
 from quality.suites import KnownValues, table_suites
 from quality.window import Window, check_window
-from xpstream.warehouse import load_query
+from xpcore.warehouse import load_query
 
 if TYPE_CHECKING:
     from assignment.registry import RegistrySnapshot
     from quality.gx_runner import GxRun
     from quality.settings import QualitySettings
-    from xpstream.warehouse import Warehouse
+    from xpcore.warehouse import Warehouse
 
 __all__ = ["QualityRun", "run_checks", "run_quality"]
 
@@ -240,7 +240,7 @@ def _deliver(
     run: QualityRun, warehouse: Warehouse, settings: QualitySettings, records: Sequence[Any]
 ) -> AlertDelivery:
     from quality.store import store_alerts
-    from xpstream.kafka.topics import ALERTS
+    from xpcore.kafka.topics import ALERTS
 
     delivery = AlertDelivery(records=len(records), topic=settings.topic(ALERTS))
     if not records:
@@ -272,7 +272,7 @@ def run_quality(
     from quality.registry_source import load_registry
     from quality.report import publish_latest, render_summary, run_folder
     from quality.store import read_alert_state, store_outcomes
-    from xpstream.warehouse import open_warehouse
+    from xpcore.warehouse import open_warehouse
 
     run_at = (now or datetime.now(UTC)).astimezone(UTC)
     window = check_window(since=since, until=until, hours=settings.quality_window_hours, now=run_at)

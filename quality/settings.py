@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from xpstream.config import CoreSettings
+from xpcore.config import CoreSettings
 
 __all__ = ["QualitySettings"]
 

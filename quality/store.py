@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 from quality.alerts import AlertRecord, AlertState
 from quality.outcomes import CheckOutcome
-from xpstream.warehouse import load_query
+from xpcore.warehouse import load_query
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from xpstream.warehouse import Warehouse
+    from xpcore.warehouse import Warehouse
 
 __all__ = ["alerts_table", "read_alert_state", "store_alerts", "store_outcomes"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = ["Window", "check_window"]
 

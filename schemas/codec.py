@@ -38,7 +38,7 @@ from schemas.records import (
     RecordKind,
     RegistryRecord,
 )
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = [
     "DEFAULT_MAX_ABS_METRIC_VALUE",

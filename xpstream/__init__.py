@@ -1,8 +1,11 @@
-"""xpstream core: configuration, errors, the `xp` command line and the Kafka/warehouse adapters.
+"""xpstream, the application: the ``xp`` command line, ``xp up``, its scheduler, the local stack and loadgen.
 
-The domain packages live beside it at the top level: ``assignment`` (who sees what), ``pipelines``
-(stream jobs), ``jobs`` (batch jobs), ``schemas`` (event contracts) and ``quality`` (data checks).
+It sits on top of the domain packages beside it (``assignment`` who sees what, ``pipelines`` stream jobs,
+``jobs`` batch jobs, ``schemas`` event contracts, ``quality`` data checks, ``dashboards``), which in turn
+stand on the foundation ``xpcore`` (errors, settings, Kafka and warehouse adapters). Nothing below this
+package imports it.
 """
 
-__version__ = "0.1.0"
+from xpcore import __version__
+
 __all__ = ["__version__"]

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xpstream.config import CoreSettings
+from xpcore.config import CoreSettings
 
 __all__ = ["main", "reconcile"]
 
@@ -147,7 +147,7 @@ def main(users: int = 20000) -> None:
 if __name__ == "__main__":
     import argparse
 
-    from xpstream.errors import XpError
+    from xpcore.errors import XpError
 
     parser = argparse.ArgumentParser(description="xpstream's end-to-end demo (what `make demo` runs).")
     parser.add_argument("--users", type=int, default=20000, help="simulated users (default 20000)")

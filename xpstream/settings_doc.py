@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings
 from dashboards.settings import DashboardSettings
 from jobs.unit_values import UnitValuesSettings
 from quality.settings import QualitySettings
-from xpstream.config import (
+from xpcore.config import (
     CoreSettings,
     EtlSettings,
     KafkaSettings,

@@ -14,7 +14,7 @@ import os
 import secrets
 from pathlib import Path
 
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 __all__ = ["LOCAL_ADMIN_NAME", "ensure_local_admin_key", "local_admin_key_path", "read_local_admin_key"]
 

@@ -63,14 +63,14 @@ from schemas import (
     make_dead_letter,
 )
 from schemas.records import COLLECTOR_SOURCE, DeadLetter
-from xpstream.kafka.topics import DEAD_LETTERS, EVENTS, EXPOSURES
+from xpcore.kafka.topics import DEAD_LETTERS, EVENTS, EXPOSURES
 
 __all__ = ["BrowserGuard", "Service", "build_app", "is_client_route", "is_json"]
 
 logger = logging.getLogger(__name__)
 
 Publisher = Callable[[list[RegistryRecord]], Any]
-"""Publishes registry records (``xpstream.registry_topic.publish_changes`` bound to the settings)."""
+"""Publishes registry records (``assignment.registry_topic.publish_changes`` bound to the settings)."""
 
 _JSON = "application/json"
 _encode = msgspec.json.Encoder().encode

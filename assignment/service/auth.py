@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 __all__ = ["AccessLevel", "KeyRing", "check_bind", "is_loopback"]
 

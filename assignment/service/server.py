@@ -15,9 +15,9 @@ from assignment.service.app import Service, build_app
 from assignment.service.auth import KeyRing, check_bind
 from assignment.service.exposures import KafkaSink
 from assignment.service.sources import PayloadSource, RegistryPayloadSource, StaticPayloadSource
-from xpstream.config import ServiceSettings
-from xpstream.errors import ConfigError
-from xpstream.http_server import HttpLimits
+from xpcore.config import ServiceSettings
+from xpcore.errors import ConfigError
+from xpcore.http_server import HttpLimits
 
 __all__ = ["build_service", "run_service"]
 
@@ -53,11 +53,11 @@ def build_service(settings: ServiceSettings) -> Service:
     if settings.service_features_file is not None:
         source = StaticPayloadSource.from_file(settings.service_features_file)
     else:
-        from xpstream.registry_topic import publish_changes
+        from assignment.registry_topic import publish_changes
 
         source = RegistryPayloadSource(settings, start_timeout=settings.service_registry_timeout)
         publisher = functools.partial(publish_changes, settings)
-    from xpstream import __version__
+    from xpcore import __version__
 
     return Service(
         source=source,
@@ -82,7 +82,7 @@ def run_service(settings: ServiceSettings) -> None:
     """Start the source and sink, serve until interrupted, then flush/spool and stop."""
     import uvicorn
 
-    from xpstream.logs import configure_logging
+    from xpcore.logs import configure_logging
 
     configure_logging(level="INFO" if settings.log_level.upper() == "WARNING" else settings.log_level)
     service = build_service(settings)

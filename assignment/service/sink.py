@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from assignment.service.spool import Spool, SpoolEntry, SpoolFull
 
 if TYPE_CHECKING:
-    from xpstream.config import ServiceSettings
+    from xpcore.config import ServiceSettings
 
 __all__ = ["EXPOSURE_LINGER_MS", "KafkaSink"]
 
@@ -76,7 +76,7 @@ class KafkaSink:
         self.spool.open()
         self._spooling = not self.spool.empty  # a previous run left records: replay them first
         if self._producer is None:
-            from xpstream.kafka.clients import make_producer
+            from xpcore.kafka.clients import make_producer
 
             timeout_ms = int(self.settings.exposure_delivery_timeout * 1000)
             self._producer = make_producer(

@@ -7,7 +7,7 @@ change. Compilation happens outside any lock; the lock only serialises concurren
 
 - :class:`StaticPayloadSource`: a GrowthBook payload file (or dict); never changes.
 - :class:`RegistryPayloadSource`: follows ``xp.registry`` through
-  :class:`xpstream.registry_topic.RegistryFollower`; ``current()`` compares the follower's snapshot
+  :class:`assignment.registry_topic.RegistryFollower`; ``current()`` compares the follower's snapshot
   with the compiled one and recompiles when it moved, so no read is stale once the follower has seen
   a change (the follower's ``on_change`` hook recompiles eagerly, off the request path). The payload
   is the snapshot's *at the time of compiling*: experiments outside their start/stop schedule are
@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from assignment.compiled import CompiledPayload
 from assignment.registry import RegistrySnapshot
 from schemas import Override
-from xpstream.errors import TransientError
+from xpcore.errors import TransientError
 
 if TYPE_CHECKING:
-    from xpstream.config import KafkaSettings
+    from xpcore.config import KafkaSettings
 
 __all__ = ["PayloadSource", "RegistryPayloadSource", "ServingState", "SnapshotLike", "StaticPayloadSource"]
 
@@ -181,7 +181,7 @@ class RegistryPayloadSource:
         if follower is None:
             if settings is None:
                 raise ValueError("pass settings or a follower")
-            from xpstream.registry_topic import RegistryFollower
+            from assignment.registry_topic import RegistryFollower
 
             follower = RegistryFollower(settings, start_timeout=start_timeout)
         self._follower = follower

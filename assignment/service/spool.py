@@ -37,7 +37,7 @@ from typing import IO
 
 import msgspec
 
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 __all__ = ["SEGMENT_BYTES", "Spool", "SpoolEntry", "SpoolFull", "decode_line", "encode_line"]
 

@@ -12,7 +12,7 @@ are in docs/statistics.md. Public surface:
   :func:`top_segments`, :func:`is_guardrail_harmed`
 - results: :class:`EffectResult` with ``error`` a :class:`StatsErrorCode` instead of an exception
 
-Errors: invalid input raises :class:`xpstream.errors.ValidationError`; degenerate but valid data
+Errors: invalid input raises :class:`xpcore.errors.ValidationError`; degenerate but valid data
 (an empty variation, zero variance, a zero control mean for a relative lift) gives a coded result.
 """
 

@@ -11,7 +11,7 @@ from jobs.stats.results import Difference, EffectResult, Method
 from jobs.stats.sequential import DEFAULT_TUNING_PARAMETER, sequential_from_moments
 from jobs.stats.sufficient import CupedStatistic, Statistic, pooled_theta
 from jobs.stats.validation import check_alpha
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = ["compare_variations"]
 

@@ -38,7 +38,7 @@ class GaussianPrior:
     def __post_init__(self) -> None:
         check_positive("prior variance", self.variance)
         if not math.isfinite(self.mean):
-            from xpstream.errors import ValidationError
+            from xpcore.errors import ValidationError
 
             raise ValidationError(f"prior mean must be finite, got {self.mean!r}")
 

@@ -41,7 +41,7 @@ from jobs.stats.sufficient import (
     Statistic,
     ValueSums,
 )
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = ["StatsRequest", "analyze_request", "parse_request"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = ["benjamini_hochberg", "holm_bonferroni"]
 

@@ -27,7 +27,7 @@ from jobs.stats.sufficient import (
     centered_sum_of_squares,
     pooled_theta,
 )
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = ["EffectMoments", "effect_moments", "welch_satterthwaite_df"]
 

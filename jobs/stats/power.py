@@ -21,7 +21,7 @@ from typing import Literal
 
 from jobs.stats.sequential import DEFAULT_TUNING_PARAMETER, sequential_halfwidth, sequential_rho
 from jobs.stats.validation import check_alpha, check_positive
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = ["minimum_detectable_effect", "power", "sample_size_per_variation"]
 

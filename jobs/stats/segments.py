@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from functools import reduce
 from typing import Any, TypeVar
 
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = ["top_segments"]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jobs.stats.results import StatsErrorCode
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = ["SrmResult", "sample_ratio_mismatch"]
 

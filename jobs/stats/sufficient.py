@@ -6,7 +6,7 @@ metric involves two values per unit, the cross product). Two partial aggregates 
 
 Variances are *sample* variances (divisor ``n − 1``), as in Welch's test and ``scipy.stats``. Inputs
 that no set of real values could produce (a negative ``n``, ``sum_squares < sum² / n``, a proportion
-above 1, a cross product that breaks Cauchy–Schwarz) raise :class:`xpstream.errors.ValidationError`
+above 1, a cross product that breaks Cauchy–Schwarz) raise :class:`xpcore.errors.ValidationError`
 at construction: they are bugs upstream, never something to paper over.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = [
     "CupedStatistic",

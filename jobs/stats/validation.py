@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 __all__ = ["check_alpha", "check_positive"]
 

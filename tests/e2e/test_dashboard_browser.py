@@ -32,7 +32,7 @@ import pytest
 
 from tests.fixtures.http import serve_in_thread
 from tests.fixtures.kafka import KafkaBroker
-from xpstream.config import KafkaSettings
+from xpcore.config import KafkaSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -87,11 +87,11 @@ def run_xp(served: Served, *args: str) -> str:
 @pytest.fixture(scope="module")
 def cli_results(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Seed a store, publish its registry to Kafka, run `xp results` (store closed), hand over the paths."""
+    from assignment.registry_topic import publish_changes
     from dashboards.sample_data import seed_sample_data
     from dashboards.settings import DashboardSettings
-    from xpstream.kafka.topics import ensure_topics
-    from xpstream.registry_topic import publish_changes
-    from xpstream.warehouse import open_warehouse
+    from xpcore.kafka.topics import ensure_topics
+    from xpcore.warehouse import open_warehouse
 
     home = tmp_path_factory.mktemp("dash-e2e") / "xp-home"
     kafka = kafka_broker.settings(topic_prefix=f"dash-{uuid.uuid4().hex[:8]}-")
@@ -117,7 +117,7 @@ def served(cli_results: Served, cli_documents: dict[str, dict[str, Any]]) -> Ite
     Opened after `xp results` ran (cli_documents): chDB allows one process per store."""
     from dashboards.app import create_app
     from dashboards.settings import DashboardSettings
-    from xpstream.warehouse import open_warehouse
+    from xpcore.warehouse import open_warehouse
 
     settings = DashboardSettings(
         home=cli_results.home,
@@ -277,7 +277,7 @@ def test_a_window_shows_the_computing_state_then_the_cli_numbers(
 
 
 def test_a_failed_window_shows_its_error(page: Any, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    from xpstream.errors import TransientError
+    from xpcore.errors import TransientError
 
     context = served.app.state.dashboard
 

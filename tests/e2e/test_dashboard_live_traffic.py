@@ -27,7 +27,7 @@ import pytest
 from tests.e2e.test_dashboard_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
 from tests.fixtures.http import serve_in_thread
 from tests.fixtures.kafka import KafkaBroker
-from xpstream.config import KafkaSettings
+from xpcore.config import KafkaSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -48,14 +48,14 @@ def live(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) ->
     from assignment.authoring import load_registry_file
     from assignment.registry import RegistrySnapshot
     from assignment.registry_changes import plan_changes
+    from assignment.registry_topic import publish_changes
     from dashboards.app import create_app
     from dashboards.sample_data import EXAMPLES
     from dashboards.settings import DashboardSettings
     from pipelines.worker import run_worker
-    from xpstream.config import StreamSettings
-    from xpstream.kafka.topics import ensure_topics
-    from xpstream.registry_topic import publish_changes
-    from xpstream.warehouse import open_warehouse
+    from xpcore.config import StreamSettings
+    from xpcore.kafka.topics import ensure_topics
+    from xpcore.warehouse import open_warehouse
 
     home = tmp_path_factory.mktemp("dash-live") / "xp-home"
     kafka = kafka_broker.settings(topic_prefix=f"live-{uuid.uuid4().hex[:8]}-")

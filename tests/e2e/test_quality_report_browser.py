@@ -18,7 +18,7 @@ from quality.run import run_quality
 from quality.settings import QualitySettings
 from tests.fixtures.kafka import free_ports
 from tests.integration.test_quality_seeded import REGISTRY, seed
-from xpstream.warehouse import Warehouse
+from xpcore.warehouse import Warehouse
 
 pytestmark = pytest.mark.e2e
 

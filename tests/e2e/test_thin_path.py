@@ -23,8 +23,8 @@ from pipelines.thin_loader import load_topic_into_table
 from schemas import DeadLetterReason, Exposure, RecordCodec
 from tests.fixtures.kafka import free_ports
 from tests.payloads import DEMO_PAYLOAD
-from xpstream.config import KafkaSettings
-from xpstream.kafka import EXPOSURES
+from xpcore.config import KafkaSettings
+from xpcore.kafka import EXPOSURES
 
 pytestmark = pytest.mark.e2e
 
@@ -66,8 +66,8 @@ def build_demo_exposures(users: int, seed: int) -> list[Any]:
 def produce_demo_exposures(settings: KafkaSettings, exposures: list[Any]) -> int:
     """Produce exposures keyed by unit id; returns how many the broker acknowledged."""
     from schemas import Exposure, RecordCodec
-    from xpstream.kafka import EXPOSURES
-    from xpstream.kafka.clients import make_producer
+    from xpcore.kafka import EXPOSURES
+    from xpcore.kafka.clients import make_producer
 
     codec = RecordCodec(Exposure, max_record_bytes=settings.max_record_bytes)
     producer = make_producer(settings)

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from dashboards.app import create_app
 from dashboards.sample_data import seed_sample_data
 from dashboards.settings import DashboardSettings
-from xpstream.warehouse import open_warehouse
+from xpcore.warehouse import open_warehouse
 
 KEYS = st.one_of(
     st.sampled_from(

@@ -23,7 +23,7 @@ from assignment.service.exposures import MemorySink
 from schemas import DeadLetter, MetricEvent, RecordCodec
 from tests.fuzz.strategies import JSON_VALUES, event_objects, exposure_objects, nested
 from tests.unit.service.conftest import make_service
-from xpstream.kafka.topics import DEAD_LETTERS, EVENTS, EXPOSURES
+from xpcore.kafka.topics import DEAD_LETTERS, EVENTS, EXPOSURES
 
 CLIENT_KEY, ADMIN_KEY = "ck_fuzz", "ak_fuzz"
 _KEYS = KeyRing.from_secrets(CLIENT_KEY, f"fuzzer:{ADMIN_KEY}", named=True)

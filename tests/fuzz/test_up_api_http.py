@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from xpcore.warehouse import Warehouse
 from xpstream.up.admin import allowed_hosts, build_admin_app
-from xpstream.up.health import Health
-from xpstream.warehouse import Warehouse
+from xpstream.up.component_health import Health
 
 TOKEN = "fuzz-owner-token-0123456789"
 PORT = 8210

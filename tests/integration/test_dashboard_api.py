@@ -28,7 +28,7 @@ from dashboards.app import create_app
 from dashboards.sample_data import SampleData, seed_sample_data
 from dashboards.settings import DashboardSettings
 from jobs.results_store import compute_experiment_result
-from xpstream.warehouse import Warehouse, open_warehouse
+from xpcore.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -633,7 +633,7 @@ def test_an_export_of_a_new_window_waits_for_its_computation(seeded: Seeded) -> 
 def test_a_failed_window_shows_its_error_and_is_not_recomputed_at_once(
     seeded: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from xpstream.errors import TransientError
+    from xpcore.errors import TransientError
 
     params = {"until": (seeded.data.now - timedelta(minutes=7)).isoformat()}
     url = f"/api/experiments/{KEY}/results"
@@ -704,8 +704,8 @@ def test_units_so_far_are_a_recent_copy_recounted_in_the_background(seeded: Seed
 
 
 def test_ingest_counter_equals_a_recount_after_a_repair_and_a_backfill(seeded: Seeded) -> None:
-    from xpstream.warehouse import load_query
-    from xpstream.warehouse.migrations import discover_migrations
+    from xpcore.warehouse import load_query
+    from xpcore.warehouse.migrations import discover_migrations
 
     warehouse = seeded.warehouse
 

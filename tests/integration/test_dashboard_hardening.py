@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from dashboards.app import create_app
 from dashboards.settings import DashboardSettings
-from xpstream.warehouse import Warehouse
+from xpcore.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 

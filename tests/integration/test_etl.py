@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from assignment import registry_topic
 from assignment.metrics_catalog import MetricDefinition, metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, RegistrySnapshot, VariationSpec
 from jobs.etl import EtlRange, EtlSettings, etl_range, event_metrics, rollup_experiments, run_etl
@@ -24,8 +25,7 @@ from schemas import Exposure
 from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus, MetricEvent
 from tests.factories import make_exposure
-from xpstream import registry_topic
-from xpstream.warehouse import Warehouse, open_warehouse
+from xpcore.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
 

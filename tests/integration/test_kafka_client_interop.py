@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from xpstream.config import KafkaSettings
-from xpstream.kafka.topics import EVENTS, EXPOSURES
+from xpcore.config import KafkaSettings
+from xpcore.kafka.topics import EVENTS, EXPOSURES
 
 pytestmark = pytest.mark.integration
 

@@ -15,13 +15,13 @@ import pytest
 
 from assignment.authoring import load_registry_file
 from assignment.registry_changes import override_change, plan_changes
+from assignment.registry_topic import RegistryFollower, publish_changes, read_registry
 from schemas import RegistryRecord
 from schemas.codec import RecordCodec
 from tests.fixtures.kafka import KafkaBroker
-from xpstream.config import KafkaSettings
-from xpstream.kafka.clients import make_consumer, make_producer
-from xpstream.registry_signing import SIGNATURE_HEADER, KeyRing, new_key, refusals
-from xpstream.registry_topic import RegistryFollower, publish_changes, read_registry
+from xpcore.config import KafkaSettings
+from xpcore.kafka.clients import make_consumer, make_producer
+from xpcore.registry_signing import SIGNATURE_HEADER, KeyRing, new_key, refusals
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ import pytest
 from jobs.lake import run_lake
 from jobs.lake_plan import LAKE_TABLES, MANIFEST_NAME, LakeLocation, Manifest
 from jobs.lake_store import export_schema, write_partition
-from xpstream.config import LakeSettings, WarehouseSettings
-from xpstream.errors import TransientError
-from xpstream.warehouse import Warehouse, open_warehouse
+from xpcore.config import LakeSettings, WarehouseSettings
+from xpcore.errors import TransientError
+from xpcore.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ import pytest
 from schemas import Exposure, MetricEvent, RecordCodec
 from schemas.codec import RecordError
 from tests.payloads import DEMO_PAYLOAD
-from xpstream.config import KafkaSettings
-from xpstream.kafka import EVENTS, EXPOSURES
+from xpcore.config import KafkaSettings
+from xpcore.kafka import EVENTS, EXPOSURES
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def run_loadgen(settings: KafkaSettings, *args: str) -> dict[str, Any]:
 
 def consume_all(settings: KafkaSettings, expected: int, timeout: float = 60.0) -> list[Any]:
     """Every message of the exposures and events topics (stops once ``expected`` have arrived + 1 s)."""
-    from xpstream.kafka.clients import make_consumer
+    from xpcore.kafka.clients import make_consumer
 
     consumer = make_consumer(settings, f"test-loadgen-{uuid.uuid4().hex[:8]}")
     consumer.subscribe([settings.topic(EXPOSURES), settings.topic(EVENTS)])

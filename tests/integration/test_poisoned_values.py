@@ -31,7 +31,7 @@ import pyarrow as pa
 import pytest
 
 from tests.fixtures.kafka import KafkaBroker
-from xpstream.config import KafkaSettings
+from xpcore.config import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ def _attributed_table(row: dict[str, Any], event_id: str, value: float) -> pa.Ta
 
 def _compute(warehouse: Any, snapshot: Any, until: datetime) -> dict[str, dict[str, Any]]:
     from jobs.results_store import compute_experiment_result, covariate_days_of, experiment_plan
-    from xpstream.config import EtlSettings
+    from xpcore.config import EtlSettings
 
     documents = {}
     for key in (KEY, OTHER):
@@ -108,11 +108,11 @@ def _compute(warehouse: Any, snapshot: Any, until: datetime) -> dict[str, dict[s
 @pytest.fixture(scope="module")
 def store(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     from assignment.registry import RegistrySnapshot
+    from assignment.registry_topic import publish_changes
     from dashboards.sample_data import seed_sample_data
     from dashboards.settings import DashboardSettings
-    from xpstream.kafka.topics import ensure_topics
-    from xpstream.registry_topic import publish_changes
-    from xpstream.warehouse import open_warehouse
+    from xpcore.kafka.topics import ensure_topics
+    from xpcore.warehouse import open_warehouse
 
     home = tmp_path_factory.mktemp("poison") / "xp-home"
     kafka = kafka_broker.settings(topic_prefix=f"poison-{uuid.uuid4().hex[:8]}-")
@@ -203,7 +203,7 @@ def test_the_other_experiment_is_unchanged(store: Store) -> None:
 
 def test_stats_job_stores_every_experiment_and_metric(store: Store) -> None:
     from dashboards.settings import DashboardSettings
-    from xpstream.warehouse import open_warehouse
+    from xpcore.warehouse import open_warehouse
 
     done = run_xp(store, "jobs", "run", "stats")
     assert done.returncode == 0, done.stderr
@@ -248,7 +248,7 @@ def test_dashboard_results_api_marks_the_metric(store: Store) -> None:
 
     from dashboards.app import create_app
     from dashboards.settings import DashboardSettings
-    from xpstream.warehouse import open_warehouse
+    from xpcore.warehouse import open_warehouse
 
     stats = run_xp(store, "jobs", "run", "stats")  # the snapshot the page shows without a window
     assert stats.returncode == 0, stats.stderr

@@ -26,7 +26,7 @@ from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus
 from tests.factories import make_exposure
 from tests.fixtures.kafka import free_ports
-from xpstream.warehouse import Warehouse
+from xpcore.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 

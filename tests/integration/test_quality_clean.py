@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from quality.registry_source import registry_from_table
-from xpstream.config import KafkaSettings, WarehouseSettings
-from xpstream.warehouse import open_warehouse
+from xpcore.config import KafkaSettings, WarehouseSettings
+from xpcore.warehouse import open_warehouse
 
 pytestmark = pytest.mark.integration
 

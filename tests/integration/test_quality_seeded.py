@@ -25,10 +25,10 @@ from schemas import DeadLetter, Exposure, MetricEvent
 from schemas.arrow import to_arrow
 from schemas.records import DeadLetterReason, ExperimentStatus, RecordKind
 from tests.factories import make_exposure
-from xpstream.config import KafkaSettings
-from xpstream.kafka.clients import make_consumer
-from xpstream.kafka.topics import ALERTS
-from xpstream.warehouse import Warehouse
+from xpcore.config import KafkaSettings
+from xpcore.kafka.clients import make_consumer
+from xpcore.kafka.topics import ALERTS
+from xpcore.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,11 @@ import pytest
 
 from assignment.authoring import load_registry_file
 from assignment.registry_changes import override_change, plan_changes
+from assignment.registry_topic import RegistryFollower, publish_changes, read_registry, registry_history
 from schemas import RegistryChange
 from tests.fixtures.kafka import KafkaBroker
-from xpstream.config import KafkaSettings
-from xpstream.errors import TransientError
-from xpstream.registry_topic import RegistryFollower, publish_changes, read_registry, registry_history
+from xpcore.config import KafkaSettings
+from xpcore.errors import TransientError
 
 pytestmark = pytest.mark.integration
 
@@ -234,8 +234,8 @@ def test_a_concurrent_writer_that_loses_is_ignored_and_told(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     from assignment.authoring import parse_registry_text
+    from xpcore.errors import TransientError
     from xpstream.cli.experiments import _check_applied
-    from xpstream.errors import TransientError
 
     base = load_registry_file(EXAMPLE)
     publish_changes(

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pytest
 from starlette.testclient import TestClient
 
-from xpstream.errors import ConfigError, ReadOnlyError, TerminalError
+from xpcore.errors import ConfigError, ReadOnlyError, TerminalError
+from xpcore.warehouse import Warehouse
+from xpcore.warehouse.remote import RemoteWarehouse
 from xpstream.up.admin import allowed_hosts, build_admin_app
-from xpstream.up.health import Health
-from xpstream.warehouse import Warehouse
-from xpstream.warehouse.remote import RemoteWarehouse
+from xpstream.up.component_health import Health
 
 pytestmark = pytest.mark.integration
 

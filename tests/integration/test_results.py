@@ -31,8 +31,8 @@ from schemas import Exposure
 from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus
 from tests.factories import make_exposure
-from xpstream.config import KafkaSettings, WarehouseSettings
-from xpstream.warehouse import Warehouse, open_warehouse
+from xpcore.config import KafkaSettings, WarehouseSettings
+from xpcore.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
 

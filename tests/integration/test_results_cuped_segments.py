@@ -35,8 +35,8 @@ from pipelines.batch import attributions_table
 from schemas import Exposure
 from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus, ExposureSource, MetricEvent
-from xpstream.config import KafkaSettings, WarehouseSettings
-from xpstream.warehouse import Warehouse, open_warehouse
+from xpcore.config import KafkaSettings, WarehouseSettings
+from xpcore.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
 

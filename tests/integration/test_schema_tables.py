@@ -21,7 +21,7 @@ from tests.unit.test_schemas import (
     make_exposure,
     make_registry_records,
 )
-from xpstream.warehouse import Warehouse
+from xpcore.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 

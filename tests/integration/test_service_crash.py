@@ -27,8 +27,8 @@ from schemas import Exposure, RecordCodec
 from tests.fixtures.kafka import free_ports
 from tests.integration.test_service_exposures import _consume, _expected, _units
 from tests.unit.service.conftest import PAYLOAD
-from xpstream.config import KafkaSettings
-from xpstream.kafka.topics import EXPOSURES
+from xpcore.config import KafkaSettings
+from xpcore.kafka.topics import EXPOSURES
 
 pytestmark = pytest.mark.integration
 

@@ -26,8 +26,8 @@ from assignment.service.sources import StaticPayloadSource
 from schemas import Exposure, RecordCodec
 from tests.fixtures.kafka import free_ports
 from tests.unit.service.conftest import PAYLOAD
-from xpstream.config import KafkaSettings, ServiceSettings, StackSettings
-from xpstream.kafka.topics import EVENTS, EXPOSURES
+from xpcore.config import KafkaSettings, ServiceSettings, StackSettings
+from xpcore.kafka.topics import EVENTS, EXPOSURES
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def _service(settings: ServiceSettings) -> Service:
 def _consume(
     settings: KafkaSettings, topic: str, count: int, timeout: float = 30.0
 ) -> list[tuple[bytes, bytes]]:
-    from xpstream.kafka.clients import make_consumer
+    from xpcore.kafka.clients import make_consumer
 
     consumer = make_consumer(settings, group_id=f"check-{time.time_ns()}")
     consumer.subscribe([settings.topic(topic)])

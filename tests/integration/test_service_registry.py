@@ -27,7 +27,7 @@ from schemas import (
     RegistryRecord,
     registry_key,
 )
-from xpstream.config import KafkaSettings
+from xpcore.config import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
 
 
 def test_registry_changes_and_overrides_are_served_without_restart(kafka_settings: KafkaSettings) -> None:
-    from xpstream.registry_topic import publish_changes
+    from assignment.registry_topic import publish_changes
 
     experiment = ExperimentDefinition(
         key="exp-x", version=1, status=ExperimentStatus.RUNNING, name="X", definition=EXPERIMENT

@@ -21,11 +21,11 @@ from typing import ClassVar
 
 import pytest
 
-from xpstream.config import WarehouseSettings
-from xpstream.errors import TerminalError
-from xpstream.warehouse import Warehouse, open_warehouse
-from xpstream.warehouse.chdb import adapter as chdb_adapter
-from xpstream.warehouse.chdb.ownership import LOCK_FILE
+from xpcore.config import WarehouseSettings
+from xpcore.errors import TerminalError
+from xpcore.warehouse import Warehouse, open_warehouse
+from xpcore.warehouse.chdb import adapter as chdb_adapter
+from xpcore.warehouse.chdb.ownership import LOCK_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -182,7 +182,7 @@ SAFE_TABLE_FUNCTIONS = {
 
 def test_every_table_function_of_the_engine_is_classified(warehouse: Warehouse) -> None:
     """A chDB upgrade that adds a table function fails here until it is listed as safe or external."""
-    from xpstream.warehouse.sqlguard import is_external_function
+    from xpcore.warehouse.sqlguard import is_external_function
 
     names = warehouse.query_arrow("SELECT name FROM system.table_functions").column("name").to_pylist()
     unknown = sorted(

@@ -72,7 +72,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: 
 def assert_topics_created(bootstrap: str, home: Path, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-    from xpstream.kafka.credentials import load_local_credentials
+    from xpcore.kafka.credentials import load_local_credentials
 
     credentials = load_local_credentials(home / "secrets" / "kafka")
     assert credentials is not None
@@ -182,7 +182,7 @@ def test_broker_dying_during_start_points_at_the_log(xp: Xp, stack_env: dict[str
 
     # Formatted by an older xp, without SASL credentials: told what to do, nothing started.
     assert_one_error_line(xp("stack", "up"), "formatted before the broker required SASL")
-    from xpstream.kafka.credentials import LocalCredentials
+    from xpcore.kafka.credentials import LocalCredentials
 
     LocalCredentials.generate("127.0.0.1:1").save(Path(stack_env["XP_HOME"]) / "secrets" / "kafka")
 

@@ -11,9 +11,9 @@ from assignment.metrics_catalog import metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.results_store import run_stats
 from schemas.records import ExperimentStatus
-from xpstream.config import CoreSettings
-from xpstream.errors import TerminalError
-from xpstream.warehouse import Warehouse
+from xpcore.config import CoreSettings
+from xpcore.errors import TerminalError
+from xpcore.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +59,13 @@ class Borrowed:
 def test_one_failing_experiment_does_not_keep_the_others_out(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import xpstream.registry_topic
-    import xpstream.warehouse
+    import assignment.registry_topic
+    import xpcore.warehouse
 
     broken = spec("broken", MetricsSpec(primary=("ratio_of_ratio",), definitions=(AOV, BROKEN)))
     snapshot = Snapshot(spec("first"), broken, spec("last"))
-    monkeypatch.setattr(xpstream.registry_topic, "read_registry", lambda settings, timeout: snapshot)
-    monkeypatch.setattr(xpstream.warehouse, "open_warehouse", lambda settings: Borrowed(warehouse))
+    monkeypatch.setattr(assignment.registry_topic, "read_registry", lambda settings, timeout: snapshot)
+    monkeypatch.setattr(xpcore.warehouse, "open_warehouse", lambda settings: Borrowed(warehouse))
     with pytest.raises(TerminalError, match=r"2 experiments; 1 failed: broken \(.*not an event metric"):
         run_stats(CoreSettings())
     stored = warehouse.query_arrow("SELECT DISTINCT experiment_key FROM xp.results ORDER BY 1").to_pylist()

@@ -24,7 +24,7 @@ from tests.integration.test_stream_worker import (
     read_tables,
     worker_env,
 )
-from xpstream.config import KafkaSettings, StackSettings
+from xpcore.config import KafkaSettings, StackSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -96,8 +96,8 @@ def _wait_while_progressing(worker: subprocess.Popen[str], kafka: KafkaSettings,
     (or after CAP_SECONDS): a timeout derived from progress, not from wall time alone."""
     from confluent_kafka import KafkaException, TopicPartition
 
-    from xpstream.kafka import EVENTS, EXPOSURES
-    from xpstream.kafka.clients import make_consumer
+    from xpcore.kafka import EVENTS, EXPOSURES
+    from xpcore.kafka.clients import make_consumer
 
     probe = make_consumer(kafka, "xp-stream")
     partitions = [

@@ -24,9 +24,9 @@ from schemas import TRUNCATED_ORIGINAL_BYTES, MetricEvent, RecordCodec
 from tests.fixtures.kafka import free_ports
 from tests.integration.test_stream_worker import REGISTRY, produce, run_worker, worker_env
 from tests.unit.service.conftest import PAYLOAD
-from xpstream.config import KafkaSettings, WarehouseSettings
-from xpstream.kafka import EVENTS
-from xpstream.warehouse import open_warehouse
+from xpcore.config import KafkaSettings, WarehouseSettings
+from xpcore.kafka import EVENTS
+from xpcore.warehouse import open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +108,7 @@ GIANTS = 5
 def test_lz4_compressed_giants_are_dead_lettered_truncated_with_size_and_hash(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
-    from xpstream.kafka.clients import make_producer
+    from xpcore.kafka.clients import make_producer
 
     codec: RecordCodec[MetricEvent] = RecordCodec(MetricEvent)
     at = datetime.now(UTC) - timedelta(minutes=1)

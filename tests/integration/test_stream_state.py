@@ -24,8 +24,8 @@ from tests.unit.pipeline.helpers import (
     raw_event,
     raw_exposure,
 )
-from xpstream.config import StreamSettings
-from xpstream.warehouse.base import Warehouse
+from xpcore.config import StreamSettings
+from xpcore.warehouse.base import Warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +99,6 @@ def test_crash_between_inserts_then_restart_is_exact(warehouse: Warehouse) -> No
 
 
 def _metric_stats() -> str:
-    from xpstream.warehouse import load_query
+    from xpcore.warehouse import load_query
 
     return load_query("realtime_metric_stats")

@@ -24,9 +24,9 @@ import pytest
 
 from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
 from tests.fixtures.kafka import free_ports
-from xpstream.config import KafkaSettings, WarehouseSettings
-from xpstream.kafka import DEAD_LETTERS, EVENTS, EXPOSURES
-from xpstream.warehouse import load_query, open_warehouse
+from xpcore.config import KafkaSettings, WarehouseSettings
+from xpcore.kafka import DEAD_LETTERS, EVENTS, EXPOSURES
+from xpcore.warehouse import load_query, open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +186,7 @@ def expected_attributions(traffic: Traffic) -> set[tuple[str, str, int]]:
 
 
 def produce(settings: KafkaSettings, sends: list[tuple[str, bytes, bytes]]) -> None:
-    from xpstream.kafka.clients import make_producer
+    from xpcore.kafka.clients import make_producer
 
     producer = make_producer(settings)
     for topic, key, value in sends:
@@ -352,7 +352,7 @@ def test_worker_loads_exact_counts_dead_letters_attribution_and_counters(
         ("exp-b", 2, "B2"),
     }
     # Dead letters were also produced to the topic, one per rejected record.
-    from xpstream.kafka.clients import make_consumer
+    from xpcore.kafka.clients import make_consumer
 
     consumer = make_consumer(kafka_settings, "dead-letter-check")
     consumer.subscribe([kafka_settings.topic(DEAD_LETTERS)])
@@ -426,7 +426,7 @@ def _wait_for_commits(settings: KafkaSettings, *, minimum: int, timeout: float) 
     """Total committed offsets of the stream group once at least ``minimum`` (polling the broker)."""
     from confluent_kafka import KafkaException, TopicPartition
 
-    from xpstream.kafka.clients import make_consumer
+    from xpcore.kafka.clients import make_consumer
 
     probe = make_consumer(settings, "xp-stream")
     try:
@@ -488,8 +488,8 @@ def test_sigterm_stops_gracefully_and_a_restart_resumes_exactly(
 
 
 def test_worker_validates_against_the_registry_topic(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    from assignment.registry_topic import publish_changes
     from tests.unit.registry.helpers import experiment, record
-    from xpstream.registry_topic import publish_changes
 
     published = [record(experiment("exp-live", weights=(0.5, 0.5)))]
     publish_changes(kafka_settings, published)

@@ -32,7 +32,7 @@ from pipelines.batch import attributions_table
 from schemas import Exposure
 from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus, ExposureSource, MetricEvent
-from xpstream.warehouse import Warehouse
+from xpcore.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 

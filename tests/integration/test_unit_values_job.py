@@ -32,8 +32,8 @@ from tests.integration.test_unit_values import (
     metrics,
     spec,
 )
-from xpstream.config import WarehouseSettings
-from xpstream.warehouse import Warehouse, open_warehouse
+from xpcore.config import WarehouseSettings
+from xpcore.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +119,7 @@ def test_xp_jobs_run_unit_values_refreshes_every_running_experiment(
 ) -> None:
     from typer.testing import CliRunner
 
-    from xpstream import registry_topic
+    from assignment import registry_topic
     from xpstream.cli.main import app
 
     experiment = spec()

@@ -22,7 +22,7 @@ from jobs.results_store import _catalog, compute_experiment_result
 from jobs.unit_values import UnitValuesSettings, UnitValuesState, read_state
 from jobs.unit_values_plan import unit_values_plan
 from tests.integration.test_unit_values import UNTIL, Feed, same_json, spec
-from xpstream.warehouse import Warehouse
+from xpcore.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 

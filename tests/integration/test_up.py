@@ -24,10 +24,10 @@ import pytest
 from schemas import Exposure, MetricEvent, RecordCodec
 from tests.factories import make_exposure
 from tests.fixtures.kafka import free_ports
-from xpstream.config import KafkaSettings, WarehouseSettings
-from xpstream.kafka import EVENTS, EXPOSURES
-from xpstream.warehouse import open_warehouse
-from xpstream.warehouse.chdb import read_owner
+from xpcore.config import KafkaSettings, WarehouseSettings
+from xpcore.kafka import EVENTS, EXPOSURES
+from xpcore.warehouse import open_warehouse
+from xpcore.warehouse.chdb import read_owner
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ def wait_for(what: str, check: Any, timeout: float, log: Path) -> Any:
 
 
 def produce(settings: KafkaSettings) -> None:
-    from xpstream.kafka.clients import make_producer
+    from xpcore.kafka.clients import make_producer
 
     exposure_codec: RecordCodec[Exposure] = RecordCodec(Exposure)
     event_codec: RecordCodec[MetricEvent] = RecordCodec(MetricEvent)

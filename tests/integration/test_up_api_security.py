@@ -16,10 +16,10 @@ import pyarrow as pa
 import pytest
 from starlette.testclient import TestClient
 
+from xpcore.warehouse import Warehouse
+from xpcore.warehouse.remote import ARROW_STREAM, arrow_to_ipc
 from xpstream.up.admin import allowed_hosts, build_admin_app
-from xpstream.up.health import Health
-from xpstream.warehouse import Warehouse
-from xpstream.warehouse.remote import ARROW_STREAM, arrow_to_ipc
+from xpstream.up.component_health import Health
 
 pytestmark = pytest.mark.integration
 

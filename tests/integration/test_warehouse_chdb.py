@@ -16,10 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from xpstream.config import WarehouseSettings
-from xpstream.errors import StoreBusyError, TerminalError
-from xpstream.warehouse import Warehouse, open_warehouse
-from xpstream.warehouse.migrations import applied_migrations, apply_migrations, discover_migrations
+from xpcore.config import WarehouseSettings
+from xpcore.errors import StoreBusyError, TerminalError
+from xpcore.warehouse import Warehouse, open_warehouse
+from xpcore.warehouse.migrations import applied_migrations, apply_migrations, discover_migrations
 
 pytestmark = pytest.mark.integration
 
@@ -273,8 +273,8 @@ HOLD_STORE = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from xpstream.config import WarehouseSettings
-    from xpstream.warehouse import open_warehouse
+    from xpcore.config import WarehouseSettings
+    from xpcore.warehouse import open_warehouse
 
     store = open_warehouse(WarehouseSettings(home=Path(sys.argv[1]), store_wait_seconds=0))
     if len(sys.argv) > 2:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xpstream.config import CoreSettings
+from xpcore.config import CoreSettings
 from xpstream.settings_doc import render_configuration_doc
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"

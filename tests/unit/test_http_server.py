@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 
 from tests.fixtures.kafka import free_ports
-from xpstream.config import CoreSettings
-from xpstream.http_server import HttpLimits
+from xpcore.config import CoreSettings
+from xpcore.http_server import HttpLimits
 
 PARSERS = ["h11", "httptools"]
 

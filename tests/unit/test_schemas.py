@@ -36,8 +36,8 @@ from schemas.records import (
     RegistryRecord,
     registry_key,
 )
-from xpstream.config import KafkaSettings
-from xpstream.errors import TerminalError
+from xpcore.config import KafkaSettings
+from xpcore.errors import TerminalError
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "sql" / "migrations"
 T0 = datetime(2024, 5, 17, 12, 30, 45, 123000, tzinfo=UTC)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xpstream.warehouse.sqlguard import (
+from xpcore.warehouse.sqlguard import (
     EXTERNAL_FUNCTIONS,
     external_refusal,
     is_external_function,
@@ -272,7 +272,7 @@ def test_plain_selects_over_xp_tables_pass(
 
 def _statement_files() -> list[Path]:
     """Every named query that is a write: what the routed jobs and repairs send to /command."""
-    from xpstream.warehouse.sqltext import leading_keyword
+    from xpcore.warehouse.sqltext import leading_keyword
 
     files = sorted((Path(__file__).parents[2] / "sql" / "queries").glob("*.sql"))
     return [f for f in files if leading_keyword(f.read_text()) not in ("SELECT", "WITH")]

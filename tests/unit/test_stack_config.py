@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from xpstream.config import KafkaSettings, StackSettings
-from xpstream.kafka.topics import ALL_TOPICS, DEAD_LETTERS, EVENTS, EXPOSURES, REGISTRY, topic_specs
+from xpcore.config import KafkaSettings, StackSettings
+from xpcore.kafka.topics import ALL_TOPICS, DEAD_LETTERS, EVENTS, EXPOSURES, REGISTRY, topic_specs
 from xpstream.stack.layout import (
     BrokerConfig,
     KafkaLayout,

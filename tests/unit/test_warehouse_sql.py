@@ -13,17 +13,17 @@ import pytest
 from clickhouse_connect.driver import exceptions as ch_exceptions
 from pydantic import SecretStr
 
-from xpstream.config import WarehouseSettings
-from xpstream.errors import ConfigError, ReadOnlyError, TerminalError, TransientError
-from xpstream.warehouse.chdb.adapter import insert_statement
-from xpstream.warehouse.chdb.ownership import StoreOwnedError, acquire_store, read_owner
-from xpstream.warehouse.clickhouse.adapter import (
+from xpcore.config import WarehouseSettings
+from xpcore.errors import ConfigError, ReadOnlyError, TerminalError, TransientError
+from xpcore.warehouse.chdb.adapter import insert_statement
+from xpcore.warehouse.chdb.ownership import StoreOwnedError, acquire_store, read_owner
+from xpcore.warehouse.clickhouse.adapter import (
     ClickHouseWarehouse,
     WireText,
     bound_parameters,
     client_arguments,
 )
-from xpstream.warehouse.migrations import (
+from xpcore.warehouse.migrations import (
     AppliedMigration,
     Migration,
     MigrationError,
@@ -31,7 +31,7 @@ from xpstream.warehouse.migrations import (
     load_query,
     plan_migrations,
 )
-from xpstream.warehouse.sqltext import (
+from xpcore.warehouse.sqltext import (
     escape_parameter,
     leading_keyword,
     one_line_error,
@@ -511,7 +511,7 @@ def test_store_lock_is_shared_within_a_process_and_says_who_owns_it(tmp_path: Pa
 
 
 def test_store_owned_error_names_the_owner_and_the_way_out(tmp_path: Path) -> None:
-    from xpstream.warehouse.chdb.ownership import StoreOwner
+    from xpcore.warehouse.chdb.ownership import StoreOwner
 
     error = StoreOwnedError(tmp_path, StoreOwner(pid=4242, command="xp stream run"))
     assert "pid 4242 (xp stream run)" in str(error)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xpstream.errors import NotYetAvailableError
+from xpcore.errors import NotYetAvailableError
 
 __all__ = ["pending"]
 

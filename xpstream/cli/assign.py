@@ -9,8 +9,8 @@ from typing import Any, cast
 
 import typer
 
+from xpcore.errors import ValidationError
 from xpstream.cli.output import OutputFormat, print_rows
-from xpstream.errors import ValidationError
 
 assign_app = typer.Typer(help="Evaluate and serve assignments.", no_args_is_help=True)
 
@@ -145,7 +145,7 @@ def serve(
     Example: XP_SERVICE_CLIENT_KEYS=k1 XP_SERVICE_ADMIN_KEYS=a1 xp assign serve --host 0.0.0.0
     """
     from assignment.service.server import run_service
-    from xpstream.config import ServiceSettings
+    from xpcore.config import ServiceSettings
 
     overrides: dict[str, Any] = {}
     if port is not None:

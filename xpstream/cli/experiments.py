@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from xpcore.errors import ValidationError
 from xpstream.cli.output import OutputFormat, print_json, print_rows
-from xpstream.errors import ValidationError
 
 if TYPE_CHECKING:
     from assignment.registry import RegistrySnapshot
     from schemas import RegistryRecord
-    from xpstream.config import CoreSettings, KafkaSettings
+    from xpcore.config import CoreSettings, KafkaSettings
 
 experiments_app = typer.Typer(help="Manage experiments and overrides in the registry.", no_args_is_help=True)
 
@@ -25,7 +25,7 @@ _TIMEOUT_HELP = "Seconds to wait for Kafka."
 
 
 def _settings() -> CoreSettings:
-    from xpstream.config import CoreSettings
+    from xpcore.config import CoreSettings
 
     return CoreSettings()
 
@@ -91,7 +91,7 @@ def apply(
     """
     from assignment.authoring import load_registry_file
     from assignment.registry_changes import plan_changes, summarize
-    from xpstream.registry_topic import publish_changes, read_registry
+    from assignment.registry_topic import publish_changes, read_registry
 
     authored = load_registry_file(file)
     settings = _settings()
@@ -108,8 +108,8 @@ def apply(
 def _check_applied(settings: KafkaSettings, records: list[RegistryRecord], timeout: float) -> None:
     """Read the registry back: a record another writer beat to the same version was ignored by every
     reader (the fold keeps the first); say so instead of reporting success."""
-    from xpstream.errors import TransientError
-    from xpstream.registry_topic import read_registry
+    from assignment.registry_topic import read_registry
+    from xpcore.errors import TransientError
 
     heads = read_registry(settings, timeout).records
     lost = [r for r in records if (head := heads.get(r.key)) is None or head.record_id != r.record_id]
@@ -157,8 +157,8 @@ def list_(
 
     Example: xp experiments list --format json
     """
-    from xpstream.registry_signing import refusals
-    from xpstream.registry_topic import read_registry
+    from assignment.registry_topic import read_registry
+    from xpcore.registry_signing import refusals
 
     rows = _experiment_rows(read_registry(_settings(), timeout))
     refused = refusals().summary()
@@ -217,7 +217,7 @@ def history(
 
     Example: xp experiments history override:checkout-button:user-42 --format json
     """
-    from xpstream.registry_topic import registry_history
+    from assignment.registry_topic import registry_history
 
     rows = [_history_row(record) for record in registry_history(_settings(), key, timeout)]
     if fmt is OutputFormat.json:
@@ -260,7 +260,7 @@ def _publish_one(
     timeout: float,
 ) -> None:
     from assignment.registry_changes import summarize
-    from xpstream.registry_topic import publish_changes
+    from assignment.registry_topic import publish_changes
 
     summary = summarize(snapshot, record).to_dict()
     publish_changes(settings, [record], timeout=timeout)
@@ -291,7 +291,7 @@ def override(
     Example: xp experiments override checkout-button qa-user-1 --remove
     """
     from assignment.registry_changes import override_change, remove_override_change
-    from xpstream.registry_topic import read_registry
+    from assignment.registry_topic import read_registry
 
     now = _now()
     if remove:
@@ -332,7 +332,7 @@ def clear_override(
     Example: xp experiments clear-override checkout-button qa-user-1
     """
     from assignment.registry_changes import remove_override_change
-    from xpstream.registry_topic import read_registry
+    from assignment.registry_topic import read_registry
 
     settings = _settings()
     snapshot = read_registry(settings, timeout)
@@ -350,7 +350,7 @@ def overrides(
 
     Example: xp experiments overrides checkout-button --format json
     """
-    from xpstream.registry_topic import read_registry
+    from assignment.registry_topic import read_registry
 
     snapshot = read_registry(_settings(), timeout)
     now = _now()
@@ -389,7 +389,7 @@ def payload(
 
         print_json(load_payload_file(file))
         return
-    from xpstream.registry_topic import read_registry
+    from assignment.registry_topic import read_registry
 
     print_json(read_registry(_settings(), timeout).payload())
 

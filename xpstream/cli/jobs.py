@@ -17,8 +17,8 @@ from typing import Any
 
 import typer
 
+from xpcore.errors import NotYetAvailableError, ValidationError, XpError
 from xpstream.cli._pending import pending
-from xpstream.errors import NotYetAvailableError, ValidationError, XpError
 
 __all__ = ["JOBS", "Job", "JobName", "register", "run"]
 
@@ -76,7 +76,7 @@ def _lake(since: datetime | None, until: datetime | None) -> None:
         from jobs.lake import run_lake  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         raise pending("jobs run lake", 5) from None
-    from xpstream import config
+    from xpcore import config
     from xpstream.cli.results import core_settings
 
     settings: Any = core_settings(getattr(config, "LakeSettings", None))

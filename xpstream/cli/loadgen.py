@@ -13,8 +13,8 @@ from typing import Any
 
 import typer
 
+from xpcore.errors import TransientError, ValidationError
 from xpstream.cli.output import OutputFormat, print_json
-from xpstream.errors import TransientError, ValidationError
 
 __all__ = ["loadgen", "register"]
 
@@ -94,7 +94,7 @@ def loadgen(
 
     Example: xp loadgen --features payload.json --users 2000 --lift 0.1 --srm-skew 0.05 --rate 5000
     """
-    from xpstream.config import CoreSettings
+    from xpcore.config import CoreSettings
     from xpstream.loadgen.simulate import LoadgenOptions, LoadSimulator
     from xpstream.loadgen.sources import load_features_file, load_from_registry
 
@@ -150,7 +150,7 @@ def loadgen(
 
 def _produce(settings: Any, simulator: Any, *, rate: float | None, timeout: float, progress: bool) -> Any:
     """Produce every batch of the simulation, with a rich progress bar on stderr when asked."""
-    from xpstream.kafka import ensure_topics
+    from xpcore.kafka import ensure_topics
     from xpstream.loadgen.produce import RecordProducer
 
     ensure_topics(settings, timeout=timeout)

@@ -13,7 +13,7 @@ import sys
 import click
 import typer
 
-from xpstream.errors import XpError
+from xpcore.errors import XpError
 
 __all__ = ["app", "main"]
 
@@ -39,7 +39,7 @@ def _root(
 
       xp sql "SELECT count() FROM xp.exposures" --format json
     """
-    from xpstream.logs import configure_logging
+    from xpcore.logs import configure_logging
 
     configure_logging(debug=debug)
 

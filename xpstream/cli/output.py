@@ -41,7 +41,7 @@ def _cell(value: Any) -> str:
 
 def _csv_cell(value: Any) -> str:
     """A CSV cell; text a spreadsheet would run as a formula gets a leading ' (decision 0038)."""
-    from xpstream.formula_cells import neutralize_formula
+    from xpcore.formula_cells import neutralize_formula
 
     if value is None:
         return ""
@@ -60,7 +60,7 @@ def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: O
         print_json([dict(row) for row in rows])
         return
     if fmt is OutputFormat.csv:
-        from xpstream.formula_cells import csv_text
+        from xpcore.formula_cells import csv_text
 
         sys.stdout.write(csv_text([list(columns), *([_csv_cell(row[c]) for c in columns] for row in rows)]))
         return

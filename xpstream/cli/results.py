@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from xpcore.errors import ConfigError, ValidationError
 from xpstream.cli.output import OutputFormat
-from xpstream.errors import ConfigError, ValidationError
 
 if TYPE_CHECKING:
     from jobs.results import ExperimentResult, MetricResult
-    from xpstream.config import CoreSettings
+    from xpcore.config import CoreSettings
 
 __all__ = [
     "CorrectionChoice",
@@ -54,7 +54,7 @@ def core_settings(settings_class: type[CoreSettings] | None = None) -> CoreSetti
     one-line ConfigError."""
     import pydantic
 
-    from xpstream.config import CoreSettings
+    from xpcore.config import CoreSettings
 
     try:
         return (settings_class or CoreSettings)()
@@ -248,11 +248,11 @@ def results(
 
     Example: xp results checkout-button --fresh
     """
+    from assignment.registry_topic import read_registry
     from jobs.results_store import compute_experiment_result, covariate_days_of, experiment_plan
+    from xpcore.config import EtlSettings
+    from xpcore.warehouse import open_warehouse
     from xpstream.cli.output import print_json
-    from xpstream.config import EtlSettings
-    from xpstream.registry_topic import read_registry
-    from xpstream.warehouse import open_warehouse
 
     if fmt is OutputFormat.csv:
         raise ValidationError("--format must be table or json")

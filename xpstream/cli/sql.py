@@ -1,6 +1,6 @@
 """`xp sql "QUERY"`: run one SQL statement against the warehouse (issue #2; guard: issue #13).
 
-Read-only unless ``--write``: the lexical guard (:mod:`xpstream.warehouse.sqlguard`) refuses a statement
+Read-only unless ``--write``: the lexical guard (:mod:`xpcore.warehouse.sqlguard`) refuses a statement
 that writes anywhere (``WITH … INSERT``), ``INTO OUTFILE``, and functions that reach outside the database
 (``file()``, ``url()``, ``s3()``, ``remote()``, ``executable()`` …) before anything reaches the engine;
 read-only queries then run on the engine's read-only connection (``readonly=1`` on chDB). ``--write``
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from xpcore.errors import ConfigError, ReadOnlyError, ValidationError
 from xpstream.cli.output import OutputFormat, print_rows
-from xpstream.errors import ConfigError, ReadOnlyError, ValidationError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -91,10 +91,10 @@ def sql(
     """
     import pydantic
 
-    from xpstream.config import WarehouseSettings
-    from xpstream.warehouse import open_warehouse
-    from xpstream.warehouse.sqlguard import external_refusal, read_only_refusal
-    from xpstream.warehouse.sqltext import split_statements
+    from xpcore.config import WarehouseSettings
+    from xpcore.warehouse import open_warehouse
+    from xpcore.warehouse.sqlguard import external_refusal, read_only_refusal
+    from xpcore.warehouse.sqltext import split_statements
 
     statements = split_statements(query)
     if not statements:

@@ -37,7 +37,7 @@ def up(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=_FO
     """
     from rich.console import Console
 
-    from xpstream.config import StackSettings
+    from xpcore.config import StackSettings
     from xpstream.stack import start_kafka
 
     settings = StackSettings()
@@ -61,7 +61,7 @@ def down(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=_
 
     Example: xp stack down
     """
-    from xpstream.config import StackSettings
+    from xpcore.config import StackSettings
     from xpstream.stack import stop_kafka
 
     result = stop_kafka(StackSettings())
@@ -82,7 +82,7 @@ def status(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help
 
     Example: xp stack status --format json
     """
-    from xpstream.config import StackSettings
+    from xpcore.config import StackSettings
     from xpstream.stack import stack_status
 
     report = stack_status(StackSettings())

@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
+from xpcore.errors import ValidationError
 from xpstream.cli.output import OutputFormat
-from xpstream.errors import ValidationError
 
 stats_app = typer.Typer(help="Statistics on sufficient statistics.", no_args_is_help=True)
 

@@ -6,8 +6,8 @@ import sys
 
 import typer
 
+from xpcore.errors import ConfigError, NotYetAvailableError
 from xpstream.cli.output import OutputFormat, print_json
-from xpstream.errors import ConfigError, NotYetAvailableError
 
 __all__ = ["register", "run"]
 
@@ -44,7 +44,7 @@ def run(
     """
     import pydantic
 
-    from xpstream.config import StreamSettings
+    from xpcore.config import StreamSettings
 
     if runner not in RUNNERS:
         raise ConfigError(f"unknown runner {runner!r}: choose one of {', '.join(RUNNERS)}")
@@ -64,7 +64,7 @@ def run(
         raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
 
     from pipelines.worker import run_worker
-    from xpstream.logs import configure_logging
+    from xpcore.logs import configure_logging
 
     if "--debug" not in sys.argv:
         configure_logging(level=settings.log_level)
@@ -103,8 +103,8 @@ def replay(
 
     from pipelines.replay import replay_dead_letters
     from schemas import DeadLetterReason
-    from xpstream.config import StreamSettings
-    from xpstream.errors import ValidationError
+    from xpcore.config import StreamSettings
+    from xpcore.errors import ValidationError
 
     known = {r.value for r in DeadLetterReason}
     unknown = sorted(set(reason) - known)

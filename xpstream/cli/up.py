@@ -30,8 +30,8 @@ def up(
     """
     import pydantic
 
-    from xpstream.errors import ConfigError
-    from xpstream.logs import configure_logging
+    from xpcore.errors import ConfigError
+    from xpcore.logs import configure_logging
     from xpstream.up.runner import run_up
     from xpstream.up.settings import UpSettings
 

@@ -90,7 +90,7 @@ class InvalidRecordFactory:
     def build(
         self, kind: InvalidKind, *, record_id: str, unit_id: str, at: datetime
     ) -> tuple[str, bytes, bytes]:
-        from xpstream.kafka import EVENTS, EXPOSURES
+        from xpcore.kafka import EVENTS, EXPOSURES
 
         key = unit_id.encode()
         exposure = self._exposure(record_id, unit_id, at)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from xpstream.loadgen.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
-    from xpstream.config import KafkaSettings
+    from xpcore.config import KafkaSettings
     from xpstream.loadgen.simulate import OutRecord
 
 __all__ = ["ProduceReport", "RecordProducer"]
@@ -68,7 +68,7 @@ class RecordProducer:
         self._failed = 0
         self._first_error: str | None = None
         if producer is None:
-            from xpstream.kafka.clients import make_producer
+            from xpcore.kafka.clients import make_producer
 
             producer = make_producer(
                 settings, role="loadgen", on_delivery=self._on_delivery, **PRODUCER_OVERRIDES

@@ -24,7 +24,7 @@ import numpy as np
 
 from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
 from schemas.codec import DEFAULT_MAX_RECORD_BYTES
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 from xpstream.loadgen.invalid import InvalidRecordFactory, kind_of
 
 if TYPE_CHECKING:
@@ -288,7 +288,7 @@ class LoadSimulator:
         event_ids: list[str],
     ) -> list[OutRecord]:
         """Encode every valid record, then arrange them in ``order`` and count them."""
-        from xpstream.kafka import EVENTS, EXPOSURES
+        from xpcore.kafka import EVENTS, EXPOSURES
 
         counts = self.counts
         ms = timedelta(milliseconds=1)

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xpstream.errors import NotYetAvailableError, ValidationError
+from xpcore.errors import NotYetAvailableError, ValidationError
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec
-    from xpstream.config import KafkaSettings
+    from xpcore.config import KafkaSettings
 
 __all__ = ["ExperimentSource", "experiments_from_payload", "load_features_file", "load_from_registry"]
 
@@ -104,7 +104,7 @@ def _load_yaml(path: Path) -> ExperimentSource:
 def load_from_registry(settings: KafkaSettings, timeout: float) -> ExperimentSource:
     """The registry's running experiments and payload, read from the ``xp.registry`` topic."""
     try:
-        from xpstream.registry_topic import (  # type: ignore[import-not-found,unused-ignore]
+        from assignment.registry_topic import (  # type: ignore[import-not-found,unused-ignore]
             read_registry,
         )
     except ImportError:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 __all__ = ["JobSchedule", "next_fire", "parse_schedules", "validate_expression"]
 

@@ -1,7 +1,7 @@
 """The scheduler's thread: sleep until the next fire time, run due jobs, record each run.
 
 Each run gets its own thread (a slow ETL does not delay stats); :class:`~.plan.SchedulePlan` keeps one
-run per job at a time. A job that is not available yet (:class:`~xpstream.errors.NotYetAvailableError`,
+run per job at a time. A job that is not available yet (:class:`~xpcore.errors.NotYetAvailableError`,
 e.g. quality before issue #6) is logged and recorded as skipped; any other error as failed. Nothing a
 job raises stops the scheduler.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from xpstream.errors import NotYetAvailableError, XpError
+from xpcore.errors import NotYetAvailableError, XpError
 from xpstream.scheduler.cron import JobSchedule
 from xpstream.scheduler.plan import Dispatch, SchedulePlan
 from xpstream.scheduler.store import JobRun, Outcome

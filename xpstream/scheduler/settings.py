@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from xpstream.config import CoreSettings
+from xpcore.config import CoreSettings
 
 __all__ = ["SCHEDULE_FIELDS", "SchedulerSettings"]
 

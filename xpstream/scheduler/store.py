@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from xpstream.warehouse.base import Warehouse
+    from xpcore.warehouse.base import Warehouse
 
 __all__ = ["JOB_RUNS_TABLE", "JobRun", "job_runs_table", "store_job_run"]
 

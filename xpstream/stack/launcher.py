@@ -1,7 +1,7 @@
 """Start, stop and inspect the local single-node Kafka broker (KRaft) under ``$XP_HOME/kafka``.
 
 Used by `xp stack up|down|status` and by the tests' session fixture, so both run the same broker the
-same way. Every failure a person can fix is one :class:`~xpstream.errors.StackError` line.
+same way. Every failure a person can fix is one :class:`~xpcore.errors.StackError` line.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xpstream.config import StackSettings
-from xpstream.errors import StackError, XpError
-from xpstream.kafka.credentials import (
+from xpcore.config import StackSettings
+from xpcore.errors import StackError, XpError
+from xpcore.kafka.credentials import (
     CREDENTIALS_FILE,
     LocalCredentials,
     load_local_credentials,
     write_private,
 )
-from xpstream.kafka.principals import ADMIN
+from xpcore.kafka.principals import ADMIN
 from xpstream.stack.layout import (
     FALLBACK_LOG4J,
     HOST,
@@ -145,8 +145,8 @@ def _secure(
 ) -> None:
     """The role principals' SCRAM users (admin's comes from the format), the ACLs of the topics and the
     registry signing key."""
-    from xpstream.kafka.admin import ensure_acls, ensure_scram_users
-    from xpstream.registry_signing import load_keyring
+    from xpcore.kafka.admin import ensure_acls, ensure_scram_users
+    from xpcore.registry_signing import load_keyring
 
     others = {role: password for role, password in credentials.passwords.items() if role != ADMIN}
     try:
@@ -252,7 +252,7 @@ def _wait_until_serving(
     child: subprocess.Popen[bytes] | None,
     offsets: dict[Path, int],
 ) -> None:
-    from xpstream.kafka.admin import broker_count
+    from xpcore.kafka.admin import broker_count
 
     deadline = time.monotonic() + settings.kafka_start_timeout
     while True:
@@ -283,7 +283,7 @@ def _wait_until_serving(
 
 def start_kafka(settings: StackSettings) -> StartResult:
     """Start the local broker (formatting storage the first time) and create the topics; idempotent."""
-    from xpstream.kafka.topics import ensure_topics
+    from xpcore.kafka.topics import ensure_topics
 
     began = time.monotonic()
     local = local_kafka_settings(settings)
@@ -377,7 +377,7 @@ def kafka_status(settings: StackSettings, *, probe: bool = True) -> dict[str, An
     running = state.status is PidStatus.RUNNING
     serving: bool | None = None
     if probe and running:
-        from xpstream.kafka.admin import broker_count
+        from xpcore.kafka.admin import broker_count
 
         serving = broker_count(local, timeout=3.0) > 0
     return {

@@ -23,12 +23,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from xpstream.errors import ConfigError
-from xpstream.up.health import Health
+from xpcore.errors import ConfigError
+from xpstream.up.component_health import Health
 from xpstream.up.warehouse_api import warehouse_routes
 
 if TYPE_CHECKING:
-    from xpstream.warehouse.base import Warehouse
+    from xpcore.warehouse.base import Warehouse
 
 __all__ = ["allowed_hosts", "build_admin_app", "check_admin_bind", "host_allowed", "is_loopback"]
 

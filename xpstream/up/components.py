@@ -1,7 +1,7 @@
 """The parts `xp up` runs: uvicorn servers in one event loop, the stream worker in a supervised thread.
 
-Every component reports to :class:`~xpstream.up.health.Health` and logs one line when it starts (with
-its URL) and one when it stops.
+Every component reports to :class:`~xpstream.up.component_health.Health` and logs one line when it starts
+(with its URL) and one when it stops.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from xpstream.errors import ConfigError
-from xpstream.http_server import HttpLimits
-from xpstream.up.health import Health
+from xpcore.errors import ConfigError
+from xpcore.http_server import HttpLimits
+from xpstream.up.component_health import Health
 
 if TYPE_CHECKING:
-    from xpstream.config import StreamSettings
+    from xpcore.config import StreamSettings
 
 __all__ = ["QuietServer", "StreamSupervisor", "check_port", "serve_app", "url_of"]
 
@@ -71,7 +71,7 @@ async def serve_app(
     limits: HttpLimits | None = None,
 ) -> None:
     """Serve ``app`` until ``stop`` is set (then, after ``before_stop``, stop accepting and drain).
-    ``limits``: header timeout, keep-alive and connection cap (:mod:`xpstream.http_server`)."""
+    ``limits``: header timeout, keep-alive and connection cap (:mod:`xpcore.http_server`)."""
     url = url_of(host, port)
     config = uvicorn.Config(
         app,

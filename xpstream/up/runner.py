@@ -22,19 +22,19 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from xpstream.errors import ConfigError, StoreBusyError, XpError
-from xpstream.http_server import HttpLimits
+from xpcore.errors import ConfigError, StoreBusyError, XpError
+from xpcore.http_server import HttpLimits
 from xpstream.scheduler.cron import JobSchedule, parse_schedules
 from xpstream.scheduler.runner import SchedulerRunner
 from xpstream.scheduler.settings import SCHEDULE_FIELDS
 from xpstream.scheduler.store import store_job_run
 from xpstream.up.admin import allowed_hosts, build_admin_app, check_admin_bind
+from xpstream.up.component_health import Health
 from xpstream.up.components import StreamSupervisor, check_port, serve_app, url_of
-from xpstream.up.health import Health
 
 if TYPE_CHECKING:
+    from xpcore.warehouse.base import Warehouse
     from xpstream.up.settings import UpSettings
-    from xpstream.warehouse.base import Warehouse
 
 __all__ = ["run_up", "schedules_from"]
 
@@ -68,11 +68,11 @@ def _load_dashboard() -> tuple[Any, Any] | None:
 
 def _own_store(settings: UpSettings) -> Warehouse:
     """Open (and migrate) the warehouse as its owner: embedded mode fails if another process has it."""
-    from xpstream.warehouse import apply_migrations, open_warehouse
+    from xpcore.warehouse import apply_migrations, open_warehouse
 
     if settings.clickhouse_url:
         return open_warehouse(settings)
-    from xpstream.warehouse.chdb import ChdbWarehouse, StoreOwnedError
+    from xpcore.warehouse.chdb import ChdbWarehouse, StoreOwnedError
 
     try:
         warehouse = ChdbWarehouse(
@@ -291,7 +291,7 @@ async def _run_dashboard(
     settings: UpSettings, dashboard: tuple[Any, Any], health: Health, stop: asyncio.Event
 ) -> None:
     """The dashboard app (built by dashboards.app) on its own warehouse handle."""
-    from xpstream.warehouse import open_warehouse
+    from xpcore.warehouse import open_warehouse
 
     create_app, dashboard_settings = dashboard
     url = url_of(dashboard_settings.dashboard_host, dashboard_settings.dashboard_port)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from xpstream.config import ServiceSettings, StreamSettings
-from xpstream.errors import ConfigError
+from xpcore.config import ServiceSettings, StreamSettings
+from xpcore.errors import ConfigError
 from xpstream.scheduler.settings import SchedulerSettings
 
 __all__ = ["COMPONENTS", "UpSettings"]

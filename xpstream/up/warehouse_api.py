@@ -1,12 +1,12 @@
 """The warehouse API: the embedded store served to other processes by its owner (`xp up`).
 
 Decision 0003 step 3 and docs/decisions/0011-store-routing.md. The client is
-:class:`xpstream.warehouse.remote.RemoteWarehouse`; the wire format is described there. Every call runs
+:class:`xpcore.warehouse.remote.RemoteWarehouse`; the wire format is described there. Every call runs
 in a worker thread (the event loop stays free for /healthz) on the owner's own
-:class:`~xpstream.warehouse.base.Warehouse`, so read-only queries run on its read-only connection
+:class:`~xpcore.warehouse.base.Warehouse`, so read-only queries run on its read-only connection
 exactly as they would in the calling process.
 
-What the API runs is limited to what the routed commands need (:mod:`xpstream.warehouse.sqlguard`,
+What the API runs is limited to what the routed commands need (:mod:`xpcore.warehouse.sqlguard`,
 docs/decisions/0032-sql-guard.md): ``/query`` only reading statements, ``/command`` only INSERT, ALTER
 TABLE … DELETE|UPDATE and OPTIMIZE TABLE on ``xp`` tables (no DDL: migrations run in the owner itself),
 ``/insert`` only into ``xp`` tables, and nothing that reaches outside the database unless the owner runs
@@ -25,18 +25,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from xpstream.errors import ReadOnlyError, TerminalError, TransientError, XpError
-from xpstream.warehouse.remote import (
+from xpcore.errors import ReadOnlyError, TerminalError, TransientError, XpError
+from xpcore.warehouse.remote import (
     ARROW_STREAM,
     arrow_from_ipc,
     arrow_to_ipc,
     decode_parameters,
     error_body,
 )
-from xpstream.warehouse.sqlguard import read_only_refusal, routed_insert_refusal, routed_write_refusal
+from xpcore.warehouse.sqlguard import read_only_refusal, routed_insert_refusal, routed_write_refusal
 
 if TYPE_CHECKING:
-    from xpstream.warehouse.base import Warehouse
+    from xpcore.warehouse.base import Warehouse
 
 __all__ = ["error_status", "warehouse_routes"]
 

@@ -7,7 +7,7 @@ import pytest
 
 from assignment import compile_payload, gbhash
 from assignment.vectorized import gbhash_many
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 pytestmark = pytest.mark.usefixtures("hash_path")
 

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from dashboards.auth import AccessLevel, check_dashboard_bind, dashboard_keys, required_level
 from dashboards.settings import DashboardSettings
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 
 def settings(read: str = "", admin: str = "") -> DashboardSettings:

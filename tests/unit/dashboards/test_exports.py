@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 
 from dashboards.exports import encode, media_type, paged_tables, result_rows_table
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 ROWS: list[dict[str, Any]] = [
     {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dashboards.catalog import live_srm, shared_metrics
-from dashboards.health import minute_grid, series_by_minute
+from dashboards.health_page import minute_grid, series_by_minute
 from dashboards.lag import LagReading, partition_lag
 
 T0 = datetime(2026, 11, 25, 10, 0, 30, tzinfo=UTC)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from dashboards.window_computations import TooManyComputations, WindowComputations
-from xpstream.errors import TransientError
+from xpcore.errors import TransientError
 
 
 class Clock:

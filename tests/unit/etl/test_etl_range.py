@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from jobs.etl import EPOCH_DAY, EtlRange, etl_range
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 NOW = datetime(2026, 11, 25, 18, 30, tzinfo=UTC)
 

@@ -11,9 +11,9 @@ from assignment.metrics_catalog import DEFAULT_METRICS, metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.etl import QUERIES, bind, event_metrics, metric_parameters
 from schemas.records import ExperimentStatus
-from xpstream.errors import ValidationError
-from xpstream.warehouse.migrations import discover_migrations, load_query
-from xpstream.warehouse.sqltext import placeholders, split_statements
+from xpcore.errors import ValidationError
+from xpcore.warehouse.migrations import discover_migrations, load_query
+from xpcore.warehouse.sqltext import placeholders, split_statements
 
 ORDERS = metric_from_dict({"name": "orders", "event": "purchase", "aggregation": "count", "window": "1d"})
 PLANS = metric_from_dict(

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from xpstream.config import KafkaSettings, StackSettings
-from xpstream.errors import ConfigError
-from xpstream.kafka.client_log import RateLimitedLog
-from xpstream.kafka.credentials import LocalCredentials, load_local_credentials
-from xpstream.kafka.principals import ROLES, acl_entries
-from xpstream.registry_signing import KeyRing, RefusalLog, RefusedRecord, load_keyring, new_key, parse_keys
+from xpcore.config import KafkaSettings, StackSettings
+from xpcore.errors import ConfigError
+from xpcore.kafka.client_log import RateLimitedLog
+from xpcore.kafka.credentials import LocalCredentials, load_local_credentials
+from xpcore.kafka.principals import ROLES, acl_entries
+from xpcore.registry_signing import KeyRing, RefusalLog, RefusedRecord, load_keyring, new_key, parse_keys
 
 # the ACL table
 

@@ -25,7 +25,7 @@ from jobs.lake_plan import (
     table_names,
     to_utc,
 )
-from xpstream.errors import ConfigError, ValidationError
+from xpcore.errors import ConfigError, ValidationError
 
 UTC = dt.UTC
 

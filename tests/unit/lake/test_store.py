@@ -21,9 +21,9 @@ from jobs.lake_store import (
     remove_leftovers,
     write_partition,
 )
-from xpstream.config import LakeSettings
-from xpstream.errors import ConfigError, TransientError
-from xpstream.warehouse.sqltext import placeholders
+from xpcore.config import LakeSettings
+from xpcore.errors import ConfigError, TransientError
+from xpcore.warehouse.sqltext import placeholders
 
 DAY = dt.date(2024, 5, 17)
 NOW = dt.datetime(2024, 5, 20, tzinfo=dt.UTC)

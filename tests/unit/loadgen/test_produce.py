@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from xpstream.config import KafkaSettings
+from xpcore.config import KafkaSettings
 from xpstream.loadgen.produce import RecordProducer
 from xpstream.loadgen.ratelimit import TokenBucket
 

@@ -15,7 +15,7 @@ import xpstream.loadgen.simulate as simulate_module
 from assignment.registry import ExperimentSpec
 from schemas import Exposure, MetricEvent, RecordCodec
 from schemas.codec import RecordError
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 from xpstream.loadgen.simulate import LoadgenCounts, LoadgenOptions, OutRecord, simulate_records
 
 from .conftest import NOW

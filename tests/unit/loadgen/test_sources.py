@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from assignment.registry import ExperimentSpec
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 from xpstream.loadgen.sources import experiments_from_payload, load_features_file
 
 
@@ -110,8 +110,8 @@ class FakeSnapshot:
 def test_registry_source_uses_the_snapshot(
     payload: Any, experiments: list[ExperimentSpec], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import xpstream.registry_topic
-    from xpstream.config import KafkaSettings
+    import assignment.registry_topic
+    from xpcore.config import KafkaSettings
     from xpstream.loadgen.sources import load_from_registry
 
     calls: list[float] = []
@@ -120,6 +120,6 @@ def test_registry_source_uses_the_snapshot(
         calls.append(timeout)
         return FakeSnapshot(payload, experiments)
 
-    monkeypatch.setattr(xpstream.registry_topic, "read_registry", read_registry)
+    monkeypatch.setattr(assignment.registry_topic, "read_registry", read_registry)
     loaded, specs = load_from_registry(KafkaSettings(), 3.0)
     assert loaded is payload and specs == experiments and calls == [3.0]

@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from pipelines.worker import _raws
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 
 class ErrorMessage:

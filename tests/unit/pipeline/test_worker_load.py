@@ -11,8 +11,8 @@ from pipelines import worker
 from pipelines.batch import BatchOutput
 from pipelines.worker import StreamReport, _load, _Stop
 from tests.unit.pipeline.helpers import T0, event, exposure
-from xpstream.config import StreamSettings
-from xpstream.errors import TerminalError, TransientError
+from xpcore.config import StreamSettings
+from xpcore.errors import TerminalError, TransientError
 
 
 class FlakyWarehouse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from assignment.registry import ExperimentSpec, VariationSpec
-from quality.health import HealthThresholds, VariationUnits, health_outcomes
+from quality.health_checks import HealthThresholds, VariationUnits, health_outcomes
 from schemas.records import ExperimentStatus
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

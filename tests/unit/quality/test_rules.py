@@ -10,7 +10,7 @@ import pytest
 from quality.outcomes import CheckOutcome, fingerprint, outcomes_json
 from quality.rules import dead_letter_outcome, freshness_outcome, volume_outcome
 from quality.window import Window, check_window
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from assignment.authoring import (
     parse_registry_text,
 )
 from schemas import ExperimentStatus
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "experiments.yaml"
 

@@ -12,7 +12,7 @@ from assignment.registry import RegistrySnapshot
 from assignment.registry_changes import override_change, plan_changes, remove_override_change, summarize
 from schemas import RegistryChange
 from tests.unit.registry.helpers import T0
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 
 def doc(status: str = "running", weights: tuple[float, float] = (0.5, 0.5), **changes: Any) -> dict[str, Any]:

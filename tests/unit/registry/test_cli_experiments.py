@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.unit.registry.helpers import T0
+from xpcore.errors import ValidationError
 from xpstream.cli.experiments import parse_expiry
-from xpstream.errors import ValidationError
 
 ROOT = Path(__file__).resolve().parents[3]
 

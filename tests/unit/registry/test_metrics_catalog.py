@@ -18,7 +18,7 @@ from assignment.metrics_catalog import (
     metrics_for,
 )
 from assignment.registry import RegistrySnapshot
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "experiments.yaml"
 

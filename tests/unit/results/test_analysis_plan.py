@@ -6,7 +6,7 @@ import pytest
 
 from assignment.authoring import parse_registry_text
 from jobs.analysis_plan import DEFAULT_PLAN, AnalysisPlan, plan_from_metadata
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 YAML = """
 experiments:

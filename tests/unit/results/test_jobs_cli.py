@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import typer
 
+from xpcore.errors import NotYetAvailableError, TerminalError, ValidationError
 from xpstream.cli import jobs
 from xpstream.cli.results import parse_time
-from xpstream.errors import NotYetAvailableError, TerminalError, ValidationError
 
 
 class TestParseTime:

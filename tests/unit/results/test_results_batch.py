@@ -9,7 +9,7 @@ from assignment.metrics_catalog import DEFAULT_METRICS, metric_from_dict
 from jobs.results import metric_query_parameters
 from jobs.results_batch import batch_plan
 from jobs.results_store import CUPED_SUMS_QUERY, EXPERIMENT_SUMS_QUERY, SEGMENT_SUMS_QUERY, _cuped_parameters
-from xpstream.warehouse import load_query
+from xpcore.warehouse import load_query
 
 PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")
 CONVERSION, REVENUE, PAGEVIEWS = DEFAULT_METRICS

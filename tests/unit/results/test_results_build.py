@@ -23,7 +23,7 @@ from jobs.results import (
 from jobs.stats import ProportionStatistic, RatioStatistic, SampleMeanStatistic
 from jobs.stats.results import Method
 from schemas.records import ExperimentStatus
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 SINCE = datetime(1970, 1, 1, tzinfo=UTC)

@@ -40,9 +40,9 @@ class NoStore:
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Run `xp results` without services: the registry has SPEC; compute_experiment_result records its
     options and returns a result whose data is 42 s older than computed_at."""
+    import assignment.registry_topic
     import jobs.results_store
-    import xpstream.registry_topic
-    import xpstream.warehouse
+    import xpcore.warehouse
 
     recorded: list[dict[str, Any]] = []
 
@@ -53,9 +53,11 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         return replace(result, data_as_of=COMPUTED - timedelta(seconds=42))
 
     monkeypatch.setattr(
-        xpstream.registry_topic, "read_registry", lambda *a, **k: RegistrySnapshot(experiments={"exp": SPEC})
+        assignment.registry_topic,
+        "read_registry",
+        lambda *a, **k: RegistrySnapshot(experiments={"exp": SPEC}),
     )
-    monkeypatch.setattr(xpstream.warehouse, "open_warehouse", lambda *a, **k: NoStore())
+    monkeypatch.setattr(xpcore.warehouse, "open_warehouse", lambda *a, **k: NoStore())
     monkeypatch.setattr(jobs.results_store, "compute_experiment_result", compute)
     return recorded
 

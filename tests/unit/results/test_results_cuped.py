@@ -25,7 +25,7 @@ from jobs.results_adjustments import adjusted_p_values
 from jobs.results_segments import MISSING_LABEL, OTHER_LABEL, fold_segments
 from jobs.stats import benjamini_hochberg, holm_bonferroni
 from schemas.records import ExperimentStatus
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 SINCE = datetime(1970, 1, 1, tzinfo=UTC)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from assignment.metrics_catalog import DEFAULT_METRICS
 from jobs.results import metric_query_parameters
 from jobs.results_store import METRIC_SUMS_QUERY, results_table
-from xpstream.warehouse import load_query
-from xpstream.warehouse.migrations import discover_migrations
+from xpcore.warehouse import load_query
+from xpcore.warehouse.migrations import discover_migrations
 
 PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 from xpstream.scheduler.cron import next_fire, parse_schedules, validate_expression
 
 T0 = datetime(2026, 11, 25, 20, 7, 30, tzinfo=UTC)

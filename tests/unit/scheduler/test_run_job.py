@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import typer
 
-from xpstream.errors import NotYetAvailableError, TransientError
+from xpcore.errors import NotYetAvailableError, TransientError
 from xpstream.scheduler.cron import JobSchedule
 from xpstream.scheduler.runner import SchedulerRunner, run_job
 from xpstream.scheduler.store import job_runs_table

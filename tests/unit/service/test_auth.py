@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from assignment.service.app import build_app
 from assignment.service.auth import AccessLevel, KeyRing, check_bind, is_loopback, key_from_headers
 from tests.unit.service.conftest import make_service
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 KEYS = KeyRing.from_secrets(SecretStr("c1, c2"), SecretStr("a1"))
 CLIENT = {"Authorization": "Bearer c2"}

@@ -14,7 +14,7 @@ from assignment.service.app import build_app
 from assignment.service.sources import RegistryPayloadSource, StaticPayloadSource
 from schemas import Override
 from tests.unit.service.conftest import PAYLOAD, make_service
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 
 class FakeSnapshot:
@@ -115,7 +115,7 @@ def test_static_source_from_file(tmp_path: Any) -> None:
 
 
 def test_registry_not_read_in_time_is_one_transient_error() -> None:
-    from xpstream.errors import TransientError
+    from xpcore.errors import TransientError
 
     follower = FakeFollower(FakeSnapshot(PAYLOAD))
     follower.snapshot = None  # type: ignore[assignment]

@@ -19,8 +19,8 @@ from assignment.service.server import build_service
 from assignment.service.sources import StaticPayloadSource
 from schemas import RegistryRecord
 from tests.unit.service.conftest import PAYLOAD, make_service
-from xpstream.config import ServiceSettings
-from xpstream.errors import ConfigError
+from xpcore.config import ServiceSettings
+from xpcore.errors import ConfigError
 
 OVERRIDE = {"experiment_key": "checkout-exp", "unit_id": "u1", "variation_id": 1}
 JSON = {"content-type": "application/json"}

@@ -10,7 +10,7 @@ from typing import Any
 
 from assignment.service.exposures import KafkaSink
 from assignment.service.spool import Spool
-from xpstream.config import ServiceSettings
+from xpcore.config import ServiceSettings
 
 
 class FakeMessage:

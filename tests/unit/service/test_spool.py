@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from assignment.service.spool import Spool, SpoolFull, decode_line, encode_line
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 
 def test_line_roundtrip_keeps_value_bytes_exactly() -> None:

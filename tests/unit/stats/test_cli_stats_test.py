@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from jobs.stats.contract import analyze_request, parse_request
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 BINOMIAL: dict[str, Any] = {
     "metric_type": "binomial",

@@ -22,7 +22,7 @@ from jobs.stats import (
     welch_t_test,
 )
 from jobs.stats.sequential import sequential_rho
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 TESTS = [welch_t_test, sequential_test, gaussian_bayesian_test]
 

@@ -14,7 +14,7 @@ from jobs.stats import (
     welch_t_test,
 )
 from tests.unit.stats._data import mean_stat
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from jobs.stats import CupedStatistic, ProportionStatistic, RatioStatistic, SampleMeanStatistic, ValueSums
 from jobs.stats.sufficient import pooled_theta
 from tests.unit.stats._data import cuped_stat, mean_stat, ratio_stat
-from xpstream.errors import ValidationError
+from xpcore.errors import ValidationError
 
 values = st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=0, max_size=40)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from xpstream.config import WarehouseSettings
-from xpstream.warehouse import _owner_token
-from xpstream.warehouse.chdb.ownership import LOCK_FILE, acquire_store, read_owner
+from xpcore.config import WarehouseSettings
+from xpcore.warehouse import _owner_token
+from xpcore.warehouse.chdb.ownership import LOCK_FILE, acquire_store, read_owner
 
 
 def test_the_owner_token_is_private_and_only_sent_to_its_own_api(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import uuid
 import pyarrow as pa
 import pytest
 
-from xpstream.errors import ReadOnlyError, StoreBusyError, TerminalError, TransientError
-from xpstream.warehouse.remote import (
+from xpcore.errors import ReadOnlyError, StoreBusyError, TerminalError, TransientError
+from xpcore.warehouse.remote import (
     arrow_from_ipc,
     arrow_to_ipc,
     decode_parameters,
@@ -84,9 +84,9 @@ def test_errors_cross_the_wire_with_their_class() -> None:
 
 
 def test_api_token_setting_reaches_the_remote_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    import xpstream.warehouse as warehouse_module
-    import xpstream.warehouse.remote as remote_module
-    from xpstream.config import CoreSettings
+    import xpcore.warehouse as warehouse_module
+    import xpcore.warehouse.remote as remote_module
+    from xpcore.config import CoreSettings
 
     seen: dict[str, object] = {}
 

@@ -7,10 +7,10 @@ import socket
 import pytest
 from pydantic import SecretStr
 
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 from xpstream.up.admin import check_admin_bind, is_loopback
+from xpstream.up.component_health import Health
 from xpstream.up.components import check_port, url_of
-from xpstream.up.health import Health
 from xpstream.up.runner import schedules_from
 from xpstream.up.settings import UpSettings
 

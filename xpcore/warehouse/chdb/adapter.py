@@ -11,7 +11,7 @@ Facts about chDB 4.4 this adapter is built on (checked, see docs/decisions/0002-
   outside (``file()``, ``url()``, ``executable()``, ``filesystem()`` … are refused by the engine; checked on
   chDB 4.4, where ``readonly=2`` still reads ``file()`` and even runs ``INSERT INTO FUNCTION file(…)``).
   The scalar ``file()`` and ``INTO OUTFILE`` pass even ``readonly=1``, hence the lexical guard
-  (:mod:`xpstream.warehouse.sqlguard`) in front of it. With ``XP_SQL_ALLOW_EXTERNAL`` the connection
+  (:mod:`xpcore.warehouse.sqlguard`) in front of it. With ``XP_SQL_ALLOW_EXTERNAL`` the connection
   runs ``readonly=2`` (reads, settings, table functions) and the guard lets external functions through.
 - ``allow_python_table_function`` is 1 by default (``python(name)`` reads objects of this process):
   both connections turn it off unless external access is allowed.
@@ -34,10 +34,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xpstream.errors import ReadOnlyError, StoreBusyError, TerminalError, TransientError, XpError
-from xpstream.warehouse.chdb.ownership import StoreLock, StoreOwner, acquire_store
-from xpstream.warehouse.sqlguard import read_only_refusal
-from xpstream.warehouse.sqltext import (
+from xpcore.errors import ReadOnlyError, StoreBusyError, TerminalError, TransientError, XpError
+from xpcore.warehouse.chdb.ownership import StoreLock, StoreOwner, acquire_store
+from xpcore.warehouse.sqlguard import read_only_refusal
+from xpcore.warehouse.sqltext import (
     TRANSIENT_ERROR_CODES,
     error_code,
     one_line_error,

@@ -6,7 +6,7 @@ separated by ``;``. Pending migrations are applied in version order on first use
 applied is an error: write a new migration instead.
 
 Pure parts (:func:`discover_migrations`, :func:`plan_migrations`) need no database; :func:`apply_migrations`
-runs a plan on any :class:`~xpstream.warehouse.base.Warehouse`.
+runs a plan on any :class:`~xpcore.warehouse.base.Warehouse`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from xpstream.errors import ConfigError, TerminalError
-from xpstream.warehouse.base import Warehouse
-from xpstream.warehouse.sqltext import split_statements
+from xpcore.errors import ConfigError, TerminalError
+from xpcore.warehouse.base import Warehouse
+from xpcore.warehouse.sqltext import split_statements
 
 __all__ = [
     "DATABASE",

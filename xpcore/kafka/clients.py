@@ -2,19 +2,19 @@
 
 The only module (besides admin.py) that imports confluent_kafka; it does so lazily.
 
-``role`` names the client's principal on the local secured broker (:mod:`xpstream.kafka.principals`);
+``role`` names the client's principal on the local secured broker (:mod:`xpcore.kafka.principals`);
 with explicit SASL/TLS settings (a production cluster) it is ignored. librdkafka's log lines go through
-Python logging, repeats rate-limited (:mod:`xpstream.kafka.client_log`).
+Python logging, repeats rate-limited (:mod:`xpcore.kafka.client_log`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from xpstream.kafka.client_log import error_callback, rate_limited
+from xpcore.kafka.client_log import error_callback, rate_limited
 
 if TYPE_CHECKING:
-    from xpstream.config import KafkaSettings
+    from xpcore.config import KafkaSettings
 
 __all__ = ["make_consumer", "make_producer"]
 

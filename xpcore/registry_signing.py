@@ -30,10 +30,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from xpstream.errors import ConfigError
+from xpcore.errors import ConfigError
 
 if TYPE_CHECKING:
-    from xpstream.config import KafkaSettings
+    from xpcore.config import KafkaSettings
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -156,7 +156,7 @@ def signature_of(headers: Sequence[tuple[str, bytes | None]] | None) -> bytes | 
 def load_keyring(settings: KafkaSettings, *, create: bool = False) -> KeyRing:
     """The registry keys of ``settings``: XP_REGISTRY_SIGNING_KEY(+VERIFY_KEYS), else the first key
     file that exists; with ``create`` and none anywhere, a new key in the first key file (0600)."""
-    from xpstream.kafka.credentials import write_private
+    from xpcore.kafka.credentials import write_private
 
     extra = (
         parse_keys(settings.registry_verify_keys.get_secret_value(), "XP_REGISTRY_VERIFY_KEYS")

@@ -15,7 +15,7 @@ Three questions, each answered with a refusal reason (one line) or ``None``:
 
 The engine enforces its own layer beneath (chDB's read-only connection runs ``readonly=1``, which refuses
 every table function that reads outside; see the adapters). Text is read with the tokenizer of
-:mod:`xpstream.warehouse.sqltext`, so strings, quoted names and comments never confuse it:
+:mod:`xpcore.warehouse.sqltext`, so strings, quoted names and comments never confuse it:
 ``file/**/(`` and ``FILE\\n(`` are calls, ``'file('`` is a string.
 """
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from xpstream.warehouse.sqltext import _scan, split_statements
+from xpcore.warehouse.sqltext import _scan, split_statements
 
 __all__ = [
     "EXTERNAL_FUNCTIONS",

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from xpstream.errors import ConfigError, TransientError
+from xpcore.errors import ConfigError, TransientError
 
 if TYPE_CHECKING:
-    from xpstream.config import KafkaSettings
+    from xpcore.config import KafkaSettings
 
 __all__ = [
     "ALERTS",
@@ -81,14 +81,14 @@ def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import NewTopic
 
-    from xpstream.kafka.admin import admin_client
+    from xpcore.kafka.admin import admin_client
 
     admin = admin_client(settings)
     wanted = topic_specs(settings)
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as error:
-        from xpstream.kafka.client_log import explain_failure
+        from xpcore.kafka.client_log import explain_failure
 
         refused = explain_failure(settings.confluent_config("admin"), error)
         raise TransientError(
@@ -122,7 +122,7 @@ def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str
         created.append(name)
         logger.info("created topic", extra={"topic": name, "partitions": settings.topic_partitions})
     if created and _local_secured(settings):
-        from xpstream.kafka.admin import ensure_acls
+        from xpcore.kafka.admin import ensure_acls
 
         ensure_acls(settings, timeout=timeout)  # the roles may use the new prefix's topics
     return sorted(created)
@@ -131,7 +131,7 @@ def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str
 def _local_secured(settings: KafkaSettings) -> bool:
     """Whether ``settings`` talk to a local secured broker with its generated credentials (so the admin
     principal may grant the roles' ACLs); never for explicitly configured (production) credentials."""
-    from xpstream.kafka.credentials import local_client_config
+    from xpcore.kafka.credentials import local_client_config
 
     if settings.kafka_sasl_username:
         return False

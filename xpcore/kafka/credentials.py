@@ -2,7 +2,7 @@
 
 `xp stack up` writes ``credentials.json`` (mode 0600, directory 0700) the first time: the SCRAM
 mechanism, the broker's bootstrap and one random password per principal of
-:mod:`xpstream.kafka.principals`. Local commands read it through :func:`local_client_config` when no
+:mod:`xpcore.kafka.principals`. Local commands read it through :func:`local_client_config` when no
 SASL username is configured and they talk to that broker, so nobody handles keys by hand.
 
 No confluent-kafka here: plain files and JSON.
@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from xpstream.errors import ConfigError
-from xpstream.kafka.principals import ADMIN, ROLES
+from xpcore.errors import ConfigError
+from xpcore.kafka.principals import ADMIN, ROLES
 
 __all__ = [
     "CREDENTIALS_FILE",

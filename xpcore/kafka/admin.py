@@ -1,6 +1,6 @@
 """Talking to a Kafka cluster's admin API (confluent-kafka). An adapter: imported only where needed.
 
-Besides topics (:mod:`xpstream.kafka.topics`): the ACLs of the roles (:func:`ensure_acls`) and the
+Besides topics (:mod:`xpcore.kafka.topics`): the ACLs of the roles (:func:`ensure_acls`) and the
 SCRAM users of the local secured broker (:func:`ensure_scram_users`), both as the admin principal.
 """
 
@@ -11,14 +11,14 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from xpstream.errors import TransientError
-from xpstream.kafka.client_log import LIBRDKAFKA_LOGGER, error_callback, rate_limited
-from xpstream.kafka.principals import ADMIN, acl_entries
+from xpcore.errors import TransientError
+from xpcore.kafka.client_log import LIBRDKAFKA_LOGGER, error_callback, rate_limited
+from xpcore.kafka.principals import ADMIN, acl_entries
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
-    from xpstream.config import KafkaSettings
+    from xpcore.config import KafkaSettings
 
 __all__ = ["LIBRDKAFKA_LOGGER", "admin_client", "broker_count", "ensure_acls", "ensure_scram_users"]
 

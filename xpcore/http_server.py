@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from xpstream.config import CoreSettings
+    from xpcore.config import CoreSettings
 
 __all__ = ["HttpLimits", "guarded_protocol"]
 

@@ -1,6 +1,6 @@
 """A warehouse reached over the HTTP API of the process that owns the embedded store (`xp up`).
 
-The same :class:`~xpstream.warehouse.base.Warehouse` Protocol as the adapters; `open_warehouse` returns
+The same :class:`~xpcore.warehouse.base.Warehouse` Protocol as the adapters; `open_warehouse` returns
 one when the chDB store is owned by a process that advertises an API (docs/decisions/0003 and 0011).
 
 Wire format (served by :mod:`xpstream.up.warehouse_api`):
@@ -10,7 +10,7 @@ Wire format (served by :mod:`xpstream.up.warehouse_api`):
 - ``POST /v1/warehouse/command`` JSON ``{"sql", "parameters"}`` → ``{"ok": true}``
 - ``POST /v1/warehouse/insert?table=db.name[&dedup_token=…]`` Arrow IPC stream → ``{"rows": n}``
 - errors: ``{"error": {"type": "TerminalError", "message": "…"}}`` with a 4xx/5xx status; the client
-  raises the same :mod:`xpstream.errors` class with the same message.
+  raises the same :mod:`xpcore.errors` class with the same message.
 - auth: every ``/v1/`` request carries ``Authorization: Bearer <token>`` (the owner token from the
   store's lock file, or ``XP_API_TOKEN``); JSON bodies are ``application/json``; the server refuses a
   foreign ``Host``/``Origin`` and SQL outside what routed commands need (decisions 0031–0033).
@@ -29,8 +29,8 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from xpstream import errors
-from xpstream.errors import ConfigError, TerminalError, TransientError, XpError
+from xpcore import errors
+from xpcore.errors import ConfigError, TerminalError, TransientError, XpError
 
 if TYPE_CHECKING:
     import httpx

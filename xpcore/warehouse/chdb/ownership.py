@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from xpstream.errors import StoreBusyError
+from xpcore.errors import StoreBusyError
 
 __all__ = [
     "LOCK_FILE",

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from xpstream.errors import TerminalError
+from xpcore.errors import TerminalError
 
 __all__ = [
     "READ_ONLY_KEYWORDS",
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 READ_ONLY_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
-"""Statements `xp sql` runs without ``--write`` (the same set as :mod:`xpstream.warehouse.sqlguard`)."""
+"""Statements `xp sql` runs without ``--write`` (the same set as :mod:`xpcore.warehouse.sqlguard`)."""
 
 TRANSIENT_ERROR_CODES = frozenset(
     {
@@ -161,10 +161,10 @@ def leading_keyword(statement: str) -> str:
 def read_only_refusal(sql: str, *, allow_external: bool = False) -> str | None:
     """Why ``sql`` may not run on a read-only path, or ``None`` when it only reads.
 
-    The guard itself lives in :func:`xpstream.warehouse.sqlguard.read_only_refusal` (kept here for the
+    The guard itself lives in :func:`xpcore.warehouse.sqlguard.read_only_refusal` (kept here for the
     callers that import it from this module).
     """
-    from xpstream.warehouse.sqlguard import read_only_refusal as guard
+    from xpcore.warehouse.sqlguard import read_only_refusal as guard
 
     return guard(sql, allow_external=allow_external)
 

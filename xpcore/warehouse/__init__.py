@@ -3,7 +3,7 @@
 ``open_warehouse(settings)`` picks the adapter (a ClickHouse server when ``XP_CLICKHOUSE_URL`` is set,
 else the embedded chDB store under ``$XP_HOME/warehouse``) and applies pending migrations. When another
 process owns the embedded store and serves it over HTTP (`xp up`), or ``XP_API_URL`` names such a
-process, it returns a :class:`~xpstream.warehouse.remote.RemoteWarehouse` talking to that process
+process, it returns a :class:`~xpcore.warehouse.remote.RemoteWarehouse` talking to that process
 instead (its owner has applied the migrations), authenticated with the token the owner wrote into its
 lock file (0600; docs/decisions/0031-up-api-owner-token.md) unless ``XP_API_TOKEN`` gives one. Adapters
 and their client libraries are imported only when opened, so importing this package stays cheap.
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from xpstream.errors import TransientError
-from xpstream.warehouse.base import Warehouse
-from xpstream.warehouse.migrations import DATABASE, apply_migrations, load_query
+from xpcore.errors import TransientError
+from xpcore.warehouse.base import Warehouse
+from xpcore.warehouse.migrations import DATABASE, apply_migrations, load_query
 
 if TYPE_CHECKING:
-    from xpstream.config import WarehouseSettings
+    from xpcore.config import WarehouseSettings
 
 __all__ = ["DATABASE", "Warehouse", "load_query", "open_warehouse"]
 
@@ -27,17 +27,17 @@ def open_warehouse(settings: WarehouseSettings, *, migrate: bool = True) -> Ware
     """Open the configured warehouse; with ``migrate``, apply pending migrations first.
 
     Embedded mode: when another process owns the store and advertises an API URL, returns a
-    :class:`~xpstream.warehouse.remote.RemoteWarehouse` on it (no migrations: the owner applied them);
-    raises :class:`~xpstream.errors.StoreBusyError` when the owner serves no API (its ``owner``
+    :class:`~xpcore.warehouse.remote.RemoteWarehouse` on it (no migrations: the owner applied them);
+    raises :class:`~xpcore.errors.StoreBusyError` when the owner serves no API (its ``owner``
     attribute carries the pid) or its API does not answer (docs/decisions/0003-store-ownership.md).
     """
     warehouse: Warehouse
     if settings.clickhouse_url:
-        from xpstream.warehouse.clickhouse import ClickHouseWarehouse
+        from xpcore.warehouse.clickhouse import ClickHouseWarehouse
 
         warehouse = ClickHouseWarehouse.connect(settings)
     else:
-        from xpstream.warehouse.chdb import ChdbWarehouse, StoreOwnedError
+        from xpcore.warehouse.chdb import ChdbWarehouse, StoreOwnedError
 
         explicit = getattr(settings, "api_url", None)
         if explicit:
@@ -69,7 +69,7 @@ def open_warehouse(settings: WarehouseSettings, *, migrate: bool = True) -> Ware
 def _owner_token(settings: WarehouseSettings, api_url: str) -> str | None:
     """The token of the local store's owner, when it advertises exactly ``api_url`` (never sent
     elsewhere)."""
-    from xpstream.warehouse.chdb import read_owner
+    from xpcore.warehouse.chdb import read_owner
 
     owner = read_owner(settings.warehouse_path.resolve())
     if owner is None or not owner.api_url or owner.api_url.rstrip("/") != api_url.rstrip("/"):
@@ -78,7 +78,7 @@ def _owner_token(settings: WarehouseSettings, api_url: str) -> str | None:
 
 
 def _remote(settings: WarehouseSettings, api_url: str, owner_token: str | None = None) -> Warehouse:
-    from xpstream.warehouse.remote import RemoteWarehouse
+    from xpcore.warehouse.remote import RemoteWarehouse
 
     token: Any = getattr(settings, "api_token", None)
     secret = token.get_secret_value() if hasattr(token, "get_secret_value") else token

@@ -27,7 +27,7 @@ __all__ = [
     "rate_limited",
 ]
 
-LIBRDKAFKA_LOGGER = logging.getLogger("xpstream.kafka.librdkafka")
+LIBRDKAFKA_LOGGER = logging.getLogger("xpcore.kafka.librdkafka")
 """Where librdkafka's log lines go unless a client names another logger."""
 
 _NUMBERS = re.compile(r"\d+")

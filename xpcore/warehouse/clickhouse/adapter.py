@@ -1,6 +1,6 @@
 """The server warehouse: a ClickHouse server over HTTP(S) through clickhouse-connect.
 
-Parameters are rendered by :func:`xpstream.warehouse.sqltext.render_parameters` (the same text the chDB
+Parameters are rendered by :func:`xpcore.warehouse.sqltext.render_parameters` (the same text the chDB
 adapter sends) and bound server-side by clickhouse-connect (``param_<name>`` on the request).
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from xpstream.errors import ConfigError, ReadOnlyError, TerminalError, TransientError, XpError
-from xpstream.warehouse.sqlguard import read_only_refusal
-from xpstream.warehouse.sqltext import (
+from xpcore.errors import ConfigError, ReadOnlyError, TerminalError, TransientError, XpError
+from xpcore.warehouse.sqlguard import read_only_refusal
+from xpcore.warehouse.sqltext import (
     TRANSIENT_ERROR_CODES,
     error_code,
     one_line_error,
@@ -24,7 +24,7 @@ from xpstream.warehouse.sqltext import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from xpstream.config import WarehouseSettings
+    from xpcore.config import WarehouseSettings
 
 __all__ = [
     "READ_ONLY_SETTINGS",
@@ -87,7 +87,7 @@ def client_arguments(settings: WarehouseSettings) -> dict[str, Any]:
 class WireText:
     """Parameter text clickhouse-connect must send untouched: it formats unknown types with ``str()``.
 
-    Our text is already in the engine's wire form (:func:`~xpstream.warehouse.sqltext.wire_parameter`),
+    Our text is already in the engine's wire form (:func:`~xpcore.warehouse.sqltext.wire_parameter`),
     the same bytes the chDB adapter sends.
     """
 
@@ -170,7 +170,7 @@ class ClickHouseWarehouse:
     ) -> pa.Table:
         """Run a query and return a pyarrow Table (strings as Arrow strings, like chDB).
 
-        ``read_only``: the lexical guard first (:mod:`xpstream.warehouse.sqlguard`: no writes, nothing
+        ``read_only``: the lexical guard first (:mod:`xpcore.warehouse.sqlguard`: no writes, nothing
         external unless ``XP_SQL_ALLOW_EXTERNAL``), then ``readonly=2`` on the server. The server's own
         line of defence is its user: give xpstream's user no FILE/URL/REMOTE/S3 source grants
         (docs/operations.md).

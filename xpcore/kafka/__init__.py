@@ -1,12 +1,12 @@
 """Kafka: topic names and specs (pure), and admin helpers (confluent-kafka, imported lazily).
 
 Importing this package does not import confluent-kafka; only calling :func:`ensure_topics` or the
-functions of :mod:`xpstream.kafka.admin` does.
+functions of :mod:`xpcore.kafka.admin` does.
 """
 
 from __future__ import annotations
 
-from xpstream.kafka.topics import (
+from xpcore.kafka.topics import (
     ALERTS,
     ALL_TOPICS,
     DEAD_LETTERS,

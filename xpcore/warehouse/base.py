@@ -2,9 +2,9 @@
 
 SQL is ClickHouse SQL, identical for both adapters. Parameters are bound with ClickHouse's native
 ``{name:Type}`` placeholders and passed separately, never formatted into the SQL text; both adapters
-render values the same way (:func:`xpstream.warehouse.sqltext.render_parameter`: datetimes in UTC with
+render values the same way (:func:`xpcore.warehouse.sqltext.render_parameter`: datetimes in UTC with
 microseconds, containers as ClickHouse literals). Errors: unreachable/timeouts raise
-:class:`~xpstream.errors.TransientError`, everything else :class:`~xpstream.errors.TerminalError` with the
+:class:`~xpcore.errors.TransientError`, everything else :class:`~xpcore.errors.TerminalError` with the
 server's message on one line.
 """
 

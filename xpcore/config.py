@@ -165,7 +165,7 @@ class KafkaSettings(BaseSettings):
     def confluent_config(self, role: str | None = None) -> dict[str, str]:
         """librdkafka client settings (secrets revealed only here, for the client).
 
-        ``role`` names the client's principal on a local secured broker (``xpstream.kafka.principals``:
+        ``role`` names the client's principal on a local secured broker (``xpcore.kafka.principals``:
         admin, registry, service, worker, quality, loadgen, dashboard; None: admin). It is used only when
         no SASL username is configured and the bootstrap is the broker whose credentials
         :meth:`local_credentials_dirs` holds; with explicit settings (a production cluster) every
@@ -190,7 +190,7 @@ class KafkaSettings(BaseSettings):
         if self.kafka_ssl_key_password is not None:
             config["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
         if not self.kafka_sasl_username:
-            from xpstream.kafka.credentials import local_client_config
+            from xpcore.kafka.credentials import local_client_config
 
             config.update(local_client_config(self.local_credentials_dirs(), self.kafka_bootstrap, role))
         return config

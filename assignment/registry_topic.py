@@ -13,7 +13,7 @@ the durable audit trail is the ``xp.registry`` ClickHouse table that the stream 
     follower = RegistryFollower(settings, on_change=print)
     follower.start(); follower.snapshot; follower.wait_until(lambda s: "checkout" in s.experiments)
 
-Records are signed by the publisher (header ``xp-signature``, :mod:`xpstream.registry_signing`) and
+Records are signed by the publisher (header ``xp-signature``, :mod:`xpcore.registry_signing`) and
 verified by every reader: a forged or unsigned record is refused, reported once and never applied
 (``follower.refused``). The publisher connects as the ``registry`` principal, readers as ``reader``.
 
@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 from assignment.registry import RegistrySnapshot
 from schemas import ExperimentDefinition, RegistryRecord
 from schemas.codec import RecordCodec, RecordError
-from xpstream.errors import TransientError
-from xpstream.kafka.principals import READER, REGISTRY_PUBLISHER
-from xpstream.kafka.topics import REGISTRY
-from xpstream.registry_signing import (
+from xpcore.errors import TransientError
+from xpcore.kafka.principals import READER, REGISTRY_PUBLISHER
+from xpcore.kafka.topics import REGISTRY
+from xpcore.registry_signing import (
     SIGNATURE_HEADER,
     KeyRing,
     RefusedRecord,
@@ -45,7 +45,7 @@ from xpstream.registry_signing import (
 )
 
 if TYPE_CHECKING:
-    from xpstream.config import KafkaSettings
+    from xpcore.config import KafkaSettings
 
 __all__ = [
     "RegistryFollower",
@@ -56,14 +56,14 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-LIBRDKAFKA_LOGGER = logging.getLogger("xpstream.kafka.librdkafka")
-"""librdkafka's log lines go through Python logging (as in xpstream.kafka.admin), not raw stderr."""
+LIBRDKAFKA_LOGGER = logging.getLogger("xpcore.kafka.librdkafka")
+"""librdkafka's log lines go through Python logging (as in xpcore.kafka.admin), not raw stderr."""
 
 OnChange = Callable[[RegistrySnapshot], None]
 
 
 def _unreachable(settings: KafkaSettings, error: object, role: str | None = READER) -> TransientError:
-    from xpstream.kafka.client_log import explain_failure
+    from xpcore.kafka.client_log import explain_failure
 
     if hasattr(error, "str") and callable(error.str):  # a KafkaError: its text, not its repr
         error = error.str()
@@ -80,8 +80,8 @@ def publish_changes(settings: KafkaSettings, records: list[RegistryRecord], *, t
     acknowledged; TransientError when the broker does not take them within ``timeout`` seconds."""
     if not records:
         return
-    from xpstream.kafka.clients import make_producer
-    from xpstream.kafka.topics import ensure_topics
+    from xpcore.kafka.clients import make_producer
+    from xpcore.kafka.topics import ensure_topics
 
     keyring = load_keyring(settings, create=True)
     codec = RecordCodec(RegistryRecord, max_record_bytes=settings.max_record_bytes)
@@ -187,7 +187,7 @@ def _client_logging(one_shot: bool) -> dict[str, Any]:
 
 
 def _registry_consumer(settings: KafkaSettings, one_shot: bool = True) -> Any:
-    from xpstream.kafka.clients import make_consumer
+    from xpcore.kafka.clients import make_consumer
 
     # Partitions are assigned, never subscribed: the group id only satisfies librdkafka; nothing commits.
     return make_consumer(
@@ -380,7 +380,7 @@ class RegistryFollower:
     @property
     def refused(self) -> dict[str, object]:
         """Registry records this process refused (forged, unsigned): count by reason and the latest ones
-        (:func:`xpstream.registry_signing.refusals`); they are never in :attr:`snapshot`."""
+        (:func:`xpcore.registry_signing.refusals`); they are never in :attr:`snapshot`."""
         return refusals().summary()
 
     def __enter__(self) -> RegistryFollower:
