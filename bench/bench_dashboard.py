@@ -119,7 +119,7 @@ def snapshots_and_rollups(warehouse: Any, count: int, now: datetime) -> dict[str
     from dashboards.queries import dashboard_query
     from dashboards.registry_view import records_from_rows
     from jobs.etl import etl_range, rollup_experiments
-    from jobs.results_store import compute_experiment_result, experiment_plan, store_results
+    from jobs.results.store import compute_experiment_result, experiment_plan, store_results
 
     snapshot = RegistrySnapshot.from_records(
         records_from_rows(warehouse.query_arrow(dashboard_query("registry_records")).to_pylist())
@@ -159,7 +159,7 @@ def measure_apis(
 
     from dashboards.app import create_app
     from dashboards.queries import QueryRunner, dashboard_query
-    from jobs.results_store import compute_experiment_result, covariate_days_of, experiment_plan
+    from jobs.results.store import compute_experiment_result, covariate_days_of, experiment_plan
 
     runner = QueryRunner(warehouse)
     now = datetime.now(UTC)
@@ -290,7 +290,7 @@ def measure_window_views(settings: Any, warehouse: Any, repeat: int) -> None:
     from starlette.testclient import TestClient
 
     from dashboards.app import create_app
-    from jobs.results_store import compute_experiment_result, covariate_days_of, experiment_plan
+    from jobs.results.store import compute_experiment_result, covariate_days_of, experiment_plan
 
     app = create_app(settings, warehouse, lag_monitor=False)
     first, polls, ready, reopen, bare = [], [], [], [], []

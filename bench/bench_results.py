@@ -9,7 +9,7 @@ sum, count within 1 h). Timed, best of ``--repeat`` runs after one warm-up, in t
 - **unit values** (decision 0028; ``--unit-values-only`` runs just this and the live-scan baseline):
   the initial full build of ``xp.unit_values``; then, ``--repeat`` times after a warm-up round, ~1 %
   new attributed events (random units, like the load) followed by the full results
-  (:func:`jobs.results_store.compute_experiment_result`, ``segment="country"``, ``top=10``: 20 metrics ×
+  (:func:`jobs.results.store.compute_experiment_result`, ``segment="country"``, ``top=10``: 20 metrics ×
   3 variations × (1 + 11 segments)) **with the incremental refresh included** — the DESIGN.md budget
   (≤ 1 s on 10 M events); the same after ~1 % new events with the refresh timed on its own; the full
   results with nothing new; and the live scan (``XP_RESULTS_UNIT_VALUES=false``) on the same data, whose
@@ -61,8 +61,8 @@ from assignment.metrics_catalog import MetricDefinition, metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results import analyzed_metrics
-from jobs.results_batch import batch_plan
-from jobs.results_store import (
+from jobs.results.batch import batch_plan
+from jobs.results.store import (
     METRIC_SUMS_QUERY,
     SEGMENT_SUMS_QUERY,
     _per_metric,
@@ -70,7 +70,7 @@ from jobs.results_store import (
     fetch_segment_sums,
 )
 from jobs.unit_values import UnitValuesSettings, refresh
-from jobs.unit_values_plan import unit_values_plan
+from jobs.unit_values.plan import unit_values_plan
 from schemas.records import ExperimentStatus
 from xpcore.config import WarehouseSettings
 from xpcore.warehouse import Warehouse, open_warehouse
@@ -453,8 +453,8 @@ def main() -> None:
                 fetch_segment_sums(warehouse, spec, dimension="country", since=BASE, until=UNTIL)
 
             def array_query() -> None:  # the previous query (per-row arrays + sumForEach), same plan
-                from jobs.results_batch import batch_plan
-                from jobs.results_store import _catalog
+                from jobs.results.batch import batch_plan
+                from jobs.results.store import _catalog
                 from xpcore.warehouse import load_query
 
                 plan = batch_plan([m for m, _ in analyzed_metrics(spec)], _catalog(spec))
@@ -463,8 +463,8 @@ def main() -> None:
                 )
                 warehouse.query_arrow(load_query("results_experiment_sums"), parameters)
 
-            from jobs.results_batch import batch_plan
-            from jobs.results_store import _catalog
+            from jobs.results.batch import batch_plan
+            from jobs.results.store import _catalog
 
             batch = batch_plan([m for m, _ in analyzed_metrics(spec)], _catalog(spec))
             bound = batch.sql_parameters(experiment=spec.key, since=BASE, until=UNTIL, dimension="country")
@@ -501,8 +501,8 @@ def main() -> None:
             if not args.skip_per_metric:
                 best("per-metric (baseline: 40 queries)", 1, per_metric, warm_up=False)
             if args.breakdown:
-                from jobs.results_batch import batch_plan
-                from jobs.results_store import _catalog
+                from jobs.results.batch import batch_plan
+                from jobs.results.store import _catalog
 
                 batch = batch_plan([m for m, _ in analyzed_metrics(spec)], _catalog(spec))
                 bound = batch.sql_parameters(

@@ -5,7 +5,7 @@ attributed events, 20 metrics). After the initial full build, ``--repeat`` round
 of:
 
 1. ~1 % new attributed events on random units (like the load);
-2. the background refresher alone (:func:`jobs.unit_values_job.refresh_running`, what
+2. the background refresher alone (:func:`jobs.unit_values.job.refresh_running`, what
    ``xp jobs run unit-values`` does once it has the registry: the incremental refresh, then
    ``OPTIMIZE … FINAL`` when the key's rows span several parts), timed, with the compaction's share;
 3. the full results call (``compute_experiment_result``, ``segment="country"``, ``top=10``: 20 metrics
@@ -37,10 +37,10 @@ from bench_results import (
 )
 
 from assignment.registry import ExperimentSpec, RegistrySnapshot
-from jobs.results_store import compute_experiment_result
+from jobs.results.store import compute_experiment_result
 from jobs.unit_values import EPOCH, UnitValuesSettings, read_state, refresh
-from jobs.unit_values_job import compact, experiment_unit_values_plan, refresh_running, stored_parts
-from jobs.unit_values_sql import NOW_SQL, build_parameters, changed_units_sql, read_sql
+from jobs.unit_values.job import compact, experiment_unit_values_plan, refresh_running, stored_parts
+from jobs.unit_values.sql import NOW_SQL, build_parameters, changed_units_sql, read_sql
 from xpcore.warehouse import Warehouse
 from xpcore.warehouse.sqltext import placeholders
 

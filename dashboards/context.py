@@ -1,6 +1,6 @@
 """What every page's data needs: the query runner, the folded registry, the lag monitor, results.
 
-Results come from :func:`jobs.results_store.compute_experiment_result`, the code path of
+Results come from :func:`jobs.results.store.compute_experiment_result`, the code path of
 `xp results --format json`, never from a re-implementation, or from the snapshots it stored:
 :meth:`DashboardContext.current_result` shows the newest snapshot at once and refreshes it in the
 background (:mod:`dashboards.results_snapshot`); :meth:`DashboardContext.view_result` starts or joins the
@@ -86,7 +86,7 @@ class DashboardContext:
     ) -> ExperimentResult:
         """`xp results`' computation. Not under the runner's lock: page queries read on the warehouse's
         read-only connection meanwhile (a computation takes seconds on large stores)."""
-        from jobs.results_store import compute_experiment_result, covariate_days_of
+        from jobs.results.store import compute_experiment_result, covariate_days_of
 
         return compute_experiment_result(
             self.warehouse,
@@ -100,7 +100,7 @@ class DashboardContext:
         )
 
     def _plan(self, key: str, method: str | None) -> tuple[ExperimentSpec, AnalysisPlan, tuple[Any, ...]]:
-        from jobs.results_store import experiment_plan
+        from jobs.results.store import experiment_plan
 
         if method is not None and method not in METHODS:
             raise ValidationError(f"method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -4,7 +4,7 @@
 --   xp.unit_values        grain: experiment × plan fingerprint × unit (newest version)   time: first_exposed_at   engine: ReplacingMergeTree
 --   xp.unit_values_state  grain: experiment × plan fingerprint (newest refreshed_at)      time: refreshed_at       engine: ReplacingMergeTree
 --
--- Written only by jobs/unit_values.py (refresh before every results computation). A unit's row holds
+-- Written only by jobs/unit_values/__init__.py (refresh before every results computation). A unit's row holds
 -- what the results query computes per unit: its variation (of the first exposure), whether it is in the
 -- analysis population (eligible = one variation and never overridden), its first exposure time, the
 -- attributes of its first exposure (segments), and one slot per distinct (event, window) cell of the

@@ -1,6 +1,6 @@
 -- results_experiment_sums: the sums of results_metric_sums for many metrics of one experiment at once,
 -- per segment and variation (one scan of the attributed events instead of one per metric).
--- NOTE: jobs.results_store runs BatchPlan.sql() (jobs/results_batch.py), the same query with plain columns
+-- NOTE: jobs.results.store runs BatchPlan.sql() (jobs/results/batch.py), the same query with plain columns
 -- instead of per-row arrays: one per-unit count (and total, for sums) per distinct (event, window) "cell",
 -- shared by the sides over that cell, then one value per side. This file is its reference (the unit tests
 -- check its text, bench/bench_results.py times both).
@@ -13,7 +13,7 @@
 -- k): events[k], aggregations[k] (binary|count|sum; sum is over the event's `value`, NULL = 0) and
 -- windows[k] (seconds after first exposure, 0 = none); event_names are the distinct events and
 -- positions[k] = indexOf(event_names, events[k]) (given, so no lambda recomputes it per row). Properties and `unique` are not supported here:
--- jobs/results_batch.py sends those metrics to results_metric_sums. A unit's value on side k is computed
+-- jobs/results/batch.py sends those metrics to results_metric_sums. A unit's value on side k is computed
 -- as in results_metric_sums (events with occurred_at < until, within the window); no event: 0.
 -- Segment: attributes[dimension] of the unit's first exposure ('' when dimension = '' or the attribute is
 -- missing). Sums add up, so the whole experiment is the sum over segments.

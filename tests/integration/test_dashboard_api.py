@@ -27,7 +27,7 @@ from starlette.testclient import TestClient
 from dashboards.app import create_app
 from dashboards.sample_data import SampleData, seed_sample_data
 from dashboards.settings import DashboardSettings
-from jobs.results_store import compute_experiment_result
+from jobs.results.store import compute_experiment_result
 from xpcore.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,7 @@ def without_computed_at(document: dict[str, Any]) -> dict[str, Any]:
 
 def cli_result(client: TestClient, seeded: Seeded, **options: Any) -> dict[str, Any]:
     """What `xp results` computes (xpstream/cli/results.py): the experiment's plan with the overrides."""
-    from jobs.results_store import covariate_days_of, experiment_plan
+    from jobs.results.store import covariate_days_of, experiment_plan
 
     snapshot = client.app.state.dashboard.registry.snapshot()  # type: ignore[attr-defined]
     spec = snapshot.experiments[KEY]
@@ -496,7 +496,7 @@ def same_numbers(a: Any, b: Any) -> bool:
 
 def store_stats_snapshot(client: TestClient, seeded: Seeded) -> Any:
     """What `xp jobs run stats` stores for KEY now (the experiment's plan), computed_at in whole ms."""
-    from jobs.results_store import covariate_days_of, experiment_plan, store_results
+    from jobs.results.store import covariate_days_of, experiment_plan, store_results
 
     snapshot = client.app.state.dashboard.registry.snapshot()  # type: ignore[attr-defined]
     spec = snapshot.experiments[KEY]

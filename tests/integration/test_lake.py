@@ -14,8 +14,8 @@ import pyarrow.fs as pafs
 import pytest
 
 from jobs.lake import run_lake
-from jobs.lake_plan import LAKE_TABLES, MANIFEST_NAME, LakeLocation, Manifest
-from jobs.lake_store import export_schema, write_partition
+from jobs.lake.plan import LAKE_TABLES, MANIFEST_NAME, LakeLocation, Manifest
+from jobs.lake.store import export_schema, write_partition
 from xpcore.config import LakeSettings, WarehouseSettings
 from xpcore.errors import TransientError
 from xpcore.warehouse import Warehouse, open_warehouse

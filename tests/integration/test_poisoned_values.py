@@ -87,7 +87,7 @@ def _attributed_table(row: dict[str, Any], event_id: str, value: float) -> pa.Ta
 
 
 def _compute(warehouse: Any, snapshot: Any, until: datetime) -> dict[str, dict[str, Any]]:
-    from jobs.results_store import compute_experiment_result, covariate_days_of, experiment_plan
+    from jobs.results.store import compute_experiment_result, covariate_days_of, experiment_plan
     from xpcore.config import EtlSettings
 
     documents = {}

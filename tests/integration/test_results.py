@@ -24,7 +24,7 @@ import pytest
 
 from assignment.metrics_catalog import metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
-from jobs.results_store import compute_experiment_result, fetch_metric_sums, store_results
+from jobs.results.store import compute_experiment_result, fetch_metric_sums, store_results
 from pipelines.attribution import Attribution
 from pipelines.batch import attributions_table
 from schemas import Exposure

@@ -29,7 +29,7 @@ import pytest
 from assignment.metrics_catalog import metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.analysis_plan import AnalysisPlan
-from jobs.results_store import compute_experiment_result, fetch_metric_sums, fetch_segment_sums
+from jobs.results.store import compute_experiment_result, fetch_metric_sums, fetch_segment_sums
 from pipelines.attribution import Attribution
 from pipelines.batch import attributions_table
 from schemas import Exposure

@@ -9,7 +9,7 @@ import pytest
 
 from assignment.metrics_catalog import metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
-from jobs.results_store import run_stats
+from jobs.results.store import run_stats
 from schemas.records import ExperimentStatus
 from xpcore.config import CoreSettings
 from xpcore.errors import TerminalError

@@ -23,10 +23,10 @@ import pytest
 from assignment.metrics_catalog import metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.analysis_plan import AnalysisPlan
-from jobs.results_batch import batch_plan
-from jobs.results_store import _catalog, compute_experiment_result, fetch_experiment_sums
+from jobs.results.batch import batch_plan
+from jobs.results.store import _catalog, compute_experiment_result, fetch_experiment_sums
 from jobs.unit_values import UnitValuesSettings, fetch_unit_value_sums, read_state, refresh
-from jobs.unit_values_plan import unit_values_plan
+from jobs.unit_values.plan import unit_values_plan
 from pipelines.attribution import Attribution
 from pipelines.batch import attributions_table
 from schemas import Exposure

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 
 from assignment.registry import RegistrySnapshot
-from jobs.results_batch import batch_plan
-from jobs.results_store import _catalog
+from jobs.results.batch import batch_plan
+from jobs.results.store import _catalog
 from jobs.unit_values import UnitValuesSettings, refresh
-from jobs.unit_values_job import (
+from jobs.unit_values.job import (
     compact,
     experiment_unit_values_plan,
     refresh_experiment,
     refresh_running,
     stored_parts,
 )
-from jobs.unit_values_plan import unit_values_plan
+from jobs.unit_values.plan import unit_values_plan
 from tests.integration.test_unit_values import (
     BASE,
     COVARIATE_DAYS,

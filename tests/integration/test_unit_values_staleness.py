@@ -17,10 +17,10 @@ import pytest
 
 from assignment.registry import ExperimentSpec
 from jobs.analysis_plan import AnalysisPlan
-from jobs.results_batch import batch_plan
-from jobs.results_store import _catalog, compute_experiment_result
+from jobs.results.batch import batch_plan
+from jobs.results.store import _catalog, compute_experiment_result
 from jobs.unit_values import UnitValuesSettings, UnitValuesState, read_state
-from jobs.unit_values_plan import unit_values_plan
+from jobs.unit_values.plan import unit_values_plan
 from tests.integration.test_unit_values import UNTIL, Feed, same_json, spec
 from xpcore.warehouse import Warehouse
 

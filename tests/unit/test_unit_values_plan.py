@@ -1,4 +1,4 @@
-"""jobs.unit_values_plan and jobs.unit_values_sql as text: the per-unit layout, its key, and the SQL."""
+"""jobs.unit_values.plan and jobs.unit_values.sql as text: the per-unit layout, its key, and the SQL."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 
 from assignment.metrics_catalog import DEFAULT_METRICS, MetricDefinition, metric_from_dict
 from jobs.results import VariationSums
-from jobs.results_batch import batch_plan
+from jobs.results.batch import batch_plan
 from jobs.unit_values import UnitValuesSettings
-from jobs.unit_values_plan import CovariateSlot, UnitValuesPlan, unit_values_plan
-from jobs.unit_values_sql import build_parameters, build_sql, read_sql
+from jobs.unit_values.plan import CovariateSlot, UnitValuesPlan, unit_values_plan
+from jobs.unit_values.sql import build_parameters, build_sql, read_sql
 
 PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")
 CONVERSION, REVENUE, PAGEVIEWS = DEFAULT_METRICS

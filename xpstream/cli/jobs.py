@@ -1,7 +1,7 @@
 """`xp jobs run …`: batch jobs (issues #5 and #6).
 
-``etl`` (jobs/etl.py), ``unit-values`` (jobs/unit_values_job.py: keeps ``xp.unit_values`` current,
-decision 0028), ``stats`` (jobs/results_store.py), ``lake`` (jobs/lake.py) and ``quality``
+``etl`` (jobs/etl.py), ``unit-values`` (jobs/unit_values/job.py: keeps ``xp.unit_values`` current,
+decision 0028), ``stats`` (jobs/results/store.py), ``lake`` (jobs/lake/__init__.py) and ``quality``
 (quality/run.py, issue #6) run. ``all`` runs etl, lake, unit-values, stats and quality in order,
 skips the unavailable ones with a note, and fails (exit 1) only if an available job failed.
 """
@@ -88,7 +88,7 @@ def _lake(since: datetime | None, until: datetime | None) -> None:
 def _unit_values(since: datetime | None, until: datetime | None) -> None:
     """Refresh every running experiment's unit values (the window does not apply: values are per unit)."""
     from jobs.unit_values import UnitValuesSettings
-    from jobs.unit_values_job import run_unit_values
+    from jobs.unit_values.job import run_unit_values
     from xpstream.cli.results import core_settings
 
     run = run_unit_values(core_settings(UnitValuesSettings))
@@ -108,7 +108,7 @@ def _unit_values(since: datetime | None, until: datetime | None) -> None:
 
 
 def _stats(since: datetime | None, until: datetime | None) -> None:
-    from jobs.results_store import run_stats
+    from jobs.results.store import run_stats
     from xpstream.cli.results import core_settings
 
     results = run_stats(core_settings(), since=since, until=until)

@@ -249,7 +249,7 @@ def results(
     Example: xp results checkout-button --fresh
     """
     from assignment.registry_topic import read_registry
-    from jobs.results_store import compute_experiment_result, covariate_days_of, experiment_plan
+    from jobs.results.store import compute_experiment_result, covariate_days_of, experiment_plan
     from xpcore.config import EtlSettings
     from xpcore.warehouse import open_warehouse
     from xpstream.cli.output import print_json

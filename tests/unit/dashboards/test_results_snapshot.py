@@ -15,7 +15,7 @@ from dashboards.results_snapshot import BackgroundResults, snapshot_document
 from dashboards.sample_data import EXAMPLES
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results import VariationSums, analyze_experiment, analyzed_metrics
-from jobs.results_store import results_table
+from jobs.results.store import results_table
 
 AT = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
 

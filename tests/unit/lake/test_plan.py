@@ -1,4 +1,4 @@
-"""The pure planning of the lake: date ranges, chunk plans, paths, manifests, URLs (jobs/lake_plan.py)."""
+"""The pure planning of the lake: date ranges, chunk plans, paths, manifests, URLs (jobs/lake/plan.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobs.lake_plan import (
+from jobs.lake.plan import (
     LAKE_TABLES,
     MANIFEST_NAME,
     DatePlan,

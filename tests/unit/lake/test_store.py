@@ -1,4 +1,4 @@
-"""Partition writes on a local directory (jobs/lake_store.py) and the lake's SQL text (jobs/lake.py)."""
+"""Partition writes on a local directory (jobs/lake/store.py) and the lake's SQL text (jobs/lake)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from pydantic import SecretStr
 
 from jobs.lake import LakeReport, PartitionReport, chunk_sql, minute_counts_sql, new_run_id
-from jobs.lake_plan import LAKE_TABLES, MANIFEST_NAME, LakeLocation, Manifest
-from jobs.lake_store import (
+from jobs.lake.plan import LAKE_TABLES, MANIFEST_NAME, LakeLocation, Manifest
+from jobs.lake.store import (
     export_schema,
     open_lake_filesystem,
     read_manifest,

@@ -1,4 +1,4 @@
-"""jobs.results_batch and the new results queries as text: which metrics share one scan, and how."""
+"""jobs.results.batch and the new results queries as text: which metrics share one scan, and how."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from assignment.metrics_catalog import DEFAULT_METRICS, metric_from_dict
 from jobs.results import metric_query_parameters
-from jobs.results_batch import batch_plan
-from jobs.results_store import CUPED_SUMS_QUERY, EXPERIMENT_SUMS_QUERY, SEGMENT_SUMS_QUERY, _cuped_parameters
+from jobs.results.batch import batch_plan
+from jobs.results.store import CUPED_SUMS_QUERY, EXPERIMENT_SUMS_QUERY, SEGMENT_SUMS_QUERY, _cuped_parameters
 from xpcore.warehouse import load_query
 
 PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")

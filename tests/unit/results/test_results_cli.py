@@ -41,7 +41,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Run `xp results` without services: the registry has SPEC; compute_experiment_result records its
     options and returns a result whose data is 42 s older than computed_at."""
     import assignment.registry_topic
-    import jobs.results_store
+    import jobs.results.store
     import xpcore.warehouse
 
     recorded: list[dict[str, Any]] = []
@@ -58,7 +58,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         lambda *a, **k: RegistrySnapshot(experiments={"exp": SPEC}),
     )
     monkeypatch.setattr(xpcore.warehouse, "open_warehouse", lambda *a, **k: NoStore())
-    monkeypatch.setattr(jobs.results_store, "compute_experiment_result", compute)
+    monkeypatch.setattr(jobs.results.store, "compute_experiment_result", compute)
     return recorded
 
 

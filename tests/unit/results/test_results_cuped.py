@@ -21,8 +21,8 @@ import pytest
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results import VariationSums, analyze_experiment
-from jobs.results_adjustments import adjusted_p_values
-from jobs.results_segments import MISSING_LABEL, OTHER_LABEL, fold_segments
+from jobs.results.adjustments import adjusted_p_values
+from jobs.results.segments import MISSING_LABEL, OTHER_LABEL, fold_segments
 from jobs.stats import benjamini_hochberg, holm_bonferroni
 from schemas.records import ExperimentStatus
 from xpcore.errors import ValidationError

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from assignment.metrics_catalog import DEFAULT_METRICS
 from jobs.results import metric_query_parameters
-from jobs.results_store import METRIC_SUMS_QUERY, results_table
+from jobs.results.store import METRIC_SUMS_QUERY, results_table
 from xpcore.warehouse import load_query
 from xpcore.warehouse.migrations import discover_migrations
 

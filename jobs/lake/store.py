@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from jobs.lake_plan import (
+from jobs.lake.plan import (
     MANIFEST_NAME,
     LakeLocation,
     LakeTable,

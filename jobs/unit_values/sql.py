@@ -1,6 +1,6 @@
 """The SQL of ``xp.unit_values`` (migration 0009): build or refresh the per-unit rows, read them back.
 
-Generated from a :class:`~jobs.unit_values_plan.UnitValuesPlan` like ``BatchPlan.sql()``: only cell and
+Generated from a :class:`~jobs.unit_values.plan.UnitValuesPlan` like ``BatchPlan.sql()``: only cell and
 side indexes shape the text, every value is a bound parameter (:func:`build_parameters`).
 
 - :func:`build_sql`: ``INSERT … SELECT`` of one row per unit of the experiment, computed exactly as the
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.unit_values_plan import UnitValuesPlan
+from jobs.unit_values.plan import UnitValuesPlan
 
 __all__ = [
     "MAX_OCCURRED_SQL",

@@ -33,11 +33,11 @@ from jobs.results import (
     analyzed_metrics,
     metric_query_parameters,
 )
-from jobs.results_batch import batch_plan
-from jobs.results_segments import DEFAULT_TOP, SegmentRows, analyze_segments
+from jobs.results.batch import batch_plan
+from jobs.results.segments import DEFAULT_TOP, SegmentRows, analyze_segments
 from jobs.stats.results import Method
 from jobs.unit_values import UnitValuesSettings, fetch_unit_value_sums
-from jobs.unit_values_plan import unit_values_plan
+from jobs.unit_values.plan import unit_values_plan
 from xpcore.errors import TerminalError, ValidationError
 from xpcore.warehouse import load_query
 
@@ -141,7 +141,7 @@ def fetch_experiment_sums(
     """(metric → per-variation sums, metric → per-segment rows by ``dimension`` ({} without one), the
     unit values' ``data_as_of`` (None: read live)).
 
-    One ``results_experiment_sums`` scan answers every metric it can (:mod:`jobs.results_batch`); the
+    One ``results_experiment_sums`` scan answers every metric it can (:mod:`jobs.results.batch`); the
     others take one ``results_metric_sums`` (+ ``results_metric_segment_sums``) query each. With
     ``cuped``, binomial and mean metrics are also queried with their covariate
     (``results_metric_cuped_sums``), which replaces their totals.

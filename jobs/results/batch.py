@@ -8,7 +8,7 @@ product slot. Metrics with a ``properties.NAME`` value field or a ``unique`` agg
 per-metric query (:attr:`BatchPlan.others`).
 
 Pure: :func:`batch_plan` builds the parameters, :meth:`BatchPlan.decode` turns the rows into
-``metric → [(segment, VariationSums)]``; the warehouse call is in :mod:`jobs.results_store`.
+``metric → [(segment, VariationSums)]``; the warehouse call is in :mod:`jobs.results.store`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What ``xp.unit_values`` holds per unit for one experiment's metrics, and how results read it back.
 
-A :class:`UnitValuesPlan` is built from the :class:`~jobs.results_batch.BatchPlan` of the experiment's
+A :class:`UnitValuesPlan` is built from the :class:`~jobs.results.batch.BatchPlan` of the experiment's
 metrics (only the metrics one shared scan answers: ``binary``/``count``/``sum`` of the event value):
 
 - **cells**: the distinct (event, window) pairs of the sides; a unit's row holds one count per cell and
@@ -12,7 +12,7 @@ metrics (only the metrics one shared scan answers: ``binary``/``count``/``sum`` 
   a changed metric definition is a new key, hence a full build.
 
 Reading the rows back (:meth:`UnitValuesPlan.decode_covariates` and ``BatchPlan.decode``) gives the same
-:class:`~jobs.results.VariationSums` as the live scan. Pure; the SQL text is in :mod:`jobs.unit_values_sql`.
+:class:`~jobs.results.VariationSums` as the live scan. Pure; the SQL text is in :mod:`jobs.unit_values.sql`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.results import VariationSums
-from jobs.results_batch import BatchPlan, Side
+from jobs.results.batch import BatchPlan, Side
 
 __all__ = ["LAYOUT", "CovariateSlot", "UnitValuesPlan", "unit_values_plan"]
 

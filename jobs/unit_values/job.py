@@ -1,6 +1,6 @@
 """``xp jobs run unit-values``: keep ``xp.unit_values`` current in the background (decision 0028).
 
-For every running experiment of the registry, the plan :func:`jobs.results_store.compute_experiment_result`
+For every running experiment of the registry, the plan :func:`jobs.results.store.compute_experiment_result`
 would read (its metrics of the one shared scan; the CUPED covariates when its ``analysis:`` block asks
 for CUPED, over ``XP_ETL_COVARIATE_DAYS``) is refreshed (:func:`jobs.unit_values.refresh`: a full
 build the first time, then only the changed units). A results call then finds the values (nearly)
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 
 from assignment.metrics_catalog import DEFAULT_METRICS
 from jobs.results import analyzed_metrics
-from jobs.results_batch import batch_plan
+from jobs.results.batch import batch_plan
 from jobs.unit_values import RefreshReport, UnitValuesSettings, refresh
-from jobs.unit_values_plan import UnitValuesPlan, unit_values_plan
+from jobs.unit_values.plan import UnitValuesPlan, unit_values_plan
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec, RegistrySnapshot
@@ -154,7 +154,7 @@ def refresh_running(
 ) -> RefresherRun:
     """Every running experiment of ``snapshot``: its plan (CUPED as its ``analysis:`` block says)
     refreshed; then one compaction when due (``XP_RESULTS_UNIT_VALUES_COMPACT``)."""
-    from jobs.results_store import experiment_plan
+    from jobs.results.store import experiment_plan
 
     options = options if options is not None else UnitValuesSettings()
     done: list[ExperimentRefresh] = []
@@ -177,7 +177,7 @@ def run_unit_values(settings: CoreSettings, *, registry_timeout: float = 10.0) -
     Does nothing with ``XP_RESULTS_UNIT_VALUES=false`` (results then never read the stored values).
     """
     from assignment.registry_topic import read_registry
-    from jobs.results_store import covariate_days_of
+    from jobs.results.store import covariate_days_of
     from xpcore.warehouse import open_warehouse
 
     options = settings if isinstance(settings, UnitValuesSettings) else UnitValuesSettings()

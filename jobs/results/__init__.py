@@ -1,6 +1,6 @@
 """Experiment results: per-variation sums from ClickHouse → the statistics engine → the results contract.
 
-Pure (no I/O): the warehouse side is :mod:`jobs.results_store`. The flow, per running experiment:
+Pure (no I/O): the warehouse side is :mod:`jobs.results.store`. The flow, per running experiment:
 
 1. :func:`metric_query_parameters` binds one metric to ``sql/queries/results_metric_sums.sql``, which
    returns one :class:`VariationSums` row per variation (``units``, ``Σa``, ``Σa²``, and for ratio
@@ -32,7 +32,7 @@ from typing import Any
 
 from assignment.metrics_catalog import Aggregation, MetricDefinition, MetricType, metric_roles, metrics_for
 from jobs.analysis_plan import AnalysisPlan
-from jobs.results_adjustments import NO_CUPED, CupedDecision, adjusted_p_values, cuped_decision
+from jobs.results.adjustments import NO_CUPED, CupedDecision, adjusted_p_values, cuped_decision
 from jobs.stats import (
     CupedStatistic,
     EffectResult,
@@ -348,7 +348,7 @@ class ExperimentResult:
     plan: AnalysisPlan | None = None
     """What the results were computed with (None: ``method``/``alpha`` only, no CUPED, no correction)."""
     segments: Any = None
-    """A :class:`jobs.results_segments.SegmentBreakdown` when ``xp results --segment`` asked for one."""
+    """A :class:`jobs.results.segments.SegmentBreakdown` when ``xp results --segment`` asked for one."""
     data_as_of: datetime | None = None
     """Events stored before this time are folded in (None: ``min(until, computed_at)``, read live);
     earlier when read from unit values as of their last refresh (decision 0028, staleness bound)."""

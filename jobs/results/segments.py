@@ -7,7 +7,7 @@ are analysed one by one, every other value is folded into ``"other"`` (exact: su
 Each segment is analysed like the whole experiment (same method, α and correction within the segment,
 SRM against the weights) but without CUPED: segments are read-outs, not the decision (decision 0014).
 
-Pure; the warehouse side is :func:`jobs.results_store.fetch_segment_sums`.
+Pure; the warehouse side is :func:`jobs.results.store.fetch_segment_sums`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The pure half of the data lake: tables, date ranges, chunk plans, partition paths, manifests.
 
 Nothing here touches ClickHouse, a file system or S3, so all of it is unit-tested without services
-(tests/unit/lake/). :mod:`jobs.lake_store` writes what this module plans; :mod:`jobs.lake` runs it.
+(tests/unit/lake/). :mod:`jobs.lake.store` writes what this module plans; :mod:`jobs.lake` runs it.
 
 Layout (docs/lake.md)::
 

@@ -11,7 +11,7 @@ kept up to date:
   ``version``; ``ReplacingMergeTree``, read ``FINAL``). The new watermark is the refresh's start minus
   ``XP_RESULTS_UNIT_VALUES_MARGIN_SECONDS`` (in-flight inserts, clock skew between worker and
   warehouse): recomputing a unit twice is harmless, missing one is not.
-- ``xp jobs run unit-values`` (:mod:`jobs.unit_values_job`, every 30 s inside ``xp up``) runs the same
+- ``xp jobs run unit-values`` (:mod:`jobs.unit_values.job`, every 30 s inside ``xp up``) runs the same
   refresh in the background and merges replaced rows, so a results call finds the values current;
 - :func:`fetch_unit_value_sums` — refresh, then the sufficient statistics from the newest rows: the same
   numbers as the scan. It returns ``None`` when the stored values cannot answer: an ``until`` not after
@@ -37,8 +37,8 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from jobs.results import VariationSums
-from jobs.unit_values_plan import UnitValuesPlan
-from jobs.unit_values_sql import (
+from jobs.unit_values.plan import UnitValuesPlan
+from jobs.unit_values.sql import (
     MAX_OCCURRED_SQL,
     NOW_SQL,
     STATE_SQL,

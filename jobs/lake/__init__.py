@@ -8,7 +8,7 @@ replaces those dates and never doubles rows. Rows are read per date in chunks of
 ``XP_LAKE_BATCH_ROWS`` (planned from per-minute counts, bound parameters) and streamed into pyarrow's
 dataset writer, so memory stays bounded whatever the table size.
 
-Modules: :mod:`jobs.lake_plan` (pure planning, manifests), :mod:`jobs.lake_store` (file systems,
+Modules: :mod:`jobs.lake.plan` (pure planning, manifests), :mod:`jobs.lake.store` (file systems,
 atomic partition writes), this one (warehouse reads, the run, the report). Guarantees: docs/lake.md.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.lake_plan import (
+from jobs.lake.plan import (
     Chunk,
     DatePlan,
     LakeLocation,
@@ -34,7 +34,7 @@ from jobs.lake_plan import (
     table_names,
     to_utc,
 )
-from jobs.lake_store import export_schema, open_lake_filesystem, remove_leftovers, write_partition
+from jobs.lake.store import export_schema, open_lake_filesystem, remove_leftovers, write_partition
 from xpcore.errors import TransientError
 
 if TYPE_CHECKING:
