@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CASES_PATH", "SKIP_REASON", "load_section"]
+__all__ = ["CASES_PATH", "SKIP_REASON", "load_section", "section_names"]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CASES_PATH = Path(
@@ -35,3 +35,8 @@ def load_section(name: str) -> list[Any]:
     """The cases of one section ([] when the file is absent)."""
     section = _load().get(name, [])
     return list(section) if isinstance(section, list) else []
+
+
+def section_names() -> set[str]:
+    """The names of the sections that hold cases (empty when the file is absent)."""
+    return {name for name, section in _load().items() if isinstance(section, list)}

@@ -1,8 +1,9 @@
 """GrowthBook's cross-SDK conformance cases, one test per case (ids are the case names).
 
 Sections run: hash, getBucketRange, chooseVariation, inNamespace, getEqualWeights, evalCondition,
-feature, run, stickyBucket. Not run, with the reason in the skip: getQueryStringOverride and
-urlRedirect (browser concerns), decrypt (encrypted payloads are not supported).
+feature, run, stickyBucket. Not run, with the reason in NOT_RUN: getQueryStringOverride and urlRedirect
+(browser concerns), decrypt (encrypted payloads are not supported). A test checks that every section of the
+file is one or the other, so a section a newer file adds is not silently left untested.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from assignment import (
     in_namespace,
 )
 from assignment.sticky import InMemoryStickyBucketService
-from tests.unit.assignment.cases import SKIP_REASON, load_section
+from tests.unit.assignment.cases import SKIP_REASON, load_section, section_names
 
 pytestmark = pytest.mark.usefixtures("hash_path")
 
@@ -31,10 +32,12 @@ NOT_RUN = {
     "urlRedirect": "browser concern (URL redirect experiments)",
     "decrypt": "encrypted payloads are not supported",
 }
+RUN: set[str] = set()  # filled by `cases` below, one name per section a test runs
 
 
 def cases(section: str, name: Callable[[Any], str] = lambda case: str(case[0])) -> Any:
     """Parametrize over one section; a single skipped param when the cases file is absent."""
+    RUN.add(section)
     loaded = load_section(section)
     if not loaded:
         return pytest.mark.parametrize(
@@ -188,6 +191,10 @@ def test_sticky_bucket(case: list[Any]) -> None:
         assert service.get_assignments(name, value) == doc
 
 
-@pytest.mark.parametrize("section", sorted(NOT_RUN))
-def test_sections_not_run(section: str) -> None:
-    pytest.skip(f"{section}: {NOT_RUN[section]}")
+def test_every_section_is_run_or_has_a_reason_not_to_be() -> None:
+    """A section the cases file gains (or renames) must not go silently untested."""
+    sections = section_names()
+    if not sections:
+        pytest.skip(SKIP_REASON)
+    assert RUN.isdisjoint(NOT_RUN)
+    assert sections == RUN | set(NOT_RUN)
