@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +13,7 @@ import pytest
 import uvicorn
 
 from tests.fixtures.kafka import free_ports
+from tests.fixtures.waiting import wait_until
 from xpcore.config import CoreSettings
 from xpcore.http_server import HttpLimits
 
@@ -36,10 +36,12 @@ def _server(limits: HttpLimits, http: str) -> Iterator[int]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
+
+    def started() -> bool:
+        assert thread.is_alive(), "the server thread ended before it started serving"
+        return bool(server.started)
+
+    wait_until(started, timeout=20, interval=0.02, message="the server to start")
     try:
         yield port
     finally:
@@ -103,13 +105,12 @@ def test_connections_beyond_the_cap_get_503(http: str) -> None:
         finally:
             for sock in held:
                 sock.close()
-        deadline = time.monotonic() + 20  # once the server has noticed the closed connections
-        while True:
+
+        def accepted() -> bool:  # once the server has noticed the closed connections
             with _connect(port) as sock:
-                if _request(sock).startswith(b"HTTP/1.1 200"):
-                    break
-            assert time.monotonic() < deadline, "still 503 after the other connections closed"
-            time.sleep(0.1)
+                return _request(sock).startswith(b"HTTP/1.1 200")
+
+        wait_until(accepted, timeout=20, message="a 200 after the other connections closed")
 
 
 def test_limits_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from assignment.service.exposures import KafkaSink
 from assignment.service.spool import Spool
+from tests.fixtures.waiting import wait_until
 from xpcore.config import ServiceSettings
 
 
@@ -86,13 +87,6 @@ def _spooled_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.glob("service-*.jsonl"))
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_outage_spools_then_replays_everything_exactly_once_in_order(tmp_path: Path) -> None:
     producer = FakeProducer()
     sink = KafkaSink(_settings(tmp_path), producer=producer)
@@ -100,18 +94,30 @@ def test_outage_spools_then_replays_everything_exactly_once_in_order(tmp_path: P
     try:
         for i in range(5):
             sink.submit("xp.exposures", f"u{i}", b'{"i":%d}' % i)
-        _wait(lambda: len(producer.delivered) == 5)
+        wait_until(lambda: len(producer.delivered) == 5, timeout=10, interval=0.01, message="5 deliveries")
         producer.up = False
         for i in range(5, 40):
             sink.submit("xp.exposures", f"u{i}", b'{"i":%d}' % i)
-        _wait(lambda: sink.stats()["spooling"] and sink.counts["spooled"] == 35)
+        wait_until(
+            lambda: sink.stats()["spooling"] and sink.counts["spooled"] == 35,
+            timeout=10,
+            interval=0.01,
+            message="35 spooled",
+        )
         assert len(producer.delivered) == 5
         producer.up = True
         for i in range(40, 50):  # while the spool drains, new records queue behind it
             sink.submit("xp.exposures", f"u{i}", b'{"i":%d}' % i)
-        _wait(lambda: not sink.stats()["spooling"] and len(producer.delivered) == 50)
+        wait_until(
+            lambda: not sink.stats()["spooling"] and len(producer.delivered) == 50,
+            timeout=10,
+            interval=0.01,
+            message="the replay of all 50",
+        )
         sink.submit("xp.exposures", "u50", b'{"i":50}')
-        _wait(lambda: len(producer.delivered) == 51)
+        wait_until(
+            lambda: len(producer.delivered) == 51, timeout=10, interval=0.01, message="the 51st delivery"
+        )
     finally:
         sink.stop()
     values = [v for _, _, v in producer.delivered]
@@ -156,7 +162,12 @@ def test_shutdown_spools_undelivered_and_next_start_replays(tmp_path: Path) -> N
     sink = KafkaSink(_settings(tmp_path), producer=restarted)
     sink.start()
     try:
-        _wait(lambda: len(restarted.delivered) == 3 and not sink.stats()["spooling"])
+        wait_until(
+            lambda: len(restarted.delivered) == 3 and not sink.stats()["spooling"],
+            timeout=10,
+            interval=0.01,
+            message="the replay after the restart",
+        )
     finally:
         sink.stop()
     assert [k for _, k, _ in restarted.delivered] == [b"u0", b"u1", b"u2"]
@@ -171,7 +182,9 @@ def test_a_record_failing_inside_a_replay_batch_is_retried_and_none_is_resent(tm
     sink = KafkaSink(_settings(tmp_path), producer=producer)
     sink.start()
     try:
-        _wait(lambda: not sink.stats()["spooling"])
+        wait_until(
+            lambda: not sink.stats()["spooling"], timeout=10, interval=0.01, message="the spool to drain"
+        )
     finally:
         sink.stop()
     keys = [k or b"" for _, k, _ in producer.delivered]
@@ -211,9 +224,11 @@ def test_a_full_spool_drops_counts_and_alerts(tmp_path: Path, caplog: Any) -> No
         assert stats["spool_full"] and 0 < stats["dropped"] < 100
         assert stats["spool_pending_bytes"] <= 2000
         assert sum("spool full" in r.message for r in caplog.records) == 1  # one alert, not one per record
-        _wait(lambda: sink.stats()["spooling"])
+        wait_until(lambda: sink.stats()["spooling"], timeout=10, interval=0.01, message="the sink to spool")
         producer.up = True
-        _wait(lambda: not sink.stats()["spooling"])
+        wait_until(
+            lambda: not sink.stats()["spooling"], timeout=10, interval=0.01, message="the spool to drain"
+        )
         sink.submit("xp.exposures", "late", b"{}")
         assert not sink.stats()["spool_full"]
     finally:
