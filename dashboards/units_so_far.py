@@ -29,9 +29,12 @@ class UnitsSoFar:
     """Rows of ``experiments_units`` (experiment, variation, units, first/last exposed minute), recounted in
     the background when the copy is older than ``max_age`` seconds."""
 
-    def __init__(self, count: Callable[[], Rows], max_age: float) -> None:
+    def __init__(
+        self, count: Callable[[], Rows], max_age: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._count = count
         self.max_age = max_age
+        self._clock = clock  # seconds, monotonic: the copy's age (tests pass a fake one)
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()  # one count at a time (first request or background)
         self._rows: Rows | None = None
@@ -43,7 +46,7 @@ class UnitsSoFar:
         with self._count_lock:
             if only_if_missing and self._rows is not None:
                 return  # another request counted meanwhile
-            started, started_at = time.monotonic(), datetime.now(UTC)
+            started, started_at = self._clock(), datetime.now(UTC)
             rows = self._count()
             with self._lock:
                 if started >= self._counted:
@@ -66,7 +69,7 @@ class UnitsSoFar:
                 assert self._rows is not None and self._counted_at is not None
                 return self._rows, self._counted_at
         assert counted_at is not None
-        if time.monotonic() - counted > self.max_age and not running:
+        if self._clock() - counted > self.max_age and not running:
             with self._lock:
                 if self._thread is None or not self._thread.is_alive():
                     self._thread = threading.Thread(target=self._background, name="units-so-far", daemon=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from dashboards.units_so_far import UnitsSoFar
@@ -39,9 +38,14 @@ def test_a_young_copy_is_served_without_counting() -> None:
 def test_an_old_copy_is_served_while_one_background_recount_runs() -> None:
     gate = threading.Event()
     calls, count = counter(gate)
-    units = UnitsSoFar(count, max_age=0.01)
+    now = [100.0]
+    units = UnitsSoFar(count, max_age=5, clock=lambda: now[0])
     assert units.by_experiment("a")[0] == {0: 1}
-    time.sleep(0.05)
+    now[0] += 5  # as old as max_age: still young, served without a recount
+    assert units.by_experiment("a")[0] == {0: 1}
+    units.wait(5)  # a recount started by mistake would have counted by now
+    assert len(calls) == 1
+    now[0] += 0.5
     for _ in range(3):  # served at once from the copy; one recount, held by the gate
         assert units.by_experiment("a")[0] == {0: 1}
     gate.set()
