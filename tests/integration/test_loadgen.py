@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import pytest
 
 from schemas import Exposure, MetricEvent, RecordCodec
 from schemas.codec import RecordError
+from tests.fixtures.kafka import read_topics_to_end
 from tests.payloads import DEMO_PAYLOAD
 from xpcore.config import KafkaSettings
 from xpcore.kafka import EVENTS, EXPOSURES
@@ -48,27 +47,9 @@ def run_loadgen(settings: KafkaSettings, *args: str) -> dict[str, Any]:
 
 
 def consume_all(settings: KafkaSettings, expected: int, timeout: float = 60.0) -> list[Any]:
-    """Every message of the exposures and events topics (stops once ``expected`` have arrived + 1 s)."""
-    from xpcore.kafka.clients import make_consumer
-
-    consumer = make_consumer(settings, f"test-loadgen-{uuid.uuid4().hex[:8]}")
-    consumer.subscribe([settings.topic(EXPOSURES), settings.topic(EVENTS)])
-    messages: list[Any] = []
-    deadline = time.monotonic() + timeout
-    quiet_until: float | None = None
-    try:
-        while time.monotonic() < deadline:
-            batch = consumer.consume(num_messages=10_000, timeout=0.5)
-            for message in batch:
-                assert message.error() is None, message.error()
-                messages.append(message)
-            if len(messages) >= expected:
-                quiet_until = quiet_until or time.monotonic() + 1.0  # anything extra would show up
-                if time.monotonic() >= quiet_until:
-                    break
-    finally:
-        consumer.close()
-    return messages
+    """Every message of the exposures and events topics once they hold ``expected``: read to their end
+    offsets, so an extra message shows in the count (not a quiet second taken as proof of none)."""
+    return read_topics_to_end(settings, [EXPOSURES, EVENTS], at_least=expected, timeout=timeout)
 
 
 def test_wire_totals_equal_the_report(kafka_settings: KafkaSettings, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from assignment.service.auth import KeyRing
 from assignment.service.exposures import KafkaSink
 from assignment.service.sources import StaticPayloadSource
 from schemas import Exposure, RecordCodec
-from tests.fixtures.kafka import free_ports
+from tests.fixtures.kafka import free_ports, read_topics_to_end
+from tests.fixtures.waiting import wait_until
 from tests.unit.service.conftest import PAYLOAD
 from xpcore.config import KafkaSettings, ServiceSettings, StackSettings
 from xpcore.kafka.topics import EVENTS, EXPOSURES
@@ -65,30 +66,10 @@ def _service(settings: ServiceSettings) -> Service:
 def _consume(
     settings: KafkaSettings, topic: str, count: int, timeout: float = 30.0
 ) -> list[tuple[bytes, bytes]]:
-    from xpcore.kafka.clients import make_consumer
-
-    consumer = make_consumer(settings, group_id=f"check-{time.time_ns()}")
-    consumer.subscribe([settings.topic(topic)])
-    records: list[tuple[bytes, bytes]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                if len(records) >= count:
-                    break  # one quiet poll after reaching the count: nothing extra arrived
-                continue
-            records.append((message.key(), message.value()))
-    finally:
-        consumer.close()
-    return records
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+    """Every record on the topic once it holds at least ``count``: read to its end offsets, so an
+    extra record shows in the count (not a quiet poll taken as proof that nothing else arrived)."""
+    messages = read_topics_to_end(settings, [topic], at_least=count, timeout=timeout)
+    return [(message.key(), message.value()) for message in messages]
 
 
 def test_exposures_and_events_arrive_on_kafka(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
@@ -157,14 +138,16 @@ def test_broker_outage_spools_and_replays_exactly_once(own_broker: StackSettings
                 assert time.perf_counter() - began < 1.0  # never blocked by Kafka
 
         serve(before)
-        _wait(lambda: sink.counts["delivered"] == len(_expected(before)), 20, "first deliveries")
+        wait_until(
+            lambda: sink.counts["delivered"] == len(_expected(before)), timeout=20, message="first deliveries"
+        )
         stop_kafka(own_broker)
         serve(during[:50])
-        _wait(lambda: sink.stats()["spooling"], 20, "the sink to notice the outage")
+        wait_until(lambda: sink.stats()["spooling"], timeout=20, message="the sink to notice the outage")
         serve(during[50:])
         assert sink.spool.pending_bytes > 0
         start_kafka(own_broker)  # same XP_HOME and ports: the same cluster comes back
-        _wait(lambda: not sink.stats()["spooling"], 60, "the spool to drain")
+        wait_until(lambda: not sink.stats()["spooling"], timeout=60, message="the spool to drain")
         serve(after)
         stats = sink.stats()
     assert stats["spooled"] > 0 and stats["replayed"] > 0
