@@ -13,8 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from pydantic import SecretStr
 
 from schemas import Exposure, RecordCodec
 from tests.fixtures.kafka import free_ports
+from tests.fixtures.waiting import wait_until
 from tests.integration.test_service_exposures import _consume, _expected, _units
 from tests.unit.service.conftest import PAYLOAD
 from xpcore.config import KafkaSettings
@@ -52,13 +52,6 @@ def _kafka_env(settings: KafkaSettings) -> dict[str, str]:
             value = "true" if value else "false"
         env[f"XP_{name.upper()}"] = str(value)
     return env
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @contextmanager
@@ -109,7 +102,12 @@ def test_acknowledged_exposures_survive_kill_9_during_an_outage(
     units = _units(0, 120)
     expected = _expected(units)
     with _service({**env, "XP_KAFKA_BOOTSTRAP": f"127.0.0.1:{dead_broker}"}, port, log) as process:
-        _wait(lambda: _health(base) is not None, 60, f"the service to start ({log.read_text()[-2000:]})")
+        wait_until(
+            lambda: _health(base) is not None,
+            timeout=60,
+            interval=0.2,
+            message=lambda: f"the service to start ({log.read_text()[-2000:]})",
+        )
         with httpx.Client(base_url=base, timeout=10.0) as client:
             for unit in units:
                 assert client.post("/v1/assign", json={"attributes": unit}).status_code == 200
@@ -118,15 +116,18 @@ def test_acknowledged_exposures_survive_kill_9_during_an_outage(
         process.send_signal(signal.SIGKILL)
         process.wait(30)
     with _service(env, port, log):
-        _wait(lambda: _health(base) is not None, 60, "the service to restart")
-        _wait(
+        wait_until(
+            lambda: _health(base) is not None, timeout=60, interval=0.2, message="the service to restart"
+        )
+        wait_until(
             lambda: (
                 (h := _health(base)) is not None
                 and not h["sink"]["spooling"]
                 and h["sink"]["spool_pending_bytes"] == 0
             ),
-            90,
-            "the spool to replay",
+            timeout=90,
+            interval=0.2,
+            message="the spool to replay",
         )
     records = _consume(kafka_settings, EXPOSURES, len(expected), timeout=60.0)
     exposures = [CODEC.decode(value) for _, value in records]

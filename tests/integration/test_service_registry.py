@@ -4,9 +4,7 @@ an override posted to the admin endpoint goes through the registry and comes bac
 from __future__ import annotations
 
 import functools
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +25,7 @@ from schemas import (
     RegistryRecord,
     registry_key,
 )
+from tests.fixtures.waiting import wait_until
 from xpcore.config import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -62,13 +61,6 @@ def _feature(version: int, default: str) -> RegistryRecord:
     )
 
 
-def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "the change was not served in time"
-        time.sleep(0.1)
-
-
 def test_registry_changes_and_overrides_are_served_without_restart(kafka_settings: KafkaSettings) -> None:
     from assignment.registry_topic import publish_changes
 
@@ -94,7 +86,11 @@ def test_registry_changes_and_overrides_are_served_without_restart(kafka_setting
         assert client.get("/api/features/ck").json()["features"]["f"]["defaultValue"] == "off"
 
         publish_changes(kafka_settings, [_feature(2, "on")])
-        _eventually(lambda: client.get("/api/features/ck").json()["features"]["f"]["defaultValue"] == "on")
+        wait_until(
+            lambda: client.get("/api/features/ck").json()["features"]["f"]["defaultValue"] == "on",
+            timeout=20,
+            message="the new feature default to be served",
+        )
         assert assign("u1")[0] > version
 
         forced = 1 - first["variation_id"]
@@ -104,10 +100,10 @@ def test_registry_changes_and_overrides_are_served_without_restart(kafka_setting
             headers=admin,
         )
         assert response.status_code == 202, response.text
-        _eventually(lambda: assign("u1")[1]["overridden"])
+        wait_until(lambda: assign("u1")[1]["overridden"], timeout=20, message="the override to be served")
         overridden = assign("u1")[1]
         assert overridden["variation_id"] == forced and overridden["value"] == ["a", "b"][forced]
 
         assert client.delete("/v1/overrides/exp-x/u1", headers=admin).status_code == 202
-        _eventually(lambda: not assign("u1")[1]["overridden"])
+        wait_until(lambda: not assign("u1")[1]["overridden"], timeout=20, message="the override to go")
         assert assign("u1")[1]["variation_id"] == first["variation_id"]
