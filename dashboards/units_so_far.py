@@ -34,7 +34,8 @@ class UnitsSoFar:
     ) -> None:
         self._count = count
         self.max_age = max_age
-        self._clock = clock  # seconds, monotonic: the copy's age (tests pass a fake one)
+        self.clock = clock
+        """Monotonic seconds, for the copy's age (tests pass or set a fake one)."""
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()  # one count at a time (first request or background)
         self._rows: Rows | None = None
@@ -46,7 +47,7 @@ class UnitsSoFar:
         with self._count_lock:
             if only_if_missing and self._rows is not None:
                 return  # another request counted meanwhile
-            started, started_at = self._clock(), datetime.now(UTC)
+            started, started_at = self.clock(), datetime.now(UTC)
             rows = self._count()
             with self._lock:
                 if started >= self._counted:
@@ -69,7 +70,7 @@ class UnitsSoFar:
                 assert self._rows is not None and self._counted_at is not None
                 return self._rows, self._counted_at
         assert counted_at is not None
-        if self._clock() - counted > self.max_age and not running:
+        if self.clock() - counted > self.max_age and not running:
             with self._lock:
                 if self._thread is None or not self._thread.is_alive():
                     self._thread = threading.Thread(target=self._background, name="units-so-far", daemon=True)

@@ -13,7 +13,6 @@ import io
 import json
 import math
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +27,7 @@ from dashboards.app import create_app
 from dashboards.sample_data import SampleData, seed_sample_data
 from dashboards.settings import DashboardSettings
 from jobs.results.store import compute_experiment_result
+from tests.fixtures.waiting import wait_until
 from xpcore.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
@@ -592,10 +592,8 @@ def test_a_window_answers_202_at_once_then_the_cli_numbers(
             assert datetime.fromisoformat(computing["requested_at"]) <= datetime.now(UTC)
         assert first.json()["computing"]["started_by_this_request"] is True
         assert second.json()["computing"]["started_by_this_request"] is False
-        for _ in range(1200):  # the computation's thread may not have reached `held` yet
-            if calls:
-                break
-            time.sleep(0.05)
+        # the computation's thread may not have reached `held` yet
+        wait_until(lambda: calls, timeout=60, interval=0.05, message="the held computation to start")
         assert len(calls) == 1 and calls[0]["since"] == since and calls[0]["until"] == until
         release.set()
         context.views.wait_all(120)
@@ -690,7 +688,8 @@ def test_units_so_far_are_a_recent_copy_recounted_in_the_background(seeded: Seed
         )
         seeded.data.units[KEY] += 30
         assert fresh.get(health).json()["units"] == before["units"]  # the copy, served at once
-        time.sleep(0.3)  # older than the maximum age: the next request starts a recount
+        clock = context.units.clock  # a second later: older than the maximum age, so the next request
+        context.units.clock = lambda: clock() + 1.0  # starts a recount (a moved clock, not a sleep)
         fresh.get(health)
         context.units.wait(60)
         after = fresh.get(health).json()
