@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.kafka import free_ports
+from tests.fixtures.waiting import wait_until
 from tests.unit.service.conftest import PAYLOAD, US_UNITS
 
 pytestmark = pytest.mark.integration
@@ -41,15 +41,16 @@ def served(tmp_path: Path) -> Iterator[str]:
         "assign", "serve", "--features", str(payload), "--port", str(port), "--no-exposures", env=env
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+
+    def healthy() -> bool:
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                break
+                return True
         except OSError:
             assert server.poll() is None, server.communicate()[1]
-            assert time.monotonic() < deadline, "service did not start"
-            time.sleep(0.2)
+            return False
+
+    wait_until(healthy, timeout=30, interval=0.2, message="the service to start")
     try:
         yield url
     finally:

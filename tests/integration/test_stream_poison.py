@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 
 from schemas import TRUNCATED_ORIGINAL_BYTES, MetricEvent, RecordCodec
 from tests.fixtures.kafka import free_ports
+from tests.fixtures.waiting import wait_until
 from tests.integration.test_stream_worker import REGISTRY, produce, run_worker, worker_env
 from tests.unit.service.conftest import PAYLOAD
 from xpcore.config import KafkaSettings, WarehouseSettings
@@ -169,15 +169,17 @@ def _serve(kafka: KafkaSettings, tmp_path: Path) -> tuple[subprocess.Popen[str],
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def healthy() -> bool:
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                return server, url
+                return True
         except OSError:
             assert server.poll() is None, server.communicate()[1]
-            assert time.monotonic() < deadline, "service did not start"
-            time.sleep(0.2)
+            return False
+
+    wait_until(healthy, timeout=60, interval=0.2, message="the service to start")
+    return server, url
 
 
 def test_collector_rejections_reach_the_dead_letter_table_exactly_once(
