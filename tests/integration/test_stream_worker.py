@@ -13,7 +13,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,8 @@ from typing import Any
 import pytest
 
 from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
-from tests.fixtures.kafka import free_ports
+from tests.fixtures.kafka import free_ports, read_topics_to_end
+from tests.fixtures.waiting import wait_until
 from xpcore.config import KafkaSettings, WarehouseSettings
 from xpcore.kafka import DEAD_LETTERS, EVENTS, EXPOSURES
 from xpcore.warehouse import load_query, open_warehouse
@@ -352,16 +352,9 @@ def test_worker_loads_exact_counts_dead_letters_attribution_and_counters(
         ("exp-b", 2, "B2"),
     }
     # Dead letters were also produced to the topic, one per rejected record.
-    from xpcore.kafka.clients import make_consumer
-
-    consumer = make_consumer(kafka_settings, "dead-letter-check")
-    consumer.subscribe([kafka_settings.topic(DEAD_LETTERS)])
-    seen = 0
-    deadline = time.monotonic() + 20
-    while seen < traffic.invalid and time.monotonic() < deadline:
-        seen += sum(1 for m in consumer.consume(500, timeout=1) if m.error() is None)
-    consumer.close()
-    assert seen == traffic.invalid
+    # every record of the topic (read to its end offsets), so a dead letter written twice would count twice
+    dead_letters = read_topics_to_end(kafka_settings, [DEAD_LETTERS], at_least=traffic.invalid, timeout=20)
+    assert len(dead_letters) == traffic.invalid
 
     # A second run finds nothing new: offsets were committed after the inserts.
     again = run_worker(env, until_idle=1)
@@ -435,18 +428,22 @@ def _wait_for_commits(settings: KafkaSettings, *, minimum: int, timeout: float) 
             for topic in (EXPOSURES, EVENTS)
             for p in range(settings.topic_partitions)
         ]
-        deadline = time.monotonic() + timeout
-        total = 0
-        while time.monotonic() < deadline:
+        seen = [0]
+
+        def enough_committed() -> int:
             try:
-                total = sum(max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10))
+                seen[0] = sum(max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10))
             except KafkaException:  # coordinator not ready yet
-                time.sleep(0.2)
-                continue
-            if total >= minimum:
-                return total
-            time.sleep(0.05)
-        return total
+                return 0
+            return seen[0] if seen[0] >= minimum else 0
+
+        committed: int = wait_until(
+            enough_committed,
+            timeout=timeout,
+            interval=0.05,
+            message=lambda: f"{minimum} committed offsets (saw {seen[0]})",
+        )
+        return committed
     finally:
         probe.close()
 
