@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import pytest
 from tests.e2e.test_dashboard_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
 from tests.fixtures.http import serve_in_thread
 from tests.fixtures.kafka import KafkaBroker
+from tests.fixtures.waiting import wait_until
 from xpcore.config import KafkaSettings
 
 pytestmark = pytest.mark.e2e
@@ -130,18 +130,24 @@ def api_health(page: Any, live: Live) -> dict[str, Any]:
 
 def wait_for_api(page: Any, live: Live, expected: dict[str, int], timeout: float = 60) -> dict[str, Any]:
     """The health API once the worker has loaded everything loadgen sent (it loads in batches)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    seen: dict[str, int] = {}
+
+    def loaded() -> dict[str, Any] | None:
         health = api_health(page, live)
-        seen = {
-            "events": sum(health["ingest_per_minute"]["events"]),
-            "exposures": sum(health["ingest_per_minute"]["exposures"]),
-            "dead_letters": sum(health["dead_letters_by_reason"].values()),
-        }
-        if seen == expected or time.monotonic() > deadline:
-            assert seen == expected
-            return health
-        time.sleep(0.5)
+        seen.update(
+            events=sum(health["ingest_per_minute"]["events"]),
+            exposures=sum(health["ingest_per_minute"]["exposures"]),
+            dead_letters=sum(health["dead_letters_by_reason"].values()),
+        )
+        return health if seen == expected else None
+
+    health: dict[str, Any] = wait_until(
+        loaded,
+        timeout=timeout,
+        interval=0.5,
+        message=lambda: f"the health API to show {expected}, saw {seen}",
+    )
+    return health
 
 
 def test_health_page_rises_with_loadgen_traffic_through_the_stream_worker(live: Live) -> None:
@@ -154,12 +160,13 @@ def test_health_page_rises_with_loadgen_traffic_through_the_stream_worker(live: 
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
             # the registry reaches xp.registry through the worker: wait until the page knows the experiment
-            deadline = time.monotonic() + 60
-            while KEY not in {
-                e["key"] for e in page.request.get(f"{live.url}/api/experiments").json()["experiments"]
-            }:
-                assert time.monotonic() < deadline, "the stream worker did not store the registry"
-                time.sleep(0.5)
+            experiments = f"{live.url}/api/experiments"
+            wait_until(
+                lambda: KEY in {e["key"] for e in page.request.get(experiments).json()["experiments"]},
+                timeout=60,
+                interval=0.5,
+                message="the stream worker to store the registry",
+            )
             page.goto(f"{live.url}/health?experiment={KEY}")
             # locators, not wait_for_function: the page's CSP forbids eval, which string predicates need
             sync_api.expect(page.locator("#units")).not_to_have_text("—", timeout=30_000)

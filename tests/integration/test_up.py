@@ -13,7 +13,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import pytest
 from schemas import Exposure, MetricEvent, RecordCodec
 from tests.factories import make_exposure
 from tests.fixtures.kafka import free_ports
+from tests.fixtures.waiting import wait_until
 from xpcore.config import KafkaSettings, WarehouseSettings
 from xpcore.kafka import EVENTS, EXPOSURES
 from xpcore.warehouse import open_warehouse
@@ -46,14 +46,10 @@ def xp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def wait_for(what: str, check: Any, timeout: float, log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not seen within {timeout:g}s; xp up log:\n{log.read_text()[-4000:]}")
-        time.sleep(0.5)
+    """tests.fixtures.waiting.wait_until with the tail of xp up's log in the failure."""
+    return wait_until(
+        check, timeout=timeout, interval=0.5, message=lambda: f"{what}; xp up log:\n{log.read_text()[-4000:]}"
+    )
 
 
 def produce(settings: KafkaSettings) -> None:
