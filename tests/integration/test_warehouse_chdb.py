@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from xpcore.config import WarehouseSettings
 from xpcore.errors import StoreBusyError, TerminalError
 from xpcore.warehouse import Warehouse, open_warehouse
+from xpcore.warehouse.chdb.ownership import StoreOwnedError, acquire_store
 from xpcore.warehouse.migrations import applied_migrations, apply_migrations, discover_migrations
 
 pytestmark = pytest.mark.integration
@@ -286,6 +286,21 @@ HOLD_STORE = textwrap.dedent(
 )
 
 
+class FakeClock:
+    """A monotonic clock that moves only when :meth:`sleep` is called (and records each sleep)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def hold_store(home: Path, *api_url: str) -> subprocess.Popen[str]:
     owner = subprocess.Popen(
         [sys.executable, "-c", HOLD_STORE, str(home), *api_url],
@@ -309,11 +324,14 @@ def test_second_process_gets_store_busy_naming_the_owner(tmp_path: Path) -> None
     home = tmp_path / "home"
     owner = hold_store(home)
     try:
-        settings = WarehouseSettings(home=home, clickhouse_url=None, store_wait_seconds=0.3)
-        started = time.monotonic()
+        clock = FakeClock()
+        with pytest.raises(StoreOwnedError):  # waits on the clock for a short-lived owner first
+            store_path = WarehouseSettings(home=home).warehouse_path
+            acquire_store(store_path, wait_seconds=0.3, clock=clock, sleep=clock.sleep)
+        assert clock.slept and sum(clock.slept) >= 0.3
+        settings = WarehouseSettings(home=home, clickhouse_url=None, store_wait_seconds=0)
         with pytest.raises(StoreBusyError) as caught:
             open_warehouse(settings)
-        assert time.monotonic() - started >= 0.3  # waited for a short-lived owner first
         assert f"pid {owner.pid}" in str(caught.value)
         assert "xp up" in str(caught.value)
         assert caught.value.owner.pid == owner.pid  # type: ignore[attr-defined]
@@ -327,11 +345,14 @@ def test_owner_serving_an_api_is_reported_without_waiting(tmp_path: Path) -> Non
     home = tmp_path / "home"
     owner = hold_store(home, "http://127.0.0.1:8399")
     try:
+        clock = FakeClock()
+        with pytest.raises(StoreOwnedError):  # an owner serving an API is reported at once, not waited for
+            store_path = WarehouseSettings(home=home).warehouse_path
+            acquire_store(store_path, wait_seconds=30, clock=clock, sleep=clock.sleep)
+        assert clock.slept == []
         settings = WarehouseSettings(home=home, clickhouse_url=None, store_wait_seconds=30)
-        started = time.monotonic()
         with pytest.raises(StoreBusyError, match=r"http://127\.0\.0\.1:8399") as caught:
             open_warehouse(settings)
-        assert time.monotonic() - started < 5
         assert caught.value.owner.api_url == "http://127.0.0.1:8399"  # type: ignore[attr-defined]
     finally:
         release(owner)

@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -173,10 +174,17 @@ def _open_private(path: Path) -> IO[str]:
     return open(fd, "a+", encoding="utf-8")
 
 
-def acquire_store(path: Path, *, wait_seconds: float = 0.0) -> StoreLock:
+def acquire_store(
+    path: Path,
+    *,
+    wait_seconds: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> StoreLock:
     """Take ownership of the store at ``path`` (created if missing) or raise :class:`StoreOwnedError`.
 
-    ``wait_seconds``: how long to wait for a short-lived owner (one that serves no API) to finish.
+    ``wait_seconds``: how long to wait for a short-lived owner (one that serves no API) to finish, on
+    ``clock``, polling every 0.1 s with ``sleep`` (both injectable so tests need not wait).
     """
     path = path.resolve()
     with _registry_lock:
@@ -185,7 +193,7 @@ def acquire_store(path: Path, *, wait_seconds: float = 0.0) -> StoreLock:
             held._references += 1
             return held
         private_directory(path)
-        deadline = time.monotonic() + max(wait_seconds, 0.0)
+        deadline = clock() + max(wait_seconds, 0.0)
         handle = _open_private(path / LOCK_FILE)
         try:
             while True:
@@ -194,10 +202,10 @@ def acquire_store(path: Path, *, wait_seconds: float = 0.0) -> StoreLock:
                     break
                 except BlockingIOError:
                     owner = read_owner(path) or StoreOwner(pid=None)
-                    if owner.api_url or time.monotonic() >= deadline:
+                    if owner.api_url or clock() >= deadline:
                         raise StoreOwnedError(path, owner) from None
                     logger.debug("waiting for the store to be released owner=%s", owner.describe())
-                    time.sleep(0.1)
+                    sleep(0.1)
             lock = StoreLock(path, handle)
         except BaseException:
             handle.close()
