@@ -118,10 +118,10 @@ def first_problem(error: pydantic.ValidationError) -> ErrorDetails:
     errors = error.errors(include_url=False, include_input=False)
 
     def rank(pair: tuple[int, ErrorDetails]) -> tuple[int, int, int, int, int, int]:
-        position, error = pair
-        loc = error["loc"]
+        position, detail = pair
+        loc = detail["loc"]
         index = loc[1] if len(loc) > 1 and loc[0] == "experiments" and isinstance(loc[1], int) else -1
-        unknown = error["type"] == "extra_forbidden"
+        unknown = detail["type"] == "extra_forbidden"
         if unknown:  # where its mapping's first problem is
             parent = loc[:-1]
             position = min(i for i, other in enumerate(errors) if other["loc"][: len(parent)] == parent)
