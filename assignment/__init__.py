@@ -11,6 +11,11 @@ Modules, from the bottom up:
 - :mod:`assignment.compiled`: :class:`CompiledPayload`, the public entry point
 - :mod:`assignment.bulk` / :mod:`assignment.vectorized`: many units at once with numpy
 
+Also here, on top of the engine: the registry (:mod:`assignment.authoring` reads experiments files,
+:mod:`assignment.analysis_block` holds the ``analysis:`` block's rules, :mod:`assignment.registry`,
+:mod:`assignment.registry_changes`, :mod:`assignment.metrics_catalog`, :mod:`assignment.registry_topic`;
+docs/registry.md) and the HTTP service (:mod:`assignment.service`; docs/service.md).
+
 See docs/assignment.md.
 """
 

@@ -1,10 +1,12 @@
 """How an experiment is analysed: its ``analysis:`` block (YAML registry) merged with CLI overrides.
 
-The YAML registry (``assignment/authoring.py``) validates the block and stores it in the experiment's
-metadata as ``{"method", "alpha", "cuped", "correction", "planned_units"}`` (only the fields given);
-:func:`plan_from_metadata` reads it back (tolerantly: a registry written by an older version has no
-block, and a field it does not know is ignored), and :func:`AnalysisPlan.with_overrides` applies the
-flags of ``xp results`` on top. Defaults (docs/statistics.md, decision 0015):
+The block's rules (allowed methods and corrections, ranges, defaults, what a bad value is told) are
+declared once, in :mod:`assignment.analysis_block`: the YAML registry (``assignment/authoring/``)
+validates the block with them and stores it in the experiment's metadata as ``{"method", "alpha",
+"cuped", "correction", "planned_units"}`` (only the fields given); :func:`plan_from_metadata` reads it
+back (tolerantly: a registry written by an older version has no block, and a field it does not know is
+ignored), and :func:`AnalysisPlan.with_overrides` applies the flags of ``xp results`` on top; every
+plan is checked against the same rules. Defaults (docs/statistics.md, decision 0015):
 
 - ``method: sequential`` (valid under continuous peeking: the default for realtime views),
 - ``alpha: 0.05``, ``cuped: false``, ``correction: none``, ``planned_units: null``.
@@ -14,12 +16,18 @@ Pure; no I/O.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, cast
 
-from jobs.stats.results import Method
+from assignment.analysis_block import (
+    ANALYSIS_DEFAULTS,
+    CORRECTIONS,
+    METHODS,
+    AnalysisMethod,
+    Correction,
+    analysis_problem,
+)
 from xpcore.errors import ValidationError
 
 __all__ = [
@@ -31,37 +39,25 @@ __all__ = [
     "plan_from_metadata",
 ]
 
-Correction = Literal["none", "holm", "bh"]
-"""Multiple-comparison correction across metrics × treatment variations."""
-
-METHODS: Final = ("sequential", "frequentist", "bayesian")
-CORRECTIONS: Final = ("none", "holm", "bh")
-
 
 @dataclass(frozen=True, slots=True)
 class AnalysisPlan:
     """The analysis settings of one experiment (what ``xp results`` and ``xp jobs run stats`` use)."""
 
-    method: Method = "sequential"
-    alpha: float = 0.05
-    cuped: bool = False
+    method: AnalysisMethod = ANALYSIS_DEFAULTS.method
+    alpha: float = ANALYSIS_DEFAULTS.alpha
+    cuped: bool = ANALYSIS_DEFAULTS.cuped
     """Adjust binomial and mean metrics with their pre-exposure covariate (Deng et al. 2013)."""
-    correction: Correction = "none"
+    correction: Correction = ANALYSIS_DEFAULTS.correction
     """holm (Holm–Bonferroni, family-wise error) or bh (Benjamini–Hochberg, false discovery rate)."""
-    planned_units: int | None = None
+    planned_units: int | None = ANALYSIS_DEFAULTS.planned_units
     """Units the experiment was planned for (all variations), if known: shown next to the results."""
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValidationError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if not (isinstance(self.alpha, float | int) and 0 < self.alpha < 1 and math.isfinite(self.alpha)):
-            raise ValidationError(f"alpha must be a number in (0, 1), got {self.alpha!r}")
-        if self.correction not in CORRECTIONS:
-            raise ValidationError(
-                f"correction must be one of {', '.join(CORRECTIONS)}, got {self.correction!r}"
-            )
-        if self.planned_units is not None and self.planned_units < 1:
-            raise ValidationError(f"planned_units must be >= 1, got {self.planned_units!r}")
+        problem = analysis_problem(self.method, self.alpha, self.cuped, self.correction, self.planned_units)
+        if problem is not None:
+            field, what = problem
+            raise ValidationError(f"{field} {what}, got {getattr(self, field)!r}")
 
     def with_overrides(
         self,
@@ -74,7 +70,7 @@ class AnalysisPlan:
         """This plan with every given (not None) CLI value replacing the experiment's."""
         return replace(
             self,
-            method=cast(Method, method) if method is not None else self.method,
+            method=cast(AnalysisMethod, method) if method is not None else self.method,
             alpha=float(alpha) if alpha is not None else self.alpha,
             cuped=cuped if cuped is not None else self.cuped,
             correction=cast(Correction, correction) if correction is not None else self.correction,
@@ -104,7 +100,7 @@ def plan_from_metadata(metadata: Mapping[str, Any] | None) -> AnalysisPlan:
         return DEFAULT_PLAN
     planned = raw.get("planned_units")
     return AnalysisPlan(
-        method=cast(Method, raw.get("method", DEFAULT_PLAN.method)),
+        method=cast(AnalysisMethod, raw.get("method", DEFAULT_PLAN.method)),
         alpha=float(raw.get("alpha", DEFAULT_PLAN.alpha)),
         cuped=bool(raw.get("cuped", DEFAULT_PLAN.cuped)),
         correction=cast(Correction, raw.get("correction", DEFAULT_PLAN.correction)),

@@ -3,7 +3,14 @@ collector, and exposures to Kafka with a local spool.
 
 Modules:
 
-- :mod:`assignment.service.app`: the Starlette application (:func:`build_app`) and its endpoints
+- :mod:`assignment.service.app`: the Starlette application (:func:`build_app`): routes, request
+  metrics, lifespan
+- :mod:`assignment.service.handlers`: the endpoints, one method per route of :class:`Handlers`
+- :mod:`assignment.service.context`: :class:`Service`, what the endpoints share (source, sink, keys,
+  limits, metrics), its auth checks and exposure recording
+- :mod:`assignment.service.responses`: JSON and error responses
+- :mod:`assignment.service.browser`: CORS and the JSON-only rule for browser requests
+- :mod:`assignment.service.fast_assign`: the hot ``POST /v1/assign`` straight on ASGI
 - :mod:`assignment.service.models`: pydantic bodies of the HTTP API
 - :mod:`assignment.service.openapi`: the OpenAPI document served at ``/openapi.json``
 - :mod:`assignment.service.auth`: client/admin keys and the bind rule (pure)

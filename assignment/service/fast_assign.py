@@ -3,7 +3,7 @@
 The usual request — a JSON body of a few hundred bytes with ``attributes`` (and optionally
 ``features`` and ``expose``), no sticky bucket documents, no ``Origin`` header — is answered here,
 directly on the ASGI interface: the body is decoded with msgspec into a strict struct, the unit is
-assigned as the Starlette endpoint does (the same :class:`~assignment.service.app.Service` methods),
+assigned as the Starlette endpoint does (the same :class:`~assignment.service.context.Service` methods),
 its exposures are recorded (deduplicated, encoded, written ahead to the spool and handed to the sink
 exactly as the Starlette endpoint does) and the same JSON answer is sent.
 This costs well under half of the CPU per request of the full stack (router, middleware,
@@ -31,7 +31,7 @@ from schemas.records import utc_ms
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from assignment.service.app import Service
+    from assignment.service.context import Service
 
 __all__ = ["FAST_BODY_LIMIT", "FastAssign"]
 

@@ -1,0 +1,99 @@
+"""The rules of an experiment's ``analysis:`` block, declared once.
+
+The YAML registry (:mod:`assignment.authoring`) validates the block with :class:`AnalysisBlock` and
+stores the fields given in the experiment's metadata; ``jobs/analysis_plan.py`` checks every
+``AnalysisPlan`` (the block merged with the flags of ``xp results``) with :func:`analysis_problem`, so
+the allowed methods, corrections and ranges, the defaults and the words that explain a bad value live
+here only. Defaults (docs/statistics.md, decision 0015): ``method: sequential``, ``alpha: 0.05``,
+``cuped: false``, ``correction: none``, ``planned_units: null``.
+
+Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, get_args
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ANALYSIS_DEFAULTS",
+    "ANALYSIS_FIELDS",
+    "ANALYSIS_PROBLEMS",
+    "CORRECTIONS",
+    "METHODS",
+    "AnalysisBlock",
+    "AnalysisMethod",
+    "Correction",
+    "analysis_problem",
+]
+
+AnalysisMethod = Literal["sequential", "frequentist", "bayesian"]
+"""How ``xp results`` computes intervals (sequential: valid under continuous peeking)."""
+Correction = Literal["none", "holm", "bh"]
+"""Multiple-comparison correction across metrics × treatment variations."""
+
+METHODS: Final[tuple[str, ...]] = get_args(AnalysisMethod)
+CORRECTIONS: Final[tuple[str, ...]] = get_args(Correction)
+ANALYSIS_FIELDS: Final = ("method", "alpha", "cuped", "correction", "planned_units")
+"""The block's fields, in the order error messages list them."""
+
+ANALYSIS_PROBLEMS: Final[dict[str, str]] = {
+    "method": f"must be one of {', '.join(METHODS)}",
+    "correction": f"must be one of {', '.join(CORRECTIONS)}",
+    "alpha": "must be a number in (0, 1), e.g. 0.05",
+    "cuped": "must be true or false",
+    "planned_units": "must be a whole number of units >= 1",
+}
+"""What is wrong with a bad value of each field (the YAML errors and ``AnalysisPlan`` both say it)."""
+
+
+class AnalysisBlock(BaseModel):
+    """An experiment's ``analysis:`` block (strict: ``alpha: '0.05'`` or ``cuped: yes please`` are refused).
+
+    Fields are declared in the order the stored block lists them (``model_dump(exclude_unset=True)``).
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    method: AnalysisMethod = "sequential"
+    correction: Correction = "none"
+    """holm (Holm–Bonferroni, family-wise error) or bh (Benjamini–Hochberg, false discovery rate)."""
+    alpha: float = Field(default=0.05, gt=0, lt=1, allow_inf_nan=False)
+    cuped: bool = False
+    """Adjust binomial and mean metrics with their pre-exposure covariate (Deng et al. 2013)."""
+    planned_units: int | None = Field(default=None, ge=1)
+    """Units the experiment was planned for (all variations), if known: shown next to the results."""
+
+    @pydantic.field_validator("planned_units", mode="before")
+    @classmethod
+    def _given_is_a_number(cls, value: Any) -> Any:
+        if value is None:  # not given means unknown; an explicit null is a mistake in the YAML
+            raise ValueError("null")
+        return value
+
+    def stored(self) -> dict[str, Any]:
+        """The fields given, as the registry stores them in the experiment's metadata."""
+        return self.model_dump(exclude_unset=True)
+
+
+ANALYSIS_DEFAULTS: Final = AnalysisBlock()
+
+
+def analysis_problem(
+    method: Any, alpha: Any, cuped: Any, correction: Any, planned_units: Any
+) -> tuple[str, str] | None:
+    """The first field of these analysis settings that breaks a rule, and what is wrong; None if valid.
+
+    ``None`` for ``planned_units`` means not known (allowed here, unlike an explicit null in YAML).
+    """
+    values: dict[str, Any] = {"method": method, "alpha": alpha, "cuped": cuped, "correction": correction}
+    if planned_units is not None:
+        values["planned_units"] = planned_units
+    try:
+        AnalysisBlock.model_validate(values)
+    except pydantic.ValidationError as error:
+        field = str(error.errors()[0]["loc"][0])
+        return field, ANALYSIS_PROBLEMS[field]
+    return None
