@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from assignment.analysis_block import METHODS
 from dashboards.queries import QueryRunner, dashboard_query
 from dashboards.registry_view import CachedRegistry
 from dashboards.results_snapshot import BackgroundResults, snapshot_document
@@ -29,9 +30,7 @@ if TYPE_CHECKING:
     from jobs.results import ExperimentResult
     from xpcore.warehouse import Warehouse
 
-__all__ = ["METHODS", "DashboardContext"]
-
-METHODS = ("sequential", "frequentist", "bayesian")
+__all__ = ["DashboardContext"]
 
 
 @dataclass
