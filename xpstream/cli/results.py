@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from xpcore.errors import ConfigError, ValidationError
+from xpcore.timeparse import parse_time
 from xpstream.cli.output import OutputFormat
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ __all__ = [
     "CorrectionChoice",
     "StatsMethod",
     "core_settings",
-    "parse_time",
     "print_result",
     "register",
     "results",
@@ -36,17 +36,6 @@ class CorrectionChoice(enum.StrEnum):
     none = "none"
     holm = "holm"
     bh = "bh"
-
-
-def parse_time(value: str | None, option: str) -> datetime | None:
-    """An ISO date or date-time option as an aware UTC datetime (no zone: UTC); None stays None."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"{option} {value!r} is not an ISO date or date-time") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def core_settings(settings_class: type[CoreSettings] | None = None) -> CoreSettings:

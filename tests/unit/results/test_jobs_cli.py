@@ -8,8 +8,8 @@ import pytest
 import typer
 
 from xpcore.errors import NotYetAvailableError, TerminalError, ValidationError
+from xpcore.timeparse import parse_time
 from xpstream.cli import jobs
-from xpstream.cli.results import parse_time
 
 
 class TestParseTime:
