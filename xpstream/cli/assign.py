@@ -117,7 +117,7 @@ def serve(
     Example: XP_SERVICE_CLIENT_KEYS=k1 XP_SERVICE_ADMIN_KEYS=a1 xp assign serve --host 0.0.0.0
     """
     from assignment.service.server import run_service
-    from xpcore.config import ServiceSettings
+    from xpcore.config import ServiceSettings, load_settings
 
     overrides: dict[str, Any] = {}
     if port is not None:
@@ -128,7 +128,7 @@ def serve(
         overrides["service_features_file"] = features
     if exposures is not None:
         overrides["exposures_enabled"] = exposures
-    run_service(ServiceSettings(**overrides))
+    run_service(load_settings(ServiceSettings, **overrides))
 
 
 def register(app: typer.Typer) -> None:
