@@ -7,26 +7,8 @@
 
 The registry lives in the application (not in ``jobs``) because one of its jobs is ``quality``, which
 builds on ``jobs``: ``jobs`` naming ``quality`` would be a cycle (docs/decisions/0048).
+
+The job names are in :mod:`.names` (cheap to import: ``xp --help`` lists them without loading a job).
 """
 
-from xpstream.batch.registry import (
-    JOBS,
-    BatchJob,
-    JobName,
-    JobOutcome,
-    RunAllReport,
-    run_all,
-    run_job,
-)
-from xpstream.batch.reports import JobReport
-
-__all__ = [
-    "JOBS",
-    "BatchJob",
-    "JobName",
-    "JobOutcome",
-    "JobReport",
-    "RunAllReport",
-    "run_all",
-    "run_job",
-]
+__all__: list[str] = []

@@ -12,7 +12,6 @@ unit). ``on_step`` is a progress callback ``(done, total, label)``; only the ETL
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -23,6 +22,7 @@ from typing import Any
 from quality.settings import QualitySettings
 from xpcore.config import CoreSettings, EtlSettings, LakeSettings
 from xpcore.errors import NotYetAvailableError, XpError
+from xpstream.batch.names import JobName
 from xpstream.batch.reports import JobReport, StatsReport, UnitValuesReport
 from xpstream.batch.settings import ResultsJobSettings
 
@@ -46,17 +46,6 @@ ProgressCallback = Callable[[int, int, str], None]
 ProgressFactory = Callable[[str], AbstractContextManager[ProgressCallback | None]]
 """``progress(job_name)``: a context manager giving the run's progress callback (e.g. a progress bar
 that is stopped on exit; :class:`jobs.etl_progress.DelayedProgress` is one)."""
-
-
-class JobName(enum.StrEnum):
-    """The jobs `xp jobs run` takes, in the order ``all`` runs them, and ``all``."""
-
-    etl = "etl"
-    lake = "lake"
-    unit_values = "unit-values"
-    stats = "stats"
-    quality = "quality"
-    all = "all"
 
 
 Run = Callable[[Any, datetime | None, datetime | None, ProgressCallback | None], JobReport]

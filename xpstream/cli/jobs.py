@@ -14,15 +14,18 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 
 from jobs.etl_progress import DelayedProgress
-from xpcore.config import load_settings
 from xpcore.errors import ValidationError
 from xpcore.timeparse import parse_time
-from xpstream.batch.registry import JOBS, JobName, JobOutcome, run_all, run_job
-from xpstream.batch.reports import JobReport
+from xpstream.batch.names import JobName
+
+if TYPE_CHECKING:
+    from xpstream.batch.registry import JobOutcome
+    from xpstream.batch.reports import JobReport
 
 __all__ = ["JobName", "register", "run", "run_one"]
 
@@ -46,6 +49,9 @@ def _progress(job: str) -> DelayedProgress:
 
 def run_one(name: JobName, since: datetime | None, until: datetime | None) -> JobReport:
     """Run one job (not ``all``) with settings from the environment and print its summary."""
+    from xpcore.config import load_settings
+    from xpstream.batch.registry import JOBS, run_job
+
     job = JOBS[name]
     report = run_job(name, load_settings(job.settings_class), since=since, until=until, progress=_progress)
     _print(name, report)
@@ -58,6 +64,8 @@ def _quality(
     """Every data-quality suite and check (quality/run.py); the summary on stderr (text) or the JSON
     contract on stdout. Exit 0 when the checks ran; with ``strict``, exit 1 when any failed."""
     from quality.run import QualityRun
+    from xpcore.config import load_settings
+    from xpstream.batch.registry import JOBS, run_job
 
     job = JOBS[JobName.quality]
     run = run_job(JobName.quality, load_settings(job.settings_class), since=since, until=until)
@@ -79,6 +87,9 @@ def _print_outcome(outcome: JobOutcome) -> None:
 
 
 def _run_all(since: datetime | None, until: datetime | None) -> None:
+    from xpcore.config import load_settings
+    from xpstream.batch.registry import run_all
+
     report = run_all(
         lambda job: load_settings(job.settings_class),
         since=since,
