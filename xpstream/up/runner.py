@@ -24,6 +24,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from dashboards.app import create_app
 from xpcore.errors import ConfigError, StoreBusyError, XpError
 from xpcore.http_server import HttpLimits
 from xpstream.batch.registry import JOBS, JobName, run_job
@@ -283,7 +284,6 @@ async def _run_service(settings: UpSettings, health: Health, stop: asyncio.Event
 
 async def _run_dashboard(settings: UpSettings, health: Health, stop: asyncio.Event) -> None:
     """The dashboard app (built by dashboards.app) on its own warehouse handle."""
-    from dashboards.app import create_app
     from xpcore.warehouse import open_warehouse
 
     url = url_of(settings.dashboard_host, settings.dashboard_port)
