@@ -19,6 +19,7 @@ from dashboards.quality_view import audit, quality
 from dashboards.results_view import computation_failure, results_page
 from dashboards.window_computations import TooManyComputations
 from xpcore.errors import TransientError, ValidationError, XpError
+from xpcore.timeparse import parse_time
 
 __all__ = ["api_routes", "error_response"]
 
@@ -49,8 +50,6 @@ def error_response(error: Exception) -> JSONResponse:
 
 
 def _time(request: Request, name: str) -> datetime | None:
-    from xpstream.cli.results import parse_time
-
     return parse_time(request.query_params.get(name), name)
 
 

@@ -31,7 +31,7 @@ from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 
 from assignment.metrics_catalog import MetricDefinition, MetricType, metrics_for
-from xpcore.config import CoreSettings, EtlSettings
+from xpcore.config import EtlSettings
 from xpcore.errors import ValidationError
 from xpcore.warehouse import load_query
 from xpcore.warehouse.sqltext import placeholders
@@ -143,7 +143,25 @@ class EtlReport:
     """Rows of ``xp.daily_metrics`` in the range after the run."""
     seconds: float
 
+    @property
+    def ok(self) -> bool:
+        """Always: a run that could not roll up raises instead."""
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "since": self.range.since_day.isoformat(),
+            "until": self.range.until_day.isoformat(),
+            "experiments": self.experiments,
+            "metrics": self.metrics,
+            "unit_rows": self.unit_rows,
+            "daily_rows": self.daily_rows,
+            "seconds": self.seconds,
+        }
+
     def summary(self) -> str:
+        """One line for people (`xp jobs run etl` prints it)."""
         return (
             f"etl {self.range}: {self.experiments} experiments, {self.metrics} metrics → "
             f"{self.unit_rows} unit_metrics rows, {self.daily_rows} daily_metrics rows "
@@ -213,7 +231,7 @@ def rollup_experiments(
 
 
 def run_etl(
-    settings: CoreSettings,
+    settings: EtlSettings,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -228,7 +246,7 @@ def run_etl(
 
     etl = etl_range(since, until, now=datetime.now(UTC))
     if covariate_days is None:
-        covariate_days = getattr(settings, "etl_covariate_days", DEFAULT_COVARIATE_DAYS)
+        covariate_days = settings.etl_covariate_days
     snapshot = read_registry(settings, timeout=registry_timeout)
     experiments = [e for _, e in sorted(snapshot.experiments.items())]
     warehouse = open_warehouse(settings)

@@ -116,12 +116,9 @@ def _context(docs_dir: Path) -> Any:
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
     )
-    try:
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    except (ImportError, AttributeError, TypeError):  # pragma: no cover - cosmetic only
-        pass
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # GX is pinned: no fallback
     return context
 
 

@@ -58,6 +58,11 @@ class QualityRun:
         return all(o.success for o in self.outcomes)
 
     @property
+    def ok(self) -> bool:
+        """Every check passed (``xp jobs run quality --strict`` exits 1 otherwise)."""
+        return self.success
+
+    @property
     def failures(self) -> list[CheckOutcome]:
         return [o for o in self.outcomes if not o.success]
 

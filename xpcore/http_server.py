@@ -122,13 +122,8 @@ def _h11_protocol(timeout: float) -> type[asyncio.Protocol]:
 
 @functools.cache
 def guarded_protocol(header_timeout: float, http: str = "auto") -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol class (httptools when installed, else h11) with a header timeout."""
+    """uvicorn's HTTP protocol class with a header timeout: h11 when asked for, else httptools (a
+    pinned dependency: a missing one is an install bug and fails here, loudly)."""
     if http == "h11":
-        return _h11_protocol(header_timeout)
-    if http == "httptools":
-        return _httptools_protocol(header_timeout)
-    try:
-        import httptools  # noqa: F401
-    except ImportError:  # pragma: no cover - httptools is a dependency of uvicorn[standard]
         return _h11_protocol(header_timeout)
     return _httptools_protocol(header_timeout)

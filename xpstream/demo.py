@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xpcore.config import CoreSettings
+from xpcore.config import CoreSettings, load_settings
 
 __all__ = ["main", "reconcile"]
 
@@ -69,7 +69,7 @@ def main(users: int = 20000) -> None:
     """Run the demo; exits non-zero on any failure or any count that does not reconcile."""
     from xpstream.stack import start_kafka, stop_kafka
 
-    settings = CoreSettings()
+    settings = load_settings(CoreSettings)
     began = time.monotonic()
     print(f"== 1. local stack under {settings.home.resolve()}", flush=True)
     started = start_kafka(settings)

@@ -150,9 +150,9 @@ class StaticPayloadSource:
     @classmethod
     def from_file(cls, path: Path) -> StaticPayloadSource:
         """Load and validate a GrowthBook payload file (ValidationError naming the file)."""
-        from xpstream.cli.assign import _load_payload_file
+        from assignment.payload_file import read_payload_file
 
-        return cls(_load_payload_file(path))
+        return cls(read_payload_file(path))
 
     def start(self) -> None:
         return None

@@ -114,6 +114,19 @@ class LakeReport:
         totals.partitions += 1
         self.partitions.append(partition)
 
+    @property
+    def ok(self) -> bool:
+        """Always: a run that could not write raises instead."""
+        return True
+
+    def summary(self) -> str:
+        """One line for people (`xp jobs run lake` prints it)."""
+        return f"lake: {self.rows} rows in {self.files} files → {self.url}"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form: :meth:`as_dict`."""
+        return self.as_dict()
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (what ``xp jobs run lake --format json`` prints)."""
 

@@ -11,7 +11,7 @@ and their client libraries are imported only when opened, so importing this pack
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from xpcore.errors import TransientError
 from xpcore.warehouse.base import Warehouse
@@ -39,7 +39,7 @@ def open_warehouse(settings: WarehouseSettings, *, migrate: bool = True) -> Ware
     else:
         from xpcore.warehouse.chdb import ChdbWarehouse, StoreOwnedError
 
-        explicit = getattr(settings, "api_url", None)
+        explicit, _ = settings.up_api()
         if explicit:
             return _remote(settings, explicit, _owner_token(settings, explicit))
         try:
@@ -80,8 +80,8 @@ def _owner_token(settings: WarehouseSettings, api_url: str) -> str | None:
 def _remote(settings: WarehouseSettings, api_url: str, owner_token: str | None = None) -> Warehouse:
     from xpcore.warehouse.remote import RemoteWarehouse
 
-    token: Any = getattr(settings, "api_token", None)
-    secret = token.get_secret_value() if hasattr(token, "get_secret_value") else token
+    _, token = settings.up_api()
+    secret = token.get_secret_value() if token is not None else None
     return RemoteWarehouse(
         api_url,
         token=secret or owner_token or None,

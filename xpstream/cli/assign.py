@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import typer
 
+from assignment.payload_file import json_error, read_payload_file
 from xpcore.errors import ValidationError
 from xpstream.cli.output import OutputFormat, print_rows
 
@@ -40,42 +41,13 @@ def eval_(
     """
     from assignment import compile_payload
 
-    payload = compile_payload(_load_payload_file(features))
+    payload = compile_payload(read_payload_file(features))
     units = _read_units(attributes, attributes_file)
     rows = [result.to_dict() for result in payload.evaluate_many(key, units)]
     if fmt is OutputFormat.json:
         sys.stdout.writelines(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
         return
     print_rows(rows, EVAL_COLUMNS, fmt)
-
-
-def _json_error(where: str, error: json.JSONDecodeError) -> ValidationError:
-    return ValidationError(f"{where}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}")
-
-
-def _load_payload_file(path: Path) -> dict[str, Any]:
-    """Read a GrowthBook payload file; every problem is one ValidationError naming the file."""
-    if path.suffix.lower() in (".yaml", ".yml"):
-        from assignment.authoring import load_payload_file
-
-        return load_payload_file(path)  # YAML experiments: compiled, running ones only
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ValidationError(f"{path}: cannot read features file: {error.strerror or error}") from error
-    except UnicodeDecodeError as error:
-        raise ValidationError(f"{path}: features file is not UTF-8 text") from error
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise _json_error(str(path), error) from error
-    from assignment import validate_payload
-
-    try:
-        validate_payload(payload)
-    except ValidationError as error:
-        raise ValidationError(f"{path}: {error}") from error
-    return cast(dict[str, Any], payload)
 
 
 def _read_units(attributes: str | None, attributes_file: Path | None) -> list[dict[str, Any]]:
@@ -86,7 +58,7 @@ def _read_units(attributes: str | None, attributes_file: Path | None) -> list[di
         try:
             unit = json.loads(attributes)
         except json.JSONDecodeError as error:
-            raise _json_error("--attributes", error) from error
+            raise json_error("--attributes", error) from error
         if not isinstance(unit, dict):
             raise ValidationError("--attributes: must be a JSON object of attribute name → value")
         return [unit]
@@ -145,7 +117,7 @@ def serve(
     Example: XP_SERVICE_CLIENT_KEYS=k1 XP_SERVICE_ADMIN_KEYS=a1 xp assign serve --host 0.0.0.0
     """
     from assignment.service.server import run_service
-    from xpcore.config import ServiceSettings
+    from xpcore.config import ServiceSettings, load_settings
 
     overrides: dict[str, Any] = {}
     if port is not None:
@@ -156,7 +128,7 @@ def serve(
         overrides["service_features_file"] = features
     if exposures is not None:
         overrides["exposures_enabled"] = exposures
-    run_service(ServiceSettings(**overrides))
+    run_service(load_settings(ServiceSettings, **overrides))
 
 
 def register(app: typer.Typer) -> None:

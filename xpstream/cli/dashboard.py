@@ -32,17 +32,14 @@ def serve(
     """
     from dashboards.server import run_dashboard
     from dashboards.settings import DashboardSettings
-    from xpstream.cli.results import core_settings
+    from xpcore.config import load_settings
 
     overrides: dict[str, Any] = {}
     if port is not None:
         overrides["dashboard_port"] = port
     if host is not None:
         overrides["dashboard_host"] = host
-    settings = core_settings(DashboardSettings)
-    if overrides:
-        settings = settings.model_copy(update=overrides)
-    run_dashboard(settings)  # type: ignore[arg-type]
+    run_dashboard(load_settings(DashboardSettings, **overrides))
 
 
 def register(app: typer.Typer) -> None:

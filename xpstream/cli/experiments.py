@@ -25,9 +25,9 @@ _TIMEOUT_HELP = "Seconds to wait for Kafka."
 
 
 def _settings() -> CoreSettings:
-    from xpcore.config import CoreSettings
+    from xpcore.config import CoreSettings, load_settings
 
-    return CoreSettings()
+    return load_settings(CoreSettings)
 
 
 def _actor(actor: str | None) -> str:

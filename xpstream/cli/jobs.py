@@ -1,52 +1,61 @@
-"""`xp jobs run …`: batch jobs (issues #5 and #6).
+"""`xp jobs run …`: batch jobs (issues #5 and #6), run through the registry (xpstream/batch/).
 
 ``etl`` (jobs/etl.py), ``unit-values`` (jobs/unit_values/job.py: keeps ``xp.unit_values`` current,
 decision 0028), ``stats`` (jobs/results/store.py), ``lake`` (jobs/lake/__init__.py) and ``quality``
 (quality/run.py, issue #6) run. ``all`` runs etl, lake, unit-values, stats and quality in order,
 skips the unavailable ones with a note, and fails (exit 1) only if an available job failed.
+
+This module builds each job's settings, runs it through :mod:`xpstream.batch.registry` and prints its
+report: the ETL's and quality's summary on stdout, the others' on stderr (as they always were).
 """
 
 from __future__ import annotations
 
-import enum
-import logging
+import json
 import sys
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from xpcore.errors import NotYetAvailableError, ValidationError, XpError
-from xpstream.cli._pending import pending
+from jobs.etl_progress import DelayedProgress
+from xpcore.errors import ValidationError
+from xpcore.timeparse import parse_time
+from xpstream.batch.names import JobName
 
-__all__ = ["JOBS", "Job", "JobName", "register", "run"]
+if TYPE_CHECKING:
+    from xpstream.batch.registry import JobOutcome
+    from xpstream.batch.reports import JobReport
+
+__all__ = ["JobName", "register", "run", "run_one"]
 
 jobs_app = typer.Typer(help="Run batch jobs.", no_args_is_help=True)
-logger = logging.getLogger(__name__)
+
+_SUMMARY_ON_STDOUT = frozenset({JobName.etl, JobName.quality})
+"""Jobs whose summary goes to stdout; the others write theirs to stderr."""
 
 
-class JobName(enum.StrEnum):
-    etl = "etl"
-    lake = "lake"
-    unit_values = "unit-values"
-    stats = "stats"
-    quality = "quality"
-    all = "all"
+def _print(name: JobName, report: JobReport) -> None:
+    if name in _SUMMARY_ON_STDOUT:
+        typer.echo(report.summary())
+    else:
+        sys.stderr.write(report.summary() + "\n")
 
 
-Job = Callable[[datetime | None, datetime | None], None]
+def _progress(job: str) -> DelayedProgress:
+    """A progress bar on stderr once a job's steps take a few seconds (only the ETL reports steps)."""
+    return DelayedProgress(job)
 
 
-def _etl(since: datetime | None, until: datetime | None) -> None:
-    from jobs.etl import EtlSettings, run_etl
-    from jobs.etl_progress import DelayedProgress
-    from xpstream.cli.results import core_settings
+def run_one(name: JobName, since: datetime | None, until: datetime | None) -> JobReport:
+    """Run one job (not ``all``) with settings from the environment and print its summary."""
+    from xpcore.config import load_settings
+    from xpstream.batch.registry import JOBS, run_job
 
-    settings: Any = core_settings(EtlSettings)
-    with DelayedProgress("etl") as progress:
-        report = run_etl(settings, since=since, until=until, on_step=progress)
-    typer.echo(report.summary())
+    job = JOBS[name]
+    report = run_job(name, load_settings(job.settings_class), since=since, until=until, progress=_progress)
+    _print(name, report)
+    return report
 
 
 def _quality(
@@ -54,104 +63,41 @@ def _quality(
 ) -> None:
     """Every data-quality suite and check (quality/run.py); the summary on stderr (text) or the JSON
     contract on stdout. Exit 0 when the checks ran; with ``strict``, exit 1 when any failed."""
-    import json
+    from quality.run import QualityRun
+    from xpcore.config import load_settings
+    from xpstream.batch.registry import JOBS, run_job
 
-    from quality.run import run_quality
-    from quality.settings import QualitySettings
-    from xpstream.cli.results import core_settings
-
-    settings: Any = core_settings(QualitySettings)
-    run = run_quality(settings, since=since, until=until)
+    job = JOBS[JobName.quality]
+    run = run_job(JobName.quality, load_settings(job.settings_class), since=since, until=until)
+    assert isinstance(run, QualityRun)
     if output_format == "json":
         typer.echo(json.dumps(run.to_json(), default=str))
         sys.stderr.write(run.summary().splitlines()[0] + f"\n  report: {run.report_path}\n")
     else:
         typer.echo(run.summary())
-    if strict and not run.success:
+    if strict and not run.ok:
         raise typer.Exit(1)
 
 
-def _lake(since: datetime | None, until: datetime | None) -> None:
-    try:
-        from jobs.lake import run_lake  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        raise pending("jobs run lake", 5) from None
-    from xpcore import config
-    from xpstream.cli.results import core_settings
-
-    settings: Any = core_settings(getattr(config, "LakeSettings", None))
-    report = run_lake(settings, since=since, until=until)
-    rows, files = getattr(report, "rows", None), getattr(report, "files", None)
-    sys.stderr.write(f"lake: {rows} rows in {files} files → {getattr(report, 'url', '?')}\n")
-
-
-def _unit_values(since: datetime | None, until: datetime | None) -> None:
-    """Refresh every running experiment's unit values (the window does not apply: values are per unit)."""
-    from jobs.unit_values import UnitValuesSettings
-    from jobs.unit_values.job import run_unit_values
-    from xpstream.cli.results import core_settings
-
-    run = run_unit_values(core_settings(UnitValuesSettings))
-    if not run.refreshed:
-        sys.stderr.write(
-            "unit-values: nothing to refresh (no running experiment, or XP_RESULTS_UNIT_VALUES=false)\n"
-        )
-    for item in run.refreshed:
-        what = "full build" if item.refresh.full else f"{item.refresh.units} units recomputed"
-        took = f"{item.refresh.seconds:.2f} s"
-        sys.stderr.write(f"unit-values: {item.experiment} ({item.plan.key}): {what} in {took}\n")
-    if run.compaction is not None and run.compaction.compacted:
-        merged = run.compaction
-        sys.stderr.write(
-            f"unit-values: compacted {merged.rows} rows ({merged.parts} parts) in {merged.seconds:.2f} s\n"
-        )
-
-
-def _stats(since: datetime | None, until: datetime | None) -> None:
-    from jobs.results.store import run_stats
-    from xpstream.cli.results import core_settings
-
-    results = run_stats(core_settings(), since=since, until=until)
-    if not results:
-        sys.stderr.write("stats: no running experiment\n")
-    for result in results:
-        significant = sum(
-            1 for metric in result.metrics for variant in metric.variants if variant.to_json()["significant"]
-        )
-        units = sum(v.units for v in result.metrics[0].variants) if result.metrics else 0
-        srm = "" if not result.srm_flagged else " · SRM WARNING"
-        sys.stderr.write(
-            f"stats: {result.experiment}: {units} units, {len(result.metrics)} metrics, "
-            f"{significant} significant lifts ({result.method}){srm}\n"
-        )
-    if results:
-        sys.stderr.write(f"stats: stored in xp.results at {results[0].computed_at.isoformat()}\n")
-
-
-JOBS: dict[JobName, Job] = {
-    JobName.etl: _etl,
-    JobName.lake: _lake,
-    JobName.unit_values: _unit_values,
-    JobName.stats: _stats,
-    JobName.quality: _quality,
-}
+def _print_outcome(outcome: JobOutcome) -> None:
+    if outcome.report is not None:
+        _print(outcome.job, outcome.report)
+    else:
+        sys.stderr.write(outcome.error_line() + "\n")
 
 
 def _run_all(since: datetime | None, until: datetime | None) -> None:
-    failed: list[str] = []
-    for name, job in JOBS.items():
-        try:
-            job(since, until)
-        except NotYetAvailableError as error:
-            sys.stderr.write(f"{name.value}: skipped: {error}\n")
-        except XpError as error:
-            sys.stderr.write(f"{name.value}: failed: {error}\n")
-            failed.append(name.value)
-        except Exception as error:
-            logger.debug("job %s failed", name.value, exc_info=True)
-            sys.stderr.write(f"{name.value}: failed: unexpected {type(error).__name__}: {error}\n")
-            failed.append(name.value)
-    if failed:
+    from xpcore.config import load_settings
+    from xpstream.batch.registry import run_all
+
+    report = run_all(
+        lambda job: load_settings(job.settings_class),
+        since=since,
+        until=until,
+        progress=_progress,
+        on_outcome=_print_outcome,
+    )
+    if not report.ok:
         raise typer.Exit(1)
 
 
@@ -192,8 +138,6 @@ def run(
 
     Example: xp jobs run all --since 2026-11-01 --until 2026-11-25
     """
-    from xpstream.cli.results import parse_time
-
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     if output_format not in ("text", "json"):
         raise ValidationError(f"--format must be text or json, got {output_format!r}")
@@ -204,7 +148,7 @@ def run(
     elif job is JobName.all:
         _run_all(start, end)
     else:
-        JOBS[job](start, end)
+        run_one(job, start, end)
 
 
 def register(app: typer.Typer) -> None:

@@ -94,12 +94,12 @@ def loadgen(
 
     Example: xp loadgen --features payload.json --users 2000 --lift 0.1 --srm-skew 0.05 --rate 5000
     """
-    from xpcore.config import CoreSettings
+    from xpcore.config import CoreSettings, load_settings
     from xpstream.loadgen.simulate import LoadgenOptions, LoadSimulator
     from xpstream.loadgen.sources import load_features_file, load_from_registry
 
     seed = seed if seed is not None else time.time_ns() % 2**31
-    settings = CoreSettings()
+    settings = load_settings(CoreSettings)
     options = LoadgenOptions(
         now=_parse_now(now),
         users=users,

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from xpcore.errors import ConfigError, ValidationError
+from xpcore.errors import ValidationError
+from xpcore.timeparse import parse_time
 from xpstream.cli.output import OutputFormat
 
 if TYPE_CHECKING:
     from jobs.results import ExperimentResult, MetricResult
-    from xpcore.config import CoreSettings
 
 __all__ = [
     "CorrectionChoice",
     "StatsMethod",
-    "core_settings",
-    "parse_time",
     "print_result",
     "register",
     "results",
@@ -36,31 +34,6 @@ class CorrectionChoice(enum.StrEnum):
     none = "none"
     holm = "holm"
     bh = "bh"
-
-
-def parse_time(value: str | None, option: str) -> datetime | None:
-    """An ISO date or date-time option as an aware UTC datetime (no zone: UTC); None stays None."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"{option} {value!r} is not an ISO date or date-time") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def core_settings(settings_class: type[CoreSettings] | None = None) -> CoreSettings:
-    """Settings of a one-shot command (``CoreSettings`` or a subclass); a bad ``XP_*`` value is a
-    one-line ConfigError."""
-    import pydantic
-
-    from xpcore.config import CoreSettings
-
-    try:
-        return (settings_class or CoreSettings)()
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -250,14 +223,14 @@ def results(
     """
     from assignment.registry_topic import read_registry
     from jobs.results.store import compute_experiment_result, covariate_days_of, experiment_plan
-    from xpcore.config import EtlSettings
+    from xpcore.config import EtlSettings, load_settings
     from xpcore.warehouse import open_warehouse
     from xpstream.cli.output import print_json
 
     if fmt is OutputFormat.csv:
         raise ValidationError("--format must be table or json")
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
-    settings = core_settings(EtlSettings)
+    settings = load_settings(EtlSettings)
     snapshot = read_registry(settings, timeout=10.0)
     spec = snapshot.experiments.get(experiment)
     if spec is None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from xpcore.errors import ConfigError, ReadOnlyError, ValidationError
+from xpcore.errors import ReadOnlyError, ValidationError
 from xpstream.cli.output import OutputFormat, print_rows
 
 if TYPE_CHECKING:
@@ -89,9 +89,7 @@ def sql(
 
       xp sql "OPTIMIZE TABLE xp.events FINAL" --write
     """
-    import pydantic
-
-    from xpcore.config import WarehouseSettings
+    from xpcore.config import WarehouseSettings, load_settings
     from xpcore.warehouse import open_warehouse
     from xpcore.warehouse.sqlguard import external_refusal, read_only_refusal
     from xpcore.warehouse.sqltext import split_statements
@@ -102,11 +100,7 @@ def sql(
     if len(statements) > 1:
         raise ValidationError(f"{len(statements)} statements given: `xp sql` runs one statement at a time")
 
-    try:
-        settings = WarehouseSettings()
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+    settings = load_settings(WarehouseSettings)
 
     allow_external = settings.sql_allow_external
     # What reaches outside the database first: --write would not help there, so its hint would mislead.

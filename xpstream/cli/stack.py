@@ -37,10 +37,10 @@ def up(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=_FO
     """
     from rich.console import Console
 
-    from xpcore.config import StackSettings
+    from xpcore.config import StackSettings, load_settings
     from xpstream.stack import start_kafka
 
-    settings = StackSettings()
+    settings = load_settings(StackSettings)
     with Console(stderr=True).status(f"starting Kafka on 127.0.0.1:{settings.kafka_port}…"):
         result = start_kafka(settings)
     if fmt is OutputFormat.json:
@@ -61,10 +61,10 @@ def down(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=_
 
     Example: xp stack down
     """
-    from xpcore.config import StackSettings
+    from xpcore.config import StackSettings, load_settings
     from xpstream.stack import stop_kafka
 
-    result = stop_kafka(StackSettings())
+    result = stop_kafka(load_settings(StackSettings))
     if fmt is OutputFormat.json:
         print_json(result.as_dict())
         return
@@ -82,10 +82,10 @@ def status(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help
 
     Example: xp stack status --format json
     """
-    from xpcore.config import StackSettings
+    from xpcore.config import StackSettings, load_settings
     from xpstream.stack import stack_status
 
-    report = stack_status(StackSettings())
+    report = stack_status(load_settings(StackSettings))
     if fmt is OutputFormat.json:
         print_json(report)
         return

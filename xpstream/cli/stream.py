@@ -42,9 +42,7 @@ def run(
 
       xp stream run --until-idle 5 --format json
     """
-    import pydantic
-
-    from xpcore.config import StreamSettings
+    from xpcore.config import StreamSettings, load_settings
 
     if runner not in RUNNERS:
         raise ConfigError(f"unknown runner {runner!r}: choose one of {', '.join(RUNNERS)}")
@@ -57,11 +55,7 @@ def run(
             "runner faust is not available yet: the worker runs on confluent-kafka (--runner kafka); "
             "why: docs/pipeline.md"
         )
-    try:
-        settings = StreamSettings()
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+    settings = load_settings(StreamSettings)
 
     from pipelines.worker import run_worker
     from xpcore.logs import configure_logging
@@ -99,11 +93,9 @@ def replay(
     """
     from datetime import UTC, datetime
 
-    import pydantic
-
     from pipelines.replay import replay_dead_letters
     from schemas import DeadLetterReason
-    from xpcore.config import StreamSettings
+    from xpcore.config import StreamSettings, load_settings
     from xpcore.errors import ValidationError
 
     known = {r.value for r in DeadLetterReason}
@@ -116,11 +108,7 @@ def replay(
         raise ValidationError(f"--since {since!r} is not an RFC 3339 timestamp") from None
     if start.tzinfo is None:
         raise ValidationError("--since needs a time zone, e.g. 2024-05-01T00:00:00Z")
-    try:
-        settings = StreamSettings()
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+    settings = load_settings(StreamSettings)
     counts = replay_dead_letters(settings, reasons=list(reason), since=start, dry_run=dry_run)
     if fmt is OutputFormat.json:
         print_json(

@@ -28,18 +28,12 @@ def up(
 
       XP_SCHEDULE_LAKE="" XP_UP_COMPONENTS=stream,scheduler xp up --with-stack
     """
-    import pydantic
-
-    from xpcore.errors import ConfigError
+    from xpcore.config import load_settings
     from xpcore.logs import configure_logging
     from xpstream.up.runner import run_up
     from xpstream.up.settings import UpSettings
 
-    try:
-        settings = UpSettings()
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+    settings = load_settings(UpSettings)
     if "--debug" not in sys.argv:
         configure_logging(level="INFO" if settings.log_level.upper() == "WARNING" else settings.log_level)
     run_up(settings, with_stack=with_stack)

@@ -7,12 +7,11 @@ and hash attributes) that exposures are built from.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xpcore.errors import NotYetAvailableError, ValidationError
+from assignment.payload_file import read_payload_file
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec
@@ -69,53 +68,21 @@ def load_features_file(path: Path) -> ExperimentSource:
     """A GrowthBook payload (JSON) or an xpstream YAML experiments file (via ``assignment.authoring``)."""
     if path.suffix.lower() in (".yaml", ".yml"):
         return _load_yaml(path)
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ValidationError(f"{path}: cannot read features file: {error.strerror or error}") from error
-    except UnicodeDecodeError as error:
-        raise ValidationError(f"{path}: features file is not UTF-8 text") from error
-    except json.JSONDecodeError as error:
-        raise ValidationError(
-            f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-        ) from error
-    from assignment import validate_payload
-
-    try:
-        validate_payload(payload)
-    except ValidationError as error:
-        raise ValidationError(f"{path}: {error}") from error
+    payload = read_payload_file(path)
     return payload, experiments_from_payload(payload)
 
 
 def _load_yaml(path: Path) -> ExperimentSource:
-    """YAML experiments compile through the registry engineer's ``assignment.authoring`` (issue #3)."""
-    try:
-        from assignment.authoring import load_snapshot  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise NotYetAvailableError(
-            f"{path}: YAML experiments need assignment.authoring (issue #3), which is not available yet; "
-            "pass a GrowthBook payload (JSON) instead"
-        ) from None
+    """YAML experiments compile through ``assignment.authoring``: the payload and the running ones."""
+    from assignment.authoring import load_snapshot
+
     snapshot = load_snapshot(path)
     return snapshot.payload(), list(snapshot.running_experiments())
 
 
 def load_from_registry(settings: KafkaSettings, timeout: float) -> ExperimentSource:
     """The registry's running experiments and payload, read from the ``xp.registry`` topic."""
-    try:
-        from assignment.registry_topic import (  # type: ignore[import-not-found,unused-ignore]
-            read_registry,
-        )
-    except ImportError:
-        raise NotYetAvailableError(
-            "reading the registry topic is not available yet (issue #3); pass --features FILE"
-        ) from None
+    from assignment.registry_topic import read_registry
+
     snapshot = read_registry(settings, timeout)
-    try:
-        payload = snapshot.payload()
-    except NotImplementedError:
-        raise NotYetAvailableError(
-            "the registry fold is not available yet (issue #3); pass --features FILE"
-        ) from None
-    return payload, list(snapshot.running_experiments())
+    return snapshot.payload(), list(snapshot.running_experiments())

@@ -55,3 +55,13 @@ class SchedulerSettings(CoreSettings):
             "(it is then recorded nowhere and runs again at its next fire time)."
         ),
     )
+
+    def schedule_expressions(self) -> dict[str, str]:
+        """Job name → its cron expression, in :data:`SCHEDULE_FIELDS` order."""
+        return {
+            "quality": self.schedule_quality,
+            "unit-values": self.schedule_unit_values,
+            "stats": self.schedule_stats,
+            "etl": self.schedule_etl,
+            "lake": self.schedule_lake,
+        }

@@ -1,6 +1,7 @@
 """`xp up`: check, own the store, start every component, wait for a signal, stop them in order.
 
-Start: settings and schedules are validated and every port is checked before anything starts (a bad
+Start: settings (every component's and every scheduled job's, one object built by the entry point and
+handed to each) and schedules are validated and every port is checked before anything starts (a bad
 setting is one line and exit 2). The embedded store is opened and migrated, the up API starts and is
 advertised in the store's lock file, then the stream worker, the scheduler, the assignment service and
 the dashboard.
@@ -20,13 +21,15 @@ import os
 import secrets
 import signal
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from dashboards.app import create_app
 from xpcore.errors import ConfigError, StoreBusyError, XpError
 from xpcore.http_server import HttpLimits
+from xpstream.batch.registry import JOBS, JobName, run_job
 from xpstream.scheduler.cron import JobSchedule, parse_schedules
-from xpstream.scheduler.runner import SchedulerRunner
-from xpstream.scheduler.settings import SCHEDULE_FIELDS
+from xpstream.scheduler.runner import JobCallable, SchedulerRunner
 from xpstream.scheduler.store import store_job_run
 from xpstream.up.admin import allowed_hosts, build_admin_app, check_admin_bind
 from xpstream.up.component_health import Health
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     from xpcore.warehouse.base import Warehouse
     from xpstream.up.settings import UpSettings
 
-__all__ = ["run_up", "schedules_from"]
+__all__ = ["run_up", "scheduled_jobs", "schedules_from"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,24 +49,22 @@ STREAM_STOP_SECONDS = 20.0
 
 def schedules_from(settings: UpSettings) -> list[JobSchedule]:
     """The enabled job schedules (ConfigError naming the setting of an invalid expression)."""
-    return parse_schedules({job: getattr(settings, field) for job, field in SCHEDULE_FIELDS.items()})
+    return parse_schedules(settings.schedule_expressions())
 
 
-def _load_dashboard() -> tuple[Any, Any] | None:
-    """``(create_app, DashboardSettings())`` or None (one log line) when the dashboard is not built."""
-    try:
-        from dashboards.app import create_app  # type: ignore[import-not-found, unused-ignore]
-        from dashboards.settings import DashboardSettings
-    except ImportError as error:
-        logger.warning("dashboard: not available (%s): running without it", error)
-        return None
-    import pydantic
+def scheduled_jobs(settings: UpSettings) -> dict[str, JobCallable]:
+    """Every batch job of the registry as the scheduler calls it: run with ``settings`` (the object
+    `xp up` holds, never rebuilt from the environment), its report's summary logged."""
 
-    try:
-        return create_app, DashboardSettings()
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+    def scheduled(name: JobName) -> JobCallable:
+        def call(since: datetime | None, until: datetime | None) -> None:
+            report = run_job(name, settings, since=since, until=until)
+            for line in report.summary().splitlines():
+                logger.info("%s", line)
+
+        return call
+
+    return {name.value: scheduled(name) for name in JOBS}
 
 
 def _own_store(settings: UpSettings) -> Warehouse:
@@ -96,12 +97,11 @@ def run_up(settings: UpSettings, *, with_stack: bool = False) -> None:
     schedules = schedules_from(settings) if "scheduler" in components else []
     tokens = settings.tokens()
     check_admin_bind(settings.up_host, tokens)
-    dashboard = _load_dashboard() if "dashboard" in components else None
     check_port(settings.up_host, settings.up_port, "XP_UP_PORT")
     if "service" in components:
         check_port(settings.service_host, settings.service_port, "XP_SERVICE_PORT")
-    if dashboard is not None:
-        check_port(dashboard[1].dashboard_host, dashboard[1].dashboard_port, "XP_DASHBOARD_PORT")
+    if "dashboard" in components:
+        check_port(settings.dashboard_host, settings.dashboard_port, "XP_DASHBOARD_PORT")
     if with_stack:
         from xpstream.stack.launcher import start_kafka
 
@@ -112,7 +112,7 @@ def run_up(settings: UpSettings, *, with_stack: bool = False) -> None:
     warehouse = _own_store(settings)
     logger.info("warehouse: %s %s", warehouse.kind, warehouse.location)
     try:
-        asyncio.run(_serve_all(settings, components, schedules, tokens, dashboard, warehouse))
+        asyncio.run(_serve_all(settings, components, schedules, tokens, warehouse))
     finally:
         warehouse.close()
         logger.info("up: stopped; warehouse closed")
@@ -123,7 +123,6 @@ async def _serve_all(
     components: list[str],
     schedules: list[JobSchedule],
     tokens: list[str],
-    dashboard: tuple[Any, Any] | None,
     warehouse: Warehouse,
 ) -> None:
     loop = asyncio.get_running_loop()
@@ -191,20 +190,16 @@ async def _serve_all(
     scheduler: SchedulerRunner | None = None
     tasks: list[asyncio.Task[None]] = []
     if "scheduler" in components:
-        from xpstream.cli.jobs import JOBS
-
-        jobs = {name.value: job for name, job in JOBS.items()}
-        scheduler = SchedulerRunner(schedules, jobs, record=lambda run: store_job_run(warehouse, run))
+        scheduler = SchedulerRunner(
+            schedules, scheduled_jobs(settings), record=lambda run: store_job_run(warehouse, run)
+        )
         scheduler.start()
         tasks.append(asyncio.create_task(_watch_scheduler(scheduler, health, stop)))
         logger.info("scheduler: started with %d job(s)", len(schedules))
     if "service" in components:
         tasks.append(asyncio.create_task(_run_service(settings, health, stop)))
     if "dashboard" in components:
-        if dashboard is None:
-            health.set("dashboard", "disabled", "dashboards.app is not available")
-        else:
-            tasks.append(asyncio.create_task(_run_dashboard(settings, dashboard, health, stop)))
+        tasks.append(asyncio.create_task(_run_dashboard(settings, health, stop)))
 
     logger.info("up: running %s (Ctrl-C to stop)", ", ".join(components) or "nothing")
     await stop.wait()
@@ -287,14 +282,11 @@ async def _run_service(settings: UpSettings, health: Health, stop: asyncio.Event
         await loop.run_in_executor(None, service.source.stop)
 
 
-async def _run_dashboard(
-    settings: UpSettings, dashboard: tuple[Any, Any], health: Health, stop: asyncio.Event
-) -> None:
+async def _run_dashboard(settings: UpSettings, health: Health, stop: asyncio.Event) -> None:
     """The dashboard app (built by dashboards.app) on its own warehouse handle."""
     from xpcore.warehouse import open_warehouse
 
-    create_app, dashboard_settings = dashboard
-    url = url_of(dashboard_settings.dashboard_host, dashboard_settings.dashboard_port)
+    url = url_of(settings.dashboard_host, settings.dashboard_port)
     try:
         store = open_warehouse(settings, migrate=False)
     except XpError as error:
@@ -302,7 +294,7 @@ async def _run_dashboard(
         return
     try:
         try:
-            app = create_app(dashboard_settings, store)
+            app = create_app(settings, store)
         except Exception as error:
             health.set("dashboard", "failing", f"cannot build the app: {error}", url=url)
             logger.error("dashboard: cannot build the app: %s", error)
@@ -310,8 +302,8 @@ async def _run_dashboard(
         await serve_app(
             "dashboard",
             app,
-            dashboard_settings.dashboard_host,
-            dashboard_settings.dashboard_port,
+            settings.dashboard_host,
+            settings.dashboard_port,
             health,
             stop,
             limits=HttpLimits.from_settings(settings),

@@ -1,12 +1,16 @@
-"""Settings of `xp up` (``XP_UP_*``), on top of the stream worker, assignment service and scheduler."""
+"""Settings of `xp up` (``XP_UP_*``), on top of every component it runs: the stream worker, the
+assignment service, the scheduler and its batch jobs, and the dashboard. Built once at start (a bad
+setting of any of them is one line and exit 2) and handed to each component and scheduled job."""
 
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from dashboards.settings import DashboardSettings
 from xpcore.config import ServiceSettings, StreamSettings
 from xpcore.errors import ConfigError
+from xpstream.batch.settings import BatchJobsSettings
 from xpstream.scheduler.settings import SchedulerSettings
 
 __all__ = ["COMPONENTS", "UpSettings"]
@@ -15,7 +19,7 @@ COMPONENTS = ("stream", "scheduler", "dashboard", "service")
 """What `xp up` can run, in start order."""
 
 
-class UpSettings(SchedulerSettings, StreamSettings, ServiceSettings):
+class UpSettings(SchedulerSettings, StreamSettings, ServiceSettings, BatchJobsSettings, DashboardSettings):
     """`xp up`: its own admin API (health, warehouse API), which components run, and shutdown."""
 
     model_config = SettingsConfigDict(env_prefix="XP_", extra="ignore", populate_by_name=True)

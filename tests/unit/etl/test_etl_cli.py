@@ -11,6 +11,7 @@ import pytest
 import jobs.etl
 from jobs.etl import DEFAULT_COVARIATE_DAYS, EtlRange, EtlReport, EtlSettings
 from jobs.etl_progress import DelayedProgress
+from xpstream.batch.registry import JobName
 from xpstream.cli import jobs as cli_jobs
 
 REPORT = EtlReport(EtlRange(date(2026, 11, 1), date(2026, 11, 3)), 2, 6, 1200, 36, 1.25)
@@ -28,7 +29,7 @@ def test_etl_job_prints_one_summary_line(
     monkeypatch.setenv("XP_ETL_COVARIATE_DAYS", "7")
     monkeypatch.setattr(jobs.etl, "run_etl", fake_run_etl)
     since = datetime(2026, 11, 1, tzinfo=UTC)
-    cli_jobs._etl(since, None)
+    cli_jobs.run_one(JobName.etl, since, None)
     out = capsys.readouterr().out
     assert out == (
         "etl [2026-11-01, 2026-11-03): 2 experiments, 6 metrics → 1200 unit_metrics rows, "

@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import typer
 
+from xpcore.config import CoreSettings
 from xpcore.errors import NotYetAvailableError, TerminalError, ValidationError
+from xpcore.timeparse import parse_time
+from xpstream.batch import registry
+from xpstream.batch.registry import BatchJob, JobName
 from xpstream.cli import jobs
-from xpstream.cli.results import parse_time
 
 
 class TestParseTime:
@@ -29,13 +32,29 @@ class TestParseTime:
             parse_time("yesterday", "--until")
 
 
-def recorder(calls: list[str], name: str, error: Exception | None = None) -> jobs.Job:
-    def job(since: datetime | None, until: datetime | None) -> None:
-        calls.append(name)
+class Done:
+    """A report that says which job ran."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    ok = True
+
+    def summary(self) -> str:
+        return f"{self.name}: done"
+
+    def to_json(self) -> dict[str, str]:
+        return {"job": self.name}
+
+
+def recorder(calls: list[str], name: JobName, error: Exception | None = None) -> BatchJob:
+    def run(settings: object, since: datetime | None, until: datetime | None, on_step: object) -> Done:
+        calls.append(name.value)
         if error is not None:
             raise error
+        return Done(name.value)
 
-    return job
+    return BatchJob(name, CoreSettings, run)
 
 
 def test_all_runs_in_order_and_skips_pending(
@@ -43,13 +62,13 @@ def test_all_runs_in_order_and_skips_pending(
 ) -> None:
     calls: list[str] = []
     monkeypatch.setattr(
-        jobs,
+        registry,
         "JOBS",
         {
-            jobs.JobName.etl: recorder(calls, "etl", NotYetAvailableError("etl lands with issue #5")),
-            jobs.JobName.lake: recorder(calls, "lake"),
-            jobs.JobName.stats: recorder(calls, "stats"),
-            jobs.JobName.quality: recorder(calls, "quality", NotYetAvailableError("issue #6")),
+            JobName.etl: recorder(calls, JobName.etl, NotYetAvailableError("etl lands with issue #5")),
+            JobName.lake: recorder(calls, JobName.lake),
+            JobName.stats: recorder(calls, JobName.stats),
+            JobName.quality: recorder(calls, JobName.quality, NotYetAvailableError("issue #6")),
         },
     )
     jobs._run_all(None, None)
@@ -60,12 +79,12 @@ def test_all_runs_in_order_and_skips_pending(
 def test_all_fails_only_when_an_available_job_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     monkeypatch.setattr(
-        jobs,
+        registry,
         "JOBS",
         {
-            jobs.JobName.etl: recorder(calls, "etl", NotYetAvailableError("pending")),
-            jobs.JobName.lake: recorder(calls, "lake", TerminalError("disk full")),
-            jobs.JobName.stats: recorder(calls, "stats"),
+            JobName.etl: recorder(calls, JobName.etl, NotYetAvailableError("pending")),
+            JobName.lake: recorder(calls, JobName.lake, TerminalError("disk full")),
+            JobName.stats: recorder(calls, JobName.stats),
         },
     )
     with pytest.raises(typer.Exit) as exit_info:
@@ -79,7 +98,7 @@ def test_unit_values_runs_before_stats_in_all_and_has_help() -> None:
 
     from xpstream.cli.main import app
 
-    order = [name.value for name in jobs.JOBS]
+    order = [name.value for name in registry.JOBS]
     assert "unit-values" in order and order.index("unit-values") < order.index("stats")
     result = CliRunner().invoke(app, ["jobs", "run", "--help"])
     assert result.exit_code == 0 and "unit-values" in result.output

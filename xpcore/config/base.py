@@ -1,7 +1,7 @@
-"""Settings, one pydantic-settings class per deployable, all read from ``XP_*`` environment variables.
+"""The shared settings: where the warehouse and Kafka are, the local stack, and one-shot commands.
 
-Build a settings object at the entry point and pass it down; nothing below the entry points reads
-``os.environ``. Every field is documented here and in docs/configuration.md.
+Every deployable's settings class builds on :class:`CoreSettings` (``xpcore.config.stream``,
+``.service``, ``.jobs``, and the packages' own: dashboards, quality, results, the scheduler, `xp up`).
 """
 
 from __future__ import annotations
@@ -12,24 +12,16 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = [
-    "CoreSettings",
-    "EtlSettings",
-    "KafkaSettings",
-    "LakeSettings",
-    "ServiceSettings",
-    "StackSettings",
-    "StreamSettings",
-    "WarehouseSettings",
-]
+__all__ = ["ENV", "CoreSettings", "KafkaSettings", "StackSettings", "WarehouseSettings"]
 
-_ENV = SettingsConfigDict(env_prefix="XP_", extra="ignore", populate_by_name=True)
+ENV = SettingsConfigDict(env_prefix="XP_", extra="ignore", populate_by_name=True)
+"""Every settings class reads ``XP_*`` variables, ignores unknown ones, and takes field names as keywords."""
 
 
 class WarehouseSettings(BaseSettings):
     """Where the ClickHouse warehouse lives: embedded chDB by default, a server when a URL is set."""
 
-    model_config = _ENV
+    model_config = ENV
 
     home: Path = Field(default=Path(".xp"), description="State directory: Kafka data, logs, chDB store.")
     clickhouse_url: str | None = Field(
@@ -87,11 +79,16 @@ class WarehouseSettings(BaseSettings):
             return self.clickhouse_url
         return str(self.warehouse_path.resolve())
 
+    def up_api(self) -> tuple[str | None, SecretStr | None]:
+        """URL and bearer token of a running `xp up` to reach the store through: none at this level
+        (only one-shot commands' :class:`CoreSettings` carry ``XP_API_URL`` and ``XP_API_TOKEN``)."""
+        return None, None
+
 
 class KafkaSettings(BaseSettings):
     """How to reach Kafka: the local broker by default, any cluster with SASL/TLS in production."""
 
-    model_config = _ENV
+    model_config = ENV
 
     kafka_bootstrap: str = Field(default="127.0.0.1:19092", description="Kafka bootstrap servers.")
     kafka_security_protocol: str = Field(
@@ -236,7 +233,7 @@ class KafkaSettings(BaseSettings):
 class StackSettings(KafkaSettings, WarehouseSettings):
     """The local single-machine stack started by ``xp stack up``."""
 
-    model_config = _ENV
+    model_config = ENV
 
     kafka_port: int = Field(
         default=19092,
@@ -275,7 +272,7 @@ class StackSettings(KafkaSettings, WarehouseSettings):
 class CoreSettings(StackSettings):
     """Everything a one-shot ``xp`` command may need."""
 
-    model_config = _ENV
+    model_config = ENV
 
     log_level: str = Field(default="WARNING", description="Log level of one-shot commands.")
     api_url: str | None = Field(
@@ -317,259 +314,6 @@ class CoreSettings(StackSettings):
         ),
     )
 
-
-class StreamSettings(CoreSettings):
-    """The stream worker (`xp stream run`): batching, validation bounds, dedup and attribution state."""
-
-    model_config = _ENV
-
-    stream_group_id: str = Field(
-        default="xp-stream", description="Kafka consumer group of the stream workers (they share partitions)."
-    )
-    stream_session_timeout_seconds: float = Field(
-        default=10.0,
-        ge=6,
-        description=(
-            "Kafka group session timeout: how soon the partitions of a killed worker move to another "
-            "(or to its restart)."
-        ),
-    )
-    stream_batch_size: int = Field(
-        default=5000, ge=1, description="Most Kafka records one worker processes and loads as one batch."
-    )
-    stream_batch_wait_seconds: float = Field(
-        default=0.5, gt=0, description="Longest wait for a batch to fill before processing what arrived."
-    )
-    stream_max_future_skew_seconds: float = Field(
-        default=300.0,
-        ge=0,
-        description="A record timestamped more than this after its Kafka timestamp is dead-lettered.",
-    )
-    stream_max_lateness_seconds: float = Field(
-        default=7 * 86400.0,
-        gt=0,
-        description="A record timestamped more than this before its Kafka timestamp is dead-lettered.",
-    )
-    stream_dedup_retention_seconds: float = Field(
-        default=3600.0,
-        gt=0,
-        description=(
-            "How long a record id is remembered for deduplication (rebuilt from the warehouse on start); "
-            "older re-sends are caught only by the tables' ReplacingMergeTree at merge time."
-        ),
-    )
-    stream_dedup_max_ids: int = Field(
-        default=5_000_000,
-        ge=1000,
-        description="Most record ids the deduplication state keeps (oldest go first).",
-    )
-    stream_attribution_window_seconds: float = Field(
-        default=14 * 86400.0,
-        gt=0,
-        description="Default attribution window: events up to this long after a unit's first exposure count.",
-    )
-    stream_hold_seconds: float = Field(
-        default=300.0,
-        ge=0,
-        description=(
-            "How long an event stays attributable to exposures that arrive after it (processing time); "
-            "also the window of recent events reloaded from the warehouse on start."
-        ),
-    )
-    stream_max_held_events: int = Field(
-        default=1_000_000, ge=1, description="Most events held for late exposures (oldest released first)."
-    )
-    stream_event_names: list[str] = Field(
-        default=["pageview", "purchase"],
-        description="Known metric event names when the metric catalog is unavailable (JSON list).",
-    )
-    stream_registry_file: Path | None = Field(
-        default=None,
-        description=(
-            "A JSON registry snapshot ({experiments: {key: {variations: [{id, key, name}]}}}) to validate "
-            "against instead of following xp.registry (offline runs, tests)."
-        ),
-    )
-    stream_registry_timeout: float = Field(
-        default=15.0,
-        gt=0,
-        description="Seconds to wait for xp.registry to be read before starting (then: exit 1, never guess).",
-    )
-    stream_metrics_port: int | None = Field(
-        default=None,
-        ge=1,
-        le=65535,
-        description="Port of the worker's Prometheus /metrics endpoint (unset: no endpoint).",
-    )
-    stream_insert_retry_max_seconds: float = Field(
-        default=30.0, gt=0, description="Longest back-off between retries of a failed (transient) insert."
-    )
-    stream_batch_max_bytes: int = Field(
-        default=64 * 1024 * 1024,
-        ge=1024 * 1024,
-        description=(
-            "Byte budget of one batch (Kafka values after decompression): the worker stops filling a batch "
-            "once it holds this much, so a flood of large records cannot grow its memory without bound."
-        ),
-    )
-    stream_overlap_load: bool = Field(
-        default=False,
-        description=(
-            "Load a batch into the warehouse in a background thread while the next batch is consumed and "
-            "processed (offsets are still committed only after the load). Off by default: with chDB the "
-            "thread competes with the kernel for the GIL and was slower (docs/benchmarks.md)."
-        ),
-    )
-
-
-class ServiceSettings(CoreSettings):
-    """The assignment service (`xp assign serve`): HTTP API, exposures producer and spool."""
-
-    model_config = _ENV
-
-    service_host: str = Field(
-        default="127.0.0.1",
-        description="Interface to bind. Any non-loopback address requires XP_SERVICE_CLIENT_KEYS.",
-    )
-    service_port: int = Field(default=8100, ge=1, le=65535, description="Port of the HTTP API.")
-    service_features_file: Path | None = Field(
-        default=None,
-        description="Static GrowthBook payload to serve instead of following the registry topic.",
-    )
-    service_client_keys: SecretStr = Field(
-        default=SecretStr(""),
-        description=(
-            "Comma-separated client keys: read the payload, assign, send events. "
-            "Empty: no client auth (allowed only on a loopback bind)."
-        ),
-    )
-    service_admin_keys: SecretStr = Field(
-        default=SecretStr(""),
-        description="Comma-separated admin keys: everything a client key may do, plus overrides.",
-    )
-    service_max_batch_units: int = Field(
-        default=1000, ge=1, description="Most units in one `POST /v1/assign/batch` request."
-    )
-    service_max_events: int = Field(
-        default=1000, ge=1, description="Most records in one `POST /v1/events` request."
-    )
-    service_max_body_bytes: int = Field(
-        default=4_000_000, ge=1024, description="Largest accepted HTTP request body."
-    )
-    service_registry_timeout: float = Field(
-        default=30.0, gt=0, description="Seconds to wait for the registry topic to be read at start."
-    )
-    exposures_enabled: bool = Field(
-        default=True, description="Produce an exposure for every in-experiment assignment."
-    )
-    exposure_dedup_seconds: float = Field(
-        default=1800.0,
-        ge=0,
-        description="Window in which a unit × experiment × variation exposure is sent only once (0: off).",
-    )
-    exposure_dedup_max_entries: int = Field(
-        default=200_000, ge=1, description="Most entries of the in-process exposure dedup cache (LRU)."
-    )
-    exposure_attributes: str = Field(
-        default="country,device,platform,browser",
-        description="Comma-separated unit attributes copied into exposures (for segments).",
-    )
-    exposure_delivery_timeout: float = Field(
-        default=15.0,
-        gt=0,
-        description="Seconds librdkafka tries to deliver a record before it is spooled to disk instead.",
-    )
-    spool_dir: Path | None = Field(
-        default=None, description="Spool of undeliverable records (default: $XP_HOME/spool)."
-    )
-    spool_replay_interval: float = Field(
-        default=1.0, gt=0, description="Seconds between attempts to replay the spool to Kafka."
-    )
-    spool_max_bytes: int = Field(
-        default=1024**3,
-        ge=0,
-        description=(
-            "Most bytes of records the spool holds before Kafka has taken them (0: unbounded); beyond it "
-            "records are dropped and counted (xp_service_spool_full, sink outcome 'dropped'), requests "
-            "are still answered."
-        ),
-    )
-    spool_fsync_interval: float = Field(
-        default=1.0,
-        gt=0,
-        description=(
-            "Seconds between fsyncs of the spool (each record is written before the request is answered, "
-            "so a process crash loses nothing; a power loss may lose this much)."
-        ),
-    )
-
-    @property
-    def spool_path(self) -> Path:
-        """Directory of the service's spool files."""
-        return self.spool_dir if self.spool_dir is not None else self.home / "spool"
-
-
-class LakeSettings(CoreSettings):
-    """The Parquet data lake (`xp jobs run lake`): where it lives, S3 access, file and batch sizes."""
-
-    model_config = _ENV
-
-    lake_url: str | None = Field(
-        default=None,
-        description=(
-            "Where the lake lives: a directory (path or file:///…) or s3://bucket/prefix. "
-            "Unset: $XP_HOME/lake."
-        ),
-    )
-    lake_s3_endpoint_url: str | None = Field(
-        default=None,
-        description=(
-            "S3-compatible endpoint (http(s)://host:port), e.g. MinIO or a test server. Unset: AWS S3."
-        ),
-    )
-    lake_s3_region: str | None = Field(
-        default=None, description="S3 region (unset: the AWS SDK default chain, e.g. AWS_REGION)."
-    )
-    lake_s3_access_key_id: SecretStr | None = Field(
-        default=None,
-        description="S3 access key id (unset: the AWS SDK default chain: environment, profile, role).",
-    )
-    lake_s3_secret_access_key: SecretStr | None = Field(
-        default=None, description="S3 secret access key (with XP_LAKE_S3_ACCESS_KEY_ID)."
-    )
-    lake_s3_session_token: SecretStr | None = Field(
-        default=None, description="S3 session token for temporary credentials (optional)."
-    )
-    lake_tables: list[str] = Field(
-        default=["exposures", "events", "attributed_events", "dead_letters"],
-        description="Warehouse tables exported to the lake (JSON list of lake table names).",
-    )
-    lake_batch_rows: int = Field(
-        default=500_000,
-        ge=1,
-        description="Most rows read from the warehouse in one query (bounds the job's memory).",
-    )
-    lake_max_rows_per_file: int = Field(
-        default=5_000_000, ge=1000, description="Most rows in one Parquet file; larger partitions get more."
-    )
-    lake_compression: str = Field(
-        default="zstd", description="Parquet compression codec: zstd, snappy, gzip, lz4 or none."
-    )
-
-    @property
-    def lake_location(self) -> str:
-        """The lake's URL or path as configured, defaulting to ``$XP_HOME/lake``."""
-        return self.lake_url if self.lake_url else str(self.home / "lake")
-
-
-class EtlSettings(CoreSettings):
-    """Settings of ``xp jobs run etl`` (``XP_ETL_*``), on top of :class:`CoreSettings`."""
-
-    model_config = _ENV
-
-    etl_covariate_days: float = Field(
-        default=14.0,
-        gt=0,
-        description="Days before a unit's first exposure whose events make its CUPED covariate "
-        "(xp.unit_metrics.covariate).",
-    )
+    def up_api(self) -> tuple[str | None, SecretStr | None]:
+        """``XP_API_URL`` and ``XP_API_TOKEN``: the API of a running `xp up` that owns the store."""
+        return self.api_url, self.api_token
