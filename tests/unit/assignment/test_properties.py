@@ -67,7 +67,9 @@ def expected_shares(version: int, weights: list[float], coverage: float) -> list
     return [c / buckets for c in counts]
 
 
-@settings(max_examples=6, deadline=None)
+# A statistical check (alpha 1e-4 per example): derandomized, so every run draws the same examples and the
+# suite does not fail once in a few thousand runs by chance (random examples found one such draw).
+@settings(max_examples=6, deadline=None, derandomize=True)
 @given(
     prefix=st.text(alphabet="abcdefxyz-_", max_size=6),
     seed=seeds,
