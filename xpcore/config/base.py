@@ -339,6 +339,15 @@ class StackSettings(KafkaSettings, WarehouseSettings):
     kafka_controller_port: int = Field(
         default=19093, ge=1, le=65535, description="Loopback port of the KRaft controller."
     )
+    kafka_tls_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Also open a SASL_SSL listener (mutual TLS required) on this loopback port, with a local CA and "
+            "certificates in $XP_HOME/secrets/tls: to try the production configuration locally. Unset: none."
+        ),
+    )
     kafka_heap: str = Field(default="512m", description="Java heap (-Xmx) of the local broker.")
     kafka_start_timeout: float = Field(default=60.0, description="Seconds to wait for the broker to serve.")
     kafka_stop_timeout: float = Field(
