@@ -171,3 +171,26 @@ def test_seeded_problems_are_each_caught(
     html = run.report_path.read_text()
     assert "SAMPLE RATIO MISMATCH" in html and "5 checks failed" in html
     assert run.docs_path is not None and run.docs_path.exists()
+
+
+def test_replayed_dead_letters_no_longer_count_as_dead(warehouse: Warehouse, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    now = datetime.now(UTC)
+    seed(warehouse, now)
+    settings = QualitySettings(home=tmp_path / "xp-home", quality_report_dir=tmp_path / "reports")
+    replayed = [f"d{i}" for i in range(1500)]  # xp stream replay-dead-letters marks what it produced
+    marks = pa.table(
+        {
+            "dead_letter_id": replayed,
+            "replay_id": ["r1"] * len(replayed),
+            "source_topic": ["xp.exposures"] * len(replayed),
+            "reason": ["invalid_json"] * len(replayed),
+            "outcome": ["produced"] * len(replayed),
+            "replayed_at": pa.array([now] * len(replayed), pa.timestamp("ms", tz="UTC")),
+        }
+    )
+    warehouse.insert_arrow("xp.dead_letter_replays", marks)
+    run = run_quality(settings, warehouse=warehouse, registry=REGISTRY)
+    dead = next(o for o in run.outcomes if o.check == "dead_letter_rate")
+    assert dead.observed["dead_letters"] == 500 and "invalid_json 500" in dead.detail
