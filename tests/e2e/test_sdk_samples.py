@@ -9,7 +9,9 @@ count twice), and every purchase arrived as one event.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -145,3 +147,151 @@ def test_python_sample_flask_with_the_growthbook_sdk(sdk_stack: SdkStack, tmp_pa
     ) as url:
         assigned = drive_backend(url, units, purchases=6)
     check_sample(sdk_stack, "py", units, assigned, purchases=6)
+
+
+NODE = shutil.which("node")
+NODE_SAMPLE = SAMPLES / "node"
+
+
+def test_node_sample_with_the_growthbook_javascript_sdk(sdk_stack: SdkStack, tmp_path: Path) -> None:
+    if NODE is None:
+        pytest.skip("node not found: the Node sample needs Node.js 20+")
+    if not (NODE_SAMPLE / "node_modules" / "@growthbook" / "growthbook").is_dir():
+        pytest.fail("examples/sdk/node/node_modules is missing: run `make setup` (npm ci)")
+    units = make_units("node", 24)
+    (port,) = free_ports(1)
+    env = {
+        **os.environ,
+        "XP_SERVICE_URL": sdk_stack.service_url,
+        "XP_CLIENT_KEY": sdk_stack.client_key,
+        "PORT": str(port),
+    }
+    with running([NODE, "server.mjs"], env, port, tmp_path / "node.log", NODE_SAMPLE) as url:
+        assigned = drive_backend(url, units, purchases=5)
+    check_sample(sdk_stack, "node", units, assigned, purchases=5)
+
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REACT_BUILD = SAMPLES / "react" / "dist"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "sdk-samples"
+
+
+def static_site(directory: Path, config: dict[str, str]) -> Any:
+    """The built page and its config.json, as any static file server would serve them."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    async def config_json(_request: Any) -> JSONResponse:
+        return JSONResponse(config)
+
+    return Starlette(
+        routes=[
+            Route("/config.json", config_json),
+            Mount("/", StaticFiles(directory=directory, html=True)),
+        ]
+    )
+
+
+def test_react_sample_in_headless_chromium(sdk_stack: SdkStack, tmp_path: Path) -> None:
+    from tests.fixtures.http import serve_in_thread
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (make test-e2e installs Debian's; or set CHROMIUM)")
+    if shutil.which("node") is None:
+        pytest.skip("node not found: the React sample is built with Node.js 20+ and npm")
+    if not (REACT_BUILD / "app.js").is_file():
+        pytest.fail("examples/sdk/react/dist/app.js is missing: run `make setup` (npm ci and the build)")
+    from playwright.sync_api import sync_playwright
+
+    units = make_units("react", 12)
+    purchases = 4
+    config = {"serviceUrl": sdk_stack.service_url, "clientKey": sdk_stack.client_key}
+    assigned: Assigned = {}
+    errors: list[str] = []
+    with serve_in_thread(static_site(REACT_BUILD, config)) as site, sync_playwright() as playwright:
+        assert site.split(":")[-1] != sdk_stack.service_url.split(":")[-1]  # another origin: CORS applies
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on(
+                "console",
+                lambda m: errors.append(f"{m.text} ({m.location.get('url')})") if m.type == "error" else None,
+            )
+            for visit in range(2):  # a reload re-sends the exposures: they must not count twice
+                for i, unit in enumerate(units):
+                    page.goto(f"{site}/?user={unit['id']}&country={unit['country']}")
+                    page.locator("body[data-ready='true']").wait_for(timeout=30_000)
+                    features = {}
+                    for feature in FEATURES:
+                        cell = page.locator(f'[data-feature="{feature}"]')
+                        variation = cell.get_attribute("data-variation-id")
+                        features[feature] = {
+                            "value": json.loads(cell.get_attribute("data-value") or "null"),
+                            "in_experiment": cell.get_attribute("data-in-experiment") == "true",
+                            "variation_id": int(variation) if variation else None,
+                        }
+                    assigned[unit["id"]] = features
+                    tracked = sum(f["in_experiment"] for f in features.values())
+                    page.locator(f"#sent[data-exposures='{tracked}']").wait_for(
+                        state="attached", timeout=30_000
+                    )
+                    if visit == 0 and i < purchases:
+                        page.fill("#amount", str(purchase_amount(i)))
+                        page.click("#buy")
+                        page.locator("#sent[data-purchases='1']").wait_for(state="attached", timeout=30_000)
+                    if visit == 0 and i == 0:
+                        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                        page.screenshot(path=str(ARTIFACTS / "react.png"), full_page=True)
+            # a page may call the client routes cross-origin, never the admin routes (decision 0040)
+            refused = page.evaluate(
+                """url => fetch(url + "/v1/overrides", {method: "POST",
+                     headers: {"Content-Type": "application/json", "X-XP-Key": "any"}, body: "{}"})
+                   .then(r => "answered " + r.status, () => "blocked")""",
+                sdk_stack.service_url,
+            )
+            assert refused == "blocked"
+        finally:
+            browser.close()
+    unexpected = [e for e in errors if "/v1/overrides" not in e and "favicon.ico" not in e]
+    assert unexpected == [], errors
+    check_sample(sdk_stack, "react", units, assigned, purchases=purchases)
+
+
+def test_the_service_lets_the_samples_origin_call_its_client_routes_only(sdk_stack: SdkStack) -> None:
+    """What the React sample relies on: a CORS preflight from its origin to the collector is allowed with
+    the headers it sends; the admin routes answer no page (decision 0040)."""
+    origin = {"Origin": "http://127.0.0.1:5173"}
+    preflight = httpx.options(
+        f"{sdk_stack.service_url}/v1/events",
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-xp-key",
+        },
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] in ("*", origin["Origin"])
+    allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
+    assert {"content-type", "x-xp-key"} <= allowed
+    payload = httpx.get(f"{sdk_stack.service_url}/api/features/{sdk_stack.client_key}", headers=origin)
+    assert payload.status_code == 200 and payload.headers["access-control-allow-origin"] in (
+        "*",
+        origin["Origin"],
+    )
+    assert set(FEATURES) <= set(payload.json()["features"])
+    admin = httpx.post(f"{sdk_stack.service_url}/v1/overrides", json={}, headers={**origin, "X-XP-Key": "x"})
+    assert admin.status_code == 403 and "access-control-allow-origin" not in admin.headers
+    wrong_key = httpx.get(f"{sdk_stack.service_url}/api/features/not-the-key", headers=origin)
+    assert wrong_key.status_code == 401
