@@ -214,7 +214,7 @@ def test_react_sample_in_headless_chromium(sdk_stack: SdkStack, tmp_path: Path) 
         pytest.fail("examples/sdk/react/dist/app.js is missing: run `make setup` (npm ci and the build)")
     from playwright.sync_api import sync_playwright
 
-    units = make_units("react", 12)
+    units = make_units("react", 8)
     purchases = 4
     config = {"serviceUrl": sdk_stack.service_url, "clientKey": sdk_stack.client_key}
     assigned: Assigned = {}
@@ -295,3 +295,43 @@ def test_the_service_lets_the_samples_origin_call_its_client_routes_only(sdk_sta
     assert admin.status_code == 403 and "access-control-allow-origin" not in admin.headers
     wrong_key = httpx.get(f"{sdk_stack.service_url}/api/features/not-the-key", headers=origin)
     assert wrong_key.status_code == 401
+
+
+def run_openfeature_sample(stack: SdkStack, units: Sequence[dict[str, Any]], purchases: int) -> Assigned:
+    lines = [
+        json.dumps({**unit, **({"purchase": purchase_amount(i)} if i < purchases else {})})
+        for i, unit in enumerate(units)
+    ]
+    env = {**os.environ, "XP_SERVICE_URL": stack.service_url, "XP_CLIENT_KEY": stack.client_key}
+    result = subprocess.run(
+        [sys.executable, str(SAMPLES / "openfeature" / "sample.py")],
+        input="\n".join(lines) + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assigned: Assigned = {}
+    for line in result.stdout.splitlines():
+        answer = json.loads(line)
+        features = {}
+        for key, details in answer["flags"].items():
+            assert details["error_code"] is None, (answer["id"], key, details)
+            split = details["reason"] == "SPLIT"  # OpenFeature's reason for an experiment's assignment
+            features[key] = {
+                "value": details["value"],
+                "in_experiment": split,
+                "variation_id": int(details["variant"]) if split else None,
+            }
+        assigned[answer["id"]] = features
+    assert list(assigned) == [unit["id"] for unit in units]
+    return assigned
+
+
+def test_openfeature_sample_with_growthbooks_provider(sdk_stack: SdkStack) -> None:
+    units = make_units("of", 20)
+    assigned = run_openfeature_sample(sdk_stack, units, purchases=5)
+    again = run_openfeature_sample(sdk_stack, units, purchases=0)  # a second process: exposures re-sent
+    assert again == assigned
+    check_sample(sdk_stack, "of", units, assigned, purchases=5)
