@@ -23,8 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.kafka import KafkaBroker, free_ports
+from tests.fixtures.kafka import KafkaBroker, free_ports, read_topics_to_end
 from tests.fixtures.waiting import wait_until
+from xpcore.config import KafkaSettings
 from xpcore.warehouse.remote import RemoteWarehouse
 
 __all__ = ["EXPERIMENTS", "FEATURES", "SAMPLES", "SdkStack", "sdk_stack"]
@@ -55,6 +56,8 @@ class SdkStack:
     service_url: str
     client_key: str
     warehouse: RemoteWarehouse
+    kafka: KafkaSettings
+    stream_group: str
     env: dict[str, str]
     log: Path
 
@@ -84,20 +87,57 @@ class SdkStack:
         assert result.returncode == 0, result.stderr
         return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
-    def wait_for_rows(self, query: str, parameters: dict[str, Any], count: int) -> list[dict[str, Any]]:
-        """The query's rows once there are at least ``count`` (the stream worker loads them)."""
+    def records_sent(self, topic: str, unit_prefix: str, at_least: int) -> list[dict[str, Any]]:
+        """The records of ``topic`` keyed by a unit of ``unit_prefix``, read to the topic's end offsets
+        once there are at least ``at_least`` (a record sent twice shows twice)."""
+        found: list[dict[str, Any]] = []
 
-        def enough() -> list[dict[str, Any]] | None:
-            rows = self.sql(query, parameters)
-            return rows if len(rows) >= count else None
+        def enough() -> bool:
+            records = read_topics_to_end(self.kafka, [topic])
+            found[:] = [json.loads(r.value()) for r in records if r.key().decode().startswith(unit_prefix)]
+            return len(found) >= at_least
 
-        rows: list[dict[str, Any]] = wait_until(
+        wait_until(
             enough,
-            timeout=90,
-            interval=0.5,
-            message=lambda: f"{count} rows of {query!r}; xp up log:\n{self.log.read_text()[-3000:]}",
+            timeout=60,
+            interval=0.3,
+            message=lambda: f"{at_least} records of {unit_prefix}* on {topic} (found {len(found)})",
         )
-        return rows
+        return found
+
+    def wait_until_loaded(self, topics: Sequence[str]) -> None:
+        """Until the stream worker has committed every record the topics hold now: it commits after
+        the warehouse insert, so what the warehouse holds of them afterwards is final."""
+        from confluent_kafka import TopicPartition
+
+        from xpcore.kafka.clients import make_consumer
+
+        consumer = make_consumer(self.kafka, self.stream_group)
+        try:
+            names = [self.kafka.topic(topic) for topic in topics]
+            ends = {
+                (name, p): consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10, cached=False)[
+                    1
+                ]
+                for name in names
+                for p in consumer.list_topics(name, timeout=10).topics[name].partitions
+            }
+            wanted = [TopicPartition(name, p) for (name, p), end in ends.items() if end > 0]
+
+            def committed() -> bool:
+                offsets = consumer.committed(wanted, timeout=10)
+                return all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in offsets)
+
+            wait_until(
+                committed,
+                timeout=90,
+                interval=0.5,
+                message=lambda: (
+                    f"the stream worker to commit {ends}; xp up log:\n{self.log.read_text()[-3000:]}"
+                ),
+            )
+        finally:
+            consumer.close()
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +194,8 @@ def sdk_stack(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactor
             service_url=f"http://127.0.0.1:{service_port}",
             client_key=CLIENT_KEY,
             warehouse=warehouse,
+            kafka=kafka,
+            stream_group=env["XP_STREAM_GROUP_ID"],
             env=env,
             log=log,
         )

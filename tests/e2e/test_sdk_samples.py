@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ import pytest
 from tests.e2e.sdk_stack import FEATURES, SAMPLES, SdkStack, sdk_stack
 from tests.fixtures.kafka import free_ports
 from tests.fixtures.waiting import wait_until
+from xpcore.kafka.topics import EVENTS, EXPOSURES
 
 pytestmark = pytest.mark.e2e
 
@@ -70,25 +72,33 @@ def check_sample(
                 )
     in_and_out = {a[f]["in_experiment"] for a in assigned.values() for f in FEATURES}
     assert in_and_out == {True, False}  # the units cover both: exposures only for units in an experiment
+
+    # Every exposure went to Kafka at least twice (the samples see each unit twice), each purchase once.
+    prefix_ = f"{prefix}-"
+    sent_exposures = stack.records_sent(EXPOSURES, prefix_, 2 * len(expected_exposures))
+    seen = Counter((e["unit_id"], e["experiment_key"], e["variation_id"]) for e in sent_exposures)
+    wanted = {(e["unit_id"], e["experiment_key"], e["variation_id"]) for e in expected_exposures}
+    assert set(seen) == wanted and min(seen.values()) >= 2, seen
+    assert {e["source"] for e in sent_exposures} == {"sdk"}
+    sent_events = stack.records_sent(EVENTS, prefix_, purchases)
+    assert len(sent_events) == purchases
+
+    # Once the stream worker has committed all of it, ClickHouse holds each exposure and event once.
+    stack.wait_until_loaded([EXPOSURES, EVENTS])
     like = {"p": f"{prefix}-%"}
-    exposures = stack.wait_for_rows(
-        "SELECT unit_id, experiment_key, variation_id, source FROM xp.exposures FINAL"
-        " WHERE unit_id LIKE {p:String} ORDER BY unit_id, experiment_key",
+    exposures = stack.sql(
+        "SELECT unit_id, experiment_key, variation_id, source FROM xp.exposures"
+        " WHERE unit_id LIKE {p:String}",
         like,
-        len(expected_exposures),
     )
     key = lambda row: (row["unit_id"], row["experiment_key"])  # noqa: E731
-    assert sorted(({**e, "source": "sdk"} for e in expected_exposures), key=key) == sorted(exposures, key=key)
-    events = stack.wait_for_rows(
-        "SELECT unit_id, event_name, value FROM xp.events WHERE unit_id LIKE {p:String} ORDER BY unit_id",
-        like,
-        purchases,
-    )
-    sent = [
+    assert sorted(exposures, key=key) == sorted(({**e, "source": "sdk"} for e in expected_exposures), key=key)
+    events = stack.sql("SELECT unit_id, event_name, value FROM xp.events WHERE unit_id LIKE {p:String}", like)
+    purchased = [
         {"unit_id": unit["id"], "event_name": "purchase", "value": purchase_amount(i)}
         for i, unit in enumerate(units[:purchases])
     ]
-    assert sorted(events, key=lambda r: r["unit_id"]) == sorted(sent, key=lambda r: r["unit_id"])
+    assert sorted(events, key=lambda r: r["unit_id"]) == sorted(purchased, key=lambda r: r["unit_id"])
 
 
 @contextmanager
