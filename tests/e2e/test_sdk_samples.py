@@ -142,8 +142,19 @@ def drive_backend(url: str, units: Sequence[dict[str, Any]], purchases: int) -> 
         for i, unit in enumerate(units[:purchases]):
             answer = client.post("/purchase", json={"user": unit["id"], "amount": purchase_amount(i)})
             assert answer.status_code == 202, answer.text
-        refused = client.post("/purchase", json={"user": "", "amount": "lots"})
-        assert refused.status_code == 400
+        # bad input is refused with a clear error, and nothing reaches the collector
+        assert client.get("/checkout").status_code == 400
+        for body in (
+            {"user": "", "amount": 3},
+            {"user": "x", "amount": "lots"},
+            {"user": ["x"], "amount": 1},
+        ):
+            refused = client.post("/purchase", json=body)
+            assert refused.status_code == 400 and "error" in refused.json(), body
+        not_json = client.post(
+            "/purchase", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        assert not_json.status_code == 400
     return assigned
 
 
