@@ -10,9 +10,9 @@ KAFKA_LIB := deploy/kafka/lib
 export XP_HOME ?= $(CURDIR)/.xp
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: setup native sdk-samples browser wrk demo test test-unit test-fuzz test-integration test-e2e audit bench lint fmt clean
+.PHONY: setup native browser wrk demo test test-unit test-fuzz test-integration test-e2e audit bench lint fmt clean
 
-setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved native sdk-samples  ## .venv with everything + Kafka jars + SDK samples (idempotent)
+setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved native  ## .venv with everything + Kafka jars (idempotent)
 
 # The C hashes of assignment/ (a no-op when up to date; without a C compiler: one warning, pure Python).
 native: $(VENV)/.synced
@@ -40,15 +40,17 @@ $(KAFKA_LIB)/.resolved: deploy/kafka/pom.xml
 # differs from the stamp in dist/. Without npm: one warning, and the Node and React sample tests skip.
 SDK_NPM_DIRS := examples/sdk/node examples/sdk/react
 SDK_REACT := examples/sdk/react
+.PHONY: sdk-samples
+setup: sdk-samples
 sdk-samples:  ## npm packages of the SDK samples and the React sample's build (idempotent; skipped without npm)
-	@if ! command -v npm >/dev/null; then \
-	  echo "warning: npm not found: the Node and React SDK samples are not installed (their tests skip)" >&2; exit 0; fi; \
+	@if ! command -v npm >/dev/null || ! command -v node >/dev/null; then \
+	  echo "warning: node/npm not found: the Node and React SDK samples are not installed (their tests skip)" >&2; exit 0; fi; \
 	for dir in $(SDK_NPM_DIRS); do \
 	  want=$$(sha256sum $$dir/package-lock.json | cut -d' ' -f1); \
-	  if [ "$$(cat $$dir/node_modules/.xp-lock-sha256 2>/dev/null)" != "$$want" ]; then \
+	  if [ "$$(cat $$dir/node_modules/.xp-lock-hash 2>/dev/null)" != "$$want" ]; then \
 	    echo "npm ci in $$dir"; \
 	    (cd $$dir && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) || exit 1; \
-	    echo "$$want" > $$dir/node_modules/.xp-lock-sha256; \
+	    echo "$$want" > $$dir/node_modules/.xp-lock-hash; \
 	  fi; \
 	done; \
 	want=$$(cat $(SDK_REACT)/package-lock.json $(SDK_REACT)/build.mjs $(SDK_REACT)/index.html $(SDK_REACT)/src/* | sha256sum | cut -d' ' -f1); \
