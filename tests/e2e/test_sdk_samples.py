@@ -48,10 +48,17 @@ Assigned = dict[str, dict[str, dict[str, Any]]]
 
 
 def check_sample(
-    stack: SdkStack, prefix: str, units: Sequence[dict[str, Any]], assigned: Assigned, purchases: int
+    stack: SdkStack,
+    prefix: str,
+    units: Sequence[dict[str, Any]],
+    assigned: Assigned,
+    purchases: int,
+    *,
+    source: str = "sdk",
+    min_sends: int = 2,
 ) -> None:
-    """The sample assigned what `xp assign eval` assigns; its exposures and purchases are in ClickHouse
-    exactly once."""
+    """The sample assigned what `xp assign eval` assigns; its exposures (sent at least ``min_sends``
+    times each, by ``source``) and purchases are in ClickHouse exactly once."""
     expected_exposures = []
     for feature in FEATURES:
         evaluated = stack.assign_eval(feature, units)
@@ -73,13 +80,14 @@ def check_sample(
     in_and_out = {a[f]["in_experiment"] for a in assigned.values() for f in FEATURES}
     assert in_and_out == {True, False}  # the units cover both: exposures only for units in an experiment
 
-    # Every exposure went to Kafka at least twice (the samples see each unit twice), each purchase once.
+    # Every exposure went to Kafka (at least twice when the sample re-sends: it sees each unit twice),
+    # each purchase once.
     prefix_ = f"{prefix}-"
-    sent_exposures = stack.records_sent(EXPOSURES, prefix_, 2 * len(expected_exposures))
+    sent_exposures = stack.records_sent(EXPOSURES, prefix_, min_sends * len(expected_exposures))
     seen = Counter((e["unit_id"], e["experiment_key"], e["variation_id"]) for e in sent_exposures)
     wanted = {(e["unit_id"], e["experiment_key"], e["variation_id"]) for e in expected_exposures}
-    assert set(seen) == wanted and min(seen.values()) >= 2, seen
-    assert {e["source"] for e in sent_exposures} == {"sdk"}
+    assert set(seen) == wanted and min(seen.values()) >= min_sends, seen
+    assert {e["source"] for e in sent_exposures} == {source}
     sent_events = stack.records_sent(EVENTS, prefix_, purchases)
     assert len(sent_events) == purchases
 
@@ -92,7 +100,9 @@ def check_sample(
         like,
     )
     key = lambda row: (row["unit_id"], row["experiment_key"])  # noqa: E731
-    assert sorted(exposures, key=key) == sorted(({**e, "source": "sdk"} for e in expected_exposures), key=key)
+    assert sorted(exposures, key=key) == sorted(
+        ({**e, "source": source} for e in expected_exposures), key=key
+    )
     events = stack.sql("SELECT unit_id, event_name, value FROM xp.events WHERE unit_id LIKE {p:String}", like)
     purchased = [
         {"unit_id": unit["id"], "event_name": "purchase", "value": purchase_amount(i)}
@@ -318,14 +328,16 @@ def test_the_service_lets_the_samples_origin_call_its_client_routes_only(sdk_sta
     assert wrong_key.status_code == 401
 
 
-def run_openfeature_sample(stack: SdkStack, units: Sequence[dict[str, Any]], purchases: int) -> Assigned:
+def run_openfeature_sample(
+    stack: SdkStack, units: Sequence[dict[str, Any]], purchases: int, provider: str
+) -> Assigned:
     lines = [
         json.dumps({**unit, **({"purchase": purchase_amount(i)} if i < purchases else {})})
         for i, unit in enumerate(units)
     ]
     env = {**os.environ, "XP_SERVICE_URL": stack.service_url, "XP_CLIENT_KEY": stack.client_key}
     result = subprocess.run(
-        [sys.executable, str(SAMPLES / "openfeature" / "sample.py")],
+        [sys.executable, str(SAMPLES / "openfeature" / "sample.py"), "--provider", provider],
         input="\n".join(lines) + "\n",
         env=env,
         capture_output=True,
@@ -340,19 +352,38 @@ def run_openfeature_sample(stack: SdkStack, units: Sequence[dict[str, Any]], pur
         for key, details in answer["flags"].items():
             assert details["error_code"] is None, (answer["id"], key, details)
             split = details["reason"] == "SPLIT"  # OpenFeature's reason for an experiment's assignment
+            variation = details["metadata"].get("variation_id", details["variant"])
             features[key] = {
                 "value": details["value"],
                 "in_experiment": split,
-                "variation_id": int(details["variant"]) if split else None,
+                "variation_id": int(variation) if split else None,
             }
         assigned[answer["id"]] = features
     assert list(assigned) == [unit["id"] for unit in units]
     return assigned
 
 
-def test_openfeature_sample_with_growthbooks_provider(sdk_stack: SdkStack) -> None:
-    units = make_units("of", 20)
-    assigned = run_openfeature_sample(sdk_stack, units, purchases=5)
-    again = run_openfeature_sample(sdk_stack, units, purchases=0)  # a second process: exposures re-sent
+def serves_ofrep(stack: SdkStack) -> bool:
+    answer = httpx.post(
+        f"{stack.service_url}/ofrep/v1/evaluate/flags/{FEATURES[0]}",
+        json={"context": {"targetingKey": "probe"}},
+        headers={"Authorization": f"Bearer {stack.client_key}"},
+    )
+    return answer.status_code == 200
+
+
+@pytest.mark.parametrize("provider", ["growthbook", "ofrep"])
+def test_openfeature_sample(sdk_stack: SdkStack, provider: str) -> None:
+    """GrowthBook's provider assigns in the process and the sample sends the exposures; the OFREP
+    provider asks the service, which assigns and records them itself (once per unit: its own dedup)."""
+    if provider == "ofrep" and not serves_ofrep(sdk_stack):
+        pytest.skip("the service does not serve OFREP (/ofrep/v1/evaluate/flags/…: issue #17 part 1)")
+    prefix = "of" if provider == "growthbook" else "ofrep"
+    units = make_units(prefix, 20)
+    assigned = run_openfeature_sample(sdk_stack, units, purchases=5, provider=provider)
+    again = run_openfeature_sample(sdk_stack, units, purchases=0, provider=provider)  # a second process
     assert again == assigned
-    check_sample(sdk_stack, "of", units, assigned, purchases=5)
+    if provider == "growthbook":
+        check_sample(sdk_stack, prefix, units, assigned, purchases=5)
+    else:
+        check_sample(sdk_stack, prefix, units, assigned, purchases=5, source="service", min_sends=1)

@@ -1,23 +1,29 @@
-"""OpenFeature in Python against xpstream, through GrowthBook's OpenFeature provider.
+"""OpenFeature in Python against xpstream, with either of two providers.
 
-The OpenFeature SDK (`openfeature-sdk`) resolves flags with GrowthBook's provider
-(`growthbook-openfeature-provider`, which wraps the GrowthBook Python SDK): the features payload comes
-from the assignment service (`GET /api/features/{client_key}`), each unit is assigned locally, and the
-provider's experiment-viewed callback sends the exposure to the service's collector (`POST /v1/events`).
-OpenFeature's tracking API (`client.track("purchase", context, TrackingEventDetails(value=…))`) sends a
-metric event the same way: this provider adds `track` to GrowthBook's, which has none.
+- `--provider growthbook` (the default): GrowthBook's OpenFeature provider
+  (`growthbook-openfeature-provider`, which wraps the GrowthBook Python SDK) loads the features payload
+  from the assignment service (`GET /api/features/{client_key}`) and assigns each unit in this process;
+  its experiment-viewed callback sends the exposure to the service's collector (`POST /v1/events`).
+- `--provider ofrep`: the OpenFeature Remote Evaluation Protocol provider (`openfeature-provider-ofrep`)
+  asks the service for each flag (`POST /ofrep/v1/evaluate/flags/{key}`); the service assigns and
+  records the exposure itself, exactly as for `POST /v1/assign` (needs a service that serves OFREP).
+
+With either, OpenFeature's tracking API (`client.track("purchase", context, TrackingEventDetails(value=…))`)
+sends a metric event to `POST /v1/events`: the sample adds `track` to both providers, which have none.
 
 Reads units as JSON lines on stdin (`{"id": "u1", "country": "US", "purchase": 12.5}`; `purchase` is
 optional) and prints, per unit, one JSON line with each flag's OpenFeature details:
 
     echo '{"id": "u1", "country": "US", "purchase": 12.5}' | \\
-        XP_SERVICE_URL=http://127.0.0.1:8100 XP_CLIENT_KEY=ck_1 python sample.py
+        XP_SERVICE_URL=http://127.0.0.1:8100 XP_CLIENT_KEY=ck_1 python sample.py [--provider ofrep]
 
-Needs `openfeature-sdk` and `growthbook-openfeature-provider` (with `growthbook`); nothing from xpstream.
+Needs `openfeature-sdk` and `growthbook-openfeature-provider` (or `openfeature-provider-ofrep`); nothing
+from xpstream.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -27,9 +33,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from growthbook_openfeature_provider import GrowthBookProvider, GrowthBookProviderOptions
 from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
+from openfeature.provider import AbstractProvider
 from openfeature.track import TrackingEventDetails
 
 SERVICE_URL = os.environ.get("XP_SERVICE_URL", "http://127.0.0.1:8100").rstrip("/")
@@ -77,8 +83,8 @@ def on_experiment_viewed(experiment: Any, result: Any, user_context: Any = None)
     send_to_collector([exposure], [])
 
 
-class XpstreamGrowthBookProvider(GrowthBookProvider):
-    """GrowthBook's provider, plus OpenFeature's tracking API sending metric events to xpstream."""
+class CollectorTracking:
+    """OpenFeature's tracking API for a provider: a metric event on the service's collector."""
 
     def track(
         self,
@@ -100,7 +106,13 @@ class XpstreamGrowthBookProvider(GrowthBookProvider):
         send_to_collector([], [event])
 
 
-def main() -> int:
+def growthbook_provider() -> AbstractProvider:
+    """GrowthBook's provider (payload in the process, exposures from its callback), plus tracking."""
+    from growthbook_openfeature_provider import GrowthBookProvider, GrowthBookProviderOptions
+
+    class XpstreamGrowthBookProvider(CollectorTracking, GrowthBookProvider):
+        pass
+
     provider = XpstreamGrowthBookProvider(
         GrowthBookProviderOptions(
             api_host=SERVICE_URL, client_key=CLIENT_KEY, on_experiment_viewed=on_experiment_viewed
@@ -108,9 +120,27 @@ def main() -> int:
     )
     provider.initialize_sync()
     if not provider.initialized:
-        print(f"error: could not load features from {SERVICE_URL}", file=sys.stderr)
-        return 1
-    api.set_provider(provider)
+        raise SystemExit(f"error: could not load features from {SERVICE_URL}")
+    return provider
+
+
+def ofrep_provider() -> AbstractProvider:
+    """The OFREP provider (the service evaluates and records the exposures), plus tracking."""
+    from openfeature.contrib.provider.ofrep import OFREPProvider
+
+    class XpstreamOFREPProvider(CollectorTracking, OFREPProvider):
+        pass
+
+    return XpstreamOFREPProvider(
+        SERVICE_URL, headers_factory=lambda: {"Authorization": f"Bearer {CLIENT_KEY}"}
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="OpenFeature against xpstream's assignment service.")
+    parser.add_argument("--provider", choices=["growthbook", "ofrep"], default="growthbook")
+    options = parser.parse_args()
+    api.set_provider(growthbook_provider() if options.provider == "growthbook" else ofrep_provider())
     client = api.get_client("xpstream-sample")
     try:
         for line in sys.stdin:
@@ -131,6 +161,7 @@ def main() -> int:
                     "variant": details.variant,
                     "reason": str(details.reason),
                     "error_code": details.error_code and str(details.error_code),
+                    "metadata": dict(details.flag_metadata),
                 }
             if "purchase" in unit:
                 client.track("purchase", context, TrackingEventDetails(value=float(unit["purchase"])))
