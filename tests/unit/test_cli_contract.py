@@ -23,6 +23,9 @@ CONTRACT = [
     ["sql"],
     ["dashboard", "serve"],
     ["up"],
+    ["warehouse", "ddl"],
+    ["backup"],
+    ["restore"],
 ]
 
 
