@@ -30,6 +30,17 @@ def test_every_statement_parses(warehouse: Warehouse) -> None:
             assert "Replicated" in text and "ON CLUSTER xp_prod" in text
 
 
+def test_server_backup_statements_parse(warehouse: Warehouse) -> None:
+    from xpcore.warehouse.server_backup import server_backup_sql, server_restore_sql
+
+    for sql in (
+        server_backup_sql("disk:backups/xp-1", cluster="xp_prod"),
+        server_restore_sql("https://s3.eu-west-1.amazonaws.com/acme/xp/1", cluster="xp_prod"),
+    ):
+        formatted = warehouse.query_arrow("SELECT formatQuery({q:String}) AS f", {"q": sql})
+        assert formatted["f"][0].as_py().split()[:2] in (["BACKUP", "DATABASE"], ["RESTORE", "DATABASE"])
+
+
 def local_form(sql: str) -> str:
     """The statement as one node without Keeper runs it, in database ``xpl``."""
     sql = sql.replace(" ON CLUSTER xp_prod", "")

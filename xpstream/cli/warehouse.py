@@ -64,5 +64,28 @@ def ddl(
     sys.stdout.write(render_script(statements, cluster, chosen))
 
 
+@warehouse_app.command("backup-sql")
+def backup_sql(
+    target: str = typer.Option(..., "--to", help="disk:DISK/NAME or https://HOST/BUCKET/PATH (S3)."),
+    cluster: str | None = typer.Option(None, "--cluster", help="Back up every shard (ON CLUSTER)."),
+    restore: bool = typer.Option(False, "--restore", help="Print the RESTORE statement instead."),
+) -> None:
+    """Print the ClickHouse server's BACKUP (or RESTORE) statement for database xp.
+
+    The server writes the backup itself (consistent per table); credentials come from its configuration,
+    never from the statement. `xp backup` copies an embedded chDB store; on a server, use this.
+
+    Examples:
+
+      xp warehouse backup-sql --to disk:backups/xp-2026-12-05 --cluster xp | clickhouse-client
+
+      xp warehouse backup-sql --to https://s3.eu-west-1.amazonaws.com/acme-xp/backups/2026-12-05 --restore
+    """
+    from xpcore.warehouse.server_backup import server_backup_sql, server_restore_sql
+
+    make = server_restore_sql if restore else server_backup_sql
+    sys.stdout.write(make(target, cluster=cluster) + "\n")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(warehouse_app, name="warehouse")
