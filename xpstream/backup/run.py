@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xpcore.config.jobs import LakeSettings
+from xpcore.errors import TransientError
 from xpcore.warehouse import DATABASE, Warehouse, open_warehouse
 from xpstream.backup.lake_copy import copy_lake_in, copy_lake_out, local_lake_path
 from xpstream.backup.manifest import (
@@ -62,6 +63,18 @@ def create_backup(
     if destination.exists() and any(destination.iterdir()):
         raise BackupError(f"{destination} exists and is not empty: give a new directory")
     destination.mkdir(parents=True, exist_ok=True)
+    registry_records: int | None = None
+    if "registry" not in skip:  # first: small, and the part most likely to be unreachable
+        from assignment.registry_topic import read_registry_messages
+
+        try:
+            messages = read_registry_messages(settings, timeout=15.0)
+        except TransientError as error:
+            raise TransientError(
+                f"cannot back up the registry topic: {error} (start Kafka, or add --skip registry)"
+            ) from None
+        write_records_file(messages, destination / REGISTRY_FILE)
+        registry_records = len(messages)
     tables: dict[str, int] = {}
     derived: list[str] = []
     migrations: list[dict[str, object]] = []
@@ -75,13 +88,6 @@ def create_backup(
             tables = export_tables(warehouse, copied, destination / "warehouse")
         finally:
             warehouse.close()
-    registry_records: int | None = None
-    if "registry" not in skip:
-        from assignment.registry_topic import read_registry_messages
-
-        messages = read_registry_messages(settings)
-        write_records_file(messages, destination / REGISTRY_FILE)
-        registry_records = len(messages)
     lake = False
     if "lake" not in skip:
         lake_path = local_lake_path(settings.lake_location)
