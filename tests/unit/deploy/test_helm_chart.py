@@ -260,3 +260,16 @@ def test_helm_lint_and_template_agree_with_the_python_render() -> None:
         return doc["kind"], doc["metadata"]["name"]
 
     assert sorted(by_helm, key=key) == sorted(DOCS, key=key)
+
+
+def test_every_environment_variable_is_a_setting_xpstream_reads() -> None:
+    documented = (ROOT / "docs" / "configuration.md").read_text()  # generated from the settings classes
+    names = {
+        env["name"]
+        for doc in DOCS
+        if doc["kind"] in ("Deployment", "CronJob")
+        for container in containers(doc)
+        for env in container["env"]
+    }
+    assert len(names) > 15
+    assert sorted(n for n in names if f"`{n}`" not in documented) == []
