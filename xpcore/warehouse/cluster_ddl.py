@@ -44,7 +44,9 @@ __all__ = [
     "LOCAL_SUFFIX",
     "ClusterStatement",
     "cluster_ddl",
+    "pending_on_cluster",
     "render_script",
+    "route_statement",
     "shard_key",
     "validate_cluster_name",
 ]
@@ -299,3 +301,33 @@ def render_script(
             parts.append("-- run once (not ON CLUSTER): reads and writes through the Distributed tables")
         parts.append(statement.sql.rstrip() + ";\n")
     return "\n".join(parts)
+
+
+_ROUTED = re.compile(
+    rf"^(ALTER TABLE|OPTIMIZE TABLE|TRUNCATE TABLE(?: IF EXISTS)?)\s+`?{DATABASE}`?\.`?(\w+)`?(?=\s|$)",
+    re.IGNORECASE,
+)
+
+
+def route_statement(sql: str, cluster: str) -> str:
+    """A statement the application runs, as the cluster schema needs it: ``ALTER``, ``OPTIMIZE`` and
+    ``TRUNCATE`` of ``xp.T`` (a Distributed table there, which refuses them) go to ``xp.T_local ON CLUSTER``;
+    everything else, and ``xp.schema_migrations`` (not sharded), is returned unchanged."""
+    body = _body(sql)
+    match = _ROUTED.match(body)
+    if match is None or match.group(2) == "schema_migrations":
+        return sql
+    head = f"{match.group(1)} {DATABASE}.{match.group(2)}{LOCAL_SUFFIX} {_on_cluster(cluster)}"
+    return head + body[match.end() :]
+
+
+def pending_on_cluster(pending: Sequence[Migration], cluster: str) -> MigrationError | None:
+    """The error for migrations not yet applied to a cluster (the application never applies them there:
+    the single-node DDL would create plain tables beside the Distributed ones)."""
+    if not pending:
+        return None
+    first = pending[0].version
+    return MigrationError(
+        f"{len(pending)} migration(s) from {pending[0].label} are not applied to cluster {cluster}: run "
+        f"`xp warehouse ddl --cluster {cluster} --from-version {first}` against it first"
+    )

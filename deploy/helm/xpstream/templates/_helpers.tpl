@@ -32,6 +32,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "xpstream.clickhouseEnv" -}}
 - name: XP_CLICKHOUSE_URL
   value: {{ .Values.clickhouse.url | quote }}
+- name: XP_CLICKHOUSE_CLUSTER
+  value: {{ .Values.clickhouse.cluster | quote }}
 - name: XP_CLICKHOUSE_USER
   valueFrom:
     secretKeyRef:
