@@ -100,3 +100,30 @@ def test_a_malformed_registry_line_is_refused(tmp_path: Path, line: str) -> None
     (tmp_path / "records.jsonl").write_text(line + "\n")
     with pytest.raises(BackupError, match=r"records\.jsonl line 1"):
         read_records_file(tmp_path / "records.jsonl")
+
+
+def test_a_backup_into_a_non_empty_directory_is_refused(tmp_path: Path) -> None:
+    from xpcore.config.jobs import LakeSettings
+    from xpstream.backup import create_backup
+
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest" / "keep.txt").write_text("mine")
+    settings = LakeSettings(home=tmp_path / "home", clickhouse_url=None)
+    with pytest.raises(BackupError, match="not empty"):
+        create_backup(settings, tmp_path / "dest")
+    assert (tmp_path / "dest" / "keep.txt").read_text() == "mine"
+    assert not (tmp_path / "home").exists()
+
+
+def test_an_unknown_part_to_skip_is_refused_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "xpstream.cli", "restore", str(tmp_path), "--skip", "kafka"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "error: --skip takes warehouse, registry or lake, got kafka\n"
