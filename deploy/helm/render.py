@@ -7,8 +7,8 @@ renderer cannot drift from helm unnoticed. A template outside the subset fails l
 
 The subset: text; ``{{ … }}`` with ``{{-``/``-}}`` trimming; ``if``/``else``/``end``; ``define`` (in
 ``_helpers.tpl``); pipelines starting with ``.Values.…``, ``.Release.Name|Service|Namespace``,
-``.Chart.AppVersion|Version|Name``, ``.Files.Get "path"``, ``include "name" .`` or ``toYaml X``, then
-``| quote``, ``| toYaml``, ``| nindent N``, ``| indent N``.
+``.Chart.AppVersion|Version|Name``, ``.Files.Get "path"``, ``include "name" .``, ``not X`` or
+``toYaml X``, then ``| quote``, ``| toYaml``, ``| nindent N``, ``| indent N``.
 
     .venv/bin/python deploy/helm/render.py [--set a.b=value …] > manifests.yaml
 """
@@ -152,6 +152,8 @@ def _command(words: list[str], piped: Any, has_piped: bool, context: Context) ->
         if args[1:] != ["."]:
             raise TemplateError("include takes a name and the root context '.'")
         return render_nodes(context.defines[_literal(args[0])], context)
+    if name == "not":
+        return not _truthy(piped if has_piped else _lookup(args[0], context))
     if name == "toYaml":
         return _to_yaml(piped if has_piped else _lookup(args[0], context))
     if name == "quote":

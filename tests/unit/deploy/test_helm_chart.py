@@ -124,6 +124,7 @@ def test_workers_scale_on_their_groups_lag_within_the_partitions() -> None:
     (container,) = containers(deployment)
     assert container["args"] == ["xp", "stream", "run"]
     env = {e["name"]: e for e in container["env"]}
+    assert "replicas" not in deployment["spec"]  # KEDA's HPA owns it; helm upgrade must not reset it
     scaled = of_kind("ScaledObject")["xp-worker"]
     assert scaled["spec"]["scaleTargetRef"]["name"] == "xp-worker"
     topics = of_kind("KafkaTopic")
