@@ -241,7 +241,27 @@ def helm_binary() -> str | None:
     return str(local) if local.exists() else shutil.which("helm")
 
 
-def test_helm_lint_and_template_agree_with_the_python_render() -> None:
+OFF = {
+    "worker.keda.enabled": False,
+    "kafka.strimzi.enabled": False,
+    "clickhouse.altinity.enabled": False,
+    "dashboard.enabled": False,
+}
+
+
+def nested(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path, value in flat.items():
+        *parents, last = path.split(".")
+        target = out
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
+    return out
+
+
+@pytest.mark.parametrize("overrides", [{}, OFF], ids=["defaults", "parts-off"])
+def test_helm_lint_and_template_agree_with_the_python_render(overrides: dict[str, Any]) -> None:
     helm = helm_binary()
     if helm is None:
         pytest.skip(
@@ -249,10 +269,13 @@ def test_helm_lint_and_template_agree_with_the_python_render() -> None:
             "the chart was checked by the Python render only"
         )
     env = {**os.environ, "HELM_CACHE_HOME": "/tmp/xp-helm-cache", "HELM_CONFIG_HOME": "/tmp/xp-helm-config"}
-    lint = subprocess.run([helm, "lint", str(CHART)], capture_output=True, text=True, timeout=120, env=env)
+    sets = [arg for path, value in overrides.items() for arg in ("--set", f"{path}={str(value).lower()}")]
+    lint = subprocess.run(
+        [helm, "lint", "--strict", str(CHART), *sets], capture_output=True, text=True, timeout=120, env=env
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     template = subprocess.run(
-        [helm, "template", "xp", str(CHART)], capture_output=True, text=True, timeout=120, env=env
+        [helm, "template", "xp", str(CHART), *sets], capture_output=True, text=True, timeout=120, env=env
     )
     assert template.returncode == 0, template.stderr
     by_helm = [d for d in yaml.safe_load_all(template.stdout) if d]
@@ -260,7 +283,8 @@ def test_helm_lint_and_template_agree_with_the_python_render() -> None:
     def key(doc: dict[str, Any]) -> tuple[str, str]:
         return doc["kind"], doc["metadata"]["name"]
 
-    assert sorted(by_helm, key=key) == sorted(DOCS, key=key)
+    by_python = render.documents(render.render_chart(nested(overrides)))
+    assert sorted(by_helm, key=key) == sorted(by_python, key=key)
 
 
 def test_every_environment_variable_is_a_setting_xpstream_reads() -> None:
