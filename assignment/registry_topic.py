@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from assignment.registry import RegistrySnapshot
@@ -48,11 +49,14 @@ if TYPE_CHECKING:
     from xpcore.config import KafkaSettings
 
 __all__ = [
+    "RawRegistryMessage",
     "RegistryFollower",
     "publish_changes",
     "read_registry",
+    "read_registry_messages",
     "read_registry_records",
     "registry_history",
+    "republish_registry_messages",
 ]
 
 logger = logging.getLogger(__name__)
@@ -275,6 +279,113 @@ def read_registry_records(settings: KafkaSettings, timeout: float = 10.0) -> lis
         return [record for p in sorted(by_partition) for record in by_partition[p]]
     finally:
         consumer.close()
+
+
+@dataclass(frozen=True)
+class RawRegistryMessage:
+    """One record of ``xp.registry`` exactly as the topic holds it (for backups: signatures stay valid)."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+
+
+def read_registry_messages(settings: KafkaSettings, timeout: float = 30.0) -> list[RawRegistryMessage]:
+    """Every record ``xp.registry`` holds now, verbatim and unverified, partition by partition in offset
+    order (beginning → the end offsets read at the start). Empty if the topic is missing."""
+    from confluent_kafka import TopicPartition
+
+    deadline = time.monotonic() + timeout
+    topic = settings.topic(REGISTRY)
+    consumer = _registry_consumer(settings)
+    try:
+        partitions = _partitions(consumer, topic, timeout, settings)
+        if not partitions:
+            return []
+        marks = _watermarks(consumer, topic, partitions, max(deadline - time.monotonic(), 0.5))
+        pending = {p: high for p, (low, high) in marks.items() if high > low}
+        if not pending:
+            return []
+        consumer.assign([TopicPartition(topic, p, marks[p][0]) for p in pending])
+        found: list[RawRegistryMessage] = []
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransientError(f"timed out after {timeout:g}s reading {topic} to its end offsets")
+            for message in consumer.consume(num_messages=1000, timeout=min(left, 0.5)):
+                if message.error() is not None:
+                    if message.error().fatal():
+                        raise TransientError(f"reading {topic} failed: {message.error()}")
+                    continue
+                partition = message.partition()
+                if partition not in pending or message.offset() >= pending[partition]:
+                    continue
+                kind, stamp = message.timestamp()
+                found.append(
+                    RawRegistryMessage(
+                        partition,
+                        message.offset(),
+                        stamp if kind else None,
+                        message.key(),
+                        message.value(),
+                        tuple((name, value) for name, value in (message.headers() or [])),
+                    )
+                )
+                if message.offset() + 1 >= pending[partition]:
+                    del pending[partition]
+            for partition, position in _positions(consumer, topic, list(pending)):
+                if position >= pending[partition]:
+                    del pending[partition]
+        return sorted(found, key=lambda m: (m.partition, m.offset))
+    finally:
+        consumer.close()
+
+
+def republish_registry_messages(
+    settings: KafkaSettings, messages: list[RawRegistryMessage], *, timeout: float = 30.0
+) -> int:
+    """Produce ``messages`` to ``xp.registry`` unchanged (key, value, headers, timestamp), in their order,
+    as the ``registry`` principal; the number acknowledged. Creates the topics when missing."""
+    if not messages:
+        return 0
+    from xpcore.kafka.clients import make_producer
+    from xpcore.kafka.topics import ensure_topics
+
+    ensure_topics(settings, timeout=timeout)
+    producer = make_producer(
+        settings,
+        role=REGISTRY_PUBLISHER,
+        **{"message.timeout.ms": max(int(timeout * 1000), 1000), **_client_logging(True)},
+    )
+    failures: list[str] = []
+
+    def delivered(error: Any, message: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    topic = settings.topic(REGISTRY)
+    for message in messages:
+        extra: dict[str, Any] = {"timestamp": message.timestamp_ms} if message.timestamp_ms else {}
+        producer.produce(
+            topic,
+            key=message.key,
+            value=message.value,
+            headers=list(message.headers),
+            on_delivery=delivered,
+            **extra,
+        )
+        producer.poll(0)
+    remaining = producer.flush(timeout)
+    if remaining:
+        raise _unreachable(
+            settings, f"{remaining} of {len(messages)} registry records not acknowledged", REGISTRY_PUBLISHER
+        )
+    if failures:
+        raise TransientError(f"restoring {topic} failed: {failures[0]}")
+    return len(messages)
 
 
 def _positions(consumer: Any, topic: str, partitions: list[int]) -> list[tuple[int, int]]:
