@@ -112,7 +112,8 @@ def test_schema_migrations_records_every_migration_with_its_checksum() -> None:
 
 
 def test_from_version_emits_only_later_migrations_but_knows_earlier_tables() -> None:
-    later = cluster_ddl(MIGRATIONS, "c", from_version=10)
+    up_to_10 = [m for m in MIGRATIONS if m.version <= 10]  # 0010 alters a table an earlier one created
+    later = cluster_ddl(up_to_10, "c", from_version=10)
     labels = {s.migration for s in later}
     assert labels == {"0010_dead_letter_original_digest", "bookkeeping"}
     assert not [s for s in later if s.kind == "local"]
