@@ -97,7 +97,7 @@ class SdkHandlers:
         key = request.path_params["key"]
         try:
             targeting_key, attributes = parse_context(_decode(await request.body()))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deeply
             return _ofrep_error(400, key, "PARSE_ERROR", "the body is not valid JSON")
         except OfrepError as error:
             return _ofrep_error(400, key, error.code, error.details)
@@ -130,7 +130,7 @@ class SdkHandlers:
             return denied
         try:
             targeting_key, attributes = parse_context(_decode(await request.body()))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deeply
             return _ofrep_error(400, None, "PARSE_ERROR", "the body is not valid JSON")
         except OfrepError as error:
             return _ofrep_error(400, None, error.code, error.details)
@@ -194,7 +194,7 @@ class SdkHandlers:
             return denied
         try:
             body = parse_remote_eval(_decode(await request.body()))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deeply
             return error_response(422, "the body is not valid JSON")
         except RemoteEvalError as error:
             return error_response(422, str(error))
