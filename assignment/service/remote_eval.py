@@ -77,11 +77,37 @@ def parse_remote_eval(body: Any) -> RemoteEvalRequest:
     )
 
 
-def _track(feature_key: str, result: FeatureResult) -> dict[str, Any]:
+_EXPERIMENT_FIELDS = ("variations", "weights", "meta", "name", "phase", "seed", "hashVersion", "coverage")
+
+
+def _experiment(feature: Any, result: FeatureResult) -> dict[str, Any]:
+    """The experiment a tracking callback receives: the rule's key, variations and meta (SDKs need
+    ``variations``), never its condition or targeting."""
+    experiment: dict[str, Any] = {
+        "key": result.experiment_key,
+        "hashAttribute": result.hash_attribute or "id",
+    }
+    rules = feature.get("rules") if isinstance(feature, Mapping) else None
+    for rule in rules or ():
+        if (
+            isinstance(rule, Mapping)
+            and "variations" in rule
+            and (rule.get("key") or None)
+            in (
+                result.experiment_key,
+                None,
+            )
+        ):
+            experiment.update({name: rule[name] for name in _EXPERIMENT_FIELDS if name in rule})
+            break
+    return experiment
+
+
+def _track(feature_key: str, feature: Any, result: FeatureResult) -> dict[str, Any]:
     """GrowthBook's ``{experiment, result}`` pair of one in-experiment assignment."""
     variation_key = result.variation_key or str(result.variation_id)
     return {
-        "experiment": {"key": result.experiment_key, "hashAttribute": result.hash_attribute or "id"},
+        "experiment": _experiment(feature, result),
         "result": {
             "featureId": feature_key,
             "key": variation_key,
@@ -99,9 +125,13 @@ def _track(feature_key: str, result: FeatureResult) -> dict[str, Any]:
 
 
 def evaluated_payload(
-    results: Mapping[str, FeatureResult], forced_features: Mapping[str, Any], date_updated: str
+    results: Mapping[str, FeatureResult],
+    forced_features: Mapping[str, Any],
+    date_updated: str,
+    features_spec: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The payload SDKs load: each feature reduced to the unit's value (``forcedFeatures`` win)."""
+    """The payload SDKs load: each feature reduced to the unit's value (``forcedFeatures`` win);
+    ``features_spec``: the served payload's features (for the experiments' variations)."""
     features: dict[str, Any] = {}
     for key, result in results.items():
         if key in forced_features:
@@ -109,6 +139,7 @@ def evaluated_payload(
             continue
         feature: dict[str, Any] = {"defaultValue": result.value}
         if result.source == "experiment" and result.in_experiment and result.experiment_key:
-            feature["rules"] = [{"force": result.value, "tracks": [_track(key, result)]}]
+            track = _track(key, features_spec.get(key), result)
+            feature["rules"] = [{"force": result.value, "tracks": [track]}]
         features[key] = feature
     return {"status": 200, "features": features, "experiments": [], "dateUpdated": date_updated}

@@ -211,7 +211,9 @@ class SdkHandlers:
         date_updated = state.sdk_payload()["dateUpdated"]
         results = {key: result for key, (result, _) in assignments.items()}
         return json_response(
-            evaluated_payload(results, body.forced_features, date_updated),
+            evaluated_payload(
+                results, body.forced_features, date_updated, state.payload.get("features") or {}
+            ),
             headers={**_SSE_HEADERS, "Cache-Control": "no-store"},
         )
 
