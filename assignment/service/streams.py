@@ -82,10 +82,12 @@ class ChangeFeed:
         return self.open_streams >= self.max_streams
 
     def _current_event(self) -> asyncio.Event:
-        """The event of the running loop (created on first use, where the loop is known)."""
+        """The event of the running loop (created on first use, where the loop is known; anew if the
+        app now runs on another loop, as test clients do)."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            if self._event is None:
-                self._loop = asyncio.get_running_loop()
+            if self._event is None or self._loop is not loop:
+                self._loop = loop
                 self._event = asyncio.Event()
             return self._event
 

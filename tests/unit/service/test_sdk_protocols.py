@@ -225,7 +225,7 @@ def test_remote_eval_is_the_engine_per_unit_and_exposes_like_assign() -> None:
         assign.post("/v1/assign", json={"attributes": unit}, headers={"X-XP-Key": "ck"})
     assert _exposure_values(remote_sink) == _exposure_values(assign_sink)
     text = json.dumps(remote.post("/api/eval/ck", json={"attributes": US_UNITS[0]}).json())
-    assert "$regex" not in text and "coverage" not in text  # rules never leave the service
+    assert "$regex" not in text and "condition" not in text  # targeting never leaves the service
 
 
 def test_remote_eval_qa_overrides_are_applied_but_never_exposures() -> None:
@@ -332,3 +332,54 @@ def test_event_stream_replays_a_missed_change_after_reconnect() -> None:
         return chunk
 
     assert b"event: features\n" in asyncio.run(first_chunk())
+
+
+def test_registry_source_tells_listeners_about_each_new_version_once() -> None:
+    from assignment.service.sources import RegistryPayloadSource
+    from tests.unit.service.test_reload import FakeFollower, FakeSnapshot
+
+    follower = FakeFollower(FakeSnapshot({"features": {"f": {"defaultValue": 1}}}))
+    source = RegistryPayloadSource(follower=follower)
+    source.start()
+    seen: list[int] = []
+    source.add_listener(lambda state: seen.append(state.version))
+    source.add_listener(lambda state: 1 / 0)  # a failing listener breaks neither serving nor the others
+    source.current()
+    assert seen == []  # nothing new
+    follower.change(FakeSnapshot({"features": {"f": {"defaultValue": 2}}}))
+    assert seen == [2] and source.current().version == 2
+    follower.change(FakeSnapshot({"features": {"f": {"defaultValue": 3, "rules": "not a list"}}}))
+    assert seen == [2] and source.current().version == 2  # did not compile: version kept, no event
+
+
+def test_a_change_reaches_an_open_stream_over_http() -> None:
+    import httpx
+
+    from assignment.service.sources import RegistryPayloadSource
+    from tests.fixtures.http import serve_in_thread
+    from tests.fixtures.waiting import wait_until
+    from tests.unit.service.test_reload import FakeFollower, FakeSnapshot
+
+    follower = FakeFollower(FakeSnapshot({"features": {"f": {"defaultValue": 1}}}))
+    service = make_service(
+        keys=KEYS, source=RegistryPayloadSource(follower=follower), stream_heartbeat_seconds=0.2
+    )
+    with serve_in_thread(build_app(service)) as url:
+        headers = {"Origin": "http://app.example"}
+        with httpx.stream("GET", f"{url}/sub/ck?payload=inline", headers=headers, timeout=10) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["access-control-allow-origin"] == "*"
+            lines = response.iter_lines()
+            assert next(lines).startswith("retry: ")
+            wait_until(lambda: service.feed.open_streams == 1, timeout=10, message="the stream to open")
+            follower.change(FakeSnapshot({"features": {"f": {"defaultValue": 2}}}))
+            received = []
+            for line in lines:
+                received.append(line)
+                if line.startswith('data: {"status"'):
+                    break
+            assert "event: features" in received and "id: 2" in received
+            payload = json.loads(received[-1][len("data: ") :])
+            assert payload["features"] == {"f": {"defaultValue": 2}}
+        wait_until(lambda: service.feed.open_streams == 0, timeout=10, message="the stream to close")
