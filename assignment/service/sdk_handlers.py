@@ -10,6 +10,7 @@ SDK forces itself (GrowthBook's QA ``forcedVariations`` / ``?experiment-key=N``)
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -73,7 +74,11 @@ class SdkHandlers:
         return None
 
     def _record(
-        self, assignments: dict[str, tuple[FeatureResult, bool]], attributes: Any, request: Request
+        self,
+        assignments: dict[str, tuple[FeatureResult, bool]],
+        attributes: Any,
+        at: datetime,
+        request: Request,
     ) -> None:
         """The exposures of these assignments, exactly as ``POST /v1/assign`` records them."""
         service = self.service
@@ -85,7 +90,7 @@ class SdkHandlers:
             if result.hash_used or overridden
         }
         if exposed:
-            service.record_exposures(exposed, attributes, service.clock(), request.headers.get("user-agent"))
+            service.record_exposures(exposed, attributes, at, request.headers.get("user-agent"))
 
     # OFREP ---------------------------------------------------------------------------------------
 
@@ -110,8 +115,9 @@ class SdkHandlers:
             details = f"flag {key!r} buckets units by {sorted(hashed_by)}: send a targetingKey"
             return _ofrep_error(400, key, TARGETING_KEY_MISSING, details)
         unit = unit_attributes(targeting_key, attributes, hashed_by)
-        assignments = assign_unit(state, unit, [key], self.service.clock())
-        self._record(assignments, unit, request)
+        at = self.service.clock()
+        assignments = assign_unit(state, unit, [key], at)
+        self._record(assignments, unit, at, request)
         result, overridden = assignments[key]
         return json_response(
             flag_success(
@@ -144,8 +150,9 @@ class SdkHandlers:
             if names and targeting_key is None and not any(name in attributes for name in names)
         }
         evaluable = [key for key in hashed_by if key not in missing]
-        assignments = assign_unit(state, unit, evaluable, self.service.clock())
-        self._record(assignments, unit, request)
+        at = self.service.clock()
+        assignments = assign_unit(state, unit, evaluable, at)
+        self._record(assignments, unit, at, request)
         flags: list[dict[str, Any]] = []
         for key in hashed_by:
             if key in missing:
@@ -199,15 +206,11 @@ class SdkHandlers:
         except RemoteEvalError as error:
             return error_response(422, str(error))
         state = self.service.source.current()
+        at = self.service.clock()
         assignments = assign_unit(
-            state,
-            body.attributes,
-            None,
-            self.service.clock(),
-            client_forced=body.forced_variations,
-            url=body.url,
+            state, body.attributes, None, at, client_forced=body.forced_variations, url=body.url
         )
-        self._record(assignments, body.attributes, request)
+        self._record(assignments, body.attributes, at, request)
         date_updated = state.sdk_payload()["dateUpdated"]
         results = {key: result for key, (result, _) in assignments.items()}
         return json_response(
