@@ -7,13 +7,15 @@
   ``GET /sub/{client_key}`` (JavaScript and Python, local and remote evaluation).
 
 Each resolves, for many units, the values ``xp assign eval`` gives for the same payload and units, and
-the service records the exposures of exactly the units ``xp assign eval`` puts in an experiment.
+the service records the exposures of exactly the units ``xp assign eval`` puts in an experiment; through
+Kafka and the stream worker they arrive in ClickHouse (chDB), each once.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -249,6 +251,83 @@ def test_growthbook_javascript_sdk_matches_xp_assign_eval(tmp_path: Path, mode: 
         assert recorded_exposures(sink) == expected_exposures(rows, units)
     else:  # the SDK assigned locally from /api/features: the service assigned nothing
         assert not sink.records
+
+
+# exposures in ClickHouse ------------------------------------------------------------------------
+
+
+def test_exposures_of_sdk_assignments_arrive_in_clickhouse(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """OFREP, Python and JavaScript remote evaluation through a Kafka sink, the stream worker
+    (`xp stream run`) into chDB: xp.exposures holds exactly the units × experiments × variations
+    `xp assign eval` puts in an experiment, each once."""
+    from assignment.service.exposures import KafkaSink
+    from xpcore.config import ServiceSettings, WarehouseSettings
+    from xpcore.warehouse import open_warehouse
+
+    units = _units(90)
+    rows = xp_assign_eval(tmp_path, units)
+    home = tmp_path / "home"
+    settings = ServiceSettings(
+        home=home, kafka_bootstrap=kafka_settings.kafka_bootstrap, topic_prefix=kafka_settings.topic_prefix
+    )
+    service = Service(
+        source=StaticPayloadSource(PAYLOAD), sink=KafkaSink(settings), keys=KeyRing(client_keys=(CLIENT_KEY,))
+    )
+    with serve_in_thread(build_app(service)) as url:
+        api.set_provider(OFREPProvider(url, headers_factory=lambda: {"X-API-Key": CLIENT_KEY}), domain="ch")
+        client = api.get_client("ch")
+        for unit in units[:40]:
+            attributes = {k: v for k, v in unit.items() if k not in ("id", "device_id")}
+            context = EvaluationContext(targeting_key=unit["id"], attributes=attributes)
+            client.get_string_value("checkout", "fallback", context)
+            client.get_integer_value("pricing", -1, context)
+        for unit in units[40:60]:
+            gb = GrowthBook(api_host=url, client_key=CLIENT_KEY, attributes=dict(unit), remote_eval=True)
+            gb.destroy()
+        if units[60:]:
+            require_node()
+            run_node_json(
+                "growthbook_eval.js", url, CLIENT_KEY, "remote", json.dumps(units[60:]), json.dumps(FEATURES)
+            )
+    expected = expected_exposures(rows, units)
+    registry = {
+        "experiments": {
+            "checkout-exp": {"variations": [{"id": 0, "key": "control"}, {"id": 1, "key": "one-page"}]},
+            "pricing-exp": {
+                "variations": [{"id": 0, "key": "low"}, {"id": 1, "key": "mid"}, {"id": 2, "key": "high"}]
+            },
+        }
+    }
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_text(json.dumps(registry), encoding="utf-8")
+    env = {
+        **os.environ,
+        "XP_HOME": str(home),
+        "XP_KAFKA_BOOTSTRAP": kafka_settings.kafka_bootstrap,
+        "XP_TOPIC_PREFIX": kafka_settings.topic_prefix,
+        "XP_STREAM_REGISTRY_FILE": str(registry_file),
+        "XP_STORE_WAIT_SECONDS": "10",
+    }
+    env.pop("XP_CLICKHOUSE_URL", None)
+    worker = subprocess.run(
+        [sys.executable, "-m", "xpstream.cli", "stream", "run", "--until-idle", "3", "--format", "json"],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    warehouse = open_warehouse(WarehouseSettings(home=home, clickhouse_url=None, store_wait_seconds=10))
+    try:
+        stored = warehouse.query_arrow(
+            "SELECT unit_id, experiment_key, variation_id FROM xp.exposures"
+        ).to_pylist()
+        dead = warehouse.query_arrow("SELECT reason, detail FROM xp.dead_letters").to_pylist()
+    finally:
+        warehouse.close()
+    assert not dead, dead
+    got = [(r["unit_id"], r["experiment_key"], str(r["variation_id"])) for r in stored]
+    assert len(got) == len(set(got))  # each once
+    assert set(got) == expected and len(expected) > 30
 
 
 # streaming ------------------------------------------------------------------------------------------
