@@ -12,9 +12,24 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 HELM_VERSION := v4.3.2
 
-.PHONY: setup native browser wrk helm demo test test-unit test-fuzz test-integration test-e2e audit bench lint fmt clean
+.PHONY: setup native js browser wrk helm demo test test-unit test-fuzz test-integration test-e2e audit bench lint fmt clean
 
-setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved native  ## .venv with everything + Kafka jars (idempotent)
+setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved native js  ## .venv with everything + Kafka jars (idempotent)
+
+# The JavaScript SDKs the tests drive (tests/js/package-lock.json; stamped on the lockfile's hash, so a
+# no-op when installed). Without node/npm: one warning, and those tests skip with the reason.
+JS_DIR := tests/js
+js:
+	@if ! command -v npm >/dev/null || ! command -v node >/dev/null; then \
+	  echo "warning: node/npm not found: the JavaScript SDK tests will skip" >&2; \
+	else \
+	  want=$$(sha256sum $(JS_DIR)/package-lock.json | cut -d' ' -f1); \
+	  have=$$(cat $(JS_DIR)/node_modules/.xp-lock-hash 2>/dev/null || true); \
+	  if [ "$$want" != "$$have" ]; then \
+	    npm ci --prefix $(JS_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error && \
+	    echo "$$want" > $(JS_DIR)/node_modules/.xp-lock-hash; \
+	  fi; \
+	fi
 
 # The C hashes of assignment/ (a no-op when up to date; without a C compiler: one warning, pure Python).
 native: $(VENV)/.synced
