@@ -2,7 +2,7 @@
 
 One consumer in the group ``XP_STREAM_GROUP_ID`` subscribes to ``xp.exposures`` and ``xp.events`` with
 the *range* assignor, so co-partitioned partitions (same number, same unit ids) land on the same worker.
-Per batch (``consume(n, timeout)``): :class:`~pipelines.batch.StreamProcessor` → inserts into
+Per batch (``consume(n, timeout)``): :class:`~pipelines.processor.StreamProcessor` → inserts into
 ``xp.exposures``, ``xp.events``, ``xp.attributed_events``, ``xp.dead_letters`` (each with a deterministic
 dedup token) → dead letters produced to ``xp.dead-letters`` and flushed → offsets committed
 synchronously → ids remembered. A transient warehouse error pauses consumption and retries the same
@@ -22,11 +22,11 @@ from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from pipelines.attribution import AttributionState
-from pipelines.batch import BatchOutput, RegistryView, StreamProcessor
 from pipelines.gc_pacing import PacedCollector
 from pipelines.kernel import RawRecord, ValidationRules
 from pipelines.metrics import StreamMetrics
 from pipelines.overlap import OneInFlight
+from pipelines.processor import BatchOutput, RegistryView, StreamProcessor
 from pipelines.state import known_event_names, registry_view_from_file, restore_state
 from xpcore.errors import ConfigError, TransientError, XpError
 
@@ -442,7 +442,7 @@ def run_worker(
         # Events restored after a crash between the events insert and the attribution insert.
         pending = processor.attribution.attribute_held()
         if pending:
-            from pipelines.batch import attributions_table
+            from pipelines.processor import attributions_table
 
             warehouse.insert_arrow("xp.attributed_events", attributions_table(pending))
             report.attributed += len(pending)
@@ -606,7 +606,7 @@ def run_worker(
             # Remember the batch's ids now, not after its load: the next batch is deduplicated against
             # them while this one loads. Safe because a load either succeeds (retried with the same
             # token) or ends the run, and a new run rebuilds the state from the warehouse.
-            processor.commit(output)
+            processor.remember_ids(output)
             report.stage_seconds["process"] += time.monotonic() - last_activity
             finish_load()  # the previous batch: its inserts ran while this one was consumed and processed
             in_flight = output

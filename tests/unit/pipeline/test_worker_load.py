@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines import worker
-from pipelines.batch import BatchOutput
+from pipelines.processor import BatchOutput
 from pipelines.worker import StreamReport, _load, _Stop
 from tests.unit.pipeline.helpers import T0, event, exposure
 from xpcore.config import StreamSettings
@@ -36,7 +36,7 @@ class FlakyWarehouse:
 def _output() -> BatchOutput:
     from collections import Counter
 
-    from pipelines.batch import attributions_table
+    from pipelines.processor import attributions_table
     from schemas import Exposure, MetricEvent
     from schemas.arrow import to_arrow
 
