@@ -34,6 +34,32 @@ $(KAFKA_LIB)/.resolved: deploy/kafka/pom.xml
 	    -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB) -DincludeScope=runtime
 	@touch $@
 
+# The npm packages of the SDK samples (examples/sdk/node, examples/sdk/react) and the React page's build
+# (examples/sdk/react/dist, git-ignored). `npm ci --ignore-scripts` runs only when a package-lock.json's
+# hash differs from the stamp in its node_modules/; the page is rebuilt only when its sources' hash
+# differs from the stamp in dist/. Without npm: one warning, and the Node and React sample tests skip.
+SDK_NPM_DIRS := examples/sdk/node examples/sdk/react
+SDK_REACT := examples/sdk/react
+.PHONY: sdk-samples
+setup: sdk-samples
+sdk-samples:  ## npm packages of the SDK samples and the React sample's build (idempotent; skipped without npm)
+	@if ! command -v npm >/dev/null || ! command -v node >/dev/null; then \
+	  echo "warning: node/npm not found: the Node and React SDK samples are not installed (their tests skip)" >&2; exit 0; fi; \
+	for dir in $(SDK_NPM_DIRS); do \
+	  want=$$(sha256sum $$dir/package-lock.json | cut -d' ' -f1); \
+	  if [ "$$(cat $$dir/node_modules/.xp-lock-hash 2>/dev/null)" != "$$want" ]; then \
+	    echo "npm ci in $$dir"; \
+	    (cd $$dir && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) || exit 1; \
+	    echo "$$want" > $$dir/node_modules/.xp-lock-hash; \
+	  fi; \
+	done; \
+	want=$$(cat $(SDK_REACT)/package-lock.json $(SDK_REACT)/build.mjs $(SDK_REACT)/index.html $(SDK_REACT)/src/* | sha256sum | cut -d' ' -f1); \
+	if [ "$$(cat $(SDK_REACT)/dist/.xp-build-sha256 2>/dev/null)" != "$$want" ]; then \
+	  echo "building $(SDK_REACT)"; \
+	  (cd $(SDK_REACT) && npm run --silent build) || exit 1; \
+	  echo "$$want" > $(SDK_REACT)/dist/.xp-build-sha256; \
+	fi
+
 # Debian's Chromium drives the browser tests (Playwright's own browser download does not work offline).
 CHROMIUM ?= /usr/bin/chromium
 browser:  ## Debian's chromium for the browser tests (installs it when missing; needs root or sudo)
@@ -90,4 +116,4 @@ fmt: setup
 
 clean:
 	-$(BIN)/xp stack down 2>/dev/null
-	rm -rf $(VENV) $(TOOLS) $(KAFKA_LIB) .xp .pytest_cache .mypy_cache .ruff_cache assignment/_native_hash*.so
+	rm -rf $(VENV) $(TOOLS) $(KAFKA_LIB) $(addsuffix /node_modules,$(SDK_NPM_DIRS)) $(SDK_REACT)/dist .xp .pytest_cache .mypy_cache .ruff_cache assignment/_native_hash*.so

@@ -20,6 +20,7 @@ breaks the analysis. Coverage, condition, namespace, schedule, names and metrics
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,7 @@ __all__ = [
     "ChangeSummary",
     "check_transition",
     "override_change",
+    "override_notes",
     "plan_changes",
     "remove_override_change",
     "summarize",
@@ -187,6 +189,28 @@ def override_change(
     )
     exists = (experiment_key, unit_id) in snapshot.overrides
     return _record(override, RegistryChange.UPDATED if exists else RegistryChange.CREATED, actor, now)
+
+
+def override_notes(snapshot: RegistrySnapshot, experiment_key: str) -> list[str]:
+    """What an operator must know before relying on an override of this experiment (pure).
+
+    The service forces a variation only for a unit the experiment's rule reaches: its targeting condition
+    is checked first (GrowthBook evaluates a rule's ``condition`` before forced variations), so an
+    override for a unit outside the targeting does nothing. The unit's attributes are not known here, so
+    this is a note, not a refusal. Coverage and namespaces do not stop an override."""
+    record = snapshot.records.get(f"experiment:{experiment_key}")
+    payload = record.payload if record is not None else None
+    definition = payload.definition if isinstance(payload, ExperimentDefinition) else {}
+    gates = [name for name in ("condition", "parentConditions") if definition.get(name)]
+    if not gates:
+        return []
+    shown = json.dumps(definition.get("condition") or definition.get("parentConditions"), sort_keys=True)
+    if len(shown) > 200:
+        shown = shown[:199] + "…"
+    return [
+        f"experiment {experiment_key!r} has targeting ({shown}): the override applies only while the unit "
+        "matches it; for a unit outside the targeting it does nothing"
+    ]
 
 
 def remove_override_change(

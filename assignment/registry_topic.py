@@ -76,7 +76,7 @@ def publish_changes(settings: KafkaSettings, records: list[RegistryRecord], *, t
     codec = RecordCodec(RegistryRecord, max_record_bytes=settings.max_record_bytes)
     values = [(record.key.encode(), codec.encode(record)) for record in records]
     signed = [(key, value, keyring.sign(key, value)) for key, value in values]
-    ensure_topics(settings, timeout=timeout)
+    ensure_topics(settings, timeout=timeout, topics=[REGISTRY])
     producer = make_producer(
         settings,
         role=REGISTRY_PUBLISHER,

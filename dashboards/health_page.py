@@ -25,6 +25,19 @@ def minute_grid(since: datetime, until: datetime) -> list[datetime]:
     return [start + timedelta(minutes=i) for i in range(minutes + 1)]
 
 
+def last_60_seconds(values: list[int], now: datetime) -> int:
+    """Records in the 60 s before ``now``, from per-minute counts whose last slot is ``now``'s minute.
+
+    The current minute so far, plus the share of the previous minute that falls inside the 60 s (its
+    records taken as spread evenly). A burst that just arrived shows at once, where "the last full
+    minute" would still say 0."""
+    if not values:
+        return 0
+    elapsed = (now.second + now.microsecond / 1e6) / 60
+    previous = values[-2] if len(values) > 1 else 0
+    return round(values[-1] + previous * (1 - elapsed))
+
+
 def _minute_key(value: datetime) -> datetime:
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
     return value.astimezone(UTC).replace(second=0, microsecond=0)
@@ -105,6 +118,9 @@ def health(context: DashboardContext, experiment: str | None = None) -> dict[str
         "minutes": labels,
         "refresh_seconds": context.settings.dashboard_refresh_seconds,
         "ingest_per_minute": {kind: ingest.get(kind, [0] * len(grid)) for kind in ("events", "exposures")},
+        "ingest_last_60s": {
+            kind: last_60_seconds(ingest.get(kind, [0] * len(grid)), now) for kind in ("events", "exposures")
+        },
         "dead_letters_per_minute": dead,
         "dead_letter_rate": dead_total / (dead_total + valid_total) if dead_total + valid_total else None,
         "dead_letters_by_reason": {reason: sum(values) for reason, values in sorted(dead.items())},

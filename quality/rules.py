@@ -30,9 +30,24 @@ def freshness_outcome(
     now: datetime,
     max_age: timedelta,
     severity: Severity = "error",
+    data_since: datetime | None = None,
+    filled_by: str | None = None,
 ) -> CheckOutcome:
-    """Fails when the newest row of ``table`` was loaded more than ``max_age`` before ``now`` (or never)."""
+    """Fails when the newest row of ``table`` was loaded more than ``max_age`` before ``now`` (or never).
+
+    A table derived by a batch job (``filled_by``: the command that fills it) cannot be late before the
+    data it is built from has been there ``max_age``: while the first stream row (``data_since``) is
+    younger than that, or there is none, an empty derived table passes, not judged yet (a fresh stack
+    does not alert before its first ETL or stats run was due)."""
     threshold = {"max_age_seconds": max_age.total_seconds()}
+    if newest is None and filled_by is not None and (data_since is None or now - data_since <= max_age):
+        since = (
+            "no data has arrived yet" if data_since is None else f"data since {data_since:%Y-%m-%d %H:%M} UTC"
+        )
+        detail = (
+            f"{table} is empty and not due yet ({since}, limit {_age_text(max_age)}; filled by {filled_by})"
+        )
+        return CheckOutcome("freshness", True, None, threshold, detail, table=table, severity=severity)
     if newest is None:
         return CheckOutcome(
             "freshness", False, None, threshold, f"{table} has no rows at all", table=table, severity=severity

@@ -36,7 +36,8 @@ __all__ = ["QualityRun", "run_checks", "run_quality"]
 logger = logging.getLogger(__name__)
 
 STREAM_TABLES = ("exposures", "events")
-BATCH_TABLES = ("unit_metrics", "daily_metrics", "results")
+BATCH_TABLES = {"unit_metrics": "etl", "daily_metrics": "etl", "results": "stats"}
+"""Tables derived by a batch job → the job that fills them."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -113,17 +114,29 @@ def _known_values(snapshot: RegistrySnapshot) -> KnownValues:
 def table_outcomes(warehouse: Warehouse, settings: QualitySettings, window: Window) -> list[CheckOutcome]:
     """Freshness, volume and dead-letter rate."""
     outcomes: list[CheckOutcome] = []
-    newest = {
-        str(row["table_name"]): row["newest"] if int(row["rows"]) else None
+    loaded = [
+        row
         for row in warehouse.query_arrow(load_query("quality_newest"), {"until": window.until}).to_pylist()
-    }
+        if int(row["rows"])
+    ]
+    newest = {str(row["table_name"]): row["newest"] for row in loaded}
+    firsts = [row["oldest"] for row in loaded if row["table_name"] in STREAM_TABLES]
+    data_since = min(firsts) if firsts else None
     for table in STREAM_TABLES:
         max_age = timedelta(minutes=settings.quality_stream_max_age_minutes)
         outcomes.append(freshness_outcome(table, newest.get(table), now=window.until, max_age=max_age))
-    for table in BATCH_TABLES:
+    for table, job in BATCH_TABLES.items():
         max_age = timedelta(hours=settings.quality_batch_max_age_hours)
         outcomes.append(
-            freshness_outcome(table, newest.get(table), now=window.until, max_age=max_age, severity="warning")
+            freshness_outcome(
+                table,
+                newest.get(table),
+                now=window.until,
+                max_age=max_age,
+                severity="warning",
+                data_since=data_since,
+                filled_by=f"`xp jobs run {job}`",
+            )
         )
     trailing = settings.quality_trailing_windows
     counts: dict[str, dict[int, int]] = {}

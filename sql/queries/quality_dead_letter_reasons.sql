@@ -4,6 +4,7 @@
 SELECT reason, count() AS n
 FROM xp.dead_letters
 WHERE received_at >= {since:DateTime64(3, 'UTC')} AND received_at < {until:DateTime64(3, 'UTC')}
+  AND dead_letter_id NOT IN (SELECT dead_letter_id FROM xp.dead_letter_replays)  -- still dead: not replayed (0011)
 GROUP BY reason
 ORDER BY n DESC, reason
 LIMIT 3

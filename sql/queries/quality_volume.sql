@@ -24,6 +24,7 @@ FROM
                   {step_ms:Int64}) AS bucket
     FROM xp.dead_letters
     WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {until:DateTime64(3, 'UTC')}
+      AND dead_letter_id NOT IN (SELECT dead_letter_id FROM xp.dead_letter_replays)  -- still dead: not replayed (0011)
 )
 GROUP BY table_name, bucket
 ORDER BY table_name, bucket

@@ -434,6 +434,8 @@ def test_other_pages_render(page: Any, served: Served, name: str, path: str) -> 
     if name == "quality":
         assert page.locator("tr[data-check]").count() >= 4  # the sample's checks (migration 0006)
         assert "null_rate" in page.inner_text("#alerts") and "freshness" not in page.inner_text("#alerts")
+        # issue #21: the observed values wrap inside their column instead of widening the page
+        assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     if name == "audit":
         assert page.locator("#changes tbody tr").count() >= 3
     screenshot(page, name)

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from assignment.registry import ExperimentSpec, RegistrySnapshot, VariationSpec
@@ -84,10 +85,16 @@ def test_webhook_alerts_once_then_on_resolve_then_after_quiet_period(
     )
     registry = RegistrySnapshot(experiments=MappingProxyType({"exp": known}))
     start = datetime.now(UTC)
+    # one exposure loaded two days ago and nothing since: the stream is stale, and the rollups and
+    # results (never computed) are overdue, since their input has been there longer than their limit
+    old = start - timedelta(hours=48)
+    exposures = to_arrow([make_exposure("u0", 0, old, 0, False)], Exposure)
+    at = pa.array([old], pa.timestamp("ms", tz="UTC"))
+    warehouse.insert_arrow("xp.exposures", exposures.append_column("ingested_at", at))
 
     first = run_quality(settings, warehouse=warehouse, registry=registry, now=start)
     stale = {o.fingerprint for o in first.failures}
-    assert {"freshness||exposures", "freshness||events"} <= stale  # an empty store: nothing loaded
+    assert {"freshness||exposures", "freshness||events", "freshness||results"} <= stale
     assert (
         first.delivery.topic_error is not None and "not delivered to xp.alerts" in first.delivery.topic_error
     )

@@ -134,10 +134,6 @@ def test_seeded_problems_are_each_caught(
         ("freshness", "events"),
         ("unique_ids", "exposures"),
         ("volume", "events"),
-        # rollups and results were never computed in this store (warnings)
-        ("freshness", "unit_metrics"),
-        ("freshness", "daily_metrics"),
-        ("freshness", "results"),
     }, run.summary()
     found = {(o.check, o.experiment or o.table): o for o in run.outcomes if o.check != "nulls"}
     srm = found["srm", "srm-exp"]
@@ -147,6 +143,9 @@ def test_seeded_problems_are_each_caught(
     assert dead.observed["dead_letters"] == 2000 and "invalid_json 2000" in dead.detail
     assert "3.0 h ago" in found["freshness", "events"].detail
     assert found["freshness", "exposures"].success
+    # rollups and results were never computed, but their input is only 3 h old: not due yet (26 h limit)
+    for table in ("unit_metrics", "daily_metrics", "results"):
+        assert found["freshness", table].success and "not due yet" in found["freshness", table].detail
     assert "volume drop: 100 rows vs a trailing average of 1000" in found["volume", "events"].detail
     assert found["volume", "exposures"].success  # no history yet: not judged
     duplicates = found["unique_ids", "exposures"]
@@ -170,5 +169,28 @@ def test_seeded_problems_are_each_caught(
 
     assert run.report_path == tmp_path / "reports" / "latest" / "index.html"
     html = run.report_path.read_text()
-    assert "SAMPLE RATIO MISMATCH" in html and "8 checks failed" in html
+    assert "SAMPLE RATIO MISMATCH" in html and "5 checks failed" in html
     assert run.docs_path is not None and run.docs_path.exists()
+
+
+def test_replayed_dead_letters_no_longer_count_as_dead(warehouse: Warehouse, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    now = datetime.now(UTC)
+    seed(warehouse, now)
+    settings = QualitySettings(home=tmp_path / "xp-home", quality_report_dir=tmp_path / "reports")
+    replayed = [f"d{i}" for i in range(1500)]  # xp stream replay-dead-letters marks what it produced
+    marks = pa.table(
+        {
+            "dead_letter_id": replayed,
+            "replay_id": ["r1"] * len(replayed),
+            "source_topic": ["xp.exposures"] * len(replayed),
+            "reason": ["invalid_json"] * len(replayed),
+            "outcome": ["produced"] * len(replayed),
+            "replayed_at": pa.array([now] * len(replayed), pa.timestamp("ms", tz="UTC")),
+        }
+    )
+    warehouse.insert_arrow("xp.dead_letter_replays", marks)
+    run = run_quality(settings, warehouse=warehouse, registry=REGISTRY)
+    dead = next(o for o in run.outcomes if o.check == "dead_letter_rate")
+    assert dead.observed["dead_letters"] == 500 and "invalid_json 500" in dead.detail

@@ -391,6 +391,36 @@ def test_worker_loads_exact_counts_dead_letters_attribution_and_counters(
     final = read_tables(home)
     assert len(final["exposure_ids"]) == len(traffic.exposures) + traffic.dead_reasons["unknown_experiment"]
     assert len(final["dead"]) == traffic.invalid  # the dead letters stay, as the audit trail
+    # ... marked replayed, so the same replay again produces nothing and they no longer count as dead
+    again_replayed = subprocess.run(
+        [*command, "--reason", "unknown_experiment", "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again_replayed.returncode == 0, again_replayed.stderr
+    assert json.loads(again_replayed.stdout)["replayed"] == 0
+    marks = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xpstream.cli",
+            "sql",
+            "--format",
+            "json",
+            "SELECT countDistinct(dead_letter_id) AS n, any(outcome) AS outcome FROM xp.dead_letter_replays",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert marks.returncode == 0, marks.stderr
+    assert json.loads(marks.stdout) == [
+        {"n": traffic.dead_reasons["unknown_experiment"], "outcome": "produced"}
+    ]
+    assert run_worker(env, until_idle=1)["consumed"] == 0  # nothing was produced the second time
 
 
 def test_kill_9_mid_stream_then_restart_gives_exact_counts(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -177,8 +176,19 @@ def test_up_serves_health_loads_the_stream_runs_jobs_routes_commands_and_stops_c
         runs = wait_for("a scheduled stats run in xp.job_runs", scheduled_runs, 30, log)
         assert all(run["job"] == "stats" and run["outcome"] in ("ok", "failed") for run in runs)
 
-        up.send_signal(signal.SIGINT)
-        assert up.wait(timeout=45) == 0, log.read_text()[-4000:]
+        # issue #21: the running `xp up` is found by its XP_HOME, named by pid, and stopped by command
+        assert health["pid"] == up.pid
+        status = xp(env, "up", "status", "--format", "json")
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        assert (report["running"], report["pid"], report["status"]) == (True, up.pid, "ok")
+        assert report["health_url"] == f"{base}/healthz" and report["components"]["stream"] == "ok"
+        stopped = xp(env, "up", "stop", "--timeout", "45")
+        assert stopped.returncode == 0 and f"pid {up.pid}" in stopped.stdout, stopped.stderr
+        assert up.wait(timeout=5) == 0, log.read_text()[-4000:]
+        after = xp(env, "up", "status", "--format", "json")
+        assert after.returncode == 1 and json.loads(after.stdout)["running"] is False
+        assert not (home / "run" / "xp-up.json").exists()
     finally:
         if up.poll() is None:
             up.kill()

@@ -23,6 +23,8 @@ CONTRACT = [
     ["sql"],
     ["dashboard", "serve"],
     ["up"],
+    ["up", "status"],
+    ["up", "stop"],
 ]
 
 

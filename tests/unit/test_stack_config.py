@@ -295,3 +295,49 @@ def test_topic_specs_apply_the_prefix() -> None:
     specs = topic_specs(KafkaSettings(topic_prefix="t-1."))
     assert sorted(specs) == sorted(f"t-1.{spec.name}" for spec in ALL_TOPICS)
     assert specs["t-1.xp.registry"].name == REGISTRY
+
+
+def test_a_tls_port_adds_a_sasl_ssl_listener_that_requires_client_certificates(tmp_path: Path) -> None:
+    from xpstream.stack.layout import BrokerConfig, render_server_properties
+
+    plain = BrokerConfig(19092, 19093, tmp_path, admin_password="pw")
+    assert "SASL_SSL" not in render_server_properties(plain)
+    tls = BrokerConfig(
+        19092,
+        19093,
+        tmp_path,
+        admin_password="pw",
+        tls_port=19094,
+        tls_keystore=tmp_path / "broker.pem",
+        tls_truststore=tmp_path / "ca.pem",
+    )
+    lines = dict(
+        line.split("=", 1)
+        for line in render_server_properties(tls).splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert lines["listeners"].endswith(",SASL_SSL://127.0.0.1:19094")
+    assert lines["advertised.listeners"] == "SASL_PLAINTEXT://127.0.0.1:19092,SASL_SSL://127.0.0.1:19094"
+    assert "SASL_SSL:SASL_SSL" in lines["listener.security.protocol.map"]
+    assert lines["listener.name.sasl_ssl.ssl.client.auth"] == "required"
+    assert lines["listener.name.sasl_ssl.ssl.keystore.location"] == str(tmp_path / "broker.pem")
+    assert lines["listener.name.sasl_ssl.ssl.truststore.location"] == str(tmp_path / "ca.pem")
+
+
+def test_tls_files_are_generated_once_private_and_chained_to_the_ca(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from xpstream.stack.tls import ensure_tls_files
+
+    files = ensure_tls_files(tmp_path / "tls")
+    first = files.ca_cert.read_bytes()
+    assert ensure_tls_files(tmp_path / "tls").ca_cert.read_bytes() == first  # kept, not regenerated
+    for private in (files.ca_key, files.broker_pem, files.client_key):
+        assert private.stat().st_mode & 0o077 == 0
+    ca = x509.load_pem_x509_certificate(first)
+    broker = x509.load_pem_x509_certificate(files.broker_pem.read_bytes())
+    client = x509.load_pem_x509_certificate(files.client_cert.read_bytes())
+    for cert in (broker, client):
+        cert.verify_directly_issued_by(ca)
+    names = broker.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)

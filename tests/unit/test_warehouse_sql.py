@@ -248,6 +248,7 @@ def test_client_arguments_from_url_and_settings() -> None:
         "connect_timeout": 10.0,
         "send_receive_timeout": 300.0,
         "autogenerate_session_id": False,
+        "verify": True,  # https: the server's certificate is checked unless XP_CLICKHOUSE_VERIFY=false
     }
 
 
@@ -262,8 +263,12 @@ def test_client_arguments_credentials_in_url_win_and_never_show_in_location() ->
 
 @pytest.mark.parametrize("url", ["ch.example:8123", "tcp://ch.example:9000", "http://"])
 def test_client_arguments_reject_urls_that_are_not_http(url: str) -> None:
-    with pytest.raises(ConfigError, match="XP_CLICKHOUSE_URL"):
-        client_arguments(WarehouseSettings(clickhouse_url=url))
+    from xpcore.config import load_settings
+
+    with pytest.raises(ConfigError, match="invalid setting XP_CLICKHOUSE_URL"):  # refused when read
+        load_settings(WarehouseSettings, clickhouse_url=url)
+    with pytest.raises(ConfigError, match="XP_CLICKHOUSE_URL"):  # and by the adapter, built unchecked
+        client_arguments(WarehouseSettings.model_construct(clickhouse_url=url))
 
 
 # ------------------------------------------------------------------------------ embedded adapter: text

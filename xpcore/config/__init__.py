@@ -51,4 +51,8 @@ def load_settings(settings_class: type[SettingsT], **overrides: Any) -> Settings
         return settings_class(**overrides)
     except pydantic.ValidationError as error:
         first = error.errors()[0]
-        raise ConfigError(f"invalid setting {first['loc'][0]}: {first['msg']}") from None
+        field = str(first["loc"][0]) if first["loc"] else ""
+        prefix = str(settings_class.model_config.get("env_prefix") or "")
+        name = f"{prefix}{field}".upper() if field in settings_class.model_fields else field
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {name}: {message}") from None

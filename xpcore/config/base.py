@@ -9,13 +9,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ENV", "CoreSettings", "KafkaSettings", "StackSettings", "WarehouseSettings"]
 
 ENV = SettingsConfigDict(env_prefix="XP_", extra="ignore", populate_by_name=True)
 """Every settings class reads ``XP_*`` variables, ignores unknown ones, and takes field names as keywords."""
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER", "GSSAPI")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _readable_file(value: Path | str | None) -> Path | str | None:
+    """A TLS file setting: it must name a readable file now, not fail later inside a TLS library."""
+    if value is None or value == "" or value == "probe":  # librdkafka's "probe": the system's CA paths
+        return value or None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ValueError(f"no such file: {value}")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot read {value}: {error.strerror or error}") from None
+    return value
 
 
 class WarehouseSettings(BaseSettings):
@@ -52,6 +71,20 @@ class WarehouseSettings(BaseSettings):
             "before failing with 'store busy' (no wait when the owner serves an API)."
         ),
     )
+    clickhouse_verify: bool = Field(
+        default=True,
+        description="Verify the ClickHouse server's TLS certificate (https URLs). Off: test servers only.",
+    )
+    clickhouse_ca_cert: Path | None = Field(
+        default=None,
+        description="CA bundle (PEM) of the ClickHouse server's certificate. Unset: the system's CAs.",
+    )
+    clickhouse_client_cert: Path | None = Field(
+        default=None, description="Client certificate (PEM) for mutual TLS with the ClickHouse server."
+    )
+    clickhouse_client_key: Path | None = Field(
+        default=None, description="Private key (PEM) of the ClickHouse client certificate (mutual TLS)."
+    )
     sql_allow_external: bool = Field(
         default=False,
         description=(
@@ -59,6 +92,28 @@ class WarehouseSettings(BaseSettings):
             "the database: file(), url(), s3(), remote(), executable(), mysql() and the like. Off: refused."
         ),
     )
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_url_shape(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must look like http(s)://host:port")
+        try:
+            parts.port  # noqa: B018 - raises on a port out of range or not a number
+        except ValueError as error:
+            raise ValueError(f"invalid port: {error}") from None
+        return value
+
+    @field_validator("clickhouse_ca_cert", "clickhouse_client_cert", "clickhouse_client_key")
+    @classmethod
+    def _clickhouse_tls_files(cls, value: Path | None) -> Path | None:
+        checked = _readable_file(value)
+        return Path(checked) if checked is not None else None
 
     @property
     def warehouse_path(self) -> Path:
@@ -150,6 +205,46 @@ class KafkaSettings(BaseSettings):
         ge=1024,
         description="Largest accepted encoded record; larger ones are dead-lettered.",
     )
+
+    @field_validator("kafka_security_protocol")
+    @classmethod
+    def _protocol(cls, value: str) -> str:
+        normal = value.strip().upper()
+        if normal not in SECURITY_PROTOCOLS:
+            raise ValueError(f"{value!r} is not one of {', '.join(SECURITY_PROTOCOLS)}")
+        return normal
+
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _mechanism(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        normal = value.strip().upper()
+        if normal not in SASL_MECHANISMS:
+            raise ValueError(f"{value!r} is not one of {', '.join(SASL_MECHANISMS)}")
+        return normal
+
+    @field_validator("kafka_ssl_ca_location", "kafka_ssl_certificate_location", "kafka_ssl_key_location")
+    @classmethod
+    def _kafka_tls_files(cls, value: str | None) -> str | None:
+        checked = _readable_file(value)
+        return str(checked) if checked is not None else None
+
+    def is_local_bootstrap(self) -> bool:
+        """Whether every bootstrap server is on this machine (the local stack, or a test broker)."""
+        hosts = [
+            server.strip().rsplit(":", 1)[0] for server in self.kafka_bootstrap.split(",") if server.strip()
+        ]
+        return bool(hosts) and all(host in LOCAL_HOSTS for host in hosts)
+
+    def unreachable_hint(self) -> str:
+        """What to check when Kafka cannot be reached (the local stack only when that is configured)."""
+        if self.is_local_bootstrap():
+            return "is `xp stack up` running?"
+        return (
+            f"check that XP_KAFKA_BOOTSTRAP is reachable from here and XP_KAFKA_SECURITY_PROTOCOL "
+            f"({self.kafka_security_protocol}) is what its listener speaks"
+        )
 
     def local_credentials_dirs(self) -> list[Path]:
         """Where a local broker's generated credentials may be, in order (see XP_KAFKA_CREDENTIALS_DIR)."""
@@ -243,6 +338,15 @@ class StackSettings(KafkaSettings, WarehouseSettings):
     )
     kafka_controller_port: int = Field(
         default=19093, ge=1, le=65535, description="Loopback port of the KRaft controller."
+    )
+    kafka_tls_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Also open a SASL_SSL listener (mutual TLS required) on this loopback port, with a local CA and "
+            "certificates in $XP_HOME/secrets/tls: to try the production configuration locally. Unset: none."
+        ),
     )
     kafka_heap: str = Field(default="512m", description="Java heap (-Xmx) of the local broker.")
     kafka_start_timeout: float = Field(default=60.0, description="Seconds to wait for the broker to serve.")

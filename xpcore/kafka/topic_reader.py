@@ -39,7 +39,7 @@ def unreachable(settings: KafkaSettings, error: object, role: str | None) -> Tra
     if refused is not None:
         return TransientError(refused)
     return TransientError(
-        f"cannot reach Kafka at {settings.kafka_bootstrap} (is `xp stack up` running?): {error}"
+        f"cannot reach Kafka at {settings.kafka_bootstrap} ({settings.unreachable_hint()}): {error}"
     )
 
 

@@ -7,7 +7,7 @@ talks to Kafka through confluent-kafka's AdminClient.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -71,12 +71,17 @@ def topic_specs(settings: KafkaSettings) -> dict[str, TopicSpec]:
     return {settings.topic(spec.name): spec for spec in ALL_TOPICS}
 
 
-def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str]:
-    """Create the missing topics of :data:`ALL_TOPICS`; return the full names of those created.
+def ensure_topics(
+    settings: KafkaSettings, *, timeout: float = 30.0, topics: Sequence[str] | None = None
+) -> list[str]:
+    """Create the missing topics of :data:`ALL_TOPICS` (or only ``topics``, logical names); return the
+    full names of those created.
 
     Idempotent and safe to race: a topic that exists already (or is created concurrently) is left as
     it is. Partitions come from ``settings.topic_partitions``; the replication factor is the
-    cluster's ``default.replication.factor``.
+    cluster's ``default.replication.factor``. A command asks only for the topics it uses: with least
+    privilege a principal sees only the topics it is granted, so asking for all would try to create
+    the others. A principal that may not create a missing topic gets one line saying who should.
     """
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import NewTopic
@@ -85,6 +90,9 @@ def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str
 
     admin = admin_client(settings)
     wanted = topic_specs(settings)
+    if topics is not None:
+        chosen = {settings.topic(name) for name in topics}
+        wanted = {name: spec for name, spec in wanted.items() if name in chosen}
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as error:
@@ -116,6 +124,12 @@ def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str
             code = kafka_error.code() if isinstance(kafka_error, KafkaError) else None
             if code == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
+            if code in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED):
+                raise ConfigError(
+                    f"topic {name} is missing (or not visible to this principal) and this principal may "
+                    "not create it: create the topics once as an admin and grant this principal its ACLs "
+                    "(docs/production.md)"
+                ) from error
             if code in (KafkaError.TOPIC_EXCEPTION, KafkaError.INVALID_CONFIG):
                 raise ConfigError(f"cannot create topic {name}: {kafka_error}") from error
             raise TransientError(f"cannot create topic {name}: {error}") from error

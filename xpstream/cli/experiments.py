@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,6 +260,7 @@ def _publish_one(
     record: RegistryRecord,
     fmt: OutputFormat,
     timeout: float,
+    notes: Sequence[str] = (),
 ) -> None:
     from assignment.registry_changes import summarize
     from assignment.registry_topic import publish_changes
@@ -265,7 +268,13 @@ def _publish_one(
     summary = summarize(snapshot, record).to_dict()
     publish_changes(settings, [record], timeout=timeout)
     _check_applied(settings, [record], timeout)
-    _print_changes([summary], fmt, {"dry_run": False, "published": True})
+    extra: dict[str, Any] = {"dry_run": False, "published": True}
+    if notes:
+        extra["notes"] = notes
+        if fmt is not OutputFormat.json:
+            for note in notes:
+                sys.stderr.write(f"note: {note}\n")
+    _print_changes([summary], fmt, extra)
 
 
 @experiments_app.command("override")
@@ -290,7 +299,7 @@ def override(
 
     Example: xp experiments override checkout-button qa-user-1 --remove
     """
-    from assignment.registry_changes import override_change, remove_override_change
+    from assignment.registry_changes import override_change, override_notes, remove_override_change
     from assignment.registry_topic import read_registry
 
     now = _now()
@@ -316,7 +325,8 @@ def override(
             expires_at=expires_at,
             reason=reason,
         )
-    _publish_one(settings, snapshot, record, fmt, timeout)
+    notes = [] if remove else override_notes(snapshot, experiment)
+    _publish_one(settings, snapshot, record, fmt, timeout, notes)
 
 
 @experiments_app.command("clear-override")

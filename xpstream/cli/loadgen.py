@@ -150,10 +150,10 @@ def loadgen(
 
 def _produce(settings: Any, simulator: Any, *, rate: float | None, timeout: float, progress: bool) -> Any:
     """Produce every batch of the simulation, with a rich progress bar on stderr when asked."""
-    from xpcore.kafka import ensure_topics
+    from xpcore.kafka import EVENTS, EXPOSURES, ensure_topics
     from xpstream.loadgen.produce import RecordProducer
 
-    ensure_topics(settings, timeout=timeout)
+    ensure_topics(settings, timeout=timeout, topics=[EXPOSURES, EVENTS])
     producer = RecordProducer(settings, rate=rate)
     users = simulator.options.users
     if not progress:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["OutputFormat", "print_json", "print_rows"]
+__all__ = ["OutputFormat", "console", "json_safe", "print_json", "print_rows"]
+
+WIDE_OFF_TERMINAL = 1_000
+"""Columns a table may take when stdout is not a terminal (a pipe or file): rows are never squeezed."""
 
 
 class OutputFormat(enum.StrEnum):
@@ -49,9 +53,33 @@ def _csv_cell(value: Any) -> str:
     return str(neutralize_formula(text)) if isinstance(value, str | bytes) else text
 
 
+def json_safe(data: Any) -> Any:
+    """``data`` with NaN and ±Infinity as ``null``: JSON has no such numbers, and a reader would choke."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: json_safe(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [json_safe(value) for value in data]
+    if hasattr(data, "item") and not isinstance(data, str | bytes):  # numpy scalars
+        return json_safe(data.item())
+    return data
+
+
 def print_json(data: Any) -> None:
-    """One compact JSON document on stdout."""
-    sys.stdout.write(json.dumps(data, default=_default, ensure_ascii=False) + "\n")
+    """One compact JSON document on stdout; non-finite numbers are ``null`` (standard JSON only)."""
+    text = json.dumps(json_safe(data), default=_default, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def console(*, stderr: bool = False, **options: Any) -> Any:
+    """A rich Console; off a terminal it may be wide, so piped tables keep whole cells (not "checko…")."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if not stream.isatty():
+        options.setdefault("width", WIDE_OFF_TERMINAL)
+    return Console(stderr=stderr, **options)
 
 
 def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: OutputFormat) -> None:
@@ -64,7 +92,6 @@ def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: O
 
         sys.stdout.write(csv_text([list(columns), *([_csv_cell(row[c]) for c in columns] for row in rows)]))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(show_edge=False, header_style="bold")
@@ -72,4 +99,4 @@ def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: O
         table.add_column(column)
     for row in rows:
         table.add_row(*("NULL" if row[c] is None else _cell(row[c]) for c in columns))
-    Console().print(table)
+    console().print(table)

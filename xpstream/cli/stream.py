@@ -77,19 +77,25 @@ def run(
 def replay(
     reason: list[str] = typer.Option([], "--reason", help="Only dead letters with this reason (repeatable)."),
     since: str | None = typer.Option(None, "--since", help="Only those received at or after (RFC 3339)."),
+    source_topic: list[str] = typer.Option(
+        [], "--source-topic", help="Only those read from xp.exposures or xp.events (repeatable)."
+    ),
+    again: bool = typer.Option(False, "--again", help="Also dead letters replayed before."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be replayed; produce nothing."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
 ) -> None:
-    """Re-produce dead letters' original bytes to their source topic, after fixing the cause.
+    """Re-produce dead letters' original bytes and keys to their source topic, after fixing the cause.
 
-    The stream validates them again; still-invalid ones become new dead letters. Needs the warehouse
-    (embedded: no worker may be running).
+    The stream validates them again: fixed ones load once (ids already loaded are deduplicated),
+    still-invalid ones become new dead letters. Each replayed dead letter is recorded in
+    xp.dead_letter_replays, so running the same replay again produces nothing, and the dead-letter rate
+    (health page, quality) counts only those still dead. Truncated originals are never replayed.
 
     Examples:
 
       xp stream replay-dead-letters --reason unknown_experiment --dry-run
 
-      xp stream replay-dead-letters --since 2024-05-01T00:00:00Z --format json
+      xp stream replay-dead-letters --since 2024-05-01T00:00:00Z --source-topic xp.events --format json
     """
     from datetime import UTC, datetime
 
@@ -97,26 +103,29 @@ def replay(
     from schemas import DeadLetterReason
     from xpcore.config import StreamSettings, load_settings
     from xpcore.errors import ValidationError
+    from xpcore.timeparse import parse_time
 
     known = {r.value for r in DeadLetterReason}
     unknown = sorted(set(reason) - known)
     if unknown:
         raise ValidationError(f"unknown reason {unknown[0]!r}: choose from {', '.join(sorted(known))}")
-    try:
-        start = datetime.fromisoformat(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
-    except ValueError:
-        raise ValidationError(f"--since {since!r} is not an RFC 3339 timestamp") from None
-    if start.tzinfo is None:
-        raise ValidationError("--since needs a time zone, e.g. 2024-05-01T00:00:00Z")
+    start = parse_time(since, "--since") or datetime(1970, 1, 1, tzinfo=UTC)
     settings = load_settings(StreamSettings)
-    counts = replay_dead_letters(settings, reasons=list(reason), since=start, dry_run=dry_run)
+    report = replay_dead_letters(
+        settings,
+        reasons=list(reason),
+        since=start,
+        source_topics=list(source_topic),
+        dry_run=dry_run,
+        again=again,
+    )
     if fmt is OutputFormat.json:
-        print_json(
-            {"replayed": 0 if dry_run else sum(counts.values()), "by_topic": counts, "dry_run": dry_run}
-        )
-    else:
-        verb = "would replay" if dry_run else "replayed"
-        sys.stderr.write(f"{verb} {sum(counts.values())} dead letters {counts}\n")
+        print_json(report.as_dict())
+        return
+    verb = "would replay" if dry_run else "replayed"
+    topics = ", ".join(f"{topic} {n}" for topic, n in sorted(report.by_topic.items())) or "nothing to replay"
+    skipped = f"; {report.truncated} truncated originals skipped" if report.truncated else ""
+    sys.stderr.write(f"{verb} {report.replayed} dead letters ({topics}){skipped}\n")
 
 
 def register(app: typer.Typer) -> None:

@@ -84,6 +84,8 @@ class LoadgenOptions:
             raise ValidationError("--users must be ≥ 0")
         if self.events is not None and self.events < 0:
             raise ValidationError("--events must be ≥ 0")
+        if self.events and self.users == 0:
+            raise ValidationError("--events needs --users ≥ 1 (metric events belong to simulated users)")
         if self.lift <= -1:
             raise ValidationError("--lift must be > -1")
         for name, value in (

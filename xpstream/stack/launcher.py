@@ -50,6 +50,7 @@ from xpstream.stack.process import (
     read_new_lines,
     terminate,
 )
+from xpstream.stack.tls import ensure_tls_files
 
 __all__ = [
     "StartResult",
@@ -196,17 +197,20 @@ def _check_jars(layout: KafkaLayout) -> None:
 
 
 def _check_ports(settings: StackSettings) -> None:
-    for port, setting in (
+    ports = [
         (settings.kafka_port, "XP_KAFKA_PORT"),
         (settings.kafka_controller_port, "XP_KAFKA_CONTROLLER_PORT"),
-    ):
+    ]
+    if settings.kafka_tls_port is not None:
+        ports.append((settings.kafka_tls_port, "XP_KAFKA_TLS_PORT"))
+    for port, setting in ports:
         if not port_is_free(HOST, port):
             raise StackError(
                 f"port {port} on {HOST} is already in use by another process"
                 f" (not this XP_HOME's broker): stop it or choose another port with {setting}"
             )
-    if settings.kafka_port == settings.kafka_controller_port:
-        raise StackError("XP_KAFKA_PORT and XP_KAFKA_CONTROLLER_PORT must differ")
+    if len({port for port, _ in ports}) < len(ports):
+        raise StackError(f"{', '.join(name for _, name in ports)} must all differ")
 
 
 def _error_detail(layout: KafkaLayout, offsets: dict[Path, int]) -> tuple[str, Path]:
@@ -310,6 +314,7 @@ def start_kafka(settings: StackSettings) -> StartResult:
         if layout.log4j_file.parent == layout.kafka_dir:
             layout.log4j_file.write_text(FALLBACK_LOG4J)
         credentials, renewed = _credentials_and_new(layout, local.kafka_bootstrap)
+        tls = ensure_tls_files(layout.tls_dir) if local.kafka_tls_port is not None else None
         config = BrokerConfig(
             local.kafka_port,
             local.kafka_controller_port,
@@ -317,6 +322,9 @@ def start_kafka(settings: StackSettings) -> StartResult:
             local.topic_partitions,
             admin_password=credentials.passwords[ADMIN],
             mechanism=credentials.mechanism,
+            tls_port=local.kafka_tls_port,
+            tls_keystore=tls.broker_pem if tls else None,
+            tls_truststore=tls.ca_cert if tls else None,
         )
         write_private(layout.properties_file, render_server_properties(config))
         formatted = not layout.formatted_marker.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,9 +35,11 @@ class ComponentState:
 class Health:
     """Thread-safe component states; :meth:`report` is the /healthz body and status code."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pid: int | None = None) -> None:
         self._lock = threading.Lock()
         self._states: dict[str, ComponentState] = {}
+        self.pid = os.getpid() if pid is None else pid
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
 
     def set(
         self, name: str, status: Status, detail: str = "", *, url: str | None = None, **extra: Any
@@ -56,8 +59,15 @@ class Health:
             return state.status if state else None
 
     def report(self) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, body): 200 when every component is ok or disabled, else 503."""
+        """(HTTP status, body): 200 when every component is ok or disabled, else 503. The body names the
+        process (``pid``, ``started_at``) so an operator can tell which `xp up` answered."""
         with self._lock:
             components = {name: state.as_dict() for name, state in self._states.items()}
         healthy = all(c["ok"] for c in components.values())
-        return (200 if healthy else 503), {"status": "ok" if healthy else "failing", "components": components}
+        body = {
+            "status": "ok" if healthy else "failing",
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "components": components,
+        }
+        return (200 if healthy else 503), body

@@ -34,6 +34,7 @@ from xpstream.scheduler.store import store_job_run
 from xpstream.up.admin import allowed_hosts, build_admin_app, check_admin_bind
 from xpstream.up.component_health import Health
 from xpstream.up.components import StreamSupervisor, check_port, serve_app, url_of
+from xpstream.up.pidfile import UpRecord, remove_record, write_record
 
 if TYPE_CHECKING:
     from xpcore.warehouse.base import Warehouse
@@ -181,6 +182,27 @@ async def _serve_all(
         warehouse.advertise_api_url(api_url, owner_token)  # type: ignore[attr-defined]
         logger.info("warehouse: serving the store to other xp commands at %s/v1/warehouse", api_url)
     logger.info("up: health at %s/healthz", api_url)
+    record = write_record(settings.home, UpRecord(health.pid, health.started_at, f"{api_url}/healthz"))
+    logger.info("up: pid %d recorded in %s (`xp up status`, `xp up stop`)", health.pid, record)
+    try:
+        await _run_components(settings, components, schedules, health, stop, warehouse, embedded)
+    finally:
+        remove_record(settings.home, health.pid)
+        api_stop.set()
+        await api_task
+
+
+async def _run_components(
+    settings: UpSettings,
+    components: list[str],
+    schedules: list[JobSchedule],
+    health: Health,
+    stop: asyncio.Event,
+    warehouse: Warehouse,
+    embedded: bool,
+) -> None:
+    """Start the enabled components, wait for ``stop``, stop them in order (the API stays up meanwhile)."""
+    loop = asyncio.get_running_loop()
 
     stream: StreamSupervisor | None = None
     if "stream" in components:
@@ -214,8 +236,6 @@ async def _serve_all(
     await asyncio.gather(*stoppers, *tasks, return_exceptions=True)
     if scheduler is not None:
         logger.info("scheduler: stopped")
-    api_stop.set()
-    await api_task
 
 
 async def _watch_scheduler(scheduler: SchedulerRunner, health: Health, stop: asyncio.Event) -> None:

@@ -14,7 +14,6 @@
     node.textContent = text;
     node.className = `value ${cls}`;
   }
-  function lastFull(values) { return values.length > 1 ? values[values.length - 2] : values[0] || 0; }
 
   function render(d) {
     const labels = d.minutes.map(XP.minuteLabel);
@@ -30,11 +29,11 @@
     document.getElementById("progress-note").title = progress.source || "";
     setTile("srm", XP.g(d.srm_p_value ?? null, 3), d.srm_flagged ? "bad" : "");
     document.getElementById("srm-note").textContent = d.srm_flagged ? "mismatch: check assignment and logging" : "p < 0.001 flags a mismatch";
-    setTile("ingest-rate", XP.int(lastFull(d.ingest_per_minute.events)));
-    document.getElementById("ingest-note").textContent = `exposures ${XP.int(lastFull(d.ingest_per_minute.exposures))}/min · last full minute`;
+    setTile("ingest-rate", XP.int(d.ingest_last_60s.events));
+    document.getElementById("ingest-note").textContent = `exposures ${XP.int(d.ingest_last_60s.exposures)} · last 60 s, all experiments`;
     setTile("dead-rate", d.dead_letter_rate === null ? "—" : XP.pct(d.dead_letter_rate, 2), d.dead_letter_rate > 0.01 ? "bad" : "");
     const reasons = Object.entries(d.dead_letters_by_reason);
-    document.getElementById("dead-note").textContent = reasons.length ? reasons.map(([r, n]) => `${r} ${XP.int(n)}`).join(" · ") : "none in the window";
+    document.getElementById("dead-note").textContent = reasons.length ? `all traffic: ${reasons.map(([r, n]) => `${r} ${XP.int(n)}`).join(" · ")}` : "none in the window (all traffic)";
     const lag = d.consumer_lag;
     setTile("lag", lag.status === "ok" ? XP.int(lag.total) : "unknown");
     const lagNote = document.getElementById("lag-note");

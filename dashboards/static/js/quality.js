@@ -4,7 +4,8 @@
   function fmt(value) {
     if (value === null || value === undefined) return "—";
     if (typeof value === "number") return XP.g(value, 4);
-    if (typeof value === "object") return JSON.stringify(value);
+    if (Array.isArray(value)) return value.map(fmt).join(", ");
+    if (typeof value === "object") return Object.entries(value).map(([k, v]) => `${k.replaceAll("_", " ")} ${fmt(v)}`).join(" · ");
     return String(value);
   }
   XP.api("/api/quality").then(d => {
@@ -31,7 +32,7 @@
         const history = XP.el("span", { class: "history" }, [...c.history].reverse().map(h =>
           XP.el("i", { class: h.success ? "" : h.severity === "warning" ? "warnfail" : "fail", title: `${XP.time(h.run_at)} ${h.success ? "pass" : "fail"}` })));
         return XP.el("tr", { "data-check": c.check }, XP.el("td", {}, c.check), XP.el("td", { class: "mono" }, c.target || "—"), XP.el("td", {}, pill),
-          XP.el("td", { class: "num" }, fmt(c.latest.observed)), XP.el("td", { class: "num muted" }, fmt(c.latest.threshold)),
+          XP.el("td", { class: "obs" }, fmt(c.latest.observed)), XP.el("td", { class: "obs muted" }, fmt(c.latest.threshold)),
           XP.el("td", { class: "num" }, `${c.failures} / ${c.runs}`), XP.el("td", {}, history), XP.el("td", { class: "num" }, XP.time(c.latest.run_at)));
       }))));
     document.body.dataset.loaded = "true";

@@ -132,7 +132,7 @@ def test_a_bad_setting_fails_that_job_only(monkeypatch: pytest.MonkeyPatch) -> N
     from xpcore.config import load_settings
 
     report = run_all(lambda job: load_settings(job.settings_class))
-    assert report.summary().splitlines()[0].startswith("etl: failed: invalid setting etl_covariate_days")
+    assert report.summary().splitlines()[0].startswith("etl: failed: invalid setting XP_ETL_COVARIATE_DAYS")
     assert [job for job, _ in seen] == ["stats"]
 
 

@@ -54,3 +54,14 @@ def test_shared_metrics_keep_first_order() -> None:
     ]
     assert shared_metrics(documents) == ["a", "c"]
     assert shared_metrics([]) == []
+
+
+def test_the_ingest_tile_shows_a_burst_that_just_arrived() -> None:
+    from dashboards.health_page import last_60_seconds
+
+    now = datetime(2026, 12, 5, 7, 0, 15, tzinfo=UTC)  # 15 s into the minute
+    assert last_60_seconds([0, 0, 25_000], now) == 25_000  # "the last full minute" said 0
+    assert last_60_seconds([0, 600, 100], now) == 100 + 450  # 45 s of the previous minute still count
+    assert last_60_seconds([600], now) == 600
+    assert last_60_seconds([], now) == 0
+    assert last_60_seconds([900, 60], now.replace(second=0)) == 60 + 900

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import xpstream.loadgen.simulate as simulate_module
@@ -272,6 +272,11 @@ def test_without_experiments_only_events_and_no_unknown_variation(payload: Any) 
     assert consume(records, []).invalid == counts.invalid
 
 
+def test_events_without_users_are_refused() -> None:
+    with pytest.raises(ValidationError, match="--events needs --users"):
+        LoadgenOptions(now=NOW, users=0, events=1).check()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -310,6 +315,7 @@ def test_counts_reconcile_for_any_options(
 ) -> None:
     from .conftest import EXPERIMENTS, PAYLOAD
 
+    assume(not (events and users == 0))  # refused by check(): see the test below
     records, counts = run(
         PAYLOAD,
         EXPERIMENTS,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,26 @@ def test_freshness() -> None:
     assert "3.0 h ago" in stale.detail and "older than" in stale.detail
     empty = freshness_outcome("results", None, now=NOW, max_age=limit, severity="warning")
     assert not empty.success and empty.severity == "warning" and "no rows" in empty.detail
+
+
+def test_an_empty_derived_table_is_not_late_before_its_data_has_been_there_max_age() -> None:
+    limit = timedelta(hours=26)
+
+    def results(data_since: datetime | None, newest: datetime | None = None) -> Any:
+        return freshness_outcome(
+            "results", newest, now=NOW, max_age=limit, data_since=data_since, filled_by="`xp jobs run stats`"
+        )
+
+    fresh_stack = results(NOW - timedelta(minutes=10))
+    assert (
+        fresh_stack.success
+        and "not due yet" in fresh_stack.detail
+        and "xp jobs run stats" in fresh_stack.detail
+    )
+    assert results(None).success  # no data at all: nothing to derive yet
+    overdue = results(NOW - timedelta(hours=27))
+    assert not overdue.success and "no rows at all" in overdue.detail
+    assert not results(NOW - timedelta(hours=1), newest=NOW - timedelta(hours=30)).success  # late is late
 
 
 @pytest.mark.parametrize(

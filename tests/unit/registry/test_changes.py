@@ -163,3 +163,21 @@ def test_override_expiry_must_be_in_the_future_and_removal_needs_an_override() -
         override_change(snapshot, "checkout", "u1", "blue", actor="qa", now=T0, expires_at=T0)
     with pytest.raises(ValidationError, match="unit 'u9' has no override"):
         remove_override_change(snapshot, "checkout", "u9", actor="qa", now=T0)
+
+
+def test_an_override_of_a_targeted_experiment_comes_with_a_note_that_tells_the_truth() -> None:
+    from assignment import compile_payload
+    from assignment.registry_changes import override_notes
+
+    assert override_notes(applied(doc()), "checkout") == []  # no targeting: nothing to say
+    snapshot = applied(doc(condition={"country": "US"}, coverage=0.01))
+    (note,) = override_notes(snapshot, "checkout")
+    assert '{"country": "US"}' in note and "does nothing" in note
+    # what the note says: the rule's condition gates the forced variation; coverage does not
+    feature = next(iter(snapshot.features))
+    compiled = compile_payload(snapshot.payload())
+    forced = {"checkout": 1}
+    inside = compiled.evaluate(feature, {"id": "u1", "country": "US"}, forced_variations=forced)
+    outside = compiled.evaluate(feature, {"id": "u1", "country": "FR"}, forced_variations=forced)
+    assert (inside.in_experiment, inside.variation_id) == (True, 1)
+    assert outside.in_experiment is False

@@ -7,6 +7,7 @@ adapter sends) and bound server-side by clickhouse-connect (``param_<name>`` on 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -81,7 +82,22 @@ def client_arguments(settings: WarehouseSettings) -> dict[str, Any]:
         "connect_timeout": settings.clickhouse_connect_timeout,
         "send_receive_timeout": settings.clickhouse_query_timeout,
         "autogenerate_session_id": False,
+        **_tls_arguments(settings, secure),
     }
+
+
+def _tls_arguments(settings: WarehouseSettings, secure: bool) -> dict[str, Any]:
+    """clickhouse-connect's TLS keywords: verification, the CA and a client certificate (https only)."""
+    if not secure:
+        return {}
+    tls: dict[str, Any] = {"verify": settings.clickhouse_verify}
+    if settings.clickhouse_ca_cert is not None:
+        tls["ca_cert"] = str(settings.clickhouse_ca_cert)
+    if settings.clickhouse_client_cert is not None:
+        tls["client_cert"] = str(settings.clickhouse_client_cert)
+    if settings.clickhouse_client_key is not None:
+        tls["client_cert_key"] = str(settings.clickhouse_client_key)
+    return tls
 
 
 class WireText:
@@ -115,13 +131,27 @@ def bound_parameters(sql: str, parameters: Mapping[str, Any] | None) -> dict[str
     return {name: WireText(text) for name, text in rendered.items()} or None
 
 
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^\"')\]]+)")
+_READ_TIMEOUT = re.compile(r"(Read|Connect) timed out", re.IGNORECASE)
+
+
+def unreachable_reason(message: str) -> str:
+    """The cause inside a connection error's nested text (``Connection refused``, ``Name or service not
+    known``, ``timed out``), with the hint to check the URL; the whole text only when none is found."""
+    found = _OS_ERROR.search(message) or _READ_TIMEOUT.search(message)
+    if found is None:
+        return " ".join(message.split())[:300]
+    cause = found.group(1) if found.re is _OS_ERROR else found.group(0)
+    return f"{cause.strip().rstrip('.')} (check XP_CLICKHOUSE_URL and that the server is up)"
+
+
 def _translate(error: Exception) -> XpError:
     from clickhouse_connect.driver import exceptions
 
     message = str(error)
     code = getattr(error, "code", None) or error_code(message)
     if isinstance(error, exceptions.OperationalError) and code is None:
-        return TransientError(f"ClickHouse server unreachable: {' '.join(message.split())[:300]}")
+        return TransientError(f"ClickHouse server unreachable: {unreachable_reason(message)}")
     line = one_line_error(message)
     return TransientError(line) if code in TRANSIENT_ERROR_CODES else TerminalError(line)
 
