@@ -76,7 +76,7 @@ def add_traffic(
     """Exposures (one per unit, spread over ``minutes`` from ``start``) and their events; returns
     (exposures, events) written."""
     from pipelines.attribution import Attribution
-    from pipelines.batch import attributions_table
+    from pipelines.processor import attributions_table
     from schemas import Exposure, ExposureSource, MetricEvent
     from schemas.arrow import to_arrow
 

@@ -15,12 +15,12 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.batch import RegistryView
+from pipelines.processor import RegistryView
 from schemas import MetricEvent
 from xpcore.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pipelines.batch import StreamProcessor
+    from pipelines.processor import StreamProcessor
     from xpcore.config import StreamSettings
     from xpcore.warehouse.base import Warehouse
 

@@ -71,7 +71,7 @@ def _events_table(unit: str, event_id: str, occurred_at: datetime, value: float)
 
 def _attributed_table(row: dict[str, Any], event_id: str, value: float) -> pa.Table:
     from pipelines.attribution import Attribution
-    from pipelines.batch import attributions_table
+    from pipelines.processor import attributions_table
 
     attribution = Attribution(
         event_id,

@@ -26,7 +26,7 @@ from assignment.metrics_catalog import metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.results.store import compute_experiment_result, fetch_metric_sums, store_results
 from pipelines.attribution import Attribution
-from pipelines.batch import attributions_table
+from pipelines.processor import attributions_table
 from schemas import Exposure
 from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus

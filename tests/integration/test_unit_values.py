@@ -28,7 +28,7 @@ from jobs.results.store import _catalog, compute_experiment_result, fetch_experi
 from jobs.unit_values import UnitValuesSettings, fetch_unit_value_sums, read_state, refresh
 from jobs.unit_values.plan import unit_values_plan
 from pipelines.attribution import Attribution
-from pipelines.batch import attributions_table
+from pipelines.processor import attributions_table
 from schemas import Exposure
 from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus, ExposureSource, MetricEvent

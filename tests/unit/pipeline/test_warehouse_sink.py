@@ -1,4 +1,4 @@
-"""The worker's load step: transient warehouse errors are retried with the same token; nothing lost."""
+"""The warehouse sink: transient warehouse errors are retried with the same token; nothing lost."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from pipelines import worker
-from pipelines.batch import BatchOutput
-from pipelines.worker import StreamReport, _load, _Stop
+from pipelines.processor import BatchOutput
+from pipelines.stream_report import StreamReport
+from pipelines.warehouse_sink import WarehouseSink
 from tests.unit.pipeline.helpers import T0, event, exposure
-from xpcore.config import StreamSettings
 from xpcore.errors import TerminalError, TransientError
 
 
@@ -36,7 +35,7 @@ class FlakyWarehouse:
 def _output() -> BatchOutput:
     from collections import Counter
 
-    from pipelines.batch import attributions_table
+    from pipelines.processor import attributions_table
     from schemas import Exposure, MetricEvent
     from schemas.arrow import to_arrow
 
@@ -60,29 +59,53 @@ def _output() -> BatchOutput:
     )
 
 
-@pytest.fixture(autouse=True)
-def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    slept: list[float] = []
-    monkeypatch.setattr(worker.time, "sleep", slept.append)
-    return slept
+def _sink(warehouse: Any, report: StreamReport, slept: list[float], **options: Any) -> WarehouseSink:
+    return WarehouseSink(warehouse, report=report, stopping=lambda: False, sleep=slept.append, **options)
 
 
-def test_transient_errors_are_retried_with_the_same_token_until_the_insert_succeeds(
-    _no_sleep: list[float],
-) -> None:
+def test_transient_errors_are_retried_with_the_same_token_until_the_insert_succeeds() -> None:
     warehouse: Any = FlakyWarehouse(failures=5)
     report = StreamReport()
-    _load(warehouse, _output(), StreamSettings(stream_insert_retry_max_seconds=2), report, _Stop())
+    slept: list[float] = []
+    _sink(warehouse, report, slept, retry_max_seconds=2).load(_output())
     assert warehouse.inserts == [
         ("xp.exposures", 1, "xp.exposures|x/0/0-1"),
         ("xp.events", 1, "xp.events|x/0/0-1"),
     ]
     assert report.insert_retries == 5
-    assert _no_sleep == [0.5, 1.0, 2.0, 2.0, 2.0]  # back-off, capped
+    assert slept == [0.5, 1.0, 2.0, 2.0, 2.0]  # back-off, capped
 
 
 def test_terminal_errors_are_not_retried() -> None:
     warehouse: Any = FlakyWarehouse(failures=1, error=TerminalError("ClickHouse error 60 UNKNOWN_TABLE"))
     with pytest.raises(TerminalError):
-        _load(warehouse, _output(), StreamSettings(), StreamReport(), _Stop())
+        _sink(warehouse, StreamReport(), [], retry_max_seconds=30).load(_output())
     assert warehouse.attempts == 1
+
+
+def test_a_stop_ends_the_retries_with_a_transient_error() -> None:
+    warehouse: Any = FlakyWarehouse(failures=100)
+    stops = iter([False, False, True])
+    sink = WarehouseSink(
+        warehouse, report=StreamReport(), stopping=lambda: next(stops), retry_max_seconds=1, sleep=[].append
+    )
+    with pytest.raises(TransientError, match="stopped while the warehouse was failing"):
+        sink.load(_output())
+    assert warehouse.attempts == 3 and warehouse.inserts == []
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_submitted_batch_is_returned_once_loaded_and_its_stages_counted(overlap: bool) -> None:
+    warehouse: Any = FlakyWarehouse(failures=0)
+    report = StreamReport()
+    sink = _sink(warehouse, report, [], retry_max_seconds=1, overlap=overlap)
+    try:
+        assert sink.finish() is None  # nothing in flight
+        output = _output()
+        sink.submit(output)
+        assert sink.finish() is output
+        assert [table for table, _, _ in warehouse.inserts] == ["xp.exposures", "xp.events"]
+        assert set(report.stage_seconds) == {"load", "load_wait"}
+        assert sink.finish() is None
+    finally:
+        sink.close()

@@ -4,7 +4,7 @@
 :meth:`StreamProcessor.process` runs validate → deduplicate → enrich → attribute over a batch that may
 mix exposures and events of several partitions and returns a :class:`BatchOutput` with one Arrow table
 per warehouse table and a deterministic insert-deduplication token per table (from the batch's
-topic/partition/offset ranges). The worker loads it, then calls :meth:`StreamProcessor.commit`.
+topic/partition/offset ranges). The worker loads it, then calls :meth:`StreamProcessor.remember_ids`.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ class StreamProcessor:
         )
 
     def process(self, raws: Sequence[RawRecord], now: datetime) -> BatchOutput:
-        """Run one batch through the kernel; state changes only for attribution (see commit)."""
+        """Run one batch through the kernel; state changes only for attribution (see remember_ids)."""
         with _gc_paused():
             return self._process(raws, now)
 
@@ -290,7 +290,7 @@ class StreamProcessor:
             )
         return letters
 
-    def commit(self, output: BatchOutput) -> None:
+    def remember_ids(self, output: BatchOutput) -> None:
         """Remember the batch's ids, so that later batches drop them as duplicates.
 
         Call once the batch is sure to end up in the warehouse: after its load, or before it when a

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import msgspec
 
-from pipelines.batch import RegistryView, StreamProcessor, _offset_ranges, dedup_token
 from pipelines.kernel import RawRecord
+from pipelines.processor import RegistryView, StreamProcessor, _offset_ranges, dedup_token
 from schemas import DeadLetterReason, RecordError, RecordKind, make_dead_letter
 from tests.unit.pipeline.helpers import (
     DEAD_LETTERS_TOPIC,
@@ -63,7 +63,7 @@ def test_a_replayed_batch_after_commit_loads_nothing_again() -> None:
         raw(b"{", 1),
     ]
     first = processor.process(raws, minutes(2))
-    processor.commit(first)
+    processor.remember_ids(first)
     again = processor.process(raws, minutes(3))
     assert (again.exposures.num_rows, again.events.num_rows, again.attributed.num_rows) == (0, 0, 0)
     assert again.dead_letters == [] and again.duplicates == 2
@@ -146,7 +146,7 @@ def test_collector_dead_letters_on_the_topic_are_loaded_once_and_the_streams_own
     processor = _processor()
     collector = _collector_letter("NaN at $.value")
     first = processor.process([raw(b"{", 0)], minutes(1))  # the stream's own dead letter
-    processor.commit(first)
+    processor.remember_ids(first)
     (own,) = first.dead_letters
     raws = [
         RawRecord(DEAD_LETTERS_TOPIC, 0, 0, None, msgspec.json.encode(own), None),  # skipped
@@ -164,6 +164,6 @@ def test_collector_dead_letters_on_the_topic_are_loaded_once_and_the_streams_own
     assert out.consumed == 1 and out.dead_letter_topic_records == 4
     assert out.offsets[(DEAD_LETTERS_TOPIC, 0)] == 3
     assert "xp.dead-letters/0/0-2" in out.tokens["xp.dead_letters"]
-    processor.commit(out)
+    processor.remember_ids(out)
     again = processor.process(raws[1:3], minutes(3))  # re-read after a restart with other boundaries
     assert again.dead_letters == []
