@@ -35,11 +35,12 @@ def test_one_slot_per_distinct_side_and_a_cross_per_ratio() -> None:
     assert plan.slots["aov"] == (1, 3, 0) and plan.crosses == ((1, 3),)
     assert plan.slots["revenue"] == (1, None, None)
     assert [m.name for m in plan.others] == ["colors"]  # unique and property fields: per-metric query
-    parameters = plan.parameters(experiment="e", since=NOW, until=NOW, dimension="country")
-    assert parameters["events"] == ["purchase", "purchase", "pageview", "purchase"]
+    parameters = plan.sql_parameters(experiment="e", since=NOW, until=NOW, dimension="country")
     assert parameters["event_names"] == ["purchase", "pageview"]
-    assert parameters["positions"] == [1, 1, 2, 1]  # indexOf(event_names, events[k]), 1-based
-    assert (parameters["cross_a"], parameters["cross_b"]) == ([2], [4])  # 1-based in SQL
+    # one cell per distinct (event, window): binary and sum of purchase share the first
+    assert parameters["cell_events"] == ["purchase", "pageview", "purchase"]
+    assert parameters["cell_windows"] == [0.0, 0.0, 3600.0]
+    assert "sum(v2 * v4)" in plan.sql()  # aov's cross product, 1-based sides in SQL
 
 
 def test_a_ratio_with_a_property_part_goes_to_the_per_metric_query() -> None:
