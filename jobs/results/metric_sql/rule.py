@@ -33,6 +33,8 @@ __all__ = [
     "ELIGIBLE",
     "MULTIPLE_VARIATIONS",
     "OVERRIDDEN",
+    "SINCE",
+    "UNTIL",
     "attributed_events",
     "before_exposure",
     "delay_ms",
@@ -55,7 +57,9 @@ ELIGIBLE = f"NOT ({MULTIPLE_VARIATIONS}) AND NOT ({OVERRIDDEN})"
 """A unit counts: one variation, never overridden."""
 
 UNTIL = "{until:DateTime64(3, 'UTC')}"
+"""The end of the window (bound parameter): units first exposed before it, events that occurred before it."""
 SINCE = "{since:DateTime64(3, 'UTC')}"
+"""The start of the window (bound parameter): units first exposed at or after it."""
 
 _VALUES: Mapping[str, str] = {
     "binary": "toFloat64({count} > 0)",
@@ -73,14 +77,14 @@ def value(aggregation: str, *, count: str, total: str = "0.", distinct: str = "0
     return _VALUES[aggregation].format(count=count, total=total, distinct=distinct)
 
 
-def value_by_parameter(parameter: str, *, count: str, total: str, distinct: str) -> str:
+def value_by_parameter(parameter: str, *, count: str, total: str, distinct: str, indent: str = "") -> str:
     """:func:`value` when the aggregation is a bound parameter (the per-metric queries): one branch per
-    aggregation, 0 for anything else."""
-    branches = ",\n".join(
-        f"    {parameter} = '{name}', {value(name, count=count, total=total, distinct=distinct)}"
+    aggregation, 0 for anything else (``indent``: of the expression's first line)."""
+    branches = "".join(
+        f"\n{indent}    {parameter} = '{name}', {value(name, count=count, total=total, distinct=distinct)},"
         for name in AGGREGATIONS
     )
-    return f"multiIf(\n{branches},\n    0.)"
+    return f"multiIf({branches}\n{indent}    0.)"
 
 
 def delay_ms(event: str = "a") -> str:
@@ -112,9 +116,9 @@ def field_text(property_: str, *, value_column: str, properties_column: str) -> 
     return f"if({property_} = '', toString({value_column}), {properties_column}[{property_}])"
 
 
-def first_exposed_in_window(column: str) -> str:
-    """The unit's first exposure (``column``) is in ``[since, until)``."""
-    return f"{column} >= {SINCE}\n           AND {column} < {UNTIL}"
+def first_exposed_in_window(column: str, indent: str = "           ") -> str:
+    """The unit's first exposure (``column``) is in ``[since, until)`` (``indent``: of the second line)."""
+    return f"{column} >= {SINCE}\n{indent}AND {column} < {UNTIL}"
 
 
 def units_cte(*, eligible_only: bool, only: str = "") -> str:

@@ -139,7 +139,7 @@ def _properties_cte(sides: Sequence[str]) -> str:
 
 def _per_unit_value(side: str, *, count: str, total: str, distinct: str) -> str:
     return rule.value_by_parameter(
-        _side_parameter(side, "aggregation"), count=count, total=total, distinct=distinct
+        _side_parameter(side, "aggregation"), count=count, total=total, distinct=distinct, indent=" " * 12
     )
 
 

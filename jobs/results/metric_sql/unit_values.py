@@ -225,7 +225,7 @@ FROM
         [{sides}] AS v{covariate_inner}
     FROM xp.unit_values FINAL
     WHERE experiment_key = {{experiment:String}} AND plan_key = {{plan_key:String}} AND eligible
-      AND {rule.first_exposed_in_window("first_exposed_at")}
+      AND {rule.first_exposed_in_window("first_exposed_at", "      ")}
 )
 GROUP BY segment, variation_id
 ORDER BY segment, variation_id

@@ -39,11 +39,11 @@ WITH
             variation_id,
             countIf(in_a) AS events_a,
             multiIf(
-    {aggregation_a:String} = 'binary', toFloat64(countIf(in_a) > 0),
-    {aggregation_a:String} = 'count', toFloat64(countIf(in_a)),
-    {aggregation_a:String} = 'sum', sumIf(number_a, in_a),
-    {aggregation_a:String} = 'unique', toFloat64(uniqExactIf(text_a, in_a)),
-    0.) AS a
+                {aggregation_a:String} = 'binary', toFloat64(countIf(in_a) > 0),
+                {aggregation_a:String} = 'count', toFloat64(countIf(in_a)),
+                {aggregation_a:String} = 'sum', sumIf(number_a, in_a),
+                {aggregation_a:String} = 'unique', toFloat64(uniqExactIf(text_a, in_a)),
+                0.) AS a
         FROM matched
         GROUP BY unit_id, variation_id
     ),
@@ -70,11 +70,11 @@ WITH
             unit_id,
             count() AS events_x,
             multiIf(
-    {aggregation_a:String} = 'binary', toFloat64(count() > 0),
-    {aggregation_a:String} = 'count', toFloat64(count()),
-    {aggregation_a:String} = 'sum', sum(number_x),
-    {aggregation_a:String} = 'unique', toFloat64(uniqExact(text_x)),
-    0.) AS x
+                {aggregation_a:String} = 'binary', toFloat64(count() > 0),
+                {aggregation_a:String} = 'count', toFloat64(count()),
+                {aggregation_a:String} = 'sum', sum(number_x),
+                {aggregation_a:String} = 'unique', toFloat64(uniqExact(text_x)),
+                0.) AS x
         FROM pre
         GROUP BY unit_id
     )

@@ -43,17 +43,17 @@ WITH
             variation_id,
             countIf(in_a) AS events_a,
             multiIf(
-    {aggregation_a:String} = 'binary', toFloat64(countIf(in_a) > 0),
-    {aggregation_a:String} = 'count', toFloat64(countIf(in_a)),
-    {aggregation_a:String} = 'sum', sumIf(number_a, in_a),
-    {aggregation_a:String} = 'unique', toFloat64(uniqExactIf(text_a, in_a)),
-    0.) AS a,
+                {aggregation_a:String} = 'binary', toFloat64(countIf(in_a) > 0),
+                {aggregation_a:String} = 'count', toFloat64(countIf(in_a)),
+                {aggregation_a:String} = 'sum', sumIf(number_a, in_a),
+                {aggregation_a:String} = 'unique', toFloat64(uniqExactIf(text_a, in_a)),
+                0.) AS a,
             multiIf(
-    {aggregation_b:String} = 'binary', toFloat64(countIf(in_b) > 0),
-    {aggregation_b:String} = 'count', toFloat64(countIf(in_b)),
-    {aggregation_b:String} = 'sum', sumIf(number_b, in_b),
-    {aggregation_b:String} = 'unique', toFloat64(uniqExactIf(text_b, in_b)),
-    0.) AS b
+                {aggregation_b:String} = 'binary', toFloat64(countIf(in_b) > 0),
+                {aggregation_b:String} = 'count', toFloat64(countIf(in_b)),
+                {aggregation_b:String} = 'sum', sumIf(number_b, in_b),
+                {aggregation_b:String} = 'unique', toFloat64(uniqExactIf(text_b, in_b)),
+                0.) AS b
         FROM matched
         GROUP BY unit_id, variation_id
     )

@@ -15,7 +15,7 @@ FROM
     FROM xp.unit_values FINAL
     WHERE experiment_key = {experiment:String} AND plan_key = {plan_key:String} AND eligible
       AND first_exposed_at >= {since:DateTime64(3, 'UTC')}
-           AND first_exposed_at < {until:DateTime64(3, 'UTC')}
+      AND first_exposed_at < {until:DateTime64(3, 'UTC')}
 )
 GROUP BY segment, variation_id
 ORDER BY segment, variation_id
