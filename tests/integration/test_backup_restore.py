@@ -25,7 +25,7 @@ from assignment.authoring import load_registry_file
 from assignment.registry_changes import plan_changes
 from assignment.registry_topic import publish_changes, read_registry, read_registry_records
 from jobs.lake import run_lake
-from jobs.results.store import compute_experiment_result
+from jobs.results.compute import compute_experiment_result
 from tests.fixtures.kafka import KafkaBroker
 from tests.integration.test_results import BASE, HandMade, experiment_spec, load
 from xpcore.config import KafkaSettings

@@ -26,7 +26,7 @@ from starlette.testclient import TestClient
 from dashboards.app import create_app
 from dashboards.sample_data import SampleData, seed_sample_data
 from dashboards.settings import DashboardSettings
-from jobs.results.store import compute_experiment_result
+from jobs.results.compute import compute_experiment_result
 from tests.fixtures.waiting import wait_until
 from xpcore.warehouse import Warehouse, open_warehouse
 
@@ -74,13 +74,13 @@ def without_computed_at(document: dict[str, Any]) -> dict[str, Any]:
 
 def cli_result(client: TestClient, seeded: Seeded, **options: Any) -> dict[str, Any]:
     """What `xp results` computes (xpstream/cli/results.py): the experiment's plan with the overrides."""
-    from jobs.results.store import covariate_days_of, experiment_plan
+    from jobs.results.compute import experiment_plan
 
     snapshot = client.app.state.dashboard.registry.snapshot()  # type: ignore[attr-defined]
     spec = snapshot.experiments[KEY]
     plan = experiment_plan(snapshot, spec).with_overrides(method=options.pop("method", None))
     result = compute_experiment_result(
-        seeded.warehouse, spec, plan=plan, covariate_days=covariate_days_of(seeded.settings), **options
+        seeded.warehouse, spec, plan=plan, covariate_days=seeded.settings.etl_covariate_days, **options
     )
     document: dict[str, Any] = json.loads(json.dumps(result.to_json()))
     return document
@@ -496,7 +496,8 @@ def same_numbers(a: Any, b: Any) -> bool:
 
 def store_stats_snapshot(client: TestClient, seeded: Seeded) -> Any:
     """What `xp jobs run stats` stores for KEY now (the experiment's plan), computed_at in whole ms."""
-    from jobs.results.store import covariate_days_of, experiment_plan, store_results
+    from jobs.results.compute import experiment_plan
+    from jobs.results.snapshots import store_results
 
     snapshot = client.app.state.dashboard.registry.snapshot()  # type: ignore[attr-defined]
     spec = snapshot.experiments[KEY]
@@ -505,7 +506,7 @@ def store_stats_snapshot(client: TestClient, seeded: Seeded) -> Any:
         seeded.warehouse,
         spec,
         plan=experiment_plan(snapshot, spec),
-        covariate_days=covariate_days_of(seeded.settings),
+        covariate_days=seeded.settings.etl_covariate_days,
         computed_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
     )
     store_results(seeded.warehouse, [result])

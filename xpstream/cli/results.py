@@ -13,7 +13,7 @@ from xpcore.timeparse import parse_time
 from xpstream.cli.output import OutputFormat
 
 if TYPE_CHECKING:
-    from jobs.results import ExperimentResult, MetricResult
+    from jobs.results.contract import ExperimentAnalysis, MetricResult
 
 __all__ = [
     "CorrectionChoice",
@@ -78,7 +78,7 @@ def _metric_table(metric: MetricResult, alpha: float, bayesian: bool = False) ->
     return table
 
 
-def _cuped_line(result: ExperimentResult) -> str | None:
+def _cuped_line(result: ExperimentAnalysis) -> str | None:
     """One line on CUPED when it was asked for: which metrics were adjusted, and why others were not."""
     if result.plan is None or not result.plan.cuped:
         return None
@@ -90,7 +90,7 @@ def _cuped_line(result: ExperimentResult) -> str | None:
     return " · ".join(parts)
 
 
-def _segment_table(result: ExperimentResult, index: int) -> Any:
+def _segment_table(result: ExperimentAnalysis, index: int) -> Any:
     """One metric across every segment: a row per segment × treatment."""
     from rich.table import Table
 
@@ -126,7 +126,7 @@ def _segment_table(result: ExperimentResult, index: int) -> Any:
     return table
 
 
-def _as_of_line(result: ExperimentResult) -> str:
+def _as_of_line(result: ExperimentAnalysis) -> str:
     """When the data ends: events stored before ``data_as_of`` are folded in (older than ``computed_at``
     when read from unit values as of their last refresh; ``--fresh`` refreshes them first)."""
     as_of = datetime.fromisoformat(result.to_json()["data_as_of"])
@@ -135,7 +135,7 @@ def _as_of_line(result: ExperimentResult) -> str:
     return f"data as of {as_of:%Y-%m-%d %H:%M:%S} UTC{age}"
 
 
-def print_result(result: ExperimentResult) -> None:
+def print_result(result: ExperimentAnalysis) -> None:
     """A rich table per metric; significant lifts highlighted (green: good, red: harmful); SRM warning."""
     from rich.console import Console
 
@@ -222,15 +222,16 @@ def results(
     Example: xp results checkout-button --fresh
     """
     from assignment.registry_topic import read_registry
-    from jobs.results.store import compute_experiment_result, covariate_days_of, experiment_plan
-    from xpcore.config import EtlSettings, load_settings
+    from jobs.results.compute import compute_experiment_result, experiment_plan
+    from xpcore.config import load_settings
     from xpcore.warehouse import open_warehouse
+    from xpstream.batch.settings import ResultsJobSettings
     from xpstream.cli.output import print_json
 
     if fmt is OutputFormat.csv:
         raise ValidationError("--format must be table or json")
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
-    settings = load_settings(EtlSettings)
+    settings = load_settings(ResultsJobSettings)
     snapshot = read_registry(settings, timeout=10.0)
     spec = snapshot.experiments.get(experiment)
     if spec is None:
@@ -250,9 +251,10 @@ def results(
             since=start,
             until=end,
             plan=plan,
-            covariate_days=covariate_days_of(settings),
+            covariate_days=settings.etl_covariate_days,
             segment=segment,
             top=top,
+            unit_values=settings,
             fresh=fresh,
         )
     finally:

@@ -1,35 +1,15 @@
--- results_metric_segment_sums: results_metric_sums broken down by one exposure attribute (a segment).
--- grain: segment × variation_id (one experiment, one metric, one dimension)
--- time: first_exposed_at (units), occurred_at (events)
--- engine: reads xp.unit_exposures (AggregatingMergeTree, merged here), xp.exposures (ReplacingMergeTree:
---         the attribute of each unit's first exposure; duplicates cannot change argMin) and
---         xp.attributed_events (ReplacingMergeTree, FINAL); xp.events only for properties.NAME fields.
---
--- Population, values and sums: exactly as results_metric_sums. A unit's segment is attributes[dimension]
--- of its first exposure to the experiment (Exposure.attributes: the segmenting subset of the unit's
--- attributes, values as strings); a unit without the attribute is in segment ''. The top-N + "other"
--- folding is done in Python (jobs/stats/segments.py): sums add up, so "other" is exact.
--- Returned per segment and variation: units, units_with_events, sum_a, sum_a_squares, sum_b,
--- sum_b_squares, cross_sum.
--- parameters: results_metric_sums' parameters plus dimension String
+
 WITH
     eligible AS
     (
-        SELECT unit_id, argMinMerge(first_variation_id) AS variation_id, min(first_exposed_at) AS first_exposure
+        SELECT unit_id, argMinMerge(first_variation_id) AS variation_id,
+               min(first_exposed_at) AS first_exposure
         FROM xp.unit_exposures
         WHERE experiment_key = {experiment:String}
         GROUP BY unit_id
-        HAVING min(min_variation_id) = max(max_variation_id)
-           AND max(overridden) = 0
+        HAVING NOT (min(min_variation_id) != max(max_variation_id)) AND NOT (max(overridden) != 0)
            AND first_exposure >= {since:DateTime64(3, 'UTC')}
            AND first_exposure < {until:DateTime64(3, 'UTC')}
-    ),
-    segments AS
-    (
-        SELECT unit_id, argMin(attributes[{dimension:String}], exposed_at) AS segment
-        FROM xp.exposures
-        WHERE experiment_key = {experiment:String}
-        GROUP BY unit_id
     ),
     properties AS
     (
@@ -44,17 +24,11 @@ WITH
         SELECT
             a.unit_id AS unit_id,
             a.variation_id AS variation_id,
-            a.event_name = {event_a:String}
-                AND ({window_a_seconds:Float64} = 0
-                     OR dateDiff('millisecond', a.first_exposed_at, a.occurred_at) <= {window_a_seconds:Float64} * 1000)
-                AS in_a,
-            a.event_name = {event_b:String}
-                AND ({window_b_seconds:Float64} = 0
-                     OR dateDiff('millisecond', a.first_exposed_at, a.occurred_at) <= {window_b_seconds:Float64} * 1000)
-                AS in_b,
+            a.event_name = {event_a:String} AND ({window_a_seconds:Float64} = 0 OR dateDiff('millisecond', a.first_exposed_at, a.occurred_at) <= {window_a_seconds:Float64} * 1000) AS in_a,
+            a.event_name = {event_b:String} AND ({window_b_seconds:Float64} = 0 OR dateDiff('millisecond', a.first_exposed_at, a.occurred_at) <= {window_b_seconds:Float64} * 1000) AS in_b,
             if({property_a:String} = '', toString(a.value), p.properties[{property_a:String}]) AS text_a,
-            if({property_b:String} = '', toString(a.value), p.properties[{property_b:String}]) AS text_b,
             if({property_a:String} = '', ifNull(a.value, 0.), toFloat64OrZero(p.properties[{property_a:String}])) AS number_a,
+            if({property_b:String} = '', toString(a.value), p.properties[{property_b:String}]) AS text_b,
             if({property_b:String} = '', ifNull(a.value, 0.), toFloat64OrZero(p.properties[{property_b:String}])) AS number_b
         FROM xp.attributed_events AS a FINAL
         LEFT JOIN properties AS p ON p.event_id = a.event_id
@@ -84,7 +58,6 @@ WITH
         GROUP BY unit_id, variation_id
     )
 SELECT
-    s.segment AS segment,
     e.variation_id AS variation_id,
     toUInt64(count()) AS units,
     toUInt64(countIf(u.events_a > 0)) AS units_with_events,
@@ -95,7 +68,6 @@ SELECT
     sum(u.a * u.b) AS cross_sum
 FROM eligible AS e
 LEFT JOIN per_unit AS u ON u.unit_id = e.unit_id AND u.variation_id = e.variation_id
-LEFT JOIN segments AS s ON s.unit_id = e.unit_id
-GROUP BY s.segment, e.variation_id
-ORDER BY segment, variation_id
+GROUP BY e.variation_id
+ORDER BY variation_id
 SETTINGS join_use_nulls = 0

@@ -1,28 +1,13 @@
--- results_metric_cuped_sums: results_metric_sums plus the CUPED covariate, for one binomial or mean
--- metric of one experiment, per variation.
--- grain: variation_id (one experiment, one metric)   time: first_exposed_at (units), occurred_at (events)
--- engine: reads xp.unit_exposures (AggregatingMergeTree, merged here), xp.attributed_events
---         (ReplacingMergeTree, FINAL) for the metric and xp.events (ReplacingMergeTree, FINAL) for the
---         covariate and properties.NAME value fields.
---
--- Population and metric value y: exactly as results_metric_sums (side a; no ratio metrics here).
--- Covariate x (Deng et al. 2013): the same metric (event, aggregation, value field) over the unit's raw
--- events in [first_exposure - covariate_seconds, first_exposure), computed here from xp.events so it is
--- always as fresh as the metric (no dependency on `xp jobs run etl`; decision 0014). No event: 0.
--- Returned per variation: units, units_with_events, units_with_covariate (units with ≥ 1 pre-exposure
--- event), sum_a = Σy, sum_a_squares = Σy², sum_x = Σx, sum_x_squares = Σx², cross_sum_ax = Σy·x.
--- parameters: experiment String, since/until DateTime64(3, 'UTC'), event_a String,
---             aggregation_a String (binary|count|sum|unique), property_a String,
---             window_a_seconds Float64, covariate_seconds Float64
+
 WITH
     eligible AS
     (
-        SELECT unit_id, argMinMerge(first_variation_id) AS variation_id, min(first_exposed_at) AS first_exposure
+        SELECT unit_id, argMinMerge(first_variation_id) AS variation_id,
+               min(first_exposed_at) AS first_exposure
         FROM xp.unit_exposures
         WHERE experiment_key = {experiment:String}
         GROUP BY unit_id
-        HAVING min(min_variation_id) = max(max_variation_id)
-           AND max(overridden) = 0
+        HAVING NOT (min(min_variation_id) != max(max_variation_id)) AND NOT (max(overridden) != 0)
            AND first_exposure >= {since:DateTime64(3, 'UTC')}
            AND first_exposure < {until:DateTime64(3, 'UTC')}
     ),
@@ -30,7 +15,7 @@ WITH
     (
         SELECT event_id, any(properties) AS properties
         FROM xp.events
-        WHERE event_name = {event_a:String} AND {property_a:String} != ''
+        WHERE (event_name = {event_a:String} AND {property_a:String} != '')
         GROUP BY event_id
     ),
     matched AS
@@ -38,15 +23,13 @@ WITH
         SELECT
             a.unit_id AS unit_id,
             a.variation_id AS variation_id,
-            {window_a_seconds:Float64} = 0
-                OR dateDiff('millisecond', a.first_exposed_at, a.occurred_at) <= {window_a_seconds:Float64} * 1000
-                AS in_a,
+            a.event_name = {event_a:String} AND ({window_a_seconds:Float64} = 0 OR dateDiff('millisecond', a.first_exposed_at, a.occurred_at) <= {window_a_seconds:Float64} * 1000) AS in_a,
             if({property_a:String} = '', toString(a.value), p.properties[{property_a:String}]) AS text_a,
             if({property_a:String} = '', ifNull(a.value, 0.), toFloat64OrZero(p.properties[{property_a:String}])) AS number_a
         FROM xp.attributed_events AS a FINAL
         LEFT JOIN properties AS p ON p.event_id = a.event_id
         WHERE a.experiment_key = {experiment:String}
-          AND a.event_name = {event_a:String}
+          AND a.event_name IN ({event_a:String})
           AND a.occurred_at < {until:DateTime64(3, 'UTC')}
     ),
     per_unit AS
@@ -87,7 +70,7 @@ WITH
             unit_id,
             count() AS events_x,
             multiIf(
-                {aggregation_a:String} = 'binary', 1.,
+                {aggregation_a:String} = 'binary', toFloat64(count() > 0),
                 {aggregation_a:String} = 'count', toFloat64(count()),
                 {aggregation_a:String} = 'sum', sum(number_x),
                 {aggregation_a:String} = 'unique', toFloat64(uniqExact(text_x)),

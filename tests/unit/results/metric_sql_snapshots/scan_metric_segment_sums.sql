@@ -1,33 +1,22 @@
--- results_metric_sums: unit-level sufficient statistics of one metric of one experiment, per variation.
--- grain: variation_id (one experiment, one metric)   time: first_exposed_at (units), occurred_at (events)
--- engine: reads xp.unit_exposures (AggregatingMergeTree, merged here) and xp.attributed_events
---         (ReplacingMergeTree, read FINAL so a re-sent attribution counts once); xp.events only for
---         properties.NAME value fields.
---
--- Population: units whose first exposure to the experiment is in [since, until), seen in exactly one
--- variation and never overridden; the variation is that of the first exposure. Every such unit counts,
--- with value 0 when it has no attributed event (LEFT JOIN: missing values are 0, not NULL).
--- Per unit, two metric values are computed, a and b (b is the denominator of a ratio metric; for other
--- metrics event_b = '' and b is 0). For side x in (a, b), an event counts when its name is event_x and
--- occurred_at <= first_exposed_at + window_x_seconds (0: no window) and occurred_at < until; the value is
---   binary: 1 if ≥ 1 event else 0 · count: events · sum: Σ value field · unique: distinct value-field values
--- where the value field is the event's `value` (property_x = '') or properties[property_x].
--- Returned per variation: units, units_with_events (units with ≥ 1 event on side a),
--- sum_a = Σa, sum_a_squares = Σa², sum_b, sum_b_squares, cross_sum = Σa·b.
--- parameters: experiment String, since/until DateTime64(3, 'UTC'),
---             event_a/event_b String, aggregation_a/aggregation_b String (binary|count|sum|unique),
---             property_a/property_b String, window_a_seconds/window_b_seconds Float64
+
 WITH
     eligible AS
     (
-        SELECT unit_id, argMinMerge(first_variation_id) AS variation_id, min(first_exposed_at) AS first_exposure
+        SELECT unit_id, argMinMerge(first_variation_id) AS variation_id,
+               min(first_exposed_at) AS first_exposure
         FROM xp.unit_exposures
         WHERE experiment_key = {experiment:String}
         GROUP BY unit_id
-        HAVING min(min_variation_id) = max(max_variation_id)
-           AND max(overridden) = 0
+        HAVING NOT (min(min_variation_id) != max(max_variation_id)) AND NOT (max(overridden) != 0)
            AND first_exposure >= {since:DateTime64(3, 'UTC')}
            AND first_exposure < {until:DateTime64(3, 'UTC')}
+    ),
+    segments AS
+    (
+        SELECT unit_id, argMin(attributes[{dimension:String}], exposed_at) AS segment
+        FROM xp.exposures
+        WHERE experiment_key = {experiment:String} AND {dimension:String} != ''
+        GROUP BY unit_id
     ),
     properties AS
     (
@@ -42,17 +31,11 @@ WITH
         SELECT
             a.unit_id AS unit_id,
             a.variation_id AS variation_id,
-            a.event_name = {event_a:String}
-                AND ({window_a_seconds:Float64} = 0
-                     OR dateDiff('millisecond', a.first_exposed_at, a.occurred_at) <= {window_a_seconds:Float64} * 1000)
-                AS in_a,
-            a.event_name = {event_b:String}
-                AND ({window_b_seconds:Float64} = 0
-                     OR dateDiff('millisecond', a.first_exposed_at, a.occurred_at) <= {window_b_seconds:Float64} * 1000)
-                AS in_b,
+            a.event_name = {event_a:String} AND ({window_a_seconds:Float64} = 0 OR dateDiff('millisecond', a.first_exposed_at, a.occurred_at) <= {window_a_seconds:Float64} * 1000) AS in_a,
+            a.event_name = {event_b:String} AND ({window_b_seconds:Float64} = 0 OR dateDiff('millisecond', a.first_exposed_at, a.occurred_at) <= {window_b_seconds:Float64} * 1000) AS in_b,
             if({property_a:String} = '', toString(a.value), p.properties[{property_a:String}]) AS text_a,
-            if({property_b:String} = '', toString(a.value), p.properties[{property_b:String}]) AS text_b,
             if({property_a:String} = '', ifNull(a.value, 0.), toFloat64OrZero(p.properties[{property_a:String}])) AS number_a,
+            if({property_b:String} = '', toString(a.value), p.properties[{property_b:String}]) AS text_b,
             if({property_b:String} = '', ifNull(a.value, 0.), toFloat64OrZero(p.properties[{property_b:String}])) AS number_b
         FROM xp.attributed_events AS a FINAL
         LEFT JOIN properties AS p ON p.event_id = a.event_id
@@ -82,6 +65,7 @@ WITH
         GROUP BY unit_id, variation_id
     )
 SELECT
+    s.segment AS segment,
     e.variation_id AS variation_id,
     toUInt64(count()) AS units,
     toUInt64(countIf(u.events_a > 0)) AS units_with_events,
@@ -92,6 +76,7 @@ SELECT
     sum(u.a * u.b) AS cross_sum
 FROM eligible AS e
 LEFT JOIN per_unit AS u ON u.unit_id = e.unit_id AND u.variation_id = e.variation_id
-GROUP BY e.variation_id
-ORDER BY variation_id
+LEFT JOIN segments AS s ON s.unit_id = e.unit_id
+GROUP BY s.segment, e.variation_id
+ORDER BY segment, variation_id
 SETTINGS join_use_nulls = 0
