@@ -11,8 +11,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("xpcore", "schemas", "assignment", "pipelines", "jobs", "quality", "dashboards", "xpstream")
 ABOVE_XPCORE = frozenset(PACKAGES) - {"xpcore"}
@@ -100,7 +98,6 @@ def test_schemas_imports_only_xpcore() -> None:
 # tests/unit/kafka/test_client_confinement.py.
 
 
-@pytest.mark.xfail(strict=False, reason="issue #14: jobs/results/__init__.py is split in another part")
 def test_no_product_module_over_500_lines() -> None:
     long = []
     for package in PACKAGES:
