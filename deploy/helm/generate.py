@@ -161,6 +161,11 @@ def _env_lines(job: str, container: dict[str, Any]) -> list[str]:
         f"                      name: {{{{ .Values.kafka.userPrefix }}}}{role}",
         "                      key: password",
     ]
+    if job == "quality":
+        lines += [
+            "                - name: XP_QUALITY_REPORT_DIR",
+            "                  value: /var/lib/xpstream/reports",
+        ]
     if any(e["name"] == "XP_LAKE_URL" for e in container.get("env", [])):
         lines += [
             "                - name: XP_LAKE_URL",
@@ -179,11 +184,23 @@ def _env_lines(job: str, container: dict[str, Any]) -> list[str]:
     return lines
 
 
+_REPORTS_MOUNT = [
+    "                - name: reports",
+    "                  mountPath: /var/lib/xpstream/reports",
+]
+_REPORTS_VOLUME = [
+    "            - name: reports",
+    "              persistentVolumeClaim:",
+    "                claimName: {{ .Release.Name }}-quality-reports",
+]
+"""The quality reports outlive the pod: a claim of the chart (templates/quality-reports.yaml)."""
+
+
 def cronjobs_template() -> str:
     parts = [HEADER.format(source="deploy/k8s/cronjobs.yaml"), "{{- if .Values.cronjobs.enabled }}\n"]
     for document in yaml.safe_load_all(CRONJOBS.read_text(encoding="utf-8")):
-        if not document:
-            continue
+        if not document or document.get("kind") != "CronJob":
+            continue  # the reports claim: the chart has its own (templates/quality-reports.yaml)
         spec = document["spec"]
         job_spec = spec["jobTemplate"]["spec"]
         container = job_spec["template"]["spec"]["containers"][0]
@@ -233,12 +250,14 @@ def cronjobs_template() -> str:
             "                - name: kafka-ca",
             "                  mountPath: /etc/xpstream/kafka-ca",
             "                  readOnly: true",
+            *(_REPORTS_MOUNT if job == "quality" else []),
             "          volumes:",
             "            - name: home",
             "              emptyDir: {}",
             "            - name: kafka-ca",
             "              secret:",
             "                secretName: {{ .Values.kafka.caSecret }}",
+            *(_REPORTS_VOLUME if job == "quality" else []),
         ]
         parts.append("\n".join(lines) + "\n")
     parts.append("{{- end }}\n")

@@ -197,7 +197,7 @@ def test_cronjobs_are_those_of_deploy_k8s() -> None:
     plain = {
         d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["name"]: d
         for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "cronjobs.yaml").read_text())
-        if d
+        if d and d["kind"] == "CronJob"
     }
     charted = {name.removeprefix("xp-"): d for name, d in of_kind("CronJob").items()}
     assert set(charted) == set(plain)
@@ -298,3 +298,41 @@ def test_every_environment_variable_is_a_setting_xpstream_reads() -> None:
     }
     assert len(names) > 15
     assert sorted(n for n in names if f"`{n}`" not in documented) == []
+
+
+def test_the_plain_cronjobs_work_as_written() -> None:
+    """deploy/k8s/cronjobs.yaml (issue #21): every job reaches Kafka (the registry) and ClickHouse with
+    documented settings, every mount has its volume, and the quality reports land on a claim the file
+    defines, not in the pod's scratch space."""
+    documents = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "cronjobs.yaml").read_text()) if d]
+    claims = {d["metadata"]["name"] for d in documents if d["kind"] == "PersistentVolumeClaim"}
+    documented = (ROOT / "docs" / "configuration.md").read_text()
+    for doc in (d for d in documents if d["kind"] == "CronJob"):
+        pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        env = {e["name"]: e for e in container["env"]}
+        name = container["name"]
+        for needed in (
+            "XP_CLICKHOUSE_URL",
+            "XP_KAFKA_BOOTSTRAP",
+            "XP_KAFKA_SASL_USERNAME",
+            "XP_KAFKA_SASL_PASSWORD",
+        ):
+            assert needed in env, f"{name}: {needed} missing"
+        assert env["XP_KAFKA_SECURITY_PROTOCOL"]["value"] in ("SASL_SSL", "SSL")
+        for variable in env:
+            assert f"`{variable}`" in documented, f"{name}: {variable} is not a documented setting"
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+        assert set(mounts.values()) <= set(volumes), name
+        ca = env["XP_KAFKA_SSL_CA_LOCATION"]["value"]
+        assert any(ca.startswith(path + "/") for path in mounts), f"{name}: the CA file is not on a mount"
+        if name == "quality":
+            reports = env["XP_QUALITY_REPORT_DIR"]["value"]
+            volume = volumes[mounts[reports]]
+            assert volume["persistentVolumeClaim"]["claimName"] in claims
+    charted = of_kind("PersistentVolumeClaim")
+    assert any(name.endswith("-quality-reports") for name in charted)
+    quality = next(d for n, d in of_kind("CronJob").items() if n.endswith("quality"))
+    env = {e["name"]: e for e in containers(quality)[0]["env"] if isinstance(e, dict)}
+    assert env["XP_QUALITY_REPORT_DIR"]["value"] == "/var/lib/xpstream/reports"
