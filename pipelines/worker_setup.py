@@ -20,7 +20,7 @@ from pipelines.attribution import AttributionState
 from pipelines.kernel import ValidationRules
 from pipelines.metrics import StreamMetrics
 from pipelines.processor import RegistryView, StreamProcessor, attributions_table
-from pipelines.state import known_event_names, registry_view_from_file, restore_state
+from pipelines.state import known_event_names, registry_view_from_file, repair_horizon, restore_state
 from xpcore.errors import TransientError, XpError
 
 if TYPE_CHECKING:
@@ -206,7 +206,16 @@ def restore_from_warehouse(parts: WorkerParts, report: StreamReport) -> None:
     events restored after a crash between the events insert and the attribution insert."""
     if parts.follower is not None:
         store_registry_history(parts.warehouse, parts.settings)
-    report.restored = restore_state(parts.processor, parts.warehouse, parts.settings, datetime.now(UTC))
+    from xpcore.warehouse.chdb import ChdbWarehouse
+
+    horizon = repair_horizon(
+        parts.warehouse,
+        exclusive=isinstance(parts.warehouse, ChdbWarehouse),  # opened directly: the store's only writer
+        settle_seconds=parts.settings.stream_repair_settle_seconds,
+    )
+    report.restored = restore_state(
+        parts.processor, parts.warehouse, parts.settings, datetime.now(UTC), repair_until=horizon
+    )
     pending = parts.processor.attribution.attribute_held()
     if pending:
         parts.warehouse.insert_arrow("xp.attributed_events", attributions_table(pending))

@@ -704,6 +704,7 @@ def test_units_so_far_are_a_recent_copy_recounted_in_the_background(seeded: Seed
 
 
 def test_ingest_counter_equals_a_recount_after_a_repair_and_a_backfill(seeded: Seeded) -> None:
+    from pipelines.state import ALL_ROWS
     from xpcore.warehouse import load_query
     from xpcore.warehouse.migrations import discover_migrations
 
@@ -727,8 +728,14 @@ def test_ingest_counter_equals_a_recount_after_a_repair_and_a_backfill(seeded: S
     )
     assert counted().get("events", 0) < recount["events"]
     since = datetime.now(UTC) - timedelta(hours=2)  # the worker's dedup retention
+    short = counted()
+    # another worker's insert may be in flight (its views' parts not written yet): rows loaded at or after
+    # the repair's horizon are left out, so the repair adds nothing for them rather than twice
+    oldest = warehouse.query_arrow("SELECT min(ingested_at) AS t FROM xp.events").to_pylist()[0]["t"]
+    warehouse.command(load_query("stream_repair_ingest_counts"), {"since": since, "until": oldest})
+    assert counted() == short
     for _ in range(2):  # the start-up repair, then again: it adds nothing the second time
-        warehouse.command(load_query("stream_repair_ingest_counts"), {"since": since})
+        warehouse.command(load_query("stream_repair_ingest_counts"), {"since": since, "until": ALL_ROWS})
         assert counted() == recount
 
     # rows stored before migration 0008: its last statement backfills them, once
