@@ -29,8 +29,11 @@ __all__ = [
     "analysis_problem",
 ]
 
-AnalysisMethod = Literal["sequential", "frequentist", "bayesian"]
-"""How ``xp results`` computes intervals (sequential: valid under continuous peeking)."""
+AnalysisMethod = Literal[
+    "sequential", "frequentist", "bayesian", "group_sequential_obf", "group_sequential_pocock"
+]
+"""How ``xp results`` computes intervals (sequential: valid under continuous peeking; the two
+group-sequential methods: valid at the planned looks, need ``planned_units``; decision 0063)."""
 Correction = Literal["none", "holm", "bh"]
 """Multiple-comparison correction across metrics × treatment variations."""
 
