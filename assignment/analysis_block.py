@@ -22,6 +22,7 @@ __all__ = [
     "ANALYSIS_FIELDS",
     "ANALYSIS_PROBLEMS",
     "CORRECTIONS",
+    "GROUP_SEQUENTIAL_METHODS",
     "METHODS",
     "AnalysisBlock",
     "AnalysisMethod",
@@ -38,6 +39,8 @@ Correction = Literal["none", "holm", "bh"]
 """Multiple-comparison correction across metrics × treatment variations."""
 
 METHODS: Final[tuple[str, ...]] = get_args(AnalysisMethod)
+GROUP_SEQUENTIAL_METHODS: Final = ("group_sequential_obf", "group_sequential_pocock")
+"""The methods whose looks are fractions of ``planned_units`` (so they need it)."""
 CORRECTIONS: Final[tuple[str, ...]] = get_args(Correction)
 ANALYSIS_FIELDS: Final = ("method", "alpha", "cuped", "correction", "planned_units")
 """The block's fields, in the order error messages list them."""
@@ -99,4 +102,6 @@ def analysis_problem(
     except pydantic.ValidationError as error:
         field = str(error.errors()[0]["loc"][0])
         return field, ANALYSIS_PROBLEMS[field]
+    if method in GROUP_SEQUENTIAL_METHODS and planned_units is None:
+        return "planned_units", f"must be given for method {method} (its looks are fractions of it)"
     return None

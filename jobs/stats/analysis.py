@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from assignment.analysis_block import METHODS
+from assignment.analysis_block import GROUP_SEQUENTIAL_METHODS, METHODS
 from jobs.stats.bayesian import GaussianPrior, bayesian_from_moments
 from jobs.stats.effects import effect_moments
 from jobs.stats.frequentist import welch_from_moments
@@ -42,7 +42,7 @@ def compare_variations(
     check_alpha(alpha)
     if len(statistics) < 2:
         raise ValidationError("a comparison needs a control and at least one treatment")
-    group_sequential = method in ("group_sequential_obf", "group_sequential_pocock")
+    group_sequential = method in GROUP_SEQUENTIAL_METHODS
     if group_sequential and planned_units is None:
         raise ValidationError(f"method {method} needs planned_units (units the experiment is planned for)")
     if relative_interval not in ("fieller", "delta"):
