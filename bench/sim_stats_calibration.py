@@ -24,8 +24,10 @@ from jobs.stats import ProportionStatistic, compare_variations, holm_bonferroni,
 
 def tail_table(runs: int, seed: int) -> None:
     print(f"\n## A/A tail calibration, relative lift ({runs:,} runs per row)\n")
-    print("| conversions per arm | interval | reject α=0.001 | ×nominal | reject α=0.0025 | ×nominal "
-          "| 95 % CI wholly < 0 | Holm FWER, 20 tests |")
+    print(
+        "| conversions per arm | interval | reject α=0.001 | ×nominal | reject α=0.0025 | ×nominal "
+        "| 95 % CI wholly < 0 | Holm FWER, 20 tests |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for conversions, n in ((50, 1000), (250, 5000)):
         rng = np.random.default_rng(seed + conversions)
@@ -52,13 +54,15 @@ def tail_table(runs: int, seed: int) -> None:
             r1, r2 = float(np.mean(p_values < 0.001)), float(np.mean(p_values < 0.0025))
             families = p_values[: runs - runs % 20].reshape(-1, 20)
             fwer = float(np.mean([min(holm_bonferroni(list(f))) < 0.05 for f in families]))
-            print(f"| {conversions} | {label} | {r1:.5f} | {r1 / 0.001:.2f} | {r2:.5f} | {r2 / 0.0025:.2f} "
-                  f"| {harmed.mean():.4f} | {fwer:.3f} |")
+            print(
+                f"| {conversions} | {label} | {r1:.5f} | {r1 / 0.001:.2f} | {r2:.5f} | {r2 / 0.0025:.2f} "
+                f"| {harmed.mean():.4f} | {fwer:.3f} |"
+            )
 
 
 def looks_table(runs: int, seed: int) -> None:
     looks, batch, rate, lift, planned = 20, 250, 0.10, 0.17, 10_000
-    print(f"\n## {looks} looks of {batch} units per arm, planned_units {planned:,} ({runs:,} runs per column)\n")
+    print(f"\n## {looks} looks of {batch} units per arm, planned_units {planned:,} ({runs:,} runs each)\n")
     methods = (
         ("fixed horizon, every look (naive)", "frequentist", {}),
         ("fixed horizon, last look only", "frequentist", {}),
