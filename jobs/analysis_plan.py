@@ -5,8 +5,9 @@ declared once, in :mod:`assignment.analysis_block`: the YAML registry (``assignm
 validates the block with them and stores it in the experiment's metadata as ``{"method", "alpha",
 "cuped", "correction", "planned_units", "planned_looks"}`` (only the fields given);
 :func:`plan_from_metadata` reads it back (tolerantly: a registry written by an older version has no
-block, and a field it does not know is ignored), and :func:`AnalysisPlan.with_overrides` applies the flags of ``xp results`` on top; every
-plan is checked against the same rules. Defaults (docs/statistics.md, decision 0015):
+block, and a field it does not know is ignored), and :func:`AnalysisPlan.with_overrides` applies the
+flags of ``xp results`` on top; every plan is checked against the same rules. Defaults
+(docs/statistics.md, decision 0015):
 
 - ``method: sequential`` (valid under continuous peeking: the default for realtime views),
 - ``alpha: 0.05``, ``cuped: false``, ``correction: none``, ``planned_units: null``,
