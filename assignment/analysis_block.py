@@ -52,7 +52,7 @@ ANALYSIS_PROBLEMS: Final[dict[str, str]] = {
     "alpha": "must be a number in (0, 1), e.g. 0.05",
     "cuped": "must be true or false",
     "planned_units": "must be a whole number of units >= 1",
-    "planned_looks": "must be a whole number of looks from 1 to 100",
+    "planned_looks": "must be a whole number of looks from 1 to 50",
 }
 """What is wrong with a bad value of each field (the YAML errors and ``AnalysisPlan`` both say it)."""
 
@@ -74,7 +74,7 @@ class AnalysisBlock(BaseModel):
     planned_units: int | None = Field(default=None, ge=1)
     """Units the experiment was planned for (all variations), if known: shown next to the results, the
     sequential method's N* (decision 0063), and required by the group-sequential methods."""
-    planned_looks: int | None = Field(default=None, ge=1, le=100)
+    planned_looks: int | None = Field(default=None, ge=1, le=50)
     """Equally spaced looks of a group-sequential method (default 5; decision 0063)."""
 
     @pydantic.model_validator(mode="after")

@@ -107,7 +107,7 @@ class StatsRequest(BaseModel):
         None, ge=1, description="Units the experiment is planned for (all variations)."
     )
     planned_looks: int = Field(
-        DEFAULT_PLANNED_LOOKS, ge=1, le=100, description="Equally spaced looks (group-sequential)."
+        DEFAULT_PLANNED_LOOKS, ge=1, le=50, description="Equally spaced looks (group-sequential)."
     )
     relative_interval: RelativeInterval = Field(
         "fieller", description="Relative lifts: Fieller's interval (calibrated) or the delta method's."

@@ -31,7 +31,7 @@ REFUSED: list[tuple[str, Any]] = [
     ("alpha", float("nan")),
     ("planned_units", 0),
     ("planned_looks", 0),
-    ("planned_looks", 101),
+    ("planned_looks", 51),
 ]
 
 

@@ -64,7 +64,7 @@ def test_repeated_p_value_is_alpha_at_the_boundary_and_close_to_the_exact_invers
     exact = optimize.brentq(
         lambda level: group_sequential_boundaries(times, level, "obrien_fleming")[-1] - z, 1e-8, 0.5
     )
-    assert repeated_p_value(z, times, 0.05, "obrien_fleming") == pytest.approx(exact, rel=0.03)
+    assert repeated_p_value(z, times, 0.05, "obrien_fleming") == pytest.approx(exact, rel=0.005)
 
 
 @pytest.mark.parametrize("method", ["group_sequential_obf", "group_sequential_pocock"])
