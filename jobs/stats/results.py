@@ -83,7 +83,8 @@ class EffectResult:
 
     @property
     def significant(self) -> bool:
-        """The interval excludes 0 (equivalent to p < α for frequentist and sequential results)."""
+        """The interval excludes 0 (equivalent to p < α for frequentist, sequential and group-sequential
+        results; an unbounded Fieller set, both ends None, is never significant)."""
         if self.error is not None or self.ci_low is None or self.ci_high is None:
             return False
         return self.ci_low > 0 or self.ci_high < 0
