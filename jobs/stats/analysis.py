@@ -28,8 +28,9 @@ def compare_variations(
     tuning_parameter: float | None = None,
     prior: GaussianPrior | None = None,
     planned_units: int | None = None,
-    planned_looks: int = DEFAULT_PLANNED_LOOKS,
+    planned_looks: int | None = None,
     relative_interval: RelativeInterval = "fieller",
+    information_fraction: float | None = None,
 ) -> list[EffectResult]:
     """Results for ``statistics[1:]`` against ``statistics[0]`` (control), in order.
 
@@ -38,6 +39,8 @@ def compare_variations(
     ``planned_units`` (all variations) tunes the sequential N* when ``tuning_parameter`` is not given
     (decision 0063), and is required by the group-sequential methods: their information fraction is the
     units of *all* variations over it, so every treatment of every metric is at the same look.
+    ``planned_looks`` None means 5. ``information_fraction`` overrides the fraction for a subset of the
+    experiment (a segment breakdown is at the whole experiment's look, not at its own units' fraction).
     """
     check_alpha(alpha)
     if len(statistics) < 2:
@@ -57,7 +60,11 @@ def compare_variations(
         theta = pooled_theta([s for s in statistics if isinstance(s, CupedStatistic)])
     control = statistics[0]
     tuning = tuning_for(tuning_parameter, planned_units)
-    fraction = sum(s.n for s in statistics) / planned_units if planned_units else 0.0
+    looks = DEFAULT_PLANNED_LOOKS if planned_looks is None else planned_looks
+    if information_fraction is not None:
+        fraction = information_fraction
+    else:
+        fraction = sum(s.n for s in statistics) / planned_units if planned_units else 0.0
     results = []
     for treatment in statistics[1:]:
         moments = effect_moments(control, treatment, difference, theta)
@@ -83,7 +90,7 @@ def compare_variations(
                     difference=difference,
                     alpha=alpha,
                     information_fraction=fraction,
-                    planned_looks=planned_looks,
+                    planned_looks=looks,
                     relative_interval=relative_interval,
                 )
         elif method == "bayesian":

@@ -118,3 +118,16 @@ def test_twenty_planned_looks_keep_the_false_positive_rate_and_most_of_the_power
         assert power >= floor * fixed_power
     naive = float(np.mean((np.abs(null) > 1.959964).any(axis=1)))
     assert naive > 0.15  # the same paths tested naively at every look: the boundaries matter
+
+
+def test_a_segment_is_analysed_at_the_whole_experiments_look() -> None:
+    """A segment with a tenth of the units is at the experiment's fraction when told, not at its own."""
+    segment = [ProportionStatistic(200, 20), ProportionStatistic(200, 32)]
+    own = compare_variations(segment, method="group_sequential_pocock", planned_units=4000)[0]
+    told = compare_variations(
+        segment, method="group_sequential_pocock", planned_units=4000, information_fraction=1.0
+    )[0]
+    assert told.ci_low is not None and own.ci_low is not None and told.ci_high is not None
+    # the last look's boundary (what is left of α) is smaller than the first look's at t = 0.1
+    assert told.ci_low > own.ci_low and told.ci_high < own.ci_high  # type: ignore[operator]
+    assert compare_variations(segment, method="group_sequential_obf", planned_units=4000, planned_looks=None)
