@@ -39,6 +39,7 @@ from xpcore.errors import ValidationError
 __all__ = [
     "DEFAULT_PLANNED_LOOKS",
     "Spending",
+    "crossing_probability",
     "group_sequential_boundaries",
     "group_sequential_from_moments",
     "look_times",
@@ -147,6 +148,43 @@ def group_sequential_boundaries(
         boundaries.append(bound)
         previous_t = t
     return tuple(boundaries)
+
+
+def crossing_probability(
+    times: tuple[float, ...], boundaries: tuple[float, ...], drift: float = 0.0
+) -> float:
+    """P(|Z_k| ≥ b_k at some look) when ``E[Z_k] = drift·√t_k`` (drift = the expected z at t = 1).
+
+    Under H0 (drift 0) this is the design's type I error; with the drift of an effect it is the power
+    at the planned horizon (Jennison & Turnbull 2000, ch. 19: the same recursion as the boundaries).
+    """
+    _check_times(times)
+    if len(boundaries) != len(times):
+        raise ValidationError(f"{len(boundaries)} boundaries for {len(times)} looks")
+    crossed = 0.0
+    nodes = density = weights = None
+    previous_t = 0.0
+    for index, (t, bound) in enumerate(zip(times, boundaries, strict=True)):
+        root_t = math.sqrt(t)
+        next_sd = math.sqrt(times[index + 1] - t) if index + 1 < len(times) else root_t
+        c = min(bound, 40.0) * root_t
+        if nodes is None:
+            crossed += float(_ndtr((-c - drift * t) / root_t) + _ndtr((drift * t - c) / root_t))
+            half_width = min(bound, _TAIL_SDS + abs(drift) * root_t) * root_t
+            nodes, weights = _grid(half_width, next_sd, root_t)
+            density = np.exp(-0.5 * (nodes - drift * t) ** 2 / t) / math.sqrt(2 * math.pi * t)
+        else:
+            assert weights is not None and density is not None
+            sd, shift = math.sqrt(t - previous_t), drift * (t - previous_t)
+            mass = weights * density
+            crossed += float(mass @ (_ndtr((-c - nodes - shift) / sd) + _ndtr((nodes + shift - c) / sd)))
+            half_width = min(bound * root_t, (_TAIL_SDS + abs(drift)) * root_t)
+            new_nodes, new_weights = _grid(half_width, next_sd, root_t)
+            kernel = np.exp(-0.5 * ((new_nodes[:, None] - nodes[None, :] - shift) / sd) ** 2)
+            density = kernel @ mass / (sd * math.sqrt(2 * math.pi))
+            nodes, weights = new_nodes, new_weights
+        previous_t = t
+    return crossed
 
 
 def look_times(information_fraction: float, planned_looks: int) -> tuple[float, ...]:

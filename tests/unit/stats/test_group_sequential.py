@@ -12,6 +12,7 @@ from scipy import optimize
 from assignment.analysis_block import METHODS
 from jobs.stats import ProportionStatistic, compare_variations
 from jobs.stats.group_sequential import (
+    crossing_probability,
     group_sequential_boundaries,
     look_times,
     repeated_p_value,
@@ -39,6 +40,34 @@ def test_one_sided_obf_boundaries_match_seqbounds_jl() -> None:
     is a symmetric two-sided one at 2α up to the chance of crossing the far side first (< 10⁻⁶ here)."""
     bounds = group_sequential_boundaries((0.25, 0.5, 0.75, 1.0), 0.10, "obrien_fleming")
     assert bounds == pytest.approx((3.74955, 2.53993, 2.01604, 1.72014), abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("looks", "pocock", "obrien_fleming"),
+    [(2, 2.178, 1.977), (3, 2.289, 2.004), (4, 2.361, 2.024), (5, 2.413, 2.040), (10, 2.555, 2.087)],
+)
+def test_the_recursion_gives_alpha_for_jennison_and_turnbulls_classical_constants(
+    looks: int, pocock: float, obrien_fleming: float
+) -> None:
+    """Jennison & Turnbull (2000), Tables 2.1 and 2.3: the constants C_P(K, 0.05) of Pocock's test
+    (boundary C_P at every look) and C_B(K, 0.05) of O'Brien & Fleming's (C_B·√(K/k)), given to 3
+    decimals, make the two-sided type I error 0.05. Rounding to 3 decimals moves it by < 2·10⁻⁴."""
+    times = tuple(k / looks for k in range(1, looks + 1))
+    assert crossing_probability(times, (pocock,) * looks) == pytest.approx(0.05, abs=2e-4)
+    constant = tuple(obrien_fleming * math.sqrt(looks / k) for k in range(1, looks + 1))
+    assert crossing_probability(times, constant) == pytest.approx(0.05, abs=2e-4)
+
+
+def test_spending_boundaries_spend_exactly_alpha_and_keep_most_of_the_power() -> None:
+    """The spending design crosses with probability α under H0; with the drift that gives a single
+    look 80 % power (z_{0.975} + z_{0.8}), O'Brien–Fleming over 20 looks keeps ≥ 0.77."""
+    drift = 1.959964 + 0.841621
+    assert crossing_probability((1.0,), (1.959964,), drift) == pytest.approx(0.8, abs=1e-4)
+    times = tuple(k / 20 for k in range(1, 21))
+    for spending, floor in (("obrien_fleming", 0.77), ("pocock", 0.68)):
+        bounds = group_sequential_boundaries(times, 0.05, spending)  # type: ignore[arg-type]
+        assert crossing_probability(times, bounds) == pytest.approx(0.05, abs=1e-5)
+        assert floor <= crossing_probability(times, bounds, drift) < 0.8
 
 
 def test_spending_functions_spend_alpha_by_the_end() -> None:
