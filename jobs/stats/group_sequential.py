@@ -91,7 +91,7 @@ def _simpson_weights(points: int, step: float) -> np.ndarray:
 
 
 def _grid(half_width: float, next_sd: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Simpson nodes and weights on [−half_width, half_width], spaced ≤ min(next_sd, scale)/8."""
+    """Simpson nodes and weights on [−half_width, half_width], spaced ≤ min(next_sd, scale)/6."""
     step = min(next_sd, scale) / _POINTS_PER_SD
     points = math.ceil(2 * half_width / step) + 1
     points = min(max(points | 1, 3), _MAX_POINTS)  # odd, for Simpson
