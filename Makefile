@@ -10,9 +10,26 @@ KAFKA_LIB := deploy/kafka/lib
 export XP_HOME ?= $(CURDIR)/.xp
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: setup native browser wrk demo test test-unit test-fuzz test-integration test-e2e audit bench lint fmt clean
+HELM_VERSION := v4.3.2
 
-setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved native  ## .venv with everything + Kafka jars (idempotent)
+.PHONY: setup native js browser wrk helm demo test test-unit test-fuzz test-integration test-e2e audit bench lint fmt clean
+
+setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved native js  ## .venv with everything + Kafka jars (idempotent)
+
+# The JavaScript SDKs the tests drive (tests/js/package-lock.json; stamped on the lockfile's hash, so a
+# no-op when installed). Without node/npm: one warning, and those tests skip with the reason.
+JS_DIR := tests/js
+js:
+	@if ! command -v npm >/dev/null || ! command -v node >/dev/null; then \
+	  echo "warning: node/npm not found: the JavaScript SDK tests will skip" >&2; \
+	else \
+	  want=$$(sha256sum $(JS_DIR)/package-lock.json | cut -d' ' -f1); \
+	  have=$$(cat $(JS_DIR)/node_modules/.xp-lock-hash 2>/dev/null || true); \
+	  if [ "$$want" != "$$have" ]; then \
+	    npm ci --prefix $(JS_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error && \
+	    echo "$$want" > $(JS_DIR)/node_modules/.xp-lock-hash; \
+	  fi; \
+	fi
 
 # The C hashes of assignment/ (a no-op when up to date; without a C compiler: one warning, pure Python).
 native: $(VENV)/.synced
@@ -68,6 +85,16 @@ browser:  ## Debian's chromium for the browser tests (installs it when missing; 
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# helm for the chart's test (tests/unit/deploy/test_helm_chart.py runs `helm lint` and `helm template` when it
+# finds it; without it the chart is still rendered and checked in Python). Built from the Go module, pinned;
+# the first build took 3 min 15 s on the 2-core machine with an empty module cache (issue #19), so it is
+# not part of `make setup`.
+$(TOOLS)/bin/helm:
+	@command -v go >/dev/null || { echo "error: go not found: install Go to build helm (or put helm on PATH)" >&2; exit 1; }
+	GOBIN=$(CURDIR)/$(TOOLS)/bin GOFLAGS=-mod=mod go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+
+helm: $(TOOLS)/bin/helm  ## helm $(HELM_VERSION) under .tools/bin (idempotent; ~3 min the first time)
 
 demo: setup  ## start the stack, push simulated traffic through the pipeline, print results
 	$(BIN)/python -m xpstream.demo

@@ -12,7 +12,6 @@ from assignment.values import (
     get_path,
     is_in,
     is_numeric,
-    is_orderable,
     js_less_than,
     padded_version_string,
     padded_version_text,
@@ -78,7 +77,6 @@ def version_comparison_predicate(op: str, operand: Any) -> Predicate:
         "$vgt": (1,),
         "$vgte": (1, 0),
     }[op]
-    mismatch = op == "$vne"  # $vne is the negation of $veq, so it matches on a type mismatch
     if type(operand) is str:
         # Fast path for the usual string attribute: padded strings order totally, so the wanted
         # signs are one comparison (padded_version_string maps "" to "0").
@@ -95,16 +93,14 @@ def version_comparison_predicate(op: str, operand: Any) -> Predicate:
         def string_version_comparison(v: Any) -> CondResult:
             if type(v) is str:
                 return compare(padded(v or "0"), expected)
-            if not is_orderable(v, operand):
-                return mismatch
             actual = padded_version_string(v)
             return ((actual > expected) - (actual < expected)) in wanted
 
         return string_version_comparison
 
     def version_comparison(v: Any) -> CondResult:
-        if not is_orderable(v, operand):
-            return mismatch
+        # the JavaScript reference: any value that is not a non-empty string or a number (a missing
+        # attribute, null, a boolean, a list) is version "0" (docs/assignment.md, SDK divergences)
         actual = padded_version_string(v)
         return ((actual > expected) - (actual < expected)) in wanted
 

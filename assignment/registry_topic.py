@@ -17,7 +17,8 @@ Records are signed by the publisher (header ``xp-signature``, :mod:`xpcore.regis
 verified by every reader: a forged or unsigned record is refused, reported once and never applied
 (``follower.refused``). The publisher connects as the ``registry`` principal, readers as ``reader``.
 
-confluent-kafka is imported inside the functions, so importing this module is cheap.
+Kafka is reached through the adapters of ``xpcore.kafka`` (``clients``, ``topic_reader``): this module
+imports no Kafka client library.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from assignment.registry import RegistrySnapshot
@@ -34,6 +36,7 @@ from schemas import ExperimentDefinition, RegistryRecord
 from schemas.codec import RecordCodec, RecordError
 from xpcore.errors import TransientError
 from xpcore.kafka.principals import READER, REGISTRY_PUBLISHER
+from xpcore.kafka.topic_reader import TopicReader, unreachable
 from xpcore.kafka.topics import REGISTRY
 from xpcore.registry_signing import (
     SIGNATURE_HEADER,
@@ -48,11 +51,14 @@ if TYPE_CHECKING:
     from xpcore.config import KafkaSettings
 
 __all__ = [
+    "RawRegistryMessage",
     "RegistryFollower",
     "publish_changes",
     "read_registry",
+    "read_registry_messages",
     "read_registry_records",
     "registry_history",
+    "republish_registry_messages",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,19 +66,6 @@ LIBRDKAFKA_LOGGER = logging.getLogger("xpcore.kafka.librdkafka")
 """librdkafka's log lines go through Python logging (as in xpcore.kafka.admin), not raw stderr."""
 
 OnChange = Callable[[RegistrySnapshot], None]
-
-
-def _unreachable(settings: KafkaSettings, error: object, role: str | None = READER) -> TransientError:
-    from xpcore.kafka.client_log import explain_failure
-
-    if hasattr(error, "str") and callable(error.str):  # a KafkaError: its text, not its repr
-        error = error.str()
-    refused = explain_failure(settings.confluent_config(role), error)
-    if refused is not None:
-        return TransientError(refused)
-    return TransientError(
-        f"cannot reach Kafka at {settings.kafka_bootstrap} ({settings.unreachable_hint()}): {error}"
-    )
 
 
 def publish_changes(settings: KafkaSettings, records: list[RegistryRecord], *, timeout: float = 15.0) -> None:
@@ -110,71 +103,12 @@ def publish_changes(settings: KafkaSettings, records: list[RegistryRecord], *, t
         raise TransientError(f"producer queue full while publishing to {topic}: {error}") from error
     remaining = producer.flush(timeout)
     if remaining:
-        raise _unreachable(
+        raise unreachable(
             settings, f"{remaining} of {len(records)} registry records not acknowledged", REGISTRY_PUBLISHER
         )
     if failures:
         raise TransientError(f"publishing to {topic} failed: {failures[0]}")
     logger.info("published registry changes", extra={"topic": topic, "count": len(records)})
-
-
-def _partitions(consumer: Any, topic: str, timeout: float, settings: KafkaSettings) -> list[int] | None:
-    """The topic's partition ids; None when the topic does not exist."""
-    from confluent_kafka import KafkaError, KafkaException
-
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout)
-    except KafkaException as error:
-        consumer.poll(0.2)  # serves the error callback: was it an authentication failure?
-        raise _unreachable(settings, error.args[0] if error.args else error) from error
-    info = metadata.topics.get(topic)
-    if info is None:
-        return None
-    if info.error is not None:
-        if info.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-            return None
-        if info.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-            raise TransientError(
-                f"not allowed to read {topic} on {settings.kafka_bootstrap} (TOPIC_AUTHORIZATION_FAILED):"
-                " the client's principal needs READ on it (docs/operations.md, Kafka security), or the"
-                " topic does not exist yet"
-            )
-        raise TransientError(f"cannot read metadata of {topic}: {info.error}")
-    return sorted(info.partitions)
-
-
-def _watermarks(
-    consumer: Any, topic: str, partitions: list[int], timeout: float
-) -> dict[int, tuple[int, int]]:
-    """(low, high) offsets per partition; retries while a new topic's partitions elect leaders."""
-    from confluent_kafka import KafkaError, KafkaException, TopicPartition
-
-    retriable = {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-        KafkaError._TIMED_OUT,
-    }
-    deadline = time.monotonic() + timeout
-    marks = {}
-    for partition in partitions:
-        while True:
-            try:
-                marks[partition] = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition),
-                    timeout=max(deadline - time.monotonic(), 0.1),
-                    cached=False,
-                )
-                break
-            except KafkaException as error:
-                kafka_error = error.args[0] if error.args else None
-                code = kafka_error.code() if isinstance(kafka_error, KafkaError) else None
-                if code in retriable and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                    continue
-                detail = kafka_error.str() if isinstance(kafka_error, KafkaError) else error
-                raise TransientError(f"cannot read end offsets of {topic}[{partition}]: {detail}") from error
-    return marks
 
 
 def _client_logging(one_shot: bool) -> dict[str, Any]:
@@ -186,16 +120,17 @@ def _client_logging(one_shot: bool) -> dict[str, Any]:
     return config
 
 
-def _registry_consumer(settings: KafkaSettings, one_shot: bool = True) -> Any:
+def _registry_reader(settings: KafkaSettings, one_shot: bool = True) -> TopicReader:
     from xpcore.kafka.clients import make_consumer
 
     # Partitions are assigned, never subscribed: the group id only satisfies librdkafka; nothing commits.
-    return make_consumer(
+    consumer = make_consumer(
         settings,
         f"xp-registry-reader-{uuid.uuid4().hex[:12]}",
         role=READER,
         **{"allow.auto.create.topics": False, **_client_logging(one_shot)},
     )
+    return TopicReader(consumer, settings.topic(REGISTRY), settings, role=READER)
 
 
 def _keyring(settings: KafkaSettings) -> KeyRing:
@@ -232,21 +167,19 @@ def _decode(codec: RecordCodec[RegistryRecord], message: Any, keyring: KeyRing) 
 def read_registry_records(settings: KafkaSettings, timeout: float = 10.0) -> list[RegistryRecord]:
     """Every record ``xp.registry`` holds now (beginning → the end offsets read at the start), partition
     by partition in offset order; invalid records are logged and skipped. Empty if the topic is missing."""
-    from confluent_kafka import TopicPartition
-
     deadline = time.monotonic() + timeout
     topic = settings.topic(REGISTRY)
     keyring = _keyring(settings)
-    consumer = _registry_consumer(settings)
+    reader = _registry_reader(settings)
     try:
-        partitions = _partitions(consumer, topic, timeout, settings)
+        partitions = reader.partitions(timeout)
         if not partitions:
             return []
-        marks = _watermarks(consumer, topic, partitions, max(deadline - time.monotonic(), 0.5))
+        marks = reader.watermarks(partitions, max(deadline - time.monotonic(), 0.5))
         pending = {p: high for p, (low, high) in marks.items() if high > low}
         if not pending:
             return []
-        consumer.assign([TopicPartition(topic, p, marks[p][0]) for p in pending])
+        reader.assign({p: marks[p][0] for p in pending})
         codec: RecordCodec[RegistryRecord] = RecordCodec(
             RegistryRecord, max_record_bytes=settings.max_record_bytes
         )
@@ -255,12 +188,7 @@ def read_registry_records(settings: KafkaSettings, timeout: float = 10.0) -> lis
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TransientError(f"timed out after {timeout:g}s reading {topic} to its end offsets")
-            for message in consumer.consume(num_messages=1000, timeout=min(left, 0.5)):
-                if message.error() is not None:
-                    if message.error().fatal():
-                        raise TransientError(f"reading {topic} failed: {message.error()}")
-                    logger.debug("consumer notice: %s", message.error())
-                    continue
+            for message in reader.consume(1000, min(left, 0.5), doing="reading"):
                 partition = message.partition()
                 if partition not in pending:
                     continue
@@ -269,22 +197,113 @@ def read_registry_records(settings: KafkaSettings, timeout: float = 10.0) -> lis
                     by_partition[partition].append(record)
                 if message.offset() + 1 >= pending[partition]:
                     del pending[partition]
-            for partition, position in _positions(consumer, topic, list(pending)):
+            for partition, position in reader.positions(list(pending)):
                 if position >= pending[partition]:  # compaction gaps / markers at the end
                     del pending[partition]
         return [record for p in sorted(by_partition) for record in by_partition[p]]
     finally:
-        consumer.close()
+        reader.close()
 
 
-def _positions(consumer: Any, topic: str, partitions: list[int]) -> list[tuple[int, int]]:
-    from confluent_kafka import TopicPartition
+@dataclass(frozen=True)
+class RawRegistryMessage:
+    """One record of ``xp.registry`` exactly as the topic holds it (for backups: signatures stay valid)."""
 
-    if not partitions:
-        return []
-    return [
-        (tp.partition, tp.offset) for tp in consumer.position([TopicPartition(topic, p) for p in partitions])
-    ]
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+
+
+def read_registry_messages(settings: KafkaSettings, timeout: float = 30.0) -> list[RawRegistryMessage]:
+    """Every record ``xp.registry`` holds now, verbatim and unverified, partition by partition in offset
+    order (beginning → the end offsets read at the start). Empty if the topic is missing."""
+    deadline = time.monotonic() + timeout
+    topic = settings.topic(REGISTRY)
+    reader = _registry_reader(settings)
+    try:
+        partitions = reader.partitions(timeout)
+        if not partitions:
+            return []
+        marks = reader.watermarks(partitions, max(deadline - time.monotonic(), 0.5))
+        pending = {p: high for p, (low, high) in marks.items() if high > low}
+        if not pending:
+            return []
+        reader.assign({p: marks[p][0] for p in pending})
+        found: list[RawRegistryMessage] = []
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransientError(f"timed out after {timeout:g}s reading {topic} to its end offsets")
+            for message in reader.consume(1000, min(left, 0.5), doing="reading"):
+                partition = message.partition()
+                if partition not in pending or message.offset() >= pending[partition]:
+                    continue
+                kind, stamp = message.timestamp()
+                found.append(
+                    RawRegistryMessage(
+                        partition,
+                        message.offset(),
+                        stamp if kind else None,
+                        message.key(),
+                        message.value(),
+                        tuple((name, value) for name, value in (message.headers() or [])),
+                    )
+                )
+                if message.offset() + 1 >= pending[partition]:
+                    del pending[partition]
+            for partition, position in reader.positions(list(pending)):
+                if position >= pending[partition]:
+                    del pending[partition]
+        return sorted(found, key=lambda m: (m.partition, m.offset))
+    finally:
+        reader.close()
+
+
+def republish_registry_messages(
+    settings: KafkaSettings, messages: list[RawRegistryMessage], *, timeout: float = 30.0
+) -> int:
+    """Produce ``messages`` to ``xp.registry`` unchanged (key, value, headers, timestamp), in their order,
+    as the ``registry`` principal; the number acknowledged. Creates the topics when missing."""
+    if not messages:
+        return 0
+    from xpcore.kafka.clients import make_producer
+    from xpcore.kafka.topics import ensure_topics
+
+    ensure_topics(settings, timeout=timeout, topics=[REGISTRY])
+    producer = make_producer(
+        settings,
+        role=REGISTRY_PUBLISHER,
+        **{"message.timeout.ms": max(int(timeout * 1000), 1000), **_client_logging(True)},
+    )
+    failures: list[str] = []
+
+    def delivered(error: Any, message: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    topic = settings.topic(REGISTRY)
+    for message in messages:
+        extra: dict[str, Any] = {"timestamp": message.timestamp_ms} if message.timestamp_ms else {}
+        producer.produce(
+            topic,
+            key=message.key,
+            value=message.value,
+            headers=list(message.headers),
+            on_delivery=delivered,
+            **extra,
+        )
+        producer.poll(0)
+    remaining = producer.flush(timeout)
+    if remaining:
+        raise unreachable(
+            settings, f"{remaining} of {len(messages)} registry records not acknowledged", REGISTRY_PUBLISHER
+        )
+    if failures:
+        raise TransientError(f"restoring {topic} failed: {failures[0]}")
+    return len(messages)
 
 
 def read_registry(settings: KafkaSettings, timeout: float = 10.0) -> RegistrySnapshot:
@@ -412,22 +431,19 @@ class RegistryFollower:
                 self._stopping.wait(1.0)
 
     def _follow(self) -> None:
-        from confluent_kafka import TopicPartition
-
-        topic = self.settings.topic(REGISTRY)
         keyring = _keyring(self.settings)
-        consumer = _registry_consumer(self.settings, one_shot=False)
+        reader = _registry_reader(self.settings, one_shot=False)
         try:
             partitions = None
             while partitions is None:
-                partitions = _partitions(consumer, topic, 5.0, self.settings)
+                partitions = reader.partitions(5.0)
                 if partitions is None:  # no topic yet: an empty registry, wait for it to appear
                     self._swap(self.snapshot, loaded=True)
                     if self._stopping.wait(1.0):
                         return
-            marks = _watermarks(consumer, topic, partitions, 5.0)
+            marks = reader.watermarks(partitions, 5.0)
             behind = {p: high for p, (low, high) in marks.items() if high > low}
-            consumer.assign([TopicPartition(topic, p, marks[p][0]) for p in partitions])
+            reader.assign({p: marks[p][0] for p in partitions})
             codec: RecordCodec[RegistryRecord] = RecordCodec(
                 RegistryRecord, max_record_bytes=self.settings.max_record_bytes
             )
@@ -437,11 +453,7 @@ class RegistryFollower:
                 self._swap(working, loaded=True)
             while not self._stopping.is_set():
                 batch: list[RegistryRecord] = []
-                for message in consumer.consume(num_messages=500, timeout=self.poll_timeout):
-                    if message.error() is not None:
-                        if message.error().fatal():
-                            raise TransientError(f"following {topic} failed: {message.error()}")
-                        continue
+                for message in reader.consume(500, self.poll_timeout, doing="following"):
                     record = _decode(codec, message, keyring)
                     if record is not None:
                         batch.append(record)
@@ -449,7 +461,7 @@ class RegistryFollower:
                     if partition in behind and message.offset() + 1 >= behind[partition]:
                         del behind[partition]
                 if behind:
-                    for partition, position in _positions(consumer, topic, list(behind)):
+                    for partition, position in reader.positions(list(behind)):
                         if position >= behind[partition]:
                             del behind[partition]
                 if batch:
@@ -459,4 +471,4 @@ class RegistryFollower:
                 if working is not self.snapshot or not self.loaded:
                     self._swap(working, loaded=True)
         finally:
-            consumer.close()
+            reader.close()

@@ -119,7 +119,8 @@ def snapshots_and_rollups(warehouse: Any, count: int, now: datetime) -> dict[str
     from dashboards.queries import dashboard_query
     from dashboards.registry_view import records_from_rows
     from jobs.etl import etl_range, rollup_experiments
-    from jobs.results.store import compute_experiment_result, experiment_plan, store_results
+    from jobs.results.compute import compute_experiment_result, experiment_plan
+    from jobs.results.snapshots import store_results
 
     snapshot = RegistrySnapshot.from_records(
         records_from_rows(warehouse.query_arrow(dashboard_query("registry_records")).to_pylist())
@@ -159,7 +160,7 @@ def measure_apis(
 
     from dashboards.app import create_app
     from dashboards.queries import QueryRunner, dashboard_query
-    from jobs.results.store import compute_experiment_result, covariate_days_of, experiment_plan
+    from jobs.results.compute import compute_experiment_result, experiment_plan
 
     runner = QueryRunner(warehouse)
     now = datetime.now(UTC)
@@ -188,7 +189,7 @@ def measure_apis(
 
         return run
 
-    days = covariate_days_of(settings)
+    days = settings.etl_covariate_days
     rows = []
     variants = (
         ("", {"dashboard_results_max_age_seconds": 3600.0}),
@@ -290,7 +291,7 @@ def measure_window_views(settings: Any, warehouse: Any, repeat: int) -> None:
     from starlette.testclient import TestClient
 
     from dashboards.app import create_app
-    from jobs.results.store import compute_experiment_result, covariate_days_of, experiment_plan
+    from jobs.results.compute import compute_experiment_result, experiment_plan
 
     app = create_app(settings, warehouse, lag_monitor=False)
     first, polls, ready, reopen, bare = [], [], [], [], []
@@ -302,7 +303,7 @@ def measure_window_views(settings: Any, warehouse: Any, repeat: int) -> None:
         plan = experiment_plan(snapshot, spec)
         url = f"/api/experiments/{KEY}/results"
         base = datetime.now(UTC) + timedelta(minutes=5)
-        days = covariate_days_of(settings)
+        days = settings.etl_covariate_days
         for i in range(repeat):
             until = base + timedelta(seconds=i)
             params = {"until": until.isoformat()}

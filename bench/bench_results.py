@@ -9,7 +9,7 @@ sum, count within 1 h). Timed, best of ``--repeat`` runs after one warm-up, in t
 - **unit values** (decision 0028; ``--unit-values-only`` runs just this and the live-scan baseline):
   the initial full build of ``xp.unit_values``; then, ``--repeat`` times after a warm-up round, ~1 %
   new attributed events (random units, like the load) followed by the full results
-  (:func:`jobs.results.store.compute_experiment_result`, ``segment="country"``, ``top=10``: 20 metrics ×
+  (:func:`jobs.results.compute.compute_experiment_result`, ``segment="country"``, ``top=10``: 20 metrics ×
   3 variations × (1 + 11 segments)) **with the incremental refresh included** — the DESIGN.md budget
   (≤ 1 s on 10 M events); the same after ~1 % new events with the refresh timed on its own; the full
   results with nothing new; and the live scan (``XP_RESULTS_UNIT_VALUES=false``) on the same data, whose
@@ -23,8 +23,9 @@ sum, count within 1 h). Timed, best of ``--repeat`` runs after one warm-up, in t
 - **no segments**: the same without the breakdown (what ``xp results KEY`` does by default);
 - **SQL only**: the full path's query (one scan for every metric and segment), rows fetched, no
   statistics;
-- **per-metric queries** (baseline 1, the previous implementation): ``results_metric_sums.sql`` and
-  ``results_metric_segment_sums.sql`` once per metric — 40 scans; run once (slow);
+- **per-metric queries** (baseline 1, the previous implementation): the per-metric query
+  (``jobs.results.metric_sql.scan.metric_sums_sql``) and its segment form once per metric — 40 scans;
+  run once (slow);
 - **one scan** (baseline 2): a single bare ``GROUP BY variation_id, event_name`` over the events
   (sums of event values, not per-unit metrics: a lower bound for reading the data once);
 - **CUPED** (``--cuped``): the no-segment path with the covariate computed from ``xp.events``;
@@ -60,15 +61,10 @@ from typing import Any
 from assignment.metrics_catalog import MetricDefinition, metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.analysis_plan import AnalysisPlan
-from jobs.results import analyzed_metrics
+from jobs.results.analysis import analyzed_metrics
 from jobs.results.batch import batch_plan
-from jobs.results.store import (
-    METRIC_SUMS_QUERY,
-    SEGMENT_SUMS_QUERY,
-    _per_metric,
-    compute_experiment_result,
-    fetch_segment_sums,
-)
+from jobs.results.compute import compute_experiment_result
+from jobs.results.sums import _per_metric, fetch_segment_sums
 from jobs.unit_values import UnitValuesSettings, refresh
 from jobs.unit_values.plan import unit_values_plan
 from schemas.records import ExperimentStatus
@@ -452,21 +448,10 @@ def main() -> None:
             def sql_only() -> None:
                 fetch_segment_sums(warehouse, spec, dimension="country", since=BASE, until=UNTIL)
 
-            def array_query() -> None:  # the previous query (per-row arrays + sumForEach), same plan
-                from jobs.results.batch import batch_plan
-                from jobs.results.store import _catalog
-                from xpcore.warehouse import load_query
-
-                plan = batch_plan([m for m, _ in analyzed_metrics(spec)], _catalog(spec))
-                parameters = plan.parameters(
-                    experiment=spec.key, since=BASE, until=UNTIL, dimension="country"
-                )
-                warehouse.query_arrow(load_query("results_experiment_sums"), parameters)
-
             from jobs.results.batch import batch_plan
-            from jobs.results.store import _catalog
+            from jobs.results.sums import experiment_catalog
 
-            batch = batch_plan([m for m, _ in analyzed_metrics(spec)], _catalog(spec))
+            batch = batch_plan([m for m, _ in analyzed_metrics(spec)], experiment_catalog(spec))
             bound = batch.sql_parameters(experiment=spec.key, since=BASE, until=UNTIL, dimension="country")
             previous_sql, previous_bound = previous_query(batch, bound)
             current = warehouse.query_arrow(batch.sql(), bound).to_pylist()
@@ -479,8 +464,8 @@ def main() -> None:
             def per_metric() -> None:
                 metrics = [m for m, _ in analyzed_metrics(spec)]
                 bounds: dict[str, Any] = {"since": BASE, "until": UNTIL}
-                _per_metric(warehouse, spec, metrics, METRIC_SUMS_QUERY, **bounds)
-                _per_metric(warehouse, spec, metrics, SEGMENT_SUMS_QUERY, dimension="country", **bounds)
+                _per_metric(warehouse, spec, metrics, **bounds)
+                _per_metric(warehouse, spec, metrics, segment=True, dimension="country", **bounds)
 
             result = full()
             cells = sum(len(m.variants) for m in result.metrics) * (1 + len(result.segments.segments))
@@ -494,7 +479,6 @@ def main() -> None:
             )
             best("SQL only (1 query)", args.repeat, sql_only)
             best("SQL only, previous per-side query", args.repeat, previous)
-            best("SQL only, previous array query", args.repeat, array_query)
             best(
                 "one scan (baseline: bare GROUP BY)", args.repeat, lambda: warehouse.query_arrow(ONE_SCAN_SQL)
             )
@@ -502,9 +486,9 @@ def main() -> None:
                 best("per-metric (baseline: 40 queries)", 1, per_metric, warm_up=False)
             if args.breakdown:
                 from jobs.results.batch import batch_plan
-                from jobs.results.store import _catalog
+                from jobs.results.sums import experiment_catalog
 
-                batch = batch_plan([m for m, _ in analyzed_metrics(spec)], _catalog(spec))
+                batch = batch_plan([m for m, _ in analyzed_metrics(spec)], experiment_catalog(spec))
                 bound = batch.sql_parameters(
                     experiment=spec.key, since=BASE, until=UNTIL, dimension="country"
                 )

@@ -37,7 +37,7 @@ from bench_results import (
 )
 
 from assignment.registry import ExperimentSpec, RegistrySnapshot
-from jobs.results.store import compute_experiment_result
+from jobs.results.compute import compute_experiment_result
 from jobs.unit_values import EPOCH, UnitValuesSettings, read_state, refresh
 from jobs.unit_values.job import compact, experiment_unit_values_plan, refresh_running, stored_parts
 from jobs.unit_values.sql import NOW_SQL, build_parameters, changed_units_sql, read_sql

@@ -114,9 +114,9 @@ def kernel_only(units: int, events_per_unit: int, batch_size: int, repeat: int) 
     import msgspec
 
     from pipelines.attribution import AttributionState
-    from pipelines.batch import RegistryView, StreamProcessor
     from pipelines.gc_pacing import PacedCollector
     from pipelines.kernel import RawRecord, ValidationRules
+    from pipelines.processor import RegistryView, StreamProcessor
 
     rng = random.Random(7)
     base = datetime(2026, 11, 26, tzinfo=UTC)
@@ -173,7 +173,7 @@ def kernel_only(units: int, events_per_unit: int, batch_size: int, repeat: int) 
         began = time.process_time()
         with PacedCollector() as collector:  # the collector paced by batches, as in the worker
             for start in range(0, len(raws), batch_size):
-                processor.commit(processor.process(raws[start : start + batch_size], now))
+                processor.remember_ids(processor.process(raws[start : start + batch_size], now))
                 collector.after_batch()
         kernel.append(time.process_time() - began)
         began = time.process_time()

@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from dashboards.context import DashboardContext
-from jobs.results import SRM_THRESHOLD
+from jobs.results.contract import SRM_THRESHOLD
 from jobs.stats.srm import sample_ratio_mismatch
 
 __all__ = ["compare_experiments", "list_experiments", "live_srm", "shared_metrics"]

@@ -1,6 +1,6 @@
 """What every page's data needs: the query runner, the folded registry, the lag monitor, results.
 
-Results come from :func:`jobs.results.store.compute_experiment_result`, the code path of
+Results come from :func:`jobs.results.compute.compute_experiment_result`, the code path of
 `xp results --format json`, never from a re-implementation, or from the snapshots it stored:
 :meth:`DashboardContext.current_result` shows the newest snapshot at once and refreshes it in the
 background (:mod:`dashboards.results_snapshot`); :meth:`DashboardContext.view_result` starts or joins the
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from dashboards.lag import LagMonitor
     from dashboards.settings import DashboardSettings
     from jobs.analysis_plan import AnalysisPlan
-    from jobs.results import ExperimentResult
+    from jobs.results.contract import ExperimentAnalysis
     from xpcore.warehouse import Warehouse
 
 __all__ = ["DashboardContext"]
@@ -42,7 +42,7 @@ class DashboardContext:
     runner: QueryRunner
     registry: CachedRegistry
     lag: LagMonitor | None
-    views: WindowComputations[ExperimentResult]
+    views: WindowComputations[ExperimentAnalysis]
     background: BackgroundResults
     units: UnitsSoFar
 
@@ -52,7 +52,7 @@ class DashboardContext:
     ) -> DashboardContext:
         runner = QueryRunner(warehouse)
         registry = CachedRegistry(lambda: runner.run("registry_records"))
-        views: WindowComputations[ExperimentResult] = WindowComputations(
+        views: WindowComputations[ExperimentAnalysis] = WindowComputations(
             entries=settings.dashboard_view_results_entries,
             max_age=settings.dashboard_view_results_max_age_seconds,
             retry_after_failure=settings.dashboard_view_results_retry_seconds,
@@ -82,10 +82,10 @@ class DashboardContext:
         until: datetime | None = None,
         segment: str | None = None,
         top: int = 10,
-    ) -> ExperimentResult:
+    ) -> ExperimentAnalysis:
         """`xp results`' computation. Not under the runner's lock: page queries read on the warehouse's
         read-only connection meanwhile (a computation takes seconds on large stores)."""
-        from jobs.results.store import compute_experiment_result, covariate_days_of
+        from jobs.results.compute import compute_experiment_result
 
         return compute_experiment_result(
             self.warehouse,
@@ -93,13 +93,14 @@ class DashboardContext:
             since=since,
             until=until,
             plan=plan,
-            covariate_days=covariate_days_of(self.settings),
+            covariate_days=self.settings.etl_covariate_days,
+            unit_values=self.settings,
             segment=segment or None,
             top=top,
         )
 
     def _plan(self, key: str, method: str | None) -> tuple[ExperimentSpec, AnalysisPlan, tuple[Any, ...]]:
-        from jobs.results.store import experiment_plan
+        from jobs.results.compute import experiment_plan
 
         if method is not None and method not in METHODS:
             raise ValidationError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -118,7 +119,7 @@ class DashboardContext:
         segment: str | None = None,
         top: int = 10,
         wait: bool = False,
-    ) -> Computation[ExperimentResult]:
+    ) -> Computation[ExperimentAnalysis]:
         """A custom view of one experiment's results (a window, a segment breakdown), exactly as
         `xp results KEY --format json [--method M] [--since/--until] [--segment S --top N]` computes it:
         the finished result when one is fresh, else the computation in flight, started here when there is
@@ -127,7 +128,7 @@ class DashboardContext:
         spec, plan, version = self._plan(key, method)
         view = (*version, plan.method, since, until, segment, top if segment else None)
 
-        def compute() -> ExperimentResult:
+        def compute() -> ExperimentAnalysis:
             return self._compute(spec, plan, since=since, until=until, segment=segment, top=top)
 
         computation = self.views.request(view, compute)

@@ -9,7 +9,7 @@ from typing import Any
 
 from dashboards.catalog import live_srm
 from dashboards.context import DashboardContext
-from jobs.results import SRM_THRESHOLD
+from jobs.results.contract import SRM_THRESHOLD
 
 __all__ = ["health", "minute_grid", "planned_units", "series_by_minute"]
 

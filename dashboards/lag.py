@@ -3,7 +3,7 @@
 Lag of a partition = its high watermark − the group's committed offset (the whole partition when the group
 has committed nothing yet). :class:`LagMonitor` refreshes it every few seconds in a daemon thread; when
 Kafka does not answer, the latest reading says ``unknown`` with the reason (never an error page).
-confluent-kafka is imported inside the thread's function (an adapter).
+The offsets are read by the Kafka adapter :mod:`xpcore.kafka.group_offsets`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from xpcore.errors import TransientError
+from xpcore.kafka.group_offsets import partition_lag, read_group_lag
 from xpcore.kafka.topics import EVENTS, EXPOSURES
 
 if TYPE_CHECKING:
@@ -23,7 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["LagMonitor", "LagReading", "partition_lag", "read_consumer_lag"]
 
 logger = logging.getLogger(__name__)
-LIBRDKAFKA_LOGGER = logging.getLogger("xpcore.kafka.librdkafka")
 
 
 @dataclass(frozen=True)
@@ -46,49 +47,15 @@ class LagReading:
         }
 
 
-def partition_lag(high_watermark: int, low_watermark: int, committed: int | None) -> int:
-    """Messages the group has not consumed yet in one partition (never negative)."""
-    start = committed if committed is not None and committed >= 0 else low_watermark
-    return max(high_watermark - start, 0)
-
-
 def read_consumer_lag(settings: KafkaSettings, group_id: str, *, timeout: float) -> LagReading:
     """The group's lag on the exposures and events topics now (``unknown`` when Kafka does not answer)."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
-
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    consumer = Consumer(
-        {
-            **settings.confluent_config("dashboard"),
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "socket.timeout.ms": max(int(timeout * 1000), 1000),
-            "log_level": 0,
-        },
-        logger=LIBRDKAFKA_LOGGER,
-    )
+    topics = {logical: settings.topic(logical) for logical in (EXPOSURES, EVENTS)}
     try:
-        metadata = consumer.list_topics(timeout=timeout)
-        by_topic: dict[str, int] = {}
-        for logical in (EXPOSURES, EVENTS):
-            topic = settings.topic(logical)
-            if topic not in metadata.topics:
-                continue
-            partitions = [TopicPartition(topic, p) for p in sorted(metadata.topics[topic].partitions)]
-            committed = consumer.committed(partitions, timeout=timeout)
-            total = 0
-            for tp in committed:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, tp.partition), timeout=timeout
-                )
-                total += partition_lag(high, low, tp.offset)
-            by_topic[logical] = total
-        return LagReading(True, sum(by_topic.values()), by_topic, read_at=now)
-    except KafkaException as error:
-        reason = error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
-        return LagReading(False, reason=f"Kafka unreachable: {reason}", read_at=now)
-    finally:
-        consumer.close()
+        by_topic = read_group_lag(settings, group_id, topics, timeout=timeout, role="dashboard")
+    except TransientError as error:
+        return LagReading(False, reason=str(error), read_at=now)
+    return LagReading(True, sum(by_topic.values()), by_topic, read_at=now)
 
 
 class LagMonitor:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jobs.analysis_plan import AnalysisPlan
-    from jobs.results import ExperimentResult
+    from jobs.results.contract import ExperimentAnalysis
 
 __all__ = ["BackgroundResults", "snapshot_document"]
 
@@ -42,7 +42,7 @@ def snapshot_document(
     """Rows of one stored snapshot (``results_latest_snapshot.sql``) as the `xp results --format json`
     document. Metrics in the order the experiment analyses them, variations in its order; fields a snapshot
     does not store are ``None`` (``srm_error``, ``p_value_adjusted``, ``cuped``). None without rows."""
-    from jobs.results import analyzed_metrics
+    from jobs.results.analysis import analyzed_metrics
 
     if not rows:
         return None
@@ -107,15 +107,15 @@ class BackgroundResults:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._latest: dict[tuple[Any, ...], ExperimentResult] = {}
+        self._latest: dict[tuple[Any, ...], ExperimentAnalysis] = {}
         self._in_flight: dict[tuple[Any, ...], threading.Thread] = {}
         self._threads: list[threading.Thread] = []
 
-    def latest(self, key: tuple[Any, ...]) -> ExperimentResult | None:
+    def latest(self, key: tuple[Any, ...]) -> ExperimentAnalysis | None:
         with self._lock:
             return self._latest.get(key)
 
-    def put(self, key: tuple[Any, ...], result: ExperimentResult) -> None:
+    def put(self, key: tuple[Any, ...], result: ExperimentAnalysis) -> None:
         with self._lock:
             current = self._latest.get(key)
             if current is None or current.computed_at <= result.computed_at:
@@ -135,7 +135,7 @@ class BackgroundResults:
         with self._lock:
             self._latest.clear()
 
-    def refresh(self, key: tuple[Any, ...], compute: Callable[[], ExperimentResult]) -> bool:
+    def refresh(self, key: tuple[Any, ...], compute: Callable[[], ExperimentAnalysis]) -> bool:
         """Start ``compute`` in a background thread unless one runs for ``key`` already (single-flight);
         its result becomes :meth:`latest`. True when this call started one."""
 

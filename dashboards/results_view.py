@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dashboards.context import DashboardContext
-from jobs.results import SRM_THRESHOLD
+from jobs.results.contract import SRM_THRESHOLD
 from xpcore.errors import TransientError, ValidationError
 
 if TYPE_CHECKING:
     from dashboards.window_computations import Computation
-    from jobs.results import ExperimentResult
+    from jobs.results.contract import ExperimentAnalysis
 
 __all__ = ["ResultsAnswer", "computation_failure", "failure_status", "results_page", "trend"]
 
@@ -41,7 +41,7 @@ def failure_status(error: BaseException) -> int:
     return 500
 
 
-def computation_failure(computation: Computation[ExperimentResult]) -> ResultsAnswer:
+def computation_failure(computation: Computation[ExperimentAnalysis]) -> ResultsAnswer:
     """A failed view computation as an error answer (``error`` and when the next try happens)."""
     error = computation.error
     message = str(error) if error is not None and str(error) else type(error).__name__
@@ -154,7 +154,7 @@ def results_page(
 
 
 def computing_answer(
-    computation: Computation[ExperimentResult],
+    computation: Computation[ExperimentAnalysis],
     key: str,
     method: str | None,
     since: datetime | None,

@@ -3,7 +3,7 @@
 :func:`seed_sample_data` publishes the registry of ``examples/experiments.yaml`` into ``xp.registry`` (as
 the stream would), then for two running experiments: exposures over the last ``minutes`` minutes, raw
 events in ``xp.events`` and their attributions in ``xp.attributed_events`` (as the stream would), a few
-dead letters, results snapshots (``xp.results``, via :func:`jobs.results.store.store_results`) and daily
+dead letters, results snapshots (``xp.results``, via :func:`jobs.results.snapshots.store_results`) and daily
 aggregates (``xp.daily_metrics``, via the ETL) and, when the quality tables exist, twelve hourly
 quality runs with two alerts (one resolved). Deterministic for a given ``seed`` and ``now``.
 """
@@ -76,7 +76,7 @@ def add_traffic(
     """Exposures (one per unit, spread over ``minutes`` from ``start``) and their events; returns
     (exposures, events) written."""
     from pipelines.attribution import Attribution
-    from pipelines.batch import attributions_table
+    from pipelines.processor import attributions_table
     from schemas import Exposure, ExposureSource, MetricEvent
     from schemas.arrow import to_arrow
 
@@ -258,7 +258,8 @@ def seed_sample_data(
 ) -> SampleData:
     """Fill an empty, migrated warehouse with the sample data set (see the module docstring)."""
     from jobs.etl import etl_range, rollup_experiments
-    from jobs.results.store import compute_experiment_result, store_results
+    from jobs.results.compute import compute_experiment_result
+    from jobs.results.snapshots import store_results
 
     now = (now or datetime.now(UTC)).astimezone(UTC)
     data = SampleData(now=now)

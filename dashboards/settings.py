@@ -5,13 +5,15 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from xpcore.config import CoreSettings
+from jobs.unit_values import UnitValuesSettings
+from xpcore.config import EtlSettings
 
 __all__ = ["DashboardSettings"]
 
 
-class DashboardSettings(CoreSettings):
-    """The dashboard web app: where it listens, who may read it, how fresh its pages are."""
+class DashboardSettings(UnitValuesSettings, EtlSettings):
+    """The dashboard web app: where it listens, who may read it, how fresh its pages are; the results it
+    computes read the unit-values options and the CUPED covariate window (``XP_ETL_COVARIATE_DAYS``)."""
 
     model_config = SettingsConfigDict(env_prefix="XP_", extra="ignore", populate_by_name=True)
 

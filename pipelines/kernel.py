@@ -2,10 +2,11 @@
 
 No Kafka, no warehouse: functions over batches of :class:`RawRecord` (what a consumer read) that return
 oks and errs (bytewax style: a bad record becomes a :class:`~schemas.DeadLetter`, never an exception).
-The worker (``pipelines/worker.py``) is the thin layer that feeds it and loads what it returns.
+The runners (``pipelines/kafka_runner.py``) are the thin layer that feeds it and loads what it returns.
 
-Timestamp bounds are checked against the record's **Kafka timestamp** (when it was produced), not the
-wall clock, so re-processing the same record after a crash or a replay reaches the same verdict.
+What a decoded record must satisfy beyond its schema (time bounds against the Kafka timestamp, known
+experiment, variation and event name) is a list of declared rules, :mod:`pipelines.record_rules`, applied
+by :func:`validate_records`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import msgspec
 import numpy as np
 
+from pipelines.record_rules import EVENT_RULES, EXPOSURE_RULES, DecodedBatch, RecordRule
 from pipelines.seen_ids import SeenIds
 from schemas import (
     DeadLetter,
@@ -32,14 +34,19 @@ from schemas import (
 )
 
 __all__ = [
+    "EVENT_RULES",
+    "EXPOSURE_RULES",
+    "DecodedBatch",
     "EnrichedExposures",
     "RawRecord",
+    "RecordRule",
     "SeenIds",
     "Validated",
     "ValidationRules",
     "enrich_exposures",
     "validate_events",
     "validate_exposures",
+    "validate_records",
 ]
 
 logger = logging.getLogger(__name__)
@@ -105,67 +112,6 @@ def _dead_letter(
     )
 
 
-def _check_time(at: datetime, raw: RawRecord, rules: ValidationRules, now: datetime, name: str) -> str | None:
-    reference = raw.timestamp or now
-    if at > reference + rules.max_future_skew:
-        return f"{name} {at.isoformat()} is more than {rules.max_future_skew} after {reference.isoformat()}"
-    if at < reference - rules.max_lateness:
-        return f"{name} {at.isoformat()} is more than {rules.max_lateness} before {reference.isoformat()}"
-    return None
-
-
-def _validate(
-    codec: RecordCodec[T],
-    raws: Sequence[RawRecord],
-    now: datetime,
-    check: Callable[[T, RawRecord], tuple[DeadLetterReason, str] | None],
-) -> Validated[T]:
-    result: Validated[T] = Validated()
-    decoded = codec.decode_many([raw.value for raw in raws])
-    for position, error in decoded.failures:
-        raw = raws[position]
-        result.errs.append(_dead_letter(codec, raw, error.reason, error.detail, now))
-    for record, position in zip(decoded.oks, decoded.ok_positions, strict=True):
-        raw = raws[position]
-        try:
-            problem = check(record, raw)
-        except Exception as exc:  # a bug must not crash the worker: keep the record as a dead letter
-            logger.exception("internal error while validating", extra={"topic": raw.topic})
-            problem = (DeadLetterReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
-        if problem is None:
-            result.oks.append((record, raw))
-        else:
-            result.errs.append(_dead_letter(codec, raw, problem[0], problem[1], now))
-    return result
-
-
-_SAFE_BOUNDS = timedelta(days=365 * 1500)
-"""Skew + lateness below which the fast time check cannot disagree with :func:`_check_time`.
-
-Decoded times lie in [1900, 2300) (``schemas.records.utc_ms``), so with ``|skew| + |lateness|`` under
-1500 years ``reference ± bound`` never leaves datetime's range whenever the record is within bounds:
-``at - reference`` compared with the bounds then reaches exactly ``_check_time``'s verdict (it is only
-called, for its detail, on records out of bounds)."""
-
-
-def _time_bounds(rules: ValidationRules) -> tuple[int, int] | None:
-    """(skew, −lateness) in whole milliseconds for the fast integer check, or None to use the exact one.
-
-    Record and Kafka times are whole milliseconds, so ``record − reference`` in ms compared with the
-    bounds floored to ms reaches ``_check_time``'s verdict; bounds with sub-ms parts or absurd sizes
-    take the exact path."""
-    skew, lateness = rules.max_future_skew, rules.max_lateness
-    if abs(skew) + abs(lateness) >= _SAFE_BOUNDS:
-        return None
-    skew_ms, lateness_ms = skew // _MS, lateness // _MS
-    if skew_ms * _MS != skew or lateness_ms * _MS != lateness:
-        return None
-    return skew_ms, -lateness_ms
-
-
-_MS = timedelta(milliseconds=1)
-
-
 def _internal_error(raw: RawRecord, exc: Exception) -> tuple[DeadLetterReason, str]:
     logger.exception("internal error while validating", extra={"topic": raw.topic})
     return (DeadLetterReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
@@ -175,46 +121,18 @@ def validate_exposures(
     codec: RecordCodec[Exposure], raws: Sequence[RawRecord], rules: ValidationRules, now: datetime
 ) -> Validated[Exposure]:
     """Decode exposures; check time bounds and that experiment and variation are in the registry."""
+    return validate_records(codec, raws, rules, now, EXPOSURE_RULES, _exposed_at)
 
-    def check(record: Exposure, raw: RawRecord) -> tuple[DeadLetterReason, str] | None:
-        late = _check_time(record.exposed_at, raw, rules, now, "exposed_at")
-        if late is not None:
-            return DeadLetterReason.TIMESTAMP_OUT_OF_BOUNDS, late
-        if rules.known_variations is not None:
-            variations = rules.known_variations.get(record.experiment_key)
-            if variations is None:
-                return (
-                    DeadLetterReason.UNKNOWN_EXPERIMENT,
-                    f"experiment {record.experiment_key!r} is not in the registry",
-                )
-            if record.variation_id not in variations:
-                return (
-                    DeadLetterReason.UNKNOWN_VARIATION,
-                    f"experiment {record.experiment_key!r} has no variation {record.variation_id} "
-                    f"(known: {sorted(variations)})",
-                )
-        return None
 
-    bounds = _time_bounds(rules)
-    if bounds is None:
-        return _validate(codec, raws, now, check)
-    known = rules.known_variations
-
-    def good(records: list[Exposure]) -> np.ndarray | None:
-        if known is None:
-            return None
-        empty: frozenset[int] = frozenset()
-        pairs = zip(map(_experiment_key, records), map(_variation_id, records), strict=True)
-        return np.fromiter((vid in known.get(key, empty) for key, vid in pairs), np.bool_, len(records))
-
-    return _validate_fast(codec, raws, now, check, bounds, _exposed_at, good)
+def validate_events(
+    codec: RecordCodec[MetricEvent], raws: Sequence[RawRecord], rules: ValidationRules, now: datetime
+) -> Validated[MetricEvent]:
+    """Decode metric events; check time bounds and that the event name is in the metric catalog."""
+    return validate_records(codec, raws, rules, now, EVENT_RULES, _occurred_at)
 
 
 _exposed_at = attrgetter("exposed_at")
 _occurred_at = attrgetter("occurred_at")
-_experiment_key = attrgetter("experiment_key")
-_variation_id = attrgetter("variation_id")
-_event_name = attrgetter("event_name")
 _kafka_ms = itemgetter(5)  # RawRecord.timestamp_ms
 
 
@@ -225,22 +143,20 @@ def epoch_ms(times: Any, count: int) -> np.ndarray:
     return np.rint(seconds * 1000.0).astype(np.int64)
 
 
-def _validate_fast(
+def validate_records(
     codec: RecordCodec[T],
     raws: Sequence[RawRecord],
+    rules: ValidationRules,
     now: datetime,
-    check: Callable[[T, RawRecord], tuple[DeadLetterReason, str] | None],
-    bounds: tuple[int, int],
+    record_rules: Sequence[RecordRule[T]],
     time_of: Callable[[T], datetime],
-    known_of: Callable[[list[T]], np.ndarray | None],
 ) -> Validated[T]:
-    """The same verdicts as :func:`_validate` with ``check``, the common case decided column-wise.
+    """Decode a batch and apply ``record_rules``; the common case is decided column-wise.
 
-    Record times are converted once (numpy) and compared with the Kafka timestamps against the bounds in
-    whole ms; ``known_of`` says which records the registry/catalog knows (None: all). Records that pass
-    both are valid; the others (and every record when a Kafka timestamp is missing) go through ``check``
-    for their verdict and detail. The times are kept for the Arrow column (:attr:`Validated.times_ms`)."""
-    skew, neg_lateness = bounds
+    Codec failures become dead letters with the codec's reason. Record times are converted once (numpy)
+    and kept for the Arrow column (:attr:`Validated.times_ms`). Every rule's ``passes`` runs over the
+    batch; records that pass all are valid, the others go through every rule's ``problem`` in order for
+    their verdict and detail (an exception there becomes ``internal_error``)."""
     result: Validated[T] = Validated()
     decoded = codec.decode_many([raw.value for raw in raws])
     for position, error in decoded.failures:
@@ -253,14 +169,13 @@ def _validate_fast(
         return result
     times = epoch_ms(map(time_of, records), count)
     references = list(map(_kafka_ms, ok_raws))
-    if None in references:  # no Kafka timestamp (rare): every record through ``check``, against ``now``
-        passed = np.zeros(count, np.bool_)
-    else:
-        delta = times - np.fromiter(references, np.int64, count)
-        passed = (delta >= neg_lateness) & (delta <= skew)
-        known = known_of(records)
-        if known is not None:
-            passed &= known
+    kafka_ms = None if None in references else np.fromiter(references, np.int64, count)
+    batch = DecodedBatch(records, ok_raws, times, kafka_ms, rules)
+    passed = np.ones(count, np.bool_)
+    for rule in record_rules:
+        verdicts = rule.passes(batch)
+        if verdicts is not None:
+            passed &= verdicts
     if passed.all():
         result.oks = list(zip(records, ok_raws, strict=True))
         result.times_ms = times
@@ -269,10 +184,7 @@ def _validate_fast(
     kept: list[int] = []
     for index, (record, raw, fast) in enumerate(zip(records, ok_raws, passed.tolist(), strict=True)):
         if not fast:
-            try:
-                problem = check(record, raw)
-            except Exception as exc:  # a bug must not crash the worker: keep the record as a dead letter
-                problem = _internal_error(raw, exc)
+            problem = _first_problem(record_rules, record, raw, rules, now)
             if problem is not None:
                 result.errs.append(_dead_letter(codec, raw, problem[0], problem[1], now))
                 continue
@@ -282,34 +194,18 @@ def _validate_fast(
     return result
 
 
-def validate_events(
-    codec: RecordCodec[MetricEvent], raws: Sequence[RawRecord], rules: ValidationRules, now: datetime
-) -> Validated[MetricEvent]:
-    """Decode metric events; check time bounds and that the event name is in the metric catalog."""
-
-    def check(record: MetricEvent, raw: RawRecord) -> tuple[DeadLetterReason, str] | None:
-        late = _check_time(record.occurred_at, raw, rules, now, "occurred_at")
-        if late is not None:
-            return DeadLetterReason.TIMESTAMP_OUT_OF_BOUNDS, late
-        names = rules.known_event_names
-        if names is not None and record.event_name not in names:
-            return (
-                DeadLetterReason.UNKNOWN_EVENT_NAME,
-                f"event {record.event_name!r} is not in the metric catalog",
-            )
-        return None
-
-    bounds = _time_bounds(rules)
-    if bounds is None:
-        return _validate(codec, raws, now, check)
-    names = rules.known_event_names
-
-    def good(records: list[MetricEvent]) -> np.ndarray | None:
-        if names is None:
-            return None
-        return np.fromiter(map(names.__contains__, map(_event_name, records)), np.bool_, len(records))
-
-    return _validate_fast(codec, raws, now, check, bounds, _occurred_at, good)
+def _first_problem(
+    record_rules: Sequence[RecordRule[T]], record: T, raw: RawRecord, rules: ValidationRules, now: datetime
+) -> tuple[DeadLetterReason, str] | None:
+    """The reason and detail of the first rule ``record`` breaks; None when it breaks none."""
+    try:
+        for rule in record_rules:
+            detail = rule.problem(record, raw, rules, now)
+            if detail is not None:
+                return rule.reason, detail
+    except Exception as exc:  # a bug must not crash the worker: keep the record as a dead letter
+        return _internal_error(raw, exc)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,10 @@ Names: ``xp_stream_records_total{topic,outcome}`` (outcome: loaded, duplicate, d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.processor import BatchOutput, StreamProcessor
 
 __all__ = ["StreamMetrics"]
 
@@ -57,3 +60,27 @@ class StreamMetrics:
 
         server, _thread = start_http_server(port, registry=self.registry)
         return server
+
+    def record_batch(self, output: BatchOutput, processor: StreamProcessor) -> None:
+        """Count a loaded and committed batch: records by outcome, dead letters by reason, freshness."""
+        import time
+
+        import numpy as np
+
+        self.batches.inc()
+        self.records.labels(processor.exposures_topic, "loaded").inc(output.exposures.num_rows)
+        self.records.labels(processor.events_topic, "loaded").inc(output.events.num_rows)
+        for topic, count in output.duplicates_by_topic.items():
+            self.records.labels(topic, "duplicate").inc(count)
+        for dead in output.dead_letters:
+            self.records.labels(dead.source_topic, "dead_letter").inc()
+            self.dead_letters.labels(dead.reason.value).inc()
+        self.attributions.inc(output.attributed.num_rows)
+        self.held_events.set(processor.attribution.held_count)
+        now_ms = time.time() * 1000
+        for table, column in ((output.exposures, "exposed_at"), (output.events, "occurred_at")):
+            if table.num_rows:
+                millis = table.column(column).cast("int64").to_numpy()
+                step = max(1, len(millis) // 1000)  # a sample of at most ~1000 per batch
+                for age in (now_ms - millis[::step]) / 1000.0:
+                    self.freshness.observe(float(np.maximum(age, 0.0)))

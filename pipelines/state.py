@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.batch import RegistryView
+from pipelines.processor import RegistryView
 from schemas import MetricEvent
 from xpcore.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pipelines.batch import StreamProcessor
+    from pipelines.processor import StreamProcessor
     from xpcore.config import StreamSettings
     from xpcore.warehouse.base import Warehouse
 
@@ -58,9 +60,17 @@ def known_event_names(settings: StreamSettings) -> frozenset[str]:
 
 
 def restore_state(
-    processor: StreamProcessor, warehouse: Warehouse, settings: StreamSettings, now: datetime
+    processor: StreamProcessor,
+    warehouse: Warehouse,
+    settings: StreamSettings,
+    now: datetime,
+    *,
+    repair_until: datetime | None = None,
 ) -> dict[str, int]:
-    """Rebuild dedup ids, first exposures and held events from the warehouse; returns counts."""
+    """Rebuild dedup ids, first exposures and held events from the warehouse; returns counts.
+
+    ``repair_until``: the view repair trusts raw rows loaded before it (:func:`repair_horizon`; None:
+    every row, for a worker that is the store's only writer)."""
     from xpcore.warehouse import load_query
 
     since = now - timedelta(seconds=settings.stream_dedup_retention_seconds)
@@ -78,7 +88,7 @@ def restore_state(
         ids_state.expire(now)
 
     # Before reading first exposures: complete what the materialized views missed (see _repair_views).
-    _repair_views(warehouse, since)  # rows added are logged (a warning: it means an insert was cut)
+    _repair_views(warehouse, since, repair_until or ALL_ROWS)  # rows added: logged (an insert was cut)
     units = warehouse.query_arrow(load_query("stream_unit_exposures")).to_pydict()
     for i, unit_id in enumerate(units["unit_id"]):
         processor.attribution.load_unit_exposure(
@@ -117,7 +127,48 @@ _VIEW_REPAIRS = {
 }
 
 
-def _repair_views(warehouse: Warehouse, since: datetime) -> int:
+ALL_ROWS = datetime(2200, 1, 1, tzinfo=UTC)
+"""A repair horizon past every row: the worker is the store's only writer."""
+
+_RECENT_WRITES = """
+SELECT max(t) AS newest FROM (
+    SELECT max(ingested_at) AS t FROM xp.exposures WHERE ingested_at >= {since:DateTime64(3, 'UTC')}
+    UNION ALL SELECT max(ingested_at) FROM xp.events WHERE ingested_at >= {since:DateTime64(3, 'UTC')}
+    UNION ALL SELECT max(attributed_at) FROM xp.attributed_events
+    WHERE attributed_at >= {since:DateTime64(3, 'UTC')}
+)
+"""
+
+
+def repair_horizon(
+    warehouse: Warehouse,
+    *,
+    exclusive: bool,
+    settle_seconds: float,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+) -> datetime | None:
+    """Up to when the start-up view repair may trust the raw tables, with other writers on the store.
+
+    Another worker's insert commits the table's part, then its views' parts: seen in between, its rows
+    would look like a cut insert and be repaired, then its views' parts would land too (counted twice).
+    So with other possible writers (``exclusive`` False: a store routed through `xp up`, a ClickHouse
+    server), the repair takes only rows loaded before ``now``, after waiting ``settle_seconds`` for inserts
+    in flight at ``now`` to finish, and only when something was written lately (an idle store has nothing
+    in flight). Rows loaded later are new inserts: left out of the raw side, they can only make the
+    repair add less, never twice. None: the worker is the only writer (no horizon)."""
+    if exclusive:
+        return None
+    now = clock()
+    recent = now - timedelta(seconds=max(3 * settle_seconds, 1.0))
+    rows = warehouse.query_arrow(_RECENT_WRITES, {"since": recent}).to_pylist()
+    if rows and rows[0]["newest"] is not None and settle_seconds > 0:
+        logger.info("other writers on the store: waiting %.0f s before the view repair", settle_seconds)
+        sleep(settle_seconds)
+    return now
+
+
+def _repair_views(warehouse: Warehouse, since: datetime, until: datetime = ALL_ROWS) -> int:
     """Re-add to the materialized views' tables the rows of recent inserts they missed.
 
     An insert into ``xp.exposures`` / ``xp.attributed_events`` commits the table's part first, then each
@@ -127,15 +178,15 @@ def _repair_views(warehouse: Warehouse, since: datetime) -> int:
     counters short of a recount. Each repair compares, for the keys touched since ``since`` (the dedup
     retention: older records are not deduplicated, so nothing older is at risk), the raw table's count
     with the view's and inserts only the difference; running it again adds nothing. Returns the rows
-    added. Assumes no other worker is inserting into the same tables meanwhile (one in-flight insert of
-    another worker could be counted twice); with chDB only one process owns the store.
+    added. Raw rows loaded at or after ``until`` are left out (:func:`repair_horizon`: another worker's
+    insert may be in flight).
     """
     from xpcore.warehouse import load_query
 
     added = 0
     for name, table in _VIEW_REPAIRS.items():
         before = _count(warehouse, table)
-        warehouse.command(load_query(name), {"since": since})
+        warehouse.command(load_query(name), {"since": since, "until": until})
         rows = _count(warehouse, table) - before
         if rows:
             logger.warning("%s was missing rows of an interrupted insert: %d added", table, rows)

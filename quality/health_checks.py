@@ -27,7 +27,7 @@ from quality.outcomes import CheckOutcome
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec
-    from jobs.results import ExperimentResult
+    from jobs.results.contract import ExperimentAnalysis
 
 __all__ = ["HealthThresholds", "VariationUnits", "guardrail_outcome", "health_outcomes"]
 
@@ -177,7 +177,7 @@ def health_outcomes(
     ]
 
 
-def guardrail_outcome(result: ExperimentResult) -> CheckOutcome:
+def guardrail_outcome(result: ExperimentAnalysis) -> CheckOutcome:
     """Fails when a treatment significantly harms a guardrail metric of the experiment."""
     guardrails = [m for m in result.metrics if m.role == "guardrail"]
     names = [m.metric.name for m in guardrails]

@@ -191,7 +191,7 @@ def experiment_outcomes(
     since: datetime | None,
 ) -> list[CheckOutcome]:
     """Health checks of every running experiment, over units first exposed in [since or ever, until)."""
-    from jobs.results.store import compute_experiment_result, experiment_plan
+    from jobs.results.compute import compute_experiment_result, experiment_plan
 
     experiments = snapshot.running_experiments()
     if not experiments:

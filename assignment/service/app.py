@@ -1,11 +1,14 @@
 """The Starlette application of `xp assign serve`: routes, request metrics, lifespan.
 
 Endpoints (docs/service.md): ``POST /v1/assign``, ``POST /v1/assign/batch``,
-``GET /api/features/{client_key}`` (GrowthBook SDK payload), ``POST /v1/events`` (collector),
+``GET /api/features/{client_key}`` (GrowthBook SDK payload), ``POST /api/eval/{client_key}`` and
+``GET /sub/{client_key}`` (GrowthBook remote evaluation and server-sent events),
+``POST /ofrep/v1/evaluate/flags[/{key}]`` (OpenFeature OFREP), ``POST /v1/events`` (collector),
 ``POST /v1/overrides`` and ``DELETE /v1/overrides/{experiment_key}/{unit_id}`` (admin),
 ``/healthz``, ``/metrics``, ``/openapi.json``.
 
-The handlers are the methods of :class:`~assignment.service.handlers.Handlers`; what they share is the
+The handlers are the methods of :class:`~assignment.service.handlers.Handlers` and, for the SDK
+protocols, :class:`~assignment.service.sdk_handlers.SdkHandlers`; what they share is the
 :class:`~assignment.service.context.Service`. Handlers are ``async`` and evaluate on the event loop (an
 evaluation takes tens of microseconds); Kafka is reached only through the
 :class:`~assignment.service.exposures.RecordSink`, which never blocks. Registry publishes (admin) run in
@@ -31,6 +34,7 @@ from assignment.service.browser import BrowserGuard, is_client_route, is_json
 from assignment.service.context import Publisher, Service
 from assignment.service.fast_assign import FastAssign
 from assignment.service.handlers import Handlers
+from assignment.service.sdk_handlers import SdkHandlers
 
 __all__ = ["BrowserGuard", "Publisher", "Service", "build_app", "is_client_route", "is_json", "routes"]
 
@@ -57,8 +61,9 @@ def _timed(service: Service, name: str, handler: Handler) -> Handler:
 
 
 def routes(service: Service) -> list[Route]:
-    """The routes of the API; the six API routes are timed, the operations routes are not."""
+    """The routes of the API; the API routes are timed, the operations routes are not."""
     handlers = Handlers(service)
+    sdk = SdkHandlers(service)
 
     def timed(path: str, name: str, handler: Handler, methods: list[str]) -> Route:
         return Route(path, _timed(service, name, handler), methods=methods, name=name)
@@ -75,6 +80,10 @@ def routes(service: Service) -> list[Route]:
             handlers.delete_override,
             ["DELETE"],
         ),
+        timed("/api/eval/{client_key}", "sdk_eval", sdk.sdk_eval, ["POST"]),
+        Route("/sub/{client_key}", sdk.sdk_stream, methods=["GET"], name="sdk_stream"),
+        timed("/ofrep/v1/evaluate/flags/{key}", "ofrep_flag", sdk.ofrep_flag, ["POST"]),
+        timed("/ofrep/v1/evaluate/flags", "ofrep_bulk", sdk.ofrep_bulk, ["POST"]),
         Route("/healthz", handlers.healthz, methods=["GET"]),
         Route("/metrics", handlers.metrics, methods=["GET"]),
         Route("/openapi.json", handlers.openapi, methods=["GET"]),

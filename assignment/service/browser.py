@@ -13,18 +13,20 @@ _encode = msgspec.json.Encoder().encode
 _CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"GET, POST"),
-    (b"access-control-allow-headers", b"Authorization, Content-Type, X-XP-Key"),
+    (b"access-control-allow-headers", b"Authorization, Content-Type, X-XP-Key, X-API-Key, If-None-Match"),
     (b"access-control-max-age", b"600"),
 ]
-_CLIENT_PATHS = frozenset({"/v1/assign", "/v1/assign/batch", "/v1/events"})
-_SDK_PREFIX = "/api/features/"
+_EXPOSED = (b"access-control-expose-headers", b"ETag, x-sse-support")
+_CLIENT_PATHS = frozenset({"/v1/assign", "/v1/assign/batch", "/v1/events", "/ofrep/v1/evaluate/flags"})
+_SDK_PREFIXES = ("/api/features/", "/api/eval/", "/sub/", "/ofrep/v1/evaluate/flags/")
 _ADMIN_PREFIX = "/v1/overrides"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def is_client_route(path: str) -> bool:
-    """The routes browsers (SDKs) may call cross-origin: assign, the SDK payload, the collector."""
-    return path in _CLIENT_PATHS or path.startswith(_SDK_PREFIX)
+    """The routes browsers (SDKs) may call cross-origin: assign, the SDK payload, remote evaluation,
+    the event stream, OFREP and the collector."""
+    return path in _CLIENT_PATHS or path.startswith(_SDK_PREFIXES)
 
 
 def is_json(content_type: bytes | None) -> bool:
@@ -100,7 +102,7 @@ class BrowserGuard:
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), _CORS_HEADERS[0]]}
+                message = {**message, "headers": [*message.get("headers", []), _CORS_HEADERS[0], _EXPOSED]}
             await send(message)
 
         await self.app(scope, receive, send_with_cors)

@@ -18,6 +18,7 @@ from assignment.service.auth import AccessLevel, KeyRing, key_from_headers
 from assignment.service.exposures import DedupWindow, RecordSink, build_exposure
 from assignment.service.metrics import ServiceMetrics
 from assignment.service.sources import PayloadSource
+from assignment.service.streams import ChangeFeed
 from schemas import (
     DEFAULT_MAX_ABS_METRIC_VALUE,
     Exposure,
@@ -58,6 +59,9 @@ class Service:
     publisher: Publisher | None = None
     version: str = "0"
     max_body_bytes: int = 4_000_000
+    max_streams: int = 500
+    """most open server-sent event streams (``GET /sub/{client_key}``)"""
+    stream_heartbeat_seconds: float = 15.0
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics.create)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -72,6 +76,8 @@ class Service:
             max_abs_metric_value=self.max_abs_metric_value,
         )
         self.dead_letter_codec = RecordCodec(DeadLetter, max_record_bytes=self.max_record_bytes * 2 + 10_000)
+        self.feed = ChangeFeed(self.max_streams)
+        self.source.add_listener(self.feed.notify)
         self._exposure_sent = self.metrics.exposures.labels("sent")
         self._exposure_dedup = self.metrics.exposures.labels("deduplicated")
         if hasattr(self.sink, "on_count"):

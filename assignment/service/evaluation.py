@@ -60,18 +60,26 @@ def assign_unit(
     features: Sequence[str] | None,
     at: datetime,
     sticky: StickyBuckets | None = None,
+    *,
+    client_forced: Mapping[str, int] | None = None,
+    url: str | None = None,
 ) -> dict[str, tuple[FeatureResult, bool]]:
     """Feature key → (result, overridden) for one unit; ``sticky``: its sticky bucket documents
-    (read and updated), or None for purely hash-based assignment."""
+    (read and updated), or None for purely hash-based assignment. ``client_forced`` and ``url``:
+    GrowthBook's QA overrides sent by an SDK (remote evaluation); a registry override wins over
+    them, and only a registry override marks the assignment ``overridden``."""
     compiled = state.compiled
     keys = compiled.features if features is None else features
     forced = forced_variations_for(state, attributes, at)
     evaluate = compiled.evaluate
-    if not forced and sticky is None:
+    if not forced and sticky is None and not client_forced and not url:
         return {key: (evaluate(key, attributes), False) for key in keys}
+    all_forced = {**client_forced, **forced} if client_forced else forced
     out: dict[str, tuple[FeatureResult, bool]] = {}
     for key in keys:
-        result = evaluate(key, attributes, forced_variations=forced or None, sticky_buckets=sticky)
+        result = evaluate(
+            key, attributes, forced_variations=all_forced or None, url=url, sticky_buckets=sticky
+        )
         out[key] = (result, _is_overridden(result, forced))
     return out
 

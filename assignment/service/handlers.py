@@ -136,7 +136,8 @@ class Handlers:
             return error_response(401, "unknown client key")
         state: ServingState = service.source.current()
         etag = f'"xp-{state.version}-{int(state.loaded_at.timestamp() * 1000)}"'
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        # x-sse-support: GrowthBook SDKs open GET /sub/{client_key} (server-sent events) only when told
+        headers = {"ETag": etag, "Cache-Control": "no-cache", "x-sse-support": "enabled"}
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
         return json_response(state.sdk_payload(), headers=headers)

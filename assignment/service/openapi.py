@@ -30,6 +30,168 @@ _AUTH_ERRORS = {
 }
 
 
+_OFREP_FAILURE = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        "errorCode": {
+            "type": "string",
+            "enum": ["PARSE_ERROR", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL", "FLAG_NOT_FOUND"],
+        },
+        "errorDetails": {"type": "string"},
+    },
+    "required": ["errorCode"],
+}
+_OFREP_SUCCESS = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        "value": {},
+        "reason": {"type": "string", "enum": ["STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "DEFAULT"]},
+        "variant": {"type": "string"},
+        "metadata": {"type": "object"},
+    },
+    "required": ["key", "reason", "variant"],
+}
+_OFREP_REQUEST = {
+    "type": "object",
+    "properties": {
+        "context": {
+            "type": "object",
+            "properties": {"targetingKey": {"type": "string", "minLength": 1}},
+            "description": "The unit's attributes; targetingKey is the unit id (the hash attribute).",
+        }
+    },
+}
+_PATH_KEY = {"name": "client_key", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _sdk_paths() -> dict[str, Any]:
+    """OFREP, GrowthBook remote evaluation and the event stream (docs/clients.md)."""
+    ofrep_security: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}, {"xpKey": []}]
+    auth = {"401": {"description": "No valid client key."}}
+    return {
+        "/ofrep/v1/evaluate/flags/{key}": {
+            "post": {
+                "summary": "OpenFeature OFREP: one flag for one evaluation context",
+                "security": ofrep_security,
+                "parameters": [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _OFREP_REQUEST}},
+                },
+                "responses": {
+                    "200": _json(_OFREP_SUCCESS, "The flag's value"),
+                    "400": _json(_OFREP_FAILURE, "PARSE_ERROR, INVALID_CONTEXT or TARGETING_KEY_MISSING"),
+                    "404": _json(_OFREP_FAILURE, "FLAG_NOT_FOUND"),
+                    "415": _json(_ERROR, "The body is not sent as Content-Type: application/json."),
+                    **auth,
+                },
+            }
+        },
+        "/ofrep/v1/evaluate/flags": {
+            "post": {
+                "summary": "OpenFeature OFREP: every flag for one evaluation context (ETag)",
+                "security": ofrep_security,
+                "parameters": [
+                    {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _OFREP_REQUEST}},
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "flags": {
+                                    "type": "array",
+                                    "items": {"anyOf": [_OFREP_SUCCESS, _OFREP_FAILURE]},
+                                },
+                                "metadata": {"type": "object"},
+                                "eventStreams": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {"type": {"const": "sse"}, "url": {"type": "string"}},
+                                    },
+                                },
+                            },
+                            "required": ["flags"],
+                        },
+                        "Every flag's value",
+                    ),
+                    "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+                    "400": _json(_OFREP_FAILURE, "PARSE_ERROR or INVALID_CONTEXT"),
+                    "415": _json(_ERROR, "The body is not sent as Content-Type: application/json."),
+                    **auth,
+                },
+            }
+        },
+        "/api/eval/{client_key}": {
+            "post": {
+                "summary": "GrowthBook remote evaluation: the unit's evaluated features payload",
+                "parameters": [_PATH_KEY],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "attributes": {"type": "object"},
+                                    "forcedVariations": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "integer", "minimum": 0},
+                                    },
+                                    "forcedFeatures": {"type": "array", "items": {"type": "array"}},
+                                    "url": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"features": {"type": "object"}, "dateUpdated": {"type": "string"}},
+                            "required": ["features"],
+                        },
+                        "GrowthBook SDKEndpointResponse (evaluated)",
+                    ),
+                    "401": _json(_ERROR, "Unknown client key."),
+                    "403": _json(_ERROR, "An admin key in the URL."),
+                    "415": _json(_ERROR, "The body is not sent as Content-Type: application/json."),
+                    "422": _json(_ERROR, "The body is not a remote-evaluation request."),
+                },
+            }
+        },
+        "/sub/{client_key}": {
+            "get": {
+                "summary": "Server-sent events on every payload change (GrowthBook features-updated / "
+                "features with ?payload=inline; OFREP refetchEvaluation)",
+                "parameters": [
+                    _PATH_KEY,
+                    {
+                        "name": "payload",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["inline"]},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "text/event-stream (never ends)"},
+                    "401": _json(_ERROR, "Unknown client key."),
+                    "403": _json(_ERROR, "An admin key in the URL."),
+                    "503": _json(_ERROR, "Too many open streams (XP_SERVICE_MAX_STREAMS)."),
+                },
+            }
+        },
+    }
+
+
 def openapi_document(version: str) -> dict[str, Any]:
     """The whole document (plain data)."""
     _, defs = models_json_schema(
@@ -127,6 +289,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 },
             }
         },
+        **_sdk_paths(),
         "/healthz": {
             "get": {
                 "summary": "Liveness and state (payload version, sink)",
@@ -148,13 +311,17 @@ def openapi_document(version: str) -> dict[str, Any]:
         "info": {
             "title": "xpstream assignment service",
             "version": version,
-            "description": "Assignments, GrowthBook SDK payload, event collector. See docs/service.md.",
+            "description": (
+                "Assignments, GrowthBook SDK payload, remote evaluation and event stream, OpenFeature OFREP, "
+                "event collector. See docs/service.md and docs/clients.md."
+            ),
         },
         "components": {
             "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "A client or admin key."},
                 "xpKey": {"type": "apiKey", "in": "header", "name": "X-XP-Key"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "OFREP"},
             },
         },
         "paths": paths,

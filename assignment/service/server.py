@@ -75,6 +75,8 @@ def build_service(settings: ServiceSettings) -> Service:
         publisher=publisher,
         version=__version__,
         max_body_bytes=settings.service_max_body_bytes,
+        max_streams=settings.service_max_streams,
+        stream_heartbeat_seconds=settings.service_stream_heartbeat,
     )
 
 

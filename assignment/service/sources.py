@@ -134,6 +134,10 @@ class PayloadSource(Protocol):
 
     def current(self) -> ServingState: ...
 
+    def add_listener(self, listener: Callable[[ServingState], None]) -> None:
+        """Call ``listener(state)`` after every new version (from the thread that compiled it)."""
+        ...
+
     @property
     def follows_registry(self) -> bool: ...
 
@@ -162,6 +166,9 @@ class StaticPayloadSource:
 
     def current(self) -> ServingState:
         return self._state
+
+    def add_listener(self, listener: Callable[[ServingState], None]) -> None:
+        return None  # a static payload never changes
 
 
 class RegistryPayloadSource:
@@ -192,6 +199,7 @@ class RegistryPayloadSource:
         self._version = 0
         self.reloads = 0
         self.reload_errors = 0
+        self._listeners: list[Callable[[ServingState], None]] = []
         if hasattr(follower, "on_change"):
             previous = follower.on_change
 
@@ -218,6 +226,11 @@ class RegistryPayloadSource:
 
     def stop(self) -> None:
         self._follower.stop()
+
+    def add_listener(self, listener: Callable[[ServingState], None]) -> None:
+        """``listener(state)`` runs after each recompile that produced a new version (server-sent
+        events to SDKs, :mod:`assignment.service.streams`); it must not block."""
+        self._listeners.append(listener)
 
     def current(self) -> ServingState:
         state = self._state
@@ -277,4 +290,10 @@ class RegistryPayloadSource:
                     time.perf_counter() - began,
                 )
             self._state = new_state
-            return new_state
+        if state is None or new_state.version != state.version:
+            for listener in list(self._listeners):
+                try:
+                    listener(new_state)
+                except Exception:  # a listener never breaks serving
+                    logger.exception("a payload listener failed")
+        return new_state

@@ -21,6 +21,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = ROOT / "sql" / "dashboards"
 OUT_DIR = Path(__file__).resolve().parent
+CHART_DIR = ROOT / "deploy" / "helm" / "xpstream" / "dashboards"
+"""The Helm chart's copies, written by the same run."""
 DS = {"type": "grafana-clickhouse-datasource", "uid": "${DS_CLICKHOUSE}"}
 TIMESERIES, TABLE = 0, 1
 
@@ -251,13 +253,13 @@ def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale = []
     for filename, build in DASHBOARDS.items():
-        path = OUT_DIR / filename
         text = render(build)
-        if check:
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                stale.append(filename)
-        else:
-            path.write_text(text, encoding="utf-8")
+        for path in (OUT_DIR / filename, CHART_DIR / filename):  # helm reads only the chart's own files
+            if check:
+                if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                    stale.append(str(path.relative_to(ROOT)))
+            else:
+                path.write_text(text, encoding="utf-8")
     if stale:
         print(f"stale: {', '.join(stale)}; run deploy/grafana/generate.py", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ from jobs.stats import benjamini_hochberg, holm_bonferroni
 
 if TYPE_CHECKING:
     from jobs.analysis_plan import Correction
-    from jobs.results import VariationSums
+    from jobs.results.rows import VariationSums
 
 __all__ = [
     "NOT_REQUESTED",

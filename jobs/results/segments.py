@@ -1,13 +1,13 @@
 """Segment breakdowns of experiment results: ``xp results KEY --segment DIMENSION [--top N]``.
 
 A segment is a value of one exposure attribute (``Exposure.attributes[DIMENSION]`` of the unit's first
-exposure; ``sql/queries/results_metric_segment_sums.sql``). The ``top`` segments with the most units
+exposure; :mod:`jobs.results.metric_sql`). The ``top`` segments with the most units
 are analysed one by one, every other value is folded into ``"other"`` (exact: sums add up,
 :func:`jobs.stats.top_segments`), and units without the attribute form the segment ``"(none)"``.
 Each segment is analysed like the whole experiment (same method, α and correction within the segment,
 SRM against the weights) but without CUPED: segments are read-outs, not the decision (decision 0014).
 
-Pure; the warehouse side is :func:`jobs.results.store.fetch_segment_sums`.
+Pure; the warehouse side is :func:`jobs.results.sums.fetch_segment_sums`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from jobs.analysis_plan import AnalysisPlan
-from jobs.results import ExperimentResult, VariationSums, analyze_experiment, analyzed_metrics
+from jobs.results.analysis import analyze_experiment, analyzed_metrics
+from jobs.results.contract import ExperimentAnalysis
+from jobs.results.rows import SegmentRows, VariationSums
 from jobs.stats import top_segments
 from xpcore.errors import ValidationError
 
@@ -28,6 +30,7 @@ __all__ = [
     "OTHER_LABEL",
     "SegmentBreakdown",
     "SegmentResult",
+    "SegmentRows",
     "analyze_segments",
     "fold_segments",
 ]
@@ -37,9 +40,6 @@ OTHER_LABEL = "other"
 MISSING_LABEL = "(none)"
 """The segment of units whose first exposure does not carry the attribute."""
 
-SegmentRows = Sequence[tuple[str, VariationSums]]
-"""Rows of ``results_metric_segment_sums``: (segment value, sums of one variation)."""
-
 
 @dataclass(frozen=True, slots=True)
 class SegmentResult:
@@ -47,7 +47,7 @@ class SegmentResult:
 
     segment: str
     units: int
-    result: ExperimentResult
+    result: ExperimentAnalysis
 
     def to_json(self) -> dict[str, Any]:
         document = self.result.to_json()

@@ -36,18 +36,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from jobs.results import VariationSums
+from jobs.results.metric_sql.unit_values import build_parameters, build_sql, changed_units_sql, read_sql
+from jobs.results.rows import VariationSums
 from jobs.unit_values.plan import UnitValuesPlan
-from jobs.unit_values.sql import (
-    MAX_OCCURRED_SQL,
-    NOW_SQL,
-    STATE_SQL,
-    build_parameters,
-    build_sql,
-    changed_max_occurred_sql,
-    changed_units_sql,
-    read_sql,
-)
+from jobs.unit_values.sql import MAX_OCCURRED_SQL, NOW_SQL, STATE_SQL, changed_max_occurred_sql
 from xpcore.config import CoreSettings
 from xpcore.warehouse.sqltext import placeholders
 

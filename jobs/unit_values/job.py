@@ -1,6 +1,6 @@
 """``xp jobs run unit-values``: keep ``xp.unit_values`` current in the background (decision 0028).
 
-For every running experiment of the registry, the plan :func:`jobs.results.store.compute_experiment_result`
+For every running experiment of the registry, the plan :func:`jobs.results.compute.compute_experiment_result`
 would read (its metrics of the one shared scan; the CUPED covariates when its ``analysis:`` block asks
 for CUPED, over ``XP_ETL_COVARIATE_DAYS``) is refreshed (:func:`jobs.unit_values.refresh`: a full
 build the first time, then only the changed units). A results call then finds the values (nearly)
@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from assignment.metrics_catalog import DEFAULT_METRICS
-from jobs.results import analyzed_metrics
+from jobs.results.analysis import analyzed_metrics
 from jobs.results.batch import batch_plan
 from jobs.unit_values import RefreshReport, UnitValuesSettings, refresh
 from jobs.unit_values.plan import UnitValuesPlan, unit_values_plan
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec, RegistrySnapshot
-    from xpcore.config import CoreSettings
     from xpcore.warehouse import Warehouse
 
 __all__ = [
@@ -154,7 +153,7 @@ def refresh_running(
 ) -> RefresherRun:
     """Every running experiment of ``snapshot``: its plan (CUPED as its ``analysis:`` block says)
     refreshed; then one compaction when due (``XP_RESULTS_UNIT_VALUES_COMPACT``)."""
-    from jobs.results.store import experiment_plan
+    from jobs.results.compute import experiment_plan
 
     options = options if options is not None else UnitValuesSettings()
     done: list[ExperimentRefresh] = []
@@ -171,23 +170,24 @@ def refresh_running(
     return RefresherRun(tuple(done), compaction)
 
 
-def run_unit_values(settings: CoreSettings, *, registry_timeout: float = 10.0) -> RefresherRun:
+def run_unit_values(
+    settings: UnitValuesSettings, *, covariate_days: float, registry_timeout: float = 10.0
+) -> RefresherRun:
     """``xp jobs run unit-values``: :func:`refresh_running` on the current registry and warehouse.
 
-    Does nothing with ``XP_RESULTS_UNIT_VALUES=false`` (results then never read the stored values).
+    ``settings`` (built at the entry point): the registry, the warehouse and the unit-values options;
+    ``covariate_days``: the CUPED covariate window (``XP_ETL_COVARIATE_DAYS``). Does nothing with
+    ``XP_RESULTS_UNIT_VALUES=false`` (results then never read the stored values).
     """
     from assignment.registry_topic import read_registry
-    from jobs.results.store import covariate_days_of
     from xpcore.warehouse import open_warehouse
 
-    options = settings if isinstance(settings, UnitValuesSettings) else UnitValuesSettings()
+    options = settings
     if not options.results_unit_values:
         return RefresherRun((), None)
     snapshot = read_registry(settings, timeout=registry_timeout)
     warehouse = open_warehouse(settings)
     try:
-        return refresh_running(
-            warehouse, snapshot, covariate_days=covariate_days_of(settings), options=options
-        )
+        return refresh_running(warehouse, snapshot, covariate_days=covariate_days, options=options)
     finally:
         warehouse.close()

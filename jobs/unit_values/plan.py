@@ -12,7 +12,8 @@ metrics (only the metrics one shared scan answers: ``binary``/``count``/``sum`` 
   a changed metric definition is a new key, hence a full build.
 
 Reading the rows back (:meth:`UnitValuesPlan.decode_covariates` and ``BatchPlan.decode``) gives the same
-:class:`~jobs.results.VariationSums` as the live scan. Pure; the SQL text is in :mod:`jobs.unit_values.sql`.
+:class:`~jobs.results.rows.VariationSums` as the live scan. Pure; the SQL text is generated in
+:mod:`jobs.results.metric_sql.unit_values`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.results import VariationSums
 from jobs.results.batch import BatchPlan, Side
+from jobs.results.rows import VariationSums
 
 __all__ = ["LAYOUT", "CovariateSlot", "UnitValuesPlan", "unit_values_plan"]
 
@@ -93,28 +94,9 @@ class UnitValuesPlan:
             sort_keys=True,
         )
 
-    def side_expression(self, k: int) -> str:
-        """SQL for side ``k``'s per-unit value from a row's ``counts``/``totals`` (1-based arrays)."""
-        event, aggregation, window = self.sides[k]
-        j = self.cells.index((event, window))
-        if aggregation == "binary":
-            return f"toFloat64(counts[{j + 1}] > 0)"
-        if aggregation == "count":
-            return f"toFloat64(counts[{j + 1}])"
-        return f"totals[{self.summed.index(j) + 1}]"
-
-    def covariate_expression(self, slot: CovariateSlot) -> str:
-        """SQL for a covariate slot's per-unit value from ``covariate_counts``/``covariate_totals``."""
-        i = slot.event + 1
-        if slot.aggregation == "binary":
-            return f"toFloat64(covariate_counts[{i}] > 0)"
-        if slot.aggregation == "count":
-            return f"toFloat64(covariate_counts[{i}])"
-        return f"covariate_totals[{i}]"
-
     def decode_covariates(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[VariationSums]]:
         """Read-query rows → adjusted metric → per-variation sums with the covariate (segments added up),
-        as ``results_metric_cuped_sums`` returns them."""
+        as the live scan's CUPED query returns them."""
         found: dict[str, list[VariationSums]] = {}
         for name, s in self.adjusted.items():
             side = self.covariate_slots[s].side

@@ -3,7 +3,9 @@
 -- For every experiment × variation × minute with an exposure ingested since {since}: the raw count minus the
 -- view's count, with the units of all raw rows (uniqExact states union idempotently). Idempotent.
 -- grain: experiment_key × variation_id × minute (only slots short of their raw count)
--- source: xp.exposures, xp.exposure_counts_minute   parameters: since DateTime64(3, 'UTC')
+-- source: xp.exposures, xp.exposure_counts_minute   parameters: since, until DateTime64(3, 'UTC')
+-- until: raw rows loaded at or after it are left out (another worker's insert may be in flight: its
+-- table part visible, its views' parts not yet; pipelines/state.repair_horizon)
 INSERT INTO xp.exposure_counts_minute (experiment_key, variation_id, minute, exposures, units)
 SELECT
     r.experiment_key,
@@ -20,7 +22,7 @@ FROM
         toUInt64(count()) AS exposures,
         uniqExactState(unit_id) AS units
     FROM xp.exposures
-    WHERE (experiment_key, variation_id, toStartOfMinute(exposed_at)) IN (
+    WHERE ingested_at < {until:DateTime64(3, 'UTC')} AND (experiment_key, variation_id, toStartOfMinute(exposed_at)) IN (
         SELECT experiment_key, variation_id, toStartOfMinute(exposed_at)
         FROM xp.exposures WHERE ingested_at >= {since:DateTime64(3, 'UTC')}
     )

@@ -5,7 +5,9 @@
 -- exposure ingested since {since}, the raw count with the view's count and inserts the difference:
 -- min/max/argMin over all raw rows are idempotent when merged, the count is the deficit. Idempotent.
 -- grain: experiment_key × unit_id (only pairs short of their raw count)   source: xp.exposures, xp.unit_exposures
--- parameters: since DateTime64(3, 'UTC')
+-- parameters: since, until DateTime64(3, 'UTC')
+-- until: raw rows loaded at or after it are left out (another worker's insert may be in flight: its
+-- table part visible, its views' parts not yet; pipelines/state.repair_horizon)
 INSERT INTO xp.unit_exposures
     (experiment_key, unit_id, first_exposed_at, first_variation_id, min_variation_id, max_variation_id, exposures, overridden)
 SELECT
@@ -29,7 +31,7 @@ FROM
         toUInt64(count()) AS exposures,
         max(toUInt8(overridden)) AS overridden
     FROM xp.exposures
-    WHERE (experiment_key, unit_id) IN (
+    WHERE ingested_at < {until:DateTime64(3, 'UTC')} AND (experiment_key, unit_id) IN (
         SELECT experiment_key, unit_id FROM xp.exposures WHERE ingested_at >= {since:DateTime64(3, 'UTC')}
     )
     GROUP BY experiment_key, unit_id

@@ -3,7 +3,9 @@
 -- For every experiment × variation × event name × unit with an attribution written since {since}: the raw
 -- count and value sum minus the view's. Idempotent.
 -- grain: experiment_key × variation_id × event_name × unit_id (only rows short of their raw count)
--- source: xp.attributed_events, xp.unit_metric_state   parameters: since DateTime64(3, 'UTC')
+-- source: xp.attributed_events, xp.unit_metric_state   parameters: since, until DateTime64(3, 'UTC')
+-- until: raw rows loaded at or after it are left out (another worker's insert may be in flight: its
+-- table part visible, its views' parts not yet; pipelines/state.repair_horizon)
 INSERT INTO xp.unit_metric_state (experiment_key, variation_id, event_name, unit_id, value_sum, event_count)
 SELECT
     r.experiment_key,
@@ -22,7 +24,7 @@ FROM
         sum(ifNull(value, 0.0)) AS value_sum,
         toUInt64(count()) AS event_count
     FROM xp.attributed_events
-    WHERE (experiment_key, variation_id, event_name, unit_id) IN (
+    WHERE attributed_at < {until:DateTime64(3, 'UTC')} AND (experiment_key, variation_id, event_name, unit_id) IN (
         SELECT experiment_key, variation_id, event_name, unit_id
         FROM xp.attributed_events WHERE attributed_at >= {since:DateTime64(3, 'UTC')}
     )

@@ -29,7 +29,9 @@ CLIENT_KEY, ADMIN_KEY = "ck_fuzz", "ak_fuzz"
 _KEYS = KeyRing.from_secrets(CLIENT_KEY, f"fuzzer:{ADMIN_KEY}", named=True)
 _ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
-_openapi_app = build_app(make_service(keys=_KEYS), manage_lifecycle=False)
+# max_streams=0: GET /sub/{client_key} answers 503 instead of streaming for ever (its auth and
+# parameter checks still run first); the stream itself is tested in tests/unit/service/test_streams.py
+_openapi_app = build_app(make_service(keys=_KEYS, max_streams=0), manage_lifecycle=False)
 schema = schemathesis.openapi.from_asgi("/openapi.json", _openapi_app)
 schema.config.generation.update(
     modes=[schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
@@ -40,6 +42,9 @@ schema.config.generation.update(
 def test_openapi_operations_never_answer_a_server_error(case: schemathesis.Case) -> None:
     case.headers = {**(case.headers or {}), **_ADMIN}
     response = case.call()
+    if response.status_code == 503 and case.formatted_path.startswith("/sub/"):
+        assert "XP_SERVICE_MAX_STREAMS" in response.text  # the documented refusal, not a crash
+        return
     assert response.status_code < 500, (
         case.method,
         case.formatted_path,
@@ -50,7 +55,8 @@ def test_openapi_operations_never_answer_a_server_error(case: schemathesis.Case)
 
 def _collector() -> tuple[TestClient, MemorySink]:
     sink = MemorySink()
-    return TestClient(build_app(make_service(keys=_KEYS, sink=sink), manage_lifecycle=False)), sink
+    service = make_service(keys=_KEYS, sink=sink, max_streams=0)
+    return TestClient(build_app(service, manage_lifecycle=False)), sink
 
 
 @given(
@@ -101,6 +107,13 @@ _PATHS = st.sampled_from(
         "/v1/overrides/checkout-exp/u1",
         f"/api/features/{CLIENT_KEY}",
         "/api/features/..%2F..%2Fetc%2Fpasswd",
+        f"/api/eval/{CLIENT_KEY}",
+        f"/api/eval/{ADMIN_KEY}",
+        f"/sub/{CLIENT_KEY}",
+        "/sub/wrong",
+        "/ofrep/v1/evaluate/flags",
+        "/ofrep/v1/evaluate/flags/checkout",
+        "/ofrep/v1/evaluate/flags/..%2Fcheckout",
         "/healthz",
         "/metrics",
         "/openapi.json",
@@ -122,6 +135,8 @@ _HEADERS = st.fixed_dictionaries(
     optional={
         "Origin": st.sampled_from(["http://evil.example", "null", "http://127.0.0.1:8100"]),
         "X-XP-Key": st.sampled_from([CLIENT_KEY, ADMIN_KEY, "wrong", ""]),
+        "X-API-Key": st.sampled_from([CLIENT_KEY, "wrong", ""]),
+        "If-None-Match": st.sampled_from(['"x"', "*", ""]),
         "Authorization": st.sampled_from(
             [f"Bearer {ADMIN_KEY}", "Bearer", "Basic Zm9vOmJhcg==", "Bearer \u00e9"]
         ),
@@ -144,6 +159,9 @@ def test_any_request_to_any_route_is_never_a_server_error(
         headers["Content-Type"] = content_type
     raw_headers = {k: v.encode() for k, v in headers.items()}  # UTF-8 bytes, as a hostile client sends
     response = client.request(method, path, content=body, headers=raw_headers)
+    if response.status_code == 503 and path.startswith("/sub/"):
+        assert "XP_SERVICE_MAX_STREAMS" in response.text  # max_streams=0: the documented refusal
+        return
     assert response.status_code < 500, (method, path, response.status_code, response.text[:300])
     if path.startswith("/v1/overrides") and response.status_code < 300:
         assert headers.get("Origin") is None  # a browser never drives an admin route

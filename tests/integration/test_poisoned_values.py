@@ -71,7 +71,7 @@ def _events_table(unit: str, event_id: str, occurred_at: datetime, value: float)
 
 def _attributed_table(row: dict[str, Any], event_id: str, value: float) -> pa.Table:
     from pipelines.attribution import Attribution
-    from pipelines.batch import attributions_table
+    from pipelines.processor import attributions_table
 
     attribution = Attribution(
         event_id,
@@ -87,7 +87,7 @@ def _attributed_table(row: dict[str, Any], event_id: str, value: float) -> pa.Ta
 
 
 def _compute(warehouse: Any, snapshot: Any, until: datetime) -> dict[str, dict[str, Any]]:
-    from jobs.results.store import compute_experiment_result, covariate_days_of, experiment_plan
+    from jobs.results.compute import compute_experiment_result, experiment_plan
     from xpcore.config import EtlSettings
 
     documents = {}
@@ -98,7 +98,7 @@ def _compute(warehouse: Any, snapshot: Any, until: datetime) -> dict[str, dict[s
             spec,
             until=until,
             plan=experiment_plan(snapshot, spec),
-            covariate_days=covariate_days_of(EtlSettings()),
+            covariate_days=EtlSettings().etl_covariate_days,
             fresh=True,
         )
         documents[key] = json.loads(json.dumps(result.to_json()))

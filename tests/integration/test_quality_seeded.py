@@ -18,7 +18,7 @@ import pytest
 
 from assignment.registry import ExperimentSpec, RegistrySnapshot, VariationSpec
 from pipelines.attribution import Attribution
-from pipelines.batch import attributions_table
+from pipelines.processor import attributions_table
 from quality.run import run_quality
 from quality.settings import QualitySettings
 from schemas import DeadLetter, Exposure, MetricEvent

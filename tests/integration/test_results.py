@@ -1,7 +1,8 @@
 """Results against chDB: hand-made rows recounted with numpy; loadgen's --lift found by stream + stats.
 
 1. Exposures and attributed events are inserted by hand into a fresh store (``warehouse`` fixture); the
-   sums ``results_metric_sums.sql`` returns are checked against a numpy recount of the same rows, with
+   sums the per-metric query (``jobs.results.metric_sql.scan``) returns are checked against a numpy
+   recount of the same rows, with
    multiply-exposed and overridden units excluded, units without events counted as 0, windows applied.
 2. ``xp loadgen --lift 0.2`` → ``xp stream run`` (subprocesses, real broker) → results: the relative lift
    of conversion is significant (sequential) and its interval contains 0.2.
@@ -24,9 +25,11 @@ import pytest
 
 from assignment.metrics_catalog import metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
-from jobs.results.store import compute_experiment_result, fetch_metric_sums, store_results
+from jobs.results.compute import compute_experiment_result
+from jobs.results.snapshots import store_results
+from jobs.results.sums import fetch_metric_sums
 from pipelines.attribution import Attribution
-from pipelines.batch import attributions_table
+from pipelines.processor import attributions_table
 from schemas import Exposure
 from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus

@@ -4,7 +4,8 @@ Units of 'exp' (2 variations) have a latent activity; pageviews before first exp
 covariate, raw ``xp.events`` only) and after it (``xp.events`` + ``xp.attributed_events``) both follow
 it, so the covariate correlates with the metric. Exposures carry a ``country`` attribute (some none).
 
-Checked: the covariate sums ``results_metric_cuped_sums.sql`` returns equal a numpy recount (the
+Checked: the covariate sums the CUPED query (``jobs.results.metric_sql.scan``) returns equal a numpy
+recount (the
 pre-exposure window applied, post-exposure events not leaking into it); CUPED results equal a reference
 computation from unit values (θ pooled, the adjusted lift) with a narrower interval than without CUPED;
 metrics without pre-exposure data say why CUPED was not applied; the segment breakdown's units and sums
@@ -29,9 +30,10 @@ import pytest
 from assignment.metrics_catalog import metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.analysis_plan import AnalysisPlan
-from jobs.results.store import compute_experiment_result, fetch_metric_sums, fetch_segment_sums
+from jobs.results.compute import compute_experiment_result
+from jobs.results.sums import fetch_metric_sums, fetch_segment_sums
 from pipelines.attribution import Attribution
-from pipelines.batch import attributions_table
+from pipelines.processor import attributions_table
 from schemas import Exposure
 from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus, ExposureSource, MetricEvent

@@ -9,9 +9,9 @@ import pytest
 
 from assignment.metrics_catalog import metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
-from jobs.results.store import run_stats
+from jobs.results.stats_job import run_stats
+from jobs.unit_values import UnitValuesSettings
 from schemas.records import ExperimentStatus
-from xpcore.config import CoreSettings
 from xpcore.errors import TerminalError
 from xpcore.warehouse import Warehouse
 
@@ -67,6 +67,6 @@ def test_one_failing_experiment_does_not_keep_the_others_out(
     monkeypatch.setattr(assignment.registry_topic, "read_registry", lambda settings, timeout: snapshot)
     monkeypatch.setattr(xpcore.warehouse, "open_warehouse", lambda settings: Borrowed(warehouse))
     with pytest.raises(TerminalError, match=r"2 experiments; 1 failed: broken \(.*not an event metric"):
-        run_stats(CoreSettings())
+        run_stats(UnitValuesSettings(), covariate_days=14.0)
     stored = warehouse.query_arrow("SELECT DISTINCT experiment_key FROM xp.results ORDER BY 1").to_pylist()
     assert [row["experiment_key"] for row in stored] == ["first", "last"]

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from pipelines.batch import StreamProcessor, attributions_table
+from pipelines.processor import StreamProcessor, attributions_table
 from pipelines.state import restore_state
 from schemas import DeadLetter
 from schemas.arrow import to_arrow
@@ -76,7 +76,7 @@ def test_crash_between_inserts_then_restart_is_exact(warehouse: Warehouse) -> No
             ("xp.dead_letters", to_arrow(output.dead_letters, DeadLetter)),
         ):
             warehouse.insert_arrow(table, data, dedup_token=output.tokens[table])
-        restarted.commit(output)
+        restarted.remember_ids(output)
 
     assert _ids(warehouse, "SELECT exposure_id FROM xp.exposures") == [("x1",), ("x2",)]
     assert _ids(warehouse, "SELECT event_id FROM xp.events") == [("e1",), ("e2",), ("e3",)]

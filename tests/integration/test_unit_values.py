@@ -24,11 +24,12 @@ from assignment.metrics_catalog import metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results.batch import batch_plan
-from jobs.results.store import _catalog, compute_experiment_result, fetch_experiment_sums
+from jobs.results.compute import compute_experiment_result
+from jobs.results.sums import experiment_catalog, fetch_experiment_sums
 from jobs.unit_values import UnitValuesSettings, fetch_unit_value_sums, read_state, refresh
 from jobs.unit_values.plan import unit_values_plan
 from pipelines.attribution import Attribution
-from pipelines.batch import attributions_table
+from pipelines.processor import attributions_table
 from schemas import Exposure
 from schemas.arrow import to_arrow
 from schemas.records import ExperimentStatus, ExposureSource, MetricEvent
@@ -238,7 +239,7 @@ def test_unit_values_equal_the_scan_after_a_build_and_incremental_rounds(warehou
     first_round = feed.post_events(list(feed.first))
     assert_same_as_scan(warehouse, experiment)
     layout = unit_values_plan(
-        batch_plan(metrics(), _catalog(experiment)), cuped=False, covariate_days=COVARIATE_DAYS
+        batch_plan(metrics(), experiment_catalog(experiment)), cuped=False, covariate_days=COVARIATE_DAYS
     )
     state = read_state(warehouse, "uv", layout)
     assert state is not None  # built by the first comparison
@@ -290,10 +291,10 @@ def test_a_changed_metric_definition_rebuilds(warehouse: Warehouse) -> None:
     assert_same_as_scan(warehouse, spec("1h"))
     changed = spec("2h")  # views_soon now counts 2 h after exposure: a new plan key, a full build
     old = unit_values_plan(
-        batch_plan(metrics("1h"), _catalog(changed)), cuped=False, covariate_days=COVARIATE_DAYS
+        batch_plan(metrics("1h"), experiment_catalog(changed)), cuped=False, covariate_days=COVARIATE_DAYS
     )
     new = unit_values_plan(
-        batch_plan(metrics("2h"), _catalog(changed)), cuped=False, covariate_days=COVARIATE_DAYS
+        batch_plan(metrics("2h"), experiment_catalog(changed)), cuped=False, covariate_days=COVARIATE_DAYS
     )
     assert old.key != new.key and read_state(warehouse, "uv", new) is None
     assert_same_as_scan(warehouse, changed)
@@ -310,7 +311,7 @@ def test_a_window_ending_before_the_newest_event_falls_back_to_the_scan(warehous
     feed.new_units(0, 100)
     feed.post_events(list(feed.first))
     layout = unit_values_plan(
-        batch_plan(metrics(), _catalog(experiment)), cuped=False, covariate_days=COVARIATE_DAYS
+        batch_plan(metrics(), experiment_catalog(experiment)), cuped=False, covariate_days=COVARIATE_DAYS
     )
     early = BASE + timedelta(hours=20)  # some events occur after it: the stored values cannot leave them out
     assert fetch_unit_value_sums(warehouse, "uv", layout, since=BASE, until=early) is None

@@ -14,7 +14,7 @@ import pytest
 
 from assignment.registry import RegistrySnapshot
 from jobs.results.batch import batch_plan
-from jobs.results.store import _catalog
+from jobs.results.sums import experiment_catalog
 from jobs.unit_values import UnitValuesSettings, refresh
 from jobs.unit_values.job import (
     compact,
@@ -48,7 +48,7 @@ def test_the_refresher_keeps_the_values_the_results_read_current(warehouse: Ware
     for cuped in (False, True):
         plan = experiment_unit_values_plan(experiment, cuped=cuped, covariate_days=COVARIATE_DAYS)
         same = unit_values_plan(
-            batch_plan(metrics(), _catalog(experiment)), cuped=cuped, covariate_days=COVARIATE_DAYS
+            batch_plan(metrics(), experiment_catalog(experiment)), cuped=cuped, covariate_days=COVARIATE_DAYS
         )
         assert plan is not None and plan.key == same.key  # the plan the results read
 

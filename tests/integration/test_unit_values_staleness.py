@@ -18,7 +18,8 @@ import pytest
 from assignment.registry import ExperimentSpec
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results.batch import batch_plan
-from jobs.results.store import _catalog, compute_experiment_result
+from jobs.results.compute import compute_experiment_result
+from jobs.results.sums import experiment_catalog
 from jobs.unit_values import UnitValuesSettings, UnitValuesState, read_state
 from jobs.unit_values.plan import unit_values_plan
 from tests.integration.test_unit_values import UNTIL, Feed, same_json, spec
@@ -34,7 +35,9 @@ PLAN = AnalysisPlan(method="frequentist")
 
 def state(warehouse: Warehouse, experiment: ExperimentSpec) -> UnitValuesState:
     metrics = list(experiment.metrics.definitions)
-    layout = unit_values_plan(batch_plan(metrics, _catalog(experiment)), cuped=False, covariate_days=14.0)
+    layout = unit_values_plan(
+        batch_plan(metrics, experiment_catalog(experiment)), cuped=False, covariate_days=14.0
+    )
     found = read_state(warehouse, experiment.key, layout)
     assert found is not None
     return found

@@ -25,6 +25,9 @@ CONTRACT = [
     ["up"],
     ["up", "status"],
     ["up", "stop"],
+    ["warehouse", "ddl"],
+    ["backup"],
+    ["restore"],
 ]
 
 

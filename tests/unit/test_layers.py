@@ -11,8 +11,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("xpcore", "schemas", "assignment", "pipelines", "jobs", "quality", "dashboards", "xpstream")
 ABOVE_XPCORE = frozenset(PACKAGES) - {"xpcore"}
@@ -96,25 +94,10 @@ def test_schemas_imports_only_xpcore() -> None:
     assert not wrong, "schemas sits on xpcore only:\n" + "\n".join(wrong)
 
 
-ADAPTERS = ("xpcore/kafka/", "pipelines/")
-"""Where confluent_kafka may be imported (issue #14: Kafka adapters and runners only; the lead narrows
-``pipelines/`` to the runner modules once the worker split is merged)."""
+# Where confluent_kafka may be imported (the Kafka adapters and the Kafka runner) is checked in
+# tests/unit/kafka/test_client_confinement.py.
 
 
-@pytest.mark.xfail(strict=False, reason="issue #14: helper pipelines moves confluent_kafka into adapters")
-def test_confluent_kafka_only_in_kafka_adapters() -> None:
-    wrong = []
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            relative = path.relative_to(ROOT).as_posix()
-            if relative.startswith(ADAPTERS):
-                continue
-            wrong += sorted({f"{relative}:{line}" for line, module in _imports(path)
-                             if module.split(".")[0] == "confluent_kafka"})  # fmt: skip
-    assert not wrong, "confluent_kafka outside the Kafka adapters:\n" + "\n".join(wrong)
-
-
-@pytest.mark.xfail(strict=False, reason="issue #14: the pipelines worker split lands with helper pipelines")
 def test_no_product_module_over_500_lines() -> None:
     long = []
     for package in PACKAGES:

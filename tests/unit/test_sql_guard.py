@@ -286,9 +286,9 @@ def test_every_named_write_of_the_jobs_passes_the_routed_guard(path: Path) -> No
 def test_the_unit_values_and_compaction_statements_pass_the_routed_guard() -> None:
     from assignment.metrics_catalog import DEFAULT_METRICS
     from jobs.results.batch import batch_plan
+    from jobs.results.metric_sql.unit_values import build_sql
     from jobs.unit_values.job import COMPACT_SQL
     from jobs.unit_values.plan import unit_values_plan
-    from jobs.unit_values.sql import build_sql
 
     catalog = {m.name: m for m in DEFAULT_METRICS}
     for cuped in (False, True):

@@ -1,4 +1,4 @@
-"""jobs.unit_values.plan and jobs.unit_values.sql as text: the per-unit layout, its key, and the SQL."""
+"""jobs.unit_values.plan and jobs.results.metric_sql.unit_values as text: the layout, its key, the SQL."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ import re
 import pytest
 
 from assignment.metrics_catalog import DEFAULT_METRICS, MetricDefinition, metric_from_dict
-from jobs.results import VariationSums
 from jobs.results.batch import batch_plan
+from jobs.results.metric_sql.unit_values import (
+    build_parameters,
+    build_sql,
+    covariate_value,
+    read_sql,
+    side_value,
+)
+from jobs.results.rows import VariationSums
 from jobs.unit_values import UnitValuesSettings
 from jobs.unit_values.plan import CovariateSlot, UnitValuesPlan, unit_values_plan
-from jobs.unit_values.sql import build_parameters, build_sql, read_sql
 
 PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")
 CONVERSION, REVENUE, PAGEVIEWS = DEFAULT_METRICS
@@ -33,7 +39,7 @@ def test_cells_summed_slots_and_side_expressions() -> None:
     assert plan.cells == (("purchase", 0.0), ("pageview", 0.0), ("purchase", 3600.0))
     assert plan.summed == (0,)  # only revenue reads a total: purchase without window
     assert plan.event_names == ("purchase", "pageview")
-    assert [plan.side_expression(k) for k in range(4)] == [
+    assert [side_value(plan, k) for k in range(4)] == [
         "toFloat64(counts[1] > 0)",
         "totals[1]",
         "toFloat64(counts[2])",
@@ -49,8 +55,8 @@ def test_cuped_adds_one_covariate_cell_per_event_and_skips_ratios() -> None:
     assert set(plan.adjusted) == {"conversion", "revenue", "pageviews", "orders"}  # not aov (a ratio)
     assert plan.covariate_slots[plan.adjusted["revenue"]] == CovariateSlot(1, 0, "sum")
     assert plan.covariate_slots[plan.adjusted["orders"]] == CovariateSlot(3, 0, "count")
-    assert plan.covariate_expression(CovariateSlot(1, 0, "sum")) == "covariate_totals[1]"
-    assert plan.covariate_expression(CovariateSlot(0, 0, "binary")) == "toFloat64(covariate_counts[1] > 0)"
+    assert covariate_value(CovariateSlot(1, 0, "sum")) == "covariate_totals[1]"
+    assert covariate_value(CovariateSlot(0, 0, "binary")) == "toFloat64(covariate_counts[1] > 0)"
 
 
 def test_the_key_changes_with_what_the_rows_hold_and_only_then() -> None:

@@ -57,6 +57,15 @@ class WarehouseSettings(BaseSettings):
         default=SecretStr(""),
         description="ClickHouse server password (a password in the URL takes precedence).",
     )
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        description=(
+            "ClickHouse cluster whose schema `xp warehouse ddl --cluster` created (local xp.NAME_local "
+            "tables under Distributed xp.NAME): ALTER, OPTIMIZE and TRUNCATE go to the local tables "
+            "ON CLUSTER, and pending migrations are refused (apply them with `xp warehouse ddl "
+            "--from-version`). Unset: one server."
+        ),
+    )
     clickhouse_connect_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to wait for a connection to the ClickHouse server."
     )

@@ -45,6 +45,17 @@ class ServiceSettings(CoreSettings):
     service_max_body_bytes: int = Field(
         default=4_000_000, ge=1024, description="Largest accepted HTTP request body."
     )
+    service_max_streams: int = Field(
+        default=500,
+        ge=0,
+        description=(
+            "Most open server-sent event streams (`GET /sub/{client_key}`); beyond: 503. "
+            "Each holds a connection."
+        ),
+    )
+    service_stream_heartbeat: float = Field(
+        default=15.0, gt=0, le=300, description="Seconds between keep-alive comments on an idle event stream."
+    )
     service_registry_timeout: float = Field(
         default=30.0, gt=0, description="Seconds to wait for the registry topic to be read at start."
     )

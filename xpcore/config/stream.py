@@ -43,6 +43,15 @@ class StreamSettings(CoreSettings):
         gt=0,
         description="A record timestamped more than this before its Kafka timestamp is dead-lettered.",
     )
+    stream_repair_settle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "With other writers on the warehouse (routed through `xp up`, a ClickHouse server), how long a "
+            "starting worker waits for their inserts in flight before its view repair (only when rows were "
+            "loaded lately), so it never counts one of them twice."
+        ),
+    )
     stream_dedup_retention_seconds: float = Field(
         default=3600.0,
         gt=0,

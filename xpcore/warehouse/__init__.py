@@ -57,13 +57,29 @@ def open_warehouse(settings: WarehouseSettings, *, migrate: bool = True) -> Ware
             except TransientError as unreachable:
                 error.args = (f"{error}, but that API does not answer ({unreachable}): wait or stop it",)
                 raise error from None
-    if migrate:
+    if migrate and settings.clickhouse_url and settings.clickhouse_cluster:
+        try:
+            _require_cluster_schema(warehouse, settings.clickhouse_cluster)
+        except BaseException:
+            warehouse.close()
+            raise
+    elif migrate:
         try:
             apply_migrations(warehouse)
         except BaseException:
             warehouse.close()
             raise
     return warehouse
+
+
+def _require_cluster_schema(warehouse: Warehouse, cluster: str) -> None:
+    """On a cluster the application applies no migration: it checks `xp warehouse ddl` applied them all."""
+    from xpcore.warehouse.cluster_ddl import pending_on_cluster
+    from xpcore.warehouse.migrations import applied_migrations, discover_migrations, plan_migrations
+
+    error = pending_on_cluster(plan_migrations(discover_migrations(), applied_migrations(warehouse)), cluster)
+    if error is not None:
+        raise error
 
 
 def _owner_token(settings: WarehouseSettings, api_url: str) -> str | None:

@@ -87,7 +87,7 @@ def _unit_values(
     """Every running experiment's unit values refreshed (the window does not apply)."""
     from jobs.unit_values.job import run_unit_values
 
-    return UnitValuesReport(run_unit_values(settings))
+    return UnitValuesReport(run_unit_values(settings, covariate_days=settings.etl_covariate_days))
 
 
 def _stats(
@@ -97,9 +97,11 @@ def _stats(
     on_step: ProgressCallback | None,
 ) -> JobReport:
     """Results of every running experiment, stored as a snapshot in ``xp.results``."""
-    from jobs.results.store import run_stats
+    from jobs.results.stats_job import run_stats
 
-    return StatsReport(tuple(run_stats(settings, since=since, until=until)))
+    return StatsReport(
+        tuple(run_stats(settings, covariate_days=settings.etl_covariate_days, since=since, until=until))
+    )
 
 
 def _quality(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from jobs.results import ExperimentResult
+    from jobs.results.contract import ExperimentAnalysis
     from jobs.unit_values.job import RefresherRun
 
 __all__ = ["JobReport", "StatsReport", "UnitValuesReport"]
@@ -38,7 +38,7 @@ class JobReport(Protocol):
 class StatsReport:
     """`xp jobs run stats`: the results stored as one ``xp.results`` snapshot."""
 
-    results: tuple[ExperimentResult, ...]
+    results: tuple[ExperimentAnalysis, ...]
 
     @property
     def ok(self) -> bool:

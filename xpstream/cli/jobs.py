@@ -1,7 +1,7 @@
 """`xp jobs run …`: batch jobs (issues #5 and #6), run through the registry (xpstream/batch/).
 
 ``etl`` (jobs/etl.py), ``unit-values`` (jobs/unit_values/job.py: keeps ``xp.unit_values`` current,
-decision 0028), ``stats`` (jobs/results/store.py), ``lake`` (jobs/lake/__init__.py) and ``quality``
+decision 0028), ``stats`` (jobs/results/stats_job.py), ``lake`` (jobs/lake/__init__.py) and ``quality``
 (quality/run.py, issue #6) run. ``all`` runs etl, lake, unit-values, stats and quality in order,
 skips the unavailable ones with a note, and fails (exit 1) only if an available job failed.
 

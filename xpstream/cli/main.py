@@ -47,6 +47,7 @@ def _root(
 def _register_subcommands() -> None:
     from xpstream.cli import (
         assign,
+        backup,
         dashboard,
         experiments,
         jobs,
@@ -57,9 +58,24 @@ def _register_subcommands() -> None:
         stats,
         stream,
         up,
+        warehouse,
     )
 
-    for module in (stack, experiments, assign, loadgen, stream, jobs, results, stats, sql, dashboard, up):
+    for module in (
+        stack,
+        experiments,
+        assign,
+        loadgen,
+        stream,
+        jobs,
+        results,
+        stats,
+        sql,
+        dashboard,
+        up,
+        warehouse,
+        backup,
+    ):
         module.register(app)
 
 

@@ -13,7 +13,8 @@ from xpcore.timeparse import parse_time
 from xpstream.cli.output import OutputFormat
 
 if TYPE_CHECKING:
-    from jobs.results import ExperimentResult, MetricResult
+    from assignment.registry import RegistrySnapshot
+    from jobs.results.contract import ExperimentAnalysis, MetricResult
 
 __all__ = [
     "CorrectionChoice",
@@ -78,7 +79,7 @@ def _metric_table(metric: MetricResult, alpha: float, bayesian: bool = False) ->
     return table
 
 
-def _cuped_line(result: ExperimentResult) -> str | None:
+def _cuped_line(result: ExperimentAnalysis) -> str | None:
     """One line on CUPED when it was asked for: which metrics were adjusted, and why others were not."""
     if result.plan is None or not result.plan.cuped:
         return None
@@ -90,7 +91,7 @@ def _cuped_line(result: ExperimentResult) -> str | None:
     return " · ".join(parts)
 
 
-def _segment_table(result: ExperimentResult, index: int) -> Any:
+def _segment_table(result: ExperimentAnalysis, index: int) -> Any:
     """One metric across every segment: a row per segment × treatment."""
     from rich.table import Table
 
@@ -126,7 +127,7 @@ def _segment_table(result: ExperimentResult, index: int) -> Any:
     return table
 
 
-def _as_of_line(result: ExperimentResult) -> str:
+def _as_of_line(result: ExperimentAnalysis) -> str:
     """When the data ends: events stored before ``data_as_of`` are folded in (older than ``computed_at``
     when read from unit values as of their last refresh; ``--fresh`` refreshes them first)."""
     as_of = datetime.fromisoformat(result.to_json()["data_as_of"])
@@ -135,11 +136,11 @@ def _as_of_line(result: ExperimentResult) -> str:
     return f"data as of {as_of:%Y-%m-%d %H:%M:%S} UTC{age}"
 
 
-def print_result(result: ExperimentResult) -> None:
+def print_result(result: ExperimentAnalysis) -> None:
     """A rich table per metric; significant lifts highlighted (green: good, red: harmful); SRM warning."""
-    from rich.console import Console
+    from xpstream.cli.output import console as make_console
 
-    console = Console()
+    console = make_console()
     plan = result.plan
     extras = ""
     if plan is not None and plan.correction != "none":
@@ -169,7 +170,9 @@ def print_result(result: ExperimentResult) -> None:
 
 def results(
     experiment: str = typer.Argument(..., help="Experiment key."),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+    fmt: OutputFormat = typer.Option(
+        OutputFormat.table, "--format", help="table, json, or csv (one row per metric × variation)."
+    ),
     method: StatsMethod | None = typer.Option(
         None,
         "--method",
@@ -221,23 +224,21 @@ def results(
 
     Example: xp results checkout-button --fresh
     """
-    from assignment.registry_topic import read_registry
-    from jobs.results.store import compute_experiment_result, covariate_days_of, experiment_plan
-    from xpcore.config import EtlSettings, load_settings
+    from jobs.results.compute import compute_experiment_result, experiment_plan
+    from xpcore.config import load_settings
     from xpcore.warehouse import open_warehouse
+    from xpstream.batch.settings import ResultsJobSettings
     from xpstream.cli.output import print_json
 
-    if fmt is OutputFormat.csv:
-        raise ValidationError("--format must be table or json")
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
-    settings = load_settings(EtlSettings)
-    snapshot = read_registry(settings, timeout=10.0)
-    spec = snapshot.experiments.get(experiment)
-    if spec is None:
-        known = ", ".join(sorted(snapshot.experiments)) or "none"
-        raise ValidationError(f"unknown experiment {experiment!r} (known: {known})")
+    settings = load_settings(ResultsJobSettings)
     warehouse = open_warehouse(settings)
     try:
+        snapshot = _registry_snapshot(settings, warehouse)
+        spec = snapshot.experiments.get(experiment)
+        if spec is None:
+            known = ", ".join(sorted(snapshot.experiments)) or "none"
+            raise ValidationError(f"unknown experiment {experiment!r} (known: {known})")
         plan = experiment_plan(snapshot, spec).with_overrides(
             method=method.value if method is not None else None,
             alpha=alpha,
@@ -250,17 +251,103 @@ def results(
             since=start,
             until=end,
             plan=plan,
-            covariate_days=covariate_days_of(settings),
+            covariate_days=settings.etl_covariate_days,
             segment=segment,
             top=top,
+            unit_values=settings,
             fresh=fresh,
         )
     finally:
         warehouse.close()
     if fmt is OutputFormat.json:
         print_json(result.to_json())
+    elif fmt is OutputFormat.csv:
+        from xpstream.cli.output import print_rows
+
+        print_rows(csv_rows(result), CSV_COLUMNS, OutputFormat.csv)
     else:
         print_result(result)
+
+
+CSV_COLUMNS = [
+    "experiment",
+    "segment",
+    "metric",
+    "type",
+    "role",
+    "variation_id",
+    "key",
+    "name",
+    "units",
+    "mean",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_value_adjusted",
+    "chance_to_win",
+    "significant",
+    "error",
+    "method",
+    "alpha",
+    "srm_p_value",
+    "computed_at",
+    "data_as_of",
+]
+"""`xp results --format csv`: one row per metric × variation (the JSON's numbers, flat), segments after."""
+
+
+def csv_rows(result: ExperimentAnalysis) -> list[dict[str, Any]]:
+    """The rows of ``--format csv``: the whole experiment (segment empty), then each segment's."""
+    document = result.to_json()
+    common = {k: document[k] for k in ("experiment", "method", "alpha", "computed_at", "data_as_of")}
+    parts = [("", document["srm_p_value"], document["metrics"])]
+    if document["segments"] is not None:
+        parts += [(s["segment"], s["srm_p_value"], s["metrics"]) for s in document["segments"]["values"]]
+    rows = []
+    for segment, srm, metrics in parts:
+        for metric in metrics:
+            for variant in metric["variants"]:
+                rows.append(
+                    {
+                        **common,
+                        "segment": segment,
+                        "srm_p_value": srm,
+                        "metric": metric["metric"],
+                        "type": metric["type"],
+                        "role": metric["role"],
+                        **{c: variant[c] for c in CSV_COLUMNS if c in variant},
+                    }
+                )
+    return rows
+
+
+def _registry_snapshot(settings: Any, warehouse: Any) -> RegistrySnapshot:
+    """The registry from its topic; with Kafka unreachable, from the warehouse's copy (``xp.registry``,
+    which the stream worker keeps), with a note on stderr, so stored numbers can still be read."""
+    import sys
+
+    from assignment.registry import RegistrySnapshot
+    from assignment.registry_topic import read_registry
+    from dashboards.queries import dashboard_query
+    from dashboards.registry_view import records_from_rows
+    from xpcore.errors import TransientError
+
+    try:
+        return read_registry(settings, timeout=REGISTRY_TIMEOUT)
+    except TransientError as error:
+        rows = warehouse.query_arrow(dashboard_query("registry_records")).to_pylist()
+        if not rows:
+            raise
+        sys.stderr.write(
+            f"note: {error}; experiments read from the warehouse's copy of the registry (xp.registry, as of "
+            "the last change a stream worker stored)\n"
+        )
+        return RegistrySnapshot.from_records(records_from_rows(rows))
+
+
+REGISTRY_TIMEOUT = 5.0
+"""Seconds to read the registry topic before falling back to the warehouse's copy."""
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""`xp stream …`: the stream worker (issue #4). The worker itself lives in ``pipelines/worker.py``."""
+"""`xp stream …`: the stream worker (issue #4); its entry point is ``pipelines/worker.py``."""
 
 from __future__ import annotations
 

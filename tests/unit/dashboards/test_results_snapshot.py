@@ -14,8 +14,9 @@ from assignment.registry_changes import plan_changes
 from dashboards.results_snapshot import BackgroundResults, snapshot_document
 from dashboards.sample_data import EXAMPLES
 from jobs.analysis_plan import AnalysisPlan
-from jobs.results import VariationSums, analyze_experiment, analyzed_metrics
-from jobs.results.store import results_table
+from jobs.results.analysis import analyze_experiment, analyzed_metrics
+from jobs.results.rows import VariationSums
+from jobs.results.snapshots import results_table
 
 AT = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from pipelines.attribution import AttributionState
-from pipelines.batch import RegistryView, StreamProcessor
 from pipelines.kernel import RawRecord, ValidationRules
+from pipelines.processor import RegistryView, StreamProcessor
 from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.worker import _CHUNK, _consume_batch
+from xpcore.kafka.group_consumer import CHUNK as _CHUNK
+from xpcore.kafka.group_consumer import consume_batch as _consume_batch
 
 
 class Message:

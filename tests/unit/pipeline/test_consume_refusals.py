@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError
 
-from pipelines.worker import _raws
+from pipelines.kafka_runner import raw_records as _raws
 from xpcore.errors import ConfigError
 
 

@@ -104,7 +104,7 @@ def test_metadata_without_a_mapping_block_is_the_default() -> None:
 
 
 def test_the_plan_travels_through_the_registry_snapshot() -> None:
-    from jobs.results.store import experiment_plan
+    from jobs.results.compute import experiment_plan
 
     authored = parse_registry_text(
         YAML.format(analysis="    analysis: {method: bayesian, correction: holm}"), "exp.yaml"

@@ -13,9 +13,10 @@ import pytest
 from assignment.metrics_catalog import DEFAULT_METRICS, metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.analysis_plan import AnalysisPlan
-from jobs.results import VariationSums, analyze_experiment
+from jobs.results.analysis import analyze_experiment
+from jobs.results.rows import VariationSums
 from jobs.results.segments import analyze_segments
-from jobs.results.store import results_table
+from jobs.results.snapshots import results_table
 from schemas.records import ExperimentStatus
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""jobs.results.batch and the new results queries as text: which metrics share one scan, and how."""
+"""jobs.results.batch and the generated results queries as text: which metrics share one scan, and how."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import re
 from datetime import UTC, datetime
 
 from assignment.metrics_catalog import DEFAULT_METRICS, metric_from_dict
-from jobs.results import metric_query_parameters
 from jobs.results.batch import batch_plan
-from jobs.results.store import CUPED_SUMS_QUERY, EXPERIMENT_SUMS_QUERY, SEGMENT_SUMS_QUERY, _cuped_parameters
-from xpcore.warehouse import load_query
+from jobs.results.metric_sql.scan import cuped_parameters, metric_parameters, metric_sums_sql
 
 PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")
 CONVERSION, REVENUE, PAGEVIEWS = DEFAULT_METRICS
@@ -37,11 +35,12 @@ def test_one_slot_per_distinct_side_and_a_cross_per_ratio() -> None:
     assert plan.slots["aov"] == (1, 3, 0) and plan.crosses == ((1, 3),)
     assert plan.slots["revenue"] == (1, None, None)
     assert [m.name for m in plan.others] == ["colors"]  # unique and property fields: per-metric query
-    parameters = plan.parameters(experiment="e", since=NOW, until=NOW, dimension="country")
-    assert parameters["events"] == ["purchase", "purchase", "pageview", "purchase"]
+    parameters = plan.sql_parameters(experiment="e", since=NOW, until=NOW, dimension="country")
     assert parameters["event_names"] == ["purchase", "pageview"]
-    assert parameters["positions"] == [1, 1, 2, 1]  # indexOf(event_names, events[k]), 1-based
-    assert (parameters["cross_a"], parameters["cross_b"]) == ([2], [4])  # 1-based in SQL
+    # one cell per distinct (event, window): binary and sum of purchase share the first
+    assert parameters["cell_events"] == ["purchase", "pageview", "purchase"]
+    assert parameters["cell_windows"] == [0.0, 0.0, 3600.0]
+    assert "sum(v2 * v4)" in plan.sql()  # aov's cross product, 1-based sides in SQL
 
 
 def test_a_ratio_with_a_property_part_goes_to_the_per_metric_query() -> None:
@@ -72,26 +71,25 @@ def placeholders(sql: str) -> set[str]:
     return set(found)
 
 
-def test_every_placeholder_of_the_new_queries_is_bound() -> None:
-    plan = batch_plan([REVENUE, AOV], CATALOG)
-    batched = load_query(EXPERIMENT_SUMS_QUERY)
-    assert placeholders(batched) == set(plan.parameters(experiment="e", since=NOW, until=NOW))
-    bound = metric_query_parameters(REVENUE, CATALOG, experiment="e", since=NOW, until=NOW)
-    assert placeholders(load_query(SEGMENT_SUMS_QUERY)) == {*bound, "dimension"}
-    assert placeholders(load_query(CUPED_SUMS_QUERY)) == set(_cuped_parameters(bound, 14.0))
-    for name in (EXPERIMENT_SUMS_QUERY, SEGMENT_SUMS_QUERY, CUPED_SUMS_QUERY):
-        sql = load_query(name)
-        header = "\n".join(line for line in sql.splitlines() if line.startswith("--"))
-        assert all(word in header for word in ("grain:", "time:", "engine:")), name
-        assert sql.count("{") == len(PLACEHOLDER.findall(sql)), name  # nothing formatted in
+def test_every_placeholder_of_the_per_metric_queries_is_bound() -> None:
+    bound = metric_parameters(REVENUE, CATALOG, experiment="e", since=NOW, until=NOW)
+    assert placeholders(metric_sums_sql()) == set(bound)
+    assert placeholders(metric_sums_sql(segment=True)) == {*bound, "dimension"}
+    assert placeholders(metric_sums_sql(cuped=True)) == set(cuped_parameters(bound, 14.0))
+    for sql in (metric_sums_sql(), metric_sums_sql(segment=True), metric_sums_sql(cuped=True)):
+        assert sql.count("{") == len(PLACEHOLDER.findall(sql))  # nothing formatted in
 
 
 def test_the_population_rules_are_the_same_in_every_results_query() -> None:
-    for name in (EXPERIMENT_SUMS_QUERY, SEGMENT_SUMS_QUERY, CUPED_SUMS_QUERY):
-        sql = " ".join(load_query(name).split())
-        assert "HAVING min(min_variation_id) = max(max_variation_id) AND max(overridden) = 0" in sql, name
-        assert "xp.attributed_events AS a FINAL" in sql, name
-    cuped = " ".join(load_query(CUPED_SUMS_QUERY).split())
+    plan = batch_plan([REVENUE, AOV], CATALOG)
+    for sql in (plan.sql(), metric_sums_sql(segment=True), metric_sums_sql(cuped=True)):
+        sql = " ".join(sql.split())
+        assert (
+            "HAVING NOT (min(min_variation_id) != max(max_variation_id)) AND NOT (max(overridden) != 0)"
+            in sql
+        )
+        assert "xp.attributed_events AS a FINAL" in sql
+    cuped = " ".join(metric_sums_sql(cuped=True).split())
     assert "e.occurred_at < u.first_exposure" in cuped  # the covariate is strictly before exposure
     assert "{covariate_seconds:Float64} * 1000" in cuped
 

@@ -12,14 +12,10 @@ from scipy import stats as scipy_stats
 
 from assignment.metrics_catalog import DEFAULT_METRICS, metric_from_dict
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
-from jobs.results import (
-    ExperimentResult,
-    VariationSums,
-    analyze_experiment,
-    analyzed_metrics,
-    metric_query_parameters,
-    statistics_for,
-)
+from jobs.results.analysis import analyze_experiment, analyzed_metrics, statistics_for
+from jobs.results.contract import ExperimentAnalysis
+from jobs.results.metric_sql.scan import metric_parameters
+from jobs.results.rows import VariationSums
 from jobs.stats import ProportionStatistic, RatioStatistic, SampleMeanStatistic
 from jobs.stats.results import Method
 from schemas.records import ExperimentStatus
@@ -117,7 +113,7 @@ class TestStatisticsFor:
 
 class TestQueryParameters:
     def test_event_metric_binds_side_a_and_leaves_b_empty(self) -> None:
-        p = metric_query_parameters(ADD_TO_CART, {}, experiment="exp", since=SINCE, until=NOW)
+        p = metric_parameters(ADD_TO_CART, {}, experiment="exp", since=SINCE, until=NOW)
         assert (p["event_a"], p["aggregation_a"], p["property_a"], p["window_a_seconds"]) == (
             "add_to_cart",
             "count",
@@ -128,22 +124,22 @@ class TestQueryParameters:
         assert (p["experiment"], p["since"], p["until"]) == ("exp", SINCE, NOW)
 
     def test_defaults_have_no_window(self) -> None:
-        p = metric_query_parameters(CONVERSION, {}, experiment="exp", since=SINCE, until=NOW)
+        p = metric_parameters(CONVERSION, {}, experiment="exp", since=SINCE, until=NOW)
         assert (p["event_a"], p["aggregation_a"], p["window_a_seconds"]) == ("purchase", "binary", 0.0)
 
     def test_property_value_field(self) -> None:
-        p = metric_query_parameters(COLOR, {}, experiment="exp", since=SINCE, until=NOW)
+        p = metric_parameters(COLOR, {}, experiment="exp", since=SINCE, until=NOW)
         assert (p["aggregation_a"], p["property_a"]) == ("unique", "color")
 
     def test_ratio_binds_numerator_and_denominator(self) -> None:
         catalog = {"revenue": REVENUE, "orders": ORDERS}
-        p = metric_query_parameters(AOV, catalog, experiment="exp", since=SINCE, until=NOW)
+        p = metric_parameters(AOV, catalog, experiment="exp", since=SINCE, until=NOW)
         assert (p["event_a"], p["aggregation_a"]) == ("purchase", "sum")
         assert (p["event_b"], p["aggregation_b"], p["window_b_seconds"]) == ("purchase", "count", 72 * 3600.0)
 
     def test_ratio_of_unknown_parts_is_rejected(self) -> None:
         with pytest.raises(ValidationError, match="unknown metric"):
-            metric_query_parameters(AOV, {}, experiment="exp", since=SINCE, until=NOW)
+            metric_parameters(AOV, {}, experiment="exp", since=SINCE, until=NOW)
 
 
 def test_analyzed_metrics_are_the_roles_not_the_ratio_parts() -> None:
@@ -164,7 +160,9 @@ def test_defaults_when_the_experiment_names_no_metric() -> None:
 
 
 class TestAnalyzeExperiment:
-    def result(self, sums: dict[str, list[VariationSums]], method: Method = "sequential") -> ExperimentResult:
+    def result(
+        self, sums: dict[str, list[VariationSums]], method: Method = "sequential"
+    ) -> ExperimentAnalysis:
         return analyze_experiment(spec(), sums, computed_at=NOW, since=SINCE, until=NOW, method=method)
 
     def test_json_contract_shape(self) -> None:

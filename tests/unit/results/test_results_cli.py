@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from assignment.registry import ExperimentSpec, MetricsSpec, RegistrySnapshot, VariationSpec
-from jobs.results import VariationSums, analyze_experiment
+from jobs.results.analysis import analyze_experiment
+from jobs.results.rows import VariationSums
 from schemas.records import ExperimentStatus
 from xpstream.cli.main import app
 from xpstream.cli.results import _as_of_line
@@ -41,7 +42,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Run `xp results` without services: the registry has SPEC; compute_experiment_result records its
     options and returns a result whose data is 42 s older than computed_at."""
     import assignment.registry_topic
-    import jobs.results.store
+    import jobs.results.compute
     import xpcore.warehouse
 
     recorded: list[dict[str, Any]] = []
@@ -58,7 +59,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         lambda *a, **k: RegistrySnapshot(experiments={"exp": SPEC}),
     )
     monkeypatch.setattr(xpcore.warehouse, "open_warehouse", lambda *a, **k: NoStore())
-    monkeypatch.setattr(jobs.results.store, "compute_experiment_result", compute)
+    monkeypatch.setattr(jobs.results.compute, "compute_experiment_result", compute)
     return recorded
 
 

@@ -20,8 +20,9 @@ import pytest
 
 from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
 from jobs.analysis_plan import AnalysisPlan
-from jobs.results import VariationSums, analyze_experiment
 from jobs.results.adjustments import adjusted_p_values
+from jobs.results.analysis import analyze_experiment
+from jobs.results.rows import VariationSums
 from jobs.results.segments import MISSING_LABEL, OTHER_LABEL, fold_segments
 from jobs.stats import benjamini_hochberg, holm_bonferroni
 from schemas.records import ExperimentStatus

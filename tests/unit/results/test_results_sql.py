@@ -1,4 +1,4 @@
-"""sql/queries/results_*.sql and sql/migrations/0004_results.sql as text (no database needed)."""
+"""The per-metric results query and sql/migrations/0004_results.sql as text (no database needed)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import re
 from datetime import UTC, datetime
 
 from assignment.metrics_catalog import DEFAULT_METRICS
-from jobs.results import metric_query_parameters
-from jobs.results.store import METRIC_SUMS_QUERY, results_table
-from xpcore.warehouse import load_query
+from jobs.results.metric_sql.scan import metric_parameters, metric_sums_sql
+from jobs.results.snapshots import results_table
 from xpcore.warehouse.migrations import discover_migrations
 
 PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")
@@ -21,17 +20,10 @@ def placeholders(sql: str) -> dict[str, set[str]]:
     return found
 
 
-def test_query_header_names_grain_time_and_engine() -> None:
-    header = [line for line in load_query(METRIC_SUMS_QUERY).splitlines() if line.startswith("--")]
-    text = "\n".join(header)
-    for word in ("grain:", "time:", "engine:"):
-        assert word in text
-
-
 def test_every_placeholder_is_bound_and_every_binding_is_used() -> None:
-    sql = load_query(METRIC_SUMS_QUERY)
+    sql = metric_sums_sql()
     found = placeholders(sql)
-    bound = metric_query_parameters(
+    bound = metric_parameters(
         DEFAULT_METRICS[0],
         {},
         experiment="e",
@@ -45,9 +37,9 @@ def test_every_placeholder_is_bound_and_every_binding_is_used() -> None:
 
 
 def test_population_excludes_overridden_and_multiply_exposed_units() -> None:
-    sql = " ".join(load_query(METRIC_SUMS_QUERY).split())
-    assert "HAVING min(min_variation_id) = max(max_variation_id)" in sql
-    assert "max(overridden) = 0" in sql
+    sql = " ".join(metric_sums_sql().split())
+    assert "HAVING NOT (min(min_variation_id) != max(max_variation_id))" in sql
+    assert "NOT (max(overridden) != 0)" in sql
     assert "argMinMerge(first_variation_id)" in sql
     assert "FROM eligible AS e LEFT JOIN per_unit" in sql  # units without events count as 0
     assert "xp.attributed_events AS a FINAL" in sql

@@ -1,4 +1,5 @@
-"""The route table of `xp assign serve`: nine routes, each a named method of ``Handlers``."""
+"""The route table of `xp assign serve`: thirteen routes, each a named method of ``Handlers`` or
+``SdkHandlers``."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ EXPECTED = {
     ("/v1/events", "POST"),
     ("/v1/overrides", "POST"),
     ("/v1/overrides/{experiment_key}/{unit_id}", "DELETE"),
+    ("/api/eval/{client_key}", "POST"),
+    ("/sub/{client_key}", "GET"),
+    ("/ofrep/v1/evaluate/flags/{key}", "POST"),
+    ("/ofrep/v1/evaluate/flags", "POST"),
     ("/healthz", "GET"),
     ("/metrics", "GET"),
     ("/openapi.json", "GET"),
 }
 
 
-def test_the_nine_routes_and_their_methods(service: Service) -> None:
+def test_the_routes_and_their_methods(service: Service) -> None:
     table = routes(service)
     assert all(isinstance(route, Route) for route in table)
     found = {(route.path, method) for route in table for method in route.methods or () if method != "HEAD"}

@@ -79,7 +79,7 @@ def test_the_stream_is_healthy_only_once_its_state_is_restored(monkeypatch: pyte
     from collections.abc import Callable
 
     import pipelines.worker
-    from pipelines.worker import StreamReport
+    from pipelines.stream_report import StreamReport
     from xpstream.up.components import StreamSupervisor
 
     health = Health()

@@ -161,10 +161,14 @@ class ClickHouseWarehouse:
 
     kind = "clickhouse"
 
-    def __init__(self, client: Any, location: str, *, allow_external: bool = False) -> None:
+    def __init__(
+        self, client: Any, location: str, *, allow_external: bool = False, cluster: str | None = None
+    ) -> None:
         self._client = client
         self.location = location
         self.allow_external = allow_external
+        self.cluster = cluster
+        """``XP_CLICKHOUSE_CLUSTER``: statements go to the local tables (cluster_ddl.route_statement)."""
 
     @classmethod
     def connect(cls, settings: WarehouseSettings) -> ClickHouseWarehouse:
@@ -178,7 +182,10 @@ class ClickHouseWarehouse:
         except exceptions.Error as error:
             raise _translate(error) from None
         return cls(
-            client, redact_url(settings.clickhouse_url or ""), allow_external=settings.sql_allow_external
+            client,
+            redact_url(settings.clickhouse_url or ""),
+            allow_external=settings.sql_allow_external,
+            cluster=settings.clickhouse_cluster,
         )
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -192,7 +199,11 @@ class ClickHouseWarehouse:
             raise _translate(error) from None
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
-        """Run a statement that returns no rows."""
+        """Run a statement that returns no rows (on a cluster: mutations to the local tables)."""
+        if self.cluster:
+            from xpcore.warehouse.cluster_ddl import route_statement
+
+            sql = route_statement(sql, self.cluster)
         self._call("command", sql, parameters=bound_parameters(sql, parameters))
 
     def query_arrow(

@@ -1,0 +1,232 @@
+"""The per-unit values SQL of ``xp.unit_values`` (migration 0009): build or refresh the rows, read them back.
+
+Generated from a :class:`~jobs.unit_values.plan.UnitValuesPlan` and :mod:`~jobs.results.metric_sql.rule`,
+like the live scan (:func:`~jobs.results.metric_sql.scan.experiment_sums_sql`): only cell and side
+indexes shape the text, every value is a bound parameter (:func:`build_parameters`).
+
+- :func:`build_sql`: ``INSERT … SELECT`` of one row per unit of the experiment, computed by the same rule
+  as the live scan's per-unit stage (every unit with its eligibility flags, the first exposure's
+  attributes, one count per cell and one total per summed cell of its attributed events, CUPED covariate
+  counts and totals of its raw events before its first exposure), for every unit (full build) or only for
+  the units with a row stored at or after ``{watermark}`` in any of those tables (incremental). Unlike the
+  scan, events are not bounded by ``until`` (results read the values only for windows that end after the
+  newest event). Every filter on a ``FINAL`` read is on sorting-key columns (experiment, event name,
+  unit), so ``optimize_move_to_prewhere_if_final`` may apply it before the merge: same rows, less merging;
+- :func:`read_sql`: the sufficient statistics per segment × variation from the newest row of each unit
+  that counts (:data:`~jobs.results.metric_sql.rule.ELIGIBLE`, first exposed in ``[since, until)``): the
+  columns of the live scan plus the covariate sums;
+- :func:`changed_units_sql`: how many units an incremental build would recompute.
+
+Pure.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from jobs.results.metric_sql import rule
+
+if TYPE_CHECKING:
+    from jobs.unit_values.plan import CovariateSlot, UnitValuesPlan
+
+__all__ = [
+    "build_parameters",
+    "build_sql",
+    "changed_units_sql",
+    "covariate_value",
+    "read_sql",
+    "side_value",
+]
+
+
+def changed_units_sql(plan: UnitValuesPlan) -> str:
+    """How many units the incremental build would recompute (0: nothing to do)."""
+    return f"SELECT count() AS units FROM ({_changed(plan)})"  # nosec B608
+
+
+def _changed(plan: UnitValuesPlan) -> str:
+    """The units with a row stored at or after the watermark in a table their values come from."""
+    parts = [
+        "SELECT unit_id FROM xp.attributed_events WHERE experiment_key = {experiment:String}"
+        " AND event_name IN {event_names:Array(String)}"
+        " AND attributed_at >= {watermark:DateTime64(3, 'UTC')}",
+        "SELECT unit_id FROM xp.exposures WHERE experiment_key = {experiment:String}"
+        " AND ingested_at >= {watermark:DateTime64(3, 'UTC')}",
+    ]
+    if plan.covariate_events:
+        parts.append(
+            "SELECT unit_id FROM xp.events WHERE event_name IN {covariate_events:Array(String)}"
+            " AND ingested_at >= {watermark:DateTime64(3, 'UTC')}"
+        )
+    return "\n        UNION DISTINCT\n        ".join(parts)
+
+
+def build_parameters(
+    plan: UnitValuesPlan, *, experiment: str, version: int, watermark: Any = None
+) -> dict[str, Any]:
+    """The bound parameters of :func:`build_sql` (``watermark`` only for the incremental form)."""
+    parameters: dict[str, Any] = {
+        "experiment": experiment,
+        "plan_key": plan.key,
+        "version": version,
+        "event_names": list(plan.event_names),
+        "cell_events": [event for event, _window in plan.cells],
+        "cell_windows": [window for _event, window in plan.cells],
+    }
+    if plan.covariate_events:
+        parameters["covariate_events"] = list(plan.covariate_events)
+        parameters["covariate_seconds"] = plan.covariate_seconds
+    if watermark is not None:
+        parameters["watermark"] = watermark
+    return parameters
+
+
+def _covariate_ctes(plan: UnitValuesPlan, only: str) -> str:
+    """CTEs ``pre`` (each unit's raw events of the covariate events before its first exposure) and
+    ``covariates`` (per covariate event: their count and Σ value)."""
+    n = len(plan.covariate_events)
+    per_event_counts = ", ".join(
+        f"toUInt32(countIf(event_name = {{covariate_events:Array(String)}}[{i}]))" for i in range(1, n + 1)
+    )
+    per_event_totals = ", ".join(
+        f"sumIf(number, event_name = {{covariate_events:Array(String)}}[{i}])" for i in range(1, n + 1)
+    )
+    number = rule.field_number(None, value_column="e.value")
+    return f""",
+    pre AS
+    (
+        SELECT e.unit_id AS unit_id, e.event_name AS event_name, {number} AS number
+        FROM
+        (
+            SELECT unit_id, event_name, occurred_at, value
+            FROM xp.events FINAL
+            WHERE event_name IN {{covariate_events:Array(String)}}{only}
+        ) AS e
+        INNER JOIN units AS u ON u.unit_id = e.unit_id
+        WHERE {rule.before_exposure("e.occurred_at", "u.first_exposure")}
+    ),
+    covariates AS
+    (
+        SELECT unit_id, [{per_event_counts}] AS counts, [{per_event_totals}] AS totals
+        FROM pre
+        GROUP BY unit_id
+    )"""  # nosec B608
+
+
+def build_sql(plan: UnitValuesPlan, *, incremental: bool) -> str:
+    """``INSERT INTO xp.unit_values`` one row per unit (every unit, or the changed ones)."""
+    only = " AND unit_id IN (SELECT unit_id FROM changed)" if incremental else ""
+    only_a = "\n          AND a.unit_id IN (SELECT unit_id FROM changed)" if incremental else ""
+    hits = [
+        rule.hit(
+            "event_name",
+            f"{{cell_events:Array(String)}}[{j}]",
+            f"{{cell_windows:Array(Float64)}}[{j}]",
+            "delay",
+        )
+        for j in range(1, len(plan.cells) + 1)
+    ]
+    counts = ", ".join(f"toUInt32(countIf({hit}))" for hit in hits)
+    totals = ", ".join(f"sumIf(number, {hits[j]})" for j in plan.summed)
+    totals_sql = f"[{totals}]" if totals else "CAST([], 'Array(Float64)')"
+    changed = f"changed AS\n    (\n        {_changed(plan)}\n    ),\n    " if incremental else ""
+    covariate_ctes, covariate_join = "", ""
+    covariate_columns = "CAST([], 'Array(UInt32)'), CAST([], 'Array(Float64)')"
+    if plan.covariate_events:
+        covariate_ctes = _covariate_ctes(plan, only)
+        covariate_join = "\nLEFT JOIN covariates AS c ON c.unit_id = e.unit_id"
+        covariate_columns = "c.counts, c.totals"
+    matched = rule.attributed_events(
+        "a.unit_id AS unit_id,\n"
+        "            a.variation_id AS variation_id,\n"
+        "            a.event_name AS event_name,\n"
+        f"            toFloat64({rule.delay_ms()}) AS delay,\n"
+        f"            {rule.field_number(None, value_column='a.value')} AS number",
+        "{event_names:Array(String)}",
+        until=False,
+        only=only_a,
+    )
+    attributes = rule.first_exposure_attribute("first_attributes", "attributes", "attributes", only=only)
+    return f"""
+INSERT INTO xp.unit_values (experiment_key, plan_key, unit_id, variation_id, eligible, multiple_variations,
+    overridden, first_exposed_at, attributes, counts, totals, covariate_counts, covariate_totals, version)
+WITH
+    {changed}{rule.units_cte(eligible_only=False, only=only)},
+    {attributes},
+    matched AS
+    (
+        {matched}
+    ),
+    per_unit AS
+    (
+        SELECT unit_id, variation_id, [{counts}] AS counts, {totals_sql} AS totals
+        FROM matched
+        GROUP BY unit_id, variation_id
+    ){covariate_ctes}
+SELECT
+    {{experiment:String}}, {{plan_key:String}}, e.unit_id, e.variation_id,
+    NOT e.multiple AND NOT e.overridden_, e.multiple, e.overridden_, e.first_exposure, s.attributes,
+    u.counts, u.totals, {covariate_columns}, {{version:UInt64}}
+FROM units AS e
+LEFT JOIN per_unit AS u ON u.unit_id = e.unit_id AND u.variation_id = e.variation_id
+LEFT JOIN first_attributes AS s ON s.unit_id = e.unit_id{covariate_join}
+SETTINGS join_use_nulls = 0, optimize_move_to_prewhere_if_final = 1
+"""  # nosec B608
+
+
+def side_value(plan: UnitValuesPlan, k: int) -> str:
+    """SQL for side ``k``'s per-unit value from a stored row's ``counts``/``totals`` (1-based arrays)."""
+    event, aggregation, window = plan.sides[k]
+    j = plan.cells.index((event, window))
+    total = f"totals[{plan.summed.index(j) + 1}]" if j in plan.summed else "0."
+    return rule.value(aggregation, count=f"counts[{j + 1}]", total=total)
+
+
+def covariate_value(slot: CovariateSlot) -> str:
+    """SQL for a covariate slot's per-unit value from ``covariate_counts``/``covariate_totals``."""
+    i = slot.event + 1
+    return rule.value(slot.aggregation, count=f"covariate_counts[{i}]", total=f"covariate_totals[{i}]")
+
+
+def read_sql(plan: UnitValuesPlan) -> str:
+    """Per segment × variation: units, Σ/Σ² of every side, Σa·b of every ratio, CUPED covariate sums.
+
+    The rows of the live scan (same columns), plus ``covariate_sums``, ``covariate_squares``,
+    ``covariate_crosses`` (Σ side·covariate) and ``covariate_units`` (units with a pre-exposure event)
+    per covariate slot.
+    """
+    sides = ", ".join(side_value(plan, k) for k in range(len(plan.sides)))
+    crosses = [f"sum(v[{a + 1}] * v[{b + 1}])" for a, b in plan.batch.crosses]
+    crosses_sql = f"[{', '.join(crosses)}]" if crosses else "CAST([], 'Array(Float64)')"
+    covariate_select, covariate_inner = "", ""
+    if plan.covariate_slots:
+        xs = ", ".join(covariate_value(slot) for slot in plan.covariate_slots)
+        ys = ", ".join(f"v[{slot.side + 1}]" for slot in plan.covariate_slots)
+        has = ", ".join(f"toUInt64(covariate_counts[{slot.event + 1}] > 0)" for slot in plan.covariate_slots)
+        covariate_inner = f", [{xs}] AS x, [{ys}] AS y, [{has}] AS h"
+        covariate_select = """,
+    sumForEach(x) AS covariate_sums,
+    sumForEach(arrayMap(t -> t * t, x)) AS covariate_squares,
+    sumForEach(arrayMap((s, t) -> s * t, y, x)) AS covariate_crosses,
+    sumForEach(h) AS covariate_units"""
+    return f"""
+SELECT
+    segment,
+    variation_id,
+    toUInt64(count()) AS units,
+    sumForEach(v) AS sums,
+    sumForEach(arrayMap(t -> t * t, v)) AS squares,
+    {crosses_sql} AS crosses{covariate_select}
+FROM
+(
+    SELECT
+        if({{dimension:String}} = '', '', attributes[{{dimension:String}}]) AS segment,
+        variation_id,
+        [{sides}] AS v{covariate_inner}
+    FROM xp.unit_values FINAL
+    WHERE experiment_key = {{experiment:String}} AND plan_key = {{plan_key:String}} AND eligible
+      AND {rule.first_exposed_in_window("first_exposed_at", "      ")}
+)
+GROUP BY segment, variation_id
+ORDER BY segment, variation_id
+"""  # nosec B608

@@ -1,0 +1,284 @@
+"""The confluent-kafka runner: one consumer-group member's loop, Kafka → kernel → warehouse → commit.
+
+One consumer in the group ``XP_STREAM_GROUP_ID`` subscribes to ``xp.exposures``, ``xp.events`` and
+``xp.dead-letters`` with the *range* assignor, so co-partitioned partitions (same number, same unit ids)
+land on the same member. Per batch (byte-bounded ``consume``): :class:`~pipelines.processor.StreamProcessor`
+→ :class:`~pipelines.warehouse_sink.WarehouseSink` (every table with the batch's dedup token) → dead
+letters produced to ``xp.dead-letters`` and flushed → offsets committed (:class:`OffsetTracker`:
+kept pending while commits fail) → counted. What it reuses and what it writes itself: docs/pipeline.md
+(the runner seam) and docs/decisions/0050-the-runner-seam.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pipelines.dead_letter_topic import dead_letters_for_topic
+from pipelines.gc_pacing import PacedCollector
+from pipelines.kernel import RawRecord
+from pipelines.offset_tracker import OffsetTracker
+from pipelines.warehouse_sink import WarehouseSink
+from xpcore.errors import ConfigError, TransientError
+from xpcore.kafka.group_consumer import check_topics, commit_offsets, consume_batch, make_group_consumer
+from xpcore.kafka.group_offsets import all_partitions, consumer_lag_or_none
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pipelines.stream_report import StreamReport
+    from pipelines.worker_setup import StopFlag, WorkerParts
+
+__all__ = ["KafkaRunner", "raw_records"]
+
+logger = logging.getLogger(__name__)
+
+_new_tuple = tuple.__new__
+
+_REFUSALS = frozenset(
+    {
+        30,  # GROUP_AUTHORIZATION_FAILED
+        29,  # TOPIC_AUTHORIZATION_FAILED
+        31,  # CLUSTER_AUTHORIZATION_FAILED
+        58,  # SASL_AUTHENTICATION_FAILED
+        -169,  # _AUTHENTICATION (librdkafka: SASL handshake failed)
+    }
+)
+"""Kafka error codes that no retry can fix: the worker's principal is not allowed (or not known)."""
+
+
+def raw_records(messages: list[Any]) -> list[RawRecord]:
+    """The batch's records (Kafka timestamps kept as integer ms); errors other than EOF logged or raised.
+
+    Per message: five C getters and one tuple (``RawRecord`` is a NamedTuple built with ``tuple.__new__``,
+    no Python-level ``__init__``): this loop runs for every record, so it stays this small.
+    """
+    from confluent_kafka import KafkaError
+
+    raws: list[RawRecord] = []
+    append = raws.append
+    for message in messages:
+        error = message.error()
+        if error is None:
+            kind, millis = message.timestamp()
+            append(
+                _new_tuple(
+                    RawRecord,
+                    (
+                        message.topic(),
+                        message.partition(),
+                        message.offset(),
+                        message.key(),
+                        message.value(),
+                        millis if kind != 0 and millis >= 0 else None,
+                    ),
+                )
+            )
+        elif error.code() != KafkaError._PARTITION_EOF:
+            if error.fatal():
+                raise TransientError(f"Kafka consumer failed: {error}")
+            if error.code() in _REFUSALS:  # retrying cannot help: stop with the one line that says why
+                raise ConfigError(
+                    f"Kafka refused the stream worker ({error.name()}: {error.str()}): its principal needs "
+                    "the ACLs of docs/operations.md#kafka-security (its consumer group must start with "
+                    "'xp-' or the topic prefix)"
+                )
+            logger.warning("Kafka consume error: %s", error)
+    return raws
+
+
+class KafkaRunner:
+    """The loop of one group member; :meth:`run` returns when stopped, or drained and idle."""
+
+    def __init__(
+        self,
+        parts: WorkerParts,
+        stop: StopFlag,
+        report: StreamReport,
+        *,
+        until_idle: float | None = None,
+        on_ready: Callable[[], None] | None = None,
+        owns_process: bool = True,
+    ) -> None:
+        settings = parts.settings
+        self.parts, self.settings, self.stop, self.report = parts, settings, stop, report
+        self.until_idle, self.on_ready = until_idle, on_ready
+        self.sink = WarehouseSink(
+            parts.warehouse,
+            report=report,
+            stopping=lambda: stop.requested,
+            retry_max_seconds=settings.stream_insert_retry_max_seconds,
+            overlap=settings.stream_overlap_load,
+            metrics=parts.metrics,
+        )
+        self.offsets = OffsetTracker(rejoin_after=max(60.0, settings.stream_session_timeout_seconds * 6))
+        self.commit_within = settings.stream_session_timeout_seconds * 2
+        # The garbage collector paced by batches while the worker is behind, when it owns the process
+        # (not inside `xp up`); automatic while it keeps up (pipelines/gc_pacing.py).
+        self.collector = PacedCollector(enabled=owns_process)
+        self.consumer: Any = None
+        self.producer: Any = None
+        self.assigned: list[Any] = []
+        self.first_batch_at: float | None = None
+
+    def _new_consumer(self) -> Any:
+        return make_group_consumer(
+            self.settings,
+            self.settings.stream_group_id,
+            role="worker",
+            session_timeout_seconds=self.settings.stream_session_timeout_seconds,
+        )
+
+    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        self.assigned[:] = list(partitions)
+        logger.info("assigned %s", [(p.topic, p.partition) for p in partitions])
+
+    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+        self.assigned[:] = []
+        self.offsets.revoked((p.topic, p.partition) for p in partitions)
+
+    def _commit_pending(self, within: float) -> bool:
+        if not self.offsets:
+            return True
+        if commit_offsets(
+            self.consumer,
+            self.offsets.pending,
+            within=within,
+            max_delay=self.settings.stream_insert_retry_max_seconds,
+        ):
+            self.offsets.committed()
+            return True
+        if self.offsets.commit_failed():
+            # Last resort: a fresh consumer finds the coordinator and rejoins; it resumes from the
+            # group's last commit, and what it re-reads of the loaded batches is deduplicated.
+            logger.warning(
+                "offset commits failing for %.0fs: re-creating the consumer", self.offsets.rejoin_after
+            )
+            self.assigned[:] = []
+            old, self.consumer = self.consumer, None
+            try:
+                if old is not None:
+                    old.close()
+            except Exception as error:  # the old consumer is broken anyway
+                logger.warning("closing the stuck consumer failed: %s", error)
+            self.consumer = self._new_consumer()
+            self._subscribe()
+        return False
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe(
+            self.parts.topics.subscribed, on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+
+    def _finish_load(self) -> None:
+        """Wait for the batch being loaded, then dead letters out, offsets committed, report counted."""
+        output = self.sink.finish()
+        if output is None:
+            return
+        settings, report = self.settings, self.report
+        committed_at = time.monotonic()
+        topics = self.parts.topics
+        for key, value in dead_letters_for_topic(
+            output.dead_letters, topics.inputs, settings.max_record_bytes
+        ):
+            self.producer.produce(topics.dead_letters, key=key, value=value)
+        if self.producer.flush(settings.stream_session_timeout_seconds * 6) > 0:
+            raise TransientError("dead letters could not be delivered to Kafka in time")
+        self.offsets.loaded(output.offsets)
+        self._commit_pending(within=self.commit_within)
+        if self.parts.metrics is not None:
+            self.parts.metrics.record_batch(output, self.parts.processor)
+        report.stage_seconds["commit"] += time.monotonic() - committed_at
+        assert self.first_batch_at is not None
+        report.active_seconds = round(time.monotonic() - self.first_batch_at, 3)
+        report.add_batch(output)
+
+    def _drained(self) -> bool:
+        """Every partition held has lag 0; holding none (a rebalance, a broker restart, more workers than
+        partitions): the whole group has committed up to the end of every partition."""
+        if self.assigned:
+            return consumer_lag_or_none(self.consumer, self.assigned) == 0
+        everything = all_partitions(self.consumer, self.parts.topics.subscribed)
+        return consumer_lag_or_none(self.consumer, everything) == 0
+
+    def run(self) -> None:
+        from xpcore.kafka.clients import make_producer
+
+        settings, parts, report = self.settings, self.parts, self.report
+        processor, metrics = parts.processor, parts.metrics
+        try:
+            self.producer = make_producer(settings, role="worker")
+            self.consumer = self._new_consumer()
+            if self.on_ready is not None:
+                self.on_ready()
+            check_topics(self.consumer, settings.kafka_bootstrap, parts.topics.subscribed)
+            self._subscribe()
+            last_activity = time.monotonic()
+            self.collector.start()
+            while not self.stop.requested:
+                consume_started = time.monotonic()
+                messages = consume_batch(
+                    self.consumer,
+                    settings.stream_batch_size,
+                    settings.stream_batch_wait_seconds,
+                    settings.stream_batch_max_bytes,
+                )
+                received = time.monotonic()
+                raws = raw_records(messages)
+                if parts.registry_changed():
+                    self._finish_load()  # the history insert never runs beside a batch insert
+                    parts.apply_registry()
+                now = datetime.now(UTC)
+                if not raws:
+                    self._finish_load()
+                    self.collector.when_idle()
+                    processor.attribution.release_expired(now)
+                    if self.offsets and not self._commit_pending(within=1.0):
+                        continue  # not drained while offsets of loaded batches are uncommitted
+                    idle = time.monotonic() - last_activity
+                    if metrics is not None and self.assigned:
+                        lag = consumer_lag_or_none(self.consumer, self.assigned)
+                        if lag is not None:
+                            metrics.lag.set(lag)
+                    if self.until_idle is not None and idle >= self.until_idle and self._drained():
+                        break
+                    continue
+                last_activity = time.monotonic()
+                if self.first_batch_at is None:
+                    # From the first records in hand (as the raw-consumer baseline of the benches counts):
+                    # waiting for the group join and the first fetch is not throughput.
+                    self.first_batch_at = received
+                report.stage_seconds["consume"] += last_activity - consume_started
+                output = processor.process(raws, now)
+                # Remember the batch's ids now, not after its load: the next batch is deduplicated against
+                # them while this one loads. Safe because a load either succeeds (retried with the same
+                # token) or ends the run, and a new run rebuilds the state from the warehouse.
+                processor.remember_ids(output)
+                report.stage_seconds["process"] += time.monotonic() - last_activity
+                self._finish_load()  # the previous batch: its inserts ran while this one was processed
+                self.sink.submit(output)
+                if not self.sink.overlap:
+                    self._finish_load()
+                # Release this batch's objects (reference counting frees them), then collect what survived
+                # (a full batch: the worker is behind, the collector is paced); a collection is part of
+                # the batch's cost (counted in the active time, as stage "gc").
+                backlogged = len(messages) >= settings.stream_batch_size
+                messages = raws = []
+                del output
+                collected_from = time.monotonic()
+                if self.collector.after_batch(backlogged=backlogged):
+                    done = time.monotonic()
+                    report.stage_seconds["gc"] += done - collected_from
+                    report.active_seconds = round(done - self.first_batch_at, 3)
+            self._finish_load()
+            if self.offsets and not self._commit_pending(within=self.commit_within):
+                raise TransientError("stopped while offsets could not be committed (the batches are loaded)")
+        finally:
+            self.collector.stop()
+            self.sink.close()  # an insert still running (after an error elsewhere) ends before the store does
+            if self.consumer is not None:
+                self.consumer.close()
+            if self.producer is not None:
+                self.producer.flush(10)

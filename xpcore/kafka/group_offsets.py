@@ -1,0 +1,142 @@
+"""A consumer group's lag: committed offsets (or a live consumer's positions) against high watermarks.
+
+An adapter (confluent-kafka imported inside the functions). Two readers use it:
+
+- the stream runner asks its own consumer whether the partitions it holds are drained
+  (:func:`consumer_lag_or_none`; the position, else the group's commit), and, holding none, whether the
+  whole group is (:func:`all_partitions`);
+- the dashboard asks from outside the group what it has not consumed yet (:func:`read_group_lag`: the
+  group's committed offsets, read with a consumer that joins nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from xpcore.errors import TransientError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from xpcore.config import KafkaSettings
+
+__all__ = [
+    "LagUnknown",
+    "all_partitions",
+    "consumer_lag",
+    "consumer_lag_or_none",
+    "partition_lag",
+    "read_group_lag",
+]
+
+logger = logging.getLogger(__name__)
+LIBRDKAFKA_LOGGER = logging.getLogger("xpcore.kafka.librdkafka")
+
+
+class LagUnknown(Exception):
+    """The lag cannot be told right now (no partitions, watermarks unknown)."""
+
+
+def partition_lag(high_watermark: int, low_watermark: int, committed: int | None) -> int:
+    """Messages the group has not consumed yet in one partition (never negative)."""
+    start = committed if committed is not None and committed >= 0 else low_watermark
+    return max(high_watermark - start, 0)
+
+
+def consumer_lag(consumer: Any, partitions: list[Any], *, timeout: float = 10) -> int:
+    """Records ``consumer`` has not consumed yet on ``partitions`` (0 when drained): its position, else
+    the group's commit, else the low watermark, against the high watermark read from the broker.
+    :class:`LagUnknown` without partitions or while a watermark is unknown (leader moving, broker
+    restarting); confluent-kafka's ``KafkaException`` when the broker does not answer."""
+    if not partitions:
+        raise LagUnknown("no partitions")
+    positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(partitions)}
+    committed = {
+        (tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=timeout)
+    }
+    total = 0
+    for tp in partitions:
+        low, high = consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+        if low < 0 or high < 0:
+            raise LagUnknown(f"watermarks of {tp.topic}/{tp.partition} unknown")
+        at = positions.get((tp.topic, tp.partition), -1)
+        if at < 0:
+            at = committed.get((tp.topic, tp.partition), -1)
+        if at < 0:
+            at = low
+        total += max(0, high - at)
+    return total
+
+
+def consumer_lag_or_none(consumer: Any, partitions: list[Any]) -> int | None:
+    """:func:`consumer_lag`, or None when the broker cannot say right now (e.g. restarting)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return consumer_lag(consumer, partitions)
+    except (KafkaException, LagUnknown) as error:
+        logger.warning("cannot read consumer lag: %s", error)
+        return None
+
+
+def all_partitions(consumer: Any, topics: list[str], *, timeout: float = 10) -> list[Any]:
+    """Every partition of ``topics`` (empty when metadata is unavailable: never "drained" then)."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    try:
+        metadata = consumer.list_topics(timeout=timeout)
+    except KafkaException:
+        return []
+    return [
+        TopicPartition(topic, partition)
+        for topic in topics
+        if topic in metadata.topics
+        for partition in metadata.topics[topic].partitions
+    ]
+
+
+def read_group_lag(
+    settings: KafkaSettings,
+    group_id: str,
+    topics: Mapping[str, str],
+    *,
+    timeout: float,
+    role: str | None = "dashboard",
+) -> dict[str, int]:
+    """``label → lag`` of group ``group_id`` on each of ``topics`` (``label → topic``; a missing topic is
+    left out): high watermark − the group's committed offset per partition (:func:`partition_lag`).
+    Read with a consumer that joins nothing; :class:`~xpcore.errors.TransientError` (``Kafka
+    unreachable: …``) when the broker does not answer within ``timeout``."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer = Consumer(
+        {
+            **settings.confluent_config(role),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "socket.timeout.ms": max(int(timeout * 1000), 1000),
+            "log_level": 0,
+        },
+        logger=LIBRDKAFKA_LOGGER,
+    )
+    try:
+        metadata = consumer.list_topics(timeout=timeout)
+        by_topic: dict[str, int] = {}
+        for label, topic in topics.items():
+            if topic not in metadata.topics:
+                continue
+            partitions = [TopicPartition(topic, p) for p in sorted(metadata.topics[topic].partitions)]
+            total = 0
+            for tp in consumer.committed(partitions, timeout=timeout):
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, tp.partition), timeout=timeout
+                )
+                total += partition_lag(high, low, tp.offset)
+            by_topic[label] = total
+        return by_topic
+    except KafkaException as error:
+        reason = error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
+        raise TransientError(f"Kafka unreachable: {reason}") from error
+    finally:
+        consumer.close()
