@@ -5,7 +5,7 @@ stores the fields given in the experiment's metadata; ``jobs/analysis_plan.py`` 
 ``AnalysisPlan`` (the block merged with the flags of ``xp results``) with :func:`analysis_problem`, so
 the allowed methods, corrections and ranges, the defaults and the words that explain a bad value live
 here only. Defaults (docs/statistics.md, decision 0015): ``method: sequential``, ``alpha: 0.05``,
-``cuped: false``, ``correction: none``, ``planned_units: null``.
+``cuped: false``, ``correction: none``, ``planned_units: null``, ``planned_looks: null`` (5 looks).
 
 Pure; no I/O.
 """
@@ -16,12 +16,14 @@ from typing import Any, Final, Literal, get_args
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "ANALYSIS_DEFAULTS",
     "ANALYSIS_FIELDS",
     "ANALYSIS_PROBLEMS",
     "CORRECTIONS",
+    "GROUP_SEQUENTIAL_METHODS",
     "METHODS",
     "AnalysisBlock",
     "AnalysisMethod",
@@ -29,14 +31,19 @@ __all__ = [
     "analysis_problem",
 ]
 
-AnalysisMethod = Literal["sequential", "frequentist", "bayesian"]
-"""How ``xp results`` computes intervals (sequential: valid under continuous peeking)."""
+AnalysisMethod = Literal[
+    "sequential", "frequentist", "bayesian", "group_sequential_obf", "group_sequential_pocock"
+]
+"""How ``xp results`` computes intervals (sequential: valid under continuous peeking; the two
+group-sequential methods: valid at the planned looks, need ``planned_units``; decision 0063)."""
 Correction = Literal["none", "holm", "bh"]
 """Multiple-comparison correction across metrics × treatment variations."""
 
 METHODS: Final[tuple[str, ...]] = get_args(AnalysisMethod)
+GROUP_SEQUENTIAL_METHODS: Final = ("group_sequential_obf", "group_sequential_pocock")
+"""The methods whose looks are fractions of ``planned_units`` (so they need it)."""
 CORRECTIONS: Final[tuple[str, ...]] = get_args(Correction)
-ANALYSIS_FIELDS: Final = ("method", "alpha", "cuped", "correction", "planned_units")
+ANALYSIS_FIELDS: Final = ("method", "alpha", "cuped", "correction", "planned_units", "planned_looks")
 """The block's fields, in the order error messages list them."""
 
 ANALYSIS_PROBLEMS: Final[dict[str, str]] = {
@@ -45,6 +52,7 @@ ANALYSIS_PROBLEMS: Final[dict[str, str]] = {
     "alpha": "must be a number in (0, 1), e.g. 0.05",
     "cuped": "must be true or false",
     "planned_units": "must be a whole number of units >= 1",
+    "planned_looks": "must be a whole number of looks from 1 to 50",
 }
 """What is wrong with a bad value of each field (the YAML errors and ``AnalysisPlan`` both say it)."""
 
@@ -64,9 +72,22 @@ class AnalysisBlock(BaseModel):
     cuped: bool = False
     """Adjust binomial and mean metrics with their pre-exposure covariate (Deng et al. 2013)."""
     planned_units: int | None = Field(default=None, ge=1)
-    """Units the experiment was planned for (all variations), if known: shown next to the results."""
+    """Units the experiment was planned for (all variations), if known: shown next to the results, the
+    sequential method's N* (decision 0063), and required by the group-sequential methods."""
+    planned_looks: int | None = Field(default=None, ge=1, le=50)
+    """Equally spaced looks of a group-sequential method (default 5; decision 0063)."""
 
-    @pydantic.field_validator("planned_units", mode="before")
+    @pydantic.model_validator(mode="after")
+    def _group_sequential_has_planned_units(self) -> AnalysisBlock:
+        if self.method in GROUP_SEQUENTIAL_METHODS and self.planned_units is None:
+            raise PydanticCustomError(
+                "xp_problem",  # assignment.authoring.values.PROBLEM: shown as is, at the field
+                "{problem}",
+                {"problem": _needs_planned_units(self.method), "at": ".planned_units"},
+            )
+        return self
+
+    @pydantic.field_validator("planned_units", "planned_looks", mode="before")
     @classmethod
     def _given_is_a_number(cls, value: Any) -> Any:
         if value is None:  # not given means unknown; an explicit null is a mistake in the YAML
@@ -82,18 +103,28 @@ ANALYSIS_DEFAULTS: Final = AnalysisBlock()
 
 
 def analysis_problem(
-    method: Any, alpha: Any, cuped: Any, correction: Any, planned_units: Any
+    method: Any, alpha: Any, cuped: Any, correction: Any, planned_units: Any, planned_looks: Any = None
 ) -> tuple[str, str] | None:
     """The first field of these analysis settings that breaks a rule, and what is wrong; None if valid.
 
-    ``None`` for ``planned_units`` means not known (allowed here, unlike an explicit null in YAML).
+    ``None`` for ``planned_units`` and ``planned_looks`` means not known / the default (allowed here,
+    unlike an explicit null in YAML).
     """
     values: dict[str, Any] = {"method": method, "alpha": alpha, "cuped": cuped, "correction": correction}
     if planned_units is not None:
         values["planned_units"] = planned_units
+    if planned_looks is not None:
+        values["planned_looks"] = planned_looks
     try:
         AnalysisBlock.model_validate(values)
     except pydantic.ValidationError as error:
-        field = str(error.errors()[0]["loc"][0])
+        first = error.errors()[0]
+        if not first["loc"]:  # the rule across fields: a group-sequential method without planned_units
+            return "planned_units", _needs_planned_units(str(method))
+        field = str(first["loc"][0])
         return field, ANALYSIS_PROBLEMS[field]
     return None
+
+
+def _needs_planned_units(method: str) -> str:
+    return f"must be given for method {method} (its looks are fractions of it)"

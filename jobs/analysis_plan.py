@@ -3,13 +3,15 @@
 The block's rules (allowed methods and corrections, ranges, defaults, what a bad value is told) are
 declared once, in :mod:`assignment.analysis_block`: the YAML registry (``assignment/authoring/``)
 validates the block with them and stores it in the experiment's metadata as ``{"method", "alpha",
-"cuped", "correction", "planned_units"}`` (only the fields given); :func:`plan_from_metadata` reads it
-back (tolerantly: a registry written by an older version has no block, and a field it does not know is
-ignored), and :func:`AnalysisPlan.with_overrides` applies the flags of ``xp results`` on top; every
-plan is checked against the same rules. Defaults (docs/statistics.md, decision 0015):
+"cuped", "correction", "planned_units", "planned_looks"}`` (only the fields given);
+:func:`plan_from_metadata` reads it back (tolerantly: a registry written by an older version has no
+block, and a field it does not know is ignored), and :func:`AnalysisPlan.with_overrides` applies the
+flags of ``xp results`` on top; every plan is checked against the same rules. Defaults
+(docs/statistics.md, decision 0015):
 
 - ``method: sequential`` (valid under continuous peeking: the default for realtime views),
-- ``alpha: 0.05``, ``cuped: false``, ``correction: none``, ``planned_units: null``.
+- ``alpha: 0.05``, ``cuped: false``, ``correction: none``, ``planned_units: null``,
+  ``planned_looks: null`` (5 looks; group-sequential methods need ``planned_units``, decision 0063).
 
 Pure; no I/O.
 """
@@ -51,10 +53,15 @@ class AnalysisPlan:
     correction: Correction = ANALYSIS_DEFAULTS.correction
     """holm (Holm–Bonferroni, family-wise error) or bh (Benjamini–Hochberg, false discovery rate)."""
     planned_units: int | None = ANALYSIS_DEFAULTS.planned_units
-    """Units the experiment was planned for (all variations), if known: shown next to the results."""
+    """Units the experiment was planned for (all variations), if known: shown next to the results, the
+    sequential N*, and required by the group-sequential methods (decision 0063)."""
+    planned_looks: int | None = ANALYSIS_DEFAULTS.planned_looks
+    """Equally spaced looks of a group-sequential method; None: the default (5)."""
 
     def __post_init__(self) -> None:
-        problem = analysis_problem(self.method, self.alpha, self.cuped, self.correction, self.planned_units)
+        problem = analysis_problem(
+            self.method, self.alpha, self.cuped, self.correction, self.planned_units, self.planned_looks
+        )
         if problem is not None:
             field, what = problem
             raise ValidationError(f"{field} {what}, got {getattr(self, field)!r}")
@@ -83,6 +90,7 @@ class AnalysisPlan:
             "cuped": self.cuped,
             "correction": self.correction,
             "planned_units": self.planned_units,
+            "planned_looks": self.planned_looks,
         }
 
 
@@ -99,10 +107,12 @@ def plan_from_metadata(metadata: Mapping[str, Any] | None) -> AnalysisPlan:
     if not isinstance(raw, Mapping):
         return DEFAULT_PLAN
     planned = raw.get("planned_units")
+    looks = raw.get("planned_looks")
     return AnalysisPlan(
         method=cast(AnalysisMethod, raw.get("method", DEFAULT_PLAN.method)),
         alpha=float(raw.get("alpha", DEFAULT_PLAN.alpha)),
         cuped=bool(raw.get("cuped", DEFAULT_PLAN.cuped)),
         correction=cast(Correction, raw.get("correction", DEFAULT_PLAN.correction)),
         planned_units=int(planned) if planned is not None else None,
+        planned_looks=int(looks) if looks is not None else None,
     )

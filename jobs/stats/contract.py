@@ -4,9 +4,13 @@ Request (one JSON object; a ``.jsonl`` file holds one per line)::
 
     {"metric_type": "binomial" | "mean" | "ratio",
      "difference": "absolute" | "relative",               default "relative"
-     "method": "frequentist" | "bayesian" | "sequential", default "sequential"
+     "method": "frequentist" | "bayesian" | "sequential"
+             | "group_sequential_obf" | "group_sequential_pocock",   default "sequential"
      "alpha": 0.05, "weights": [0.5, 0.5],                 defaults: 0.05, an even split
-     "cuped": false, "higher_is_better": true, "sequential_tuning_parameter": 5000,
+     "cuped": false, "higher_is_better": true,
+     "planned_units": 10000, "planned_looks": 5,           group-sequential: required / default 5
+     "sequential_tuning_parameter": 5000,                  default: planned_units, else 5000
+     "relative_interval": "fieller" | "delta",             default "fieller"
      "prior": {"mean": 0, "variance": 1},                  bayesian only; omitted = flat prior
      "variants": [{"name", "n", "sum", "sum_squares"}, ...]}   control first
 
@@ -29,9 +33,11 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from assignment.analysis_block import AnalysisMethod
 from jobs.stats.analysis import compare_variations
 from jobs.stats.bayesian import GaussianPrior
-from jobs.stats.sequential import DEFAULT_TUNING_PARAMETER
+from jobs.stats.group_sequential import DEFAULT_PLANNED_LOOKS
+from jobs.stats.results import RelativeInterval
 from jobs.stats.srm import sample_ratio_mismatch
 from jobs.stats.sufficient import (
     CupedStatistic,
@@ -86,15 +92,25 @@ class StatsRequest(BaseModel):
     model_config = _STRICT
     metric_type: Literal["binomial", "mean", "ratio"] = Field(description="How a unit's value is formed.")
     difference: Literal["absolute", "relative"] = Field("relative", description="Absolute or relative lift.")
-    method: Literal["frequentist", "bayesian", "sequential"] = Field(
-        "sequential", description="Welch t-test, Gaussian Bayesian, or confidence sequence."
+    method: AnalysisMethod = Field(
+        "sequential",
+        description="Welch t-test, Gaussian Bayesian, confidence sequence, or group-sequential (OBF/Pocock).",
     )
     alpha: float = Field(0.05, gt=0, lt=1, description="1 − confidence level.")
     weights: list[float] | None = Field(None, description="Expected traffic split; default even.")
     cuped: bool = Field(False, description="Adjust for the covariate (Deng et al. 2013).")
     higher_is_better: bool = Field(True, description="Metric direction (chance to win, risk).")
-    sequential_tuning_parameter: float = Field(
-        DEFAULT_TUNING_PARAMETER, gt=0, description="N* of the confidence sequence."
+    sequential_tuning_parameter: float | None = Field(
+        None, gt=0, description="N* of the confidence sequence; default planned_units, else 5000."
+    )
+    planned_units: int | None = Field(
+        None, ge=1, description="Units the experiment is planned for (all variations)."
+    )
+    planned_looks: int = Field(
+        DEFAULT_PLANNED_LOOKS, ge=1, le=50, description="Equally spaced looks (group-sequential)."
+    )
+    relative_interval: RelativeInterval = Field(
+        "fieller", description="Relative lifts: Fieller's interval (calibrated) or the delta method's."
     )
     prior: PriorInput | None = Field(None, description="Bayesian prior on the difference; default flat.")
     variants: list[VariantInput] = Field(min_length=2, description="Control first, then treatments.")
@@ -110,6 +126,8 @@ class StatsRequest(BaseModel):
             raise ValueError(f"field weights: must be positive, got {self.weights}")
         if self.prior is not None and self.method != "bayesian":
             raise ValueError("field prior: applies to method 'bayesian' only")
+        if self.method.startswith("group_sequential") and self.planned_units is None:
+            raise ValueError(f"field planned_units: method {self.method} needs the planned units")
         if self.cuped and self.metric_type == "ratio":
             raise ValueError("field cuped: supported for binomial and mean metrics, not ratio")
         for index, variant in enumerate(self.variants):
@@ -222,6 +240,9 @@ def analyze_request(request: StatsRequest, statistics: list[Statistic]) -> dict[
         higher_is_better=request.higher_is_better,
         tuning_parameter=request.sequential_tuning_parameter,
         prior=prior,
+        planned_units=request.planned_units,
+        planned_looks=request.planned_looks,
+        relative_interval=request.relative_interval,
     )
     control = request.variants[0]
     variants: list[dict[str, Any]] = [

@@ -10,6 +10,11 @@ function f(β): ``ȳ``, ``m̄ / d̄`` or ``ȳ − θ x̄``. The difference is
 and its variance is the first-order (delta-method) ``Σ_arm ∇Δ_armᵀ Σ_arm ∇Δ_arm / n_arm``. The two
 per-arm terms also give Welch–Satterthwaite degrees of freedom. For a mean metric and an absolute
 difference this is exactly Welch's ``s_a²/n_a + s_b²/n_b``.
+
+A relative difference also carries :class:`FiellerTerms`: the moments of ``D − r·u`` as a function of r
+(D = f_b − f_a, u = u_a), from which :mod:`jobs.stats.fieller` inverts a test of the difference into a
+calibrated interval for the lift (decision 0062). The delta-method variance of Δ stays the reported
+standard error.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from jobs.stats.sufficient import (
 )
 from xpcore.errors import ValidationError
 
-__all__ = ["EffectMoments", "effect_moments", "welch_satterthwaite_df"]
+__all__ = ["EffectMoments", "FiellerTerms", "effect_moments", "welch_satterthwaite_df"]
 
 Vector = tuple[float, ...]
 Matrix = tuple[tuple[float, ...], ...]
@@ -45,6 +50,33 @@ class _ArmDelta:
     value_gradient: Vector
     baseline_gradient: Vector
     unit_covariance: Matrix
+
+
+@dataclass(frozen=True, slots=True)
+class FiellerTerms:
+    """A relative lift r = D / u through its linear form ``T(r) = D − r·u`` (Fieller 1954).
+
+    ``Var T(r) = variance_difference + 2r·covariance + r²·variance_baseline`` (delta method in the
+    per-unit means, like every other variance here); at r = 0 it is the absolute difference's variance.
+    """
+
+    difference: float
+    """D = f_b − f_a, the absolute difference."""
+    baseline: float
+    """u = the unadjusted control value the lift divides by."""
+    variance_control: float
+    """The control arm's share of Var(D)."""
+    variance_treatment: float
+    """The treatment arm's share of Var(D)."""
+    covariance: float
+    """Cov(f_a, u_a) (control arm only; D's treatment part is independent of u)."""
+    variance_baseline: float
+    """Var(u_a)."""
+
+    @property
+    def variance_difference(self) -> float:
+        """Var(D): the absolute difference's variance."""
+        return self.variance_control + self.variance_treatment
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +97,8 @@ class EffectMoments:
     """Units in treatment."""
     error: StatsErrorCode | None = None
     """Why the numbers are meaningless, or None."""
+    fieller: FiellerTerms | None = None
+    """Relative differences: the terms of Fieller's interval (None for absolute ones)."""
 
     @property
     def standard_error(self) -> float:
@@ -168,6 +202,7 @@ def effect_moments(
     assert isinstance(arm_a, _ArmDelta) and isinstance(arm_b, _ArmDelta)
 
     delta = arm_b.value - arm_a.value
+    fieller = None
     if difference == "absolute":
         gradient_b = arm_b.value_gradient
         gradient_a = tuple(-g for g in arm_a.value_gradient)
@@ -182,9 +217,26 @@ def effect_moments(
             for g, h in zip(arm_a.value_gradient, arm_a.baseline_gradient, strict=True)
         )
         estimate = delta / baseline
+        fieller = _fieller_terms(arm_a, arm_b, delta)
     variance_a = max(0.0, _quadratic_form(gradient_a, arm_a.unit_covariance) / n_a)
     variance_b = max(0.0, _quadratic_form(gradient_b, arm_b.unit_covariance) / n_b)
     variance = variance_a + variance_b
     if not variance > 0 or not math.isfinite(variance):
         return _failed(StatsErrorCode.zero_variance, n_a, n_b)
-    return EffectMoments(estimate, variance, variance_a, variance_b, n_a, n_b)
+    return EffectMoments(estimate, variance, variance_a, variance_b, n_a, n_b, fieller=fieller)
+
+
+def _bilinear_form(left: Vector, matrix: Matrix, right: Vector) -> float:
+    return sum(left[i] * right[j] * matrix[i][j] for i in range(len(left)) for j in range(len(right)))
+
+
+def _fieller_terms(arm_a: _ArmDelta, arm_b: _ArmDelta, delta: float) -> FiellerTerms:
+    covariance_a, n_a = arm_a.unit_covariance, arm_a.n
+    return FiellerTerms(
+        difference=delta,
+        baseline=arm_a.baseline,
+        variance_control=max(0.0, _quadratic_form(arm_a.value_gradient, covariance_a) / n_a),
+        variance_treatment=max(0.0, _quadratic_form(arm_b.value_gradient, arm_b.unit_covariance) / arm_b.n),
+        covariance=_bilinear_form(arm_a.value_gradient, covariance_a, arm_a.baseline_gradient) / n_a,
+        variance_baseline=max(0.0, _quadratic_form(arm_a.baseline_gradient, covariance_a) / n_a),
+    )

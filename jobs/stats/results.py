@@ -11,13 +11,21 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Difference", "EffectResult", "Method", "StatsErrorCode"]
+from assignment.analysis_block import AnalysisMethod
+
+__all__ = ["Difference", "EffectResult", "Method", "RelativeInterval", "StatsErrorCode"]
 
 Difference = Literal["absolute", "relative"]
 """Absolute: ``μ_b − μ_a``. Relative: ``(μ_b − μ_a) / μ_a`` (a lift; 0.05 means +5 %)."""
 
-Method = Literal["frequentist", "bayesian", "sequential"]
-"""Welch t-test, Gaussian Bayesian, or always-valid confidence sequence."""
+Method = AnalysisMethod
+"""Welch t-test, Gaussian Bayesian, always-valid confidence sequence, or a group-sequential design with
+Lan–DeMets alpha spending (O'Brien–Fleming or Pocock type) over planned looks: the one list, declared in
+:mod:`assignment.analysis_block`."""
+
+RelativeInterval = Literal["fieller", "delta"]
+"""How a relative lift's interval is formed: Fieller's (calibrated; the default) or the delta method's
+``Δ ± c·se`` with the estimated ratio plugged into se (gbstats; too narrow in the tails at small counts)."""
 
 
 class StatsErrorCode(enum.StrEnum):
@@ -54,9 +62,11 @@ class EffectResult:
     standard_error: float | None
     """Standard error of the estimate (delta method where needed)."""
     ci_low: float | None
-    """Lower end of the (1 − α) confidence / credible interval or confidence sequence."""
+    """Lower end of the (1 − α) confidence / credible interval or confidence sequence. None without an
+    error: a relative lift whose Fieller interval is unbounded (the control mean is not distinguishable
+    from 0 at this level)."""
     ci_high: float | None
-    """Upper end of the interval."""
+    """Upper end of the interval (None as for ``ci_low``)."""
     p_value: float | None = None
     """Two-sided p-value (frequentist; always-valid p-value for sequential; None for Bayesian)."""
     chance_to_win: float | None = None
@@ -73,7 +83,8 @@ class EffectResult:
 
     @property
     def significant(self) -> bool:
-        """The interval excludes 0 (equivalent to p < α for frequentist and sequential results)."""
+        """The interval excludes 0 (equivalent to p < α for frequentist, sequential and group-sequential
+        results; an unbounded Fieller set, both ends None, is never significant)."""
         if self.error is not None or self.ci_low is None or self.ci_high is None:
             return False
         return self.ci_low > 0 or self.ci_high < 0

@@ -287,6 +287,7 @@ def test_cli_uses_the_analysis_block_and_flags_override_it(
         "cuped": True,
         "correction": "holm",
         "planned_units": 5000,
+        "planned_looks": None,
     }
     assert document["method"] == "frequentist" and document["alpha"] == 0.01
     metrics = {m["metric"]: m for m in document["metrics"]}

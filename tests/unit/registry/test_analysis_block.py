@@ -30,6 +30,8 @@ REFUSED: list[tuple[str, Any]] = [
     ("alpha", 1.0),
     ("alpha", float("nan")),
     ("planned_units", 0),
+    ("planned_looks", 0),
+    ("planned_looks", 51),
 ]
 
 
@@ -45,7 +47,14 @@ def test_yaml_and_plan_refuse_the_same_values_in_the_same_words(field: str, valu
 
 
 def test_yaml_and_plan_accept_the_same_values_with_the_same_defaults() -> None:
-    block = {"method": "frequentist", "correction": "bh", "alpha": 0.01, "cuped": True, "planned_units": 10}
+    block = {
+        "method": "frequentist",
+        "correction": "bh",
+        "alpha": 0.01,
+        "cuped": True,
+        "planned_units": 10,
+        "planned_looks": 4,
+    }
     stored = yaml_block(**dict(reversed(block.items())))
     assert list(stored.items()) == list(block.items())  # stored in this order, whatever the file's order
     assert AnalysisPlan(**block).to_json() == block
@@ -61,3 +70,17 @@ def test_yaml_and_plan_accept_the_same_values_with_the_same_defaults() -> None:
 
 def test_the_statistics_engine_knows_every_method() -> None:
     assert set(get_args(Method)) == set(METHODS)
+
+
+def test_a_group_sequential_method_without_planned_units_is_refused_in_the_same_words() -> None:
+    with pytest.raises(ValidationError) as from_yaml:
+        yaml_block(method="group_sequential_obf", planned_looks=10)
+    words = "must be given for method group_sequential_obf (its looks are fractions of it)"
+    assert str(from_yaml.value) == f"x.yaml: experiment 'checkout': analysis.planned_units: {words}"
+    with pytest.raises(ValidationError) as from_plan:
+        AnalysisPlan(method="group_sequential_obf")
+    assert str(from_plan.value) == f"planned_units {words}, got None"
+    assert yaml_block(method="group_sequential_pocock", planned_units=5000) == {
+        "method": "group_sequential_pocock",
+        "planned_units": 5000,
+    }

@@ -61,6 +61,13 @@ def test_no_block_and_partial_blocks_use_the_defaults() -> None:
         ("analysis: {correction: bonferroni}", "analysis.correction", "must be one of none, holm, bh"),
         ("analysis: {planned_units: 0}", "analysis.planned_units", "must be a whole number"),
         ("analysis: {planned_units: 10.5}", "analysis.planned_units", "must be a whole number"),
+        ("analysis: {planned_looks: 0}", "analysis.planned_looks", "must be a whole number of looks"),
+        ("analysis: {planned_looks: 51}", "analysis.planned_looks", "must be a whole number of looks"),
+        (
+            "analysis: {method: group_sequential_obf}",
+            "analysis.planned_units",
+            "must be given for method group_sequential_obf",
+        ),
         ("analysis: {seqential: true}", "analysis.seqential", "unknown field"),
         ("analysis: [sequential]", "analysis", "must be a mapping"),
     ],
@@ -105,3 +112,15 @@ def test_the_plan_travels_through_the_registry_snapshot() -> None:
     snapshot = authored.snapshot()
     plan = experiment_plan(snapshot, snapshot.experiments["checkout"])
     assert (plan.method, plan.correction, plan.cuped) == ("bayesian", "holm", False)
+
+
+def test_group_sequential_plans_need_planned_units_and_keep_their_looks() -> None:
+    metadata = parse(
+        "    analysis: {method: group_sequential_pocock, planned_units: 20000, planned_looks: 4}"
+    )
+    plan = plan_from_metadata(metadata)
+    assert (plan.method, plan.planned_units, plan.planned_looks) == ("group_sequential_pocock", 20000, 4)
+    assert plan.to_json()["planned_looks"] == 4
+    with pytest.raises(ValidationError, match="planned_units must be given for method group_sequential_obf"):
+        DEFAULT_PLAN.with_overrides(method="group_sequential_obf")
+    assert AnalysisPlan(planned_units=100).with_overrides(method="group_sequential_obf").planned_units == 100

@@ -225,6 +225,17 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         ),
         (json.dumps({**BINOMIAL, "variants": [BINOMIAL["variants"][0]] * 2}), "names must be unique"),
         (json.dumps({**BINOMIAL, "extra": 1}), "field extra: unknown field"),
+        (
+            json.dumps({**BINOMIAL, "method": "group_sequential_obf"}),
+            "field planned_units: method group_sequential_obf needs the planned units",
+        ),
+        (json.dumps({**BINOMIAL, "planned_units": 0}), "field planned_units:"),
+        (json.dumps({**BINOMIAL, "planned_units": 1e400}), "x: invalid JSON: Infinity"),
+        (json.dumps({**BINOMIAL, "planned_looks": 0}), "field planned_looks:"),
+        (json.dumps({**BINOMIAL, "planned_looks": 10**9}), "field planned_looks:"),
+        (json.dumps({**BINOMIAL, "planned_looks": 2.5}), "field planned_looks:"),
+        (json.dumps({**BINOMIAL, "relative_interval": "log"}), "field relative_interval:"),
+        (json.dumps({**BINOMIAL, "method": "group_sequential"}), "field method:"),
     ],
 )
 def test_invalid_requests_name_the_field(content: str, expected: str) -> None:
@@ -243,3 +254,28 @@ def test_bayesian_prior_and_direction_are_honoured() -> None:
     flat = analyze_request(flat_request, flat_statistics)
     assert abs(answer["variants"][1]["estimate"]) < abs(flat["variants"][1]["estimate"])
     assert answer["variants"][1]["chance_to_win"] < 0.5 < flat["variants"][1]["chance_to_win"]
+
+
+@pytest.mark.parametrize("method", ["group_sequential_obf", "group_sequential_pocock"])
+def test_group_sequential_requests_use_the_planned_looks(method: str) -> None:
+    """2,000 of 4,000 planned units (t = 0.5): with 4 planned looks this is look 2 (after one at 0.25),
+    with 1 planned look it is the only look so far."""
+    answers = {}
+    for looks in (4, 1):
+        request, statistics = parse_request(
+            json.dumps({**BINOMIAL, "method": method, "planned_units": 4000, "planned_looks": looks}), "x"
+        )
+        answers[looks] = analyze_request(request, statistics)["variants"][1]
+    # both have spent α(0.5) by now; with four looks part of it went to the look at 0.25, so the boundary
+    # (and the interval) at 0.5 is wider
+    assert answers[4]["ci_high"] - answers[4]["ci_low"] > answers[1]["ci_high"] - answers[1]["ci_low"]
+    assert answers[4]["significant"] == (answers[4]["p_value"] < 0.05)
+
+
+def test_relative_interval_delta_gives_the_former_symmetric_interval() -> None:
+    request, statistics = parse_request(json.dumps({**BINOMIAL, "relative_interval": "delta"}), "x")
+    delta = analyze_request(request, statistics)["variants"][1]
+    fieller = analyze_request(*parse_request(json.dumps(BINOMIAL), "x"))["variants"][1]
+    assert delta["estimate"] - delta["ci_low"] == pytest.approx(delta["ci_high"] - delta["estimate"])
+    assert fieller["ci_high"] - fieller["estimate"] > fieller["estimate"] - fieller["ci_low"]
+    assert (delta["significant"], fieller["significant"]) == (False, True)  # p 0.066 vs 0.036

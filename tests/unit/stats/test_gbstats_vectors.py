@@ -1,6 +1,8 @@
 """Published test vectors of GrowthBook's gbstats (packages/stats/tests/frequentist/test_tests.py).
 
-gbstats rounds to 5 decimals; we compare at that precision. gbstats computes a proportion's variance as
+gbstats rounds to 5 decimals; we compare at that precision. gbstats' relative intervals are the delta
+method's, so the relative vectors ask for ``relative_interval="delta"`` (the engine's default is Fieller's,
+decision 0062, checked in test_fieller.py). gbstats computes a proportion's variance as
 p(1 − p) where we use the sample variance p(1 − p)·n/(n − 1) (so that Welch equals scipy on 0/1 data);
 for the binomial vector the tolerance allows that factor (1.0003 at n = 3000).
 """
@@ -45,7 +47,7 @@ def test_two_sided_ttest_relative() -> None:
     to all 5 published decimals.
     """
     _check(
-        welch_t_test(A_3407, B_3461, difference="relative"),
+        welch_t_test(A_3407, B_3461, difference="relative", relative_interval="delta"),
         0.70732,
         (-0.03526, 1.44989),
         0.37879,
@@ -70,14 +72,19 @@ def test_two_sided_ttest_absolute() -> None:
 
 def test_sequential_relative_tuning_1000() -> None:
     """TestSequentialTTest.test_sequential_test_runs (N* = 1000)."""
-    result = sequential_test(A_3000, B_3461, difference="relative", tuning_parameter=1000)
+    result = sequential_test(
+        A_3000, B_3461, difference="relative", tuning_parameter=1000, relative_interval="delta"
+    )
     _check(result, 0.50336, (-0.55844, 1.56516), 0.33341, 1.0)
 
 
 def test_sequential_proportions_default_tuning() -> None:
     """TestSequentialTTest.test_sequential_test_runs_prop (N* = 5000)."""
     result = sequential_test(
-        ProportionStatistic(3000, 1396), ProportionStatistic(3461, 2422), difference="relative"
+        ProportionStatistic(3000, 1396),
+        ProportionStatistic(3461, 2422),
+        difference="relative",
+        relative_interval="delta",
     )
     _check(result, 0.50386, (0.40098, 0.60675), 0.03386, 0.0, tol=2e-5)
 
@@ -90,5 +97,5 @@ def test_sequential_cuped_relative() -> None:
     """
     control = CupedStatistic(3000, ValueSums(1396.87, 52377.9767), ValueSums(16.87, 527.9767), 1.0)
     treatment = CupedStatistic(3461, ValueSums(2422.7, 134698.29), ValueSums(22.7, 1348.29), 1.0)
-    result = sequential_test(control, treatment, difference="relative")
+    result = sequential_test(control, treatment, difference="relative", relative_interval="delta")
     _check(result, 0.50338, (-0.50969, 1.51646), 0.33341, 1.0, tol=2e-5)
