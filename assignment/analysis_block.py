@@ -25,6 +25,7 @@ __all__ = [
     "CORRECTIONS",
     "GROUP_SEQUENTIAL_METHODS",
     "METHODS",
+    "METHOD_LABELS",
     "AnalysisBlock",
     "AnalysisMethod",
     "Correction",
@@ -40,6 +41,14 @@ Correction = Literal["none", "holm", "bh"]
 """Multiple-comparison correction across metrics × treatment variations."""
 
 METHODS: Final[tuple[str, ...]] = get_args(AnalysisMethod)
+METHOD_LABELS: Final[dict[str, str]] = {
+    "sequential": "Sequential",
+    "frequentist": "Frequentist",
+    "bayesian": "Bayesian",
+    "group_sequential_obf": "Group sequential (O'Brien-Fleming)",
+    "group_sequential_pocock": "Group sequential (Pocock)",
+}
+"""How people see each method (the dashboards' method pickers)."""
 GROUP_SEQUENTIAL_METHODS: Final = ("group_sequential_obf", "group_sequential_pocock")
 """The methods whose looks are fractions of ``planned_units`` (so they need it)."""
 CORRECTIONS: Final[tuple[str, ...]] = get_args(Correction)

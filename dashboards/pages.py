@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from assignment.analysis_block import METHOD_LABELS, METHODS
+
 __all__ = ["page_routes", "render"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -30,7 +32,12 @@ def render(request: Request, template: str, page: str, **values: object) -> Resp
     keys = getattr(request.app.state, "dashboard_keys", None)
     signed_in = keys is not None and not keys.open
     html = _ENV.get_template(template).render(
-        nav=NAV, page=page, refresh_seconds=refresh, signed_in=signed_in, **values
+        nav=NAV,
+        page=page,
+        refresh_seconds=refresh,
+        signed_in=signed_in,
+        methods=[(method, METHOD_LABELS[method]) for method in METHODS],
+        **values,
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 

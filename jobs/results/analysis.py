@@ -126,6 +126,7 @@ def analyze_experiment(
     alpha: float = 0.05,
     plan: AnalysisPlan | None = None,
     covariate_days: float = 14.0,
+    information_fraction: float | None = None,
 ) -> ExperimentAnalysis:
     """Results of ``experiment`` (an :class:`assignment.registry.ExperimentSpec`) from ``sums`` (metric
     name → per-variation rows, with covariate sums under CUPED; a metric without an entry is
@@ -144,7 +145,14 @@ def analyze_experiment(
             population = [units.get(i, 0) for i in ids]
         metrics.append(
             _analyze_metric(
-                experiment.key, metric, role, variations, rows, plan=plan, covariate_days=covariate_days
+                experiment.key,
+                metric,
+                role,
+                variations,
+                rows,
+                plan=plan,
+                covariate_days=covariate_days,
+                information_fraction=information_fraction,
             )
         )
     metrics = _corrected(metrics, plan)
@@ -174,8 +182,10 @@ def _analyze_metric(
     *,
     plan: AnalysisPlan,
     covariate_days: float,
+    information_fraction: float | None = None,
 ) -> MetricResult:
-    """One metric, every treatment against control; poisoned sums give that metric a coded error."""
+    """One metric, every treatment against control; poisoned sums give that metric a coded error.
+    ``information_fraction``: the look of a group-sequential design when ``rows`` are a subset (a segment)."""
     ids = [v.id for v in variations]
 
     def not_analysed(why: str, code: StatsErrorCode) -> MetricResult:
@@ -200,7 +210,13 @@ def _analyze_metric(
     except ValidationError as error:
         return not_analysed(f"has impossible sums ({error})", StatsErrorCode.invalid_sums)
     effects = compare_variations(
-        statistics, method=plan.method, alpha=plan.alpha, higher_is_better=metric.higher_is_better
+        statistics,
+        method=plan.method,
+        alpha=plan.alpha,
+        higher_is_better=metric.higher_is_better,
+        planned_units=plan.planned_units,
+        planned_looks=plan.planned_looks,
+        information_fraction=information_fraction,
     )
     if not all(_finite_effect(effect) for effect in effects) or not all(
         _finite_or_nan(s.mean) for s in statistics

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from assignment.analysis_block import GROUP_SEQUENTIAL_METHODS
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results.analysis import analyze_experiment, analyzed_metrics
 from jobs.results.contract import ExperimentAnalysis
@@ -133,10 +134,21 @@ def analyze_segments(
     names = [metric.name for metric, _ in analyzed_metrics(experiment)]
     ids = [v.id for v in experiment.variations]
     segment_plan = replace(plan, cuped=False)
+    folded = fold_segments(rows_by_metric, names, ids, top)
+    fraction = None  # group-sequential: every segment is judged at the whole experiment's look
+    if plan.method in GROUP_SEQUENTIAL_METHODS and plan.planned_units and names:
+        everyone = sum(row.units for sums in folded.values() for row in sums[names[0]])
+        fraction = everyone / plan.planned_units
     results = []
-    for label, sums in fold_segments(rows_by_metric, names, ids, top).items():
+    for label, sums in folded.items():
         result = analyze_experiment(
-            experiment, sums, computed_at=computed_at, since=since, until=until, plan=segment_plan
+            experiment,
+            sums,
+            computed_at=computed_at,
+            since=since,
+            until=until,
+            plan=segment_plan,
+            information_fraction=fraction,
         )
         units = sum(row.units for row in sums[names[0]]) if names else 0
         results.append(SegmentResult(label, units, result))

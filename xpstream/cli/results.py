@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from assignment.analysis_block import METHODS
 from xpcore.errors import ValidationError
 from xpcore.timeparse import parse_time
 from xpstream.cli.output import OutputFormat
@@ -25,10 +26,8 @@ __all__ = [
 ]
 
 
-class StatsMethod(enum.StrEnum):
-    sequential = "sequential"
-    frequentist = "frequentist"
-    bayesian = "bayesian"
+StatsMethod = enum.StrEnum("StatsMethod", [(m, m) for m in METHODS])  # type: ignore[misc]
+"""``--method``: every method of ``assignment.analysis_block.METHODS`` (declared once there)."""
 
 
 class CorrectionChoice(enum.StrEnum):
@@ -176,8 +175,9 @@ def results(
     method: StatsMethod | None = typer.Option(
         None,
         "--method",
-        help="sequential (valid under peeking), frequentist (Welch) or bayesian. Default: the "
-        "experiment's analysis.method, else sequential.",
+        help="sequential (valid under peeking), frequentist (Welch), bayesian, or group_sequential_obf / "
+        "group_sequential_pocock (planned looks; need analysis.planned_units). Default: the experiment's "
+        "analysis.method, else sequential.",
     ),
     alpha: float | None = typer.Option(
         None, "--alpha", help="Significance level. Default: the experiment's analysis.alpha, else 0.05."
