@@ -34,6 +34,7 @@ from assignment.service.browser import BrowserGuard, is_client_route, is_json
 from assignment.service.context import Publisher, Service
 from assignment.service.fast_assign import FastAssign
 from assignment.service.handlers import Handlers
+from assignment.service.rate_limit import RateLimitGuard
 from assignment.service.sdk_handlers import SdkHandlers
 
 __all__ = ["BrowserGuard", "Publisher", "Service", "build_app", "is_client_route", "is_json", "routes"]
@@ -107,4 +108,5 @@ def build_app(service: Service, *, manage_lifecycle: bool = True) -> ASGIApp:
 
     app = Starlette(routes=routes(service), lifespan=lifespan, max_body_size=service.max_body_bytes)
     app.state.service = service
-    return BrowserGuard(app, fast_assign=FastAssign(service, app))
+    guarded = BrowserGuard(app, fast_assign=FastAssign(service, app))
+    return guarded if service.rate_limit is None else RateLimitGuard(guarded, service.rate_limit)

@@ -17,6 +17,7 @@ from assignment.hashing import hash_string
 from assignment.service.auth import AccessLevel, KeyRing, key_from_headers
 from assignment.service.exposures import DedupWindow, RecordSink, build_exposure
 from assignment.service.metrics import ServiceMetrics
+from assignment.service.rate_limit import ClientRateLimit
 from assignment.service.sources import PayloadSource
 from assignment.service.streams import ChangeFeed
 from schemas import (
@@ -62,6 +63,8 @@ class Service:
     max_streams: int = 500
     """most open server-sent event streams (``GET /sub/{client_key}``)"""
     stream_heartbeat_seconds: float = 15.0
+    rate_limit: ClientRateLimit | None = None
+    """Per-client limits on the client routes (429 + Retry-After), or None (the default: none)."""
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics.create)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 

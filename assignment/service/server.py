@@ -14,6 +14,7 @@ from assignment.service.admin_key import LOCAL_ADMIN_NAME, ensure_local_admin_ke
 from assignment.service.app import Service, build_app
 from assignment.service.auth import KeyRing, check_bind
 from assignment.service.exposures import KafkaSink
+from assignment.service.rate_limit import ClientRateLimit
 from assignment.service.sources import PayloadSource, RegistryPayloadSource, StaticPayloadSource
 from xpcore.config import ServiceSettings
 from xpcore.errors import ConfigError
@@ -77,6 +78,12 @@ def build_service(settings: ServiceSettings) -> Service:
         max_body_bytes=settings.service_max_body_bytes,
         max_streams=settings.service_max_streams,
         stream_heartbeat_seconds=settings.service_stream_heartbeat,
+        rate_limit=ClientRateLimit(
+            settings.service_client_rate_limit,
+            settings.service_client_rate_burst or settings.service_client_rate_limit,
+        )
+        if settings.service_client_rate_limit > 0
+        else None,
     )
 
 

@@ -45,6 +45,19 @@ class ServiceSettings(CoreSettings):
     service_max_body_bytes: int = Field(
         default=4_000_000, ge=1024, description="Largest accepted HTTP request body."
     )
+    service_client_rate_limit: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "Requests per second each client (the key it presents, else its address) may make on the client "
+            "routes; beyond: 429 with Retry-After. 0: no limit."
+        ),
+    )
+    service_client_rate_burst: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests a client may make at once before its rate applies (0: one second's worth).",
+    )
     service_max_streams: int = Field(
         default=500,
         ge=0,
