@@ -7,5 +7,6 @@ package imports it.
 """
 
 from xpcore import __version__
+from xpstream.client import Client, connect
 
-__all__ = ["__version__"]
+__all__ = ["Client", "__version__", "connect"]

@@ -18,8 +18,11 @@ if TYPE_CHECKING:
     from jobs.results.contract import ExperimentAnalysis, MetricResult
 
 __all__ = [
+    "CSV_COLUMNS",
     "CorrectionChoice",
     "StatsMethod",
+    "compute_results",
+    "csv_rows",
     "print_result",
     "register",
     "results",
@@ -224,13 +227,57 @@ def results(
 
     Example: xp results checkout-button --fresh
     """
+    from xpstream.cli.output import print_json
+
+    result = compute_results(
+        experiment,
+        method=method.value if method is not None else None,
+        alpha=alpha,
+        cuped=cuped,
+        correction=correction.value if correction is not None else None,
+        segment=segment,
+        top=top,
+        since=parse_time(since, "--since"),
+        until=parse_time(until, "--until"),
+        fresh=fresh,
+    )
+    if fmt is OutputFormat.json:
+        print_json(result.to_json())
+    elif fmt is OutputFormat.csv:
+        from xpstream.cli.output import print_rows
+
+        print_rows(csv_rows(result), CSV_COLUMNS, OutputFormat.csv)
+    else:
+        print_result(result)
+
+
+def compute_results(
+    experiment: str,
+    *,
+    method: str | None = None,
+    alpha: float | None = None,
+    cuped: bool | None = None,
+    correction: str | None = None,
+    segment: str | None = None,
+    top: int = 10,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    fresh: bool = False,
+) -> ExperimentAnalysis:
+    """One experiment's results, computed now (what `xp results` prints and the analyst client returns).
+
+    ``None`` options come from the experiment's ``analysis:`` block; the warehouse is opened for this
+    call only (the embedded store is not held). Raises ``ValidationError`` for an unknown experiment.
+    """
     from jobs.results.compute import compute_experiment_result, experiment_plan
     from xpcore.config import load_settings
     from xpcore.warehouse import open_warehouse
     from xpstream.batch.settings import ResultsJobSettings
-    from xpstream.cli.output import print_json
 
-    start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    if method is not None and method not in METHODS:
+        raise ValidationError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+    if correction is not None and correction not in CorrectionChoice.__members__:
+        raise ValidationError(f"unknown correction {correction!r} (known: none, holm, bh)")
     settings = load_settings(ResultsJobSettings)
     warehouse = open_warehouse(settings)
     try:
@@ -240,16 +287,13 @@ def results(
             known = ", ".join(sorted(snapshot.experiments)) or "none"
             raise ValidationError(f"unknown experiment {experiment!r} (known: {known})")
         plan = experiment_plan(snapshot, spec).with_overrides(
-            method=method.value if method is not None else None,
-            alpha=alpha,
-            cuped=cuped,
-            correction=correction.value if correction is not None else None,
+            method=method, alpha=alpha, cuped=cuped, correction=correction
         )
-        result = compute_experiment_result(
+        return compute_experiment_result(
             warehouse,
             spec,
-            since=start,
-            until=end,
+            since=since,
+            until=until,
             plan=plan,
             covariate_days=settings.etl_covariate_days,
             segment=segment,
@@ -259,14 +303,6 @@ def results(
         )
     finally:
         warehouse.close()
-    if fmt is OutputFormat.json:
-        print_json(result.to_json())
-    elif fmt is OutputFormat.csv:
-        from xpstream.cli.output import print_rows
-
-        print_rows(csv_rows(result), CSV_COLUMNS, OutputFormat.csv)
-    else:
-        print_result(result)
 
 
 CSV_COLUMNS = [
