@@ -2,14 +2,18 @@
 
 1. `xp stack up` — a local Kafka broker (unless one runs already);
 2. `xp experiments apply examples/experiments.yaml` — the demo experiments into the registry;
-3. `xp loadgen` — simulated users meet the running experiments (with lift, invalid, duplicate and late
-   records) and their exposures and events go to Kafka;
+3. `xp loadgen --seed 42 --history-days 2` — simulated users meet the running experiments (with lift,
+   invalid, duplicate and late records; every event the example catalog counts; two days of activity
+   before each exposure, for CUPED) and their exposures and events go to Kafka. The seed is fixed, so a
+   fresh store gives the same numbers every time; a store that already holds a demo run's units gets
+   the next unused seed (the same ids again would be deduplicated away);
 4. `xp stream run --until-idle` — validate, deduplicate, enrich, attribute, load into ClickHouse;
 5. reconcile: what the tables gained equals what loadgen says it sent (exit 1 otherwise), then print
    counts per experiment and variation with `xp sql`;
-6. `xp results` for each demo experiment;
+6. `xp results` for each demo experiment, and how much CUPED narrowed checkout-button's intervals;
 7. batch jobs: `xp jobs run etl`, `xp jobs run stats`, then `xp jobs run quality` (its summary);
-8. `xp stack down` — only if the demo started the stack — and the dashboard URL to open next.
+8. `xp stack down` — only if the demo started the stack — then what each number means and what to
+   open next.
 """
 
 from __future__ import annotations
@@ -23,11 +27,18 @@ from typing import Any
 
 from xpcore.config import CoreSettings, load_settings
 
-__all__ = ["main", "reconcile"]
+__all__ = ["cuped_lines", "free_seed", "interval_widths", "main", "reconcile", "used_seeds"]
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "experiments.yaml"
 TABLES = {"exposures": "xp.exposures", "events": "xp.events", "invalid": "xp.dead_letters"}
 EXPERIMENT_KEYS = ("checkout-button", "pricing-page-annual-first", "search-ranking-v2")
+DEFAULT_SEED = 42
+"""The demo's traffic seed: fixed, so its output is reproducible (docs/decisions/0072)."""
+LIFT = 0.2
+HISTORY_DAYS = 2
+"""Days of pre-exposure activity: enough for CUPED; with 3+ the quality volume check would judge the
+demo's two-minute burst against quiet history days and call it a spike (a false alarm)."""
+CUPED_EXPERIMENT = "checkout-button"
 
 
 def _xp(*args: str, capture: bool = False) -> str:
@@ -65,7 +76,95 @@ def reconcile(report: dict[str, Any], before: dict[str, int], after: dict[str, i
     return problems
 
 
-def main(users: int = 20000) -> None:
+def used_seeds() -> set[int]:
+    """Seeds of the loadgen units already in the store (unit ids are ``lg<seed>-<n>``)."""
+    rows = json.loads(
+        _xp(
+            "sql",
+            "SELECT DISTINCT toInt64OrZero(extract(unit_id, '^lg([0-9]+)-')) AS seed FROM xp.exposures "
+            "WHERE startsWith(unit_id, 'lg')",
+            "--format",
+            "json",
+            capture=True,
+        )
+    )
+    return {int(row["seed"]) for row in rows}
+
+
+def free_seed(requested: int, used: set[int]) -> int:
+    """``requested``, or the next seed above it that no earlier run used."""
+    seed = requested
+    while seed in used:
+        seed += 1
+    return seed
+
+
+def interval_widths(document: dict[str, Any]) -> dict[str, float]:
+    """Mean width of the treatments' lift intervals per metric (metrics with no finite interval left out)."""
+    widths: dict[str, float] = {}
+    for metric in document["metrics"]:
+        spans = [
+            v["ci_high"] - v["ci_low"]
+            for v in metric["variants"][1:]
+            if v["ci_low"] is not None and v["ci_high"] is not None
+        ]
+        if spans:
+            widths[metric["metric"]] = sum(spans) / len(spans)
+    return widths
+
+
+def cuped_lines(with_cuped: dict[str, Any], without: dict[str, Any]) -> list[str]:
+    """One line per CUPED-adjusted metric: its interval width without and with CUPED."""
+    adjusted = {m["metric"] for m in with_cuped["metrics"] if m["cuped"]["applied"]}
+    before, after = interval_widths(without), interval_widths(with_cuped)
+    lines = []
+    for name in [m["metric"] for m in with_cuped["metrics"]]:
+        if name in adjusted and name in before and name in after and before[name] > 0:
+            change = 1 - after[name] / before[name]
+            verdict = f"{change:.0%} narrower" if change >= 0 else f"{-change:.0%} wider"
+            lines.append(
+                f"   {name:<12} interval width {before[name]:.1%} → {after[name]:.1%} with CUPED ({verdict})"
+            )
+    return lines
+
+
+def _show_cuped() -> None:
+    """Results of the CUPED experiment with and without the adjustment, side by side."""
+    documents = {
+        flag: json.loads(_xp("results", CUPED_EXPERIMENT, flag, "--fresh", "--format", "json", capture=True))
+        for flag in ("--cuped", "--no-cuped")
+    }
+    lines = cuped_lines(documents["--cuped"], documents["--no-cuped"])
+    print(f"   CUPED on {CUPED_EXPERIMENT}: each unit's same metric over the {HISTORY_DAYS} days before its")
+    print("   first exposure explains part of its variance, so the intervals narrow (same data, same lift):")
+    for line in lines or ["   (no metric was adjusted: no unit had pre-exposure activity)"]:
+        print(line, flush=True)
+
+
+GUIDE = """
+What the numbers mean
+  units       units (users) in the variation: first exposed, counted once
+  mean        the metric per unit (conversion: share that purchased; revenue: per unit; ratios: Σ/Σ)
+  lift        relative change of the mean against control (the first row): +20% = 1.2 × control
+  interval    where the true lift lies with 95% confidence; sequential intervals stay valid however
+              often you look (checkout-button plans 30000 units); CUPED narrows them with pre-exposure data
+  p-value     (after Holm's correction where configured) how surprising the difference is if there were
+              none; "significant" in green = a real gain, red = a real loss (guardrails: higher is worse)
+  SRM p       the split matches the configured weights unless it is below 0.001 (then: do not trust it)
+  dead letters  every invalid record, with its reason: nothing is dropped silently
+The demo gave every treatment +{lift:.0%} purchase probability and activity; refunds per unit and order
+value unchanged: so conversion, revenue, add_to_cart and pageviews rise, average_order_value and
+refund_rate do not.
+
+Open next
+  .venv/bin/xp dashboard serve      then http://127.0.0.1:8200/ (results, health, exports)
+  .venv/bin/xp results checkout-button --segment country      the lift by country
+  python: import xpstream; xpstream.connect().results("checkout-button")     docs/analysts.md
+  docs/statistics.md (every formula), docs/loadgen.md (the simulation), docs/architecture.md
+"""
+
+
+def main(users: int = 20000, seed: int = DEFAULT_SEED) -> None:
     """Run the demo; exits non-zero on any failure or any count that does not reconcile."""
     from xpstream.stack import start_kafka, stop_kafka
 
@@ -78,14 +177,26 @@ def main(users: int = 20000) -> None:
         print("== 2. experiments into the registry", flush=True)
         _xp("experiments", "apply", str(EXAMPLES), "--actor", "demo")
         before = _table_counts()
-        print(f"== 3. simulated traffic: {users} users", flush=True)
+        used = used_seeds()
+        chosen = free_seed(seed, used)
+        print(f"== 3. simulated traffic: {users} users, seed {chosen}", flush=True)
+        if chosen != seed:
+            print(
+                f"   this store already holds a demo run with seed {seed}: using seed {chosen}, so results "
+                "include every run's traffic (a fresh XP_HOME reproduces the first run's numbers)",
+                flush=True,
+            )
         report = json.loads(
             _xp(
                 "loadgen",
                 "--users",
                 str(users),
+                "--seed",
+                str(chosen),
+                "--history-days",
+                str(HISTORY_DAYS),
                 "--lift",
-                "0.2",
+                str(LIFT),
                 "--invalid-fraction",
                 "0.01",
                 "--duplicate-fraction",
@@ -100,7 +211,7 @@ def main(users: int = 20000) -> None:
         print(
             f"   sent {report['exposures']} exposures, {report['events']} events, "
             f"{report['invalid']} invalid records, {report['duplicates']} duplicates "
-            f"(seed {report.get('seed')})",
+            f"({report['history_events']} of the events before exposure; seed {report.get('seed')})",
             flush=True,
         )
         print("== 4. stream: validate, deduplicate, enrich, attribute, load", flush=True)
@@ -125,9 +236,10 @@ def main(users: int = 20000) -> None:
             "sql",
             "SELECT reason, count() AS dead_letters FROM xp.dead_letters GROUP BY reason ORDER BY reason",
         )
-        print("== 6. results (sequential intervals; loadgen gave every treatment a +20% lift)", flush=True)
+        print(f"== 6. results (loadgen gave every treatment a +{LIFT:.0%} lift)", flush=True)
         for experiment in EXPERIMENT_KEYS:
-            _xp("results", experiment)
+            _xp("results", experiment, "--fresh")  # the traffic just loaded, not values as of a refresh
+        _show_cuped()
         print("== 7. batch jobs: rollups, a results snapshot, data quality", flush=True)
         _xp("jobs", "run", "etl")
         _xp("jobs", "run", "stats")
@@ -137,11 +249,7 @@ def main(users: int = 20000) -> None:
             stop_kafka(settings)
             print("== 8. stopped the local stack", flush=True)
     print(f"== demo done in {time.monotonic() - began:.1f}s", flush=True)
-    print(
-        "\nSee it in the browser: run `.venv/bin/xp dashboard serve` (or `.venv/bin/xp up` for everything)\n"
-        "and open http://127.0.0.1:8200/",
-        flush=True,
-    )
+    print(GUIDE.format(lift=LIFT), flush=True)
 
 
 if __name__ == "__main__":
@@ -151,9 +259,12 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="xpstream's end-to-end demo (what `make demo` runs).")
     parser.add_argument("--users", type=int, default=20000, help="simulated users (default 20000)")
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"traffic seed (default {DEFAULT_SEED}: reproducible)"
+    )
     arguments = parser.parse_args()
     try:
-        main(users=arguments.users)
+        main(users=arguments.users, seed=arguments.seed)
     except XpError as error:
         sys.stderr.write(f"error: {error}\n")
         sys.exit(error.exit_code)

@@ -75,6 +75,13 @@ def loadgen(
     window: float = typer.Option(
         120.0, "--window", min=1, help="Event-time window in seconds, ending at --now."
     ),
+    history_days: float = typer.Option(
+        0.0,
+        "--history-days",
+        min=0,
+        max=6,
+        help="Also send each unit's activity over this many days before its first exposure (for CUPED).",
+    ),
     timeout: float = typer.Option(
         10.0, "--timeout", min=0.1, help="Seconds to wait for the broker (topics) and to read the registry."
     ),
@@ -82,8 +89,9 @@ def loadgen(
 ) -> None:
     """Simulate users meeting the running experiments and produce exposures and events to Kafka.
 
-    Units are assigned by the assignment engine; metric events (pageview, purchase with a value)
-    follow each unit's first exposure.
+    Units are assigned by the assignment engine; metric events (pageview, purchase with a value, and
+    every other event the experiments' metric catalog counts, e.g. add_to_cart, refund) follow each
+    unit's first exposure; --history-days adds activity before it.
 
     With --format json, prints one object whose counts the tables xp.exposures, xp.events and
     xp.dead_letters reproduce exactly after `xp stream run` (docs/loadgen.md).
@@ -93,13 +101,19 @@ def loadgen(
     Example: xp loadgen --users 10000 --invalid-fraction 0.01 --seed 7 --format json
 
     Example: xp loadgen --features payload.json --users 2000 --lift 0.1 --srm-skew 0.05 --rate 5000
+
+    Example: xp loadgen --users 20000 --lift 0.1 --history-days 3 --seed 42
     """
     from xpcore.config import CoreSettings, load_settings
     from xpstream.loadgen.simulate import LoadgenOptions, LoadSimulator
-    from xpstream.loadgen.sources import load_features_file, load_from_registry
+    from xpstream.loadgen.sources import catalog_event_names, load_features_file, load_from_registry
 
     seed = seed if seed is not None else time.time_ns() % 2**31
     settings = load_settings(CoreSettings)
+    if features is not None:
+        payload, experiments = load_features_file(features)
+    else:
+        payload, experiments = load_from_registry(settings, timeout)
     options = LoadgenOptions(
         now=_parse_now(now),
         users=users,
@@ -112,17 +126,17 @@ def loadgen(
         seed=seed,
         window_seconds=window,
         max_record_bytes=settings.max_record_bytes,
+        history_days=history_days,
+        catalog_events=catalog_event_names(experiments),
     )
     options.check()
-    if options.now - timedelta(seconds=window) < datetime.now(UTC) - DEFAULT_STREAM_MAX_LATENESS:
+    oldest = options.now - timedelta(seconds=window, days=history_days)
+    if oldest < datetime.now(UTC) - DEFAULT_STREAM_MAX_LATENESS:
         sys.stderr.write(
-            "warning: --now is more than 7 days ago: with the stream's default max lateness "
-            "(XP_STREAM_MAX_LATENESS_SECONDS) these records become timestamp_out_of_bounds dead letters\n"
+            "warning: --now (minus --history-days) is more than 7 days ago: with the stream's default max "
+            "lateness (XP_STREAM_MAX_LATENESS_SECONDS) these records become timestamp_out_of_bounds "
+            "dead letters\n"
         )
-    if features is not None:
-        payload, experiments = load_features_file(features)
-    else:
-        payload, experiments = load_from_registry(settings, timeout)
     if not experiments:
         sys.stderr.write("warning: no running experiments: only metric events will be produced\n")
     began = time.monotonic()

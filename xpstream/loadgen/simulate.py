@@ -5,9 +5,11 @@ bytes) in send order and keeps :class:`LoadgenCounts`, the exact counts the stre
 reproduce (docs/loadgen.md). Users are simulated in chunks of :data:`CHUNK_USERS`, each in its own
 slice of the time window, so memory stays bounded and the stream stays (mostly) in event-time order.
 
-Per chunk: units → ``evaluate_many`` per feature → first exposures (all of a unit's at its arrival
-time) → SRM drop → purchases (probability × lift) and pageviews (rate × lift) strictly after the
-arrival → late events delayed in send order → duplicates and invalid records spliced in.
+Per chunk: units (each with an activity level) → ``evaluate_many`` per feature → first exposures (all
+of a unit's at its arrival time) → SRM drop → purchases (probability × activity × lift), refunds of
+some purchases, and pageviews and the catalog's other events (rate × activity × lift) strictly after
+the arrival → with ``history_days``, pre-exposure activity of the same units before it → late events
+delayed in send order → duplicates and invalid records spliced in.
 Same options (seed and ``now`` included) → byte-identical records.
 """
 
@@ -54,6 +56,20 @@ DUPLICATE_GAP: Final = 1_000
 """A duplicate is re-sent up to this many records after its original."""
 COUNTRIES: Final = ("US", "DE", "BR", "IN", "FR", "JP")
 DEVICES: Final = ("mobile", "desktop", "tablet")
+ACTIVITY_SHAPE: Final = 1.5
+"""Units differ: each has an activity level ~ Gamma(shape, 1/shape) (mean 1) that scales its purchase
+probability and its share of the other events, before and after exposure alike (what CUPED uses)."""
+REFUND_PROBABILITY: Final = 0.08
+"""Share of control purchases refunded (÷(1+lift)^k in treatment, so refunds per unit stay flat)."""
+OTHER_EVENT_SHARE: Final = 0.15
+"""Share of the non-purchase events given to each catalog event other than pageview/purchase/refund."""
+HISTORY_EVENTS_PER_USER: Final = EVENTS_PER_USER
+"""Mean non-purchase pre-exposure events of a unit of activity 1 (with ``history_days``)."""
+MAX_HISTORY_DAYS: Final = 6.0
+"""Pre-exposure history stays within the stream's default lateness bound (7 days)."""
+BASE_EVENTS: Final = ("purchase", "pageview", "refund")
+"""Event kinds with their own model; indices 0, 1, 2 of :attr:`LoadSimulator.event_names`."""
+_DAY_MS: Final = 86_400_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -77,6 +93,11 @@ class LoadgenOptions:
     seed: int = 0
     window_seconds: float = 120.0
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    history_days: float = 0.0
+    """Pre-exposure activity: each unit's events over this many days before its arrival (0: none)."""
+    catalog_events: tuple[str, ...] = ()
+    """Event names the experiments' metric catalog counts besides pageview and purchase (``refund``
+    refunds purchases; any other name is an engagement event like pageviews)."""
 
     def check(self) -> None:
         """ValidationError naming the first option out of range."""
@@ -99,6 +120,11 @@ class LoadgenOptions:
             raise ValidationError("--invalid-fraction must be within 0..1 (1 excluded)")
         if self.window_seconds < 1:
             raise ValidationError("--window must be ≥ 1 second")
+        if not 0 <= self.history_days <= MAX_HISTORY_DAYS:
+            raise ValidationError(
+                f"--history-days must be within 0..{MAX_HISTORY_DAYS:g} "
+                "(the stream's lateness bound is 7 days)"
+            )
         if self.now.utcoffset() is None:
             raise ValidationError("`now` must be timezone-aware")
 
@@ -117,6 +143,8 @@ class LoadgenCounts:
     srm_dropped_units: int = 0
     pageviews: int = 0
     purchases: int = 0
+    history_events: int = 0
+    by_event_name: dict[str, int] = field(default_factory=dict)
     per_experiment: dict[str, dict[str, int]] = field(default_factory=dict)
     invalid_by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -137,6 +165,8 @@ class LoadgenCounts:
             "srm_dropped_units": self.srm_dropped_units,
             "pageviews": self.pageviews,
             "purchases": self.purchases,
+            "history_events": self.history_events,
+            "by_event_name": dict(sorted(self.by_event_name.items())),
             "records": self.records,
             "per_experiment": {k: dict(sorted(v.items())) for k, v in sorted(self.per_experiment.items())},
             "invalid_by_kind": dict(sorted(self.invalid_by_kind.items())),
@@ -162,6 +192,13 @@ class LoadSimulator:
         self.payload = CompiledPayload(payload)
         self.features = sorted({s.feature_key for s in experiments if s.feature_key in self.payload})
         self.hash_attributes = sorted({s.hash_attribute for s in experiments} - {"id"})
+        others = sorted(set(options.catalog_events) - set(BASE_EVENTS))
+        self.event_names = np.array([*BASE_EVENTS, *others])
+        """Names by kind code: 0 purchase, 1 pageview, 2 refund, then the catalog's other events."""
+        self._refunds = "refund" in options.catalog_events
+        share = min(OTHER_EVENT_SHARE, 0.9 / len(others)) if others else 0.0
+        self._other_kinds = np.arange(len(self.event_names))[[1, *range(3, len(self.event_names))]]
+        self._other_shares = np.array([1.0 - share * len(others)] + [share] * len(others))
         self.counts = LoadgenCounts(users=options.users)
         self._rng = np.random.default_rng(options.seed)
         self._invalid = InvalidRecordFactory(experiments, options.max_record_bytes)
@@ -241,26 +278,46 @@ class LoadSimulator:
         for j, _, variation, _ in assigned:
             non_control[j] += variation != 0
         multiplier = (1.0 + opts.lift) ** non_control
+        activity = rng.gamma(ACTIVITY_SHAPE, 1.0 / ACTIVITY_SHAPE, n)
+        weight = activity * multiplier
         # Metric events for the whole chunk, then those of dropped units are removed.
         budget = _share(self._total_events, lo, opts.users, hi)
-        p_purchase = np.minimum(1.0, BASE_PURCHASE_PROBABILITY * multiplier)
+        p_purchase = np.minimum(1.0, BASE_PURCHASE_PROBABILITY * weight)
         buyers = np.flatnonzero(rng.random(n) < p_purchase)
         if len(buyers) > budget:
             buyers = np.sort(rng.choice(buyers, size=budget, replace=False))
-        viewers = (
-            rng.choice(n, size=budget - len(buyers), p=multiplier / multiplier.sum()) if n else buyers[:0]
+        refunded = buyers[:0]  # positions in ``buyers`` of the refunded purchases
+        if self._refunds and len(buyers):
+            refunded = np.flatnonzero(rng.random(len(buyers)) < REFUND_PROBABILITY / multiplier[buyers])
+            refunded = refunded[: budget - len(buyers)]
+        rest = budget - len(buyers) - len(refunded)
+        viewers = rng.choice(n, size=rest, p=weight / weight.sum()) if n else buyers[:0]
+        other_kind = self._event_kinds(rest)
+        event_units = np.concatenate([buyers, buyers[refunded], viewers]).astype(np.int64)
+        kind = np.concatenate(
+            [np.zeros(len(buyers), np.int64), np.full(len(refunded), 2, np.int64), other_kind]
         )
-        event_units = np.concatenate([buyers, viewers]).astype(np.int64)
-        is_purchase = np.arange(len(event_units)) < len(buyers)
-        keep = ~dropped[event_units]
-        event_units, is_purchase = event_units[keep], is_purchase[keep]
         room = np.maximum(1, s1 - arrival[event_units])
         event_time = arrival[event_units] + 1 + (rng.random(len(event_units)) * room).astype(np.int64)
         event_time = np.minimum(event_time, np.maximum(s1, arrival[event_units] + 1))
-        values = np.round(np.exp(rng.normal(3.5, 0.6, len(event_units))), 2)
+        if len(refunded):  # a refund follows its purchase (same millisecond when that is the slice's end)
+            bought = event_time[refunded]
+            after = bought + 1 + (rng.random(len(refunded)) * np.maximum(0, s1 - bought - 1)).astype(np.int64)
+            event_time[len(buyers) : len(buyers) + len(refunded)] = np.maximum(bought, np.minimum(after, s1))
         late = rng.random(len(event_units)) < opts.late_fraction
         delay = rng.integers(LATE_DELAY_MS[0], LATE_DELAY_MS[1] + 1, len(event_units))
         send_time = np.where(late, np.maximum(event_time, np.minimum(event_time + delay, s1)), event_time)
+        if opts.history_days > 0:  # before exposure, no lift: sent from the slice's start (a backfill)
+            h_units, h_kind, h_time = self._history(activity, arrival)
+            event_units = np.concatenate([event_units, h_units])
+            kind = np.concatenate([kind, h_kind])
+            event_time = np.concatenate([event_time, h_time])
+            send_time = np.concatenate([send_time, np.maximum(h_time, s0)])
+            self.counts.history_events += int((~dropped[h_units]).sum())
+        keep = ~dropped[event_units]
+        event_units, kind = event_units[keep], kind[keep]
+        event_time, send_time = event_time[keep], send_time[keep]
+        values = np.round(np.exp(rng.normal(3.5, 0.6, len(event_units))), 2)
         # Send order: by send time; exposures (at arrival) before the unit's events (strictly later).
         exposure_rows = np.array([a[0] for a in assigned], dtype=np.int64)
         times = np.concatenate([arrival[exposure_rows], send_time])
@@ -268,7 +325,7 @@ class LoadSimulator:
         exposure_ids, event_ids = self._ids(len(assigned)), self._ids(len(event_units))
         valid = self._encode_valid(
             order, assigned, unit_ids, units, arrival, exposure_ids,
-            event_units, is_purchase, event_time, send_time, values, event_ids,
+            event_units, kind, event_time, send_time, values, event_ids,
         )  # fmt: skip
         exposed = {a[0] for a in assigned}
         counts.exposed_units += len(exposed)
@@ -283,7 +340,7 @@ class LoadSimulator:
         arrival: np.ndarray,
         exposure_ids: list[str],
         event_units: np.ndarray,
-        is_purchase: np.ndarray,
+        kind: np.ndarray,
         event_time: np.ndarray,
         send_time: np.ndarray,
         values: np.ndarray,
@@ -322,7 +379,8 @@ class LoadSimulator:
             by_variation = counts.per_experiment.setdefault(spec.key, {})
             by_variation[variation_key] = by_variation.get(variation_key, 0) + 1
         event_unit_list = event_units.tolist()
-        names = np.where(is_purchase, "purchase", "pageview").tolist()
+        is_purchase = kind == 0
+        names = self.event_names[kind].tolist()
         amounts = np.where(is_purchase, values, np.nan).tolist()
         # ms since the epoch → datetime, built once per distinct millisecond (events share many).
         stamp = {t: _EPOCH + t * ms for t in np.unique(np.concatenate([event_time, send_time])).tolist()}
@@ -371,8 +429,32 @@ class LoadSimulator:
         counts.exposures += exposures
         counts.events += len(event_unit_list)
         counts.purchases += int(is_purchase.sum())
-        counts.pageviews += len(event_unit_list) - int(is_purchase.sum())
+        counts.pageviews += int((kind == 1).sum())
+        for code, number in zip(*np.unique(kind, return_counts=True), strict=True):
+            name = str(self.event_names[code])
+            counts.by_event_name[name] = counts.by_event_name.get(name, 0) + int(number)
         return out
+
+    def _event_kinds(self, size: int) -> np.ndarray:
+        """Kind codes of ``size`` non-purchase engagement events (pageviews and the catalog's others)."""
+        if len(self._other_kinds) == 1:
+            return np.ones(size, np.int64)
+        return self._rng.choice(self._other_kinds, size=size, p=self._other_shares).astype(np.int64)
+
+    def _history(
+        self, activity: np.ndarray, arrival: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pre-exposure events (units, kind codes, times in [arrival − history, arrival)): a purchase with
+        probability ``BASE × activity`` and Poisson(``HISTORY_EVENTS_PER_USER × activity``) others."""
+        rng, n = self._rng, len(activity)
+        bought = np.flatnonzero(rng.random(n) < np.minimum(1.0, BASE_PURCHASE_PROBABILITY * activity))
+        per_unit = rng.poisson(HISTORY_EVENTS_PER_USER * activity)
+        others = np.repeat(np.arange(n, dtype=np.int64), per_unit)
+        units = np.concatenate([bought.astype(np.int64), others])
+        kind = np.concatenate([np.zeros(len(bought), np.int64), self._event_kinds(len(others))])
+        span = max(1, int(self.options.history_days * _DAY_MS))
+        time = arrival[units] - 1 - (rng.random(len(units)) * span).astype(np.int64)
+        return units, kind, time
 
     def _splice(self, valid: list[OutRecord], unit_ids: list[str], s0: int, s1: int) -> list[OutRecord]:
         """Insert duplicates (byte-identical copies, after their original) and invalid records."""

@@ -17,10 +17,25 @@ if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec
     from xpcore.config import KafkaSettings
 
-__all__ = ["ExperimentSource", "experiments_from_payload", "load_features_file", "load_from_registry"]
+__all__ = [
+    "ExperimentSource",
+    "catalog_event_names",
+    "experiments_from_payload",
+    "load_features_file",
+    "load_from_registry",
+]
 
 ExperimentSource = tuple[dict[str, Any], list["ExperimentSpec"]]
 """(GrowthBook SDK payload, running experiments)."""
+
+
+def catalog_event_names(experiments: list[ExperimentSpec]) -> tuple[str, ...]:
+    """The event names the metric catalog of ``experiments`` counts (the defaults' included), sorted:
+    what the stream accepts from loadgen and what the simulator produces."""
+    from assignment.metrics_catalog import known_event_names
+
+    definitions = [m for spec in experiments for m in spec.metrics.definitions]
+    return tuple(sorted(known_event_names(definitions)))
 
 
 def experiments_from_payload(payload: Mapping[str, Any]) -> list[ExperimentSpec]:
