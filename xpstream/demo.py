@@ -214,6 +214,8 @@ def main(users: int = 20000, seed: int = DEFAULT_SEED) -> None:
             f"({report['history_events']} of the events before exposure; seed {report.get('seed')})",
             flush=True,
         )
+        by_name = ", ".join(f"{n} {name}" for name, n in report["by_event_name"].items())
+        print(f"   events by name: {by_name}", flush=True)
         print("== 4. stream: validate, deduplicate, enrich, attribute, load", flush=True)
         _xp("stream", "run", "--until-idle", "3")
         print("== 5. reconcile and report", flush=True)

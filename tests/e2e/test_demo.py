@@ -147,3 +147,39 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "$ xp jobs run quality" in result.stdout
     assert re.search(r"quality: \d+ checks, all passed", result.stdout), result.stdout[-3000:]
     assert "http://127.0.0.1:8200/" in result.stdout
+    # Issue #18: reproducible (fixed seed), no false alarm, no empty metric, CUPED visible, a guide.
+    assert "seed 42" in result.stdout
+    assert "sample ratio mismatch" not in result.stdout
+    counts = dict(
+        (name, int(n)) for n, name in re.findall(r"(\d+) (\w+)", _line(result.stdout, "events by name:"))
+    )
+    assert set(counts) == {"add_to_cart", "pageview", "purchase", "refund"} and min(counts.values()) > 0
+    means = metric_means(result.stdout)
+    for metric in ("conversion", "revenue", "add_to_cart", "average_order_value", "refund_rate", "pageviews"):
+        assert metric in means, metric
+    empty = sorted(metric for metric, values in means.items() if not any(values))
+    assert not empty, f"metrics with only zero means: {empty}"
+    narrowed = re.search(r"pageviews\s+interval width .* with CUPED \((\d+)% narrower\)", result.stdout)
+    assert narrowed is not None and int(narrowed.group(1)) > 0, result.stdout[-3000:]
+    assert "What the numbers mean" in result.stdout and "Open next" in result.stdout
+
+
+def _line(text: str, marker: str) -> str:
+    return next(line for line in text.splitlines() if marker in line)
+
+
+def metric_means(text: str) -> dict[str, list[float]]:
+    """The ``mean`` column of every results table the demo printed, by metric (all experiments)."""
+    means: dict[str, list[float]] = {}
+    current = None
+    for line in text.splitlines():
+        title = re.match(r"^(\w+) \((?:binomial|mean|ratio), (?:primary|secondary|guardrail)\)", line)
+        if title:
+            current = title.group(1)
+            means.setdefault(current, [])
+        elif current and "│" in line:
+            cells = [cell.strip() for cell in line.split("│")]
+            means[current].append(float(cells[2]))  # variation │ units │ mean │ …
+        elif current and "┃" not in line and "━" not in line:
+            current = None
+    return means

@@ -5,6 +5,7 @@ The simulation is :mod:`xpstream.loadgen.simulate` (pure); producing is :mod:`xp
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -110,10 +111,6 @@ def loadgen(
 
     seed = seed if seed is not None else time.time_ns() % 2**31
     settings = load_settings(CoreSettings)
-    if features is not None:
-        payload, experiments = load_features_file(features)
-    else:
-        payload, experiments = load_from_registry(settings, timeout)
     options = LoadgenOptions(
         now=_parse_now(now),
         users=users,
@@ -127,7 +124,6 @@ def loadgen(
         window_seconds=window,
         max_record_bytes=settings.max_record_bytes,
         history_days=history_days,
-        catalog_events=catalog_event_names(experiments),
     )
     options.check()
     oldest = options.now - timedelta(seconds=window, days=history_days)
@@ -137,6 +133,11 @@ def loadgen(
             "lateness (XP_STREAM_MAX_LATENESS_SECONDS) these records become timestamp_out_of_bounds "
             "dead letters\n"
         )
+    if features is not None:
+        payload, experiments = load_features_file(features)
+    else:
+        payload, experiments = load_from_registry(settings, timeout)
+    options = dataclasses.replace(options, catalog_events=catalog_event_names(experiments))
     if not experiments:
         sys.stderr.write("warning: no running experiments: only metric events will be produced\n")
     began = time.monotonic()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,9 @@ from xpstream.loadgen.simulate import LoadgenCounts, LoadgenOptions, OutRecord, 
 
 from .conftest import NOW
 
-EVENT_NAMES = frozenset({"pageview", "purchase"})
+EVENT_NAMES = frozenset({"pageview", "purchase", "add_to_cart", "refund"})
+CATALOG = ("add_to_cart", "pageview", "purchase", "refund")
+"""What the example catalog (examples/experiments.yaml) counts: ``catalog_event_names`` of its experiments."""
 MAX_BYTES = 1_000_000
 
 
@@ -302,6 +305,8 @@ def test_options_out_of_range_are_refused(change: dict[str, Any], message: str) 
     invalid=st.floats(0, 0.5),
     duplicate=st.floats(0, 1),
     late=st.floats(0, 1),
+    history_days=st.sampled_from([0.0, 0.5, 6.0]),
+    catalog=st.booleans(),
 )
 def test_counts_reconcile_for_any_options(
     users: int,
@@ -312,6 +317,8 @@ def test_counts_reconcile_for_any_options(
     invalid: float,
     duplicate: float,
     late: float,
+    history_days: float,
+    catalog: bool,
 ) -> None:
     from .conftest import EXPERIMENTS, PAYLOAD
 
@@ -327,8 +334,12 @@ def test_counts_reconcile_for_any_options(
         invalid_fraction=invalid,
         duplicate_fraction=duplicate,
         late_fraction=late,
+        history_days=history_days,
+        catalog_events=CATALOG if catalog else (),
     )
     seen = consume(records, EXPERIMENTS)
+    names = Counter(e.event_name for e in seen.events.values())
+    assert dict(names) == {name: n for name, n in counts.by_event_name.items() if n}
     assert (len(seen.exposures), len(seen.events), seen.invalid, seen.duplicates, seen.late) == (
         counts.exposures,
         counts.events,
@@ -338,4 +349,53 @@ def test_counts_reconcile_for_any_options(
     )
     assert len(records) == counts.records
     if events is not None and srm_skew == 0:
-        assert counts.events == events
+        assert counts.events - counts.history_events == events
+
+
+def test_catalog_events_follow_the_funnel_and_keep_the_budget(
+    payload: Any, experiments: list[ExperimentSpec]
+) -> None:
+    records, counts = run(payload, experiments, users=5000, seed=41, catalog_events=CATALOG, lift=0.2)
+    seen = consume(records, experiments)
+    assert counts.events == 5 * 5000 and counts.history_events == 0
+    names = Counter(e.event_name for e in seen.events.values())
+    assert set(names) == set(CATALOG) and dict(names) == counts.by_event_name
+    assert 0.1 < names["add_to_cart"] / (names["add_to_cart"] + names["pageview"]) < 0.2  # share 0.15
+    purchases = {e.unit_id: e.occurred_at for e in seen.events.values() if e.event_name == "purchase"}
+    for event in seen.events.values():
+        if event.event_name == "refund":  # a refund belongs to a purchase of the same unit, never before it
+            assert event.unit_id in purchases and event.occurred_at >= purchases[event.unit_id]
+            assert event.value is None
+    assert 0.03 < names["refund"] / names["purchase"] < 0.12  # 0.08 in control, ÷ (1+lift) in treatment
+
+
+def test_history_precedes_exposure_and_predicts_activity_after_it(
+    payload: Any, experiments: list[ExperimentSpec]
+) -> None:
+    checkout_only = [experiments[0]]
+    records, counts = run(
+        payload, checkout_only, users=6000, seed=43, history_days=2.0, catalog_events=CATALOG
+    )
+    seen = consume(records, checkout_only)
+    first = {e.unit_id: e.exposed_at for e in seen.exposures.values()}
+    before: Counter[str] = Counter()
+    after: Counter[str] = Counter()
+    for event in seen.events.values():
+        assert event.sent_at is not None and event.occurred_at <= event.sent_at <= NOW
+        exposed = first[event.unit_id]
+        if event.occurred_at < exposed:
+            assert exposed - timedelta(days=2) <= event.occurred_at
+            before[event.unit_id] += event.event_name == "pageview"
+        else:
+            after[event.unit_id] += event.event_name == "pageview"
+    assert sum(before.values()) > 0 and counts.history_events > sum(before.values())  # purchases, carts too
+    assert counts.events - counts.history_events == 5 * 6000
+    units = sorted(first)
+    x = np.array([before[u] for u in units], dtype=float)
+    y = np.array([after[u] for u in units], dtype=float)
+    assert np.corrcoef(x, y)[0, 1] > 0.3  # the same activity level drives both: what CUPED uses
+
+
+def test_history_is_refused_beyond_the_streams_lateness_bound() -> None:
+    with pytest.raises(ValidationError, match=r"--history-days must be within 0\.\.6"):
+        LoadgenOptions(now=NOW, history_days=6.5).check()

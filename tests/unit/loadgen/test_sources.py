@@ -120,3 +120,15 @@ def test_registry_source_uses_the_snapshot(
     monkeypatch.setattr(assignment.registry_topic, "read_registry", read_registry)
     loaded, specs = load_from_registry(KafkaSettings(), 3.0)
     assert loaded is payload and specs == experiments and calls == [3.0]
+
+
+def test_the_example_catalogs_events_are_what_loadgen_sends() -> None:
+    from pathlib import Path
+
+    from xpstream.loadgen.sources import catalog_event_names
+
+    examples = Path(__file__).resolve().parents[3] / "examples" / "experiments.yaml"
+    _, experiments = load_features_file(examples)
+    # add_to_cart (add_to_cart metric), refund (refund_rate): the metrics issue #18 found all zeros
+    assert catalog_event_names(experiments) == ("add_to_cart", "pageview", "purchase", "refund")
+    assert catalog_event_names([]) == ("pageview", "purchase")
