@@ -208,3 +208,52 @@ def test_the_worked_example_in_docs_analysts_runs(seeded: dict[str, str], tmp_pa
     assert "refused as expected" in run.stdout
     assert "1 metric × variation pairs with a significant gain" in run.stdout  # conversion, green
     assert "shape: (2, 3)" in run.stdout  # the SQL frame: two variations
+
+
+@pytest.fixture
+def s3_endpoint() -> Any:
+    """A real S3-compatible HTTP server (moto's server mode) on a free loopback port."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed (dev dependency)")
+    (port,) = free_ports(1)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def test_lake_scan_reads_an_s3_lake_with_the_lake_settings(s3_endpoint: str) -> None:
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+    from pydantic import SecretStr
+
+    from xpcore.config import LakeSettings
+    from xpstream.client import Lake
+
+    fs = pafs.S3FileSystem(
+        endpoint_override=s3_endpoint.removeprefix("http://"),
+        scheme="http",
+        access_key="testing",
+        secret_key="testing",
+        region="us-east-1",
+        allow_bucket_creation=True,
+    )
+    fs.create_dir("lake-bucket")
+    for day, ids in (("2024-05-17", ["a", "b"]), ("2024-05-18", ["c"])):
+        table = pa.table({"event_id": ids, "event_name": ["pageview"] * len(ids)})
+        pq.write_table(table, f"lake-bucket/xp/lake/events/date={day}/part-r1-0.parquet", filesystem=fs)
+    settings = LakeSettings(
+        lake_url="s3://lake-bucket/xp/lake",
+        lake_s3_endpoint_url=s3_endpoint,
+        lake_s3_region="us-east-1",
+        lake_s3_access_key_id=SecretStr("testing"),
+        lake_s3_secret_access_key=SecretStr("testing"),
+    )
+    lake = Lake(settings)
+    assert lake.url == "s3://lake-bucket/xp/lake"
+    frame = lake.scan("events").sort("event_id").collect()
+    assert frame["event_id"].to_list() == ["a", "b", "c"]
+    assert frame["date"].cast(pl.String).to_list() == ["2024-05-17", "2024-05-17", "2024-05-18"]
