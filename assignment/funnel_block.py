@@ -37,6 +37,7 @@ __all__ = [
     "FunnelBlock",
     "funnel_from_metadata",
     "funnel_problem",
+    "funnel_with_overrides",
     "make_funnel",
 ]
 
@@ -148,4 +149,26 @@ def funnel_from_metadata(metadata: Mapping[str, Any] | None) -> Funnel | None:
         return None
     return make_funnel(
         raw.get("steps", []), raw.get("window_hours", DEFAULT_WINDOW_HOURS), raw.get("ordered", True)
+    )
+
+
+def funnel_with_overrides(
+    declared: Funnel | None,
+    *,
+    steps: Sequence[str] | None = None,
+    window: Any = None,
+    ordered: bool | None = None,
+    experiment: str = "",
+) -> Funnel:
+    """The declared funnel with every given (not None) value on top (``xp funnel``'s flags, the funnel
+    API's parameters); without a declared funnel, ``steps`` is required (ValidationError otherwise)."""
+    if declared is None and steps is None:
+        raise ValidationError(
+            f"experiment {experiment!r} declares no funnel: give its steps, e.g. --steps pageview,purchase"
+        )
+    base = declared or Funnel(())
+    return make_funnel(
+        list(steps) if steps is not None else list(base.steps),
+        window if window is not None else base.window_hours,
+        ordered if ordered is not None else base.ordered,
     )

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from dashboards import exports
 from dashboards.catalog import compare_experiments, list_experiments
 from dashboards.context import DashboardContext
+from dashboards.funnel_view import funnel_page, parse_ordered
 from dashboards.health_page import health
 from dashboards.quality_view import audit, quality
 from dashboards.results_view import computation_failure, results_page
@@ -100,6 +101,23 @@ def _view(request: Request) -> dict[str, Any]:
         "until": _time(request, "until"),
         "segment": params.get("segment") or None,
     }
+
+
+@guarded
+def funnel_endpoint(request: Request) -> Response:
+    params = request.query_params
+    steps = params.get("steps")
+    return _json(
+        funnel_page(
+            context_of(request),
+            request.path_params["key"],
+            steps=[s.strip() for s in steps.split(",")] if steps is not None else None,
+            window=params.get("window") or None,
+            ordered=parse_ordered(params.get("ordered")),
+            since=_time(request, "since"),
+            until=_time(request, "until"),
+        )
+    )
 
 
 @guarded
@@ -194,6 +212,7 @@ def api_routes() -> list[Route]:
         Route("/api/experiments", experiments_endpoint),
         Route("/api/experiments/{key}/results", results_endpoint),
         Route("/api/experiments/{key}/health", health_endpoint),
+        Route("/api/experiments/{key}/funnel", funnel_endpoint),
         Route("/api/experiments/{key}/export/{dataset}.{fmt}", export_endpoint),
         Route("/api/health", health_endpoint),
         Route("/api/compare", compare_endpoint),

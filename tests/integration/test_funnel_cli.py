@@ -146,7 +146,7 @@ def test_errors_are_one_line_and_hostile_steps_are_values(tmp_path: Path) -> Non
     _seed(home)
     env = _env(home)
     for args, words in (
-        ((PLAIN,), "declares no funnel: give --steps"),
+        ((PLAIN,), "declares no funnel: give its steps, e.g. --steps"),
         ((KEY, "--window", "soon"), "funnel: window: must be hours"),
         ((KEY, "--steps", "pageview,pageview"), "funnel: steps: must be a list of 1 to 20 distinct"),
         (("nope",), "unknown experiment 'nope'"),

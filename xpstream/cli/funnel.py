@@ -11,28 +11,9 @@ from xpcore.timeparse import parse_time
 from xpstream.cli.output import OutputFormat
 
 if TYPE_CHECKING:
-    from assignment.funnel_block import Funnel
     from jobs.funnels import FunnelResult
 
-__all__ = ["funnel", "print_funnel", "register", "resolve_funnel"]
-
-
-def resolve_funnel(
-    declared: Funnel | None, steps: str | None, window: str | None, ordered: bool | None, experiment: str
-) -> Funnel:
-    """The declared funnel with the flags on top; without a declared one, ``--steps`` is required."""
-    from assignment.funnel_block import make_funnel
-    from assignment.metrics_catalog import DEFAULT_WINDOW_HOURS
-
-    if declared is None and steps is None:
-        raise ValidationError(
-            f"experiment {experiment!r} declares no funnel: give --steps, e.g. --steps pageview,purchase"
-        )
-    return make_funnel(
-        [s.strip() for s in steps.split(",")] if steps is not None else list(declared.steps),  # type: ignore[union-attr]
-        window if window is not None else (declared.window_hours if declared else DEFAULT_WINDOW_HOURS),
-        ordered if ordered is not None else (declared.ordered if declared else True),
-    )
+__all__ = ["funnel", "print_funnel", "register"]
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -118,7 +99,7 @@ def funnel(
 
     Example: xp funnel checkout-button --steps pageview,add_to_cart,purchase --window 24h --format json
     """
-    from assignment.funnel_block import funnel_from_metadata
+    from assignment.funnel_block import funnel_from_metadata, funnel_with_overrides
     from jobs.funnels import compute_funnel
     from jobs.results.compute import experiment_plan
     from xpcore.config import load_settings
@@ -140,7 +121,13 @@ def funnel(
             raise ValidationError(f"unknown experiment {experiment!r} (known: {known})")
         definition = snapshot.experiment_definition(experiment)
         declared = funnel_from_metadata(definition.metadata if definition is not None else None)
-        chosen = resolve_funnel(declared, steps, window, ordered, experiment)
+        chosen = funnel_with_overrides(
+            declared,
+            steps=[s.strip() for s in steps.split(",")] if steps is not None else None,
+            window=window,
+            ordered=ordered,
+            experiment=experiment,
+        )
         result = compute_funnel(
             warehouse, spec, chosen, plan=experiment_plan(snapshot, spec), since=start, until=end
         )
