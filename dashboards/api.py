@@ -104,6 +104,24 @@ def _view(request: Request) -> dict[str, Any]:
 
 
 @guarded
+def activity_endpoint(request: Request) -> Response:
+    from datetime import timedelta
+
+    from jobs.activity import compute_activity
+
+    now = datetime.now(UTC)
+    until = _time(request, "until")
+    since = _time(request, "since") or (until or now) - timedelta(days=ACTIVITY_DAYS)
+    if until is not None and until <= since:
+        raise ValidationError("until must be after since")
+    return _json(compute_activity(context_of(request).warehouse, since=since, until=until, now=now))
+
+
+ACTIVITY_DAYS = 28
+"""The Activity page's roll-ups without ``?since=``: the last four weeks (as ``xp activity``)."""
+
+
+@guarded
 def funnel_endpoint(request: Request) -> Response:
     params = request.query_params
     steps = params.get("steps")
@@ -218,5 +236,6 @@ def api_routes() -> list[Route]:
         Route("/api/compare", compare_endpoint),
         Route("/api/quality", quality_endpoint),
         Route("/api/audit", audit_endpoint),
+        Route("/api/activity", activity_endpoint),
         Route("/api/admin/cache/clear", clear_cache_endpoint, methods=["POST"]),
     ]

@@ -75,6 +75,7 @@ PATHS = st.one_of(
             "/api/compare",
             "/api/quality",
             "/api/audit",
+            "/api/activity",
             "/quality/report/",
             "/quality/report/../../etc/passwd",
             "/static/../app.py",

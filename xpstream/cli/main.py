@@ -46,6 +46,7 @@ def _root(
 
 def _register_subcommands() -> None:
     from xpstream.cli import (
+        activity,
         assign,
         backup,
         dashboard,
@@ -71,6 +72,7 @@ def _register_subcommands() -> None:
         jobs,
         results,
         funnel,
+        activity,
         stats,
         sql,
         dashboard,
