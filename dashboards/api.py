@@ -125,8 +125,8 @@ ACTIVITY_DAYS = 28
 def funnel_endpoint(request: Request) -> Response:
     params = request.query_params
     steps = params.get("steps")
-    return _json(
-        funnel_page(
+    try:
+        document = funnel_page(
             context_of(request),
             request.path_params["key"],
             steps=[s.strip() for s in steps.split(",")] if steps is not None else None,
@@ -135,7 +135,9 @@ def funnel_endpoint(request: Request) -> Response:
             since=_time(request, "since"),
             until=_time(request, "until"),
         )
-    )
+    except TooManyComputations as error:
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
+    return _json(document)
 
 
 @guarded
@@ -220,6 +222,7 @@ def clear_cache_endpoint(request: Request) -> Response:
     """Admin: forget cached results and the cached registry (the next request recomputes)."""
     context = context_of(request)
     context.views.clear()
+    context.funnels.clear()
     context.background.clear()
     context.registry.invalidate()
     return _json({"cleared": True})

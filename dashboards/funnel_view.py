@@ -4,16 +4,22 @@ The same computation as ``xp funnel KEY --format json`` (:func:`jobs.funnels.com
 experiment's declared funnel and analysis plan; ``steps``, ``window``, ``ordered``, ``since``,
 ``until`` override as the CLI flags do). An experiment that declares no funnel and is asked for no
 steps answers ``{"funnel": null, "reason": …}`` (the page says so instead of failing). One query over
-the experiment's step events; not under the page runner's lock (like results' computations).
+the experiment's step events (seconds on 10 M events: docs/benchmarks.md), not under the page runner's
+lock, run as results views are (``context.funnels``, decision 0027's bookkeeping): one computation per
+view (experiment × registry revision × funnel × window) however many viewers wait for it, and its result
+reused for ``XP_DASHBOARD_VIEW_RESULTS_MAX_AGE_SECONDS``; ``shown.age_seconds`` says how old it is.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dashboards.context import DashboardContext
-from xpcore.errors import ValidationError
+from xpcore.errors import TransientError, ValidationError, XpError
+
+if TYPE_CHECKING:
+    from jobs.funnels import FunnelResult
 
 __all__ = ["funnel_page", "parse_ordered"]
 
@@ -54,7 +60,19 @@ def funnel_page(
             "reason": f"experiment {key!r} declares no funnel (add funnel: to its YAML, or ?steps=a,b)",
         }
     funnel = funnel_with_overrides(declared, steps=steps, window=window, ordered=ordered, experiment=key)
-    result = compute_funnel(
-        context.warehouse, spec, funnel, plan=experiment_plan(snapshot, spec), since=since, until=until
-    )
-    return {"funnel": result.to_json()}
+    plan = experiment_plan(snapshot, spec)
+    view = ("funnel", key, spec.version, snapshot.revision, funnel, plan, since, until)
+
+    def compute() -> FunnelResult:
+        return compute_funnel(context.warehouse, spec, funnel, plan=plan, since=since, until=until)
+
+    computation = context.funnels.request(view, compute)
+    if computation.pending:
+        computation = context.funnels.wait(view) or computation
+    if computation.result is None:
+        error = computation.error
+        raise error if isinstance(error, XpError) else TransientError(f"funnel of {key!r} failed: {error}")
+    return {
+        "funnel": computation.result.to_json(),
+        "shown": {"age_seconds": round(computation.age_seconds, 1)},
+    }

@@ -157,3 +157,17 @@ def test_bad_funnel_requests_are_refused(url: str) -> None:
         answer = httpx.get(url + path)
         assert answer.status_code == status, (path, answer.text)
         assert "error" in answer.json()
+
+
+def test_a_funnel_view_is_computed_once_and_reused(url: str) -> None:
+    """Viewers of one funnel view share one computation (seconds on a large store): the second answer
+    is the first one's result, with its age."""
+    path = f"{url}/api/experiments/{KEY}/funnel?steps=pageview&window=3h"
+    first, second = httpx.get(path, timeout=60).json(), httpx.get(path, timeout=60).json()
+    assert first["funnel"]["computed_at"] == second["funnel"]["computed_at"]
+    assert second["shown"]["age_seconds"] >= first["shown"]["age_seconds"]
+    other = httpx.get(path.replace("3h", "4h"), timeout=60).json()
+    assert (
+        other["funnel"]["window_hours"] == 4.0
+        and other["funnel"]["computed_at"] != first["funnel"]["computed_at"]
+    )

@@ -63,6 +63,8 @@
       document.getElementById("funnel-chart").parentElement.hidden = true;
     } else {
       draw(answer.funnel);
+      const age = answer.shown ? answer.shown.age_seconds : 0;
+      if (age >= 1) document.getElementById("funnel-note").append(` · computed ${Math.round(age)} s ago`);
     }
     section.dataset.loaded = "true";
   }).catch(error => {
