@@ -302,12 +302,28 @@ def metrics_for(experiment: ExperimentSpec) -> list[MetricDefinition]:
 def known_event_names(source: Any = None) -> frozenset[str]:
     """Event names some metric counts: the defaults' (``purchase``, ``pageview``) plus those of the
     user-defined metrics of every experiment in ``source`` — a :class:`RegistrySnapshot` (anything with
-    ``experiments``), or an iterable of :class:`MetricDefinition`; the defaults' alone without one."""
+    ``experiments``; its experiments' funnel steps too), or an iterable of :class:`MetricDefinition`; the
+    defaults' alone without one."""
     names = {m.event_name for m in DEFAULT_METRICS if m.event_name}
     experiments = getattr(source, "experiments", None)
     if experiments is not None:
         for experiment in experiments.values():
             names.update(m.event_name for m in experiment.metrics.definitions if m.event_name)
+        names.update(_funnel_steps(source))
     elif source is not None:
         names.update(m.event_name for m in source if isinstance(m, MetricDefinition) and m.event_name)
     return frozenset(names)
+
+
+def _funnel_steps(snapshot: Any) -> set[str]:
+    """The step event names of every experiment's declared ``funnel:`` (metadata of the stored entry)."""
+    definition_of = getattr(snapshot, "experiment_definition", None)
+    if definition_of is None:
+        return set()
+    steps: set[str] = set()
+    for key in snapshot.experiments:
+        definition = definition_of(key)
+        funnel = (getattr(definition, "metadata", None) or {}).get("funnel")
+        if isinstance(funnel, Mapping) and isinstance(funnel.get("steps"), list):
+            steps.update(step for step in funnel["steps"] if isinstance(step, str) and step)
+    return steps

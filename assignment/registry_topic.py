@@ -73,42 +73,20 @@ def publish_changes(settings: KafkaSettings, records: list[RegistryRecord], *, t
     acknowledged; TransientError when the broker does not take them within ``timeout`` seconds."""
     if not records:
         return
-    from xpcore.kafka.clients import make_producer
-    from xpcore.kafka.topics import ensure_topics
 
     keyring = load_keyring(settings, create=True)
     codec = RecordCodec(RegistryRecord, max_record_bytes=settings.max_record_bytes)
     values = [(record.key.encode(), codec.encode(record)) for record in records]
     signed = [(key, value, keyring.sign(key, value)) for key, value in values]
-    ensure_topics(settings, timeout=timeout, topics=[REGISTRY])
-    producer = make_producer(
+    produce_registry_records(
         settings,
-        role=REGISTRY_PUBLISHER,
-        **{"message.timeout.ms": max(int(timeout * 1000), 1000), **_client_logging(True)},
+        [{"key": key, "value": value, "headers": [(SIGNATURE_HEADER, sig)]} for key, value, sig in signed],
+        timeout=timeout,
+        doing="publishing to",
     )
-    failures: list[str] = []
-
-    def delivered(error: Any, message: Any) -> None:
-        if error is not None:
-            failures.append(str(error))
-
-    topic = settings.topic(REGISTRY)
-    try:
-        for key, value, signature in signed:
-            producer.produce(
-                topic, key=key, value=value, headers=[(SIGNATURE_HEADER, signature)], on_delivery=delivered
-            )
-            producer.poll(0)
-    except BufferError as error:
-        raise TransientError(f"producer queue full while publishing to {topic}: {error}") from error
-    remaining = producer.flush(timeout)
-    if remaining:
-        raise unreachable(
-            settings, f"{remaining} of {len(records)} registry records not acknowledged", REGISTRY_PUBLISHER
-        )
-    if failures:
-        raise TransientError(f"publishing to {topic} failed: {failures[0]}")
-    logger.info("published registry changes", extra={"topic": topic, "count": len(records)})
+    logger.info(
+        "published registry changes", extra={"topic": settings.topic(REGISTRY), "count": len(records)}
+    )
 
 
 def _client_logging(one_shot: bool) -> dict[str, Any]:
@@ -262,13 +240,12 @@ def read_registry_messages(settings: KafkaSettings, timeout: float = 30.0) -> li
         reader.close()
 
 
-def republish_registry_messages(
-    settings: KafkaSettings, messages: list[RawRegistryMessage], *, timeout: float = 30.0
-) -> int:
-    """Produce ``messages`` to ``xp.registry`` unchanged (key, value, headers, timestamp), in their order,
-    as the ``registry`` principal; the number acknowledged. Creates the topics when missing."""
-    if not messages:
-        return 0
+def produce_registry_records(
+    settings: KafkaSettings, messages: list[dict[str, Any]], *, timeout: float, doing: str
+) -> None:
+    """Produce ``messages`` (``produce()`` keywords: key, value, headers, timestamp) to ``xp.registry`` as
+    the ``registry`` principal and wait for every acknowledgement (TransientError otherwise). Creates the
+    topic when missing."""
     from xpcore.kafka.clients import make_producer
     from xpcore.kafka.topics import ensure_topics
 
@@ -285,24 +262,43 @@ def republish_registry_messages(
             failures.append(str(error))
 
     topic = settings.topic(REGISTRY)
-    for message in messages:
-        extra: dict[str, Any] = {"timestamp": message.timestamp_ms} if message.timestamp_ms else {}
-        producer.produce(
-            topic,
-            key=message.key,
-            value=message.value,
-            headers=list(message.headers),
-            on_delivery=delivered,
-            **extra,
-        )
-        producer.poll(0)
+    try:
+        for message in messages:
+            producer.produce(topic, on_delivery=delivered, **message)
+            producer.poll(0)
+    except BufferError as error:
+        raise TransientError(f"producer queue full while {doing} {topic}: {error}") from error
     remaining = producer.flush(timeout)
     if remaining:
         raise unreachable(
             settings, f"{remaining} of {len(messages)} registry records not acknowledged", REGISTRY_PUBLISHER
         )
     if failures:
-        raise TransientError(f"restoring {topic} failed: {failures[0]}")
+        raise TransientError(f"{doing} {topic} failed: {failures[0]}")
+
+
+def republish_registry_messages(
+    settings: KafkaSettings, messages: list[RawRegistryMessage], *, timeout: float = 30.0
+) -> int:
+    """Produce ``messages`` to ``xp.registry`` unchanged (key, value, headers, timestamp), in their order,
+    as the ``registry`` principal; the number acknowledged. Creates the topics when missing."""
+    if not messages:
+        return 0
+
+    produce_registry_records(
+        settings,
+        [
+            {
+                "key": m.key,
+                "value": m.value,
+                "headers": list(m.headers),
+                **({"timestamp": m.timestamp_ms} if m.timestamp_ms else {}),
+            }
+            for m in messages
+        ],
+        timeout=timeout,
+        doing="restoring",
+    )
     return len(messages)
 
 

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from dashboards import exports
 from dashboards.catalog import compare_experiments, list_experiments
 from dashboards.context import DashboardContext
+from dashboards.funnel_view import funnel_page, parse_ordered
 from dashboards.health_page import health
 from dashboards.quality_view import audit, quality
 from dashboards.results_view import computation_failure, results_page
@@ -103,6 +104,43 @@ def _view(request: Request) -> dict[str, Any]:
 
 
 @guarded
+def activity_endpoint(request: Request) -> Response:
+    from datetime import timedelta
+
+    from jobs.activity import compute_activity
+
+    now = datetime.now(UTC)
+    until = _time(request, "until")
+    since = _time(request, "since") or (until or now) - timedelta(days=ACTIVITY_DAYS)
+    if until is not None and until <= since:
+        raise ValidationError("until must be after since")
+    return _json(compute_activity(context_of(request).warehouse, since=since, until=until, now=now))
+
+
+ACTIVITY_DAYS = 28
+"""The Activity page's roll-ups without ``?since=``: the last four weeks (as ``xp activity``)."""
+
+
+@guarded
+def funnel_endpoint(request: Request) -> Response:
+    params = request.query_params
+    steps = params.get("steps")
+    try:
+        document = funnel_page(
+            context_of(request),
+            request.path_params["key"],
+            steps=[s.strip() for s in steps.split(",")] if steps is not None else None,
+            window=params.get("window") or None,
+            ordered=parse_ordered(params.get("ordered")),
+            since=_time(request, "since"),
+            until=_time(request, "until"),
+        )
+    except TooManyComputations as error:
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
+    return _json(document)
+
+
+@guarded
 def health_endpoint(request: Request) -> Response:
     key = request.path_params.get("key") or request.query_params.get("experiment") or None
     return _json(health(context_of(request), key))
@@ -184,6 +222,7 @@ def clear_cache_endpoint(request: Request) -> Response:
     """Admin: forget cached results and the cached registry (the next request recomputes)."""
     context = context_of(request)
     context.views.clear()
+    context.funnels.clear()
     context.background.clear()
     context.registry.invalidate()
     return _json({"cleared": True})
@@ -194,10 +233,12 @@ def api_routes() -> list[Route]:
         Route("/api/experiments", experiments_endpoint),
         Route("/api/experiments/{key}/results", results_endpoint),
         Route("/api/experiments/{key}/health", health_endpoint),
+        Route("/api/experiments/{key}/funnel", funnel_endpoint),
         Route("/api/experiments/{key}/export/{dataset}.{fmt}", export_endpoint),
         Route("/api/health", health_endpoint),
         Route("/api/compare", compare_endpoint),
         Route("/api/quality", quality_endpoint),
         Route("/api/audit", audit_endpoint),
+        Route("/api/activity", activity_endpoint),
         Route("/api/admin/cache/clear", clear_cache_endpoint, methods=["POST"]),
     ]

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from dashboards.lag import LagMonitor
     from dashboards.settings import DashboardSettings
     from jobs.analysis_plan import AnalysisPlan
+    from jobs.funnels import FunnelResult
     from jobs.results.contract import ExperimentAnalysis
     from xpcore.warehouse import Warehouse
 
@@ -45,6 +46,8 @@ class DashboardContext:
     views: WindowComputations[ExperimentAnalysis]
     background: BackgroundResults
     units: UnitsSoFar
+    funnels: WindowComputations[FunnelResult]
+    """Funnel sections (dashboards/funnel_view.py): one computation per view, kept as results views are."""
 
     @classmethod
     def build(
@@ -64,7 +67,12 @@ class DashboardContext:
             return rows
 
         units = UnitsSoFar(count_units, settings.dashboard_units_max_age_seconds)
-        return cls(settings, warehouse, runner, registry, lag, views, BackgroundResults(), units)
+        funnels: WindowComputations[FunnelResult] = WindowComputations(
+            entries=settings.dashboard_view_results_entries,
+            max_age=settings.dashboard_view_results_max_age_seconds,
+            retry_after_failure=settings.dashboard_view_results_retry_seconds,
+        )
+        return cls(settings, warehouse, runner, registry, lag, views, BackgroundResults(), units, funnels)
 
     def experiment(self, key: str) -> ExperimentSpec:
         """The registry's experiment ``key``; ValidationError (404 in the API) when unknown."""

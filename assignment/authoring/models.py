@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from assignment.analysis_block import AnalysisBlock
 from assignment.authoring.values import JsonValue, Key, Namespace, Timestamp, json_ready, problem
+from assignment.funnel_block import FunnelBlock
 from schemas import ExperimentStatus
 
 __all__ = [
@@ -109,6 +110,8 @@ class ExperimentSpec(BaseModel):
     """Metric names by role, in the order the file gives the roles."""
     tags: JsonValue = None
     analysis: AnalysisBlock | None = None
+    funnel: FunnelBlock | None = None
+    """Conversion funnel after exposure (``xp funnel``; :mod:`assignment.funnel_block`)."""
     default_value: JsonValue = None
     """The feature's value outside the experiment; defaults to the first variation's value."""
 

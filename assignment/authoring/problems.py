@@ -24,6 +24,7 @@ from pydantic_core import ErrorDetails
 
 from assignment.analysis_block import ANALYSIS_FIELDS, ANALYSIS_PROBLEMS
 from assignment.authoring.values import KEY_PROBLEM, PROBLEM, is_key
+from assignment.funnel_block import FUNNEL_FIELDS, FUNNEL_PROBLEMS
 from xpcore.errors import ValidationError
 
 __all__ = ["first_problem", "yaml_problem"]
@@ -69,11 +70,14 @@ _WORDS: Final[tuple[tuple[tuple[str, ...], str | None, str, bool], ...]] = (
     ((*_EXPERIMENT, "metrics", _ANY_NAME), None, "must be a list of metric names", True),
     ((*_EXPERIMENT, "analysis"), None, f"must be a mapping with {', '.join(ANALYSIS_FIELDS)}", False),
     *(((*_EXPERIMENT, "analysis", field), None, words, False) for field, words in ANALYSIS_PROBLEMS.items()),
+    ((*_EXPERIMENT, "funnel"), None, f"must be a mapping with {', '.join(FUNNEL_FIELDS)}", False),
+    *(((*_EXPERIMENT, "funnel", field), None, words, True) for field, words in FUNNEL_PROBLEMS.items()),
 )
 
 _UNKNOWN: Final[dict[tuple[str, ...], str]] = {
     (): "unknown top-level field (expected experiments, metrics, saved_groups)",
     (*_EXPERIMENT, "analysis"): f"unknown field (expected {', '.join(ANALYSIS_FIELDS)})",
+    (*_EXPERIMENT, "funnel"): f"unknown field (expected {', '.join(FUNNEL_FIELDS)})",
 }
 """Words for an unknown field, by where it is (elsewhere: ``unknown field``)."""
 

@@ -79,6 +79,8 @@ def _compile_experiment(
         metadata["tags"] = spec.tags
     if spec.analysis is not None:
         metadata["analysis"] = spec.analysis.stored()
+    if spec.funnel is not None:
+        metadata["funnel"] = spec.funnel.stored()
     return ExperimentDefinition(
         key=spec.key,
         version=1,

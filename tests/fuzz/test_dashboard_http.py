@@ -42,7 +42,22 @@ _QUERY_VALUES = st.one_of(
 )
 QUERIES = st.dictionaries(
     st.sampled_from(
-        ["method", "since", "until", "segment", "top", "keys", "limit", "experiment", "key", "token", "next"]
+        [
+            "method",
+            "since",
+            "until",
+            "segment",
+            "top",
+            "keys",
+            "limit",
+            "experiment",
+            "key",
+            "token",
+            "next",
+            "steps",
+            "window",
+            "ordered",
+        ]
     ),
     _QUERY_VALUES,
     max_size=4,
@@ -60,6 +75,7 @@ PATHS = st.one_of(
             "/api/compare",
             "/api/quality",
             "/api/audit",
+            "/api/activity",
             "/quality/report/",
             "/quality/report/../../etc/passwd",
             "/static/../app.py",
@@ -72,6 +88,7 @@ PATHS = st.one_of(
     KEYS.map(lambda k: f"/experiments/{k}"),
     KEYS.map(lambda k: f"/api/experiments/{k}/results"),
     KEYS.map(lambda k: f"/api/experiments/{k}/health"),
+    KEYS.map(lambda k: f"/api/experiments/{k}/funnel"),
     st.tuples(
         KEYS,
         st.sampled_from(["daily", "results", "units", "x"]),

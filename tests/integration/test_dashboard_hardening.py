@@ -91,6 +91,7 @@ def test_a_token_in_the_url_no_longer_authenticates(token_client: TestClient) ->
     assert token_client.get("/?token=reader;=x").status_code == 401
     assert token_client.get("/api/audit?token=boss").status_code == 401
     assert token_client.get("/api/experiments/x/export/daily.csv?token=reader;=x").status_code == 401
+    assert token_client.get("/api/experiments/x/funnel?steps=a&token=reader;=x").status_code == 401
     assert token_client.get("/api/audit", headers={"Authorization": "Bearer reader;=x"}).status_code == 200
     assert token_client.get("/api/audit", headers={"X-XP-Key": "boss"}).status_code == 200
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.kafka import free_ports
+from tests.fixtures import kafka as kafka_fixtures
 from xpcore.config import StackSettings, WarehouseSettings
 from xpcore.warehouse.clickhouse.adapter import client_arguments
 
@@ -50,25 +50,10 @@ def test_every_variable_of_the_page_is_a_setting() -> None:
 
 @pytest.fixture
 def tls_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackSettings]:
-    from xpstream.stack import start_kafka, stop_kafka
-
-    home = tmp_path / "broker-home"
-    monkeypatch.setenv("XP_KAFKA_CREDENTIALS_DIR", str(home / "secrets" / "kafka"))
-    port, controller, tls = free_ports(3)
-    settings = StackSettings(
-        home=home,
-        kafka_port=port,
-        kafka_controller_port=controller,
-        kafka_tls_port=tls,
-        kafka_bootstrap=f"127.0.0.1:{port}",
-        topic_partitions=2,
-        kafka_stop_timeout=15.0,
-    )
-    start_kafka(settings)
-    try:
-        yield settings
-    finally:
-        stop_kafka(settings)
+    with kafka_fixtures.own_broker(
+        tmp_path / "broker-home", monkeypatch, tls=True, topic_partitions=2, kafka_stop_timeout=15.0
+    ) as stack:
+        yield stack
 
 
 def _local(

@@ -24,7 +24,8 @@ from assignment.service.auth import KeyRing
 from assignment.service.exposures import KafkaSink
 from assignment.service.sources import StaticPayloadSource
 from schemas import Exposure, RecordCodec
-from tests.fixtures.kafka import free_ports, read_topics_to_end
+from tests.fixtures import kafka as kafka_fixtures
+from tests.fixtures.kafka import read_topics_to_end
 from tests.fixtures.waiting import wait_until
 from tests.unit.service.conftest import PAYLOAD
 from xpcore.config import KafkaSettings, ServiceSettings, StackSettings
@@ -100,25 +101,10 @@ def test_exposures_and_events_arrive_on_kafka(kafka_settings: KafkaSettings, tmp
 
 @pytest.fixture
 def own_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackSettings]:
-    from xpstream.stack import start_kafka, stop_kafka
-
-    # settings built from the environment in this test authenticate to this broker, not the session's
-    monkeypatch.setenv("XP_KAFKA_CREDENTIALS_DIR", str(tmp_path / "xp-home" / "secrets" / "kafka"))
-
-    port, controller = free_ports(2)
-    settings = StackSettings(
-        home=tmp_path / "xp-home",
-        kafka_port=port,
-        kafka_controller_port=controller,
-        kafka_bootstrap=f"127.0.0.1:{port}",
-        topic_partitions=2,
-        kafka_stop_timeout=15.0,
-    )
-    start_kafka(settings)
-    try:
-        yield settings
-    finally:
-        stop_kafka(settings)
+    with kafka_fixtures.own_broker(
+        tmp_path / "xp-home", monkeypatch, topic_partitions=2, kafka_stop_timeout=15.0
+    ) as stack:
+        yield stack
 
 
 def test_broker_outage_spools_and_replays_exactly_once(own_broker: StackSettings, tmp_path: Path) -> None:

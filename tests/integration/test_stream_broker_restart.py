@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.kafka import free_ports
+from tests.fixtures import kafka as kafka_fixtures
 from tests.integration.test_stream_worker import (
     REGISTRY,
     _wait_for_commits,
@@ -31,24 +31,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture
 def own_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackSettings]:
-    from xpstream.stack import start_kafka, stop_kafka
-
-    # settings built from the environment in this test authenticate to this broker, not the session's
-    monkeypatch.setenv("XP_KAFKA_CREDENTIALS_DIR", str(tmp_path / "kafka-home" / "secrets" / "kafka"))
-    port, controller = free_ports(2)
-    stack = StackSettings(
-        home=tmp_path / "kafka-home",
-        kafka_port=port,
-        kafka_controller_port=controller,
-        kafka_bootstrap=f"127.0.0.1:{port}",
-        topic_prefix="restart.",
-        kafka_stop_timeout=20.0,
-    )
-    start_kafka(stack)
-    try:
+    with kafka_fixtures.own_broker(
+        tmp_path / "kafka-home", monkeypatch, topic_prefix="restart.", kafka_stop_timeout=20.0
+    ) as stack:
         yield stack
-    finally:
-        stop_kafka(stack)
 
 
 def test_broker_restart_mid_stream_gives_exact_counts(own_broker: StackSettings, tmp_path: Path) -> None:

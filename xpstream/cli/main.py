@@ -46,10 +46,12 @@ def _root(
 
 def _register_subcommands() -> None:
     from xpstream.cli import (
+        activity,
         assign,
         backup,
         dashboard,
         experiments,
+        funnel,
         jobs,
         loadgen,
         results,
@@ -69,6 +71,8 @@ def _register_subcommands() -> None:
         stream,
         jobs,
         results,
+        funnel,
+        activity,
         stats,
         sql,
         dashboard,

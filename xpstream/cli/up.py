@@ -133,13 +133,19 @@ def stop(
     Example: xp up stop
     """
     from xpcore.config import WarehouseSettings, load_settings
-    from xpstream.up.pidfile import read_record, stop_process
+    from xpstream.up.pidfile import looks_like_xp_up, read_record, record_path, stop_process
 
     settings = load_settings(WarehouseSettings)
     record = read_record(settings.home)
     if record is None:
         sys.stdout.write("xp up was not running\n")
         return
+    if _health(record.health_url).get("pid") != record.pid and not looks_like_xp_up(record.pid):
+        sys.stderr.write(
+            f"pid {record.pid} of {record_path(settings.home)} is not an xp up (its health URL does not name "
+            "it and its command line is another): not stopping it; remove that file if it is stale\n"
+        )
+        raise typer.Exit(1)
     if not stop_process(record.pid, timeout):
         sys.stderr.write(f"xp up (pid {record.pid}) still runs after {timeout:.0f}s\n")
         raise typer.Exit(1)

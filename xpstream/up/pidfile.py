@@ -17,6 +17,7 @@ from pathlib import Path
 
 __all__ = [
     "UpRecord",
+    "looks_like_xp_up",
     "pid_alive",
     "read_record",
     "record_path",
@@ -50,6 +51,16 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state != "Z"
+
+
+def looks_like_xp_up(pid: int) -> bool:
+    """Whether ``pid``'s command line is an `xp up` (``…xp… up``): a pid file can outlive its process and
+    the pid be reused by another one, which must never get our SIGTERM. False where /proc is missing."""
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"up" in words and any(b"xp" in word for word in words)
 
 
 def write_record(home: Path, record: UpRecord) -> Path:

@@ -166,7 +166,7 @@ def first_exposure_attribute(
         FROM xp.exposures
         WHERE experiment_key = {{experiment:String}}{guard}{only}
         GROUP BY unit_id
-    )"""
+    )"""  # nosec B608 - no input in the text (package docstring)
 
 
 def attributed_events(columns: str, events: str, *, until: bool, only: str = "", join: str = "") -> str:
@@ -177,7 +177,7 @@ def attributed_events(columns: str, events: str, *, until: bool, only: str = "",
             {columns}
         FROM xp.attributed_events AS a FINAL{join}
         WHERE a.experiment_key = {{experiment:String}}
-          AND a.event_name IN {events}{only}{bound}"""
+          AND a.event_name IN {events}{only}{bound}"""  # nosec B608 - no input in the text (package docstring)
 
 
 def before_exposure(occurred_at: str, first_exposure: str) -> str:

@@ -134,7 +134,7 @@ def _properties_cte(sides: Sequence[str]) -> str:
         FROM xp.events
         WHERE {conditions}
         GROUP BY event_id
-    )"""
+    )"""  # nosec B608 - no input in the text (package docstring)
 
 
 def _per_unit_value(side: str, *, count: str, total: str, distinct: str) -> str:
@@ -186,7 +186,7 @@ def metric_sums_sql(*, segment: bool = False, cuped: bool = False) -> str:
             {per_unit_values}
         FROM matched
         GROUP BY unit_id, variation_id
-    )"""
+    )"""  # nosec B608 - no input in the text (package docstring)
     )
     columns = [
         "e.variation_id AS variation_id",
@@ -243,7 +243,7 @@ def _covariate_ctes() -> list[str]:
         ) AS e
         INNER JOIN eligible AS u ON u.unit_id = e.unit_id
         WHERE {rule.before_exposure("e.occurred_at", "u.first_exposure")}
-    )""",
+    )""",  # nosec B608 - no input in the text (package docstring)
         f"""covariates AS
     (
         SELECT
@@ -252,7 +252,7 @@ def _covariate_ctes() -> list[str]:
             {x} AS x
         FROM pre
         GROUP BY unit_id
-    )""",
+    )""",  # nosec B608 - no input in the text (package docstring)
     ]
 
 

@@ -79,3 +79,34 @@ def test_stop_gives_up_after_the_timeout_on_a_process_that_ignores_sigterm() -> 
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_reused_pid_is_not_taken_for_xp_up() -> None:
+    from xpstream.up.pidfile import looks_like_xp_up
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert not looks_like_xp_up(other.pid)  # a live process, but not an xp up: never SIGTERMed
+    finally:
+        other.kill()
+        other.wait()
+    assert not looks_like_xp_up(other.pid)  # gone
+
+
+def test_stop_refuses_a_record_whose_pid_is_another_program(tmp_path: Path) -> None:
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        write_record(tmp_path, UpRecord(other.pid, "t", "http://127.0.0.1:9/healthz"))
+        env = {**os.environ, "XP_HOME": str(tmp_path)}
+        result = subprocess.run(
+            [sys.executable, "-m", "xpstream.cli", "up", "stop", "--timeout", "2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1 and "not an xp up" in result.stderr, result.stderr
+        assert other.poll() is None  # still running: it was not signalled
+    finally:
+        other.kill()
+        other.wait()
