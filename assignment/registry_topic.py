@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -142,45 +142,52 @@ def _decode(codec: RecordCodec[RegistryRecord], message: Any, keyring: KeyRing) 
         return None
 
 
-def read_registry_records(settings: KafkaSettings, timeout: float = 10.0) -> list[RegistryRecord]:
-    """Every record ``xp.registry`` holds now (beginning → the end offsets read at the start), partition
-    by partition in offset order; invalid records are logged and skipped. Empty if the topic is missing."""
+def _messages_to_end(settings: KafkaSettings, timeout: float) -> Iterator[Any]:
+    """Every message ``xp.registry`` holds now (beginning → the end offsets read at the start), in offset
+    order per partition; nothing if the topic is missing. TransientError past ``timeout``."""
     deadline = time.monotonic() + timeout
     topic = settings.topic(REGISTRY)
-    keyring = _keyring(settings)
     reader = _registry_reader(settings)
     try:
         partitions = reader.partitions(timeout)
         if not partitions:
-            return []
+            return
         marks = reader.watermarks(partitions, max(deadline - time.monotonic(), 0.5))
         pending = {p: high for p, (low, high) in marks.items() if high > low}
         if not pending:
-            return []
+            return
         reader.assign({p: marks[p][0] for p in pending})
-        codec: RecordCodec[RegistryRecord] = RecordCodec(
-            RegistryRecord, max_record_bytes=settings.max_record_bytes
-        )
-        by_partition: dict[int, list[RegistryRecord]] = {p: [] for p in pending}
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TransientError(f"timed out after {timeout:g}s reading {topic} to its end offsets")
             for message in reader.consume(1000, min(left, 0.5), doing="reading"):
                 partition = message.partition()
-                if partition not in pending:
+                if partition not in pending or message.offset() >= pending[partition]:
                     continue
-                record = _decode(codec, message, keyring)
-                if record is not None:
-                    by_partition[partition].append(record)
+                yield message
                 if message.offset() + 1 >= pending[partition]:
                     del pending[partition]
             for partition, position in reader.positions(list(pending)):
                 if position >= pending[partition]:  # compaction gaps / markers at the end
                     del pending[partition]
-        return [record for p in sorted(by_partition) for record in by_partition[p]]
     finally:
         reader.close()
+
+
+def read_registry_records(settings: KafkaSettings, timeout: float = 10.0) -> list[RegistryRecord]:
+    """Every record ``xp.registry`` holds now (beginning → the end offsets read at the start), partition
+    by partition in offset order; invalid records are logged and skipped. Empty if the topic is missing."""
+    keyring = _keyring(settings)
+    codec: RecordCodec[RegistryRecord] = RecordCodec(
+        RegistryRecord, max_record_bytes=settings.max_record_bytes
+    )
+    by_partition: dict[int, list[RegistryRecord]] = {}
+    for message in _messages_to_end(settings, timeout):
+        record = _decode(codec, message, keyring)
+        if record is not None:
+            by_partition.setdefault(message.partition(), []).append(record)
+    return [record for p in sorted(by_partition) for record in by_partition[p]]
 
 
 @dataclass(frozen=True)
@@ -198,46 +205,20 @@ class RawRegistryMessage:
 def read_registry_messages(settings: KafkaSettings, timeout: float = 30.0) -> list[RawRegistryMessage]:
     """Every record ``xp.registry`` holds now, verbatim and unverified, partition by partition in offset
     order (beginning → the end offsets read at the start). Empty if the topic is missing."""
-    deadline = time.monotonic() + timeout
-    topic = settings.topic(REGISTRY)
-    reader = _registry_reader(settings)
-    try:
-        partitions = reader.partitions(timeout)
-        if not partitions:
-            return []
-        marks = reader.watermarks(partitions, max(deadline - time.monotonic(), 0.5))
-        pending = {p: high for p, (low, high) in marks.items() if high > low}
-        if not pending:
-            return []
-        reader.assign({p: marks[p][0] for p in pending})
-        found: list[RawRegistryMessage] = []
-        while pending:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TransientError(f"timed out after {timeout:g}s reading {topic} to its end offsets")
-            for message in reader.consume(1000, min(left, 0.5), doing="reading"):
-                partition = message.partition()
-                if partition not in pending or message.offset() >= pending[partition]:
-                    continue
-                kind, stamp = message.timestamp()
-                found.append(
-                    RawRegistryMessage(
-                        partition,
-                        message.offset(),
-                        stamp if kind else None,
-                        message.key(),
-                        message.value(),
-                        tuple((name, value) for name, value in (message.headers() or [])),
-                    )
-                )
-                if message.offset() + 1 >= pending[partition]:
-                    del pending[partition]
-            for partition, position in reader.positions(list(pending)):
-                if position >= pending[partition]:
-                    del pending[partition]
-        return sorted(found, key=lambda m: (m.partition, m.offset))
-    finally:
-        reader.close()
+    found = []
+    for message in _messages_to_end(settings, timeout):
+        kind, stamp = message.timestamp()
+        found.append(
+            RawRegistryMessage(
+                message.partition(),
+                message.offset(),
+                stamp if kind else None,
+                message.key(),
+                message.value(),
+                tuple((name, value) for name, value in (message.headers() or [])),
+            )
+        )
+    return sorted(found, key=lambda m: (m.partition, m.offset))
 
 
 def produce_registry_records(
