@@ -17,7 +17,7 @@ client.lake.scan("events")                   # polars.LazyFrame over the Parquet
   :class:`~xpcore.errors.ReadOnlyError` before anything reaches the engine, and the query then runs on
   the engine's read-only connection. There is no write switch (use ``xp sql --write``).
 - ``results`` is the JSON of `xp results --format json`, flattened by the same code as ``--format csv``
-  (:func:`xpstream.cli.results.csv_rows`): the same numbers under the same names.
+  (:func:`jobs.results.flat_rows.csv_rows`): the same numbers under the same names.
 """
 
 from __future__ import annotations
@@ -177,7 +177,8 @@ class Client:
         Options as in `xp results` (``None``: the experiment's ``analysis:`` block)."""
         import polars as pl
 
-        from xpstream.cli.results import CSV_COLUMNS, compute_results, csv_rows
+        from jobs.results.flat_rows import CSV_COLUMNS, csv_rows
+        from xpstream.results_query import compute_results
 
         if top < 1:
             raise ValidationError("top must be ≥ 1")
@@ -219,7 +220,7 @@ def _results_schema() -> dict[str, Any]:
         "alpha": number,
         "srm_p_value": number,
     }
-    from xpstream.cli.results import CSV_COLUMNS
+    from jobs.results.flat_rows import CSV_COLUMNS
 
     return {name: kinds.get(name, text) for name in CSV_COLUMNS}
 

@@ -106,7 +106,7 @@ def funnel(
     from xpcore.warehouse import open_warehouse
     from xpstream.batch.settings import ResultsJobSettings
     from xpstream.cli.output import print_json
-    from xpstream.cli.results import _registry_snapshot
+    from xpstream.results_query import registry_snapshot
 
     if fmt is OutputFormat.csv:
         raise ValidationError("--format must be table or json")
@@ -114,7 +114,7 @@ def funnel(
     settings = load_settings(ResultsJobSettings)
     warehouse = open_warehouse(settings)
     try:
-        snapshot = _registry_snapshot(settings, warehouse)
+        snapshot = registry_snapshot(settings, warehouse)
         spec = snapshot.experiments.get(experiment)
         if spec is None:
             known = ", ".join(sorted(snapshot.experiments)) or "none"

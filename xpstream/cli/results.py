@@ -9,20 +9,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from assignment.analysis_block import METHODS
-from xpcore.errors import ValidationError
 from xpcore.timeparse import parse_time
 from xpstream.cli.output import OutputFormat
 
 if TYPE_CHECKING:
-    from assignment.registry import RegistrySnapshot
     from jobs.results.contract import ExperimentAnalysis, MetricResult
 
 __all__ = [
-    "CSV_COLUMNS",
     "CorrectionChoice",
     "StatsMethod",
-    "compute_results",
-    "csv_rows",
     "print_result",
     "register",
     "results",
@@ -227,7 +222,9 @@ def results(
 
     Example: xp results checkout-button --fresh
     """
+    from jobs.results.flat_rows import CSV_COLUMNS, csv_rows
     from xpstream.cli.output import print_json
+    from xpstream.results_query import compute_results
 
     result = compute_results(
         experiment,
@@ -249,141 +246,6 @@ def results(
         print_rows(csv_rows(result), CSV_COLUMNS, OutputFormat.csv)
     else:
         print_result(result)
-
-
-def compute_results(
-    experiment: str,
-    *,
-    method: str | None = None,
-    alpha: float | None = None,
-    cuped: bool | None = None,
-    correction: str | None = None,
-    segment: str | None = None,
-    top: int = 10,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    fresh: bool = False,
-) -> ExperimentAnalysis:
-    """One experiment's results, computed now (what `xp results` prints and the analyst client returns).
-
-    ``None`` options come from the experiment's ``analysis:`` block; the warehouse is opened for this
-    call only (the embedded store is not held). Raises ``ValidationError`` for an unknown experiment.
-    """
-    from jobs.results.compute import compute_experiment_result, experiment_plan
-    from xpcore.config import load_settings
-    from xpcore.warehouse import open_warehouse
-    from xpstream.batch.settings import ResultsJobSettings
-
-    if method is not None and method not in METHODS:
-        raise ValidationError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
-    if correction is not None and correction not in CorrectionChoice.__members__:
-        raise ValidationError(f"unknown correction {correction!r} (known: none, holm, bh)")
-    settings = load_settings(ResultsJobSettings)
-    warehouse = open_warehouse(settings)
-    try:
-        snapshot = _registry_snapshot(settings, warehouse)
-        spec = snapshot.experiments.get(experiment)
-        if spec is None:
-            known = ", ".join(sorted(snapshot.experiments)) or "none"
-            raise ValidationError(f"unknown experiment {experiment!r} (known: {known})")
-        plan = experiment_plan(snapshot, spec).with_overrides(
-            method=method, alpha=alpha, cuped=cuped, correction=correction
-        )
-        return compute_experiment_result(
-            warehouse,
-            spec,
-            since=since,
-            until=until,
-            plan=plan,
-            covariate_days=settings.etl_covariate_days,
-            segment=segment,
-            top=top,
-            unit_values=settings,
-            fresh=fresh,
-        )
-    finally:
-        warehouse.close()
-
-
-CSV_COLUMNS = [
-    "experiment",
-    "segment",
-    "metric",
-    "type",
-    "role",
-    "variation_id",
-    "key",
-    "name",
-    "units",
-    "mean",
-    "estimate",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "p_value_adjusted",
-    "chance_to_win",
-    "significant",
-    "error",
-    "method",
-    "alpha",
-    "srm_p_value",
-    "computed_at",
-    "data_as_of",
-]
-"""`xp results --format csv`: one row per metric × variation (the JSON's numbers, flat), segments after."""
-
-
-def csv_rows(result: ExperimentAnalysis) -> list[dict[str, Any]]:
-    """The rows of ``--format csv``: the whole experiment (segment empty), then each segment's."""
-    document = result.to_json()
-    common = {k: document[k] for k in ("experiment", "method", "alpha", "computed_at", "data_as_of")}
-    parts = [("", document["srm_p_value"], document["metrics"])]
-    if document["segments"] is not None:
-        parts += [(s["segment"], s["srm_p_value"], s["metrics"]) for s in document["segments"]["values"]]
-    rows = []
-    for segment, srm, metrics in parts:
-        for metric in metrics:
-            for variant in metric["variants"]:
-                rows.append(
-                    {
-                        **common,
-                        "segment": segment,
-                        "srm_p_value": srm,
-                        "metric": metric["metric"],
-                        "type": metric["type"],
-                        "role": metric["role"],
-                        **{c: variant[c] for c in CSV_COLUMNS if c in variant},
-                    }
-                )
-    return rows
-
-
-def _registry_snapshot(settings: Any, warehouse: Any) -> RegistrySnapshot:
-    """The registry from its topic; with Kafka unreachable, from the warehouse's copy (``xp.registry``,
-    which the stream worker keeps), with a note on stderr, so stored numbers can still be read."""
-    import sys
-
-    from assignment.registry import RegistrySnapshot
-    from assignment.registry_topic import read_registry
-    from dashboards.queries import dashboard_query
-    from dashboards.registry_view import records_from_rows
-    from xpcore.errors import TransientError
-
-    try:
-        return read_registry(settings, timeout=REGISTRY_TIMEOUT)
-    except TransientError as error:
-        rows = warehouse.query_arrow(dashboard_query("registry_records")).to_pylist()
-        if not rows:
-            raise
-        sys.stderr.write(
-            f"note: {error}; experiments read from the warehouse's copy of the registry (xp.registry, as of "
-            "the last change a stream worker stored)\n"
-        )
-        return RegistrySnapshot.from_records(records_from_rows(rows))
-
-
-REGISTRY_TIMEOUT = 5.0
-"""Seconds to read the registry topic before falling back to the warehouse's copy."""
 
 
 def register(app: typer.Typer) -> None:
