@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from assignment.funnel_block import EXPOSURE_STEP, Funnel
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results.adjustments import adjusted_p_values
+from jobs.results.contract import corrected_significance
 from jobs.results.metric_sql.funnel import funnel_sql
 from jobs.stats import EffectResult, ProportionStatistic, compare_variations
 
@@ -69,11 +70,7 @@ class FunnelStep:
 
     @property
     def significant(self) -> bool:
-        if self.effect is None:
-            return False
-        if self.p_value_adjusted is not None and self.alpha is not None:
-            return self.effect.significant and self.p_value_adjusted < self.alpha
-        return self.effect.significant
+        return corrected_significance(self.effect, self.p_value_adjusted, self.alpha)
 
     def to_json(self) -> dict[str, Any]:
         effect = self.effect

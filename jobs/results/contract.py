@@ -17,10 +17,22 @@ from jobs.results.adjustments import NO_CUPED, CupedDecision
 from jobs.stats import EffectResult, Statistic
 from jobs.stats.results import Method, StatsErrorCode
 
-__all__ = ["SRM_THRESHOLD", "ExperimentAnalysis", "MetricResult", "VariantResult"]
+__all__ = ["SRM_THRESHOLD", "ExperimentAnalysis", "MetricResult", "VariantResult", "corrected_significance"]
 
 SRM_THRESHOLD = 0.001
 """An SRM p-value below this flags the experiment (Kohavi, Tang & Xu 2020, ch. 21)."""
+
+
+def corrected_significance(
+    effect: EffectResult | None, p_value_adjusted: float | None, alpha: float | None
+) -> bool:
+    """Significant by the method and, when a correction gave ``p_value_adjusted`` (with ``alpha``), by
+    that too; never for control (no ``effect``)."""
+    if effect is None:
+        return False
+    if p_value_adjusted is not None and alpha is not None:
+        return effect.significant and p_value_adjusted < alpha
+    return effect.significant
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +57,7 @@ class VariantResult:
 
     @property
     def significant(self) -> bool:
-        if self.effect is None:
-            return False
-        if self.p_value_adjusted is not None and self.alpha is not None:
-            return self.effect.significant and self.p_value_adjusted < self.alpha
-        return self.effect.significant
+        return corrected_significance(self.effect, self.p_value_adjusted, self.alpha)
 
     def to_json(self) -> dict[str, Any]:
         effect = self.effect
