@@ -1,8 +1,8 @@
-"""Meta-analysis of one effect across experiments: fixed effect (inverse variance), heterogeneity, random effects.
+"""Meta-analysis of one effect across experiments: fixed effect, heterogeneity (Q, I²), random effects.
 
 Each experiment contributes an estimate ``y_i`` with its standard error ``s_i`` (weight ``w_i = 1/s_i²``):
 
-    fixed effect     μ̂ = Σ w_i y_i / Σ w_i,   se(μ̂) = 1/√Σw_i,   z = μ̂/se,   p = 2Φ(−|z|),   CI = μ̂ ± z_{1−α/2}·se
+    fixed effect     μ̂ = Σ w_i y_i / Σ w_i,  se(μ̂) = 1/√Σw_i,  z = μ̂/se,  p = 2Φ(−|z|),  CI = μ̂ ± z_{1−α/2}·se
     Cochran's Q      Q = Σ w_i (y_i − μ̂)²,  df = k − 1,  p_Q = P(χ²_df ≥ Q)
     I²               I² = max(0, (Q − df)/Q): the share of the total variation across experiments that is due
                      to real differences between them rather than chance (Higgins & Thompson 2002)
