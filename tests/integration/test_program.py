@@ -82,9 +82,12 @@ def registry_records() -> list[RegistryRecord]:
 
 
 def _row(
-    key: str, computed_at: datetime, metric: str, index: int, units: int, total: float
+    key: str, computed_at: datetime, metric: str, index: int, units: int, total: float, control: float = 0.0
 ) -> dict[str, Any]:
-    """One xp.results row; estimate/ci are markers (index-based), sums are real."""
+    """One xp.results row with real sums. The stored estimate is the sums' lift plus a marker (0.1 point
+    per experiment's position), its interval ±4 points: what the experiment's own analysis reported, told
+    apart from the meta-analysis's recomputed lift."""
+    marker = None if index == 0 else total / control - 1 + (list(SEEDED).index(key) + 1) / 1000
     binomial = metric == "conversion"
     return {
         "computed_at": computed_at,
@@ -98,9 +101,9 @@ def _row(
         "variation_name": f"Variation {index}",
         "units": units,
         "mean": total / units,
-        "estimate": None if index == 0 else 0.01 * index + list(SEEDED).index(key) / 1000,
-        "ci_low": None if index == 0 else -0.05,
-        "ci_high": None if index == 0 else 0.2,
+        "estimate": marker,
+        "ci_low": None if marker is None else marker - 0.04,
+        "ci_high": None if marker is None else marker + 0.04,
         "p_value": None if index == 0 else 0.5,
         "chance_to_win": None,
         "significant": False,
@@ -121,12 +124,13 @@ def snapshot_rows() -> list[dict[str, Any]]:
     rows = []
     for key, (_, _, _, stop, _, rates) in SEEDED.items():
         at = T0 + timedelta(days=stop or 10, hours=1)
-        for index, rate in enumerate(rates):
-            conversions = float(rng.binomial(UNITS, rate))
-            rows.append(_row(key, at, "conversion", index, UNITS, conversions))
-            rows.append(_row(key, at, "revenue", index, UNITS, conversions * 20.0))
+        counts = [float(rng.binomial(UNITS, rate)) for rate in rates]
+        for index, conversions in enumerate(counts):
+            rows.append(_row(key, at, "conversion", index, UNITS, conversions, counts[0]))
+            rows.append(_row(key, at, "revenue", index, UNITS, conversions * 20.0, counts[0] * 20.0))
             if key == "g-ship":  # an older snapshot with other numbers: never shown
-                rows.append(_row(key, at - timedelta(days=3), "conversion", index, 1000, 100.0 + index))
+                older = at - timedelta(days=3)
+                rows.append(_row(key, older, "conversion", index, 1000, 100.0 + index * 30, 100.0))
     return rows
 
 
