@@ -51,7 +51,7 @@ class DecisionSpec(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
     def stored(self) -> dict[str, str]:
-        stored = {"outcome": self.outcome}
+        stored: dict[str, str] = {"outcome": self.outcome}
         if self.variation is not None:
             stored["variation"] = self.variation
         if self.note:
