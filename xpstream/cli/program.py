@@ -47,6 +47,9 @@ def print_program(document: dict[str, Any]) -> None:
     from xpstream.cli.output import console as make_console
 
     console = make_console()
+    if not document["experiments"]:
+        console.print("no finished experiments (status: stopped) match")
+        return
     experiments = Table(
         title="finished experiments", title_justify="left", show_edge=False, header_style="bold"
     )
@@ -97,7 +100,12 @@ def print_program(document: dict[str, Any]) -> None:
         console.print(table)
     meta = document["meta_analysis"]
     if meta is None:
-        console.print("meta-analysis: choose one metric (--metric): the experiments' primary metrics differ")
+        if document["experiments"]:
+            console.print(
+                "meta-analysis: choose one metric (--metric): the experiments' primary metrics differ"
+            )
+        else:
+            console.print("no finished experiments (status: stopped) match")
         return
     console.print(f"[bold]meta-analysis[/bold] of {meta['metric']} over {meta['experiments']} experiments")
     if meta["error"]:

@@ -33,8 +33,9 @@
   }
   const groupHeaders = label => [label, "Experiments", "Ship", "Rollback", "Inconclusive", "Undecided", "Win rate", "Median lift", "Lift, quartiles"];
 
-  function meta(m) {
-    if (!m) return XP.el("p", { class: "empty", id: "program-meta-note" }, "The experiments' primary metrics differ: choose one metric.");
+  function meta(m, count) {
+    if (!m) return XP.el("p", { class: "empty", id: "program-meta-note" },
+      count ? "The experiments' primary metrics differ: choose one metric." : "Nothing to pool.");
     if (m.error) return XP.el("p", { class: "empty", id: "program-meta-note" }, `${m.metric}: no pooled estimate (${m.error})`);
     const row = (label, e, field) => XP.el("tr", { "data-model": field },
       XP.el("td", {}, label),
@@ -73,7 +74,7 @@
       : XP.el("p", { class: "empty" }, "No finished experiments (status: stopped) match."));
     document.getElementById("program-teams").replaceChildren(table(groupHeaders("Team"), groups(d.teams, "team")));
     document.getElementById("program-metrics").replaceChildren(table(groupHeaders("Metric"), groups(d.metrics, "metric")));
-    document.getElementById("program-meta").replaceChildren(meta(d.meta_analysis));
+    document.getElementById("program-meta").replaceChildren(meta(d.meta_analysis, d.experiments.length));
     section.dataset.loaded = "true";
   }).catch(error => {
     XP.showError(error);

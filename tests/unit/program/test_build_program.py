@@ -160,3 +160,8 @@ def test_experiment_lists_are_checked() -> None:
             parse_experiment_list(text)
     with pytest.raises(ValidationError, match="team must be a printable name"):
         build_program(CHANGES, ROWS, team="t" * 201)
+
+
+def test_an_empty_program_is_a_document_not_an_error() -> None:
+    document = build_program([change("w", 1, "running")], [])
+    assert document["experiments"] == [] and document["teams"] == [] and document["meta_analysis"] is None
