@@ -57,6 +57,9 @@ QUERIES = st.dictionaries(
             "steps",
             "window",
             "ordered",
+            "team",
+            "metric",
+            "experiments",
         ]
     ),
     _QUERY_VALUES,
@@ -76,6 +79,8 @@ PATHS = st.one_of(
             "/api/quality",
             "/api/audit",
             "/api/activity",
+            "/program",
+            "/api/program",
             "/quality/report/",
             "/quality/report/../../etc/passwd",
             "/static/../app.py",
