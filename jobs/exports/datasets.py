@@ -1,11 +1,11 @@
 """What can be exported, and how rows are read page by page in a stable order (pure: SQL text only).
 
 Each paged dataset is read in its table's sort-key order with keyset pagination: a page is the next
-``limit`` distinct keys strictly after the previous page's last key, among rows ingested no later than
-``as_of`` (fixed when a walk starts). So a walk never repeats a row, and rows inserted while it runs
-(ingested after ``as_of``) are left out as a whole instead of shifting pages: nothing is lost or counted
-twice (docs/decisions/0088). Duplicates of a key (a ReplacingMergeTree not merged yet) collapse with
-``LIMIT 1 BY key``, as ``FINAL`` would, without hiding a row behind a newer duplicate.
+``limit`` distinct keys strictly after the previous page's last key. Keys never change, so a walk sees
+every row present when it started exactly once, whatever is inserted (or merged) meanwhile; a row
+inserted during the walk is in it when its key is after the cursor, else in the next walk
+(docs/decisions/0088). Duplicates of a key (a ReplacingMergeTree not merged yet) collapse with
+``LIMIT 1 BY key``, as ``FINAL`` would.
 
 Every identifier in the SQL comes from the constants below; values are bound parameters.
 """
@@ -49,8 +49,6 @@ class PagedDataset:
     table: str
     time_column: str
     """The window (``since``/``until``) applies to it."""
-    version_column: str
-    """Rows whose version is after ``as_of`` are not part of a walk (when it was ingested or computed)."""
     key: tuple[KeyColumn, ...]
     columns: tuple[tuple[str, str], ...]
     """``(output name, SQL expression)`` in output order; every key column is among them by name."""
@@ -74,7 +72,6 @@ PAGED_DATASETS: dict[str, PagedDataset] = {
         name="exposures",
         table="xp.exposures",
         time_column="exposed_at",
-        version_column="ingested_at",
         key=(
             KeyColumn("experiment_key", _S),
             KeyColumn("unit_id", _S),
@@ -94,7 +91,6 @@ PAGED_DATASETS: dict[str, PagedDataset] = {
         name="events",
         table="xp.events",
         time_column="occurred_at",
-        version_column="ingested_at",
         key=(
             KeyColumn("event_name", _S),
             KeyColumn("unit_id", _S),
@@ -112,7 +108,6 @@ PAGED_DATASETS: dict[str, PagedDataset] = {
         name="dead_letters",
         table="xp.dead_letters",
         time_column="received_at",
-        version_column="ingested_at",
         key=(
             KeyColumn("source_topic", _S),
             KeyColumn("reason", _S),
@@ -132,7 +127,6 @@ PAGED_DATASETS: dict[str, PagedDataset] = {
         name="results",
         table="xp.results",
         time_column="computed_at",
-        version_column="computed_at",
         key=(
             KeyColumn("experiment_key", _S),
             KeyColumn("metric", _S),
@@ -170,10 +164,9 @@ PAGED_DATASETS: dict[str, PagedDataset] = {
 
 @dataclass(frozen=True)
 class PageQuery:
-    """One page of a walk: the window, the fixed ``as_of``, equality filters, and where to resume."""
+    """One page of a walk: the window, equality filters, and where to resume."""
 
     dataset: PagedDataset
-    as_of: datetime
     limit: int
     since: datetime | None = None
     until: datetime | None = None
@@ -185,8 +178,8 @@ class PageQuery:
 def page_sql(query: PageQuery) -> tuple[str, dict[str, Any]]:
     """The SQL of one page and its bound parameters."""
     dataset = query.dataset
-    params: dict[str, Any] = {"as_of": query.as_of.astimezone(UTC), "limit": query.limit}
-    where = [f"{dataset.version_column} <= {{as_of:{TIME_TYPE}}}"]
+    params: dict[str, Any] = {"limit": query.limit}
+    where = ["1"]
     if query.since is not None:
         where.append(f"{dataset.time_column} >= {{since:{TIME_TYPE}}}")
         params["since"] = query.since.astimezone(UTC)

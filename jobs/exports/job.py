@@ -98,7 +98,6 @@ def read_pages(
     warehouse: Warehouse,
     dataset: PagedDataset,
     *,
-    as_of: datetime,
     batch_rows: int,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -107,7 +106,7 @@ def read_pages(
     """Every row of ``dataset`` in the window, page after page in key order (at least one page)."""
     after: list[Any] | None = None
     while True:
-        query = PageQuery(dataset, as_of, batch_rows, since, until, filters or {}, after)
+        query = PageQuery(dataset, batch_rows, since, until, filters or {}, after)
         page = warehouse.query_arrow(*page_sql(query))
         yield page
         if page.num_rows < batch_rows:
@@ -120,14 +119,11 @@ def _tables(
     warehouse: Warehouse,
     spec: ExportSpec,
     window: tuple[datetime, datetime] | None,
-    as_of: datetime,
     batch: int,
 ) -> Iterator[pa.Table]:
     if window is not None:
         dataset = PAGED_DATASETS[spec.dataset]
-        yield from read_pages(
-            warehouse, dataset, as_of=as_of, batch_rows=batch, since=window[0], until=window[1]
-        )
+        yield from read_pages(warehouse, dataset, batch_rows=batch, since=window[0], until=window[1])
     elif spec.dataset == "results" and spec.experiments:
         yield warehouse.query_arrow(LATEST_RESULTS_OF_SQL, {"experiments": list(spec.experiments)})
     elif spec.dataset == "results":
@@ -161,7 +157,7 @@ def _export_one(
         file_name = export_file_name(spec.name, EXTENSIONS[spec.format], started, window, token)
         with tempfile.TemporaryDirectory(prefix="xp-export-") as scratch:
             local = Path(scratch) / file_name
-            tables = _tables(warehouse, spec, window, started, settings.export_batch_rows)
+            tables = _tables(warehouse, spec, window, settings.export_batch_rows)
             rows = write_export_file(tables, spec.format, local, sheet=spec.name)
             size = local.stat().st_size
             destination.put(local, spec.name, file_name)

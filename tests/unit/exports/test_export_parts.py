@@ -72,7 +72,6 @@ def test_page_sql_binds_every_value() -> None:
     hostile = "x' OR 1=1 --"
     query = PageQuery(
         PAGED_DATASETS["exposures"],
-        as_of=T0,
         limit=10,
         since=T0 - dt.timedelta(hours=1),
         until=T0,
@@ -88,7 +87,7 @@ def test_page_sql_binds_every_value() -> None:
         "experiment_key, unit_id, exposed_at, exposure_id LIMIT {limit:UInt32}"
     )
     with pytest.raises(ValueError, match="4 key values"):
-        page_sql(PageQuery(PAGED_DATASETS["exposures"], as_of=T0, limit=1, after=["a"]))
+        page_sql(PageQuery(PAGED_DATASETS["exposures"], limit=1, after=["a"]))
 
 
 PAGES = [
