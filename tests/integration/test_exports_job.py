@@ -315,3 +315,57 @@ def test_exports_to_s3_match_the_warehouse(
     assert fs.get_file_info(parquet).size == sizes["raw-exposures"]
     destinations = warehouse.query_arrow("SELECT DISTINCT destination FROM xp.export_runs").to_pylist()
     assert destinations == [{"destination": "s3://export-bucket/xp/exports"}]
+
+
+def test_xp_up_schedules_the_export_and_its_run_writes_the_files(
+    warehouse_settings: WarehouseSettings, tmp_path: Path
+) -> None:
+    """What the scheduler of `xp up` does at a fire time: the export's job callable, run by run_job,
+    on `xp up`'s own settings object (the store is opened by the job, as in `xp up`)."""
+    from xpcore.warehouse import open_warehouse
+    from xpstream.scheduler.plan import SchedulePlan
+    from xpstream.scheduler.runner import run_job
+    from xpstream.up.runner import scheduled_jobs, schedules_from
+    from xpstream.up.settings import UpSettings
+
+    store = open_warehouse(warehouse_settings)
+    try:
+        seed(store)
+        store.command(  # recent events: in the window of a run now (the seeded ones are from 2024)
+            "INSERT INTO xp.events (event_id, unit_id, event_name, value, properties, occurred_at, sent_at, "
+            "schema_version) SELECT concat('recent', toString(number)), concat('u', toString(number % 7)), "
+            "'purchase', number, map(), now64(3) - toIntervalMinute(number * 20), NULL, 1 FROM numbers(60)"
+        )
+    finally:
+        store.close()
+    spec = tmp_path / "exports.yaml"
+    spec.write_text("exports:\n  - {name: daily-events, dataset: events, format: parquet, window: 2d}\n")
+    settings = UpSettings(
+        home=warehouse_settings.home,
+        clickhouse_url=None,
+        store_wait_seconds=0,
+        export_file=spec,
+        export_url=str(tmp_path / "scheduled"),
+    )
+    schedules = [s for s in schedules_from(settings) if s.job == "export"]
+    assert [(s.expression, s.setting) for s in schedules] == [("0 1 * * *", "XP_SCHEDULE_EXPORT")]
+    plan = SchedulePlan(schedules, dt.datetime(2024, 5, 19, 0, 30, tzinfo=dt.UTC))
+    assert plan.due(dt.datetime(2024, 5, 19, 0, 59, tzinfo=dt.UTC)) == []
+    (dispatch,) = plan.due(dt.datetime(2024, 5, 19, 1, 0, tzinfo=dt.UTC))
+
+    run = run_job("export", scheduled_jobs(settings)["export"], dispatch.scheduled_for)
+
+    assert run.outcome == "ok", run.detail
+    table = pq.read_table(only_file(tmp_path / "scheduled" / "daily-events"))
+    store = open_warehouse(warehouse_settings)
+    try:
+        direct = store.query_arrow(
+            "SELECT event_id FROM xp.events FINAL WHERE occurred_at >= now64(3) - INTERVAL 2 DAY "
+            "ORDER BY event_name, unit_id, occurred_at, event_id"
+        )
+        recorded = store.query_arrow("SELECT export_name, status, rows FROM xp.export_runs").to_pylist()
+    finally:
+        store.close()
+    assert table.column("event_id").to_pylist() == direct.column(0).to_pylist()
+    assert table.num_rows == 60  # 20 hours of recent events; the 2024 ones are outside the window
+    assert recorded == [{"export_name": "daily-events", "status": "ok", "rows": table.num_rows}]
