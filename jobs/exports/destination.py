@@ -6,8 +6,9 @@ one), then:
 - **local directory**: copied into a hidden temporary name in the destination directory (``.…part``),
   flushed, then linked to its final name; linking fails instead of replacing an existing file, so a run
   never overwrites another silently. Readers see the whole file or none.
-- **S3**: uploaded with one PUT (multipart for large files); an object appears only once the upload is
-  complete. An existing object of the same name is refused first.
+- **S3**: uploaded under a hidden staging key (``.…part``, removed if the upload fails), then copied to
+  its final key server-side and the staging object deleted: the final object appears whole or not at
+  all (S3's single-copy limit: 5 GB per file). An existing object of the same name is refused first.
 
 File names carry the export name, the window and the run's start (``UTC``) plus a short random part,
 so two runs never aim at the same name (:func:`export_file_name`).
@@ -15,6 +16,7 @@ so two runs never aim at the same name (:func:`export_file_name`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -85,13 +87,18 @@ class Destination:
         import pyarrow.fs as pafs
 
         fs = open_lake_filesystem(self.location, self.settings)
+        folder, _, name = key.rpartition("/")
+        staging = f"{folder}/.{name}.{uuid.uuid4().hex[:8]}.part"
         try:
             if fs.get_file_info(key).type != pafs.FileType.NotFound:
                 raise TerminalError(f"export object s3://{key} exists already: not overwritten")
-            with local.open("rb") as source, fs.open_output_stream(key) as target:
+            with local.open("rb") as source, fs.open_output_stream(staging) as target:
                 while chunk := source.read(1 << 20):
                     target.write(chunk)
+            fs.move(staging, key)  # one server-side copy: the final object appears whole
         except OSError as error:  # pyarrow's S3 errors
+            with contextlib.suppress(OSError):
+                fs.delete_file(staging)
             message = " ".join(str(error).split())
             raise TransientError(f"writing s3://{key} failed: {message}") from error
         return f"s3://{key}"

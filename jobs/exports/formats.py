@@ -16,6 +16,7 @@ Pure of the warehouse: the job hands in the pages, and a path to write to.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
@@ -39,6 +40,8 @@ MAX_WIDTH = 60
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # standard JSON only (decision 0068); an empty CSV field, an empty cell
     return value
 
 
@@ -61,7 +64,9 @@ def _write_csv(tables: Iterable[pa.Table], path: Path) -> int:
                 lines.append(table.column_names)
                 header = True
             for row in table.to_pylist():
-                lines.append(["" if v is None else neutralize_formula(_plain(v)) for v in row.values()])
+                lines.append(
+                    ["" if _plain(v) is None else neutralize_formula(_plain(v)) for v in row.values()]
+                )
             rows_written += table.num_rows
             file.write(csv_text(lines))
     return rows_written
@@ -177,6 +182,8 @@ class _Sheets:
 
         if isinstance(value, datetime) and value.tzinfo is not None:
             value = value.replace(tzinfo=None)  # UTC, as the column header says
+        if isinstance(value, float) and not math.isfinite(value):
+            return None  # an empty cell: Excel has no NaN or infinity
         if isinstance(value, str):
             cell = WriteOnlyCell(self.sheet, value=value)
             cell.data_type = "s"  # openpyxl makes "=…" a formula and "#N/A" an error: text stays text
