@@ -168,3 +168,18 @@ def test_local_destination_never_overwrites(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "out" / "a").iterdir()] == ["x.csv"]  # no staging left
     with pytest.raises(ConfigError, match="export 'a': destination 'ftp://x'"):
         open_destination("ftp://x", settings, export="a")
+
+
+def test_every_export_query_passes_the_read_only_guard() -> None:
+    """With `xp up` running, the job reads through the owner's warehouse API, which runs read-only SQL."""
+    from jobs.exports.job import LATEST_QUALITY_SQL, LATEST_RESULTS_OF_SQL, LATEST_RESULTS_SQL
+    from xpcore.warehouse.sqlguard import read_only_refusal
+
+    paged = [
+        page_sql(
+            PageQuery(d, limit=5, since=T0, until=T0, filters=dict.fromkeys(d.filters, "x"), after=None)
+        )[0]
+        for d in PAGED_DATASETS.values()
+    ]
+    for sql in [*paged, LATEST_RESULTS_SQL, LATEST_RESULTS_OF_SQL, LATEST_QUALITY_SQL]:
+        assert read_only_refusal(sql) is None, sql
