@@ -207,7 +207,7 @@ def _limit(request: Request, maximum: int) -> int:
 
 def _filters(request: Request, dataset: PagedDataset) -> dict[str, str]:
     allowed = COMMON_PARAMETERS | set(dataset.filters)
-    names = list(request.query_params.keys())
+    names = [name for name, _ in request.query_params.multi_items()]
     unknown = sorted(set(names) - allowed)
     if unknown:
         raise ValidationError(

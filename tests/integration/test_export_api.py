@@ -191,6 +191,8 @@ def test_hostile_requests_are_refused_clearly(warehouse: Warehouse, client: Test
     assert code == 200 and json.loads(text)["rows"] == []
     code, text = status({"experiment": "x') UNION ALL SELECT * FROM system.users --"})
     assert code == 200 and json.loads(text)["rows"] == []
+    duplicated = client.get(path + "?experiment=checkout&experiment=search", headers=READ)
+    assert duplicated.status_code == 400 and "once" in duplicated.text
     code, text = status({"where": "1=1"})
     assert code == 400 and "unknown parameter" in text
     assert status({"reason": "x"})[0] == 400  # a filter of another dataset
