@@ -60,6 +60,9 @@ QUERIES = st.dictionaries(
             "cursor",
             "event_name",
             "reason",
+            "team",
+            "metric",
+            "experiments",
         ]
     ),
     _QUERY_VALUES,
@@ -79,6 +82,8 @@ PATHS = st.one_of(
             "/api/quality",
             "/api/audit",
             "/api/activity",
+            "/program",
+            "/api/program",
             "/quality/report/",
             "/quality/report/../../etc/passwd",
             "/static/../app.py",
@@ -97,6 +102,7 @@ PATHS = st.one_of(
     KEYS.map(lambda k: f"/api/experiments/{k}/results"),
     KEYS.map(lambda k: f"/api/experiments/{k}/health"),
     KEYS.map(lambda k: f"/api/experiments/{k}/funnel"),
+    KEYS.map(lambda k: f"/api/experiments/{k}/funnel/realtime"),
     st.tuples(
         KEYS,
         st.sampled_from(["daily", "results", "units", "x"]),
