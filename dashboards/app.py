@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from dashboards.api import api_routes
 from dashboards.auth import TokenMiddleware, dashboard_keys, request_token
 from dashboards.context import DashboardContext
+from dashboards.export_api import export_routes
 from dashboards.lag import LagMonitor
 from dashboards.login import login_routes
 from dashboards.pages import page_routes
@@ -130,6 +131,7 @@ def create_app(
         Route("/healthz", _healthz),
         Route("/docs/statistics.md", _statistics_doc),
         *api_routes(),
+        *export_routes(),
         *page_routes(),
         *login_routes(),
         Mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static"),
