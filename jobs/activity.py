@@ -11,8 +11,8 @@ From the registry's audit history (``xp.registry``, every change with who and wh
   before now);
 - **usage**: exposures recorded per day and source (sdk, service, loadgen) and the experiments they name;
 - **usage by key** (``xp.usage_daily``, decision 0092): per day, the assignment service's API requests per
-  client key id and endpoint and the exposures they caused, and dashboard page views per token id and
-  page.
+  client key id and endpoint and the exposures they caused, dashboard page views per token id and
+  page, and exports run per export and outcome (``xp.export_runs``).
 
 Counts only: the roll-ups name teams (``owner``), never the people who made the changes (the audit page
 lists those), and no unit id leaves the warehouse. :func:`roll_up` is pure; :func:`compute_activity`

@@ -1,4 +1,4 @@
-"""Each export a run writes, as one row of ``xp.export_runs`` (sql/migrations/0012_export_runs.sql)."""
+"""Each export a run writes, as one row of ``xp.export_runs`` (sql/migrations/0013_export_runs.sql)."""
 
 from __future__ import annotations
 

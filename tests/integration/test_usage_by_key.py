@@ -1,5 +1,6 @@
 """Usage per client key and dashboard token on chDB (decision 0092): the service's counts and the dashboard's
-page views land in xp.usage_daily (the dashboard flushes on shutdown), and `compute_activity` — what
+page views land in xp.usage_daily (the dashboard flushes on shutdown), export runs are in xp.export_runs,
+and `compute_activity` — what
 `xp activity` and the Activity page show — reports them by key id, equal to a direct sum of the table;
 no key or token is stored."""
 
@@ -17,6 +18,7 @@ from assignment.service.auth import KeyRing
 from dashboards.app import create_app
 from dashboards.settings import DashboardSettings
 from jobs.activity import compute_activity
+from jobs.exports.runs import ExportRun, store_export_runs
 from tests.unit.service.conftest import US_UNITS, make_service
 from xpcore.usage import flush_usage, key_id
 from xpcore.warehouse import Warehouse
@@ -50,13 +52,26 @@ def test_usage_by_key_reaches_the_activity_roll_up(warehouse: Warehouse, tmp_pat
     # the app's shutdown flushed its page views
 
     now = datetime.now(UTC)
+    ran = now - timedelta(minutes=1)
+    runs = [
+        ExportRun(f"r{i}", name, "events", "csv", "/tmp/x", f"f{i}", 1, 1, ran, ran, status)
+        for i, (name, status) in enumerate([("daily", "ok"), ("daily", "ok"), ("daily", "failed")])
+    ]
+    store_export_runs(warehouse, runs)
     document = compute_activity(warehouse, since=now - timedelta(days=1), now=now)
     by_key = {(r["kind"], r["subject"]): r["count"] for r in document["usage_by_key"]}
     direct = warehouse.query_arrow(
         "SELECT toString(kind) AS kind, subject, toUInt64(sum(count)) AS n"
         " FROM xp.usage_daily GROUP BY kind, subject"
     ).to_pylist()
-    assert by_key == {(r["kind"], r["subject"]): r["n"] for r in direct}
+    exports = warehouse.query_arrow(
+        "SELECT concat(export_name, ' ', status) AS subject, count() AS n"
+        " FROM xp.export_runs GROUP BY subject"
+    ).to_pylist()
+    assert by_key == {(r["kind"], r["subject"]): r["n"] for r in direct} | {
+        ("exports_run", r["subject"]): r["n"] for r in exports
+    }
+    assert by_key[("exports_run", "daily ok")] == 2 and by_key[("exports_run", "daily failed")] == 1
     assert by_key[("service_requests", f"{key_id(CLIENT)} assign")] == 30
     assert by_key[("service_exposures", key_id(CLIENT))] > 0
     assert by_key[("dashboard_views", f"{key_id(READER)} health")] == 2

@@ -1,4 +1,4 @@
--- 0012 export runs: one row per named export written by `xp jobs run export` (issue #18, jobs/exports).
+-- 0013 export runs: one row per named export written by `xp jobs run export` (issue #18, jobs/exports).
 --
 -- Contract:
 --   xp.export_runs   grain: one export of one run   time: started_at   engine: MergeTree
