@@ -51,6 +51,7 @@ __all__ = [
     "LEVEL_Z",
     "ClusterSums",
     "QuantileStatistic",
+    "check_level",
     "clustered_quantile_statistic",
     "order_statistic_levels",
     "quantile_moments",
