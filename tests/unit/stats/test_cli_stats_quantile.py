@@ -130,3 +130,26 @@ def test_cli_answers_a_quantile_request(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     answer = json.loads(completed.stdout)
     assert answer["method"] == "sequential" and answer["variants"][1]["p_value"] is not None
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [
+        [{"name": "a", "values": ["1", {"x": 1}]}, {"name": "b", "values": [1.0]}],
+        [{"name": "a", "values": [1.0], "units": [{"nested": True}]}, {"name": "b", "values": [1.0]}],
+        [{"name": "a", "values": 5}, {"name": "b", "values": [1.0]}],
+        [{"name": "a", "n": -1, "quantile_value": 1, "quantile_lower": 0, "quantile_upper": 2}] * 2,
+        [{"name": "a", "n": 5, "n_star": 0, "quantile_value": 1, "quantile_lower": 0, "quantile_upper": 2}]
+        * 2,
+    ],
+)
+def test_hostile_quantile_inputs_are_rejected_with_a_message(variants: list[dict[str, Any]]) -> None:
+    with pytest.raises(ValidationError, match="input: field"):
+        parse_request(json.dumps(_raw(variants=variants)), "input")
+
+
+def test_values_at_the_float_limits_give_a_coded_result_not_a_crash() -> None:
+    extreme = [(-1.7e308 if i % 2 else 1.7e308) for i in range(1000)]
+    answer = _answer(_raw(variants=[{"name": "a", "values": extreme}, {"name": "b", "values": extreme}]))
+    assert answer["variants"][1]["error"] == "zero_variance"
+    assert answer["variants"][1]["p_value"] is None
