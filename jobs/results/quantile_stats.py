@@ -13,16 +13,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from assignment.metrics_catalog import MetricDefinition
+from assignment.metrics_catalog import MetricDefinition, MetricType
+from jobs.results.analysis import analyzed_metrics
 from jobs.results.metric_sql.quantile import QuantilePer, quantile_counts_sql, quantile_sketch_sql
 from jobs.results.metric_sql.scan import metric_parameters
 from jobs.stats.quantiles import ClusterSums, QuantileStatistic, check_level, order_statistic_levels
 from xpcore.errors import ValidationError
 
 if TYPE_CHECKING:
+    from assignment.registry import ExperimentSpec
     from xpcore.warehouse import Warehouse
 
-__all__ = ["fetch_quantile_statistics"]
+__all__ = ["fetch_experiment_quantiles", "fetch_quantile_statistics"]
 
 _SIDE_A = ("experiment", "since", "until", "event_a", "aggregation_a", "property_a", "window_a_seconds")
 
@@ -86,3 +88,26 @@ def fetch_quantile_statistics(
             )
         )
     return statistics
+
+
+def fetch_experiment_quantiles(
+    warehouse: Warehouse, experiment: ExperimentSpec, *, since: datetime, until: datetime
+) -> dict[str, list[QuantileStatistic]]:
+    """Metric name → per-variation statistics (the experiment's order), for every quantile metric the
+    experiment analyses (two queries each; none for an experiment without quantile metrics)."""
+    ids = [v.id for v in experiment.variations]
+    found = {}
+    for metric, _role in analyzed_metrics(experiment):
+        if metric.type is not MetricType.QUANTILE or metric.quantile is None or metric.per is None:
+            continue
+        found[metric.name] = fetch_quantile_statistics(
+            warehouse,
+            experiment.key,
+            metric,
+            nu=metric.quantile,
+            per=metric.per.value,
+            variation_ids=ids,
+            since=since,
+            until=until,
+        )
+    return found

@@ -17,12 +17,17 @@ import numpy as np
 import pytest
 
 from assignment.metrics_catalog import metric_from_dict
+from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
+from jobs.analysis_plan import AnalysisPlan
+from jobs.results.compute import compute_experiment_result
+from jobs.results.flat_rows import csv_rows
 from jobs.results.quantile_stats import fetch_quantile_statistics
 from jobs.stats.analysis import compare_variations
 from pipelines.attribution import Attribution
 from pipelines.processor import attributions_table
 from schemas import Exposure
 from schemas.arrow import to_arrow
+from schemas.records import ExperimentStatus
 from tests.factories import make_exposure
 from xpcore.warehouse import Warehouse
 
@@ -148,3 +153,59 @@ def test_no_data_gives_empty_statistics(warehouse: Warehouse) -> None:
     )
     assert [s.n for s in stats] == [0, 0]
     assert compare_variations(stats, method="frequentist")[0].error is not None
+
+
+P90_PER_UNIT = metric_from_dict(
+    {"name": "latency_p90", "type": "quantile", "event": "request", "quantile": 0.9, "window": "2h"}
+)
+P50_PER_EVENT = metric_from_dict(
+    {
+        "name": "request_p50",
+        "type": "quantile",
+        "event": "request",
+        "quantile": 0.5,
+        "per": "event",
+        "window": "2h",
+    }
+)
+
+
+def test_results_carry_quantile_metrics(warehouse: Warehouse) -> None:
+    """``compute_experiment_result`` (what ``xp results`` runs) with two quantile metrics and a mean:
+    the JSON and the CSV rows carry the quantile, its interval and p-value; SRM counts units."""
+    rows = Rows(seed=23)
+    _load(warehouse, rows)
+    spec = ExperimentSpec(
+        key="exp",
+        name="exp",
+        status=ExperimentStatus.RUNNING,
+        feature_key="exp",
+        variations=(VariationSpec(0, "v0", "V0", 0.5), VariationSpec(1, "v1", "V1", 0.5)),
+        metrics=MetricsSpec(
+            primary=("latency_p90",),
+            secondary=("request_p50", "latency"),
+            definitions=(P90_PER_UNIT, P50_PER_EVENT, LATENCY),
+        ),
+    )
+    plan = AnalysisPlan(method="frequentist", alpha=0.05, cuped=True)
+    result = compute_experiment_result(warehouse, spec, until=BASE + timedelta(days=1), plan=plan)
+    document = result.to_json()
+    by_name = {m["metric"]: m for m in document["metrics"]}
+    units, events = rows.per_unit(), rows.per_event()
+    p90 = by_name["latency_p90"]
+    assert (p90["type"], p90["quantile"], p90["per"]) == ("quantile", 0.9, "unit")
+    assert p90["cuped"]["applied"] is False
+    for variant in p90["variants"]:
+        values = units[variant["variation_id"]]
+        assert variant["units"] == len(values)
+        assert abs(_rank(values, variant["mean"]) - 0.9) <= 0.01
+    treatment = p90["variants"][1]
+    assert treatment["error"] is None and treatment["p_value"] is not None
+    assert treatment["ci_low"] < treatment["estimate"] < treatment["ci_high"]
+    p50 = by_name["request_p50"]
+    assert p50["per"] == "event"
+    assert [v["units"] for v in p50["variants"]] == [len(set(events[v][1])) for v in (0, 1)]
+    assert "quantile" not in by_name["latency"] and by_name["latency"]["type"] == "mean"
+    assert result.srm_p_value is not None
+    csv = csv_rows(result)
+    assert {row["metric"] for row in csv} >= {"latency_p90", "request_p50"}
