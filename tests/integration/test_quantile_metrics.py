@@ -13,6 +13,7 @@ import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -89,7 +90,11 @@ class Rows:
 
 
 def _load(warehouse: Warehouse, rows: Rows) -> None:
-    warehouse.insert_arrow("xp.exposures", to_arrow(rows.exposures, Exposure))
+    exposures = [
+        msgspec.structs.replace(e, attributes={"country": "de" if e.unit_id[-1] in "02468" else "fr"})
+        for e in rows.exposures
+    ]
+    warehouse.insert_arrow("xp.exposures", to_arrow(exposures, Exposure))
     warehouse.insert_arrow("xp.attributed_events", attributions_table(rows.attributions))
     warehouse.insert_arrow("xp.attributed_events", attributions_table(rows.attributions[:20]))  # re-sent
 
@@ -209,3 +214,12 @@ def test_results_carry_quantile_metrics(warehouse: Warehouse) -> None:
     assert result.srm_p_value is not None
     csv = csv_rows(result)
     assert {row["metric"] for row in csv} >= {"latency_p90", "request_p50"}
+    # a segment breakdown has no quantile numbers (decision 0083): coded, never a crash
+    by_country = compute_experiment_result(
+        warehouse, spec, until=BASE + timedelta(days=1), plan=plan, segment="country"
+    ).to_json()
+    assert by_country["metrics"][0]["variants"][1]["estimate"] == p90["variants"][1]["estimate"]
+    assert by_country["segments"]["values"]
+    for segment in by_country["segments"]["values"]:
+        quantile = next(m for m in segment["metrics"] if m["metric"] == "latency_p90")
+        assert quantile["variants"][1]["error"] == "empty_variation"
