@@ -236,3 +236,19 @@ def test_degenerate_inputs_give_coded_results() -> None:
 def test_invalid_inputs_are_rejected(build) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValidationError):
         build()
+
+
+@pytest.mark.parametrize("method", ["sequential", "group_sequential_obf", "bayesian"])
+def test_aa_rejections_of_the_other_methods_stay_at_most_alpha(method: str) -> None:
+    """400 A/A experiments at p90 (lognormal, 2,000 units per arm), analysed once at the planned horizon:
+    each method rejects (interval excludes 0) at most α + 3 sd."""
+    rng = np.random.default_rng(4242)
+    runs = 400
+    rejections = 0
+    for _ in range(runs):
+        a = quantile_statistic(rng.lognormal(1.0, 1.0, 2000), 0.9)
+        b = quantile_statistic(rng.lognormal(1.0, 1.0, 2000), 0.9)
+        result = compare_variations([a, b], method=method, difference="absolute", planned_units=4000)[0]  # type: ignore[arg-type]
+        assert result.error is None
+        rejections += result.significant
+    assert rejections / runs <= ALPHA + binomial_tolerance(ALPHA, runs)
