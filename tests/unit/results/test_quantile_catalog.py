@@ -106,3 +106,20 @@ def test_analysis_of_an_experiment_with_only_a_quantile_metric() -> None:
     assert result.srm_p_value is not None and result.srm_error is None
     empty = analyze_experiment(_experiment(), {}, computed_at=now, since=now, until=now).to_json()
     assert empty["metrics"][0]["variants"][1]["error"] == "empty_variation"
+
+
+def test_the_results_table_names_the_quantile() -> None:
+    import numpy as np
+    from rich.console import Console
+
+    from xpstream.cli.results import _metric_table
+
+    rng = np.random.default_rng(4)
+    stats = [quantile_statistic(rng.lognormal(1, 1, 500), 0.9) for _ in range(2)]
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    result = analyze_experiment(
+        _experiment(), {}, computed_at=now, since=now, until=now, quantiles={"latency_p90": stats}
+    )
+    console = Console(record=True, width=160)
+    console.print(_metric_table(result.metrics[0], 0.05))
+    assert "latency_p90 (p90 per unit, primary)" in console.export_text()
