@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from pathlib import Path
@@ -81,6 +82,9 @@ def _eval_file(payload: CompiledPayload, key: str, path: Path, fmt: OutputFormat
     errors: list[LineError] = []
     rows: list[dict[str, Any]] = []
     out = sys.stdout.buffer
+    # Units and results are plain acyclic data freed block by block: the cyclic GC would only
+    # re-scan them as they are allocated (a quarter of the decoding time on 1 M units).
+    gc.disable()
     try:
         with path.open("rb") as stream:
             for first_line, block in read_blocks(stream):
@@ -94,6 +98,8 @@ def _eval_file(payload: CompiledPayload, key: str, path: Path, fmt: OutputFormat
                     rows.extend(result.to_dict() for result in results)
     except OSError as error:
         raise ValidationError(f"{path}: cannot read attributes file: {error.strerror or error}") from error
+    finally:
+        gc.enable()
     if fmt is not OutputFormat.json:
         print_rows(rows, EVAL_COLUMNS, fmt)
     else:
