@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,7 @@ import numpy.typing as npt
 from assignment.experiments import CompiledExperiment, CompiledFilter
 from assignment.features import CompiledFeature, CompiledRule
 from assignment.hashing import hash_string, is_hashable
+from assignment.operators import string_column_test
 from assignment.results import FeatureResult
 from assignment.vectorized import choose_variation_many, gbhash_many, in_ranges_many
 
@@ -38,43 +39,58 @@ _MEMO_MAX_ATTRIBUTES = 4
 def _condition_mask(
     rule: CompiledRule, units: Sequence[Mapping[str, Any]], rows: IndexArray
 ) -> npt.NDArray[np.bool_]:
-    """The rule's condition for each row, memoized per combination of the attribute values it
-    reads (typed, so ``True`` and ``1`` never share an entry); unhashable values are evaluated."""
+    """The rule's condition for each row, evaluated once per combination of the attribute values
+    it reads (typed, so ``True`` and ``1`` never share an entry): the combinations are gathered as
+    a column, their first rows found with one dict, and the answers spread back with one map."""
     condition = rule.condition
     assert condition is not None
     names = rule.condition_attributes
+    if rows.size == len(units):
+        selected: Sequence[Mapping[str, Any]] = units
+    else:
+        selected = [units[row] for row in rows.tolist()]
     if names is None or len(names) > _MEMO_MAX_ATTRIBUTES:
-        return np.fromiter((condition(units[row]) for row in rows.tolist()), dtype=bool, count=rows.size)
+        return np.fromiter(map(condition, selected), dtype=bool, count=len(selected))
+    columns = [[unit.get(name) for unit in selected] for name in names]
+    keys: list[Any] = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+    kinds: set[type] = set()
+    for column in columns:
+        kinds.update(map(type, column))
+    column_test = string_column_test(rule.predicate) if rule.predicate is not None else None
+    if column_test is not None and kinds == {str} and (column_test[0],) == names:
+        found = map(column_test[1], cast(list[str], columns[0]))
+        return np.fromiter(map(bool, found), dtype=np.bool_, count=len(selected))
+    if not kinds <= _PLAIN_KINDS:
+        keys = list(zip(keys, *(map(type, column) for column in columns), strict=True))
+    try:
+        first_rows = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
+    except TypeError:  # a list or object among the values: not hashable
+        return _condition_mask_per_row(condition, selected, columns)
+    memo = {key: bool(condition(selected[row])) for key, row in first_rows.items()}
+    return np.fromiter(map(memo.__getitem__, keys), dtype=bool, count=len(keys))
+
+
+_PLAIN_KINDS = frozenset({str, type(None)})
+"""Attribute types whose values never compare equal across types: the value alone is the key."""
+
+
+def _condition_mask_per_row(
+    condition: Any, selected: Sequence[Mapping[str, Any]], columns: list[list[Any]]
+) -> npt.NDArray[np.bool_]:
+    """The memo row by row, for columns holding unhashable values (those rows are evaluated)."""
     memo: dict[Any, bool] = {}
     matched: list[bool] = []
     append = matched.append
-    if len(names) == 1:
-        name = names[0]
-        for row in rows.tolist():
-            unit = units[row]
-            value = unit.get(name)
-            single_key = (value, type(value))
-            try:
-                hit = memo.get(single_key)
-            except TypeError:
-                append(condition(unit))
-                continue
-            if hit is None:
-                hit = memo[single_key] = condition(unit)
-            append(hit)
-    else:
-        for row in rows.tolist():
-            unit = units[row]
-            values = tuple(map(unit.get, names))
-            key = (values, tuple(map(type, values)))
-            try:
-                hit = memo.get(key)
-            except TypeError:
-                append(condition(unit))
-                continue
-            if hit is None:
-                hit = memo[key] = condition(unit)
-            append(hit)
+    for unit, values in zip(selected, zip(*columns, strict=True), strict=True):
+        key = (values, tuple(map(type, values)))
+        try:
+            hit = memo.get(key)
+        except TypeError:
+            append(bool(condition(unit)))
+            continue
+        if hit is None:
+            hit = memo[key] = bool(condition(unit))
+        append(hit)
     return np.array(matched, dtype=np.bool_)
 
 

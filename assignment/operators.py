@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import operator
 import re
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "fused_attribute_predicate",
     "membership_predicate",
     "regex_predicate",
+    "string_column_test",
     "version_comparison_predicate",
 ]
 
@@ -149,6 +151,18 @@ def membership_predicate(op: str, operand: Any) -> Predicate:
 _ORDERINGS = {"$lt": operator.lt, "$lte": operator.le, "$gt": operator.gt, "$gte": operator.ge}
 
 
+_STRING_COLUMN_TESTS: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, Callable[[str], Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def string_column_test(predicate: Callable[..., Any]) -> tuple[str, Callable[[str], Any]] | None:
+    """``(attribute, test)`` when ``predicate`` is a fused one whose answer for a unit whose
+    attribute is a string ``v`` is ``bool(test(v))`` (a ``$regex``): bulk evaluation maps ``test``
+    over a column of strings instead of calling the predicate per unit."""
+    return _STRING_COLUMN_TESTS.get(predicate)
+
+
 def fused_attribute_predicate(path: str, condition: Any) -> Predicate | None:
     """``{path: {"$op": operand}}`` for an undotted path and a common operator as one closure:
     the usual attribute type is decided inline, anything else goes to the operator's predicate
@@ -193,5 +207,6 @@ def fused_attribute_predicate(path: str, condition: Any) -> Predicate | None:
                 return search(v) is not None
             return general(v)
 
+        _STRING_COLUMN_TESTS[regex] = (path, search)
         return regex
     return None

@@ -83,8 +83,8 @@ COUNTRIES = ["US", "CA", "FR", "GB", "DE"]
 PLANS = ["free", "pro", "team"]
 
 
-def make_units(count: int) -> list[dict[str, Any]]:
-    """Deterministic synthetic units with a few targeting attributes."""
+def make_units(count: int, start: int = 0) -> list[dict[str, Any]]:
+    """Deterministic synthetic units with a few targeting attributes (unit ``start`` onwards)."""
     return [
         {
             "id": f"user-{i:07d}",
@@ -94,7 +94,7 @@ def make_units(count: int) -> list[dict[str, Any]]:
             "plan": PLANS[i % 3],
             "age": 18 + i % 50,
         }
-        for i in range(count)
+        for i in range(start, start + count)
     ]
 
 

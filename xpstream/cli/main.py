@@ -44,7 +44,15 @@ def _root(
     configure_logging(debug=debug)
 
 
-def _register_subcommands() -> None:
+def _register_subcommands(argv: list[str]) -> None:
+    """Every sub-command, or only `xp assign` when that is the command run: bulk assignment is a
+    short process whose start-up counts (issue #22), and the other groups import pydantic, urllib…"""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command == "assign":
+        from xpstream.cli import assign as assign_only
+
+        assign_only.register(app)
+        return
     from xpstream.cli import (
         activity,
         assign,
@@ -85,7 +93,7 @@ def _register_subcommands() -> None:
         module.register(app)
 
 
-_register_subcommands()
+_register_subcommands(sys.argv[1:])
 
 
 def main() -> None:
