@@ -9,9 +9,9 @@ from jobs.stats.bayesian import GaussianPrior, bayesian_from_moments
 from jobs.stats.effects import effect_moments
 from jobs.stats.frequentist import welch_from_moments
 from jobs.stats.group_sequential import DEFAULT_PLANNED_LOOKS, group_sequential_from_moments
+from jobs.stats.regression_adjustment import AdjustedStatistic, pooled_coefficients
 from jobs.stats.results import Difference, EffectResult, Method, RelativeInterval, StatsErrorCode
 from jobs.stats.sequential import sequential_from_moments, tuning_for
-from jobs.stats.regression_adjustment import AdjustedStatistic, pooled_coefficients
 from jobs.stats.sufficient import CupedStatistic, Statistic, pooled_theta
 from jobs.stats.validation import check_alpha
 from xpcore.errors import ValidationError

@@ -177,9 +177,7 @@ def _adjusted_arm(statistic: AdjustedStatistic, beta: tuple[float, ...]) -> _Arm
     x_bar = [value / n for value in statistic.covariate_sums]
     value = y_bar - sum(b * x for b, x in zip(beta, x_bar, strict=True))
     zeros = (0.0,) * len(beta)
-    return _ArmDelta(
-        n, value, y_bar, (1.0, *(-b for b in beta)), (1.0, *zeros), unit_covariance(statistic)
-    )
+    return _ArmDelta(n, value, y_bar, (1.0, *(-b for b in beta)), (1.0, *zeros), unit_covariance(statistic))
 
 
 def _quadratic_form(gradient: Vector, matrix: Matrix) -> float:
@@ -197,8 +195,8 @@ def effect_moments(
     """Δ and Var(Δ) for ``treatment`` vs ``control``; degenerate inputs give a coded ``error``.
 
     ``theta`` is CUPED's coefficient (a regression adjustment's β: one per covariate); by default it is
-    pooled over the two arms (pass the value pooled
-    over every variation of the experiment, as :func:`jobs.stats.analysis.compare_variations` does).
+    pooled over the two arms (pass the value pooled over every variation of the experiment, as
+    :func:`jobs.stats.analysis.compare_variations` does).
     """
     if type(control) is not type(treatment):
         raise ValidationError(
