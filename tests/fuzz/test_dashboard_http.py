@@ -57,6 +57,10 @@ QUERIES = st.dictionaries(
             "steps",
             "window",
             "ordered",
+            "mde",
+            "power",
+            "lookback_days",
+            "absolute",
         ]
     ),
     _QUERY_VALUES,
@@ -89,6 +93,7 @@ PATHS = st.one_of(
     KEYS.map(lambda k: f"/api/experiments/{k}/results"),
     KEYS.map(lambda k: f"/api/experiments/{k}/health"),
     KEYS.map(lambda k: f"/api/experiments/{k}/funnel"),
+    KEYS.map(lambda k: f"/api/experiments/{k}/plan"),
     st.tuples(
         KEYS,
         st.sampled_from(["daily", "results", "units", "x"]),
