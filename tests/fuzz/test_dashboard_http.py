@@ -94,6 +94,7 @@ PATHS = st.one_of(
     KEYS.map(lambda k: f"/api/experiments/{k}/health"),
     KEYS.map(lambda k: f"/api/experiments/{k}/funnel"),
     KEYS.map(lambda k: f"/api/experiments/{k}/plan"),
+    KEYS.map(lambda k: f"/api/experiments/{k}/funnel/realtime"),
     st.tuples(
         KEYS,
         st.sampled_from(["daily", "results", "units", "x"]),
