@@ -122,6 +122,22 @@ ACTIVITY_DAYS = 28
 
 
 @guarded
+def program_endpoint(request: Request) -> Response:
+    """The program view (``xp program --format json``): ``?team=``, ``?metric=``, ``?experiments=a,b``."""
+    from jobs.program import compute_program, parse_experiment_list
+
+    params = request.query_params
+    return _json(
+        compute_program(
+            context_of(request).warehouse,
+            team=params.get("team") or None,
+            metric=params.get("metric") or None,
+            experiments=parse_experiment_list(params.get("experiments") or None),
+        )
+    )
+
+
+@guarded
 def funnel_endpoint(request: Request) -> Response:
     params = request.query_params
     steps = params.get("steps")
@@ -267,5 +283,6 @@ def api_routes() -> list[Route]:
         Route("/api/quality", quality_endpoint),
         Route("/api/audit", audit_endpoint),
         Route("/api/activity", activity_endpoint),
+        Route("/api/program", program_endpoint),
         Route("/api/admin/cache/clear", clear_cache_endpoint, methods=["POST"]),
     ]

@@ -61,6 +61,9 @@ QUERIES = st.dictionaries(
             "power",
             "lookback_days",
             "absolute",
+            "team",
+            "metric",
+            "experiments",
         ]
     ),
     _QUERY_VALUES,
@@ -80,6 +83,8 @@ PATHS = st.one_of(
             "/api/quality",
             "/api/audit",
             "/api/activity",
+            "/program",
+            "/api/program",
             "/quality/report/",
             "/quality/report/../../etc/passwd",
             "/static/../app.py",
