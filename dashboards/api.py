@@ -157,6 +157,14 @@ def funnel_endpoint(request: Request) -> Response:
 
 
 @guarded
+def plan_endpoint(request: Request) -> Response:
+    from dashboards.plan_view import plan_options, plan_page
+
+    options = plan_options(request.query_params)
+    return _json(plan_page(context_of(request), request.path_params["key"], options, _time(request, "until")))
+
+
+@guarded
 def health_endpoint(request: Request) -> Response:
     key = request.path_params.get("key") or request.query_params.get("experiment") or None
     return _json(health(context_of(request), key))
@@ -267,6 +275,7 @@ def api_routes() -> list[Route]:
         Route("/api/experiments/{key}/results", results_endpoint),
         Route("/api/experiments/{key}/health", health_endpoint),
         Route("/api/experiments/{key}/funnel", funnel_endpoint),
+        Route("/api/experiments/{key}/plan", plan_endpoint),
         Route("/api/experiments/{key}/funnel/realtime", realtime_funnel_endpoint),
         Route("/api/experiments/{key}/export/{dataset}.{fmt}", export_endpoint),
         Route("/api/health", health_endpoint),

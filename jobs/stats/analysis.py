@@ -10,6 +10,7 @@ from jobs.stats.effects import effect_moments
 from jobs.stats.frequentist import welch_from_moments
 from jobs.stats.group_sequential import DEFAULT_PLANNED_LOOKS, group_sequential_from_moments
 from jobs.stats.quantiles import QuantileStatistic, quantile_moments
+from jobs.stats.regression_adjustment import AdjustedStatistic, pooled_coefficients
 from jobs.stats.results import Difference, EffectResult, Method, RelativeInterval, StatsErrorCode
 from jobs.stats.sequential import sequential_from_moments, tuning_for
 from jobs.stats.sufficient import CupedStatistic, Statistic, pooled_theta
@@ -59,9 +60,11 @@ def compare_variations(
         raise ValidationError(
             f"all variations must use one kind of statistic, got {sorted(k.__name__ for k in kinds)}"
         )
-    theta = None
+    theta: float | tuple[float, ...] | None = None
     if isinstance(statistics[0], CupedStatistic):
         theta = pooled_theta([s for s in statistics if isinstance(s, CupedStatistic)])
+    if isinstance(statistics[0], AdjustedStatistic):  # several covariates / strata: β pooled likewise
+        theta = pooled_coefficients([s for s in statistics if isinstance(s, AdjustedStatistic)])
     control = statistics[0]
     tuning = tuning_for(tuning_parameter, planned_units)
     looks = DEFAULT_PLANNED_LOOKS if planned_looks is None else planned_looks

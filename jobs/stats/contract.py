@@ -16,7 +16,10 @@ Request (one JSON object; a ``.jsonl`` file holds one per line)::
 
 ratio variants carry ``numerator`` and ``denominator`` ({"sum", "sum_squares"}) and ``cross_sum``
 (Σ numerator·denominator); with ``cuped: true`` a variant carries ``covariate`` ({"sum",
-"sum_squares"}) and ``cross_sum`` (Σ metric·covariate). Answer::
+"sum_squares"}) and ``cross_sum`` (Σ metric·covariate). With ``"covariates": ["pre_revenue",
+"country=DE", …]`` (regression adjustment, binomial and mean) a variant carries ``covariate_sums`` (k),
+``covariate_crosses`` (k × k) and ``metric_crosses`` (k), and the answer an ``adjustment`` object
+({"covariates", "coefficients", "variance_reduction"}). Answer::
 
     {"srm_p_value", "srm_error", "metric_type", "method", "difference", "alpha",
      "variants": [{"name", "n", "mean", "error"},                                   control
@@ -37,6 +40,7 @@ from assignment.analysis_block import AnalysisMethod
 from jobs.stats.analysis import compare_variations
 from jobs.stats.bayesian import GaussianPrior
 from jobs.stats.group_sequential import DEFAULT_PLANNED_LOOKS
+from jobs.stats.regression_adjustment import AdjustedStatistic, pooled_coefficients, variance_reduction
 from jobs.stats.results import RelativeInterval
 from jobs.stats.srm import sample_ratio_mismatch
 from jobs.stats.sufficient import (
@@ -51,6 +55,8 @@ from xpcore.errors import ValidationError
 
 __all__ = ["StatsRequest", "analyze_request", "parse_request"]
 
+_MAX_COVARIATES = 64
+_ADJUSTMENT_FIELDS = {"covariate_sums", "covariate_crosses", "metric_crosses"}
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
@@ -84,6 +90,11 @@ class VariantInput(BaseModel):
     cross_sum: float | None = Field(
         None, description="Ratio: Σ numerator·denominator. CUPED: Σ metric·covariate."
     )
+    covariate_sums: list[float] | None = Field(None, description="Regression adjustment: Σx_i per covariate.")
+    covariate_crosses: list[list[float]] | None = Field(
+        None, description="Regression adjustment: Σx_i·x_j (k × k)."
+    )
+    metric_crosses: list[float] | None = Field(None, description="Regression adjustment: Σ metric·x_i.")
 
 
 class StatsRequest(BaseModel):
@@ -99,6 +110,12 @@ class StatsRequest(BaseModel):
     alpha: float = Field(0.05, gt=0, lt=1, description="1 − confidence level.")
     weights: list[float] | None = Field(None, description="Expected traffic split; default even.")
     cuped: bool = Field(False, description="Adjust for the covariate (Deng et al. 2013).")
+    covariates: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=_MAX_COVARIATES,
+        description="Regression adjustment (CUPED++): names of the covariates and stratum indicators.",
+    )
     higher_is_better: bool = Field(True, description="Metric direction (chance to win, risk).")
     sequential_tuning_parameter: float | None = Field(
         None, gt=0, description="N* of the confidence sequence; default planned_units, else 5000."
@@ -130,6 +147,13 @@ class StatsRequest(BaseModel):
             raise ValueError(f"field planned_units: method {self.method} needs the planned units")
         if self.cuped and self.metric_type == "ratio":
             raise ValueError("field cuped: supported for binomial and mean metrics, not ratio")
+        if self.covariates is not None:
+            if self.cuped:
+                raise ValueError("field covariates: use either cuped (one covariate) or covariates, not both")
+            if self.metric_type == "ratio":
+                raise ValueError("field covariates: supported for binomial and mean metrics, not ratio")
+            if len(set(self.covariates)) != len(self.covariates):
+                raise ValueError(f"field covariates: names must be unique, got {self.covariates}")
         for index, variant in enumerate(self.variants):
             _check_variant_fields(self, index, variant)
         return self
@@ -144,12 +168,18 @@ def _check_variant_fields(request: StatsRequest, index: int, variant: VariantInp
     else:
         required = {"sum", "sum_squares"} | ({"covariate", "cross_sum"} if request.cuped else set())
         forbidden = {"numerator", "denominator"} | (set() if request.cuped else {"covariate", "cross_sum"})
+    if request.covariates is not None:
+        required |= _ADJUSTMENT_FIELDS
+    else:
+        forbidden |= _ADJUSTMENT_FIELDS
     missing = sorted(required - present)
     if missing:
         raise ValueError(f"{where}: {request.metric_type} metric needs {', '.join(missing)}")
     extra = sorted(forbidden & present)
     if extra:
         hint = " (set cuped: true to use a covariate)" if "covariate" in extra or "cross_sum" in extra else ""
+        if _ADJUSTMENT_FIELDS & set(extra):
+            hint = " (name them in covariates to use a regression adjustment)"
         raise ValueError(f"{where}: {', '.join(extra)} not allowed for a {request.metric_type} metric{hint}")
     if request.metric_type == "binomial" and variant.sum != variant.sum_squares:
         raise ValueError(f"{where}: binomial metric needs sum == sum_squares (conversions)")
@@ -165,6 +195,8 @@ def _statistic(request: StatsRequest, variant: VariantInput) -> Statistic:
             variant.cross_sum,
         )
     assert variant.sum is not None and variant.sum_squares is not None
+    if request.covariates is not None:
+        return _adjusted_statistic(request, variant, len(request.covariates))
     if request.cuped:
         assert variant.covariate is not None and variant.cross_sum is not None
         if request.metric_type == "binomial":
@@ -178,6 +210,28 @@ def _statistic(request: StatsRequest, variant: VariantInput) -> Statistic:
     if request.metric_type == "binomial":
         return ProportionStatistic(variant.n, variant.sum)
     return SampleMeanStatistic(variant.n, variant.sum, variant.sum_squares)
+
+
+def _adjusted_statistic(request: StatsRequest, variant: VariantInput, k: int) -> AdjustedStatistic:
+    assert variant.sum is not None and variant.sum_squares is not None
+    assert variant.covariate_sums is not None and variant.covariate_crosses is not None
+    assert variant.metric_crosses is not None
+    if request.metric_type == "binomial":
+        ProportionStatistic(variant.n, variant.sum)  # 0 <= conversions <= n
+    shapes = (len(variant.covariate_sums), len(variant.metric_crosses), len(variant.covariate_crosses))
+    if shapes != (k, k, k) or any(len(row) != k for row in variant.covariate_crosses):
+        raise ValidationError(
+            f"covariate_sums, metric_crosses and covariate_crosses must be {k}, {k} and {k} × {k} long "
+            f"(one per covariate)"
+        )
+    return AdjustedStatistic(
+        variant.n,
+        variant.sum,
+        variant.sum_squares,
+        tuple(variant.covariate_sums),
+        tuple(tuple(row) for row in variant.covariate_crosses),
+        tuple(variant.metric_crosses),
+    )
 
 
 def _reject_constant(token: str) -> float:
@@ -278,7 +332,7 @@ def analyze_request(request: StatsRequest, statistics: list[Statistic]) -> dict[
                 "error": result.error.value if result.error else None,
             }
         )
-    return {
+    answer: dict[str, Any] = {
         "srm_p_value": srm.p_value,
         "srm_error": srm.error.value if srm.error else None,
         "metric_type": request.metric_type,
@@ -286,4 +340,18 @@ def analyze_request(request: StatsRequest, statistics: list[Statistic]) -> dict[
         "difference": request.difference,
         "alpha": request.alpha,
         "variants": variants,
+    }
+    if request.covariates is not None:
+        answer["adjustment"] = adjustment_summary(request.covariates, statistics)
+    return answer
+
+
+def adjustment_summary(names: list[str], statistics: list[Statistic]) -> dict[str, Any]:
+    """The regression adjustment's coefficients and variance reduction (None when not computable)."""
+    adjusted = [s for s in statistics if isinstance(s, AdjustedStatistic)]
+    beta = pooled_coefficients(adjusted)
+    return {
+        "covariates": list(names),
+        "coefficients": [_number(b) for b in beta],
+        "variance_reduction": variance_reduction(adjusted, beta),
     }

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from jobs.stats.regression_adjustment import AdjustedStatistic, pooled_coefficients, unit_covariance
 from jobs.stats.results import Difference, StatsErrorCode
 from jobs.stats.sufficient import (
     CupedStatistic,
@@ -130,12 +131,15 @@ def _failed(error: StatsErrorCode, n_a: int, n_b: int) -> EffectMoments:
     return EffectMoments(math.nan, math.nan, math.nan, math.nan, n_a, n_b, error)
 
 
-def _arm(statistic: Statistic, theta: float) -> _ArmDelta | StatsErrorCode:
+def _arm(statistic: Statistic, theta: float | tuple[float, ...]) -> _ArmDelta | StatsErrorCode:
     n = statistic.n
     if n == 0:
         return StatsErrorCode.empty_variation
     if n < 2:
         return StatsErrorCode.insufficient_data
+    if isinstance(statistic, AdjustedStatistic):
+        return _adjusted_arm(statistic, theta if isinstance(theta, tuple) else (theta,))
+    assert isinstance(theta, float | int)
     if isinstance(statistic, SampleMeanStatistic | ProportionStatistic):
         mean = statistic.mean
         return _ArmDelta(n, mean, mean, (1.0,), (1.0,), ((statistic.variance,),))
@@ -164,6 +168,18 @@ def _arm(statistic: Statistic, theta: float) -> _ArmDelta | StatsErrorCode:
     raise ValidationError(f"unsupported statistic type {type(statistic).__name__}")
 
 
+def _adjusted_arm(statistic: AdjustedStatistic, beta: tuple[float, ...]) -> _ArmDelta:
+    """Regression adjustment: value ``ȳ − βᵀx̄`` over the means (ȳ, x̄_1 … x̄_k)."""
+    if len(beta) != statistic.covariate_count:
+        raise ValidationError(f"{len(beta)} coefficients for {statistic.covariate_count} covariates")
+    n = statistic.n
+    y_bar = statistic.sum / n
+    x_bar = [value / n for value in statistic.covariate_sums]
+    value = y_bar - sum(b * x for b, x in zip(beta, x_bar, strict=True))
+    zeros = (0.0,) * len(beta)
+    return _ArmDelta(n, value, y_bar, (1.0, *(-b for b in beta)), (1.0, *zeros), unit_covariance(statistic))
+
+
 def _quadratic_form(gradient: Vector, matrix: Matrix) -> float:
     return sum(
         gradient[i] * gradient[j] * matrix[i][j] for i in range(len(gradient)) for j in range(len(gradient))
@@ -174,12 +190,13 @@ def effect_moments(
     control: Statistic,
     treatment: Statistic,
     difference: Difference,
-    theta: float | None = None,
+    theta: float | tuple[float, ...] | None = None,
 ) -> EffectMoments:
     """Δ and Var(Δ) for ``treatment`` vs ``control``; degenerate inputs give a coded ``error``.
 
-    ``theta`` is CUPED's coefficient; by default it is pooled over the two arms (pass the value pooled
-    over every variation of the experiment, as :func:`jobs.stats.analysis.compare_variations` does).
+    ``theta`` is CUPED's coefficient (a regression adjustment's β: one per covariate); by default it is
+    pooled over the two arms (pass the value pooled over every variation of the experiment, as
+    :func:`jobs.stats.analysis.compare_variations` does).
     """
     if type(control) is not type(treatment):
         raise ValidationError(
@@ -191,6 +208,8 @@ def effect_moments(
     n_a, n_b = control.n, treatment.n
     if isinstance(control, CupedStatistic) and isinstance(treatment, CupedStatistic) and theta is None:
         theta = pooled_theta([control, treatment])
+    if isinstance(control, AdjustedStatistic) and isinstance(treatment, AdjustedStatistic) and theta is None:
+        theta = pooled_coefficients([control, treatment])
     arm_a = _arm(control, theta or 0.0)
     arm_b = _arm(treatment, theta or 0.0)
     for arm in (arm_a, arm_b):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from jobs.stats.regression_adjustment import AdjustedStatistic
 from xpcore.errors import ValidationError
 
 __all__ = [
@@ -260,8 +261,9 @@ class CupedStatistic:
         return self.metric.sum / self.n if self.n else math.nan
 
 
-Statistic = SampleMeanStatistic | ProportionStatistic | RatioStatistic | CupedStatistic
-"""Any per-variation sufficient statistic the engine compares."""
+Statistic = SampleMeanStatistic | ProportionStatistic | RatioStatistic | CupedStatistic | AdjustedStatistic
+"""Any per-variation sufficient statistic the engine compares (AdjustedStatistic: several covariates and
+strata, :mod:`jobs.stats.regression_adjustment`)."""
 
 
 def pooled_theta(statistics: list[CupedStatistic] | tuple[CupedStatistic, ...]) -> float:

@@ -57,6 +57,10 @@ QUERIES = st.dictionaries(
             "steps",
             "window",
             "ordered",
+            "mde",
+            "power",
+            "lookback_days",
+            "absolute",
             "cursor",
             "event_name",
             "reason",
@@ -102,6 +106,7 @@ PATHS = st.one_of(
     KEYS.map(lambda k: f"/api/experiments/{k}/results"),
     KEYS.map(lambda k: f"/api/experiments/{k}/health"),
     KEYS.map(lambda k: f"/api/experiments/{k}/funnel"),
+    KEYS.map(lambda k: f"/api/experiments/{k}/plan"),
     KEYS.map(lambda k: f"/api/experiments/{k}/funnel/realtime"),
     st.tuples(
         KEYS,
