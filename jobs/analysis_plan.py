@@ -26,6 +26,7 @@ from assignment.analysis_block import (
     ANALYSIS_DEFAULTS,
     CORRECTIONS,
     METHODS,
+    Adjustment,
     AnalysisMethod,
     Correction,
     analysis_problem,
@@ -57,10 +58,18 @@ class AnalysisPlan:
     sequential N*, and required by the group-sequential methods (decision 0063)."""
     planned_looks: int | None = ANALYSIS_DEFAULTS.planned_looks
     """Equally spaced looks of a group-sequential method; None: the default (5)."""
+    adjustment: Adjustment | None = None
+    """Regression adjustment (CUPED++, decision 0093): covariates and strata; None: none."""
 
     def __post_init__(self) -> None:
         problem = analysis_problem(
-            self.method, self.alpha, self.cuped, self.correction, self.planned_units, self.planned_looks
+            self.method,
+            self.alpha,
+            self.cuped,
+            self.correction,
+            self.planned_units,
+            self.planned_looks,
+            self.adjustment.to_json() if self.adjustment is not None else None,
         )
         if problem is not None:
             field, what = problem
@@ -84,7 +93,8 @@ class AnalysisPlan:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The plan as JSON (``adjustment`` only when one is declared: without it nothing changes)."""
+        answer: dict[str, Any] = {
             "method": self.method,
             "alpha": self.alpha,
             "cuped": self.cuped,
@@ -92,6 +102,9 @@ class AnalysisPlan:
             "planned_units": self.planned_units,
             "planned_looks": self.planned_looks,
         }
+        if self.adjustment is not None:
+            answer["adjustment"] = self.adjustment.to_json()
+        return answer
 
 
 DEFAULT_PLAN: Final = AnalysisPlan()
@@ -108,6 +121,7 @@ def plan_from_metadata(metadata: Mapping[str, Any] | None) -> AnalysisPlan:
         return DEFAULT_PLAN
     planned = raw.get("planned_units")
     looks = raw.get("planned_looks")
+    adjustment = raw.get("adjustment")
     return AnalysisPlan(
         method=cast(AnalysisMethod, raw.get("method", DEFAULT_PLAN.method)),
         alpha=float(raw.get("alpha", DEFAULT_PLAN.alpha)),
@@ -115,4 +129,13 @@ def plan_from_metadata(metadata: Mapping[str, Any] | None) -> AnalysisPlan:
         correction=cast(Correction, raw.get("correction", DEFAULT_PLAN.correction)),
         planned_units=int(planned) if planned is not None else None,
         planned_looks=int(looks) if looks is not None else None,
+        adjustment=_adjustment(adjustment) if adjustment is not None else None,
     )
+
+
+def _adjustment(raw: Any) -> Adjustment:
+    """The stored ``adjustment`` block; ValidationError naming it when hand-edited into nonsense."""
+    try:
+        return Adjustment.model_validate(dict(raw) if isinstance(raw, Mapping) else raw)
+    except Exception as error:  # pydantic's ValidationError: say which field
+        raise ValidationError(f"adjustment is not valid in the stored analysis block: {error}") from error

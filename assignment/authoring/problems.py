@@ -22,7 +22,7 @@ from typing import Any, Final
 import pydantic
 from pydantic_core import ErrorDetails
 
-from assignment.analysis_block import ANALYSIS_FIELDS, ANALYSIS_PROBLEMS
+from assignment.analysis_block import ADJUSTMENT_PROBLEMS, ANALYSIS_FIELDS, ANALYSIS_PROBLEMS
 from assignment.authoring.values import KEY_PROBLEM, PROBLEM, is_key
 from assignment.funnel_block import FUNNEL_FIELDS, FUNNEL_PROBLEMS
 from xpcore.errors import ValidationError
@@ -70,6 +70,10 @@ _WORDS: Final[tuple[tuple[tuple[str, ...], str | None, str, bool], ...]] = (
     ((*_EXPERIMENT, "metrics", _ANY_NAME), None, "must be a list of metric names", True),
     ((*_EXPERIMENT, "analysis"), None, f"must be a mapping with {', '.join(ANALYSIS_FIELDS)}", False),
     *(((*_EXPERIMENT, "analysis", field), None, words, False) for field, words in ANALYSIS_PROBLEMS.items()),
+    *(
+        ((*_EXPERIMENT, "analysis", "adjustment", field), None, words, True)
+        for field, words in ADJUSTMENT_PROBLEMS.items()
+    ),
     ((*_EXPERIMENT, "funnel"), None, f"must be a mapping with {', '.join(FUNNEL_FIELDS)}", False),
     ((*_EXPERIMENT, "decision"), None, "must be a mapping with outcome, variation, note", False),
     ((*_EXPERIMENT, "decision", "outcome"), None, "must be ship, rollback or inconclusive", False),
@@ -81,6 +85,7 @@ _WORDS: Final[tuple[tuple[tuple[str, ...], str | None, str, bool], ...]] = (
 _UNKNOWN: Final[dict[tuple[str, ...], str]] = {
     (): "unknown top-level field (expected experiments, metrics, saved_groups)",
     (*_EXPERIMENT, "analysis"): f"unknown field (expected {', '.join(ANALYSIS_FIELDS)})",
+    (*_EXPERIMENT, "analysis", "adjustment"): "unknown field (expected covariates, strata)",
     (*_EXPERIMENT, "funnel"): f"unknown field (expected {', '.join(FUNNEL_FIELDS)})",
     (*_EXPERIMENT, "decision"): "unknown field (expected outcome, variation, note)",
 }

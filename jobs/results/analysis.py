@@ -33,6 +33,7 @@ from typing import Any
 
 from assignment.metrics_catalog import MetricDefinition, MetricType, metric_roles, metrics_for
 from jobs.analysis_plan import AnalysisPlan
+from jobs.results.adjustment_stats import AdjustmentDecision, CellSums, adjusted_statistics
 from jobs.results.adjustments import NO_CUPED, CupedDecision, adjusted_p_values, cuped_decision
 from jobs.results.contract import ExperimentAnalysis, MetricResult, VariantResult
 from jobs.results.quantile_metric import quantile_metric_result
@@ -50,6 +51,7 @@ from jobs.stats import (
     sample_ratio_mismatch,
 )
 from jobs.stats.quantiles import QuantileStatistic
+from jobs.stats.regression_adjustment import pooled_coefficients, variance_reduction
 from jobs.stats.results import Difference, Method, StatsErrorCode
 from xpcore.errors import ValidationError
 
@@ -130,12 +132,15 @@ def analyze_experiment(
     covariate_days: float = 14.0,
     information_fraction: float | None = None,
     quantiles: Mapping[str, Sequence[QuantileStatistic]] | None = None,
+    adjustment_sums: Mapping[str, Sequence[CellSums] | str] | None = None,
 ) -> ExperimentAnalysis:
     """Results of ``experiment`` (an :class:`assignment.registry.ExperimentSpec`) from ``sums`` (metric
     name → per-variation rows, with covariate sums under CUPED; a metric without an entry is
     analysed as empty). ``plan`` (default: ``method``, ``alpha``, no CUPED, no correction) decides.
     Quantile metrics are analysed from ``quantiles`` (metric name → one statistic per variation, in the
-    experiment's order; a metric without an entry is analysed as empty; decision 0083)."""
+    experiment's order; a metric without an entry is analysed as empty; decision 0083). With the plan's
+    ``adjustment``, ``adjustment_sums`` (metric name → cell rows, or why it is not adjusted) replace the
+    plain statistics of binomial and mean metrics (decision 0093)."""
     if plan is None:
         plan = AnalysisPlan(method=method, alpha=alpha)
     method, alpha = plan.method, plan.alpha
@@ -166,6 +171,7 @@ def analyze_experiment(
                 plan=plan,
                 covariate_days=covariate_days,
                 information_fraction=information_fraction,
+                adjustment_cells=(adjustment_sums or {}).get(metric.name) if plan.adjustment else None,
             )
         )
     metrics = _corrected(metrics, plan)
@@ -197,6 +203,7 @@ def _analyze_metric(
     plan: AnalysisPlan,
     covariate_days: float,
     information_fraction: float | None = None,
+    adjustment_cells: Sequence[CellSums] | str | None = None,
 ) -> MetricResult:
     """One metric, every treatment against control; poisoned sums give that metric a coded error.
     ``information_fraction``: the look of a group-sequential design when ``rows`` are a subset (a segment)."""
@@ -221,6 +228,10 @@ def _analyze_metric(
         if cuped.applied:
             theta = pooled_theta([s for s in statistics if isinstance(s, CupedStatistic)])
             cuped = CupedDecision(True, None, theta, cuped.covariate_days, cuped.units_with_covariate)
+        adjustment = None
+        if plan.adjustment is not None:
+            adjustment, adjusted = _adjustment(metric, ids, plan, adjustment_cells)
+            statistics = adjusted or statistics
     except ValidationError as error:
         return not_analysed(f"has impossible sums ({error})", StatsErrorCode.invalid_sums)
     effects = compare_variations(
@@ -248,7 +259,42 @@ def _analyze_metric(
         )
         for index, (variation, statistic) in enumerate(zip(variations, statistics, strict=True))
     ]
-    return MetricResult(metric, role, tuple(variants), cuped)
+    return MetricResult(metric, role, tuple(variants), cuped, adjustment)
+
+
+def _adjustment(
+    metric: MetricDefinition,
+    ids: Sequence[int],
+    plan: AnalysisPlan,
+    cells: Sequence[CellSums] | str | None,
+) -> tuple[AdjustmentDecision, list[Statistic] | None]:
+    """The regression adjustment of one metric: its decision and statistics (None: not adjusted)."""
+    declared = plan.adjustment
+    assert declared is not None  # nosec B101 - the caller checks
+    named = declared.covariates, declared.strata
+    if cells is None:
+        reason = (
+            "ratio metrics are not regression-adjusted (binomial and mean only)"
+            if metric.type is MetricType.RATIO
+            else "no adjustment sums were computed for this metric"
+        )
+        return AdjustmentDecision(False, reason, *named), None
+    if isinstance(cells, str):
+        return AdjustmentDecision(False, cells, *named), None
+    if not all(
+        math.isfinite(v) for c in cells for v in (c.sum_y, c.sum_y_squares, *c.sum_x, *c.sum_xx, *c.sum_yx)
+    ):
+        raise ValidationError("the adjustment sums are not finite")
+    try:
+        adjusted, names = adjusted_statistics(
+            cells, ids, declared, binomial=metric.type is MetricType.BINOMIAL
+        )
+    except ValueError as error:
+        return AdjustmentDecision(False, str(error), *named), None
+    beta = pooled_coefficients(adjusted)
+    decision = AdjustmentDecision(True, None, *named, tuple(names), beta, variance_reduction(adjusted, beta))
+    statistics: list[Statistic] = list(adjusted)
+    return decision, statistics
 
 
 def _number(value: float | None) -> float | None:
@@ -290,7 +336,15 @@ def _failed_metric(
         for index, variation in enumerate(variations)
     )
     cuped = CupedDecision(False, f"not analysed: {error.value}") if plan.cuped else NO_CUPED
-    return MetricResult(metric, role, variants, cuped)
+    adjustment = None
+    if plan.adjustment is not None:
+        adjustment = AdjustmentDecision(
+            False,
+            f"not analysed: {error.value}",
+            plan.adjustment.covariates,
+            plan.adjustment.strata,
+        )
+    return MetricResult(metric, role, variants, cuped, adjustment)
 
 
 def _corrected(metrics: list[MetricResult], plan: AnalysisPlan) -> list[MetricResult]:

@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from jobs.analysis_plan import AnalysisPlan, plan_from_metadata
-from jobs.results.analysis import analyze_experiment
+from jobs.results.adjustment_stats import fetch_adjustment_sums
+from jobs.results.analysis import analyze_experiment, analyzed_metrics
 from jobs.results.contract import ExperimentAnalysis
 from jobs.results.quantile_stats import fetch_experiment_quantiles
 from jobs.results.segments import DEFAULT_TOP, analyze_segments
-from jobs.results.sums import DEFAULT_COVARIATE_DAYS, fetch_experiment_sums
+from jobs.results.sums import DEFAULT_COVARIATE_DAYS, experiment_catalog, fetch_experiment_sums
 from jobs.stats.results import Method
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ def compute_experiment_result(
 ) -> ExperimentAnalysis:
     """Results of one experiment over units first exposed in ``[since, until)`` (default: all, now).
 
-    ``plan`` (default: ``method`` and ``alpha`` only) may ask for CUPED and a correction; ``segment``
+    ``plan`` (default: ``method`` and ``alpha`` only) may ask for CUPED, a regression adjustment
+    (decision 0093: one more query per adjusted metric) and a correction; ``segment``
     adds the breakdown by that exposure attribute (``top`` values plus "other"). ``unit_values``
     (default: read from the environment) says whether precomputed per-unit values answer (decision 0028)
     and how stale they may be when ``until`` is now; ``fresh`` refreshes them first whatever their age.
@@ -78,6 +80,18 @@ def compute_experiment_result(
         fresh=fresh,
         open_window=open_window,
     )
+    adjustment_sums = None
+    if plan.adjustment is not None:
+        adjustment_sums = fetch_adjustment_sums(
+            warehouse,
+            experiment,
+            [m for m, _role in analyzed_metrics(experiment)],
+            plan.adjustment,
+            experiment_catalog(experiment),
+            since=since,
+            until=until,
+            covariate_days=covariate_days,
+        )
     result = analyze_experiment(
         experiment,
         sums,
@@ -87,6 +101,7 @@ def compute_experiment_result(
         plan=plan,
         covariate_days=covariate_days,
         quantiles=fetch_experiment_quantiles(warehouse, experiment, since=since, until=until),
+        adjustment_sums=adjustment_sums,
     )
     as_of = min(until, computed_at, stored_as_of or computed_at)
     result = replace(result, data_as_of=as_of)

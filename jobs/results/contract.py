@@ -13,6 +13,7 @@ from typing import Any
 
 from assignment.metrics_catalog import MetricDefinition
 from jobs.analysis_plan import AnalysisPlan
+from jobs.results.adjustment_stats import AdjustmentDecision
 from jobs.results.adjustments import NO_CUPED, CupedDecision
 from jobs.stats import EffectResult, Statistic
 from jobs.stats.quantiles import QuantileStatistic
@@ -100,8 +101,11 @@ class MetricResult:
     """primary, secondary or guardrail."""
     variants: tuple[VariantResult, ...]
     cuped: CupedDecision = NO_CUPED
+    adjustment: AdjustmentDecision | None = None
+    """The regression adjustment (decision 0093); None when the plan declares none."""
 
     def to_json(self) -> dict[str, Any]:
+        adjustment = {"adjustment": self.adjustment.to_json()} if self.adjustment is not None else {}
         return {
             "metric": self.metric.name,
             "type": self.metric.type.value,
@@ -110,6 +114,7 @@ class MetricResult:
             **_quantile_fields(self.metric),
             "variants": [v.to_json() for v in self.variants],
             "cuped": self.cuped.to_json(),
+            **adjustment,
         }
 
 

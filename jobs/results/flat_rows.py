@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jobs.results.contract import ExperimentAnalysis
 
-__all__ = ["CSV_COLUMNS", "csv_rows"]
+__all__ = ["ADJUSTMENT_COLUMNS", "CSV_COLUMNS", "csv_columns", "csv_rows"]
 
 
 CSV_COLUMNS = [
@@ -41,6 +41,17 @@ CSV_COLUMNS = [
 """`xp results --format csv`: one row per metric × variation (the JSON's numbers, flat), segments after."""
 
 
+ADJUSTMENT_COLUMNS = ("adjustment_applied", "variance_reduction")
+"""Added after :data:`CSV_COLUMNS` when the plan declares a regression adjustment (decision 0093): the
+metric's (whole experiment; empty in segment rows, which are not adjusted)."""
+
+
+def csv_columns(result: ExperimentAnalysis) -> tuple[str, ...]:
+    """The header of ``--format csv``: :data:`CSV_COLUMNS`, plus the adjustment's when one is declared."""
+    declared = result.plan is not None and result.plan.adjustment is not None
+    return (*CSV_COLUMNS, *ADJUSTMENT_COLUMNS) if declared else tuple(CSV_COLUMNS)
+
+
 def csv_rows(result: ExperimentAnalysis) -> list[dict[str, Any]]:
     """The rows of ``--format csv``: the whole experiment (segment empty), then each segment's."""
     document = result.to_json()
@@ -61,6 +72,17 @@ def csv_rows(result: ExperimentAnalysis) -> list[dict[str, Any]]:
                         "type": metric["type"],
                         "role": metric["role"],
                         **{c: variant[c] for c in CSV_COLUMNS if c in variant},
+                        **_adjustment(metric),
                     }
                 )
     return rows
+
+
+def _adjustment(metric: dict[str, Any]) -> dict[str, Any]:
+    adjustment = metric.get("adjustment")
+    if adjustment is None:
+        return {}
+    return {
+        "adjustment_applied": adjustment["applied"],
+        "variance_reduction": adjustment["variance_reduction"],
+    }

@@ -91,6 +91,25 @@ def _cuped_line(result: ExperimentAnalysis) -> str | None:
     return " · ".join(parts)
 
 
+def _adjustment_line(result: ExperimentAnalysis) -> str | None:
+    """One line on the regression adjustment when declared: variance reduction per adjusted metric."""
+    if result.plan is None or result.plan.adjustment is None:
+        return None
+    declared = result.plan.adjustment
+    what = ", ".join([*declared.covariates, *(f"stratum {s}" for s in declared.strata)])
+    applied, skipped = [], []
+    for m in result.metrics:
+        if m.adjustment is not None and m.adjustment.applied:
+            reduction = m.adjustment.variance_reduction
+            applied.append(f"{m.metric.name} (variance {_fmt(reduction, '.1%')} lower)")
+        elif m.adjustment is not None:
+            skipped.append(f"{m.metric.name} ({m.adjustment.reason})")
+    parts = [f"Regression adjustment ({what}) applied to: {', '.join(applied) or 'no metric'}"]
+    if skipped:
+        parts.append(f"not applied to: {'; '.join(skipped)}")
+    return " · ".join(parts)
+
+
 def _segment_table(result: ExperimentAnalysis, index: int) -> Any:
     """One metric across every segment: a row per segment × treatment."""
     from rich.table import Table
@@ -156,6 +175,9 @@ def print_result(result: ExperimentAnalysis) -> None:
     cuped = _cuped_line(result)
     if cuped:
         console.print(cuped)
+    adjustment = _adjustment_line(result)
+    if adjustment:
+        console.print(adjustment, markup=False)
     if result.srm_flagged:
         console.print(
             "[bold red]warning: sample ratio mismatch (SRM p < 0.001): the split does not match the "
@@ -225,7 +247,7 @@ def results(
 
     Example: xp results checkout-button --fresh
     """
-    from jobs.results.flat_rows import CSV_COLUMNS, csv_rows
+    from jobs.results.flat_rows import csv_columns, csv_rows
     from xpstream.cli.output import print_json
     from xpstream.results_query import compute_results
 
@@ -246,7 +268,7 @@ def results(
     elif fmt is OutputFormat.csv:
         from xpstream.cli.output import print_rows
 
-        print_rows(csv_rows(result), CSV_COLUMNS, OutputFormat.csv)
+        print_rows(csv_rows(result), csv_columns(result), OutputFormat.csv)
     else:
         print_result(result)
 

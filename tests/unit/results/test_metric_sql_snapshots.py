@@ -17,6 +17,7 @@ import pytest
 
 from assignment.metrics_catalog import DEFAULT_METRICS, metric_from_dict
 from jobs.results.batch import batch_plan
+from jobs.results.metric_sql.adjustment import adjustment_sums_sql
 from jobs.results.metric_sql.funnel import funnel_sql
 from jobs.results.metric_sql.history import history_sums_sql
 from jobs.results.metric_sql.quantile import quantile_counts_sql, quantile_sketch_sql
@@ -47,6 +48,8 @@ SHAPES: dict[str, Callable[[], str]] = {
     "funnel_ordered_3_steps": lambda: funnel_sql(3, ordered=True),
     "funnel_unordered_2_steps": lambda: funnel_sql(2, ordered=False),
     "history_sums": history_sums_sql,  # xp plan
+    "adjustment_sums_2_covariates": lambda: adjustment_sums_sql(2),  # CUPED++, decision 0093
+    "adjustment_sums_strata_only": lambda: adjustment_sums_sql(0),
     "quantile_counts_per_unit": lambda: quantile_counts_sql("unit"),
     "quantile_sketch_per_unit": lambda: quantile_sketch_sql("unit"),
     "quantile_sketch_per_event": lambda: quantile_sketch_sql("event"),
