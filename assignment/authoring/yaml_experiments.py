@@ -15,10 +15,11 @@ from typing import Any
 
 import pydantic
 
+from assignment.analysis_block import OWN_COVARIATE
 from assignment.authoring.authored import AuthoredRegistry, Where, with_saved_groups
 from assignment.authoring.models import METRIC_ROLES, ExperimentSpec, RegistryDocument
 from assignment.authoring.problems import first_problem, yaml_problem
-from assignment.metrics_catalog import MetricDefinition, metric_from_dict, resolve_metrics
+from assignment.metrics_catalog import MetricDefinition, MetricType, metric_from_dict, resolve_metrics
 from schemas import ExperimentDefinition, FeatureDefinition, FeatureStatus
 from xpcore.errors import ValidationError
 
@@ -38,6 +39,25 @@ def _metrics_catalog(raw_metrics: list[Any], source: str) -> dict[str, MetricDef
     return metrics
 
 
+def _adjustment_covariates(
+    spec: ExperimentSpec, where: Where, metrics: Mapping[str, MetricDefinition], used: set[str]
+) -> list[MetricDefinition]:
+    """The metrics ``analysis.adjustment.covariates`` names (``own`` aside), stored with the experiment
+    like its own metrics; ValidationError for an unknown one or one that is not an event metric."""
+    adjustment = spec.analysis.adjustment if spec.analysis is not None else None
+    if adjustment is None:
+        return []
+    names = [n for n in adjustment.covariates if n != OWN_COVARIATE]
+    at = f"{where.prefix}: analysis.adjustment.covariates"
+    found = resolve_metrics(names, metrics, at)
+    for metric in found:
+        if metric.name in names and (metric.type in (MetricType.RATIO, MetricType.QUANTILE)):
+            raise ValidationError(
+                f"{at}: {metric.name!r} is a {metric.type.value} metric (binomial or mean only)"
+            )
+    return [m for m in found if m.name not in used]
+
+
 def _compile_experiment(
     spec: ExperimentSpec, where: Where, metrics: Mapping[str, MetricDefinition]
 ) -> ExperimentDefinition:
@@ -46,6 +66,7 @@ def _compile_experiment(
     names = {str(role): list(values) for role, values in (spec.metrics or {}).items()}
     all_names = [n for role in METRIC_ROLES for n in names.get(role, [])]
     used = resolve_metrics(all_names, metrics, f"{where.prefix}: metrics")
+    used += _adjustment_covariates(spec, where, metrics, {m.name for m in used})
     defined = [m.to_dict() for m in used if metrics.get(m.name) is m]
     rule: dict[str, Any] = {
         "key": spec.key,

@@ -27,6 +27,18 @@
       XP.el("div", { class: "ci-text num", "data-field": "interval-text" }, text));
   }
 
+  // the regression adjustment (CUPED++, decision 0093), only when the analysis block declares one
+  function adjustmentNote(adjustment) {
+    if (!adjustment) return [];
+    const what = [...adjustment.covariates, ...adjustment.strata.map(s => `stratum ${s}`)].join(", ");
+    const text = adjustment.applied
+      ? `Regression adjustment (${what}) applied: variance ${XP.pct(adjustment.variance_reduction)} lower`
+      : `Regression adjustment (${what}) not applied: ${adjustment.reason}`;
+    return [XP.el("p", {
+      class: "muted small", "data-field": "adjustment", "data-applied": String(adjustment.applied),
+    }, text)];
+  }
+
   function metricTable(metric, bayesian, level) {
     const finite = metric.variants.flatMap(v => [v.ci_low, v.ci_high]).filter(x => x !== null && isFinite(x));
     const scale = Math.max(0.01, ...finite.map(Math.abs)) * 1.1;
@@ -58,6 +70,7 @@
     return XP.el("div", { class: "card", "data-metric": metric.metric },
       XP.el("div", { class: "metric-head" }, XP.el("h2", {}, metric.metric),
         XP.el("span", { class: "muted", "data-field": "kind" }, `${kind} · ${metric.role} · ${better}`)),
+      ...adjustmentNote(metric.adjustment),
       XP.el("table", { class: "data metric" },
         XP.el("colgroup", {}, ["name", "units", "mean", "lift", "ci", "p", "note"].map(c => XP.el("col", { class: `c-${c}` }))),
         XP.el("thead", {}, head), XP.el("tbody", {}, rows)));

@@ -20,11 +20,11 @@ def stored(**block: Any) -> dict[str, Any]:
 
 
 def test_a_declared_adjustment_is_stored_and_read_back_into_the_plan() -> None:
-    block = {"covariates": ["own", "sessions"], "strata": ["country", "device"]}
+    block = {"covariates": ["own", "revenue"], "strata": ["country", "device"]}
     metadata = stored(method="frequentist", adjustment=block)
     assert metadata == {"method": "frequentist", "adjustment": block}
     plan = plan_from_metadata({"analysis": metadata})
-    assert plan.adjustment == Adjustment(covariates=("own", "sessions"), strata=("country", "device"))
+    assert plan.adjustment == Adjustment(covariates=("own", "revenue"), strata=("country", "device"))
     assert plan.to_json()["adjustment"] == block
 
 
@@ -49,6 +49,8 @@ def test_without_the_block_the_plan_json_is_unchanged() -> None:
         ),
         ({"covariates": [3]}, "adjustment.covariates", ADJUSTMENT_PROBLEMS["covariates"]),
         ({"strata": ["a b"]}, "adjustment.strata", ADJUSTMENT_PROBLEMS["strata"]),
+        ({"strata": ["x') OR 1=1 --"]}, "adjustment.strata", ADJUSTMENT_PROBLEMS["strata"]),  # hostile
+        ({"strata": ["x" * 129]}, "adjustment.strata", ADJUSTMENT_PROBLEMS["strata"]),
         ({"strata": ["a", "b", "c", "d", "e"]}, "adjustment.strata", ADJUSTMENT_PROBLEMS["strata"]),
         ({"strata": ["country"], "by": 1}, "adjustment.by", "unknown field (expected covariates, strata)"),
     ],
@@ -70,3 +72,28 @@ def test_cuped_and_an_adjustment_together_are_refused_in_yaml_and_plan() -> None
 def test_a_hand_edited_stored_adjustment_names_the_field() -> None:
     with pytest.raises(ValidationError, match="adjustment is not valid"):
         plan_from_metadata({"analysis": {"adjustment": {"covariates": "own"}}})
+
+
+def test_covariates_must_be_known_event_metrics_and_are_stored_with_the_experiment() -> None:
+    sessions = {"name": "sessions", "event": "session", "aggregation": "count"}
+    aov = {"name": "aov", "numerator": "revenue", "denominator": "pageviews"}
+
+    def metadata(covariates: list[str]) -> dict[str, Any]:
+        document = {
+            "metrics": [sessions, aov],
+            "experiments": [
+                {
+                    "key": "checkout",
+                    "variations": ["a", "b"],
+                    "analysis": {"adjustment": {"covariates": covariates}},
+                }
+            ],
+        }
+        return dict(parse_registry_document(document, "x.yaml").experiments[0].metadata)
+
+    stored_metrics = metadata(["own", "sessions"])["metric_definitions"]
+    assert [m["name"] for m in stored_metrics] == ["sessions"]  # results can read it without naming it
+    with pytest.raises(ValidationError, match=r"analysis\.adjustment\.covariates: unknown metric 'nope'"):
+        metadata(["nope"])
+    with pytest.raises(ValidationError, match=r"'aov' is a ratio metric \(binomial or mean only\)"):
+        metadata(["aov"])
