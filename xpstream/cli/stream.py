@@ -21,7 +21,8 @@ def run(
     runner: str = typer.Option(
         "kafka",
         "--runner",
-        help="kafka (confluent-kafka worker, the one that runs today), faust or flink (not available yet).",
+        help="kafka (confluent-kafka worker, the default), faust (a Faust agent, slower; docs/pipeline.md) "
+        "or flink (not available yet).",
     ),
     until_idle: float | None = typer.Option(
         None,
@@ -50,11 +51,6 @@ def run(
         raise NotYetAvailableError(
             "runner flink is not available: PyFlink scale-out is not built (docs/pipeline.md)"
         )
-    if runner == "faust":
-        raise NotYetAvailableError(
-            "runner faust is not available yet: the worker runs on confluent-kafka (--runner kafka); "
-            "why: docs/pipeline.md"
-        )
     settings = load_settings(StreamSettings)
 
     from pipelines.worker import run_worker
@@ -62,7 +58,7 @@ def run(
 
     if "--debug" not in sys.argv:
         configure_logging(level=settings.log_level)
-    report = run_worker(settings, until_idle=until_idle)
+    report = run_worker(settings, until_idle=until_idle, runner=runner)
     if fmt is OutputFormat.json:
         print_json(report.as_dict())
     else:
