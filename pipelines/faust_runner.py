@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from pipelines.worker_setup import StopFlag, WorkerParts
     from xpcore.config import StreamSettings
 
-__all__ = ["FaustRunner", "faust_app", "raw_record"]
+__all__ = ["FaustRunner", "faust_app", "partition_of_unit", "raw_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,17 @@ def raw_record(event: Any) -> RawRecord:
     message = event.message
     stamp = message.timestamp
     millis = round(stamp * 1000) if stamp is not None and stamp >= 0 else None
-    return _new_tuple(  # type: ignore[no-any-return]
+    return _new_tuple(
         RawRecord, (message.topic, message.partition, message.offset, message.key, message.value, millis)
     )
+
+
+def partition_of_unit(unit_id: str, partitions: int) -> int:
+    """The partition producers put a unit's records on (key = unit id, the Java/aiokafka murmur2
+    partitioner every xp producer uses: docs/decisions/0001-kafka-version.md)."""
+    from aiokafka.partitioner import murmur2
+
+    return int((murmur2(unit_id.encode()) & 0x7FFFFFFF) % partitions)
 
 
 def faust_credentials(settings: StreamSettings, role: str) -> Any:
@@ -129,6 +137,10 @@ class FaustRunner:
         self.failure: BaseException | None = None
         self.first_batch_at: float | None = None
         self.last_activity = time.monotonic()
+        self.assigned: set[Any] = set()
+        """The partitions this member holds (Faust ``TP``s); events of others are not loaded."""
+        self.assigned_before = False
+        self.rebalancing = False
 
     def run(self) -> None:
         from xpcore.kafka.clients import make_producer
@@ -152,12 +164,16 @@ class FaustRunner:
 
         async def load_batches(stream: Any) -> None:
             try:
-                async for events in stream.noack_take(
+                async for taken in stream.noack_take(
                     settings.stream_batch_size, within=settings.stream_batch_wait_seconds
                 ):
                     async with batch:
                         if stopping or self.failure is not None:
                             continue  # not loaded, not acked: the next run reads them
+                        # Taken before a rebalance moved their partition away: the new owner reads them.
+                        events = [e for e in taken if e.message.tp in self.assigned]
+                        if not events:
+                            continue
                         await asyncio.to_thread(self._load, events)
                         for event in events:  # only now: the batch is in the warehouse
                             event.ack()
@@ -167,6 +183,38 @@ class FaustRunner:
                 logger.error("Faust runner stopping: %s", error)
                 self.failure = error
 
+        held: set[int] = set()  # partitions of the events topic held before the rebalance
+
+        async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+            # The batch being loaded is finished (loaded, acked, committed) before the partitions go,
+            # and no other starts until the new assignment is known (released in on_assigned).
+            if not self.rebalancing:
+                await batch.acquire()
+                self.rebalancing = True
+                held.clear()
+                held.update(tp.partition for tp in self.assigned if tp.topic == topics.events)
+            self.assigned = set()
+
+        async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+            try:
+                if self.assigned_before:
+                    # Partitions another worker held: what it loaded and did not commit is read again.
+                    new = {tp.partition for tp in assigned if tp.topic == topics.events} - held
+                    counts = await asyncio.to_thread(self._refresh_state, new)
+                    logger.info("rebalance: state refreshed from the warehouse %s", counts)
+                self.assigned = set(assigned)
+                self.assigned_before = True
+                logger.info("assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
+            except Exception as error:
+                logger.error("Faust runner stopping: %s", error)
+                self.failure = error
+            finally:
+                if self.rebalancing:
+                    self.rebalancing = False
+                    batch.release()
+
+        app.on_partitions_revoked.connect(on_revoked)
+        app.on_partitions_assigned.connect(on_assigned)
         app.agent(channel, name="xp-stream-load", concurrency=1)(load_batches)
         await app.start()
         try:
@@ -196,6 +244,30 @@ class FaustRunner:
         if self.until_idle is None or idle < self.until_idle:
             return False
         return await asyncio.to_thread(self._drained)
+
+    def _refresh_state(self, taken: set[int]) -> dict[str, int]:
+        """After a rebalance: what other workers loaded joins the state (the recent events of the units
+        on the ``taken`` partitions of the events topic held); held events it makes attributable are
+        attributed and loaded now (as at start, pipelines.worker_setup)."""
+        from pipelines.processor import attributions_table
+        from pipelines.state import refresh_state
+        from xpcore.kafka.group_offsets import topic_partition_count
+
+        parts = self.parts
+        partitions = topic_partition_count(parts.settings, parts.topics.events, timeout=30, role="worker")
+
+        def taken_over(unit_id: str) -> bool:
+            return partitions > 0 and partition_of_unit(unit_id, partitions) in taken
+
+        counts = refresh_state(
+            parts.processor, parts.warehouse, parts.settings, datetime.now(UTC), taken_over=taken_over
+        )
+        pending = parts.processor.attribution.attribute_held()
+        if pending:
+            parts.warehouse.insert_arrow("xp.attributed_events", attributions_table(pending))
+            self.report.attributed += len(pending)
+        counts["attributed"] = len(pending)
+        return counts
 
     def _drained(self) -> bool:
         """The group has committed up to the end of every partition of the three topics (the Faust
