@@ -29,13 +29,20 @@ from tests.integration.test_stream_worker import (
     worker_env,
 )
 from xpcore.config import KafkaSettings, WarehouseSettings
-from xpcore.warehouse import open_warehouse
+from xpcore.warehouse import load_query, open_warehouse
 
 pytestmark = pytest.mark.integration
 
 _VOLATILE = {"ingested_at", "attributed_at", "received_at"}
 """Columns the store or the worker stamps with the load time: the only ones allowed to differ."""
-_TABLES = ("xp.exposures", "xp.events", "xp.attributed_events", "xp.dead_letters", "xp.unit_exposures")
+_TABLES = ("xp.exposures", "xp.events", "xp.attributed_events", "xp.dead_letters")
+_MERGED = ("stream_unit_exposures", "realtime_metric_stats")
+"""Queries over the aggregate tables (their parts depend on the batches; the merged result must not)."""
+
+
+def _text(value: Any) -> str:
+    """A value as text; floats to 9 significant digits (sums of the same values in another order)."""
+    return f"{value:.9g}" if isinstance(value, float) else repr(value)
 
 
 def table_rows(home: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -60,6 +67,9 @@ def table_rows(home: Path) -> dict[str, list[tuple[Any, ...]]]:
             listed = ", ".join(f"hex(toString({c})) AS {c}" for c in columns)
             data = warehouse.query_arrow(f"SELECT {listed} FROM {table}").to_pylist()  # nosec B608
             rows[table] = sorted(tuple(r[c] for c in columns) for r in data)
+        for query in _MERGED:
+            merged = warehouse.query_arrow(load_query(query)).to_pylist()
+            rows[query] = sorted(tuple(sorted((k, _text(v)) for k, v in r.items())) for r in merged)
         return rows
     finally:
         warehouse.close()
@@ -82,7 +92,7 @@ def test_faust_and_kafka_runners_leave_identical_tables(
         assert reports[runner]["consumed"] == len(traffic.sends), runner
         assert_exact(read_tables(homes[runner]), traffic)
     kafka, faust = table_rows(homes["kafka"]), table_rows(homes["faust"])
-    for table in _TABLES:
+    for table in (*_TABLES, *_MERGED):
         assert kafka[table], table
         assert faust[table] == kafka[table], table
     for field in ("exposures", "events", "attributed", "dead_letters", "duplicates", "reasons"):
