@@ -21,7 +21,8 @@ def run(
     runner: str = typer.Option(
         "kafka",
         "--runner",
-        help="kafka (confluent-kafka worker, the one that runs today), faust or flink (not available yet).",
+        help="kafka (confluent-kafka worker, the default), faust (a Faust agent, slower; docs/pipeline.md) "
+        "or flink (not available yet).",
     ),
     until_idle: float | None = typer.Option(
         None,
@@ -30,6 +31,9 @@ def run(
         help="Exit 0 once every assigned partition is drained and idle this long.",
     ),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json (a run report)."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Worker processes in the group, supervised (restarted when they die)."
+    ),
 ) -> None:
     """Validate, deduplicate, enrich, attribute and load exposures and events into ClickHouse.
 
@@ -41,6 +45,8 @@ def run(
       xp stream run
 
       xp stream run --until-idle 5 --format json
+
+      xp stream run --workers 3 --runner faust
     """
     from xpcore.config import StreamSettings, load_settings
 
@@ -50,19 +56,25 @@ def run(
         raise NotYetAvailableError(
             "runner flink is not available: PyFlink scale-out is not built (docs/pipeline.md)"
         )
-    if runner == "faust":
-        raise NotYetAvailableError(
-            "runner faust is not available yet: the worker runs on confluent-kafka (--runner kafka); "
-            "why: docs/pipeline.md"
-        )
     settings = load_settings(StreamSettings)
-
-    from pipelines.worker import run_worker
     from xpcore.logs import configure_logging
 
     if "--debug" not in sys.argv:
         configure_logging(level=settings.log_level)
-    report = run_worker(settings, until_idle=until_idle)
+    if workers > 1:
+        from xpstream.stream_workers import WorkerPool
+
+        pool = WorkerPool(workers, runner, until_idle)
+        merged = pool.run()
+        if fmt is OutputFormat.json:
+            print_json(merged)
+        else:
+            sys.stderr.write(f"{workers} workers consumed {merged['consumed']} ({pool.restarts} restarts)\n")
+        return
+
+    from pipelines.worker import run_worker
+
+    report = run_worker(settings, until_idle=until_idle, runner=runner)
     if fmt is OutputFormat.json:
         print_json(report.as_dict())
     else:
