@@ -21,7 +21,8 @@ def run(
     runner: str = typer.Option(
         "kafka",
         "--runner",
-        help="kafka (confluent-kafka worker, the one that runs today), faust or flink (not available yet).",
+        help="kafka (confluent-kafka worker, the default), flink (a Flink job on the JVM: docs/flink.md) "
+        "or faust (not available yet).",
     ),
     until_idle: float | None = typer.Option(
         None,
@@ -47,9 +48,8 @@ def run(
     if runner not in RUNNERS:
         raise ConfigError(f"unknown runner {runner!r}: choose one of {', '.join(RUNNERS)}")
     if runner == "flink":
-        raise NotYetAvailableError(
-            "runner flink is not available: PyFlink scale-out is not built (docs/pipeline.md)"
-        )
+        _run_flink(until_idle, fmt)
+        return
     if runner == "faust":
         raise NotYetAvailableError(
             "runner faust is not available yet: the worker runs on confluent-kafka (--runner kafka); "
@@ -63,6 +63,27 @@ def run(
     if "--debug" not in sys.argv:
         configure_logging(level=settings.log_level)
     report = run_worker(settings, until_idle=until_idle)
+    if fmt is OutputFormat.json:
+        print_json(report.as_dict())
+    else:
+        sys.stderr.write(
+            f"consumed {report.consumed}: {report.exposures} exposures, {report.events} events, "
+            f"{report.attributed} attributions, {report.dead_letters} dead letters, "
+            f"{report.duplicates} duplicates dropped in {report.seconds:.1f}s\n"
+        )
+
+
+def _run_flink(until_idle: float | None, fmt: OutputFormat) -> None:
+    """`--runner flink`: the Flink job (its own venv, `make flink`) and the loader of its hand-off."""
+    from pipelines.flink.runner import run_flink_worker
+    from pipelines.flink.settings import FlinkSettings
+    from xpcore.config import load_settings
+    from xpcore.logs import configure_logging
+
+    settings = load_settings(FlinkSettings)
+    if "--debug" not in sys.argv:
+        configure_logging(level=settings.log_level)
+    report = run_flink_worker(settings, until_idle=until_idle)
     if fmt is OutputFormat.json:
         print_json(report.as_dict())
     else:
