@@ -1,7 +1,8 @@
 """The Flink runner next to the Kafka runner, same run, same records: parallelism 1 and 2.
 
-Starts its own secured broker (or uses ``--bootstrap``), produces the records of bench_stream.py once,
-then runs, interleaved and each from a fresh group and a fresh chDB store: ``--runner kafka``
+Starts its own secured broker (or uses ``--bootstrap``); for each run, produces the records of
+bench_stream.py to topics of its own (not timed), then runs, interleaved, each from a fresh group and a
+fresh chDB store: ``--runner kafka``
 (``run_worker``), ``--runner flink`` with ``XP_FLINK_PARALLELISM=1`` and with ``2``. Per run: records
 loaded, the loader's rate (records / ``active_seconds``: first batch in hand → last commit), and the
 whole run's wall seconds (for Flink: the JVM and mini-cluster start, the job's checkpoints, the loader;
@@ -88,16 +89,20 @@ def main() -> None:
         bench_broker(Path(tmp), args.bootstrap) as bootstrap,
     ):
         root = Path(tmp)
-        kafka = KafkaSettings(kafka_bootstrap=bootstrap, topic_prefix=f"bench-{uuid.uuid4().hex[:6]}.")
-        ensure_topics(kafka)
-        total = produce(kafka, args.units, args.events_per_unit, seed=7)
         registry = root / "registry.json"
         registry.write_text(json.dumps(REGISTRY))
-        print(f"records produced: {total}", flush=True)
         for repeat in range(args.repeat):
             for runner, parallelism in (("kafka", 1), ("flink", 1), ("flink", 2)):
+                # Topics of its own per run (the same records, produced again, not timed): the hand-off
+                # topics belong to a topic prefix, and a second Flink run would read the first's too.
+                kafka = KafkaSettings(
+                    kafka_bootstrap=bootstrap, topic_prefix=f"bench-{uuid.uuid4().hex[:6]}."
+                )
+                ensure_topics(kafka)
+                total = produce(kafka, args.units, args.events_per_unit, seed=7)
                 home = root / f"home-{runner}-{parallelism}-{repeat}"
-                print(json.dumps(one_run(runner, parallelism, home, kafka, registry)), flush=True)
+                figures = {"records": total, **one_run(runner, parallelism, home, kafka, registry)}
+                print(json.dumps(figures), flush=True)
 
 
 if __name__ == "__main__":

@@ -160,8 +160,10 @@ def _event_known(spec: FlinkJobSpec) -> str | None:
     return f"JSON_VALUE(s, '$.event_name') IN ({listed})"
 
 
-def _pipeline(source: str, sink: str, topic: str, id_field: str, time_field: str, known: str | None) -> str:
-    """INSERT: the records that pass the job's checks deduplicated by (id, bytes), the rest as they are."""
+def _pipeline(source: str, sink: str, topic: str, id_field: str, known: str | None) -> str:
+    """INSERT: one keyed deduplication over every record (so each record's JSON is parsed once). A record
+    that passes the job's checks is keyed by its id and bytes (a byte-identical copy is dropped); any
+    other record by its own partition and offset (unique: it always goes through, for the kernel)."""
     checked = "FALSE" if known is None else f"({known}) AND {id_field}_ok AND time_ok"
     headers = (
         f"MAP['xp-source-topic', CAST({literal(topic)} AS BYTES), "
@@ -170,19 +172,16 @@ def _pipeline(source: str, sink: str, topic: str, id_field: str, time_field: str
     )
     return f"""INSERT INTO {sink}
 SELECT k, v, {headers} AS headers, src_ts AS ts FROM (
-  SELECT k, v, src_partition, src_offset, src_ts, dedup_key,
+  SELECT k, v, src_partition, src_offset, src_ts,
     ROW_NUMBER() OVER (PARTITION BY dedup_key ORDER BY pt ASC) AS row_num
   FROM (
-    SELECT k, v, src_partition, src_offset, src_ts, pt, rec_id || '|' || MD5(s) AS dedup_key
-    FROM (SELECT *, ({checked}) AS passed FROM {source}_parsed)
-    WHERE passed
+    SELECT k, v, src_partition, src_offset, src_ts, pt,
+      CASE WHEN COALESCE({checked}, FALSE) THEN 'd|' || rec_id || '|' || MD5(s)
+        ELSE 'p|' || CAST(src_partition AS STRING) || '|' || CAST(src_offset AS STRING) END AS dedup_key
+    FROM {source}_parsed
   )
 )
-WHERE row_num = 1
-UNION ALL
-SELECT k, v, {headers} AS headers, src_ts AS ts
-FROM (SELECT *, ({checked}) AS passed FROM {source}_parsed)
-WHERE passed IS NOT TRUE"""
+WHERE row_num = 1"""
 
 
 def _parsed_view(source: str, id_field: str, time_field: str, spec: FlinkJobSpec) -> str:
@@ -206,15 +205,8 @@ def job_statements(spec: FlinkJobSpec) -> tuple[list[str], list[str]]:
     ]
     inserts = [
         _pipeline(
-            "exposures_in",
-            "exposures_out",
-            spec.exposures_topic,
-            "exposure_id",
-            "exposed_at",
-            _exposure_known(spec),
+            "exposures_in", "exposures_out", spec.exposures_topic, "exposure_id", _exposure_known(spec)
         ),
-        _pipeline(
-            "events_in", "events_out", spec.events_topic, "event_id", "occurred_at", _event_known(spec)
-        ),
+        _pipeline("events_in", "events_out", spec.events_topic, "event_id", _event_known(spec)),
     ]
     return ddl, inserts
