@@ -37,7 +37,7 @@ from xpcore.config import KafkaSettings, WarehouseSettings
 from xpcore.kafka.topics import FLINK_EVENTS
 from xpcore.warehouse import open_warehouse
 
-pytestmark = [pytest.mark.integration, pytest.mark.flink]
+pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.timeout(900)]
 
 _DEFAULTS = FlinkSettings()
 if not _DEFAULTS.python.exists() or not any(_DEFAULTS.jars_dir.glob("*.jar")):
@@ -62,7 +62,7 @@ def flink_env(env: dict[str, str], **extra: str) -> dict[str, str]:
 
 
 def run_stream(
-    env: dict[str, str], runner: str, until_idle: float = 3, timeout: float = 300
+    env: dict[str, str], runner: str, until_idle: float = 3, timeout: float = 480
 ) -> dict[str, Any]:
     command = [sys.executable, "-m", "xpstream.cli", "stream", "run", "--runner", runner]
     command += ["--until-idle", str(until_idle), "--format", "json"]
@@ -86,6 +86,16 @@ def table_rows(home: Path) -> dict[str, Any]:
         warehouse.close()
 
 
+def assert_same_tables(flink_home: Path, kafka_home: Path) -> None:
+    expected = table_rows(kafka_home)
+    got = table_rows(flink_home)
+    for table in TABLES:
+        assert got[table].num_rows == expected[table].num_rows, table
+        assert got[table].column_names == expected[table].column_names, table
+        for column in expected[table].column_names:
+            assert got[table].column(column).equals(expected[table].column(column)), (table, column)
+
+
 def test_flink_runner_leaves_the_same_tables_as_the_kafka_runner(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
@@ -103,18 +113,47 @@ def test_flink_runner_leaves_the_same_tables_as_the_kafka_runner(
     assert by_flink["exposures"] == by_kafka["exposures"] == len(traffic.exposures)
     assert by_flink["events"] == by_kafka["events"] == len(traffic.events)
     assert by_flink["dead_letters"] == by_kafka["dead_letters"] == traffic.invalid
-    expected = table_rows(kafka_home)
-    got = table_rows(flink_home)
-    for table in TABLES:
-        assert got[table].num_rows == expected[table].num_rows, table
-        assert got[table].column_names == expected[table].column_names, table
-        for column in expected[table].column_names:
-            assert got[table].column(column).equals(expected[table].column(column)), (table, column)
+    assert_same_tables(flink_home, kafka_home)
     assert_exact(read_tables(flink_home), traffic)
     # Checkpoints went under $XP_HOME, and a second run (restored from the newest) finds nothing new.
     assert list((flink_home / "flink" / "checkpoints").glob("*/chk-*/_metadata"))
     again = run_stream(env, "flink", until_idle=1)
     assert again["consumed"] == 0
+
+
+def test_the_same_tables_on_a_loadgen_workload(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    from tests.integration.test_results import LIFT_PAYLOAD, LIFT_REGISTRY, run_xp
+
+    payload, registry_file = tmp_path / "payload.json", tmp_path / "registry.json"
+    payload.write_text(json.dumps(LIFT_PAYLOAD))
+    registry_file.write_text(json.dumps(LIFT_REGISTRY))
+    kafka_home, flink_home = tmp_path / "kafka-home", tmp_path / "flink-home"
+    kafka_env = worker_env(kafka_settings, kafka_home, registry_file, XP_STREAM_MAX_LATENESS_SECONDS="604800")
+    mix = ["--invalid-fraction", "0.03", "--duplicate-fraction", "0.05", "--late-fraction", "0.05"]
+    sent = json.loads(
+        run_xp(
+            kafka_env,
+            "loadgen",
+            "--features",
+            str(payload),
+            "--users",
+            "800",
+            *mix,
+            "--seed",
+            "4",
+            "--format",
+            "json",
+        )
+    )
+    assert sent["invalid"] > 0 and sent["duplicates"] > 0 and sent["late"] > 0
+
+    by_kafka = run_stream(kafka_env, "kafka")
+    by_flink = run_stream(flink_env({**kafka_env, "XP_HOME": str(flink_home)}), "flink")
+
+    assert by_kafka["exposures"] == sent["exposures"] and by_kafka["events"] == sent["events"]
+    for count in ("exposures", "events", "attributed", "dead_letters"):
+        assert by_flink[count] == by_kafka[count], count
+    assert_same_tables(flink_home, kafka_home)
 
 
 def test_kill_9_of_the_process_group_twice_then_exact(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
@@ -153,7 +192,7 @@ def test_kill_9_of_the_process_group_twice_then_exact(kafka_settings: KafkaSetti
             return loaded_offsets() > before + 500 or worker.poll() is not None
 
         # Kill once the loader has committed more (the job is checkpointing and handing off mid-stream).
-        wait_until(progressed, timeout=240, message=f"round {round_number}: the loader committed nothing new")
+        wait_until(progressed, timeout=420, message=f"round {round_number}: the loader committed nothing new")
         assert worker.poll() is None, "the run ended before the kill"
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
@@ -188,7 +227,7 @@ def test_a_hand_off_record_without_its_source_stops_the_loader(
         "--until-idle",
         "2",
     ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=420)
     assert result.returncode == 1
     assert "no valid source headers" in result.stderr
     assert "only the Flink job may write the hand-off topics" in result.stderr
