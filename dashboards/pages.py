@@ -22,6 +22,7 @@ NAV = [
     ("compare", "/compare", "Compare"),
     ("quality", "/quality", "Data quality"),
     ("audit", "/audit", "Activity"),
+    ("program", "/program", "Program"),
 ]
 
 
@@ -68,6 +69,10 @@ def audit_page(request: Request) -> Response:
     return render(request, "audit.html", "audit", title="Activity")
 
 
+def program_page(request: Request) -> Response:
+    return render(request, "program.html", "program", title="Program")
+
+
 def page_routes() -> list[Route]:
     return [
         Route("/", experiments_page),
@@ -76,4 +81,5 @@ def page_routes() -> list[Route]:
         Route("/compare", compare_page),
         Route("/quality", quality_page),
         Route("/audit", audit_page),
+        Route("/program", program_page),
     ]

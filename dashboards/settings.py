@@ -76,6 +76,14 @@ class DashboardSettings(UnitValuesSettings, EtlSettings):
         description="The results page shows the newest results snapshot at once; when it is older than "
         "this, one background computation per experiment refreshes it (0: refresh on every load).",
     )
+    dashboard_realtime_funnel_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="The health page's funnel (units first exposed in the last hour or day) is the "
+        "experiment page's funnel computation, run in the background: a result at most this old is shown "
+        "as it is; an older one is shown while the next runs (one per experiment and window, only while "
+        "the page is open).",
+    )
     dashboard_units_max_age_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -57,6 +57,9 @@ QUERIES = st.dictionaries(
             "steps",
             "window",
             "ordered",
+            "team",
+            "metric",
+            "experiments",
         ]
     ),
     _QUERY_VALUES,
@@ -76,6 +79,8 @@ PATHS = st.one_of(
             "/api/quality",
             "/api/audit",
             "/api/activity",
+            "/program",
+            "/api/program",
             "/quality/report/",
             "/quality/report/../../etc/passwd",
             "/static/../app.py",
@@ -89,6 +94,7 @@ PATHS = st.one_of(
     KEYS.map(lambda k: f"/api/experiments/{k}/results"),
     KEYS.map(lambda k: f"/api/experiments/{k}/health"),
     KEYS.map(lambda k: f"/api/experiments/{k}/funnel"),
+    KEYS.map(lambda k: f"/api/experiments/{k}/funnel/realtime"),
     st.tuples(
         KEYS,
         st.sampled_from(["daily", "results", "units", "x"]),
