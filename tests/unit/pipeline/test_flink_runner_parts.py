@@ -201,3 +201,30 @@ def test_the_flink_principal_has_least_privilege() -> None:
     assert {("p.xp.flink.exposures", "READ"), ("p.xp.flink.events", "READ")} <= worker
     writers = {e.principal for e in entries if e.name.startswith("p.xp.flink.") and e.operation == "WRITE"}
     assert writers == {f"User:{FLINK}"}
+
+
+def test_the_cluster_job_spec_is_private_and_left_to_the_operator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import stat
+
+    from pipelines.flink.launcher import main
+
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"experiments": {"exp-a": {"variations": [{"id": 0, "key": "c"}]}}}))
+    monkeypatch.setenv("XP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XP_STREAM_REGISTRY_FILE", str(registry))
+    monkeypatch.setenv("XP_FLINK_CHECKPOINT_DIR", "s3://lake/flink/checkpoints")
+    out = tmp_path / "spec" / "job-spec.json"
+    assert main([str(out)]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    spec = json.loads(out.read_text())
+    config = spec["config"]
+    assert config["execution.checkpointing.dir"] == "s3://lake/flink/checkpoints"
+    # jars in the image's lib, restores and restarts by the operator
+    for key in ("pipeline.jars", "execution.state-recovery.path", "restart-strategy.type"):
+        assert key not in config
+    assert len(spec["ddl"]) == 6 and len(spec["inserts"]) == 2
+    assert "'exp-a/0'" in spec["inserts"][0]
+    assert main([]) == 2
