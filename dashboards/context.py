@@ -21,6 +21,7 @@ from dashboards.results_snapshot import BackgroundResults, snapshot_document
 from dashboards.units_so_far import UnitsSoFar
 from dashboards.window_computations import Computation, WindowComputations
 from xpcore.errors import ValidationError
+from xpcore.usage import UsageCounts
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec
@@ -52,6 +53,8 @@ class DashboardContext:
     """The health page's funnel of the last hour or day, recomputed when older than its refresh age."""
     latest_realtime_funnels: dict[tuple[str, str], Computation[FunnelResult]] = field(default_factory=dict)
     """The latest finished realtime funnel per (experiment, window), shown while the next one computes."""
+    usage: UsageCounts = field(default_factory=UsageCounts)
+    """Page views per token id and page and UTC day, flushed to xp.usage_daily (decision 0092)."""
 
     @classmethod
     def build(

@@ -32,6 +32,9 @@ def render(request: Request, template: str, page: str, **values: object) -> Resp
     refresh = context.settings.dashboard_refresh_seconds if context is not None else 5.0
     keys = getattr(request.app.state, "dashboard_keys", None)
     signed_in = keys is not None and not keys.open
+    viewer = getattr(request.app.state, "dashboard_viewer", None)
+    if context is not None and viewer is not None:
+        context.usage.add("dashboard_views", f"{viewer(request)} {page}")
     html = _ENV.get_template(template).render(
         nav=NAV,
         page=page,

@@ -59,6 +59,22 @@ class DashboardSettings(UnitValuesSettings, EtlSettings):
     dashboard_export_batch_rows: int = Field(
         default=50_000, ge=1000, description="Rows fetched from the warehouse per chunk of a streamed export."
     )
+    dashboard_export_api_max_rows: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Most rows one page of the export API (/api/v1/export/…) may ask for (?limit=).",
+    )
+    dashboard_export_api_max_bytes: int = Field(
+        default=8_000_000,
+        ge=10_000,
+        description="Most bytes of rows in one export API page; a page is cut short there (and goes on).",
+    )
+    dashboard_export_api_per_minute: int = Field(
+        default=120,
+        ge=1,
+        description="Export API requests per minute per token (per client address without tokens); then 429.",
+    )
     dashboard_kafka_timeout: float = Field(
         default=2.0, gt=0, description="Seconds to wait for Kafka when reading consumer lag (then: unknown)."
     )

@@ -125,6 +125,8 @@ def relative_lift_moments(
     """(relative lift, its delta-method standard error) of two snapshot rows, or the reason there is none."""
     from jobs.stats.effects import effect_moments
 
+    if control.get("metric_type") == "quantile":  # snapshots keep no sums of quantiles (decision 0083)
+        return "quantile_metric"
     try:
         moments = effect_moments(_statistic(control), _statistic(treatment), "relative")
     except ValidationError:

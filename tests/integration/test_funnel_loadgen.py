@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from assignment.funnel_block import make_funnel
+from jobs.activity import compute_activity
 from jobs.analysis_plan import AnalysisPlan
 from jobs.funnels import compute_funnel
 from jobs.results.compute import compute_experiment_result
@@ -85,7 +87,8 @@ def test_the_funnel_recovers_a_lift_loadgen_puts_on_a_middle_step(
     """``xp loadgen --funnel pageview,add_to_cart,purchase --funnel-lift add_to_cart=0.3`` (no other events):
     treatment units reach add_to_cart from pageview 1.3× as often, so the ordered funnel shows no lift on
     pageview and a lift of 0.3 on add_to_cart and on purchase (its conversion from add_to_cart is
-    unchanged); each step's units equal a direct count of the units with that event."""
+    unchanged); each step's units equal a direct count of the units with that event, and the activity
+    roll-up's exposures per source equal a direct count and loadgen's own."""
     home = tmp_path / "xp-home"
     payload, registry = tmp_path / "payload.json", tmp_path / "registry.json"
     payload.write_text(json.dumps(LIFT_PAYLOAD))
@@ -116,9 +119,19 @@ def test_the_funnel_recovers_a_lift_loadgen_puts_on_a_middle_step(
             "SELECT variation_id, event_name, uniqExact(unit_id) AS units FROM xp.attributed_events FINAL"
             " WHERE experiment_key = 'lift-exp' GROUP BY variation_id, event_name"
         ).to_pylist()
+        now = datetime.now(UTC)
+        activity = compute_activity(store, since=now - timedelta(days=1), until=now + timedelta(hours=1))
+        exposures_by_source = store.query_arrow(
+            "SELECT toString(source) AS source, count() AS n FROM xp.exposures FINAL GROUP BY source"
+        ).to_pylist()
     finally:
         store.close()
     assert sum(counts["by_event_name"].values()) == counts["events"] > 0
+    # the Activity page's usage on the same workload: loadgen's exposures, as loadgen counted them
+    usage: dict[str, int] = {}
+    for row in activity["usage"]:
+        usage[row["source"]] = usage.get(row["source"], 0) + row["exposures"]
+    assert usage == {r["source"]: r["n"] for r in exposures_by_source} == {"loadgen": counts["exposures"]}
     with_event = {(r["variation_id"], r["event_name"]): r["units"] for r in direct}
     for variation in funnel["variations"]:
         for step in variation["steps"][1:]:

@@ -165,3 +165,9 @@ def test_experiment_lists_are_checked() -> None:
 def test_an_empty_program_is_a_document_not_an_error() -> None:
     document = build_program([change("w", 1, "running")], [])
     assert document["experiments"] == [] and document["teams"] == [] and document["meta_analysis"] is None
+
+
+def test_a_quantile_metric_is_not_pooled() -> None:
+    """Snapshots keep no sums of a quantile metric (decision 0083): its lift is not recomputed."""
+    control, treatment = ({**row, "metric_type": "quantile"} for row in (ROWS[0], ROWS[1]))
+    assert relative_lift_moments(control, treatment) == "quantile_metric"
