@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
-from xpcore.errors import ConfigError, NotYetAvailableError
+from xpcore.errors import ConfigError
 from xpstream.cli.output import OutputFormat, print_json
 
 __all__ = ["register", "run"]
@@ -22,7 +23,7 @@ def run(
         "kafka",
         "--runner",
         help="kafka (confluent-kafka worker, the default), faust (a Faust agent, slower; docs/pipeline.md) "
-        "or flink (not available yet).",
+        "or flink (a Flink job on the JVM: docs/flink.md).",
     ),
     until_idle: float | None = typer.Option(
         None,
@@ -46,16 +47,19 @@ def run(
 
       xp stream run --until-idle 5 --format json
 
-      xp stream run --workers 3 --runner faust
+      xp stream run --workers 3
+
+      xp stream run --runner flink --until-idle 10
     """
     from xpcore.config import StreamSettings, load_settings
 
     if runner not in RUNNERS:
         raise ConfigError(f"unknown runner {runner!r}: choose one of {', '.join(RUNNERS)}")
     if runner == "flink":
-        raise NotYetAvailableError(
-            "runner flink is not available: PyFlink scale-out is not built (docs/pipeline.md)"
-        )
+        if workers > 1:
+            raise ConfigError("--workers applies to --runner kafka and faust (Flink scales by parallelism)")
+        _run_flink(until_idle, fmt)
+        return
     settings = load_settings(StreamSettings)
     from xpcore.logs import configure_logging
 
@@ -74,7 +78,24 @@ def run(
 
     from pipelines.worker import run_worker
 
-    report = run_worker(settings, until_idle=until_idle, runner=runner)
+    _print_report(run_worker(settings, until_idle=until_idle, runner=runner), fmt)
+
+
+def _run_flink(until_idle: float | None, fmt: OutputFormat) -> None:
+    """`--runner flink`: the Flink job (its own venv, `make flink`) and the loader of its hand-off."""
+    from pipelines.flink.runner import run_flink_worker
+    from pipelines.flink.settings import FlinkSettings
+    from xpcore.config import load_settings
+    from xpcore.logs import configure_logging
+
+    settings = load_settings(FlinkSettings)
+    if "--debug" not in sys.argv:
+        configure_logging(level=settings.log_level)
+    _print_report(run_flink_worker(settings, until_idle=until_idle), fmt)
+
+
+def _print_report(report: Any, fmt: OutputFormat) -> None:
+    """A worker's run report: the JSON document, or one line on stderr."""
     if fmt is OutputFormat.json:
         print_json(report.as_dict())
     else:
