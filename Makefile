@@ -12,9 +12,28 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 HELM_VERSION := v4.3.2
 
-.PHONY: setup native js browser wrk helm demo test test-unit test-fuzz test-integration test-e2e audit bench lint fmt clean
+.PHONY: setup native js browser wrk helm flink demo test test-unit test-fuzz test-integration test-e2e audit bench lint fmt clean
 
 setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved native js  ## .venv with everything + Kafka jars (idempotent)
+
+# The Flink runner (`xp stream run --runner flink`, docs/flink.md): PyFlink in its own venv, pinned with hashes
+# (it pins pandas<2.3, pyarrow<17 and numpy<2.2 through apache-beam: it cannot share .venv), and the job's
+# connector jars from Maven Central. Each step reruns only when its lock/pom changed.
+FLINK_VENV := .venv-flink
+FLINK_LIB := deploy/flink/lib
+flink: $(FLINK_VENV)/.synced $(FLINK_LIB)/.resolved  ## .venv-flink (PyFlink) + the Flink job's jars (idempotent)
+
+$(FLINK_VENV)/.synced: deploy/flink/requirements.lock | $(UV)
+	$(UV) venv --quiet --allow-existing --python 3.11 $(FLINK_VENV)
+	$(UV) pip sync --quiet --require-hashes --python $(FLINK_VENV)/bin/python deploy/flink/requirements.lock
+	@touch $@
+
+$(FLINK_LIB)/.resolved: deploy/flink/pom.xml
+	@command -v mvn >/dev/null || { echo "error: mvn not found: install Maven (e.g. apt-get install maven)" >&2; exit 1; }
+	@rm -rf $(FLINK_LIB)
+	mvn --batch-mode --quiet -Dstyle.color=never -f deploy/flink/pom.xml dependency:copy-dependencies \
+	    -DoutputDirectory=$(CURDIR)/$(FLINK_LIB) -DexcludeTransitive=true
+	@touch $@
 
 # The JavaScript SDKs the tests drive (tests/js/package-lock.json; stamped on the lockfile's hash, so a
 # no-op when installed). Without node/npm: one warning, and those tests skip with the reason.
@@ -99,7 +118,7 @@ helm: $(TOOLS)/bin/helm  ## helm $(HELM_VERSION) under .tools/bin (idempotent; ~
 demo: setup  ## start the stack, push simulated traffic through the pipeline, print results
 	$(BIN)/python -m xpstream.demo
 
-test: setup browser  ## every test: unit, fuzzing, security audit, then integration (real Kafka + chDB) and end to end
+test: setup browser flink  ## every test: unit, fuzzing, security audit, then integration (real Kafka + chDB) and end to end
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/pytest tests/fuzz -q
 	@$(BIN)/python .ci/audit.py
@@ -114,7 +133,7 @@ test-fuzz: setup  ## generated hostile input (XP_FUZZ_PROFILE=deep for a longer 
 audit: setup  ## bandit over the product code, pip-audit over the locked dependencies
 	@$(BIN)/python .ci/audit.py
 
-test-integration: setup
+test-integration: setup flink
 	$(BIN)/pytest tests/integration -q
 
 test-e2e: setup browser

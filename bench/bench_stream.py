@@ -12,6 +12,7 @@ Starts its own broker in a temporary XP_HOME (or uses ``--bootstrap``). Run::
 
     .venv/bin/python bench/bench_stream.py [--units 20000] [--events-per-unit 4] [--repeat 3] [--format json]
     .venv/bin/python bench/bench_stream.py --kernel-only --repeat 5   # the kernel alone, CPU seconds
+    .venv/bin/python bench/bench_stream.py --faust --repeat 3   # + `--runner faust` after each Kafka run
 
 With ``--repeat N`` the same records are read N times (a fresh raw group, then a fresh worker group and
 chDB store each time) and the middle run is printed in full, with every
@@ -203,6 +204,11 @@ def main() -> None:
         default=1,
         help="Worker runs over the same records, each after its own raw consume.",
     )
+    parser.add_argument(
+        "--faust",
+        action="store_true",
+        help="Also run `--runner faust` in each repeat, right after the Kafka runner (interleaved).",
+    )
     parser.add_argument("--bootstrap", default=None, help="Use this running broker instead of starting one.")
     parser.add_argument("--format", choices=["table", "json"], default="table")
     parser.add_argument(
@@ -238,31 +244,34 @@ def main() -> None:
         runs: list[dict[str, Any]] = []
         for repeat in range(args.repeat):
             raw_rate = raw_consume(kafka, total)
-            settings = StreamSettings(
-                home=home / f"xp-home-{repeat}",
-                kafka_bootstrap=bootstrap,
-                topic_prefix=prefix,
-                stream_registry_file=registry,
-                stream_batch_size=args.batch_size,
-                stream_group_id=f"xp-bench-worker-{uuid.uuid4().hex[:6]}",
-            )
-            cpu_started = time.process_time()
-            report = run_worker(settings, until_idle=1.0)
-            cpu = time.process_time() - cpu_started
-            worker_rate = report.consumed / report.active_seconds if report.active_seconds else 0.0
-            runs.append(
-                {
-                    "raw_confluent_kafka_records_per_s": round(raw_rate),
-                    "worker_records_per_s": round(worker_rate),
-                    "worker_vs_raw": round(worker_rate / raw_rate, 3) if raw_rate else None,
-                    "worker_consumed": report.consumed,
-                    "worker_batches": report.batches,
-                    "worker_active_seconds": report.active_seconds,
-                    "worker_cpu_seconds": round(cpu, 2),
-                    "worker_stage_seconds": {k: round(v, 3) for k, v in report.stage_seconds.items()},
-                    "load_average": os.getloadavg()[0],
+            for runner in ("kafka", "faust") if args.faust else ("kafka",):
+                settings = StreamSettings(
+                    home=home / f"xp-home-{repeat}-{runner}",
+                    kafka_bootstrap=bootstrap,
+                    topic_prefix=prefix,
+                    stream_registry_file=registry,
+                    stream_batch_size=args.batch_size,
+                    stream_group_id=f"xp-bench-worker-{uuid.uuid4().hex[:6]}",
+                )
+                cpu_started = time.process_time()
+                report = run_worker(settings, until_idle=1.0, runner=runner)
+                cpu = time.process_time() - cpu_started
+                worker_rate = report.consumed / report.active_seconds if report.active_seconds else 0.0
+                name = "worker" if runner == "kafka" else "faust_worker"
+                figures = {
+                    f"{name}_records_per_s": round(worker_rate),
+                    f"{name}_vs_raw": round(worker_rate / raw_rate, 3) if raw_rate else None,
+                    f"{name}_consumed": report.consumed,
+                    f"{name}_batches": report.batches,
+                    f"{name}_active_seconds": report.active_seconds,
+                    f"{name}_cpu_seconds": round(cpu, 2),
+                    f"{name}_stage_seconds": {k: round(v, 3) for k, v in report.stage_seconds.items()},
                 }
-            )
+                if runner == "kafka":
+                    runs.append({"raw_confluent_kafka_records_per_s": round(raw_rate), **figures})
+                else:
+                    runs[-1].update(figures)
+            runs[-1]["load_average"] = os.getloadavg()[0]
             if args.format == "table" and args.repeat > 1:
                 print(f"run {repeat + 1}: {json.dumps(runs[-1])}", flush=True)
     rates = sorted(run["worker_records_per_s"] for run in runs)
@@ -273,6 +282,10 @@ def main() -> None:
         "worker_records_per_s_median": rates[len(rates) // 2],
         "budget_records_per_s": 50_000,
     }
+    if args.faust:
+        faust_rates = sorted(run["faust_worker_records_per_s"] for run in runs)
+        result["faust_worker_records_per_s_all_runs"] = [run["faust_worker_records_per_s"] for run in runs]
+        result["faust_worker_records_per_s_median"] = faust_rates[len(faust_rates) // 2]
     if args.format == "json":
         print(json.dumps(result))
         return

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     from xpcore.config import StreamSettings
     from xpcore.warehouse.base import Warehouse
 
-__all__ = ["known_event_names", "registry_view_from_file", "restore_state"]
+__all__ = [
+    "known_event_names",
+    "refresh_recent_ids",
+    "refresh_state",
+    "registry_view_from_file",
+    "restore_state",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +95,70 @@ def restore_state(
 
     # Before reading first exposures: complete what the materialized views missed (see _repair_views).
     _repair_views(warehouse, since, repair_until or ALL_ROWS)  # rows added: logged (an insert was cut)
+    units = _restore_units(processor, warehouse)
+    recent = _restore_held(processor, warehouse, settings, now)
+    counts = {
+        "dedup_ids": sum(len(s) for s in seen.values()),
+        "unit_exposures": units,
+        "held_events": recent,
+    }
+    logger.info("restored stream state from the warehouse %s", counts)
+    return counts
+
+
+def refresh_recent_ids(
+    processor: StreamProcessor, warehouse: Warehouse, settings: StreamSettings, now: datetime
+) -> int:
+    """Add to the dedup state the ids other workers loaded since (within the retention); returns how many.
+
+    A runner calls it when its group gave it partitions that another worker held: what that worker
+    loaded and did not commit is read again here, and must be known as loaded (decision 0074). Only
+    ids not known yet are added, so a refresh never inflates the state."""
+    from xpcore.warehouse import load_query
+
+    since = now - timedelta(seconds=settings.stream_dedup_retention_seconds)
+    ids = warehouse.query_arrow(load_query("stream_recent_ids"), {"since": since}).to_pydict()
+    seen = {
+        "exposure": processor.seen_exposures,
+        "event": processor.seen_events,
+        "dead_letter": processor.seen_dead_letters,
+    }
+    added = 0
+    rows = zip(ids["kind"], ids["ingested_at"], ids["id"], strict=True)
+    for (kind, ingested_at), group in groupby(rows, key=itemgetter(0, 1)):
+        batch = [record_id for _, _, record_id in group]
+        known = seen[kind].contains_many(batch)
+        fresh = [record_id for record_id, was_known in zip(batch, known, strict=True) if not was_known]
+        if fresh:
+            seen[kind].remember(fresh, _utc(ingested_at))
+            added += len(fresh)
+    return added
+
+
+def refresh_state(
+    processor: StreamProcessor,
+    warehouse: Warehouse,
+    settings: StreamSettings,
+    now: datetime,
+    *,
+    taken_over: Callable[[str], bool],
+) -> dict[str, int]:
+    """After a rebalance gave this worker partitions another worker held: add what that worker loaded
+    (dedup ids, first exposures, and the recent events of the units ``taken_over`` says are now this
+    worker's, with the experiments they already have) to the live state, without the start-up view
+    repair (decision 0074). The other workers' events are not held: they would be attributed twice.
+    Returns counts; the caller attributes the held events the first exposures make attributable."""
+    return {
+        "dedup_ids": refresh_recent_ids(processor, warehouse, settings, now),
+        "unit_exposures": _restore_units(processor, warehouse),
+        "held_events": _restore_held(processor, warehouse, settings, now, taken_over),
+    }
+
+
+def _restore_units(processor: StreamProcessor, warehouse: Warehouse) -> int:
+    """First exposures from ``xp.unit_exposures`` (a unit's entry is replaced by the warehouse's)."""
+    from xpcore.warehouse import load_query
+
     units = warehouse.query_arrow(load_query("stream_unit_exposures")).to_pydict()
     for i, unit_id in enumerate(units["unit_id"]):
         processor.attribution.load_unit_exposure(
@@ -98,9 +168,24 @@ def restore_state(
             int(units["variation_id"][i]),
             {int(units["min_variation_id"][i]), int(units["max_variation_id"][i])},
         )
+    return len(units["unit_id"])
+
+
+def _restore_held(
+    processor: StreamProcessor,
+    warehouse: Warehouse,
+    settings: StreamSettings,
+    now: datetime,
+    units: Callable[[str], bool] | None = None,
+) -> int:
+    """The events of the last ``XP_STREAM_HOLD_SECONDS`` (of the ``units`` it accepts; None: all), held
+    with the experiments they already have (an event held already is not held twice)."""
+    from xpcore.warehouse import load_query
 
     hold_since = now - timedelta(seconds=settings.stream_hold_seconds)
     recent = warehouse.query_arrow(load_query("stream_recent_events"), {"since": hold_since}).to_pylist()
+    if units is not None:
+        recent = [row for row in recent if units(row["unit_id"])]
     for row in recent:
         event = MetricEvent(
             event_id=row["event_id"],
@@ -110,13 +195,7 @@ def restore_state(
             occurred_at=_utc(row["occurred_at"]),
         )
         processor.attribution.hold_event(event, _utc(row["ingested_at"]), row["experiments"] or ())
-    counts = {
-        "dedup_ids": sum(len(s) for s in seen.values()),
-        "unit_exposures": len(units["unit_id"]),
-        "held_events": len(recent),
-    }
-    logger.info("restored stream state from the warehouse %s", counts)
-    return counts
+    return len(recent)
 
 
 _VIEW_REPAIRS = {

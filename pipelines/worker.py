@@ -10,8 +10,9 @@
 - :mod:`pipelines.offset_tracker`: what is loaded and may be committed;
 - :mod:`pipelines.stream_report`: what the run did.
 
-The runner itself, :mod:`pipelines.kafka_runner` (confluent-kafka), is the only part that talks to the
-broker. Why this split and why the state stays in the warehouse: docs/decisions/0050-the-runner-seam.md.
+The runner itself, :mod:`pipelines.kafka_runner` (confluent-kafka) or :mod:`pipelines.faust_runner`
+(a Faust agent), is the only part that reads the broker. Why this split and why the state stays in the
+warehouse: docs/decisions/0050-the-runner-seam.md; the Faust runner: docs/decisions/0073-the-faust-runner.md.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from pipelines.faust_runner import FaustRunner
 from pipelines.kafka_runner import KafkaRunner
 from pipelines.stream_report import StreamReport
 from pipelines.worker_setup import StopFlag, restore_from_warehouse, set_up_worker
@@ -42,6 +44,7 @@ def run_worker(
     until_idle: float | None = None,
     stop_event: threading.Event | None = None,
     on_ready: Callable[[], None] | None = None,
+    runner: str = "kafka",
 ) -> StreamReport:
     """Run the worker until SIGTERM/SIGINT or, with ``until_idle``, until drained and idle that long.
 
@@ -49,6 +52,7 @@ def run_worker(
     handlers are installed then (`xp up` runs the worker in a thread and handles signals itself).
     ``on_ready``: called once the state is restored from the warehouse and the consumer exists (`xp up`
     reports the stream healthy only from then on).
+    ``runner``: ``kafka`` (:mod:`pipelines.kafka_runner`) or ``faust`` (:mod:`pipelines.faust_runner`).
     """
     started = time.monotonic()
     report = StreamReport()
@@ -58,15 +62,19 @@ def run_worker(
         parts = set_up_worker(settings)
         try:
             restore_from_warehouse(parts, report)
-            runner = KafkaRunner(
-                parts,
-                stop,
-                report,
-                until_idle=until_idle,
-                on_ready=on_ready,
-                owns_process=stop_event is None,
-            )
-            runner.run()
+            loop: KafkaRunner | FaustRunner
+            if runner == "faust":
+                loop = FaustRunner(parts, stop, report, until_idle=until_idle, on_ready=on_ready)
+            else:
+                loop = KafkaRunner(
+                    parts,
+                    stop,
+                    report,
+                    until_idle=until_idle,
+                    on_ready=on_ready,
+                    owns_process=stop_event is None,
+                )
+            loop.run()
         finally:
             parts.close()
     finally:

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 
 from dashboards.settings import DashboardSettings
 from jobs.unit_values import UnitValuesSettings
+from pipelines.flink.settings import FlinkSettings
 from quality.settings import QualitySettings
 from xpcore.config import (
     CoreSettings,
@@ -37,6 +38,7 @@ DEPLOYABLES: list[tuple[str, type[BaseSettings]]] = [
     ("ETL rollups (`xp jobs run etl`)", EtlSettings),
     ("Results (`xp results`, `xp jobs run stats`, dashboard results)", UnitValuesSettings),
     ("Data quality (`xp jobs run quality`)", QualitySettings),
+    ("Flink runner (`xp stream run --runner flink`)", FlinkSettings),
     ("Dashboard (`xp dashboard serve`, `xp up`)", DashboardSettings),
     ("Batch-job scheduler (inside `xp up`)", SchedulerSettings),
     ("Everything in one process (`xp up`)", UpSettings),

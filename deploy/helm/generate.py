@@ -127,13 +127,17 @@ def _user(role: str, entries: list[Any]) -> str:
     for entry in entries:
         lines += [
             "      - resource:",
-            f"          type: {entry.resource_type.lower()}",
+            f"          type: {STRIMZI_RESOURCE_TYPES.get(entry.resource_type, entry.resource_type.lower())}",
             f"          name: {entry.name}",
             f"          patternType: {entry.pattern.lower()}",
             f"        operations: [{entry.operation.capitalize()}]",
             '        host: "*"',
         ]
     return "\n".join(lines) + "\n"
+
+
+STRIMZI_RESOURCE_TYPES = {"TRANSACTIONAL_ID": "transactionalId"}
+"""Strimzi's spelling of an ACL resource type where it is not the lower-cased Kafka name."""
 
 
 def kafka_template() -> str:

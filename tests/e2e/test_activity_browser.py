@@ -13,8 +13,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.e2e.test_funnel_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
-from tests.fixtures.http import serve_in_thread
+from tests.e2e.test_funnel_browser import ARTIFACTS
+from tests.fixtures.dashboard_browser import CHROMIUM, LAUNCH_ARGS, dashboard_on
 from tests.integration.test_activity import SINCE, UNTIL, run_activity, seed_home
 
 pytestmark = pytest.mark.e2e
@@ -33,18 +33,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, An
 
 
 @pytest.fixture(scope="module")
-def url(seeded: tuple[Path, dict[str, Any]]) -> Iterator[str]:
-    from dashboards.app import create_app
-    from dashboards.settings import DashboardSettings
-    from xpcore.warehouse import open_warehouse
-
-    settings = DashboardSettings(home=seeded[0], clickhouse_url=None, store_wait_seconds=0)
-    warehouse = open_warehouse(settings)
-    try:
-        with serve_in_thread(create_app(settings, warehouse, lag_monitor=False)) as served:
-            yield served
-    finally:
-        warehouse.close()
+def url(seeded: tuple[Path, Any]) -> Iterator[str]:
+    with dashboard_on(seeded[0]) as served:
+        yield served
 
 
 def test_activity_page_shows_xp_activity_numbers(url: str, seeded: tuple[Path, dict[str, Any]]) -> None:

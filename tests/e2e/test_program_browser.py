@@ -14,8 +14,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.e2e.test_funnel_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
-from tests.fixtures.http import serve_in_thread
+from tests.e2e.test_funnel_browser import ARTIFACTS
+from tests.fixtures.dashboard_browser import CHROMIUM, LAUNCH_ARGS, dashboard_on
 from tests.integration.test_program import run_program, seed_home
 
 pytestmark = pytest.mark.e2e
@@ -41,18 +41,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, An
 
 
 @pytest.fixture(scope="module")
-def url(seeded: tuple[Path, dict[str, Any], dict[str, Any]]) -> Iterator[str]:
-    from dashboards.app import create_app
-    from dashboards.settings import DashboardSettings
-    from xpcore.warehouse import open_warehouse
-
-    settings = DashboardSettings(home=seeded[0], clickhouse_url=None, store_wait_seconds=0)
-    warehouse = open_warehouse(settings)
-    try:
-        with serve_in_thread(create_app(settings, warehouse, lag_monitor=False)) as served:
-            yield served
-    finally:
-        warehouse.close()
+def url(seeded: tuple[Path, Any]) -> Iterator[str]:
+    with dashboard_on(seeded[0]) as served:
+        yield served
 
 
 def _check_page(page: Any, document: dict[str, Any]) -> None:

@@ -9,10 +9,8 @@ a middle step is checked on seeded rows in ``test_funnels.py``.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,7 +19,7 @@ from jobs.activity import compute_activity
 from jobs.analysis_plan import AnalysisPlan
 from jobs.funnels import compute_funnel
 from jobs.results.compute import compute_experiment_result
-from tests.integration.test_results import LIFT_PAYLOAD, LIFT_REGISTRY, experiment_spec, run_xp
+from tests.integration.test_results import experiment_spec, lift_workload, run_xp
 from xpcore.config import KafkaSettings, WarehouseSettings
 from xpcore.warehouse import open_warehouse
 
@@ -31,19 +29,7 @@ pytestmark = pytest.mark.integration
 def test_funnel_recovers_the_loadgen_lift_and_equals_conversion(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
-    home = tmp_path / "xp-home"
-    payload, registry = tmp_path / "payload.json", tmp_path / "registry.json"
-    payload.write_text(json.dumps(LIFT_PAYLOAD))
-    registry.write_text(json.dumps(LIFT_REGISTRY))
-    env: dict[str, Any] = {
-        **os.environ,
-        "XP_HOME": str(home),
-        "XP_KAFKA_BOOTSTRAP": kafka_settings.kafka_bootstrap,
-        "XP_TOPIC_PREFIX": kafka_settings.topic_prefix,
-        "XP_STREAM_REGISTRY_FILE": str(registry),
-        "XP_STORE_WAIT_SECONDS": "10",
-    }
-    env.pop("XP_CLICKHOUSE_URL", None)
+    home, payload, env = lift_workload(kafka_settings, tmp_path)
     loadgen = ["--users", "20000", "--events", "40000", "--lift", "0.2", "--seed", "11", "--format", "json"]
     run_xp(env, "loadgen", "--features", str(payload), *loadgen)
     run_xp(env, "stream", "run", "--until-idle", "2", "--format", "json")
@@ -89,20 +75,8 @@ def test_the_funnel_recovers_a_lift_loadgen_puts_on_a_middle_step(
     pageview and a lift of 0.3 on add_to_cart and on purchase (its conversion from add_to_cart is
     unchanged); each step's units equal a direct count of the units with that event, and the activity
     roll-up's exposures per source equal a direct count and loadgen's own."""
-    home = tmp_path / "xp-home"
-    payload, registry = tmp_path / "payload.json", tmp_path / "registry.json"
-    payload.write_text(json.dumps(LIFT_PAYLOAD))
-    registry.write_text(json.dumps(LIFT_REGISTRY))
-    env: dict[str, Any] = {
-        **os.environ,
-        "XP_HOME": str(home),
-        "XP_KAFKA_BOOTSTRAP": kafka_settings.kafka_bootstrap,
-        "XP_TOPIC_PREFIX": kafka_settings.topic_prefix,
-        "XP_STREAM_REGISTRY_FILE": str(registry),
-        "XP_STORE_WAIT_SECONDS": "10",
-        "XP_STREAM_EVENT_NAMES": '["pageview", "purchase", "add_to_cart"]',  # no catalog here
-    }
-    env.pop("XP_CLICKHOUSE_URL", None)
+    no_catalog = '["pageview", "purchase", "add_to_cart"]'  # the events the stream knows without a catalog
+    home, payload, env = lift_workload(kafka_settings, tmp_path, XP_STREAM_EVENT_NAMES=no_catalog)
     steps = ["pageview", "add_to_cart", "purchase"]
     loadgen = ["--users", "30000", "--events", "0", "--seed", "5", "--format", "json"]
     funnel_options = ["--funnel", ",".join(steps), "--funnel-lift", "add_to_cart=0.3"]

@@ -260,7 +260,11 @@ def run_xp(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def test_loadgen_lift_is_found(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+def lift_workload(
+    kafka_settings: KafkaSettings, tmp_path: Path, **extra_env: str
+) -> tuple[Path, Path, dict[str, Any]]:
+    """(XP_HOME, the payload file, the environment) of an `xp loadgen` → `xp stream run` test over the
+    lift experiment: the registry from a file, this test's topics, the embedded store."""
     home = tmp_path / "xp-home"
     payload, registry = tmp_path / "payload.json", tmp_path / "registry.json"
     payload.write_text(json.dumps(LIFT_PAYLOAD))
@@ -272,8 +276,14 @@ def test_loadgen_lift_is_found(kafka_settings: KafkaSettings, tmp_path: Path) ->
         "XP_TOPIC_PREFIX": kafka_settings.topic_prefix,
         "XP_STREAM_REGISTRY_FILE": str(registry),
         "XP_STORE_WAIT_SECONDS": "10",
+        **extra_env,
     }
     env.pop("XP_CLICKHOUSE_URL", None)
+    return home, payload, env
+
+
+def test_loadgen_lift_is_found(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    home, payload, env = lift_workload(kafka_settings, tmp_path)
     report = json.loads(
         run_xp(
             env,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from tests.integration.test_stream_worker import (
     build_traffic,
     produce,
     read_tables,
+    worker_command,
     worker_env,
 )
 from xpcore.config import KafkaSettings, StackSettings
@@ -37,7 +37,10 @@ def own_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
         yield stack
 
 
-def test_broker_restart_mid_stream_gives_exact_counts(own_broker: StackSettings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runner", ["kafka", "faust"])
+def test_broker_restart_mid_stream_gives_exact_counts(
+    own_broker: StackSettings, tmp_path: Path, runner: str
+) -> None:
     from xpstream.stack import start_kafka, stop_kafka
 
     kafka = KafkaSettings(kafka_bootstrap=own_broker.kafka_bootstrap, topic_prefix=own_broker.topic_prefix)
@@ -47,7 +50,7 @@ def test_broker_restart_mid_stream_gives_exact_counts(own_broker: StackSettings,
     registry_file.write_text(json.dumps(REGISTRY))
     home = tmp_path / "xp-home"
     env = worker_env(kafka, home, registry_file, XP_STREAM_BATCH_SIZE="200", XP_LOG_LEVEL="INFO")
-    command = [sys.executable, "-m", "xpstream.cli", "stream", "run", "--until-idle", "3", "--format", "json"]
+    command = worker_command(runner, "--until-idle", "3")
     # Files, not pipes: the INFO log of a slow run must never fill a pipe and stall the worker.
     stdout_path, stderr_path = tmp_path / "worker.out", tmp_path / "worker.err"
     with stdout_path.open("w") as out, stderr_path.open("w") as err:

@@ -212,18 +212,24 @@ def worker_env(kafka: KafkaSettings, home: Path, registry_file: Path, **extra: s
     return env
 
 
-def run_worker(env: dict[str, str], until_idle: float = 3) -> dict[str, Any]:
-    command = [
+def worker_command(runner: str = "kafka", *options: str) -> list[str]:
+    """``xp stream run --runner RUNNER --format json`` plus ``options``, as a subprocess command."""
+    return [
         sys.executable,
         "-m",
         "xpstream.cli",
         "stream",
         "run",
-        "--until-idle",
-        str(until_idle),
+        "--runner",
+        runner,
         "--format",
         "json",
+        *options,
     ]
+
+
+def run_worker(env: dict[str, str], until_idle: float = 3, runner: str = "kafka") -> dict[str, Any]:
+    command = worker_command(runner, "--until-idle", str(until_idle))
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=150)
     assert result.returncode == 0, result.stderr[-3000:]
     report: dict[str, Any] = json.loads(result.stdout)
@@ -445,13 +451,15 @@ def test_kill_9_mid_stream_then_restart_gives_exact_counts(
     assert_exact(read_tables(home), traffic)
 
 
-def _wait_for_commits(settings: KafkaSettings, *, minimum: int, timeout: float) -> int:
+def _wait_for_commits(
+    settings: KafkaSettings, *, minimum: int, timeout: float, group: str = "xp-stream"
+) -> int:
     """Total committed offsets of the stream group once at least ``minimum`` (polling the broker)."""
     from confluent_kafka import KafkaException, TopicPartition
 
     from xpcore.kafka.clients import make_consumer
 
-    probe = make_consumer(settings, "xp-stream")
+    probe = make_consumer(settings, group)
     try:
         partitions = [
             TopicPartition(settings.topic(topic), p)

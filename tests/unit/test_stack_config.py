@@ -284,7 +284,15 @@ def test_no_error_line_in_a_clean_log() -> None:
 
 def test_design_topics_and_registry_is_compacted() -> None:
     names = [spec.name for spec in ALL_TOPICS]
-    assert names == ["xp.registry", "xp.exposures", "xp.events", "xp.dead-letters", "xp.alerts"]
+    assert names == [
+        "xp.registry",
+        "xp.exposures",
+        "xp.events",
+        "xp.dead-letters",
+        "xp.alerts",
+        "xp.flink.exposures",  # the Flink job's hand-off (--runner flink)
+        "xp.flink.events",
+    ]
     by_name = {spec.name: spec for spec in ALL_TOPICS}
     assert by_name[REGISTRY].config == {"cleanup.policy": "compact"}
     for name in (EXPOSURES, EVENTS, DEAD_LETTERS):

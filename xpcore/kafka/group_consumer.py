@@ -39,10 +39,11 @@ _value = methodcaller("value")
 
 
 def make_group_consumer(
-    settings: KafkaSettings, group_id: str, *, role: str, session_timeout_seconds: float
+    settings: KafkaSettings, group_id: str, *, role: str, session_timeout_seconds: float, **overrides: Any
 ) -> Any:
     """A member of ``group_id`` that never auto-commits, with the *range* assignor (co-partitioned topics:
-    partition *n* of each lands on the same member) and bounded prefetch."""
+    partition *n* of each lands on the same member) and bounded prefetch; ``overrides``: more librdkafka
+    settings (the Flink runner's loader reads ``isolation.level=read_committed``)."""
     from xpcore.kafka.clients import make_consumer
 
     return make_consumer(
@@ -60,6 +61,7 @@ def make_group_consumer(
             "queued.max.messages.kbytes": FETCH_MAX_BYTES // 1024,
             "session.timeout.ms": int(session_timeout_seconds * 1000),
             "heartbeat.interval.ms": int(session_timeout_seconds * 1000 / 5),
+            **overrides,
         },
     )
 

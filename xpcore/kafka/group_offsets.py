@@ -28,6 +28,7 @@ __all__ = [
     "consumer_lag_or_none",
     "partition_lag",
     "read_group_lag",
+    "topic_partition_count",
 ]
 
 logger = logging.getLogger(__name__)
@@ -138,5 +139,26 @@ def read_group_lag(
     except KafkaException as error:
         reason = error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
         raise TransientError(f"Kafka unreachable: {reason}") from error
+    finally:
+        consumer.close()
+
+
+def topic_partition_count(settings: KafkaSettings, topic: str, *, timeout: float, role: str | None) -> int:
+    """How many partitions ``topic`` has (read with a consumer that joins nothing);
+    :class:`~xpcore.errors.TransientError` when the broker does not answer or does not know the topic."""
+    from confluent_kafka import Consumer, KafkaException
+
+    consumer = Consumer(
+        {**settings.confluent_config(role), "group.id": "xp-metadata", "log_level": 0},  # joins no group
+        logger=LIBRDKAFKA_LOGGER,
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+        described = metadata.topics.get(topic)
+        if described is None or described.error is not None or not described.partitions:
+            raise TransientError(f"topic {topic} not described by the broker")
+        return len(described.partitions)
+    except KafkaException as error:
+        raise TransientError(f"Kafka unreachable: {error}") from error
     finally:
         consumer.close()

@@ -15,7 +15,13 @@ loadgen    WRITE ``xp.exposures``, ``xp.events``; READ registry                 
 dashboard  READ registry; DESCRIBE ``xp.exposures``, ``xp.events`` and the groups      `xp dashboard serve`
            ``xp-*``, ``<topic prefix>*`` (consumer lag)
 reader     READ ``xp.registry``                                                        every registry reader
+flink      READ ``xp.exposures``, ``xp.events``; WRITE ``xp.flink.exposures``,          the Flink job
+           ``xp.flink.events``; READ groups ``xp-*``, ``<topic prefix>*``;             (`--runner flink`)
+           WRITE, DESCRIBE transactional ids ``xp-flink-*``
 =========  ==========================================================================  ====================
+
+The worker also READs ``xp.flink.exposures`` and ``xp.flink.events``: with ``--runner flink`` it loads
+what the Flink job handed off there (docs/flink.md).
 
 Every role that reads the registry may also use consumer groups ``xp-registry-reader-*`` (the readers
 assign partitions and never commit). Topic ACLs are LITERAL on the full (prefixed) topic name, created
@@ -32,6 +38,8 @@ from dataclasses import dataclass
 __all__ = [
     "ADMIN",
     "DASHBOARD",
+    "FLINK",
+    "FLINK_TRANSACTIONAL_IDS",
     "LOADGEN",
     "QUALITY",
     "READER",
@@ -52,12 +60,27 @@ LOADGEN = "loadgen"
 DASHBOARD = "dashboard"
 READER = "reader"
 """The registry readers (the service's, worker's, quality's, jobs' and CLI's): they only read xp.registry."""
+FLINK = "flink"
+"""The Flink job of ``xp stream run --runner flink``: reads the inputs, writes the hand-off topics
+transactionally (docs/flink.md)."""
 
-ROLES: tuple[str, ...] = (ADMIN, REGISTRY_PUBLISHER, SERVICE, WORKER, QUALITY, LOADGEN, DASHBOARD, READER)
+ROLES: tuple[str, ...] = (
+    ADMIN,
+    REGISTRY_PUBLISHER,
+    SERVICE,
+    WORKER,
+    QUALITY,
+    LOADGEN,
+    DASHBOARD,
+    READER,
+    FLINK,
+)
 """Every principal of the local broker (the SCRAM user name is the role name)."""
 
 REGISTRY_READER_GROUPS = "xp-registry-reader-"
 STREAM_GROUPS = "xp-"
+FLINK_TRANSACTIONAL_IDS = "xp-flink-"
+"""The prefix of the Flink job's transactional ids (its exactly-once Kafka sink)."""
 
 _TOPIC_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
     REGISTRY_PUBLISHER: (("xp.registry", "WRITE"), ("xp.registry", "READ")),
@@ -73,11 +96,19 @@ _TOPIC_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("xp.dead-letters", "READ"),  # the collector's dead letters, loaded into xp.dead_letters (0036)
         ("xp.dead-letters", "WRITE"),
         ("xp.registry", "READ"),
+        ("xp.flink.exposures", "READ"),  # what the Flink job handed off (--runner flink)
+        ("xp.flink.events", "READ"),
     ),
     QUALITY: (("xp.alerts", "WRITE"), ("xp.registry", "READ")),
     LOADGEN: (("xp.exposures", "WRITE"), ("xp.events", "WRITE"), ("xp.registry", "READ")),
     DASHBOARD: (("xp.exposures", "DESCRIBE"), ("xp.events", "DESCRIBE"), ("xp.registry", "READ")),
     READER: (("xp.registry", "READ"),),
+    FLINK: (
+        ("xp.exposures", "READ"),
+        ("xp.events", "READ"),
+        ("xp.flink.exposures", "WRITE"),
+        ("xp.flink.events", "WRITE"),
+    ),
 }
 
 
@@ -87,7 +118,7 @@ class AclEntry:
 
     principal: str
     resource_type: str
-    """TOPIC or GROUP."""
+    """TOPIC, GROUP or TRANSACTIONAL_ID."""
     name: str
     pattern: str
     """LITERAL or PREFIXED."""
@@ -107,4 +138,9 @@ def acl_entries(topic: Callable[[str], str], topic_prefix: str) -> list[AclEntry
     for prefix in sorted(group_prefixes):
         entries.add(AclEntry(f"User:{WORKER}", "GROUP", prefix, "PREFIXED", "READ"))
         entries.add(AclEntry(f"User:{DASHBOARD}", "GROUP", prefix, "PREFIXED", "DESCRIBE"))
+        entries.add(AclEntry(f"User:{FLINK}", "GROUP", prefix, "PREFIXED", "READ"))
+    for operation in ("WRITE", "DESCRIBE"):
+        entries.add(
+            AclEntry(f"User:{FLINK}", "TRANSACTIONAL_ID", FLINK_TRANSACTIONAL_IDS, "PREFIXED", operation)
+        )
     return sorted(entries)

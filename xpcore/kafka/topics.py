@@ -23,6 +23,8 @@ __all__ = [
     "DEAD_LETTERS",
     "EVENTS",
     "EXPOSURES",
+    "FLINK_EVENTS",
+    "FLINK_EXPOSURES",
     "REGISTRY",
     "TopicSpec",
     "ensure_topics",
@@ -41,6 +43,10 @@ DEAD_LETTERS = "xp.dead-letters"
 """Rejected records with a reason code and the original bytes."""
 ALERTS = "xp.alerts"
 """Data-quality and health alerts."""
+FLINK_EXPOSURES = "xp.flink.exposures"
+FLINK_EVENTS = "xp.flink.events"
+"""The Flink job's hand-off topics (``--runner flink``): the input records it passed, written
+transactionally, keyed by unit id like the inputs (docs/flink.md)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(EVENTS, description="metric events, keyed by unit id"),
     TopicSpec(DEAD_LETTERS, description="rejected records with reason and original bytes"),
     TopicSpec(ALERTS, description="data-quality and health alerts"),
+    TopicSpec(FLINK_EXPOSURES, description="exposures handed off by the Flink job (--runner flink)"),
+    TopicSpec(FLINK_EVENTS, description="events handed off by the Flink job (--runner flink)"),
 )
 """Every topic xpstream creates, in DESIGN.md order."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
-from xpcore.errors import ConfigError, NotYetAvailableError
+from xpcore.errors import ConfigError
 from xpstream.cli.output import OutputFormat, print_json
 
 __all__ = ["register", "run"]
@@ -21,7 +22,8 @@ def run(
     runner: str = typer.Option(
         "kafka",
         "--runner",
-        help="kafka (confluent-kafka worker, the one that runs today), faust or flink (not available yet).",
+        help="kafka (confluent-kafka worker, the default), faust (a Faust agent, slower; docs/pipeline.md) "
+        "or flink (a Flink job on the JVM: docs/flink.md).",
     ),
     until_idle: float | None = typer.Option(
         None,
@@ -30,6 +32,9 @@ def run(
         help="Exit 0 once every assigned partition is drained and idle this long.",
     ),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json (a run report)."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Worker processes in the group, supervised (restarted when they die)."
+    ),
 ) -> None:
     """Validate, deduplicate, enrich, attribute and load exposures and events into ClickHouse.
 
@@ -41,28 +46,56 @@ def run(
       xp stream run
 
       xp stream run --until-idle 5 --format json
+
+      xp stream run --workers 3
+
+      xp stream run --runner flink --until-idle 10
     """
     from xpcore.config import StreamSettings, load_settings
 
     if runner not in RUNNERS:
         raise ConfigError(f"unknown runner {runner!r}: choose one of {', '.join(RUNNERS)}")
     if runner == "flink":
-        raise NotYetAvailableError(
-            "runner flink is not available: PyFlink scale-out is not built (docs/pipeline.md)"
-        )
-    if runner == "faust":
-        raise NotYetAvailableError(
-            "runner faust is not available yet: the worker runs on confluent-kafka (--runner kafka); "
-            "why: docs/pipeline.md"
-        )
+        if workers > 1:
+            raise ConfigError("--workers applies to --runner kafka and faust (Flink scales by parallelism)")
+        _run_flink(until_idle, fmt)
+        return
     settings = load_settings(StreamSettings)
-
-    from pipelines.worker import run_worker
     from xpcore.logs import configure_logging
 
     if "--debug" not in sys.argv:
         configure_logging(level=settings.log_level)
-    report = run_worker(settings, until_idle=until_idle)
+    if workers > 1:
+        from xpstream.stream_workers import WorkerPool
+
+        pool = WorkerPool(workers, runner, until_idle)
+        merged = pool.run()
+        if fmt is OutputFormat.json:
+            print_json(merged)
+        else:
+            sys.stderr.write(f"{workers} workers consumed {merged['consumed']} ({pool.restarts} restarts)\n")
+        return
+
+    from pipelines.worker import run_worker
+
+    _print_report(run_worker(settings, until_idle=until_idle, runner=runner), fmt)
+
+
+def _run_flink(until_idle: float | None, fmt: OutputFormat) -> None:
+    """`--runner flink`: the Flink job (its own venv, `make flink`) and the loader of its hand-off."""
+    from pipelines.flink.runner import run_flink_worker
+    from pipelines.flink.settings import FlinkSettings
+    from xpcore.config import load_settings
+    from xpcore.logs import configure_logging
+
+    settings = load_settings(FlinkSettings)
+    if "--debug" not in sys.argv:
+        configure_logging(level=settings.log_level)
+    _print_report(run_flink_worker(settings, until_idle=until_idle), fmt)
+
+
+def _print_report(report: Any, fmt: OutputFormat) -> None:
+    """A worker's run report: the JSON document, or one line on stderr."""
     if fmt is OutputFormat.json:
         print_json(report.as_dict())
     else:

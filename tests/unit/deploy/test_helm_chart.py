@@ -162,7 +162,10 @@ def test_kafka_users_have_exactly_the_acls_of_principals_py() -> None:
         assert user["metadata"]["name"] == prefix + role
         got = sorted(
             (
-                a["resource"]["type"].upper(),
+                # Strimzi spells TRANSACTIONAL_ID "transactionalId"
+                {"TRANSACTIONALID": "TRANSACTIONAL_ID"}.get(
+                    a["resource"]["type"].upper(), a["resource"]["type"].upper()
+                ),
                 a["resource"]["name"],
                 a["resource"]["patternType"].upper(),
                 op.upper(),

@@ -43,6 +43,14 @@ def test_each_role_gets_only_its_topics() -> None:
         ("xp.dead-letters", "READ"),  # the collector's dead letters (decision 0036)
         ("xp.dead-letters", "WRITE"),
         ("xp.registry", "READ"),
+        ("xp.flink.exposures", "READ"),  # what the Flink job hands off (--runner flink)
+        ("xp.flink.events", "READ"),
+    }
+    assert grants["flink"] == {
+        ("xp.exposures", "READ"),
+        ("xp.events", "READ"),
+        ("xp.flink.exposures", "WRITE"),
+        ("xp.flink.events", "WRITE"),
     }
     assert grants["quality"] == {("xp.alerts", "WRITE"), ("xp.registry", "READ")}
     assert grants["reader"] == {("xp.registry", "READ")}

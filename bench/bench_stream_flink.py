@@ -1,0 +1,109 @@
+"""The Flink runner next to the Kafka runner, same run, same records: parallelism 1 and 2.
+
+Starts its own secured broker (or uses ``--bootstrap``); for each run, produces the records of
+bench_stream.py to topics of its own (not timed), then runs, interleaved, each from a fresh group and a
+fresh chDB store: ``--runner kafka``
+(``run_worker``), ``--runner flink`` with ``XP_FLINK_PARALLELISM=1`` and with ``2``. Per run: records
+loaded, the loader's rate (records / ``active_seconds``: first batch in hand → last commit), and the
+whole run's wall seconds (for Flink: the JVM and mini-cluster start, the job's checkpoints, the loader;
+the ``--until-idle`` tail excluded) with its rate. Needs ``make flink``. Run::
+
+    .venv/bin/python bench/bench_stream_flink.py [--units 20000] [--events-per-unit 4] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._broker import bench_broker
+from bench.bench_stream import REGISTRY, produce
+from xpcore.config import KafkaSettings
+
+UNTIL_IDLE = 1.0
+
+
+def one_run(
+    runner: str, parallelism: int, home: Path, kafka: KafkaSettings, registry: Path
+) -> dict[str, Any]:
+    common: dict[str, Any] = {
+        "home": home,
+        "kafka_bootstrap": kafka.kafka_bootstrap,
+        "topic_prefix": kafka.topic_prefix,
+        "stream_registry_file": registry,
+        "stream_batch_size": 20_000,
+        "stream_group_id": f"xp-bench-{runner}-{uuid.uuid4().hex[:6]}",
+    }
+    if runner == "kafka":
+        from pipelines.worker import run_worker
+        from xpcore.config import StreamSettings
+
+        report = run_worker(StreamSettings(**common), until_idle=UNTIL_IDLE)
+    else:
+        from pipelines.flink.runner import run_flink_worker
+        from pipelines.flink.settings import FlinkSettings
+
+        settings = FlinkSettings(
+            **common, flink_parallelism=parallelism, flink_checkpoint_interval_seconds=1.0
+        )
+        report = run_flink_worker(settings, until_idle=UNTIL_IDLE)
+        # the loader waits one checkpoint interval + 1 s more to be sure it is drained
+        report.seconds -= settings.flink_checkpoint_interval_seconds + 1.0
+    wall = max(report.seconds - UNTIL_IDLE, 1e-9)
+    return {
+        "runner": runner if runner == "kafka" else f"flink p={parallelism}",
+        "loaded": report.exposures + report.events,
+        "loader_records_per_s": round(report.consumed / report.active_seconds)
+        if report.active_seconds
+        else 0,
+        "wall_seconds": round(wall, 2),
+        "wall_records_per_s": round(report.consumed / wall),
+        "stage_seconds": {k: round(v, 2) for k, v in report.stage_seconds.items()},
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--units", type=int, default=20_000)
+    parser.add_argument("--events-per-unit", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--bootstrap", default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    from xpcore.kafka.topics import ensure_topics
+
+    with (
+        tempfile.TemporaryDirectory(prefix="xp-bench-flink-") as tmp,
+        bench_broker(Path(tmp), args.bootstrap) as bootstrap,
+    ):
+        root = Path(tmp)
+        registry = root / "registry.json"
+        registry.write_text(json.dumps(REGISTRY))
+        for repeat in range(args.repeat):
+            for runner, parallelism in (("kafka", 1), ("flink", 1), ("flink", 2)):
+                # Topics of its own per run (the same records, produced again, not timed): the hand-off
+                # topics belong to a topic prefix, and a second Flink run would read the first's too.
+                kafka = KafkaSettings(
+                    kafka_bootstrap=bootstrap, topic_prefix=f"bench-{uuid.uuid4().hex[:6]}."
+                )
+                ensure_topics(kafka)
+                total = produce(kafka, args.units, args.events_per_unit, seed=7)
+                home = root / f"home-{runner}-{parallelism}-{repeat}"
+                figures = {"records": total, **one_run(runner, parallelism, home, kafka, registry)}
+                print(json.dumps(figures), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The Flink runner (`xp stream run --runner flink`): docs/flink.md."""

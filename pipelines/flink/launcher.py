@@ -1,0 +1,214 @@
+"""Starting the Flink job: its spec (SQL + Flink configuration) written, ``.venv-flink``'s Python started.
+
+The job runs as a child process in the same process group as ``xp stream run`` (a ``kill -9`` of the
+group ends both; the job also dies with its parent: ``job.py`` asks for SIGKILL on the parent's death).
+Checkpoints go to ``FlinkSettings.checkpoint_location``; a start resumes from the newest completed
+checkpoint found there (:func:`latest_checkpoint`), so the sources' offsets, the deduplication state and
+the sink's pending transactions come back as they were at that checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipelines.flink.job_sql import SHADED_PLAIN, SHADED_SCRAM, FlinkJobSpec, job_statements
+from xpcore.errors import ConfigError
+from xpcore.kafka.principals import FLINK, FLINK_TRANSACTIONAL_IDS
+from xpcore.kafka.topics import EVENTS, EXPOSURES, FLINK_EVENTS, FLINK_EXPOSURES
+
+if TYPE_CHECKING:
+    from pipelines.flink.settings import FlinkSettings
+    from pipelines.kernel import ValidationRules
+
+__all__ = ["FlinkJob", "flink_config", "job_spec", "kafka_properties", "latest_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+JOB_SCRIPT = Path(__file__).with_name("job.py")
+
+
+def kafka_properties(client: dict[str, str]) -> dict[str, str]:
+    """librdkafka settings (``KafkaSettings.confluent_config``) → the Java client's properties."""
+    properties = {
+        "bootstrap.servers": client["bootstrap.servers"],
+        "security.protocol": client["security.protocol"],
+    }
+    mechanism = client.get("sasl.mechanism")
+    if mechanism:
+        properties["sasl.mechanism"] = mechanism
+        module = SHADED_PLAIN if mechanism == "PLAIN" else SHADED_SCRAM
+        username, password = client.get("sasl.username", ""), client.get("sasl.password", "")
+        if '"' in username + password or "\\" in username + password:
+            raise ConfigError(
+                "the Kafka SASL username or password holds a quote or backslash: not usable by Flink"
+            )
+        properties["sasl.jaas.config"] = f'{module} required username="{username}" password="{password}";'
+    ca = client.get("ssl.ca.location")
+    if ca:
+        properties["ssl.truststore.type"] = "PEM"
+        properties["ssl.truststore.location"] = ca
+    return properties
+
+
+def job_spec(settings: FlinkSettings, rules: ValidationRules) -> FlinkJobSpec:
+    """The job's parameters from the worker's settings and the registry view it validates with."""
+    group = settings.stream_group_id
+    return FlinkJobSpec(
+        exposures_topic=settings.topic(EXPOSURES),
+        events_topic=settings.topic(EVENTS),
+        exposures_handoff=settings.topic(FLINK_EXPOSURES),
+        events_handoff=settings.topic(FLINK_EVENTS),
+        kafka_properties=kafka_properties(settings.confluent_config(FLINK)),
+        group_id=f"{group}-flink",
+        transactional_id_prefix=f"{FLINK_TRANSACTIONAL_IDS}{settings.topic_prefix}{group}-",
+        max_future_skew_seconds=int(rules.max_future_skew.total_seconds()),
+        max_lateness_seconds=int(rules.max_lateness.total_seconds()),
+        dedup_retention_seconds=int(settings.stream_dedup_retention_seconds),
+        known_variations=rules.known_variations,
+        known_event_names=rules.known_event_names,
+    )
+
+
+def latest_checkpoint(location: str) -> str | None:
+    """The newest completed checkpoint (``<job id>/chk-<n>`` holding ``_metadata``) under a local
+    ``location``; None when there is none (or the location is not a local path)."""
+    if "://" in location and not location.startswith("file://"):
+        return None
+    root = Path(location.removeprefix("file://"))
+    found = [metadata.parent for metadata in root.glob("*/chk-*/_metadata") if metadata.is_file()]
+    if not found:
+        return None
+    newest = max(found, key=lambda path: (path.joinpath("_metadata").stat().st_mtime, path.name))
+    return str(newest)
+
+
+def flink_config(
+    settings: FlinkSettings, restore_from: str | None, *, cluster: bool = False
+) -> dict[str, str]:
+    """The Flink configuration of the job (set on its TableEnvironment). ``cluster``: for a Flink
+    cluster, whose image has the jars in /opt/flink/lib and whose operator restores (deploy/flink/)."""
+    location = settings.checkpoint_location
+    if "://" not in location:
+        location = Path(location).resolve().as_uri()
+    interval_ms = int(settings.flink_checkpoint_interval_seconds * 1000)
+    config = {"pipeline.name": f"xpstream {settings.stream_group_id}"}
+    if not cluster:
+        jars = sorted(settings.jars_dir.glob("*.jar"))
+        if not jars:
+            raise ConfigError(f"no jars in {settings.jars_dir}: run `make flink`")
+        config["pipeline.jars"] = ";".join(jar.resolve().as_uri() for jar in jars)
+    config |= {
+        "parallelism.default": str(settings.flink_parallelism),
+        "table.local-time-zone": "UTC",
+        "table.exec.state.ttl": f"{int(settings.stream_dedup_retention_seconds * 1000)} ms",
+        "execution.checkpointing.interval": f"{interval_ms} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.dir": location,
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "2",
+        "state.backend.type": "hashmap",
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": "3",
+        "restart-strategy.fixed-delay.delay": "2 s",
+    }
+    if cluster:  # the operator's savepoints and its restart policy take over
+        for key in ("restart-strategy.type", "restart-strategy.fixed-delay.attempts"):
+            config.pop(key)
+        config.pop("restart-strategy.fixed-delay.delay")
+    if restore_from is not None:
+        config["execution.state-recovery.path"] = restore_from
+    return config
+
+
+def job_document(
+    settings: FlinkSettings, rules: ValidationRules, restore_from: str | None, *, cluster: bool
+) -> str:
+    """The job's spec as JSON: its Flink configuration, DDL and INSERTs (holds the Kafka password)."""
+    ddl, inserts = job_statements(job_spec(settings, rules))
+    spec = {"config": flink_config(settings, restore_from, cluster=cluster), "ddl": ddl, "inserts": inserts}
+    return json.dumps(spec, indent=1)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m pipelines.flink.launcher OUT.json``: the job spec for a Flink cluster (deploy/flink/),
+    from the ``XP_*`` settings and the registry (file or topic) as the worker reads them."""
+    from pipelines.flink.settings import FlinkSettings
+    from pipelines.worker_setup import StreamTopics, build_processor, open_registry
+    from xpcore.config import load_settings
+    from xpcore.kafka.credentials import write_private
+
+    if len(argv) != 1:
+        sys.stderr.write("usage: python -m pipelines.flink.launcher OUT.json\n")
+        return 2
+    settings = load_settings(FlinkSettings)
+    registry, follower = open_registry(settings)
+    if follower is not None:
+        follower.stop()
+    rules = build_processor(settings, StreamTopics.of(settings), registry).rules  # the worker's own checks
+    write_private(Path(argv[0]), job_document(settings, rules, None, cluster=True))
+    return 0
+
+
+class FlinkJob:
+    """The job's process: started with :meth:`start`, watched with :meth:`alive`, ended with :meth:`stop`."""
+
+    def __init__(self, settings: FlinkSettings, rules: ValidationRules) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.process: subprocess.Popen[bytes] | None = None
+        self.directory = settings.home / "flink"
+        self.log_path = self.directory / "job.log"
+
+    def start(self) -> None:
+        from xpcore.kafka.credentials import write_private
+
+        python = self.settings.python
+        if not python.exists():
+            raise ConfigError(f"{python} not found: run `make flink` (PyFlink's own environment)")
+        restore_from = latest_checkpoint(self.settings.checkpoint_location)
+        document = job_document(self.settings, self.rules, restore_from, cluster=False)
+        spec_path = write_private(self.directory / "job-spec.json", document)  # holds the password
+        self.directory.mkdir(parents=True, exist_ok=True)
+        logger.info(
+            "starting the Flink job", extra={"restore_from": restore_from or "", "log": str(self.log_path)}
+        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(python), str(JOB_SCRIPT), str(spec_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the job to end (SIGTERM), then kill it; the next start resumes from its last checkpoint."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+    def log_tail(self, size: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-size:]
+        except OSError:
+            return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,71 @@
+"""Settings of the Flink runner (`xp stream run --runner flink`, ``XP_FLINK_*``) on top of the stream's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from xpcore.config.base import ENV
+from xpcore.config.stream import StreamSettings
+
+__all__ = ["FlinkSettings"]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class FlinkSettings(StreamSettings):
+    """The Flink job (its own Python, ``.venv-flink``) and the loader of what it hands off."""
+
+    model_config = ENV
+
+    flink_python: Path | None = Field(
+        default=None,
+        description=(
+            "The Python with PyFlink that runs the job. Unset: the checkout's .venv-flink/bin/python "
+            "(`make flink` builds it)."
+        ),
+    )
+    flink_jars_dir: Path | None = Field(
+        default=None,
+        description=(
+            "The job's connector jars. Unset: the checkout's deploy/flink/lib (`make flink` resolves them "
+            "with Maven)."
+        ),
+    )
+    flink_parallelism: int = Field(default=1, ge=1, le=64, description="The job's parallelism.")
+    flink_checkpoint_interval_seconds: float = Field(
+        default=5.0,
+        ge=0.5,
+        description=(
+            "How often the job checkpoints; a checkpoint commits the hand-off transaction, so records "
+            "reach the loader at most about this late."
+        ),
+    )
+    flink_checkpoint_dir: str | None = Field(
+        default=None,
+        description=(
+            "Where checkpoints go (a path, or s3://… on a cluster with Flink's S3 plugin). "
+            "Unset: $XP_HOME/flink/checkpoints. A restart resumes from the newest one found there."
+        ),
+    )
+
+    flink_local_job: bool = Field(
+        default=True,
+        description=(
+            "Run the Flink job here, on Flink's local mini-cluster, beside the loader. false: the job runs "
+            "on a Flink cluster (deploy/flink/) and `xp stream run --runner flink` is the loader alone."
+        ),
+    )
+
+    @property
+    def python(self) -> Path:
+        return self.flink_python or REPO / ".venv-flink" / "bin" / "python"
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.flink_jars_dir or REPO / "deploy" / "flink" / "lib"
+
+    @property
+    def checkpoint_location(self) -> str:
+        return self.flink_checkpoint_dir or str(self.home / "flink" / "checkpoints")

@@ -1,0 +1,234 @@
+"""`xp stream run --runner flink` against the real broker and chDB: the Flink job on its local mini-cluster.
+
+- equivalence: the same records (invalid, duplicate, late, out of order) loaded once by ``--runner kafka``
+  and once by ``--runner flink`` into two stores leave identical tables, row for row (every column but the
+  times of loading: ``ingested_at``, ``received_at``);
+- exactly once: the process group of ``xp stream run --runner flink`` (the loader, the job's Python and its
+  JVM) killed with SIGKILL twice mid-stream, then a run to the end: exact tables;
+- hostile input: a record on a hand-off topic that the job did not write (no source headers) stops the
+  loader with one line and loads nothing of it.
+
+Needs ``make flink`` (.venv-flink and deploy/flink/lib); each test starts a JVM (~10–20 s), so there are few.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.flink.settings import FlinkSettings
+from tests.fixtures.waiting import wait_until
+from tests.integration.test_stream_worker import (
+    REGISTRY,
+    assert_exact,
+    build_traffic,
+    produce,
+    read_tables,
+    worker_env,
+)
+from xpcore.config import KafkaSettings, WarehouseSettings
+from xpcore.kafka.topics import FLINK_EVENTS
+from xpcore.warehouse import open_warehouse
+
+pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.timeout(900)]
+
+_DEFAULTS = FlinkSettings()
+if not _DEFAULTS.python.exists() or not any(_DEFAULTS.jars_dir.glob("*.jar")):
+    pytestmark.append(pytest.mark.skip(reason="no .venv-flink or deploy/flink/lib: run `make flink`"))
+
+TABLES = {
+    "xp.exposures": "exposure_id",
+    "xp.events": "event_id",
+    "xp.attributed_events": "event_id, experiment_key",
+    "xp.dead_letters": "source_topic, source_partition, source_offset",
+}
+LOAD_TIMES = ("ingested_at", "received_at", "attributed_at")
+
+
+def flink_env(env: dict[str, str], **extra: str) -> dict[str, str]:
+    return {
+        **env,
+        "XP_STREAM_GROUP_ID": "xp-flink-test",
+        "XP_FLINK_CHECKPOINT_INTERVAL_SECONDS": "1",
+        **extra,
+    }
+
+
+def run_stream(
+    env: dict[str, str], runner: str, until_idle: float = 3, timeout: float = 480
+) -> dict[str, Any]:
+    command = [sys.executable, "-m", "xpstream.cli", "stream", "run", "--runner", runner]
+    command += ["--until-idle", str(until_idle), "--format", "json"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-4000:]
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def table_rows(home: Path) -> dict[str, Any]:
+    """Every row of the stream's tables (Arrow), all columns but the load times, in a stable order (the
+    dead letters' ``original`` holds raw bytes: compared as Arrow buffers, not decoded)."""
+    warehouse = open_warehouse(WarehouseSettings(home=home, clickhouse_url=None, store_wait_seconds=10))
+    try:
+        out: dict[str, Any] = {}
+        for table, order in TABLES.items():
+            data = warehouse.query_arrow(f"SELECT * FROM {table} ORDER BY {order}")
+            out[table] = data.drop_columns([c for c in LOAD_TIMES if c in data.column_names])
+        return out
+    finally:
+        warehouse.close()
+
+
+def assert_same_tables(flink_home: Path, kafka_home: Path) -> None:
+    expected = table_rows(kafka_home)
+    got = table_rows(flink_home)
+    for table in TABLES:
+        assert got[table].num_rows == expected[table].num_rows, table
+        assert got[table].column_names == expected[table].column_names, table
+        for column in expected[table].column_names:
+            assert got[table].column(column).equals(expected[table].column(column)), (table, column)
+
+
+def test_flink_runner_leaves_the_same_tables_as_the_kafka_runner(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    traffic = build_traffic(units=300, seed=5)
+    produce(kafka_settings, traffic.sends)
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_text(json.dumps(REGISTRY))
+
+    kafka_home = tmp_path / "kafka-home"
+    by_kafka = run_stream(worker_env(kafka_settings, kafka_home, registry_file), "kafka")
+    flink_home = tmp_path / "flink-home"
+    env = flink_env(worker_env(kafka_settings, flink_home, registry_file))
+    by_flink = run_stream(env, "flink")
+
+    assert by_flink["exposures"] == by_kafka["exposures"] == len(traffic.exposures)
+    assert by_flink["events"] == by_kafka["events"] == len(traffic.events)
+    assert by_flink["dead_letters"] == by_kafka["dead_letters"] == traffic.invalid
+    assert_same_tables(flink_home, kafka_home)
+    assert_exact(read_tables(flink_home), traffic)
+    # Checkpoints went under $XP_HOME, and a second run (restored from the newest) finds nothing new.
+    assert list((flink_home / "flink" / "checkpoints").glob("*/chk-*/_metadata"))
+    again = run_stream(env, "flink", until_idle=1)
+    assert again["consumed"] == 0
+
+
+def test_the_same_tables_on_a_loadgen_workload(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    from tests.integration.test_results import LIFT_PAYLOAD, LIFT_REGISTRY, run_xp
+
+    payload, registry_file = tmp_path / "payload.json", tmp_path / "registry.json"
+    payload.write_text(json.dumps(LIFT_PAYLOAD))
+    registry_file.write_text(json.dumps(LIFT_REGISTRY))
+    kafka_home, flink_home = tmp_path / "kafka-home", tmp_path / "flink-home"
+    kafka_env = worker_env(kafka_settings, kafka_home, registry_file, XP_STREAM_MAX_LATENESS_SECONDS="604800")
+    mix = ["--invalid-fraction", "0.03", "--duplicate-fraction", "0.05", "--late-fraction", "0.05"]
+    sent = json.loads(
+        run_xp(
+            kafka_env,
+            "loadgen",
+            "--features",
+            str(payload),
+            "--users",
+            "800",
+            *mix,
+            "--seed",
+            "4",
+            "--format",
+            "json",
+        )
+    )
+    assert sent["invalid"] > 0 and sent["duplicates"] > 0 and sent["late"] > 0
+
+    by_kafka = run_stream(kafka_env, "kafka")
+    by_flink = run_stream(flink_env({**kafka_env, "XP_HOME": str(flink_home)}), "flink")
+
+    assert by_kafka["exposures"] == sent["exposures"] and by_kafka["events"] == sent["events"]
+    for count in ("exposures", "events", "attributed", "dead_letters"):
+        assert by_flink[count] == by_kafka[count], count
+    assert_same_tables(flink_home, kafka_home)
+
+
+def test_kill_9_of_the_process_group_twice_then_exact(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    traffic = build_traffic(units=4000, seed=6)
+    produce(kafka_settings, traffic.sends)
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_text(json.dumps(REGISTRY))
+    home = tmp_path / "xp-home"
+    env = flink_env(worker_env(kafka_settings, home, registry_file, XP_STREAM_BATCH_SIZE="300"))
+    command = [sys.executable, "-m", "xpstream.cli", "stream", "run", "--runner", "flink", "--format", "json"]
+    loader_group = "xp-flink-test-flink-loader"
+
+    def loaded_offsets() -> int:
+        partitions = [
+            TopicPartition(kafka_settings.topic(topic), p)
+            for topic in ("xp.flink.exposures", "xp.flink.events")
+            for p in range(kafka_settings.topic_partitions)
+        ]
+        probe = Consumer({**kafka_settings.confluent_config("admin"), "group.id": loader_group})
+        try:
+            return sum(max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10))
+        finally:
+            probe.close()
+
+    kills = []
+    for round_number in (1, 2):
+        before = loaded_offsets()
+        # Its own session: the process group is `xp stream run`, the job's Python and the job's JVM.
+        worker = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+
+        def progressed(before: int = before, worker: subprocess.Popen[bytes] = worker) -> bool:
+            return loaded_offsets() > before + 500 or worker.poll() is not None
+
+        # Kill once the loader has committed more (the job is checkpointing and handing off mid-stream).
+        wait_until(progressed, timeout=420, message=f"round {round_number}: the loader committed nothing new")
+        assert worker.poll() is None, "the run ended before the kill"
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+        kills.append(loaded_offsets())
+    assert kills[0] < kills[1] < len(traffic.sends), "the kills must land mid-stream, after progress"
+
+    report = run_stream(env, "flink", until_idle=3)
+    assert report["consumed"] > 0
+    assert_exact(read_tables(home), traffic)
+
+
+def test_a_hand_off_record_without_its_source_stops_the_loader(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    from xpcore.kafka.clients import make_producer
+
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_text(json.dumps(REGISTRY))
+    home = tmp_path / "xp-home"
+    producer = make_producer(kafka_settings)  # the admin: nobody else may write a hand-off topic
+    producer.produce(kafka_settings.topic(FLINK_EVENTS), key=b"u1", value=b'{"event_id": "forged"}')
+    assert producer.flush(30) == 0
+    env = flink_env(worker_env(kafka_settings, home, registry_file))
+    command = [
+        sys.executable,
+        "-m",
+        "xpstream.cli",
+        "stream",
+        "run",
+        "--runner",
+        "flink",
+        "--until-idle",
+        "2",
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=420)
+    assert result.returncode == 1
+    assert "no valid source headers" in result.stderr
+    assert "only the Flink job may write the hand-off topics" in result.stderr
+    assert table_rows(home)["xp.events"].num_rows == 0
