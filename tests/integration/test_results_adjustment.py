@@ -219,3 +219,28 @@ def test_strata_only_is_post_stratification(warehouse: Warehouse, data: Data) ->
     estimate = pageviews["variants"][1]["estimate"]
     assert estimate == pytest.approx(coefficients[1] / y[control].mean(), rel=1e-6)
     assert 0 < adjustment["variance_reduction"] < 1  # the device moves pageviews
+
+
+def test_csv_and_table_report_the_variance_reduction(
+    warehouse: Warehouse, data: Data, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobs.results.flat_rows import CSV_COLUMNS, csv_columns, csv_rows
+    from xpstream.cli.results import print_result
+
+    plan = AnalysisPlan(method="frequentist", adjustment=ADJUSTMENT)
+    result = compute_experiment_result(
+        warehouse, spec(), until=UNTIL, plan=plan, covariate_days=COVARIATE_DAYS
+    )
+    reduction = next(m for m in result.metrics if m.metric.name == "pageviews").adjustment
+    assert reduction is not None and reduction.variance_reduction is not None
+    assert csv_columns(result)[-2:] == ("adjustment_applied", "variance_reduction")
+    rows = [r for r in csv_rows(result) if r["metric"] == "pageviews"]
+    assert [r["variance_reduction"] for r in rows] == [reduction.variance_reduction] * 2
+    assert all(r["adjustment_applied"] is True for r in rows)
+    print_result(result)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"pageviews (variance {reduction.variance_reduction:.1%} lower)" in shown
+    assert "not applied to: aov (ratio metrics are not regression-adjusted" in shown
+    plain = compute_experiment_result(warehouse, spec(), until=UNTIL, method="frequentist")
+    assert csv_columns(plain) == tuple(CSV_COLUMNS)  # without the block the CSV is unchanged
+    assert all("variance_reduction" not in r for r in csv_rows(plain))
