@@ -151,11 +151,16 @@ def analyze_experiment(
     for metric, role in analyzed_metrics(experiment):
         if metric.type is MetricType.QUANTILE:
             statistics = (quantiles or {}).get(metric.name)
-            metrics.append(
-                quantile_metric_result(
-                    metric, role, variations, statistics, plan=plan, information_fraction=information_fraction
-                )
+            quantile = quantile_metric_result(
+                metric, role, variations, statistics, plan=plan, information_fraction=information_fraction
             )
+            if plan.adjustment is not None:  # quantile metrics are not adjusted: say so (decision 0093)
+                reason = "quantile metrics are not regression-adjusted"
+                decision = AdjustmentDecision(
+                    False, reason, plan.adjustment.covariates, plan.adjustment.strata
+                )
+                quantile = replace(quantile, adjustment=decision)
+            metrics.append(quantile)
             continue
         rows = sums.get(metric.name, ())
         if population is None:

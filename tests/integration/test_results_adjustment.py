@@ -202,7 +202,7 @@ def test_adjusted_results_match_ols_and_narrow_the_interval(warehouse: Warehouse
 
 def test_strata_only_is_post_stratification(warehouse: Warehouse, data: Data) -> None:
     strata = Adjustment(strata=("country", "device"))
-    plan = AnalysisPlan(method="frequentist", adjustment=strata)
+    plan = AnalysisPlan(method="sequential", adjustment=strata)  # every method takes it
     result = compute_experiment_result(warehouse, spec(), until=UNTIL, plan=plan).to_json()
     pageviews = next(m for m in result["metrics"] if m["metric"] == "pageviews")
     adjustment = pageviews["adjustment"]

@@ -99,3 +99,35 @@ def test_ratio_quantile_and_unknown_covariates_are_not_adjusted() -> None:
     assert "covariate 'aov'" in str(
         adjustment_covariates(pageviews, Adjustment(covariates=("aov",)), {**catalog, "aov": ratio})[1]
     )
+
+
+def test_a_quantile_metric_is_left_unadjusted_with_its_reason() -> None:
+    from datetime import UTC, datetime
+
+    from assignment.registry import ExperimentSpec, MetricsSpec, VariationSpec
+    from jobs.analysis_plan import AnalysisPlan
+    from jobs.results.analysis import analyze_experiment
+    from jobs.stats.quantiles import quantile_statistic
+    from schemas.records import ExperimentStatus
+
+    p90 = metric_from_dict({"name": "latency_p90", "type": "quantile", "event": "request", "quantile": 0.9})
+    experiment = ExperimentSpec(
+        key="x",
+        name="x",
+        status=ExperimentStatus.RUNNING,
+        feature_key="x",
+        variations=(VariationSpec(0, "a", "A", 0.5), VariationSpec(1, "b", "B", 0.5)),
+        metrics=MetricsSpec(primary=("latency_p90",), definitions=(p90,)),
+    )
+    rng = np.random.default_rng(5)
+    stats = [quantile_statistic(rng.lognormal(1, 1, 500), 0.9) for _ in range(2)]
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    bounds = {"computed_at": now, "since": now, "until": now, "quantiles": {"latency_p90": stats}}
+    adjusted = analyze_experiment(
+        experiment, {}, plan=AnalysisPlan(adjustment=ADJUSTMENT), **bounds
+    ).to_json()
+    plain = analyze_experiment(experiment, {}, plan=AnalysisPlan(), **bounds).to_json()
+    metric = adjusted["metrics"][0]
+    assert metric["adjustment"]["applied"] is False
+    assert metric["adjustment"]["reason"] == "quantile metrics are not regression-adjusted"
+    assert metric["variants"] == plain["metrics"][0]["variants"] and "adjustment" not in plain["metrics"][0]
