@@ -28,6 +28,7 @@ from pipelines.kernel import (
     SeenIds,
     ValidationRules,
     enrich_exposures,
+    epoch_ms,
     validate_events,
     validate_exposures,
 )
@@ -229,7 +230,13 @@ class StreamProcessor:
         ordered = sorted(enriched.records, key=_exposed_at)
         held_attributions = self.attribution.observe_exposures(ordered, now)
         event_records = [record for record, _ in fresh_events]
-        event_attributions = self.attribution.attribute_events_columns(event_records, now)
+        # Decoded records' times are whole milliseconds: attribution joins on them (decision 0076).
+        occurred_ms = (
+            events.times_ms
+            if not dup_events
+            else epoch_ms(map(_occurred_at, event_records), len(event_records))
+        )
+        event_attributions = self.attribution.attribute_events_columns(event_records, now, occurred_ms)
 
         # The record times converted during validation, when dedup kept every record (same order).
         exposure_times = _times_column("exposed_at", exposures.times_ms if not dup_exposures else None)
@@ -237,7 +244,7 @@ class StreamProcessor:
         exposures_table = exposures_table.append_column(
             "variation_name", pa.array(enriched.variation_names, pa.string())
         ).append_column("ingested_at", _constant_timestamp(now, exposures_table.num_rows))
-        event_times = _times_column("occurred_at", events.times_ms if not dup_events else None)
+        event_times = _times_column("occurred_at", occurred_ms)
         events_table = to_arrow(event_records, MetricEvent, columns=event_times)
         events_table = events_table.append_column(
             "ingested_at", _constant_timestamp(now, events_table.num_rows)
@@ -329,6 +336,7 @@ def _gc_paused() -> Iterator[None]:
 _exposure_id: Callable[[Exposure], str] = attrgetter("exposure_id")
 _event_id: Callable[[MetricEvent], str] = attrgetter("event_id")
 _exposed_at: Callable[[Exposure], datetime] = attrgetter("exposed_at")
+_occurred_at: Callable[[MetricEvent], datetime] = attrgetter("occurred_at")
 
 
 def _constant_timestamp(at: datetime, count: int) -> pa.Array:
