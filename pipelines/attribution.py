@@ -34,7 +34,7 @@ import numpy as np
 from pipelines.first_exposure_columns import MAX_FAST_WINDOW, FirstExposureColumns
 from schemas import Exposure, MetricEvent
 
-__all__ = ["Attribution", "AttributionState", "EventAttributions", "UnitExposure"]
+__all__ = ["AttributedArrays", "Attribution", "AttributionState", "EventAttributions", "UnitExposure"]
 
 _US = timedelta(microseconds=1)
 _unit_id = attrgetter("unit_id")
@@ -82,6 +82,23 @@ class EventAttributions(NamedTuple):
     experiment_keys: list[str]
     variation_ids: list[int]
     first_exposed_at: list[datetime]
+
+
+class AttributedArrays(NamedTuple):
+    """Attributions of new events as numpy columns (:meth:`AttributionState.attribute_events_arrays`):
+    one entry per (event, experiment), events in order, each event's experiments in its unit's order."""
+
+    positions: np.ndarray
+    """Index of the attributed event in the input (int64)."""
+    pairs: np.ndarray
+    """Row of the (unit, experiment) in :attr:`AttributionState.columns` (int64)."""
+    experiment_codes: np.ndarray
+    """Index into ``experiment_keys`` (int64)."""
+    experiment_keys: list[str]
+    variation_ids: np.ndarray
+    """Variation of the unit's first exposure (int64)."""
+    first_exposed_ms: np.ndarray
+    """The unit's first exposure, epoch milliseconds (int64; the state's times are whole ms here)."""
 
 
 _HeldEntry = tuple[str, str, float | None, datetime, tuple[str, ...]]
@@ -275,13 +292,33 @@ class AttributionState:
 
         ``occurred_ms``: the events' ``occurred_at`` as epoch milliseconds (int64, aligned with
         ``events``), which the caller vouches are whole milliseconds (decoded records are); with it the
-        events are attributed by one join over :attr:`columns` (same rows, same order, same held events),
-        unless the state or a window is outside what the integer comparison covers exactly."""
-        if occurred_ms is not None and self.columnar and events:
-            windows = self._windows_us()
-            if windows is not None and not self.columns.exotic:
-                return self._attribute_joined(events, now, occurred_ms, *windows)
-        return self._attribute_walked(events, now)
+        events are attributed by :meth:`attribute_events_arrays` when it can (same rows, same order, same
+        held events)."""
+        arrays = None if occurred_ms is None else self.attribute_events_arrays(events, now, occurred_ms)
+        if arrays is None:
+            return self._attribute_walked(events, now)
+        keys = arrays.experiment_keys
+        pairs: list[int] = arrays.pairs.tolist()
+        return EventAttributions(
+            arrays.positions.tolist(),
+            list(map(keys.__getitem__, arrays.experiment_codes.tolist())),
+            arrays.variation_ids.tolist(),
+            list(map(_first_exposed_at, map(self.columns.states.__getitem__, pairs))),
+        )
+
+    def attribute_events_arrays(
+        self, events: Sequence[MetricEvent], now: datetime, occurred_ms: np.ndarray
+    ) -> AttributedArrays | None:
+        """Attribute new events (and hold them) by one join over :attr:`columns` (docs/decisions/0076),
+        the result as numpy columns; None, with nothing done, when the join cannot decide exactly here
+        (a state time or window outside what the integer comparison covers, or ``columnar`` off): then
+        use :meth:`attribute_events_columns`. ``occurred_ms`` as there."""
+        if not self.columnar or not events or self.columns.exotic:
+            return None
+        windows = self._windows_us()
+        if windows is None:
+            return None
+        return self._attribute_joined(events, now, occurred_ms, *windows)
 
     def _windows_us(self) -> tuple[int | None, dict[tuple[str, str], int | None]] | None:
         """The default window and the per-(experiment, event) windows in microseconds (None: no end), or
@@ -306,8 +343,8 @@ class AttributionState:
         occurred_ms: np.ndarray,
         default_us: int | None,
         windows_us: Mapping[tuple[str, str], int | None],
-    ) -> EventAttributions:
-        """:meth:`_attribute_walked`'s result by a batch join (docs/decisions/0076)."""
+    ) -> AttributedArrays:
+        """:meth:`_attribute_walked`'s result by a batch join, as columns."""
         count = len(events)
         columns = self.columns
         unit_ids = list(map(_unit_id, events))
@@ -332,17 +369,16 @@ class AttributionState:
             kept = since >= 0
             kept &= since <= table[columns.experiment[pairs], event_names[positions]]
             positions, pairs = positions[kept], pairs[kept]
-        keys = list(map(columns.experiment_keys.__getitem__, columns.experiment[pairs].tolist()))
-        position_list: list[int] = positions.tolist()
-        states = list(map(columns.states.__getitem__, pairs.tolist()))
-        result = EventAttributions(
-            position_list,
-            keys,
-            columns.variation[pairs].tolist(),
-            list(map(_first_exposed_at, states)),
+        result = AttributedArrays(
+            positions,
+            pairs,
+            columns.experiment[pairs],
+            list(columns.experiment_keys),
+            columns.variation[pairs],
+            columns.first_us[pairs] // 1000,
         )
         if self.hold > timedelta(0):
-            self._hold_new(events, now, unit_ids, names, position_list, keys)
+            self._hold_new(events, now, unit_ids, names, result)
         return result
 
     def _hold_new(
@@ -351,26 +387,15 @@ class AttributionState:
         now: datetime,
         unit_ids: list[str],
         names: list[str],
-        positions: list[int],
-        keys: list[str],
+        rows: AttributedArrays,
     ) -> None:
         """Hold every new event with the experiments it was attributed to (as the walk does)."""
-        attributed: list[tuple[str, ...]] = [()] * len(events)
-        singletons = self._singletons
-        for position, experiment_key in zip(positions, keys, strict=True):
-            before = attributed[position]
-            if before:
-                attributed[position] = (*before, experiment_key)
-            else:  # one shared tuple per experiment, not one per event
-                attributed[position] = singletons.get(experiment_key) or singletons.setdefault(
-                    experiment_key, (experiment_key,)
-                )
         entries = zip(
             map(_event_id, events),
             names,
             map(_value, events),
             map(_occurred_at, events),
-            attributed,
+            self._attributed_tuples(len(events), rows),
             strict=True,
         )
         held = self._held
@@ -382,6 +407,39 @@ class AttributionState:
                 unit_entries.append(entry)
         self._slice_at(now).units.extend(unit_ids)
         self._held_total += len(unit_ids)
+
+    def _attributed_tuples(self, count: int, rows: AttributedArrays) -> list[tuple[str, ...]]:
+        """Per event, the experiment keys it was attributed to, in row order (``()`` for none): one shared
+        tuple per distinct sequence of experiments, found column-wise."""
+        attributed: list[tuple[str, ...]] = [()] * count
+        positions, codes, keys = rows.positions, rows.experiment_codes, rows.experiment_keys
+        if not len(positions):
+            return attributed
+        sizes = np.bincount(positions, minlength=count)
+        base = len(keys) + 1
+        if int(sizes.max()) * base.bit_length() > 62:  # the sequence code would not fit in int64
+            for position, key in zip(positions.tolist(), map(keys.__getitem__, codes.tolist()), strict=True):
+                attributed[position] = (*attributed[position], key)
+            return attributed
+        # A sequence's code: sum of (code + 1) * base ** rank within the event.
+        having = np.flatnonzero(sizes)
+        starts = np.cumsum(sizes[having]) - sizes[having]
+        ranks = np.arange(len(positions), dtype=np.int64) - np.repeat(starts, sizes[having])
+        digits = (codes + 1) * np.power(np.int64(base), ranks)
+        sequence = np.add.reduceat(digits, starts)
+        distinct, which = np.unique(sequence, return_inverse=True)
+        tuples = np.empty(len(distinct), object)
+        for index, code in enumerate(distinct.tolist()):
+            found: list[str] = []
+            while code:
+                code, digit = divmod(code, base)
+                found.append(keys[digit - 1])
+            tuples[index] = tuple(found)
+        column = np.empty(count, object)
+        column.fill(())
+        column[having] = tuples[which]
+        result: list[tuple[str, ...]] = column.tolist()
+        return result
 
     def _attribute_walked(self, events: Sequence[MetricEvent], now: datetime) -> EventAttributions:
         """Record by record: the reference implementation of :meth:`attribute_events_columns`."""

@@ -10,8 +10,9 @@ arrays (docs/decisions/0076).
 
 The columns mirror the dict state and are updated at the same places (``AttributionState``'s methods,
 the only writers of its ``units``). Times are compared as integers: exact for any aware datetime in the
-storable range; a state time outside it (or naive) marks the columns :attr:`exotic` and attribution falls
-back to the per-record walk, which stays the reference implementation.
+storable range; a state time outside it, naive or not whole milliseconds (decoded and restored times are)
+marks the columns :attr:`exotic` and attribution falls back to the per-record walk, which stays the
+reference implementation.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class FirstExposureColumns:
         """Pair → its state object (the dict state's, shared)."""
         self.count = 0
         self.exotic = False
-        """A first exposure outside [1900, 2300) or naive was stored: the columns are not used."""
+        """A first exposure outside [1900, 2300), naive or with sub-ms digits was stored: not used."""
         capacity = 1024
         self._unit = np.empty(capacity, np.int64)
         self.experiment = np.empty(capacity, np.int64)
@@ -95,7 +96,7 @@ class FirstExposureColumns:
         """The pair's state object, first exposure or variation changed."""
         self.states[pair] = state
         first = state.first_exposed_at
-        if first.tzinfo is None or not _LOW <= first < _HIGH:
+        if first.tzinfo is None or not _LOW <= first < _HIGH or first.microsecond % 1000:
             self.exotic = True
             return
         self.first_us[pair] = epoch_us(first)

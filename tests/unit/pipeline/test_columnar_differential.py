@@ -21,7 +21,7 @@ from pipelines.attribution import AttributionState
 from pipelines.kernel import RawRecord, ValidationRules, epoch_ms
 from pipelines.processor import BatchOutput, RegistryView, StreamProcessor
 from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
-from tests.unit.pipeline.helpers import EVENTS_TOPIC, EXPOSURES_TOPIC, T0, T0_MS, event, minutes
+from tests.unit.pipeline.helpers import EVENTS_TOPIC, EXPOSURES_TOPIC, T0, T0_MS, event, exposure, minutes
 
 _EXPOSURE_CODEC: RecordCodec[Exposure] = RecordCodec(Exposure)
 _EVENT_CODEC: RecordCodec[MetricEvent] = RecordCodec(MetricEvent)
@@ -224,3 +224,23 @@ def test_an_exotic_first_exposure_falls_back_to_the_walk() -> None:
 
 
 _occurred = attrgetter("occurred_at")
+
+
+def test_events_in_many_experiments_hold_the_same_experiments() -> None:
+    """Events of a unit in 70 experiments (their sequence too long for one integer code: the pair-by-pair
+    form) and of a unit in 2: the same rows and held events as the walk."""
+    events = [event("e1", "many", at=minutes(10)), event("e2", "two", at=minutes(10))]
+    states = []
+    for columnar in (True, False):
+        state = AttributionState(
+            default_window=timedelta(hours=1), hold=timedelta(minutes=5), columnar=columnar
+        )
+        state.observe_exposures(
+            [exposure(f"x{n}", "many", f"exp-{n}", n % 2, minutes(n % 7)) for n in range(70)]
+            + [exposure("y1", "two", "exp-b", 1, minutes(1)), exposure("y2", "two", "exp-a", 0, minutes(2))],
+            T0,
+        )
+        rows = state.attribute_events_columns(events, T0, epoch_ms(map(_occurred, events), 2))
+        states.append((rows, state._held))
+    assert states[0] == states[1]
+    assert len(states[0][1]["many"][0][4]) == 70 and states[0][1]["two"][0][4] == ("exp-b", "exp-a")
