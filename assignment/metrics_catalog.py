@@ -43,6 +43,7 @@ __all__ = [
     "Aggregation",
     "MetricDefinition",
     "MetricType",
+    "QuantilePer",
     "known_event_names",
     "metric_from_dict",
     "metric_roles",
@@ -74,6 +75,17 @@ class MetricType(enum.StrEnum):
     BINOMIAL = "binomial"
     MEAN = "mean"
     RATIO = "ratio"
+    QUANTILE = "quantile"
+    """A quantile (``quantile: 0.9`` = p90) of the value per unit or per event (decision 0083)."""
+
+
+class QuantilePer(enum.StrEnum):
+    """What a quantile metric's quantile is over."""
+
+    UNIT = "unit"
+    """One value per unit: the metric's aggregation over the unit's events (0 without any)."""
+    EVENT = "event"
+    """Every counted event's value field (the variance is cluster-robust over units)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +105,18 @@ class MetricDefinition:
     denominator: str | None = None
     higher_is_better: bool = True
     description: str = ""
+    quantile: float | None = None
+    """Quantile metrics: the level ν in (0, 1), e.g. 0.9 for p90; None otherwise."""
+    per: QuantilePer | None = None
+    """Quantile metrics: ``unit`` or ``event``; None otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (stored in experiment metadata; :func:`metric_from_dict` reads it back)."""
-        return {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in asdict(self).items()}
+        """JSON-ready dict (stored in experiment metadata; :func:`metric_from_dict` reads it back). The
+        quantile fields appear only on quantile metrics, so other metrics' stored form is unchanged."""
+        fields = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in asdict(self).items()}
+        if self.type is not MetricType.QUANTILE:
+            del fields["quantile"], fields["per"]
+        return fields
 
 
 DEFAULT_METRICS: Final[tuple[MetricDefinition, ...]] = (
@@ -148,6 +168,8 @@ _FIELDS: Final = {
     "denominator",
     "higher_is_better",
     "description",
+    "quantile",
+    "per",
 }
 
 
@@ -207,6 +229,9 @@ def metric_from_dict(spec: Mapping[str, Any], where: str = "metric") -> MetricDe
     event = spec.get("event", spec.get("event_name"))
     if not isinstance(event, str) or not event:
         raise ValidationError(f"{where}: event: required (the event name, e.g. purchase)")
+    quantile_fields = spec.get("quantile") is not None or spec.get("per") is not None
+    if spec.get("type") == MetricType.QUANTILE.value or quantile_fields:
+        return _quantile_metric(spec, where, name=name, event=event, higher=higher, description=description)
     try:
         aggregation = Aggregation(spec.get("aggregation", "count"))
     except ValueError:
@@ -240,6 +265,49 @@ def metric_from_dict(spec: Mapping[str, Any], where: str = "metric") -> MetricDe
     )
 
 
+def _quantile_metric(
+    spec: Mapping[str, Any], where: str, *, name: str, event: str, higher: bool, description: str
+) -> MetricDefinition:
+    """``type: quantile``: ``quantile`` (ν), ``per`` (default ``unit``), the value (default: the sum of
+    ``value`` per unit; per event: each event's ``value_field``), the window as for any event metric."""
+    if spec.get("type") != MetricType.QUANTILE.value:
+        raise ValidationError(f"{where}: quantile/per: only for type: quantile")
+    level = spec.get("quantile")
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+        raise ValidationError(f"{where}: quantile: required, a number between 0 and 1 (0.9 for p90)")
+    try:
+        per = QuantilePer(spec.get("per") or "unit")
+    except ValueError:
+        raise ValidationError(f"{where}: per: must be unit or event") from None
+    value_field = spec.get("value_field", "value")
+    if not (
+        value_field == "value" or (isinstance(value_field, str) and value_field.startswith("properties."))
+    ):
+        raise ValidationError(f"{where}: value_field: must be `value` or `properties.NAME`")
+    try:
+        aggregation = Aggregation(spec.get("aggregation", "sum"))
+    except ValueError:
+        raise ValidationError(f"{where}: aggregation: must be one of count, sum, unique, binary") from None
+    if per is QuantilePer.EVENT and aggregation is not Aggregation.SUM:
+        raise ValidationError(f"{where}: aggregation: a per-event quantile takes each event's value_field")
+    try:
+        window = parse_window_hours(spec.get("window", spec.get("window_hours", DEFAULT_WINDOW_HOURS)))
+    except ValueError as error:
+        raise ValidationError(f"{where}: window: {error}") from None
+    return MetricDefinition(
+        name=name,
+        type=MetricType.QUANTILE,
+        event_name=event,
+        aggregation=aggregation,
+        value_field=value_field,
+        window_hours=window,
+        higher_is_better=higher,
+        description=description,
+        quantile=float(level),
+        per=per,
+    )
+
+
 def resolve_metrics(
     names: Iterable[str], defined: Mapping[str, MetricDefinition], where: str
 ) -> list[MetricDefinition]:
@@ -259,6 +327,8 @@ def resolve_metrics(
         for part in (metric.numerator, metric.denominator):
             if part is not None:
                 visit(part, (*stack, name))
+                if resolved[part].type is MetricType.QUANTILE:
+                    raise ValidationError(f"{where}: ratio metric {name!r}: {part!r} is a quantile metric")
         resolved[name] = metric
 
     for name in names:

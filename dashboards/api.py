@@ -14,7 +14,7 @@ from starlette.routing import Route
 from dashboards import exports
 from dashboards.catalog import compare_experiments, list_experiments
 from dashboards.context import DashboardContext
-from dashboards.funnel_view import funnel_page, parse_ordered
+from dashboards.funnel_view import funnel_page, parse_ordered, realtime_funnel_page
 from dashboards.health_page import health
 from dashboards.quality_view import audit, quality
 from dashboards.results_view import computation_failure, results_page
@@ -122,6 +122,22 @@ ACTIVITY_DAYS = 28
 
 
 @guarded
+def program_endpoint(request: Request) -> Response:
+    """The program view (``xp program --format json``): ``?team=``, ``?metric=``, ``?experiments=a,b``."""
+    from jobs.program import compute_program, parse_experiment_list
+
+    params = request.query_params
+    return _json(
+        compute_program(
+            context_of(request).warehouse,
+            team=params.get("team") or None,
+            metric=params.get("metric") or None,
+            experiments=parse_experiment_list(params.get("experiments") or None),
+        )
+    )
+
+
+@guarded
 def funnel_endpoint(request: Request) -> Response:
     params = request.query_params
     steps = params.get("steps")
@@ -218,11 +234,28 @@ def export_endpoint(request: Request) -> Response:
 
 
 @guarded
+def realtime_funnel_endpoint(request: Request) -> Response:
+    """The health page's funnel of the last hour or day (``?window=hour|day``); 202 until the first
+    computation of that experiment and window has finished."""
+    try:
+        document, ready = realtime_funnel_page(
+            context_of(request), request.path_params["key"], request.query_params.get("window") or "hour"
+        )
+    except TooManyComputations as error:
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
+    if not ready:
+        return JSONResponse(document, status_code=202, headers={"Retry-After": "1"})
+    return _json(document)
+
+
+@guarded
 def clear_cache_endpoint(request: Request) -> Response:
     """Admin: forget cached results and the cached registry (the next request recomputes)."""
     context = context_of(request)
     context.views.clear()
     context.funnels.clear()
+    context.realtime_funnels.clear()
+    context.latest_realtime_funnels.clear()
     context.background.clear()
     context.registry.invalidate()
     return _json({"cleared": True})
@@ -234,11 +267,13 @@ def api_routes() -> list[Route]:
         Route("/api/experiments/{key}/results", results_endpoint),
         Route("/api/experiments/{key}/health", health_endpoint),
         Route("/api/experiments/{key}/funnel", funnel_endpoint),
+        Route("/api/experiments/{key}/funnel/realtime", realtime_funnel_endpoint),
         Route("/api/experiments/{key}/export/{dataset}.{fmt}", export_endpoint),
         Route("/api/health", health_endpoint),
         Route("/api/compare", compare_endpoint),
         Route("/api/quality", quality_endpoint),
         Route("/api/audit", audit_endpoint),
         Route("/api/activity", activity_endpoint),
+        Route("/api/program", program_endpoint),
         Route("/api/admin/cache/clear", clear_cache_endpoint, methods=["POST"]),
     ]

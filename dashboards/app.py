@@ -22,13 +22,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dashboards.api import api_routes
-from dashboards.auth import TokenMiddleware, dashboard_keys
+from dashboards.auth import TokenMiddleware, dashboard_keys, request_token
 from dashboards.context import DashboardContext
+from dashboards.export_api import export_routes
 from dashboards.lag import LagMonitor
 from dashboards.login import login_routes
 from dashboards.pages import page_routes
 from dashboards.security import PAGE_CSP, SECURITY_HEADERS, ReportFiles, SecurityHeadersMiddleware
 from dashboards.settings import DashboardSettings
+from xpcore.usage import KeyIds, flush_periodically
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -40,6 +42,10 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
 DOCS_DIR = PACKAGE_DIR.parent / "docs"
+
+
+USAGE_FLUSH_SECONDS = 60.0
+"""How often page views per token are added to xp.usage_daily (and once more on shutdown)."""
 
 
 def _healthz(request: Request) -> Response:
@@ -98,10 +104,20 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        build_context()
+        built = build_context()
+        stop_flushing = threading.Event()
+        flusher = threading.Thread(
+            target=flush_periodically,
+            args=(built.warehouse, built.usage, stop_flushing, USAGE_FLUSH_SECONDS),
+            name="dashboard-usage",
+            daemon=True,
+        )
+        flusher.start()
         try:
             yield
         finally:
+            stop_flushing.set()
+            flusher.join(10)
             context: DashboardContext | None = getattr(app.state, "dashboard", None)
             if context is not None:
                 if context.lag is not None:
@@ -115,6 +131,7 @@ def create_app(
         Route("/healthz", _healthz),
         Route("/docs/statistics.md", _statistics_doc),
         *api_routes(),
+        *export_routes(),
         *page_routes(),
         *login_routes(),
         Mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static"),
@@ -130,5 +147,7 @@ def create_app(
     )
     app.state.dashboard = None
     app.state.dashboard_keys = keys
+    key_ids = KeyIds((*keys.client_keys, *keys.admin_keys))
+    app.state.dashboard_viewer = lambda request: key_ids(request_token(request))  # page views per token id
     app.state.build_dashboard = build_context
     return app

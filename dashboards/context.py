@@ -10,7 +10,7 @@ background computation of a custom view (a window or a segment breakdown) and ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from dashboards.results_snapshot import BackgroundResults, snapshot_document
 from dashboards.units_so_far import UnitsSoFar
 from dashboards.window_computations import Computation, WindowComputations
 from xpcore.errors import ValidationError
+from xpcore.usage import UsageCounts
 
 if TYPE_CHECKING:
     from assignment.registry import ExperimentSpec
@@ -48,6 +49,12 @@ class DashboardContext:
     units: UnitsSoFar
     funnels: WindowComputations[FunnelResult]
     """Funnel sections (dashboards/funnel_view.py): one computation per view, kept as results views are."""
+    realtime_funnels: WindowComputations[FunnelResult]
+    """The health page's funnel of the last hour or day, recomputed when older than its refresh age."""
+    latest_realtime_funnels: dict[tuple[str, str], Computation[FunnelResult]] = field(default_factory=dict)
+    """The latest finished realtime funnel per (experiment, window), shown while the next one computes."""
+    usage: UsageCounts = field(default_factory=UsageCounts)
+    """Page views per token id and page and UTC day, flushed to xp.usage_daily (decision 0092)."""
 
     @classmethod
     def build(
@@ -72,7 +79,23 @@ class DashboardContext:
             max_age=settings.dashboard_view_results_max_age_seconds,
             retry_after_failure=settings.dashboard_view_results_retry_seconds,
         )
-        return cls(settings, warehouse, runner, registry, lag, views, BackgroundResults(), units, funnels)
+        realtime_funnels: WindowComputations[FunnelResult] = WindowComputations(
+            entries=settings.dashboard_view_results_entries,
+            max_age=settings.dashboard_realtime_funnel_seconds,
+            retry_after_failure=settings.dashboard_view_results_retry_seconds,
+        )
+        return cls(
+            settings,
+            warehouse,
+            runner,
+            registry,
+            lag,
+            views,
+            BackgroundResults(),
+            units,
+            funnels,
+            realtime_funnels,
+        )
 
     def experiment(self, key: str) -> ExperimentSpec:
         """The registry's experiment ``key``; ValidationError (404 in the API) when unknown."""

@@ -22,6 +22,7 @@ NAV = [
     ("compare", "/compare", "Compare"),
     ("quality", "/quality", "Data quality"),
     ("audit", "/audit", "Activity"),
+    ("program", "/program", "Program"),
 ]
 
 
@@ -31,6 +32,9 @@ def render(request: Request, template: str, page: str, **values: object) -> Resp
     refresh = context.settings.dashboard_refresh_seconds if context is not None else 5.0
     keys = getattr(request.app.state, "dashboard_keys", None)
     signed_in = keys is not None and not keys.open
+    viewer = getattr(request.app.state, "dashboard_viewer", None)
+    if context is not None and viewer is not None:
+        context.usage.add("dashboard_views", f"{viewer(request)} {page}")
     html = _ENV.get_template(template).render(
         nav=NAV,
         page=page,
@@ -68,6 +72,10 @@ def audit_page(request: Request) -> Response:
     return render(request, "audit.html", "audit", title="Activity")
 
 
+def program_page(request: Request) -> Response:
+    return render(request, "program.html", "program", title="Program")
+
+
 def page_routes() -> list[Route]:
     return [
         Route("/", experiments_page),
@@ -76,4 +84,5 @@ def page_routes() -> list[Route]:
         Route("/compare", compare_page),
         Route("/quality", quality_page),
         Route("/audit", audit_page),
+        Route("/program", program_page),
     ]

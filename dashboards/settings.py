@@ -59,6 +59,22 @@ class DashboardSettings(UnitValuesSettings, EtlSettings):
     dashboard_export_batch_rows: int = Field(
         default=50_000, ge=1000, description="Rows fetched from the warehouse per chunk of a streamed export."
     )
+    dashboard_export_api_max_rows: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Most rows one page of the export API (/api/v1/export/…) may ask for (?limit=).",
+    )
+    dashboard_export_api_max_bytes: int = Field(
+        default=8_000_000,
+        ge=10_000,
+        description="Most bytes of rows in one export API page; a page is cut short there (and goes on).",
+    )
+    dashboard_export_api_per_minute: int = Field(
+        default=120,
+        ge=1,
+        description="Export API requests per minute per token (per client address without tokens); then 429.",
+    )
     dashboard_kafka_timeout: float = Field(
         default=2.0, gt=0, description="Seconds to wait for Kafka when reading consumer lag (then: unknown)."
     )
@@ -75,6 +91,14 @@ class DashboardSettings(UnitValuesSettings, EtlSettings):
         ge=0,
         description="The results page shows the newest results snapshot at once; when it is older than "
         "this, one background computation per experiment refreshes it (0: refresh on every load).",
+    )
+    dashboard_realtime_funnel_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="The health page's funnel (units first exposed in the last hour or day) is the "
+        "experiment page's funnel computation, run in the background: a result at most this old is shown "
+        "as it is; an older one is shown while the next runs (one per experiment and window, only while "
+        "the page is open).",
     )
     dashboard_units_max_age_seconds: float = Field(
         default=5.0,

@@ -9,7 +9,10 @@ From the registry's audit history (``xp.registry``, every change with who and wh
   stopped in the window;
 - **overrides per team**: created in the window, and expired in it (``expires_at`` in the window and
   before now);
-- **usage**: exposures recorded per day and source (sdk, service, loadgen) and the experiments they name.
+- **usage**: exposures recorded per day and source (sdk, service, loadgen) and the experiments they name;
+- **usage by key** (``xp.usage_daily``, decision 0092): per day, the assignment service's API requests per
+  client key id and endpoint and the exposures they caused, dashboard page views per token id and
+  page, and exports run per export and outcome (``xp.export_runs``).
 
 Counts only: the roll-ups name teams (``owner``), never the people who made the changes (the audit page
 lists those), and no unit id leaves the warehouse. :func:`roll_up` is pure; :func:`compute_activity`
@@ -54,6 +57,7 @@ def roll_up(
     changes: Iterable[Mapping[str, Any]],
     usage: Iterable[Mapping[str, Any]],
     *,
+    by_key: Iterable[Mapping[str, Any]] = (),
     since: datetime,
     until: datetime,
     now: datetime,
@@ -130,6 +134,15 @@ def roll_up(
         ],
         "decisions": sorted(decided, key=lambda d: (d["team"], d["experiment"])),
         "usage": usage_rows,
+        "usage_by_key": [
+            {
+                "day": r["day"].isoformat() if isinstance(r["day"], date) else str(r["day"]),
+                "kind": r["kind"],
+                "subject": r["subject"],
+                "count": int(r["count"]),
+            }
+            for r in by_key
+        ],
     }
 
 
@@ -143,4 +156,7 @@ def compute_activity(
     usage = warehouse.query_arrow(
         load_query("activity_exposures_daily"), {"since": since, "until": until}
     ).to_pylist()
-    return roll_up(changes, usage, since=since, until=until, now=now)
+    by_key = warehouse.query_arrow(
+        load_query("activity_usage_daily"), {"since": since, "until": until}
+    ).to_pylist()
+    return roll_up(changes, usage, by_key=by_key, since=since, until=until, now=now)

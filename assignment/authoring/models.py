@@ -19,8 +19,10 @@ from assignment.funnel_block import FunnelBlock
 from schemas import ExperimentStatus
 
 __all__ = [
+    "DECISION_OUTCOMES",
     "METRIC_ROLES",
     "WEIGHT_TOLERANCE",
+    "DecisionSpec",
     "ExperimentSpec",
     "MetricRole",
     "RegistryDocument",
@@ -34,6 +36,27 @@ MetricRole = Literal["primary", "secondary", "guardrails"]
 METRIC_ROLES: Final = ("primary", "secondary", "guardrails")
 
 _STRICT: Final = ConfigDict(strict=True, extra="forbid")
+
+DECISION_OUTCOMES: Final = ("ship", "rollback", "inconclusive")
+
+
+class DecisionSpec(BaseModel):
+    """What was decided when the experiment stopped (decision 0089): the outcome and the treatment it is
+    about (the one shipped, or the one rolled back; optional with a single treatment), plus a short note."""
+
+    model_config = _STRICT
+
+    outcome: Literal["ship", "rollback", "inconclusive"]
+    variation: Key | None = None
+    note: str | None = Field(default=None, max_length=500)
+
+    def stored(self) -> dict[str, str]:
+        stored: dict[str, str] = {"outcome": self.outcome}
+        if self.variation is not None:
+            stored["variation"] = self.variation
+        if self.note:
+            stored["note"] = self.note
+        return stored
 
 
 class VariationSpec(BaseModel):
@@ -112,6 +135,8 @@ class ExperimentSpec(BaseModel):
     analysis: AnalysisBlock | None = None
     funnel: FunnelBlock | None = None
     """Conversion funnel after exposure (``xp funnel``; :mod:`assignment.funnel_block`)."""
+    decision: DecisionSpec | None = None
+    """The decision taken when it stopped (``xp program``; decision 0089)."""
     default_value: JsonValue = None
     """The feature's value outside the experiment; defaults to the first variation's value."""
 
@@ -126,6 +151,19 @@ class ExperimentSpec(BaseModel):
     def _stops_after_it_starts(self) -> ExperimentSpec:
         if self.start and self.stop and self.stop <= self.start:
             raise problem("must be after start", at="stop")
+        return self
+
+    @model_validator(mode="after")
+    def _decision_names_a_treatment(self) -> ExperimentSpec:
+        if self.decision is None:
+            return self
+        if self.status is not ExperimentStatus.STOPPED:
+            raise problem("a decision needs status: stopped", at="decision")
+        if self.decision.variation is None:
+            return self
+        keys = [v.key for v in self.variations]
+        if self.decision.variation not in keys[1:]:
+            raise problem(f"must be a treatment variation ({', '.join(keys[1:])})", at="decision.variation")
         return self
 
     @property

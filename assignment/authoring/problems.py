@@ -71,6 +71,10 @@ _WORDS: Final[tuple[tuple[tuple[str, ...], str | None, str, bool], ...]] = (
     ((*_EXPERIMENT, "analysis"), None, f"must be a mapping with {', '.join(ANALYSIS_FIELDS)}", False),
     *(((*_EXPERIMENT, "analysis", field), None, words, False) for field, words in ANALYSIS_PROBLEMS.items()),
     ((*_EXPERIMENT, "funnel"), None, f"must be a mapping with {', '.join(FUNNEL_FIELDS)}", False),
+    ((*_EXPERIMENT, "decision"), None, "must be a mapping with outcome, variation, note", False),
+    ((*_EXPERIMENT, "decision", "outcome"), None, "must be ship, rollback or inconclusive", False),
+    ((*_EXPERIMENT, "decision", "variation"), None, KEY_PROBLEM, False),
+    ((*_EXPERIMENT, "decision", "note"), None, "must be a string of at most 500 characters", False),
     *(((*_EXPERIMENT, "funnel", field), None, words, True) for field, words in FUNNEL_PROBLEMS.items()),
 )
 
@@ -78,6 +82,7 @@ _UNKNOWN: Final[dict[tuple[str, ...], str]] = {
     (): "unknown top-level field (expected experiments, metrics, saved_groups)",
     (*_EXPERIMENT, "analysis"): f"unknown field (expected {', '.join(ANALYSIS_FIELDS)})",
     (*_EXPERIMENT, "funnel"): f"unknown field (expected {', '.join(FUNNEL_FIELDS)})",
+    (*_EXPERIMENT, "decision"): "unknown field (expected outcome, variation, note)",
 }
 """Words for an unknown field, by where it is (elsewhere: ``unknown field``)."""
 

@@ -81,6 +81,8 @@ def _compile_experiment(
         metadata["analysis"] = spec.analysis.stored()
     if spec.funnel is not None:
         metadata["funnel"] = spec.funnel.stored()
+    if spec.decision is not None:
+        metadata["decision"] = spec.decision.stored()
     return ExperimentDefinition(
         key=spec.key,
         version=1,

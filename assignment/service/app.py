@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from assignment.service.auth import key_from_headers
 from assignment.service.browser import BrowserGuard, is_client_route, is_json
 from assignment.service.context import Publisher, Service
 from assignment.service.fast_assign import FastAssign
@@ -50,6 +51,11 @@ def _timed(service: Service, name: str, handler: Handler) -> Handler:
 
     async def endpoint(request: Request) -> Response:
         began = time.perf_counter()
+        headers = request.headers
+        presented = key_from_headers(headers.get("authorization"), headers.get("x-xp-key"))
+        request.state.xp_client = service.count_request(
+            presented or request.path_params.get("client_key"), name
+        )
         response = await handler(request)
         latency.observe(time.perf_counter() - began)
         counter = by_status.get(response.status_code)

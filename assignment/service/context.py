@@ -30,6 +30,7 @@ from schemas import (
 )
 from schemas.records import DeadLetter
 from xpcore.kafka.topics import EXPOSURES
+from xpcore.usage import NO_KEY, KeyIds, UsageCounts
 
 __all__ = ["Publisher", "Service"]
 
@@ -66,6 +67,8 @@ class Service:
     rate_limit: ClientRateLimit | None = None
     """Per-client limits on the client routes (429 + Retry-After), or None (the default: none)."""
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics.create)
+    usage: UsageCounts = field(default_factory=UsageCounts)
+    """Requests and exposures per client key id and UTC day (``xp up`` flushes them to xp.usage_daily)."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
@@ -79,6 +82,8 @@ class Service:
             max_abs_metric_value=self.max_abs_metric_value,
         )
         self.dead_letter_codec = RecordCodec(DeadLetter, max_record_bytes=self.max_record_bytes * 2 + 10_000)
+        self.key_ids = KeyIds((*self.keys.client_keys, *self.keys.admin_keys))
+        self._client_requests: dict[tuple[str, str], Any] = {}
         self.feed = ChangeFeed(self.max_streams)
         self.source.add_listener(self.feed.notify)
         self._exposure_sent = self.metrics.exposures.labels("sent")
@@ -111,6 +116,18 @@ class Service:
             level = AccessLevel.CLIENT
         return level, actor
 
+    def count_request(self, presented: str | None, endpoint: str) -> str:
+        """Count one API request for the key it presented (by key id) and return that id."""
+        client = self.key_ids(presented)
+        counter = self._client_requests.get((client, endpoint))
+        if counter is None:
+            counter = self._client_requests[(client, endpoint)] = self.metrics.client_requests.labels(
+                client, endpoint
+            )
+        counter.inc()
+        self.usage.add("service_requests", f"{client} {endpoint}")
+        return client
+
     def client_allowed(self, key: str | None) -> bool:
         """Whether a presented key (or none, when client routes are open) may use client routes."""
         return bool(self.open_clients) or self.keys.identify(key)[0] >= AccessLevel.CLIENT
@@ -123,6 +140,7 @@ class Service:
         attributes: dict[str, Any],
         at: datetime,
         user_agent: str | None,
+        client: str = NO_KEY,
     ) -> int:
         """Send one exposure per in-experiment assignment not already sent in the dedup window: all
         of one request's exposures are written ahead to the spool at once (one ``write()``), so they
@@ -159,6 +177,8 @@ class Service:
             self.sink.submit_many(batch)
         if sent:  # one counter update per request (each takes a lock)
             self._exposure_sent.inc(sent)
+            self.metrics.client_exposures.labels(client).inc(sent)
+            self.usage.add("service_exposures", client, sent)
         if deduplicated:
             self._exposure_dedup.inc(deduplicated)
         return sent

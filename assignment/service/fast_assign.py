@@ -113,6 +113,7 @@ class FastAssign:
         except (msgspec.ValidationError, msgspec.DecodeError):
             await self.fallback(scope, _replaying(body, receive), send)  # pydantic decides (or 422)
             return
+        client = service.count_request(key_from_headers(authorization, x_key), "assign")
         state = service.source.current()
         at = service.clock()
         assignments = assign_unit(state, request.attributes, request.features, at)
@@ -125,7 +126,7 @@ class FastAssign:
         # the spool first (one write(), no fsync: decision 0041) and survive a kill -9 from then on.
         # Truncated to milliseconds once, as exposures keep them.
         if request.expose and service.exposures_enabled:
-            service.record_exposures(assignments, request.attributes, utc_ms(at), user_agent)
+            service.record_exposures(assignments, request.attributes, utc_ms(at), user_agent, client)
         answer = _encode({"payload_version": state.version, "features": features})
         await send(
             {

@@ -92,7 +92,13 @@ class Handlers:
         )
         assignments = assign_unit(state, body.attributes, body.features, at, sticky)
         if body.expose and service.exposures_enabled:
-            service.record_exposures(assignments, body.attributes, at, request.headers.get("user-agent"))
+            service.record_exposures(
+                assignments,
+                body.attributes,
+                at,
+                request.headers.get("user-agent"),
+                client=request.state.xp_client,
+            )
         features = {
             key: assignment_dict(result, overridden) for key, (result, overridden) in assignments.items()
         }
@@ -121,7 +127,9 @@ class Handlers:
         results = []
         for attributes, assignments in zip(body.units, per_unit, strict=True):
             if body.expose and service.exposures_enabled:
-                service.record_exposures(assignments, attributes, at, user_agent)
+                service.record_exposures(
+                    assignments, attributes, at, user_agent, client=request.state.xp_client
+                )
             results.append({key: assignment_dict(r, o) for key, (r, o) in assignments.items()})
         return json_response({"payload_version": state.version, "results": results})
 

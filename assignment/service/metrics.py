@@ -21,6 +21,8 @@ class ServiceMetrics:
     collected: Counter
     sink: Counter
     payload_version: Gauge
+    client_requests: Counter
+    client_exposures: Counter
     spool_pending: Gauge
     spool_full: Gauge
 
@@ -61,6 +63,18 @@ class ServiceMetrics:
                 "xp_service_sink_records",
                 "Records by sink outcome: produced, delivered, spooled, replayed, delivery_errors, dropped.",
                 ["outcome"],
+                registry=registry,
+            ),
+            client_requests=Counter(
+                "xp_service_client_requests",
+                "API requests by client key id (key- + 8 hex of its SHA-256; none, unknown) and endpoint.",
+                ["client", "endpoint"],
+                registry=registry,
+            ),
+            client_exposures=Counter(
+                "xp_service_client_exposures",
+                "Exposures sent by client key id of the request that caused them.",
+                ["client"],
                 registry=registry,
             ),
             payload_version=Gauge(

@@ -90,7 +90,9 @@ class SdkHandlers:
             if result.hash_used or overridden
         }
         if exposed:
-            service.record_exposures(exposed, attributes, at, request.headers.get("user-agent"))
+            service.record_exposures(
+                exposed, attributes, at, request.headers.get("user-agent"), client=request.state.xp_client
+            )
 
     # OFREP ---------------------------------------------------------------------------------------
 

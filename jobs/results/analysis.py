@@ -35,6 +35,7 @@ from assignment.metrics_catalog import MetricDefinition, MetricType, metric_role
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results.adjustments import NO_CUPED, CupedDecision, adjusted_p_values, cuped_decision
 from jobs.results.contract import ExperimentAnalysis, MetricResult, VariantResult
+from jobs.results.quantile_metric import quantile_metric_result
 from jobs.results.rows import VariationSums
 from jobs.stats import (
     CupedStatistic,
@@ -48,6 +49,7 @@ from jobs.stats import (
     pooled_theta,
     sample_ratio_mismatch,
 )
+from jobs.stats.quantiles import QuantileStatistic
 from jobs.stats.results import Difference, Method, StatsErrorCode
 from xpcore.errors import ValidationError
 
@@ -127,10 +129,13 @@ def analyze_experiment(
     plan: AnalysisPlan | None = None,
     covariate_days: float = 14.0,
     information_fraction: float | None = None,
+    quantiles: Mapping[str, Sequence[QuantileStatistic]] | None = None,
 ) -> ExperimentAnalysis:
     """Results of ``experiment`` (an :class:`assignment.registry.ExperimentSpec`) from ``sums`` (metric
     name → per-variation rows, with covariate sums under CUPED; a metric without an entry is
-    analysed as empty). ``plan`` (default: ``method``, ``alpha``, no CUPED, no correction) decides."""
+    analysed as empty). ``plan`` (default: ``method``, ``alpha``, no CUPED, no correction) decides.
+    Quantile metrics are analysed from ``quantiles`` (metric name → one statistic per variation, in the
+    experiment's order; a metric without an entry is analysed as empty; decision 0083)."""
     if plan is None:
         plan = AnalysisPlan(method=method, alpha=alpha)
     method, alpha = plan.method, plan.alpha
@@ -139,6 +144,14 @@ def analyze_experiment(
     metrics: list[MetricResult] = []
     population: list[int] | None = None
     for metric, role in analyzed_metrics(experiment):
+        if metric.type is MetricType.QUANTILE:
+            statistics = (quantiles or {}).get(metric.name)
+            metrics.append(
+                quantile_metric_result(
+                    metric, role, variations, statistics, plan=plan, information_fraction=information_fraction
+                )
+            )
+            continue
         rows = sums.get(metric.name, ())
         if population is None:
             units = {row.variation_id: row.units for row in rows}
@@ -156,8 +169,9 @@ def analyze_experiment(
             )
         )
     metrics = _corrected(metrics, plan)
-    if population is None:  # an experiment always has a metric (defaults); be safe anyway
-        population = [0] * len(ids)
+    if population is None:  # only quantile metrics: the units of the first one
+        first = next(iter(m for m in metrics if m.metric.type is MetricType.QUANTILE), None)
+        population = [v.units for v in first.variants] if first is not None else [0] * len(ids)
     srm = sample_ratio_mismatch(population, [max(v.weight, 1e-12) for v in variations])
     return ExperimentAnalysis(
         experiment=experiment.key,

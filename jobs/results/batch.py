@@ -108,7 +108,8 @@ class BatchPlan:
 
 
 def batch_plan(metrics: Sequence[MetricDefinition], catalog: Mapping[str, MetricDefinition]) -> BatchPlan:
-    """One query's plan for ``metrics`` (``catalog``: ratio parts by name)."""
+    """One query's plan for ``metrics`` (``catalog``: ratio parts by name). Quantile metrics are left out:
+    they are not sums (:mod:`jobs.results.quantile_stats`)."""
     sides: list[Side] = []
     slots: dict[str, tuple[int, int | None, int | None]] = {}
     crosses: list[tuple[int, int]] = []
@@ -120,6 +121,8 @@ def batch_plan(metrics: Sequence[MetricDefinition], catalog: Mapping[str, Metric
         return sides.index(side)
 
     for metric in metrics:
+        if metric.type is MetricType.QUANTILE:
+            continue
         if metric.type is MetricType.RATIO:
             a = _side(catalog.get(metric.numerator or ""))
             b = _side(catalog.get(metric.denominator or ""))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.analysis_plan import AnalysisPlan, plan_from_metadata
 from jobs.results.analysis import analyze_experiment
 from jobs.results.contract import ExperimentAnalysis
+from jobs.results.quantile_stats import fetch_experiment_quantiles
 from jobs.results.segments import DEFAULT_TOP, analyze_segments
 from jobs.results.sums import DEFAULT_COVARIATE_DAYS, fetch_experiment_sums
 from jobs.stats.results import Method
@@ -85,6 +86,7 @@ def compute_experiment_result(
         until=until,
         plan=plan,
         covariate_days=covariate_days,
+        quantiles=fetch_experiment_quantiles(warehouse, experiment, since=since, until=until),
     )
     as_of = min(until, computed_at, stored_as_of or computed_at)
     result = replace(result, data_as_of=as_of)

@@ -15,6 +15,7 @@ from assignment.metrics_catalog import MetricDefinition
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results.adjustments import NO_CUPED, CupedDecision
 from jobs.stats import EffectResult, Statistic
+from jobs.stats.quantiles import QuantileStatistic
 from jobs.stats.results import Method, StatsErrorCode
 
 __all__ = ["SRM_THRESHOLD", "ExperimentAnalysis", "MetricResult", "VariantResult", "corrected_significance"]
@@ -44,7 +45,7 @@ class VariantResult:
     name: str
     units: int
     mean: float | None
-    statistic: Statistic | None
+    statistic: Statistic | QuantileStatistic | None
     """None when the metric could not be analysed (``error`` says why)."""
     effect: EffectResult | None = None
     """None for control."""
@@ -83,6 +84,13 @@ class VariantResult:
         }
 
 
+def _quantile_fields(metric: MetricDefinition) -> dict[str, Any]:
+    """A quantile metric's ``quantile`` (ν) and ``per``; nothing for other metrics (decision 0083)."""
+    if metric.quantile is None or metric.per is None:
+        return {}
+    return {"quantile": metric.quantile, "per": metric.per.value}
+
+
 @dataclass(frozen=True, slots=True)
 class MetricResult:
     """Every variation of one metric, control first."""
@@ -99,6 +107,7 @@ class MetricResult:
             "type": self.metric.type.value,
             "role": self.role,
             "higher_is_better": self.metric.higher_is_better,
+            **_quantile_fields(self.metric),
             "variants": [v.to_json() for v in self.variants],
             "cuped": self.cuped.to_json(),
         }

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from assignment.analysis_block import GROUP_SEQUENTIAL_METHODS
+from assignment.metrics_catalog import MetricType
 from jobs.analysis_plan import AnalysisPlan
 from jobs.results.analysis import analyze_experiment, analyzed_metrics
 from jobs.results.contract import ExperimentAnalysis
@@ -130,8 +131,9 @@ def analyze_segments(
     since: datetime,
     until: datetime,
 ) -> SegmentBreakdown:
-    """The breakdown of ``experiment`` by ``dimension`` (no CUPED within segments)."""
-    names = [metric.name for metric, _ in analyzed_metrics(experiment)]
+    """The breakdown of ``experiment`` by ``dimension`` (no CUPED within segments; quantile metrics are not
+    broken down, decision 0083: the segments are ranked on the first summed metric)."""
+    names = [m.name for m, _ in analyzed_metrics(experiment) if m.type is not MetricType.QUANTILE]
     ids = [v.id for v in experiment.variations]
     segment_plan = replace(plan, cuped=False)
     folded = fold_segments(rows_by_metric, names, ids, top)

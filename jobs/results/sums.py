@@ -104,7 +104,8 @@ def fetch_experiment_sums(
     One scan answers every metric it can (:mod:`jobs.results.batch`,
     :func:`~jobs.results.metric_sql.scan.experiment_sums_sql`); the others take one per-metric query
     each (:func:`~jobs.results.metric_sql.scan.metric_sums_sql`, with its segment form for a
-    ``dimension``). With ``cuped``, binomial and mean metrics are also queried with their covariate (its
+    ``dimension``). Quantile metrics are not summed (:mod:`jobs.results.quantile_stats`). With ``cuped``,
+    binomial and mean metrics are also queried with their covariate (its
     CUPED form), which replaces their totals.
 
     With ``unit_values`` on (default: ``XP_RESULTS_UNIT_VALUES``), the metrics of that one scan (and
@@ -113,7 +114,7 @@ def fetch_experiment_sums(
     ``fresh``, an ``open_window`` (``until`` is "now") reads them as of their last refresh while it is
     younger than ``XP_RESULTS_MAX_STALENESS_SECONDS``.
     """
-    metrics = [metric for metric, _role in analyzed_metrics(experiment)]
+    metrics = [m for m, _role in analyzed_metrics(experiment) if m.type is not MetricType.QUANTILE]
     plan = batch_plan(metrics, experiment_catalog(experiment))
     by_segment: dict[str, SegmentRows] = {}
     adjusted_sums: dict[str, list[VariationSums]] = {}

@@ -9,6 +9,7 @@ from jobs.stats.bayesian import GaussianPrior, bayesian_from_moments
 from jobs.stats.effects import effect_moments
 from jobs.stats.frequentist import welch_from_moments
 from jobs.stats.group_sequential import DEFAULT_PLANNED_LOOKS, group_sequential_from_moments
+from jobs.stats.quantiles import QuantileStatistic, quantile_moments
 from jobs.stats.results import Difference, EffectResult, Method, RelativeInterval, StatsErrorCode
 from jobs.stats.sequential import sequential_from_moments, tuning_for
 from jobs.stats.sufficient import CupedStatistic, Statistic, pooled_theta
@@ -19,7 +20,7 @@ __all__ = ["compare_variations"]
 
 
 def compare_variations(
-    statistics: Sequence[Statistic],
+    statistics: Sequence[Statistic] | Sequence[QuantileStatistic],
     *,
     method: Method = "sequential",
     difference: Difference = "relative",
@@ -41,6 +42,9 @@ def compare_variations(
     units of *all* variations over it, so every treatment of every metric is at the same look.
     ``planned_looks`` None means 5. ``information_fraction`` overrides the fraction for a subset of the
     experiment (a segment breakdown is at the whole experiment's look, not at its own units' fraction).
+
+    :class:`~jobs.stats.quantiles.QuantileStatistic` variations (quantile metrics) go through
+    :func:`~jobs.stats.quantiles.quantile_moments`; every method then applies as for a mean.
     """
     check_alpha(alpha)
     if len(statistics) < 2:
@@ -64,10 +68,14 @@ def compare_variations(
     if information_fraction is not None:
         fraction = information_fraction
     else:
-        fraction = sum(s.n for s in statistics) / planned_units if planned_units else 0.0
+        units = sum(s.units if isinstance(s, QuantileStatistic) else s.n for s in statistics)
+        fraction = units / planned_units if planned_units else 0.0
     results = []
     for treatment in statistics[1:]:
-        moments = effect_moments(control, treatment, difference, theta)
+        if isinstance(control, QuantileStatistic) and isinstance(treatment, QuantileStatistic):
+            moments = quantile_moments(control, treatment, difference)
+        else:
+            moments = effect_moments(control, treatment, difference, theta)  # type: ignore[arg-type]
         if method == "frequentist":
             result = welch_from_moments(
                 moments, difference=difference, alpha=alpha, relative_interval=relative_interval

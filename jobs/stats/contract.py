@@ -2,7 +2,7 @@
 
 Request (one JSON object; a ``.jsonl`` file holds one per line)::
 
-    {"metric_type": "binomial" | "mean" | "ratio",
+    {"metric_type": "binomial" | "mean" | "ratio" | "quantile",   quantile: jobs/stats/quantile_contract.py
      "difference": "absolute" | "relative",               default "relative"
      "method": "frequentist" | "bayesian" | "sequential"
              | "group_sequential_obf" | "group_sequential_pocock",   default "sequential"
@@ -201,8 +201,13 @@ def parse_request(text: str, where: str) -> tuple[StatsRequest, list[Statistic]]
         raise ValidationError(f"{where}: invalid JSON: {error}") from None
     if not isinstance(document, dict):
         raise ValidationError(f"{where}: expected a JSON object, got {type(document).__name__}")
+    model: type[StatsRequest] = StatsRequest
+    if document.get("metric_type") == "quantile":
+        from jobs.stats.quantile_contract import QuantileRequest  # it builds on this module
+
+        model = QuantileRequest
     try:
-        request = StatsRequest.model_validate(document)
+        request = model.model_validate(document)
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         message = str(first["msg"]).removeprefix("Value error, ")
@@ -213,6 +218,14 @@ def parse_request(text: str, where: str) -> tuple[StatsRequest, list[Statistic]]
         location = tuple(first["loc"])
         prefix = f"field {_field_path(location)}: " if location else ""
         raise ValidationError(f"{where}: {prefix}{message}") from None
+    if model is not StatsRequest:
+        from jobs.stats.quantile_contract import QuantileRequest, quantile_statistics
+
+        assert isinstance(request, QuantileRequest)
+        try:
+            return request, quantile_statistics(request)  # type: ignore[return-value]
+        except ValidationError as error:
+            raise ValidationError(f"{where}: {error}") from None
     statistics = []
     for index, variant in enumerate(request.variants):
         try:
@@ -228,7 +241,7 @@ def _number(value: float | None) -> float | None:
 
 def analyze_request(request: StatsRequest, statistics: list[Statistic]) -> dict[str, Any]:
     """The answer object for one parsed request."""
-    counts = [s.n for s in statistics]
+    counts = [getattr(s, "units", s.n) for s in statistics]  # a per-event quantile: its units
     weights = request.weights or [1.0] * len(statistics)
     srm = sample_ratio_mismatch(counts, weights)
     prior = GaussianPrior(request.prior.mean, request.prior.variance) if request.prior else None

@@ -75,6 +75,13 @@ def test_activity_page_shows_xp_activity_numbers(url: str, seeded: tuple[Path, d
                 )
                 assert row.locator("[data-field='exposures']").inner_text() == str(usage["exposures"])
                 assert row.locator("[data-field='experiments']").inner_text() == str(usage["experiments"])
+            assert len(document["usage_by_key"]) == 2
+            for usage in document["usage_by_key"]:
+                row = page.locator(
+                    f"#activity-usage-by-key tr[data-day='{usage['day']}'][data-kind='{usage['kind']}']"
+                    f"[data-subject='{usage['subject']}']"
+                )
+                assert row.locator("[data-field='count']").inner_text() == str(usage["count"])
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.locator("#activity-summary").screenshot(path=str(ARTIFACTS / "activity.png"))
             assert errors == [], errors

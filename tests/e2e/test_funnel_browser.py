@@ -171,3 +171,58 @@ def test_a_funnel_view_is_computed_once_and_reused(url: str) -> None:
         other["funnel"]["window_hours"] == 4.0
         and other["funnel"]["computed_at"] != first["funnel"]["computed_at"]
     )
+
+
+def _rows_equal_the_document(page: Any, document: dict[str, Any]) -> int:
+    shown = 0
+    for variation in document["variations"]:
+        for step in variation["steps"]:
+            row = page.locator(
+                f"#funnel-table tr[data-variation='{variation['variation_id']}'][data-step='{step['step']}']"
+            )
+            assert row.locator("[data-field='units']").inner_text() == str(step["units"])
+            assert row.locator("[data-field='overall']").inner_text() == _pct(step["conversion_overall"])
+            shown += 1
+    return shown
+
+
+def test_the_health_page_shows_the_realtime_funnel_of_the_last_hour_and_day(
+    page: Any, url: str, seeded: Any
+) -> None:
+    """The health page's funnel is `xp funnel` over the units first exposed in the last hour or day: the
+    seeded units were first exposed three hours ago, so the last hour has none and the last day has every
+    one of them, with the numbers of `xp funnel --format json` (all their events are before now)."""
+    page.goto(f"{url}/health?experiment={KEY}")
+    page.locator("#funnel[data-loaded='true'][data-window='hour']").wait_for(timeout=60_000)
+    for variation in seeded[1]["variations"]:
+        units = page.locator(
+            f"#funnel-table tr[data-variation='{variation['variation_id']}'] [data-field='units']"
+        )
+        assert units.all_inner_texts() == ["0"] * len(variation["steps"])
+    page.select_option("#funnel-window", "day")
+    page.locator("#funnel[data-loaded='true'][data-window='day']").wait_for(timeout=60_000)
+    assert _rows_equal_the_document(page, seeded[1]) == 6
+    assert "units first exposed since" in page.inner_text("#funnel-note")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#funnel").screenshot(path=str(ARTIFACTS / "health-funnel.png"))
+
+
+def test_the_realtime_funnel_api_refuses_bad_input_and_answers_from_its_copy(url: str) -> None:
+    for path, status in (
+        (f"/api/experiments/{KEY}/funnel/realtime?window=week", 400),
+        (f"/api/experiments/{KEY}/funnel/realtime?window={quote(HOSTILE)}", 400),
+        ("/api/experiments/nope/funnel/realtime", 404),
+    ):
+        answer = httpx.get(url + path)
+        assert answer.status_code == status, (path, answer.text)
+        assert "error" in answer.json() and HOSTILE not in answer.text
+    path = f"{url}/api/experiments/{PLAIN}/funnel/realtime?window=day"
+    assert httpx.get(path).json()["funnel"] is None  # declares none: said, not computed
+    path = f"{url}/api/experiments/{KEY}/funnel/realtime?window=day"
+    answers = [httpx.get(path, timeout=60)]
+    while answers[-1].status_code == 202:
+        assert answers[-1].headers["Retry-After"] == "1" and answers[-1].json()["pending"] is True
+        answers.append(httpx.get(path, timeout=60))
+    first, second = answers[-1].json(), httpx.get(path, timeout=60).json()
+    assert first["funnel"]["computed_at"] == second["funnel"]["computed_at"]  # one copy, reused
+    assert second["funnel"]["variations"][0]["steps"][0]["units"] > 0

@@ -57,6 +57,12 @@ QUERIES = st.dictionaries(
             "steps",
             "window",
             "ordered",
+            "cursor",
+            "event_name",
+            "reason",
+            "team",
+            "metric",
+            "experiments",
         ]
     ),
     _QUERY_VALUES,
@@ -76,6 +82,8 @@ PATHS = st.one_of(
             "/api/quality",
             "/api/audit",
             "/api/activity",
+            "/program",
+            "/api/program",
             "/quality/report/",
             "/quality/report/../../etc/passwd",
             "/static/../app.py",
@@ -83,12 +91,18 @@ PATHS = st.one_of(
             "/logout",
             "/api/admin/cache/clear",
             "/docs/statistics.md",
+            "/api/v1/export",
         ]
     ),
+    st.one_of(
+        st.sampled_from(["exposures", "events", "dead_letters", "results", "quality", "..", "system.users"]),
+        st.text(max_size=12).map(lambda name: quote(name, safe="")),
+    ).map(lambda dataset: f"/api/v1/export/{dataset}"),
     KEYS.map(lambda k: f"/experiments/{k}"),
     KEYS.map(lambda k: f"/api/experiments/{k}/results"),
     KEYS.map(lambda k: f"/api/experiments/{k}/health"),
     KEYS.map(lambda k: f"/api/experiments/{k}/funnel"),
+    KEYS.map(lambda k: f"/api/experiments/{k}/funnel/realtime"),
     st.tuples(
         KEYS,
         st.sampled_from(["daily", "results", "units", "x"]),
@@ -100,7 +114,9 @@ PATHS = st.one_of(
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     home: Path = tmp_path_factory.mktemp("fuzz-dashboard") / "xp-home"
-    settings = DashboardSettings(home=home, clickhouse_url=None, store_wait_seconds=0)
+    settings = DashboardSettings(
+        home=home, clickhouse_url=None, store_wait_seconds=0, dashboard_export_api_per_minute=1_000_000
+    )
     warehouse = open_warehouse(settings)
     try:
         seed_sample_data(warehouse, units=300, minutes=10, quality=False)

@@ -27,6 +27,7 @@ from schemas.records import ExperimentStatus
 from tests.factories import make_exposure
 from tests.unit.registry.helpers import experiment, feature, override, record
 from xpcore.config import WarehouseSettings
+from xpcore.usage import UsageCounts, flush_usage
 from xpcore.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
@@ -110,6 +111,12 @@ def seed(warehouse: Warehouse) -> None:
     warehouse.insert_arrow("xp.registry", to_arrow(registry_records(), RegistryRecord))
     warehouse.insert_arrow("xp.exposures", to_arrow(exposures, Exposure))
     warehouse.insert_arrow("xp.exposures", to_arrow(exposures[:4], Exposure))  # re-sent: counted once
+    counts = UsageCounts(clock=lambda: T0 + timedelta(days=9))  # usage by key id (two flushes: summed)
+    counts.add("service_requests", "key-0000aaaa assign", 40)
+    counts.add("dashboard_views", "key-0000bbbb health", 3)
+    flush_usage(warehouse, counts)
+    counts.add("service_requests", "key-0000aaaa assign", 2)
+    flush_usage(warehouse, counts)
 
 
 def test_activity_recovers_the_seeded_history_and_usage(warehouse: Warehouse) -> None:
@@ -119,6 +126,11 @@ def test_activity_recovers_the_seeded_history_and_usage(warehouse: Warehouse) ->
         t["team"]: {k: v for k, v in t.items() if k != "team"} for t in document["teams"]
     } == EXPECTED_TEAMS
     assert document["usage"] == EXPECTED_USAGE
+    day = (T0 + timedelta(days=9)).date().isoformat()
+    assert document["usage_by_key"] == [
+        {"day": day, "kind": "dashboard_views", "subject": "key-0000bbbb health", "count": 3},
+        {"day": day, "kind": "service_requests", "subject": "key-0000aaaa assign", "count": 42},
+    ]
     assert sorted((d["experiment"], d["days_to_decision"]) for d in document["decisions"]) == [
         ("a", 10.0),
         ("b", 4.0),

@@ -33,6 +33,8 @@ PATHS = [
     "/quality",
     "/audit",
     "/api/audit",
+    "/program",
+    "/api/program",
     "/static/app.css",
     "/static/js/common.js",
     "/healthz",

@@ -90,6 +90,7 @@ def test_up_serves_health_loads_the_stream_runs_jobs_routes_commands_and_stops_c
         "XP_SCHEDULE_QUALITY": "",
         "XP_SCHEDULE_ETL": "",
         "XP_SCHEDULE_LAKE": "",
+        "XP_SCHEDULE_EXPORT": "",
         "XP_STORE_WAIT_SECONDS": "10",
     }
     for name in ("XP_CLICKHOUSE_URL", "XP_API_URL", "XP_UP_COMPONENTS"):

@@ -25,6 +25,7 @@ CONTRACT = [
     ["up"],
     ["up", "status"],
     ["up", "stop"],
+    ["program"],
     ["warehouse", "ddl"],
     ["backup"],
     ["restore"],

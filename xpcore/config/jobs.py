@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from xpcore.config.base import ENV, CoreSettings
 
-__all__ = ["EtlSettings", "LakeSettings"]
+__all__ = ["EtlSettings", "ExportSettings", "LakeSettings"]
 
 
 class LakeSettings(CoreSettings):
@@ -60,6 +62,36 @@ class LakeSettings(CoreSettings):
     def lake_location(self) -> str:
         """The lake's URL or path as configured, defaulting to ``$XP_HOME/lake``."""
         return self.lake_url if self.lake_url else str(self.home / "lake")
+
+
+class ExportSettings(LakeSettings):
+    """Scheduled exports (`xp jobs run export`): which (a YAML file), where to, and read sizes. S3
+    destinations use the lake's S3 settings (``XP_LAKE_S3_*``)."""
+
+    model_config = ENV
+
+    export_file: Path | None = Field(
+        default=None,
+        description=(
+            "YAML file declaring the named exports (docs/exports.md). Unset: `xp jobs run export` has "
+            "nothing to do and says so."
+        ),
+    )
+    export_url: str | None = Field(
+        default=None,
+        description=(
+            "Default destination of the exports: a directory (path or file:///…) or s3://bucket/prefix "
+            "(with the XP_LAKE_S3_* settings). Unset: $XP_HOME/exports."
+        ),
+    )
+    export_batch_rows: int = Field(
+        default=50_000, ge=1, description="Rows read from the warehouse per query by an export."
+    )
+
+    @property
+    def export_location(self) -> str:
+        """The default destination as configured, defaulting to ``$XP_HOME/exports``."""
+        return self.export_url if self.export_url else str(self.home / "exports")
 
 
 class EtlSettings(CoreSettings):

@@ -15,4 +15,5 @@ class JobName(enum.StrEnum):
     unit_values = "unit-values"
     stats = "stats"
     quality = "quality"
+    export = "export"
     all = "all"

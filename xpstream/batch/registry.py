@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from quality.settings import QualitySettings
-from xpcore.config import CoreSettings, EtlSettings, LakeSettings
+from xpcore.config import CoreSettings, EtlSettings, ExportSettings, LakeSettings
 from xpcore.errors import NotYetAvailableError, XpError
 from xpstream.batch.names import JobName
 from xpstream.batch.reports import JobReport, StatsReport, UnitValuesReport
@@ -116,12 +116,25 @@ def _quality(
     return run_quality(settings, since=since, until=until)
 
 
+def _export(
+    settings: ExportSettings,
+    since: datetime | None,
+    until: datetime | None,
+    on_step: ProgressCallback | None,
+) -> JobReport:
+    """The named exports of ``XP_EXPORT_FILE``, each run recorded in ``xp.export_runs`` (jobs/exports/)."""
+    from jobs.exports import run_exports
+
+    return run_exports(settings, since=since, until=until)
+
+
 JOBS: dict[JobName, BatchJob] = {
     JobName.etl: BatchJob(JobName.etl, EtlSettings, _etl),
     JobName.lake: BatchJob(JobName.lake, LakeSettings, _lake),
     JobName.unit_values: BatchJob(JobName.unit_values, ResultsJobSettings, _unit_values),
     JobName.stats: BatchJob(JobName.stats, ResultsJobSettings, _stats),
     JobName.quality: BatchJob(JobName.quality, QualitySettings, _quality),
+    JobName.export: BatchJob(JobName.export, ExportSettings, _export),
 }
 """Every job but ``all``, in the order ``all`` runs them (unit-values before stats)."""
 

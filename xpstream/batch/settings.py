@@ -10,7 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from jobs.unit_values import UnitValuesSettings
 from quality.settings import QualitySettings
-from xpcore.config import EtlSettings, LakeSettings
+from xpcore.config import EtlSettings, ExportSettings
 
 __all__ = ["BatchJobsSettings", "ResultsJobSettings"]
 
@@ -22,7 +22,7 @@ class ResultsJobSettings(UnitValuesSettings, EtlSettings):
     model_config = SettingsConfigDict(env_prefix="XP_", extra="ignore", populate_by_name=True)
 
 
-class BatchJobsSettings(QualitySettings, LakeSettings, ResultsJobSettings):
+class BatchJobsSettings(QualitySettings, ExportSettings, ResultsJobSettings):
     """Every batch job's settings in one object: part of what `xp up` holds and hands to each
     scheduled job."""
 

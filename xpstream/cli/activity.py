@@ -49,6 +49,12 @@ def print_activity(document: dict[str, Any]) -> None:
     for u in document["usage"]:
         usage.add_row(u["day"], u["source"], str(u["exposures"]), str(u["experiments"]))
     console.print(usage)
+    by_key = Table(title="requests and page views per key id", title_justify="left", show_edge=False)
+    for column in ("day", "kind", "subject", "count"):
+        by_key.add_column(column, justify="right" if column == "count" else "left")
+    for u in document["usage_by_key"]:
+        by_key.add_row(u["day"], u["kind"], u["subject"], str(u["count"]))
+    console.print(by_key)
 
 
 def activity(

@@ -1,8 +1,9 @@
 """`xp jobs run …`: batch jobs (issues #5 and #6), run through the registry (xpstream/batch/).
 
 ``etl`` (jobs/etl.py), ``unit-values`` (jobs/unit_values/job.py: keeps ``xp.unit_values`` current,
-decision 0028), ``stats`` (jobs/results/stats_job.py), ``lake`` (jobs/lake/__init__.py) and ``quality``
-(quality/run.py, issue #6) run. ``all`` runs etl, lake, unit-values, stats and quality in order,
+decision 0028), ``stats`` (jobs/results/stats_job.py), ``lake`` (jobs/lake/__init__.py), ``quality``
+(quality/run.py, issue #6) and ``export`` (jobs/exports/: the named exports of ``XP_EXPORT_FILE``) run.
+``all`` runs etl, lake, unit-values, stats, quality and export in order,
 skips the unavailable ones with a note, and fails (exit 1) only if an available job failed.
 
 This module builds each job's settings, runs it through :mod:`xpstream.batch.registry` and prints its
@@ -103,7 +104,7 @@ def _run_all(since: datetime | None, until: datetime | None) -> None:
 
 @jobs_app.command("run")
 def run(
-    job: JobName = typer.Argument(..., help="etl, lake, unit-values, stats, quality or all."),
+    job: JobName = typer.Argument(..., help="etl, lake, unit-values, stats, quality, export or all."),
     since: str | None = typer.Option(
         None, "--since", help="Start of the window (ISO date/time; UTC if no zone)."
     ),
@@ -128,7 +129,14 @@ def run(
     24 hours); outcomes in xp.dq_results, report under $XP_HOME/reports/quality/latest/, alerts on
     xp.alerts. Exit 0 when the checks ran, whatever they found; --strict: exit 1 if any failed.
 
+    export: every named export of XP_EXPORT_FILE (results snapshots, exposures/events/dead letters of a
+    window, the latest quality outcomes) as CSV, JSON, XLSX or Parquet into a folder or S3, one new file
+    per export and run; each recorded in xp.export_runs (docs/exports.md). --since/--until override the
+    windows. `xp up` runs it at 01:00 UTC (XP_SCHEDULE_EXPORT).
+
     Example: xp jobs run stats
+
+    Example: XP_EXPORT_FILE=exports.yaml xp jobs run export
 
     Example: xp jobs run unit-values
 

@@ -83,6 +83,17 @@ def loadgen(
         max=6,
         help="Also send each unit's activity over this many days before its first exposure (for CUPED).",
     ),
+    funnel: str | None = typer.Option(
+        None,
+        "--funnel",
+        help="Ordered funnel steps (event names, comma-separated) each unit walks after its exposure: "
+        "60% reach the first, 50% of those reach each next one (on top of --events).",
+    ),
+    funnel_lift: str | None = typer.Option(
+        None,
+        "--funnel-lift",
+        help="STEP=F: non-control variations reach STEP from the previous step 1+F times as often.",
+    ),
     timeout: float = typer.Option(
         10.0, "--timeout", min=0.1, help="Seconds to wait for the broker (topics) and to read the registry."
     ),
@@ -104,6 +115,8 @@ def loadgen(
     Example: xp loadgen --features payload.json --users 2000 --lift 0.1 --srm-skew 0.05 --rate 5000
 
     Example: xp loadgen --users 20000 --lift 0.1 --history-days 3 --seed 42
+
+    Example: xp loadgen --funnel pageview,add_to_cart,purchase --funnel-lift add_to_cart=0.2 --seed 7
     """
     from xpcore.config import CoreSettings, load_settings
     from xpstream.loadgen.simulate import LoadgenOptions, LoadSimulator
@@ -124,6 +137,8 @@ def loadgen(
         window_seconds=window,
         max_record_bytes=settings.max_record_bytes,
         history_days=history_days,
+        funnel=tuple(step.strip() for step in funnel.split(",")) if funnel else (),
+        funnel_lift=_funnel_lift(funnel_lift),
     )
     options.check()
     oldest = options.now - timedelta(seconds=window, days=history_days)
@@ -216,3 +231,18 @@ def _print_summary(result: dict[str, Any]) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("loadgen")(loadgen)
+
+
+def _funnel_lift(value: str | None) -> tuple[str, float] | None:
+    """``STEP=F`` → (step, F); ValidationError (exit 2) when malformed."""
+    if value is None:
+        return None
+    step, sep, lift = value.rpartition("=")
+    try:
+        return (step.strip(), float(lift)) if sep and step.strip() else _malformed(value)
+    except ValueError:
+        return _malformed(value)
+
+
+def _malformed(value: str) -> tuple[str, float]:
+    raise ValidationError(f"--funnel-lift must be STEP=F (e.g. add_to_cart=0.2), got {value[:80]!r}")

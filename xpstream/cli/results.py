@@ -42,7 +42,10 @@ def _metric_table(metric: MetricResult, alpha: float, bayesian: bool = False) ->
     from rich.table import Table
 
     level = f"{1 - alpha:.0%}"
-    title = f"{metric.metric.name} ({metric.metric.type.value}, {metric.role})"
+    kind = metric.metric.type.value
+    if metric.metric.quantile is not None and metric.metric.per is not None:  # decision 0083
+        kind = f"p{metric.metric.quantile * 100:g} per {metric.metric.per.value}"
+    title = f"{metric.metric.name} ({kind}, {metric.role})"
     table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     last = "chance to win" if bayesian else "p-value"
     for column in ("variation", "units", "mean", "lift", f"{level} interval", last, "note"):

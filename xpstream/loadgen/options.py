@@ -6,6 +6,7 @@ reproduce them exactly. The simulation itself is :mod:`xpstream.loadgen.simulate
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -44,6 +45,13 @@ class LoadgenOptions:
     catalog_events: tuple[str, ...] = ()
     """Event names the experiments' metric catalog counts besides pageview and purchase (``refund``
     refunds purchases; any other name is an engagement event like pageviews)."""
+    funnel: tuple[str, ...] = ()
+    """Ordered funnel steps (event names) every unit walks after its first exposure, on top of the
+    ``events`` budget: it reaches the first with probability ``FUNNEL_FIRST_STEP`` and each next one,
+    later in time, with ``FUNNEL_NEXT_STEP`` given the previous (``xpstream.loadgen.simulate``)."""
+    funnel_lift: tuple[str, float] | None = None
+    """(step, F): in non-control variations the probability of reaching ``step`` from the previous one
+    is multiplied by 1+F, so its conversion and every later step's overall conversion lift by F."""
 
     def check(self) -> None:
         """ValidationError naming the first option out of range."""
@@ -71,6 +79,16 @@ class LoadgenOptions:
                 f"--history-days must be within 0..{MAX_HISTORY_DAYS:g} "
                 "(the stream's lateness bound is 7 days)"
             )
+        if len(set(self.funnel)) != len(self.funnel) or not all(
+            0 < len(step) <= 64 and step.isprintable() for step in self.funnel
+        ):
+            raise ValidationError("--funnel steps must be distinct, printable event names (1..64 characters)")
+        if self.funnel_lift is not None:
+            step, lift = self.funnel_lift
+            if step not in self.funnel:
+                raise ValidationError(f"--funnel-lift names {step[:64]!r}, which is not a --funnel step")
+            if not (math.isfinite(lift) and lift > -1):
+                raise ValidationError("--funnel-lift must be a number > -1")
         if self.now.utcoffset() is None:
             raise ValidationError("`now` must be timezone-aware")
 

@@ -62,6 +62,11 @@ REFUND_PROBABILITY: Final = 0.08
 """Share of control purchases refunded (÷(1+lift)^k in treatment, so refunds per unit stay flat)."""
 OTHER_EVENT_SHARE: Final = 0.15
 """Share of the non-purchase events given to each catalog event other than pageview/purchase/refund."""
+FUNNEL_FIRST_STEP: Final = 0.6
+"""With ``--funnel``: probability that a unit reaches the funnel's first step after its exposure."""
+FUNNEL_NEXT_STEP: Final = 0.5
+"""With ``--funnel``: probability that a unit at one step reaches the next one (× 1+F on the lifted step
+in non-control variations)."""
 HISTORY_EVENTS_PER_USER: Final = EVENTS_PER_USER
 """Mean non-purchase pre-exposure events of a unit of activity 1 (with ``history_days``)."""
 BASE_EVENTS: Final = ("purchase", "pageview", "refund")
@@ -90,11 +95,14 @@ class LoadSimulator:
         self.features = sorted({s.feature_key for s in experiments if s.feature_key in self.payload})
         self.hash_attributes = sorted({s.hash_attribute for s in experiments} - {"id"})
         others = sorted(set(options.catalog_events) - set(BASE_EVENTS))
-        self.event_names = np.array([*BASE_EVENTS, *others])
-        """Names by kind code: 0 purchase, 1 pageview, 2 refund, then the catalog's other events."""
+        funnel_only = [step for step in options.funnel if step not in {*BASE_EVENTS, *others}]
+        self.event_names = np.array([*BASE_EVENTS, *others, *funnel_only])
+        """Names by kind code: 0 purchase, 1 pageview, 2 refund, the catalog's other events, then the
+        funnel's steps that are none of those (sent by the funnel model only)."""
+        self._funnel_kinds = [int(np.flatnonzero(self.event_names == step)[0]) for step in options.funnel]
         self._refunds = "refund" in options.catalog_events
         share = min(OTHER_EVENT_SHARE, 0.9 / len(others)) if others else 0.0
-        self._other_kinds = np.arange(len(self.event_names))[[1, *range(3, len(self.event_names))]]
+        self._other_kinds = np.arange(len(self.event_names))[[1, *range(3, 3 + len(others))]]
         self._other_shares = np.array([1.0 - share * len(others)] + [share] * len(others))
         self.counts = LoadgenCounts(users=options.users)
         self._rng = np.random.default_rng(options.seed)
@@ -201,6 +209,11 @@ class LoadSimulator:
             bought = event_time[refunded]
             after = bought + 1 + (rng.random(len(refunded)) * np.maximum(0, s1 - bought - 1)).astype(np.int64)
             event_time[len(buyers) : len(buyers) + len(refunded)] = np.maximum(bought, np.minimum(after, s1))
+        if opts.funnel:
+            f_units, f_kind, f_time = self._funnel_events(arrival, non_control, s1)
+            event_units = np.concatenate([event_units, f_units])
+            kind = np.concatenate([kind, f_kind])
+            event_time = np.concatenate([event_time, f_time])
         late = rng.random(len(event_units)) < opts.late_fraction
         delay = rng.integers(LATE_DELAY_MS[0], LATE_DELAY_MS[1] + 1, len(event_units))
         send_time = np.where(late, np.maximum(event_time, np.minimum(event_time + delay, s1)), event_time)
@@ -337,6 +350,27 @@ class LoadSimulator:
         if len(self._other_kinds) == 1:
             return np.ones(size, np.int64)
         return self._rng.choice(self._other_kinds, size=size, p=self._other_shares).astype(np.int64)
+
+    def _funnel_events(
+        self, arrival: np.ndarray, non_control: np.ndarray, s1: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The funnel model (``options.funnel``): units, kind codes and times of the step events, each step
+        strictly after the previous one and after the unit's arrival (within its slice when there is room)."""
+        rng, opts, n = self._rng, self.options, len(arrival)
+        steps = len(opts.funnel)
+        gap = 1 + (rng.random(n) * np.maximum(0, (s1 - arrival) // (steps + 1) - 1)).astype(np.int64)
+        reached = np.ones(n, dtype=bool)
+        units, kinds, times = [], [], []
+        for k, (step, code) in enumerate(zip(opts.funnel, self._funnel_kinds, strict=True)):
+            p = np.full(n, FUNNEL_FIRST_STEP if k == 0 else FUNNEL_NEXT_STEP)
+            if opts.funnel_lift is not None and opts.funnel_lift[0] == step:
+                p = np.minimum(1.0, p * (1.0 + opts.funnel_lift[1]) ** non_control)
+            reached &= rng.random(n) < p
+            rows = np.flatnonzero(reached)
+            units.append(rows)
+            kinds.append(np.full(len(rows), code, np.int64))
+            times.append(arrival[rows] + (k + 1) * gap[rows])
+        return np.concatenate(units), np.concatenate(kinds), np.concatenate(times)
 
     def _history(
         self, activity: np.ndarray, arrival: np.ndarray

@@ -15,6 +15,7 @@ SCHEDULE_FIELDS = {
     "stats": "schedule_stats",
     "etl": "schedule_etl",
     "lake": "schedule_lake",
+    "export": "schedule_export",
 }
 """Job name → settings field holding its cron expression."""
 
@@ -47,6 +48,13 @@ class SchedulerSettings(CoreSettings):
     schedule_lake: str = Field(
         default="30 2 * * *", description="Cron expression (UTC) of `xp jobs run lake`. Empty: never."
     )
+    schedule_export: str = Field(
+        default="0 1 * * *",
+        description=(
+            "Cron expression (UTC) of `xp jobs run export` (the named exports of XP_EXPORT_FILE; without "
+            "that file a run does nothing). Empty: never."
+        ),
+    )
     scheduler_stop_seconds: float = Field(
         default=10.0,
         ge=0,
@@ -64,4 +72,5 @@ class SchedulerSettings(CoreSettings):
             "stats": self.schedule_stats,
             "etl": self.schedule_etl,
             "lake": self.schedule_lake,
+            "export": self.schedule_export,
         }

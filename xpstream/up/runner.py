@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import signal
+import threading
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from xpstream.up.components import StreamSupervisor, check_port, serve_app, url_
 from xpstream.up.pidfile import UpRecord, remove_record, write_record
 
 if TYPE_CHECKING:
+    from xpcore.usage import UsageCounts
     from xpcore.warehouse.base import Warehouse
     from xpstream.up.settings import UpSettings
 
@@ -287,6 +289,7 @@ async def _run_service(settings: UpSettings, health: Health, stop: asyncio.Event
             delay = min(delay * 2, settings.up_restart_max_seconds)
     if service is None or stop.is_set():
         return
+    stop_flushing, flusher = _flush_service_usage(settings, service.usage)
     try:
         await serve_app(
             "service",
@@ -300,6 +303,35 @@ async def _run_service(settings: UpSettings, health: Health, stop: asyncio.Event
     finally:
         await loop.run_in_executor(None, service.sink.stop)
         await loop.run_in_executor(None, service.source.stop)
+        stop_flushing.set()
+        if flusher is not None:
+            await loop.run_in_executor(None, flusher.join, 10)
+
+
+def _flush_service_usage(
+    settings: UpSettings, usage: UsageCounts
+) -> tuple[threading.Event, threading.Thread | None]:
+    """The service's usage counts (requests and exposures per client key id) flushed to xp.usage_daily
+    every minute on a store handle of this process (decision 0092); none when the store cannot open."""
+    from xpcore.usage import flush_periodically
+    from xpcore.warehouse import open_warehouse
+
+    stop = threading.Event()
+    try:
+        store = open_warehouse(settings, migrate=False)
+    except XpError as error:
+        logger.warning("service: usage counts are not stored: %s", error)
+        return stop, None
+
+    def run() -> None:
+        try:
+            flush_periodically(store, usage, stop)
+        finally:
+            store.close()
+
+    thread = threading.Thread(target=run, name="service-usage", daemon=True)
+    thread.start()
+    return stop, thread
 
 
 async def _run_dashboard(settings: UpSettings, health: Health, stop: asyncio.Event) -> None:

@@ -33,6 +33,12 @@
     document.getElementById("activity-usage").replaceChildren(usage.length
       ? table(["Day · source", "Exposures", "Experiments"], usage)
       : XP.el("p", { class: "empty" }, "No exposures in this window."));
+    const byKey = (d.usage_by_key || []).map(u => XP.el("tr", { "data-day": u.day, "data-kind": u.kind, "data-subject": u.subject },
+      XP.el("td", {}, u.day), XP.el("td", {}, u.kind.replaceAll("_", " ")), XP.el("td", { class: "mono" }, u.subject),
+      XP.el("td", { class: "num", "data-field": "count" }, String(u.count))));
+    document.getElementById("activity-usage-by-key").replaceChildren(byKey.length
+      ? table(["Day", "What", "Key id · endpoint or page", "Count"], byKey)
+      : XP.el("p", { class: "empty" }, "No requests or page views counted in this window."));
     section.dataset.loaded = "true";
   }).catch(error => {
     document.getElementById("activity-window").textContent = `activity: ${error.message || error}`;

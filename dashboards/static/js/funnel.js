@@ -1,11 +1,13 @@
-/* Funnel section of the results page: overall conversion per step and variation (bars), and a table with
-   units, conversion from the previous step, drop-off, overall conversion, lift against control with its
-   interval and p-value — the numbers of `xp funnel KEY --format json`, formatted as its table prints them. */
+/* Funnel section of the results page and of the realtime health page: overall conversion per step and
+   variation (bars), and a table with units, conversion from the previous step, drop-off, overall conversion,
+   lift against control with its interval and p-value — the numbers of `xp funnel KEY --format json`,
+   formatted as its table prints them. On the health page (data-realtime) it shows the units first exposed
+   in the last hour or day (`xp funnel KEY --since NOW-1h`), polled at the page's refresh. */
 "use strict";
 (() => {
   const section = document.getElementById("funnel");
   if (!section) return;
-  const key = document.getElementById("results-root").dataset.experiment;
+  const realtime = section.dataset.realtime !== undefined;
   const params = new URLSearchParams(location.search);
   const query = new URLSearchParams();
   for (const name of ["since", "until", "steps", "window", "ordered"]) {
@@ -57,18 +59,56 @@
       XP.el("table", { class: "data" }, XP.el("thead", {}, head), XP.el("tbody", {}, rows)));
   }
 
-  XP.api(`/api/experiments/${encodeURIComponent(key)}/funnel?${query}`).then(answer => {
+  function show(answer) {
+    const chartBox = document.getElementById("funnel-chart").parentElement;
     if (answer.funnel === null) {
-      document.getElementById("funnel-note").textContent = answer.reason;
-      document.getElementById("funnel-chart").parentElement.hidden = true;
-    } else {
-      draw(answer.funnel);
-      const age = answer.shown ? answer.shown.age_seconds : 0;
-      if (age >= 1) document.getElementById("funnel-note").append(` · computed ${Math.round(age)} s ago`);
+      document.getElementById("funnel-note").textContent = answer.pending ? "computing the funnel…" : answer.reason;
+      chartBox.hidden = !answer.pending;
+      if (!answer.pending) document.getElementById("funnel-table").replaceChildren();
+      return !answer.pending;
     }
-    section.dataset.loaded = "true";
-  }).catch(error => {
+    chartBox.hidden = false;
+    draw(answer.funnel);
+    const age = answer.shown ? answer.shown.age_seconds : 0;
+    if (realtime) document.getElementById("funnel-note").prepend(`units first exposed since ${XP.time(answer.funnel.since)} UTC · `);
+    if (age >= 1) document.getElementById("funnel-note").append(` · computed ${Math.round(age)} s ago`);
+    if (realtime) section.dataset.window = answer.window;
+    return true;
+  }
+  function failed(error) {
     document.getElementById("funnel-note").textContent = `funnel: ${error.message || error}`;
     section.dataset.loaded = "error";
-  });
+  }
+
+  if (!realtime) {
+    const key = document.getElementById("results-root").dataset.experiment;
+    XP.api(`/api/experiments/${encodeURIComponent(key)}/funnel?${query}`).then(answer => {
+      show(answer);
+      section.dataset.loaded = "true";
+    }).catch(failed);
+    return;
+  }
+  // Health page: the experiment is the page's (health.js sets data-experiment); the window is ours.
+  const choice = document.getElementById("funnel-window");
+  const refreshSeconds = Number(document.body.dataset.refreshSeconds) || 5;
+  let timer = null;
+  async function poll() {
+    clearTimeout(timer);
+    const key = section.dataset.experiment;
+    let wait = refreshSeconds;
+    if (key) {
+      try {
+        const answer = await XP.api(`/api/experiments/${encodeURIComponent(key)}/funnel/realtime?window=${choice.value}`);
+        if (key === section.dataset.experiment) {
+          if (show(answer)) section.dataset.loaded = "true";
+          else wait = 1;
+        }
+      } catch (error) { failed(error); }
+    } else wait = 1;
+    timer = setTimeout(poll, wait * 1000);
+  }
+  choice.addEventListener("change", () => { section.dataset.loaded = ""; poll(); });
+  new MutationObserver(() => { section.dataset.loaded = ""; poll(); })
+    .observe(section, { attributes: true, attributeFilter: ["data-experiment"] });
+  poll();
 })();

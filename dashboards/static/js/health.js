@@ -20,6 +20,8 @@
     document.getElementById("experiment-name").textContent = d.experiment_name || d.experiment || "no experiment";
     document.getElementById("updated").textContent = XP.time(d.now).slice(11) + " UTC";
     document.getElementById("results-link").href = `/experiments/${encodeURIComponent(d.experiment || "")}`;
+    const funnel = document.getElementById("funnel");
+    if (funnel && funnel.dataset.experiment !== (d.experiment || "")) funnel.dataset.experiment = d.experiment || "";
     setTile("units", XP.int(d.units ?? 0));
     const progress = d.progress || {};
     const share = progress.planned ? Math.min(progress.units / progress.planned, 1) : 0;

@@ -52,9 +52,12 @@
       return XP.el("tr", { "data-variation": variant.variation_id }, cells);
     });
     const better = metric.higher_is_better ? "higher is better" : "lower is better";
+    // a quantile metric (decision 0083): "p90 per event"; its mean column is the quantile
+    const kind = typeof metric.quantile === "number"
+      ? `p${+(metric.quantile * 100).toFixed(2)} per ${metric.per}` : metric.type;
     return XP.el("div", { class: "card", "data-metric": metric.metric },
       XP.el("div", { class: "metric-head" }, XP.el("h2", {}, metric.metric),
-        XP.el("span", { class: "muted" }, `${metric.type} · ${metric.role} · ${better}`)),
+        XP.el("span", { class: "muted", "data-field": "kind" }, `${kind} · ${metric.role} · ${better}`)),
       XP.el("table", { class: "data metric" },
         XP.el("colgroup", {}, ["name", "units", "mean", "lift", "ci", "p", "note"].map(c => XP.el("col", { class: `c-${c}` }))),
         XP.el("thead", {}, head), XP.el("tbody", {}, rows)));

@@ -43,7 +43,7 @@ def recording(seen: list[tuple[str, Any]], name: JobName, error: Exception | Non
 
 
 def test_jobs_run_in_the_documented_order() -> None:
-    assert [name.value for name in JOBS] == ["etl", "lake", "unit-values", "stats", "quality"]
+    assert [name.value for name in JOBS] == ["etl", "lake", "unit-values", "stats", "quality", "export"]
     assert JobName.all not in JOBS
 
 
@@ -64,7 +64,7 @@ def test_the_scheduler_runs_each_job_with_the_object_up_holds(monkeypatch: pytes
     monkeypatch.setattr(registry, "JOBS", {name: recording(seen, name) for name in JOBS})
     settings = UpSettings(schedule_lake="")
     calls = scheduled_jobs(settings)
-    assert list(calls) == ["etl", "lake", "unit-values", "stats", "quality"]
+    assert list(calls) == ["etl", "lake", "unit-values", "stats", "quality", "export"]
     for call in calls.values():
         call(None, None)
     assert [job for job, _ in seen] == list(calls)

@@ -399,3 +399,63 @@ def test_history_precedes_exposure_and_predicts_activity_after_it(
 def test_history_is_refused_beyond_the_streams_lateness_bound() -> None:
     with pytest.raises(ValidationError, match=r"--history-days must be within 0\.\.6"):
         LoadgenOptions(now=NOW, history_days=6.5).check()
+
+
+def test_the_funnel_model_walks_its_steps_in_order_with_the_lift_on_one_step(
+    payload: dict[str, Any], experiments: list[ExperimentSpec]
+) -> None:
+    """``funnel``: every unit's step events come in the funnel's order, strictly after its exposure, each
+    step reached only after the previous one; reach rates follow FUNNEL_FIRST_STEP / FUNNEL_NEXT_STEP, the
+    lifted step's conditional rate × (1+F) for units in non-control variations of every experiment."""
+    steps = ("pageview", "add_to_cart", "checkout")
+    options = LoadgenOptions(
+        now=NOW, users=40_000, events=0, seed=3, funnel=steps, funnel_lift=("add_to_cart", 0.5)
+    )
+    records, counts = simulate_records(payload, experiments, options)
+    first: dict[str, datetime] = {}
+    variations: dict[str, set[tuple[str, int]]] = {}
+    walked: dict[str, list[tuple[datetime, str]]] = {}
+    exposure_codec, event_codec = RecordCodec(Exposure), RecordCodec(MetricEvent)
+    for topic, _, value in records:
+        if topic == "xp.exposures":
+            exposure = exposure_codec.decode(value)
+            first[exposure.unit_id] = min(
+                first.get(exposure.unit_id, exposure.exposed_at), exposure.exposed_at
+            )
+            variations.setdefault(exposure.unit_id, set()).add(
+                (exposure.experiment_key, exposure.variation_id)
+            )
+        else:
+            event = event_codec.decode(value)
+            walked.setdefault(event.unit_id, []).append((event.occurred_at, event.event_name))
+    assert counts.by_event_name.keys() == set(steps) and counts.events == sum(map(len, walked.values()))
+    reached: Counter[tuple[int, int]] = Counter()
+    for unit, path in walked.items():
+        names = [name for _, name in sorted(path)]
+        assert names == list(steps[: len(names)]), (unit, path)
+        assert min(t for t, _ in path) > first[unit] and len({t for t, _ in path}) == len(path)
+        non_control = sum(v != 0 for _, v in variations.get(unit, ()))
+        for k in range(len(names)):
+            reached[(non_control, k)] += 1
+    for non_control in (0, 1, 2):  # two experiments: 2.25 × 0.5 is capped at 1
+        rate = [reached[(non_control, k)] for k in range(3)]
+        assert rate[2] / rate[1] == pytest.approx(simulate_module.FUNNEL_NEXT_STEP, abs=0.03)
+        lift = min(1.0, simulate_module.FUNNEL_NEXT_STEP * 1.5**non_control)
+        assert rate[1] / rate[0] == pytest.approx(lift, abs=0.03), non_control
+
+
+@pytest.mark.parametrize(
+    ("funnel", "lift", "message"),
+    [
+        (("a", "a"), None, "distinct"),
+        (("a", ""), None, "distinct"),
+        (("a", "b"), ("c", 0.1), "not a --funnel step"),
+        (("a", "b"), ("b", -1.0), "> -1"),
+        (("a", "b"), ("b", float("nan")), "> -1"),
+    ],
+)
+def test_funnel_options_out_of_range_are_refused(
+    funnel: tuple[str, ...], lift: tuple[str, float] | None, message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        LoadgenOptions(now=NOW, funnel=funnel, funnel_lift=lift).check()

@@ -104,3 +104,29 @@ def test_never_a_pydantic_dump(field: str, value: Any) -> None:
         assert message.startswith(("x.yaml: experiment 'checkout': ", "x.yaml: experiments[0]: key: "))
         assert "\n" not in message
         assert "Input should" not in message and "pydantic" not in message and "Value error" not in message
+
+
+@pytest.mark.parametrize(
+    ("decision", "status", "told"),
+    [
+        ({"outcome": "win"}, "stopped", "decision.outcome: must be ship, rollback or inconclusive"),
+        ({"outcome": "ship"}, "running", "decision: a decision needs status: stopped"),
+        (
+            {"outcome": "ship", "variation": "blue"},
+            "stopped",
+            "decision.variation: must be a treatment variation",
+        ),
+        ({"outcome": "ship", "colour": "x"}, "stopped", "decision.colour: unknown field (expected outcome"),
+        ("ship", "stopped", "decision: must be a mapping with outcome, variation, note"),
+    ],
+)
+def test_decision_problems(decision: Any, status: str, told: str) -> None:
+    assert told in problem({"experiments": [experiment(status=status, decision=decision)]})
+
+
+def test_a_decision_is_stored_in_the_metadata() -> None:
+    document = {
+        "experiments": [experiment(status="stopped", decision={"outcome": "ship", "variation": "green"})]
+    }
+    (entry,) = parse_registry_document(document, "x.yaml").experiments
+    assert entry.metadata["decision"] == {"outcome": "ship", "variation": "green"}

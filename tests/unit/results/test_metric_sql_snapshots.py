@@ -18,6 +18,7 @@ import pytest
 from assignment.metrics_catalog import DEFAULT_METRICS, metric_from_dict
 from jobs.results.batch import batch_plan
 from jobs.results.metric_sql.funnel import funnel_sql
+from jobs.results.metric_sql.quantile import quantile_counts_sql, quantile_sketch_sql
 from jobs.results.metric_sql.scan import metric_sums_sql
 from jobs.results.metric_sql.unit_values import build_sql, changed_units_sql, read_sql
 from jobs.unit_values.plan import unit_values_plan
@@ -44,6 +45,9 @@ SHAPES: dict[str, Callable[[], str]] = {
     "unit_values_read_cuped": lambda: read_sql(CUPED),
     "funnel_ordered_3_steps": lambda: funnel_sql(3, ordered=True),
     "funnel_unordered_2_steps": lambda: funnel_sql(2, ordered=False),
+    "quantile_counts_per_unit": lambda: quantile_counts_sql("unit"),
+    "quantile_sketch_per_unit": lambda: quantile_sketch_sql("unit"),
+    "quantile_sketch_per_event": lambda: quantile_sketch_sql("event"),
 }
 
 

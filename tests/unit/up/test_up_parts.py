@@ -43,7 +43,7 @@ def test_components_and_schedules_are_validated_with_the_setting_named() -> None
     with pytest.raises(ConfigError, match=r"XP_UP_COMPONENTS: unknown component.*workers"):
         UpSettings(up_components="stream,workers").components()
     jobs = [s.job for s in schedules_from(UpSettings(schedule_lake="", schedule_etl="0 3 * * *"))]
-    assert jobs == ["quality", "unit-values", "stats", "etl"]
+    assert jobs == ["quality", "unit-values", "stats", "etl", "export"]
     with pytest.raises(ConfigError, match="XP_SCHEDULE_STATS="):
         schedules_from(UpSettings(schedule_stats="every 5 minutes"))
 
