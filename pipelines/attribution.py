@@ -31,12 +31,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pipelines.first_exposure_columns import MAX_FAST_WINDOW, FirstExposureColumns
+from pipelines.first_exposure_columns import FirstExposureColumns, attributed_tuples, windows_in_us
 from schemas import Exposure, MetricEvent
 
 __all__ = ["AttributedArrays", "Attribution", "AttributionState", "EventAttributions", "UnitExposure"]
 
-_US = timedelta(microseconds=1)
 _unit_id = attrgetter("unit_id")
 _event_name = attrgetter("event_name")
 _event_id = attrgetter("event_id")
@@ -321,20 +320,8 @@ class AttributionState:
         return self._attribute_joined(events, now, occurred_ms, *windows)
 
     def _windows_us(self) -> tuple[int | None, dict[tuple[str, str], int | None]] | None:
-        """The default window and the per-(experiment, event) windows in microseconds (None: no end), or
-        None when one of them is too long for the integer comparison (the walk decides then)."""
-
-        def micros(window: timedelta | None) -> int | None:
-            if window is None:
-                return None
-            if abs(window) > MAX_FAST_WINDOW:
-                raise OverflowError
-            return window // _US
-
-        try:
-            return micros(self.default_window), {key: micros(w) for key, w in self.windows.items()}
-        except OverflowError:
-            return None
+        """The windows in microseconds, or None when one is too long for the join (the walk decides)."""
+        return windows_in_us(self.default_window, self.windows)
 
     def _attribute_joined(
         self,
@@ -395,7 +382,7 @@ class AttributionState:
             names,
             map(_value, events),
             map(_occurred_at, events),
-            self._attributed_tuples(len(events), rows),
+            attributed_tuples(len(events), rows.positions, rows.experiment_codes, rows.experiment_keys),
             strict=True,
         )
         held = self._held
@@ -407,39 +394,6 @@ class AttributionState:
                 unit_entries.append(entry)
         self._slice_at(now).units.extend(unit_ids)
         self._held_total += len(unit_ids)
-
-    def _attributed_tuples(self, count: int, rows: AttributedArrays) -> list[tuple[str, ...]]:
-        """Per event, the experiment keys it was attributed to, in row order (``()`` for none): one shared
-        tuple per distinct sequence of experiments, found column-wise."""
-        attributed: list[tuple[str, ...]] = [()] * count
-        positions, codes, keys = rows.positions, rows.experiment_codes, rows.experiment_keys
-        if not len(positions):
-            return attributed
-        sizes = np.bincount(positions, minlength=count)
-        base = len(keys) + 1
-        if int(sizes.max()) * base.bit_length() > 62:  # the sequence code would not fit in int64
-            for position, key in zip(positions.tolist(), map(keys.__getitem__, codes.tolist()), strict=True):
-                attributed[position] = (*attributed[position], key)
-            return attributed
-        # A sequence's code: sum of (code + 1) * base ** rank within the event.
-        having = np.flatnonzero(sizes)
-        starts = np.cumsum(sizes[having]) - sizes[having]
-        ranks = np.arange(len(positions), dtype=np.int64) - np.repeat(starts, sizes[having])
-        digits = (codes + 1) * np.power(np.int64(base), ranks)
-        sequence = np.add.reduceat(digits, starts)
-        distinct, which = np.unique(sequence, return_inverse=True)
-        tuples = np.empty(len(distinct), object)
-        for index, code in enumerate(distinct.tolist()):
-            found: list[str] = []
-            while code:
-                code, digit = divmod(code, base)
-                found.append(keys[digit - 1])
-            tuples[index] = tuple(found)
-        column = np.empty(count, object)
-        column.fill(())
-        column[having] = tuples[which]
-        result: list[tuple[str, ...]] = column.tolist()
-        return result
 
     def _attribute_walked(self, events: Sequence[MetricEvent], now: datetime) -> EventAttributions:
         """Record by record: the reference implementation of :meth:`attribute_events_columns`."""

@@ -17,7 +17,7 @@ reference implementation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from typing import TYPE_CHECKING
@@ -27,7 +27,7 @@ import numpy as np
 if TYPE_CHECKING:
     from pipelines.attribution import UnitExposure
 
-__all__ = ["MAX_FAST_WINDOW", "FirstExposureColumns", "epoch_us"]
+__all__ = ["MAX_FAST_WINDOW", "FirstExposureColumns", "attributed_tuples", "epoch_us", "windows_in_us"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -129,3 +129,58 @@ class FirstExposureColumns:
         at = np.searchsorted(self._sorted_units, new_units, "right")
         self._order = np.insert(self._order, at, new)
         self._sorted_units = np.insert(self._sorted_units, at, new_units)
+
+
+def windows_in_us(
+    default: timedelta | None, windows: Mapping[tuple[str, str], timedelta | None]
+) -> tuple[int | None, dict[tuple[str, str], int | None]] | None:
+    """The default window and the per-(experiment, event) windows in microseconds (None: no end), or
+    None when one of them is longer than :data:`MAX_FAST_WINDOW` (the per-record walk decides then)."""
+
+    def micros(window: timedelta | None) -> int | None:
+        if window is None:
+            return None
+        if abs(window) > MAX_FAST_WINDOW:
+            raise OverflowError
+        return window // _US
+
+    try:
+        return micros(default), {key: micros(w) for key, w in windows.items()}
+    except OverflowError:
+        return None
+
+
+def attributed_tuples(
+    count: int, positions: np.ndarray, codes: np.ndarray, keys: list[str]
+) -> list[tuple[str, ...]]:
+    """Per event, the experiment keys it was attributed to, in row order (``()`` for none), from the
+    join's rows (``positions`` ascending, ``codes`` into ``keys``): one shared tuple per distinct
+    sequence of experiments, found column-wise."""
+    attributed: list[tuple[str, ...]] = [()] * count
+    if not len(positions):
+        return attributed
+    sizes = np.bincount(positions, minlength=count)
+    base = len(keys) + 1
+    if int(sizes.max()) * base.bit_length() > 62:  # the sequence code would not fit in int64
+        for position, key in zip(positions.tolist(), map(keys.__getitem__, codes.tolist()), strict=True):
+            attributed[position] = (*attributed[position], key)
+        return attributed
+    # A sequence's code: sum of (code + 1) * base ** rank within the event.
+    having = np.flatnonzero(sizes)
+    starts = np.cumsum(sizes[having]) - sizes[having]
+    ranks = np.arange(len(positions), dtype=np.int64) - np.repeat(starts, sizes[having])
+    digits = (codes + 1) * np.power(np.int64(base), ranks)
+    sequence = np.add.reduceat(digits, starts)
+    distinct, which = np.unique(sequence, return_inverse=True)
+    tuples = np.empty(len(distinct), object)
+    for index, code in enumerate(distinct.tolist()):
+        found: list[str] = []
+        while code:
+            code, digit = divmod(code, base)
+            found.append(keys[digit - 1])
+        tuples[index] = tuple(found)
+    column = np.empty(count, object)
+    column.fill(())
+    column[having] = tuples[which]
+    result: list[tuple[str, ...]] = column.tolist()
+    return result
