@@ -49,7 +49,7 @@ def _condition_mask(
         selected: Sequence[Mapping[str, Any]] = units
     else:
         selected = [units[row] for row in rows.tolist()]
-    if names is None or len(names) > _MEMO_MAX_ATTRIBUTES:
+    if not names or len(names) > _MEMO_MAX_ATTRIBUTES:  # none read (e.g. `$or: []`): no key to memoize on
         return np.fromiter(map(condition, selected), dtype=bool, count=len(selected))
     columns = [[unit.get(name) for unit in selected] for name in names]
     keys: list[Any] = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))

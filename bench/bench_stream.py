@@ -13,6 +13,8 @@ Starts its own broker in a temporary XP_HOME (or uses ``--bootstrap``). Run::
     .venv/bin/python bench/bench_stream.py [--units 20000] [--events-per-unit 4] [--repeat 3] [--format json]
     .venv/bin/python bench/bench_stream.py --kernel-only --repeat 5   # the kernel alone, CPU seconds
     .venv/bin/python bench/bench_stream.py --faust --repeat 3   # + `--runner faust` after each Kafka run
+    .venv/bin/python bench/bench_stream.py --kernel-only --units 10000 --events-per-unit 20 --experiments 2 \
+        --batch-size 5000 --repeat 5   # issue #22's shape, the columnar kernel vs the per-record walk
 
 With ``--repeat N`` the same records are read N times (a fresh raw group, then a fresh worker group and
 chDB store each time) and the middle run is printed in full, with every
@@ -107,11 +109,14 @@ def raw_consume(settings: KafkaSettings, expected: int) -> float:
     return count / elapsed
 
 
-def kernel_only(units: int, events_per_unit: int, batch_size: int, repeat: int) -> dict[str, Any]:
+def kernel_only(
+    units: int, events_per_unit: int, batch_size: int, repeat: int, experiments: int = 1
+) -> dict[str, Any]:
     """The kernel alone (``StreamProcessor.process`` + ``commit``), no Kafka, no warehouse: CPU seconds per
-    run over bench-shaped records, next to a bare ``msgspec`` decode of the same values (the floor). The
-    garbage collector is paced by batches as in the worker (``pipelines.gc_pacing``); its collections
-    between batches are counted."""
+    run over bench-shaped records (each unit exposed to ``experiments`` experiments), next to a bare
+    ``msgspec`` decode of the same values (the floor) and, alternating run by run, the same kernel with
+    the per-record attribution walk (``AttributionState(columnar=False)``, the reference of decision
+    0076). The garbage collector is paced by batches as in the worker (``pipelines.gc_pacing``)."""
     import msgspec
 
     from pipelines.attribution import AttributionState
@@ -124,21 +129,23 @@ def kernel_only(units: int, events_per_unit: int, batch_size: int, repeat: int) 
     kafka_ms = round(base.timestamp() * 1000) + 1_800_000
     xs: list[RawRecord] = []
     es: list[RawRecord] = []
+    keys = ["bench"] if experiments == 1 else [f"bench-{n}" for n in range(experiments)]
     for u in range(units):
         unit = f"u7-{u}"
         at = base + timedelta(seconds=rng.randrange(600))
-        exposure = Exposure(
-            exposure_id=f"x-{unit}",
-            unit_id=unit,
-            hash_attribute="id",
-            experiment_key="bench",
-            variation_id=u % 2,
-            variation_key=str(u % 2),
-            source=ExposureSource.LOADGEN,
-            exposed_at=at,
-        )
-        value = msgspec.json.encode(exposure)
-        xs.append(RawRecord("x", u % 3, len(xs), unit.encode(), value, kafka_ms))
+        for key in keys:
+            exposure = Exposure(
+                exposure_id=f"x-{key}-{unit}",
+                unit_id=unit,
+                hash_attribute="id",
+                experiment_key=key,
+                variation_id=u % 2,
+                variation_key=str(u % 2),
+                source=ExposureSource.LOADGEN,
+                exposed_at=at,
+            )
+            value = msgspec.json.encode(exposure)
+            xs.append(RawRecord("x", u % 3, len(xs), unit.encode(), value, kafka_ms))
         for j in range(events_per_unit):
             name = "purchase" if j % 4 == 0 else "pageview"
             event = MetricEvent(
@@ -149,23 +156,30 @@ def kernel_only(units: int, events_per_unit: int, batch_size: int, repeat: int) 
                 occurred_at=at + timedelta(seconds=rng.randrange(900)),
             )
             es.append(RawRecord("e", u % 3, len(es), unit.encode(), msgspec.json.encode(event), kafka_ms))
-    share = batch_size // (1 + events_per_unit)
+    share = batch_size * len(keys) // (len(keys) + events_per_unit)
     raws: list[RawRecord] = []
     while xs or es:  # batches as consumed: runs of each topic
         raws += xs[:share] + es[: batch_size - share]
         del xs[:share], es[: batch_size - share]
-    registry = RegistryView({"bench": frozenset({0, 1})}, {("bench", 0): "Control", ("bench", 1): "Treat"})
+    registry = RegistryView(
+        {key: frozenset({0, 1}) for key in keys},
+        {(key, v): name for key in keys for v, name in ((0, "Control"), (1, "Treat"))},
+    )
     now = base + timedelta(minutes=31)
     kernel: list[float] = []
+    reference: list[float] = []
     floor: list[float] = []
     decoders: dict[str, Any] = {"x": msgspec.json.Decoder(Exposure), "e": msgspec.json.Decoder(MetricEvent)}
-    for _ in range(repeat + 1):  # the first run warms up (imports, first calls); not counted
+    for run in range(2 * (repeat + 1)):  # the first two runs warm up (imports, first calls); not counted
+        columnar = run % 2 == 0
         processor = StreamProcessor(
             exposures_topic="x",
             events_topic="e",
             rules=ValidationRules(known_event_names=frozenset({"purchase", "pageview"})),
             registry=registry,
-            attribution=AttributionState(default_window=timedelta(days=14), hold=timedelta(seconds=300)),
+            attribution=AttributionState(
+                default_window=timedelta(days=14), hold=timedelta(seconds=300), columnar=columnar
+            ),
             dedup_retention=timedelta(hours=1),
             dedup_max_ids=5_000_000,
             max_record_bytes=1_000_000,
@@ -176,16 +190,20 @@ def kernel_only(units: int, events_per_unit: int, batch_size: int, repeat: int) 
             for start in range(0, len(raws), batch_size):
                 processor.remember_ids(processor.process(raws[start : start + batch_size], now))
                 collector.after_batch()
-        kernel.append(time.process_time() - began)
+        (kernel if columnar else reference).append(time.process_time() - began)
+        if not columnar:
+            continue
         began = time.process_time()
         for raw in raws:
             decoders[raw.topic].decode(raw.value)
         floor.append(time.process_time() - began)
-    kernel, floor = kernel[1:], floor[1:]
+    kernel, reference, floor = kernel[1:], reference[1:], floor[1:]
     return {
         "records": len(raws),
         "kernel_cpu_seconds_all_runs": [round(v, 3) for v in kernel],
         "kernel_cpu_seconds_median": round(sorted(kernel)[len(kernel) // 2], 3),
+        "reference_walk_cpu_seconds_all_runs": [round(v, 3) for v in reference],
+        "reference_walk_cpu_seconds_median": round(sorted(reference)[len(reference) // 2], 3),
         "msgspec_decode_cpu_seconds_median": round(sorted(floor)[len(floor) // 2], 3),
         "load_average": os.getloadavg()[0],
     }
@@ -209,6 +227,9 @@ def main() -> None:
         action="store_true",
         help="Also run `--runner faust` in each repeat, right after the Kafka runner (interleaved).",
     )
+    parser.add_argument(
+        "--experiments", type=int, default=1, help="--kernel-only: experiments each unit is exposed to."
+    )
     parser.add_argument("--bootstrap", default=None, help="Use this running broker instead of starting one.")
     parser.add_argument("--format", choices=["table", "json"], default="table")
     parser.add_argument(
@@ -219,7 +240,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.kernel_only:
-        figures = kernel_only(args.units, args.events_per_unit, args.batch_size, max(args.repeat, 3))
+        figures = kernel_only(
+            args.units, args.events_per_unit, args.batch_size, max(args.repeat, 3), args.experiments
+        )
         print(
             json.dumps(figures)
             if args.format == "json"

@@ -26,11 +26,22 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import NamedTuple
 
+import numpy as np
+
+from pipelines.first_exposure_columns import FirstExposureColumns, attributed_tuples, windows_in_us
 from schemas import Exposure, MetricEvent
 
-__all__ = ["Attribution", "AttributionState", "EventAttributions", "UnitExposure"]
+__all__ = ["AttributedArrays", "Attribution", "AttributionState", "EventAttributions", "UnitExposure"]
+
+_unit_id = attrgetter("unit_id")
+_event_name = attrgetter("event_name")
+_event_id = attrgetter("event_id")
+_value = attrgetter("value")
+_occurred_at = attrgetter("occurred_at")
+_first_exposed_at = attrgetter("first_exposed_at")
 
 
 @dataclass(slots=True)
@@ -41,6 +52,8 @@ class UnitExposure:
     variation_id: int
     """Variation of the first exposure."""
     variations: set[int] = field(default_factory=set)
+    pair: int = field(default=-1, compare=False, repr=False)
+    """Row of this state in :class:`FirstExposureColumns` (-1: not there yet)."""
 
     @property
     def multiple_variations(self) -> bool:
@@ -68,6 +81,23 @@ class EventAttributions(NamedTuple):
     experiment_keys: list[str]
     variation_ids: list[int]
     first_exposed_at: list[datetime]
+
+
+class AttributedArrays(NamedTuple):
+    """Attributions of new events as numpy columns (:meth:`AttributionState.attribute_events_arrays`):
+    one entry per (event, experiment), events in order, each event's experiments in its unit's order."""
+
+    positions: np.ndarray
+    """Index of the attributed event in the input (int64)."""
+    pairs: np.ndarray
+    """Row of the (unit, experiment) in :attr:`AttributionState.columns` (int64)."""
+    experiment_codes: np.ndarray
+    """Index into ``experiment_keys`` (int64)."""
+    experiment_keys: list[str]
+    variation_ids: np.ndarray
+    """Variation of the unit's first exposure (int64)."""
+    first_exposed_ms: np.ndarray
+    """The unit's first exposure, epoch milliseconds (int64; the state's times are whole ms here)."""
 
 
 _HeldEntry = tuple[str, str, float | None, datetime, tuple[str, ...]]
@@ -100,6 +130,7 @@ class AttributionState:
         windows: Mapping[tuple[str, str], timedelta | None] | None = None,
         hold: timedelta,
         max_held: int = 1_000_000,
+        columnar: bool = True,
     ) -> None:
         self.default_window = default_window
         self.windows = dict(windows or {})
@@ -116,6 +147,10 @@ class AttributionState:
         # (experiment_key,) per experiment, shared by the held events attributed to that one experiment
         # (a tuple per event was ~16 k new GC-tracked objects per 20 k-record batch).
         self._singletons: dict[str, tuple[str]] = {}
+        self.columnar = columnar
+        """Attribute new events by the batch join over :attr:`columns` when the caller gives their times
+        (the processor does); False: always the per-record walk (the reference implementation)."""
+        self.columns = FirstExposureColumns()
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -137,9 +172,15 @@ class AttributionState:
         variations: Iterable[int],
     ) -> None:
         """Restore one unit's state (from ``xp.unit_exposures`` on start)."""
-        self.units.setdefault(unit_id, {})[experiment_key] = UnitExposure(
-            first_exposed_at, variation_id, set(variations)
-        )
+        experiments = self.units.setdefault(unit_id, {})
+        state = UnitExposure(first_exposed_at, variation_id, set(variations))
+        before = experiments.get(experiment_key)
+        experiments[experiment_key] = state
+        if before is None:
+            state.pair = self.columns.add(unit_id, experiment_key, state)
+        else:  # replaced: same place in the unit's order
+            state.pair = before.pair
+            self.columns.update(state.pair, state)
 
     def hold_event(self, event: MetricEvent, held_at: datetime, attributed_to: Iterable[str] = ()) -> None:
         """Hold an event (restored from the warehouse on start, with the experiments it already has)."""
@@ -197,6 +238,7 @@ class AttributionState:
         """Update first exposures; return attributions of held events the new state now covers."""
         changed: set[str] = set()
         units = self.units
+        columns = self.columns
         for exposure in exposures:
             unit_id = exposure.unit_id
             experiments = units.get(unit_id)
@@ -204,15 +246,17 @@ class AttributionState:
                 experiments = units[unit_id] = {}
             state = experiments.get(exposure.experiment_key)
             if state is None:
-                experiments[exposure.experiment_key] = UnitExposure(
+                state = experiments[exposure.experiment_key] = UnitExposure(
                     exposure.exposed_at, exposure.variation_id, {exposure.variation_id}
                 )
+                state.pair = columns.add(unit_id, exposure.experiment_key, state)
                 changed.add(unit_id)
                 continue
             state.variations.add(exposure.variation_id)
             if exposure.exposed_at < state.first_exposed_at:
                 state.first_exposed_at = exposure.exposed_at
                 state.variation_id = exposure.variation_id
+                columns.update(state.pair, state)
                 changed.add(unit_id)
         attributions: list[Attribution] = []
         held = self._held
@@ -239,9 +283,120 @@ class AttributionState:
             for position, experiment_key, variation_id, first in zip(*columns, strict=True)
         ]
 
-    def attribute_events_columns(self, events: Sequence[MetricEvent], now: datetime) -> EventAttributions:
+    def attribute_events_columns(
+        self, events: Sequence[MetricEvent], now: datetime, occurred_ms: np.ndarray | None = None
+    ) -> EventAttributions:
         """:meth:`attribute_events` as columns: the rest of each row is the event's (``positions`` into
-        ``events``), so a caller holding the events as an Arrow table builds the rows with one ``take``."""
+        ``events``), so a caller holding the events as an Arrow table builds the rows with one ``take``.
+
+        ``occurred_ms``: the events' ``occurred_at`` as epoch milliseconds (int64, aligned with
+        ``events``), which the caller vouches are whole milliseconds (decoded records are); with it the
+        events are attributed by :meth:`attribute_events_arrays` when it can (same rows, same order, same
+        held events)."""
+        arrays = None if occurred_ms is None else self.attribute_events_arrays(events, now, occurred_ms)
+        if arrays is None:
+            return self._attribute_walked(events, now)
+        keys = arrays.experiment_keys
+        pairs: list[int] = arrays.pairs.tolist()
+        return EventAttributions(
+            arrays.positions.tolist(),
+            list(map(keys.__getitem__, arrays.experiment_codes.tolist())),
+            arrays.variation_ids.tolist(),
+            list(map(_first_exposed_at, map(self.columns.states.__getitem__, pairs))),
+        )
+
+    def attribute_events_arrays(
+        self, events: Sequence[MetricEvent], now: datetime, occurred_ms: np.ndarray
+    ) -> AttributedArrays | None:
+        """Attribute new events (and hold them) by one join over :attr:`columns` (docs/decisions/0076),
+        the result as numpy columns; None, with nothing done, when the join cannot decide exactly here
+        (a state time or window outside what the integer comparison covers, or ``columnar`` off): then
+        use :meth:`attribute_events_columns`. ``occurred_ms`` as there."""
+        if not self.columnar or not events or self.columns.exotic:
+            return None
+        windows = self._windows_us()
+        if windows is None:
+            return None
+        return self._attribute_joined(events, now, occurred_ms, *windows)
+
+    def _windows_us(self) -> tuple[int | None, dict[tuple[str, str], int | None]] | None:
+        """The windows in microseconds, or None when one is too long for the join (the walk decides)."""
+        return windows_in_us(self.default_window, self.windows)
+
+    def _attribute_joined(
+        self,
+        events: Sequence[MetricEvent],
+        now: datetime,
+        occurred_ms: np.ndarray,
+        default_us: int | None,
+        windows_us: Mapping[tuple[str, str], int | None],
+    ) -> AttributedArrays:
+        """:meth:`_attribute_walked`'s result by a batch join, as columns."""
+        count = len(events)
+        columns = self.columns
+        unit_ids = list(map(_unit_id, events))
+        names = list(map(_event_name, events))
+        positions, pairs = columns.candidates(unit_ids)
+        if len(pairs):
+            # Window per (experiment, event name) of this batch: a small table, no end = int64 max.
+            name_codes = {name: code for code, name in enumerate(dict.fromkeys(names))}
+            no_end = np.iinfo(np.int64).max
+            table = np.full(
+                (len(columns.experiment_keys), len(name_codes)),
+                no_end if default_us is None else default_us,
+                np.int64,
+            )
+            experiment_codes = columns.experiment_codes
+            for (experiment_key, name), window in windows_us.items():
+                row, column = experiment_codes.get(experiment_key), name_codes.get(name)
+                if row is not None and column is not None:
+                    table[row, column] = no_end if window is None else window
+            event_names = np.fromiter(map(name_codes.__getitem__, names), np.int64, count)
+            since = occurred_ms[positions] * 1000 - columns.first_us[pairs]
+            kept = since >= 0
+            kept &= since <= table[columns.experiment[pairs], event_names[positions]]
+            positions, pairs = positions[kept], pairs[kept]
+        result = AttributedArrays(
+            positions,
+            pairs,
+            columns.experiment[pairs],
+            list(columns.experiment_keys),
+            columns.variation[pairs],
+            columns.first_us[pairs] // 1000,
+        )
+        if self.hold > timedelta(0):
+            self._hold_new(events, now, unit_ids, names, result)
+        return result
+
+    def _hold_new(
+        self,
+        events: Sequence[MetricEvent],
+        now: datetime,
+        unit_ids: list[str],
+        names: list[str],
+        rows: AttributedArrays,
+    ) -> None:
+        """Hold every new event with the experiments it was attributed to (as the walk does)."""
+        entries = zip(
+            map(_event_id, events),
+            names,
+            map(_value, events),
+            map(_occurred_at, events),
+            attributed_tuples(len(events), rows.positions, rows.experiment_codes, rows.experiment_keys),
+            strict=True,
+        )
+        held = self._held
+        for unit_id, entry in zip(unit_ids, entries, strict=True):
+            unit_entries = held.get(unit_id)
+            if unit_entries is None:
+                held[unit_id] = [entry]
+            else:
+                unit_entries.append(entry)
+        self._slice_at(now).units.extend(unit_ids)
+        self._held_total += len(unit_ids)
+
+    def _attribute_walked(self, events: Sequence[MetricEvent], now: datetime) -> EventAttributions:
+        """Record by record: the reference implementation of :meth:`attribute_events_columns`."""
         positions: list[int] = []
         experiment_keys: list[str] = []
         variation_ids: list[int] = []

@@ -124,3 +124,19 @@ def test_engine_agrees_with_growthbook_sdk(
             assert ours.hash_used == result.hashUsed
             assert ours.bucket == result.bucket
             assert ours.experiment_key == theirs.experiment.key
+
+
+@pytest.mark.parametrize("condition", [{"$or": []}, {}, {"$and": []}, {"$nor": []}, {"$not": {"$or": []}}])
+def test_bulk_evaluation_of_a_condition_that_reads_no_attribute_equals_one_unit_at_a_time(
+    condition: dict[str, Any],
+) -> None:
+    """Found by the differential test above: bulk evaluation memoizes a condition per combination of the
+    attributes it reads, and a condition reading none (``$or: []`` passes in every SDK) matched no unit."""
+    features = {"f": {"defaultValue": None, "rules": [{"condition": condition, "force": "forced"}]}}
+    payload = compile_payload({"features": features})
+    units = [{"id": f"u{i}"} for i in range(40)]
+    single = [payload.evaluate("f", unit) for unit in units]
+    assert payload.evaluate_many("f", units) == single
+    sdk = growthbook.GrowthBook(features=features)
+    sdk.set_attributes(units[0])
+    assert single[0].value == sdk.eval_feature("f").value
