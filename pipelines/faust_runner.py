@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.dead_letter_topic import dead_letters_for_topic
 from pipelines.kernel import RawRecord
+from pipelines.rebalance_refresh import partition_of_unit, refresh_after_rebalance
 from pipelines.warehouse_sink import WarehouseSink
 from xpcore.errors import TransientError
 
@@ -59,14 +60,6 @@ def raw_record(event: Any) -> RawRecord:
     return _new_tuple(
         RawRecord, (message.topic, message.partition, message.offset, message.key, message.value, millis)
     )
-
-
-def partition_of_unit(unit_id: str, partitions: int) -> int:
-    """The partition producers put a unit's records on (key = unit id, the Java/aiokafka murmur2
-    partitioner every xp producer uses: docs/decisions/0001-kafka-version.md)."""
-    from aiokafka.partitioner import murmur2
-
-    return int((murmur2(unit_id.encode()) & 0x7FFFFFFF) % partitions)
 
 
 def faust_credentials(settings: StreamSettings, role: str) -> Any:
@@ -246,28 +239,8 @@ class FaustRunner:
         return await asyncio.to_thread(self._drained)
 
     def _refresh_state(self, taken: set[int]) -> dict[str, int]:
-        """After a rebalance: what other workers loaded joins the state (the recent events of the units
-        on the ``taken`` partitions of the events topic held); held events it makes attributable are
-        attributed and loaded now (as at start, pipelines.worker_setup)."""
-        from pipelines.processor import attributions_table
-        from pipelines.state import refresh_state
-        from xpcore.kafka.group_offsets import topic_partition_count
-
-        parts = self.parts
-        partitions = topic_partition_count(parts.settings, parts.topics.events, timeout=30, role="worker")
-
-        def taken_over(unit_id: str) -> bool:
-            return partitions > 0 and partition_of_unit(unit_id, partitions) in taken
-
-        counts = refresh_state(
-            parts.processor, parts.warehouse, parts.settings, datetime.now(UTC), taken_over=taken_over
-        )
-        pending = parts.processor.attribution.attribute_held()
-        if pending:
-            parts.warehouse.insert_arrow("xp.attributed_events", attributions_table(pending))
-            self.report.attributed += len(pending)
-        counts["attributed"] = len(pending)
-        return counts
+        """After a rebalance: what other workers loaded joins the state (pipelines.rebalance_refresh)."""
+        return refresh_after_rebalance(self.parts, self.report, taken)
 
     def _drained(self) -> bool:
         """The group has committed up to the end of every partition of the three topics (the Faust

@@ -20,6 +20,7 @@ from pipelines.dead_letter_topic import dead_letters_for_topic
 from pipelines.gc_pacing import PacedCollector
 from pipelines.kernel import RawRecord
 from pipelines.offset_tracker import OffsetTracker
+from pipelines.rebalance_refresh import refresh_after_rebalance
 from pipelines.warehouse_sink import WarehouseSink
 from xpcore.errors import ConfigError, TransientError
 from xpcore.kafka.group_consumer import check_topics, commit_offsets, consume_batch, make_group_consumer
@@ -121,6 +122,9 @@ class KafkaRunner:
         self.consumer: Any = None
         self.producer: Any = None
         self.assigned: list[Any] = []
+        self.held_events: set[int] = set()  # partitions of the events topic held before a revoke
+        self.assigned_before = False
+        self.taken_over: set[int] = set()  # events partitions newly assigned, state not yet refreshed
         self.first_batch_at: float | None = None
 
     def _new_consumer(self) -> Any:
@@ -133,9 +137,14 @@ class KafkaRunner:
 
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
         self.assigned[:] = list(partitions)
+        events = {p.partition for p in partitions if p.topic == self.parts.topics.events}
+        if self.assigned_before:  # at start the state was restored from the warehouse already
+            self.taken_over |= events - self.held_events
+        self.assigned_before = True
         logger.info("assigned %s", [(p.topic, p.partition) for p in partitions])
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+        self.held_events = {p.partition for p in self.assigned if p.topic == self.parts.topics.events}
         self.assigned[:] = []
         self.offsets.revoked((p.topic, p.partition) for p in partitions)
 
@@ -226,6 +235,11 @@ class KafkaRunner:
                     settings.stream_batch_max_bytes,
                 )
                 received = time.monotonic()
+                if self.taken_over:  # before any record of the taken partitions is processed
+                    self._finish_load()
+                    taken, self.taken_over = self.taken_over, set()
+                    counts = refresh_after_rebalance(parts, report, taken)
+                    logger.info("rebalance: state refreshed from the warehouse %s", counts)
                 raws = raw_records(messages)
                 if parts.registry_changed():
                     self._finish_load()  # the history insert never runs beside a batch insert

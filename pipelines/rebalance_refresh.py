@@ -1,0 +1,47 @@
+"""After a rebalance gave a worker partitions another worker held: what that worker loaded joins this
+worker's state before any record of those partitions is processed (decision 0074; both runners).
+
+The other worker's dedup ids, every first exposure, and the recent events of the units on the taken
+partitions of the events topic come from the warehouse (:func:`pipelines.state.refresh_state`); held events
+the first exposures now make attributable are attributed and loaded at once, as at start-up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipelines.stream_report import StreamReport
+    from pipelines.worker_setup import WorkerParts
+
+__all__ = ["partition_of_unit", "refresh_after_rebalance"]
+
+
+def partition_of_unit(unit_id: str, partitions: int) -> int:
+    """The partition producers put a unit's records on (key = unit id, the Java/aiokafka murmur2
+    partitioner every xp producer uses: docs/decisions/0001-kafka-version.md)."""
+    from aiokafka.partitioner import murmur2
+
+    return int((murmur2(unit_id.encode()) & 0x7FFFFFFF) % partitions)
+
+
+def refresh_after_rebalance(parts: WorkerParts, report: StreamReport, taken: set[int]) -> dict[str, int]:
+    """Refresh the state for the ``taken`` partitions of the events topic; returns the counts."""
+    from pipelines.processor import attributions_table
+    from pipelines.state import refresh_state
+    from xpcore.kafka.group_offsets import topic_partition_count
+
+    partitions = topic_partition_count(parts.settings, parts.topics.events, timeout=30, role="worker")
+
+    def taken_over(unit_id: str) -> bool:
+        return partitions > 0 and partition_of_unit(unit_id, partitions) in taken
+
+    counts = refresh_state(
+        parts.processor, parts.warehouse, parts.settings, datetime.now(UTC), taken_over=taken_over
+    )
+    pending = parts.processor.attribution.attribute_held()
+    if pending:
+        parts.warehouse.insert_arrow("xp.attributed_events", attributions_table(pending))
+        report.attributed += len(pending)
+    counts["attributed"] = len(pending)
+    return counts
