@@ -7,11 +7,7 @@ No broker: the registry is read from the warehouse's copy (as `xp results` and t
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,14 +16,11 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.fixtures.http import serve_in_thread
-from tests.fixtures.kafka import free_ports
+from tests.fixtures.dashboard_browser import CHROMIUM, chromium_page, dashboard_on, xp_json_offline
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboards"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 KEY = "adjusted-exp"
 NOW = datetime.now(UTC) - timedelta(hours=3)
 UNTIL = NOW + timedelta(hours=5)
@@ -116,58 +109,19 @@ def _seed(home: Path) -> None:
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     home = tmp_path_factory.mktemp("adjustment-e2e") / "xp-home"
     _seed(home)
-    (closed,) = free_ports(1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XP_")}
-    env |= {"XP_HOME": str(home), "XP_KAFKA_BOOTSTRAP": f"127.0.0.1:{closed}", "XP_STORE_WAIT_SECONDS": "10"}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xpstream.cli",
-            "results",
-            KEY,
-            "--until",
-            UNTIL.isoformat(),
-            "--format",
-            "json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    return home, json.loads(run.stdout)
+    return home, xp_json_offline(home, "results", KEY, "--until", UNTIL.isoformat(), "--format", "json")
 
 
 @pytest.fixture(scope="module")
 def url(seeded: tuple[Path, dict[str, Any]]) -> Iterator[str]:
-    from dashboards.app import create_app
-    from dashboards.settings import DashboardSettings
-    from xpcore.warehouse import open_warehouse
-
-    settings = DashboardSettings(home=seeded[0], clickhouse_url=None, store_wait_seconds=0)
-    warehouse = open_warehouse(settings)
-    try:
-        with serve_in_thread(create_app(settings, warehouse, lag_monitor=False)) as served:
-            yield served
-    finally:
-        warehouse.close()
+    with dashboard_on(seeded[0]) as served:
+        yield served
 
 
 @pytest.fixture
 def page(url: str) -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1600})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-        try:
-            yield page
-        finally:
-            browser.close()
-        assert errors == [], errors
+    with chromium_page(sync_api) as page:
+        yield page
 
 
 def test_the_adjustment_on_the_results_page_equals_xp_results_json(
