@@ -64,7 +64,9 @@ def test_growthbook_sdk_pointed_at_the_service_agrees_with_it(served: str) -> No
     from growthbook import GrowthBook
 
     for unit in US_UNITS[:40]:
-        gb = GrowthBook(api_host=served, client_key="ck_test", attributes=unit)
+        # a copy: the SDK's destroy() clears the attributes dict it was given, in place (it emptied
+        # the shared US_UNITS for later tests in the same process)
+        gb = GrowthBook(api_host=served, client_key="ck_test", attributes=dict(unit))
         gb.load_features()
         request = urllib.request.Request(
             f"{served}/v1/assign",
