@@ -61,7 +61,8 @@ def run_worker(
     try:
         parts = set_up_worker(settings)
         try:
-            restore_from_warehouse(parts, report)
+            # The Faust runner holds events per assigned partition (its first assignment included).
+            restore_from_warehouse(parts, report, hold_events=runner != "faust")
             loop: KafkaRunner | FaustRunner
             if runner == "faust":
                 loop = FaustRunner(parts, stop, report, until_idle=until_idle, on_ready=on_ready)
