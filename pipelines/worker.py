@@ -61,8 +61,8 @@ def run_worker(
     try:
         parts = set_up_worker(settings)
         try:
-            # The Faust runner holds events per assigned partition (its first assignment included).
-            restore_from_warehouse(parts, report, hold_events=runner != "faust")
+            # Both runners hold events per assigned partition, from their first assignment (0094).
+            restore_from_warehouse(parts, report, hold_events=False)
             loop: KafkaRunner | FaustRunner
             if runner == "faust":
                 loop = FaustRunner(parts, stop, report, until_idle=until_idle, on_ready=on_ready)

@@ -133,36 +133,37 @@ def test_three_workers_one_killed_9_mid_stream_end_exact(
 def test_two_faust_workers_one_joins_then_one_leaves_mid_stream_end_exact(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
-    """Faust worker A runs alone mid-stream; B joins (partitions move to B); A leaves with SIGTERM (its
-    partitions move to B, which drains the rest): both exit 0 and the tables end exact."""
+    """Faust worker A runs alone; B joins (partitions move to B); A leaves with SIGTERM right after more
+    records were produced (its partitions move to B, which reads the rest); once the group has committed
+    everything B stops with SIGTERM too: both exit 0 and the tables end exact."""
     traffic = build_traffic(units=3000, seed=23)
-    produce(kafka_settings, traffic.sends)
+    third = len(traffic.sends) // 3
+    produce(kafka_settings, traffic.sends[:third])
     (up_port,) = free_ports(1)
     env = pool_env(kafka_settings, tmp_path, up_port)
     with store_owner(env, up_port, tmp_path / "up.log"):
         logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
-        with logs["a"].open("w") as a_err, logs["b"].open("w") as b_err:
+        report = tmp_path / "b.json"
+        with logs["a"].open("w") as a_err, logs["b"].open("w") as b_err, report.open("w") as b_out:
             a = subprocess.Popen(worker_command("faust"), env=env, stdout=subprocess.DEVNULL, stderr=a_err)
             b: subprocess.Popen[bytes] | None = None
             try:
-                first = _wait_for_commits(kafka_settings, minimum=1500, timeout=120)
-                b = subprocess.Popen(
-                    worker_command("faust", "--until-idle", "3"),
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=b_err,
-                )
+                _wait_for_commits(kafka_settings, minimum=third // 2, timeout=120)
+                b = subprocess.Popen(worker_command("faust"), env=env, stdout=b_out, stderr=b_err)
 
-                def b_took_partitions() -> bool:
+                def b_holds_partitions() -> bool:
                     assert b is not None and b.poll() is None, logs["b"].read_text()[-3000:]
                     return "rebalance: state refreshed" in logs["b"].read_text()
 
-                wait_until(b_took_partitions, timeout=90, message="worker B assigned partitions")
-                both = _wait_for_commits(kafka_settings, minimum=first + 1500, timeout=120)
+                wait_until(b_holds_partitions, timeout=90, message="worker B assigned partitions")
+                produce(kafka_settings, traffic.sends[third:])
                 a.send_signal(signal.SIGTERM)
-                assert both < len(traffic.sends), "A must leave mid-stream"
+                committed = _wait_for_commits(kafka_settings, minimum=0, timeout=30)
+                assert committed < len(traffic.sends), "A must leave mid-stream"
                 assert a.wait(timeout=60) == 0, logs["a"].read_text()[-3000:]
-                out, _ = b.communicate(timeout=180)
+                _wait_for_commits(kafka_settings, minimum=len(traffic.sends), timeout=180)
+                b.send_signal(signal.SIGTERM)
+                b.wait(timeout=60)
             finally:
                 for worker in (a, b):
                     if worker is not None and worker.poll() is None:
@@ -170,6 +171,6 @@ def test_two_faust_workers_one_joins_then_one_leaves_mid_stream_end_exact(
                         worker.wait()
         assert b.returncode == 0, logs["b"].read_text()[-3000:]
         assigned = [line for line in logs["b"].read_text().splitlines() if "faust_runner assigned" in line]
-        assert len(assigned) >= 2, "B must be assigned partitions twice: when it joined and when A left"
-        assert json.loads(out)["consumed"] > 0
+        assert len(assigned) >= 2, "B is assigned partitions when it joins, and again when A leaves"
+        assert json.loads(report.read_text())["consumed"] > 0
     assert_exact(read_tables(tmp_path / "xp-home"), traffic)
