@@ -23,7 +23,7 @@ attributed before stay attributed.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -194,6 +194,16 @@ class AttributionState:
             entries.append(entry)
         self._slice_at(held_at).units.append(event.unit_id)
         self._held_total += 1
+
+    def drop_held(self, keep: Callable[[str], bool]) -> int:
+        """Drop the held events of the units ``keep`` rejects (another worker's now); returns how many."""
+        gone = {unit_id for unit_id in self._held if not keep(unit_id)}
+        dropped = sum(len(self._held.pop(unit_id)) for unit_id in gone)
+        for piece in self._slices:  # each unit's entries stay in its slices' order
+            piece.units, piece.next = [u for u in piece.units[piece.next :] if u not in gone], 0
+        self._slices = deque(piece for piece in self._slices if piece.units)
+        self._held_total -= dropped
+        return dropped
 
     def _slice_at(self, held_at: datetime) -> _HeldSlice:
         slices = self._slices

@@ -190,10 +190,12 @@ class FaustRunner:
 
         async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
             try:
-                if self.assigned_before:
-                    # Partitions another worker held: what it loaded and did not commit is read again.
-                    new = {tp.partition for tp in assigned if tp.topic == topics.events} - held
-                    counts = await asyncio.to_thread(self._refresh_state, new)
+                # Every assignment, the first included (the state restored at start is older than it):
+                # the events of units on partitions held no more are dropped, and for the partitions
+                # another worker held, what it loaded (and did not commit) joins the state (0094).
+                owned = {tp.partition for tp in assigned if tp.topic == topics.events}
+                if owned != held or not self.assigned_before:
+                    counts = await asyncio.to_thread(self._refresh_state, owned - held, owned)
                     logger.info("rebalance: state refreshed from the warehouse %s", counts)
                 self.assigned = set(assigned)
                 self.assigned_before = True
@@ -238,9 +240,10 @@ class FaustRunner:
             return False
         return await asyncio.to_thread(self._drained)
 
-    def _refresh_state(self, taken: set[int]) -> dict[str, int]:
-        """After a rebalance: what other workers loaded joins the state (pipelines.rebalance_refresh)."""
-        return refresh_after_rebalance(self.parts, self.report, taken)
+    def _refresh_state(self, taken: set[int], owned: set[int]) -> dict[str, int]:
+        """After a rebalance: only the owned units' events stay held, and what other workers loaded
+        for the ``taken`` partitions joins the state (pipelines.rebalance_refresh)."""
+        return refresh_after_rebalance(self.parts, self.report, taken, owned)
 
     def _drained(self) -> bool:
         """The group has committed up to the end of every partition of the three topics (the Faust

@@ -123,8 +123,9 @@ class KafkaRunner:
         self.producer: Any = None
         self.assigned: list[Any] = []
         self.held_events: set[int] = set()  # partitions of the events topic held before a revoke
-        self.assigned_before = False
+        self.rebalanced = False  # an assignment whose state refresh (decision 0094) is still to do
         self.taken_over: set[int] = set()  # events partitions newly assigned, state not yet refreshed
+        self.revoked_during_consume = False
         self.first_batch_at: float | None = None
 
     def _new_consumer(self) -> Any:
@@ -138,17 +139,21 @@ class KafkaRunner:
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
         self.assigned[:] = list(partitions)
         events = {p.partition for p in partitions if p.topic == self.parts.topics.events}
-        if self.assigned_before:  # at start the state was restored from the warehouse already
-            self.taken_over |= events - self.held_events
-        self.assigned_before = True
+        # Every assignment, the first included (the state restored at start is older than it, decision 0094).
+        self.taken_over |= events - self.held_events
+        self.rebalanced = True
         logger.info("assigned %s", [(p.topic, p.partition) for p in partitions])
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+        # The batch being loaded is finished and committed before the partitions go (decision 0094).
+        self._finish_load(rejoin=False)
         self.held_events = {p.partition for p in self.assigned if p.topic == self.parts.topics.events}
         self.assigned[:] = []
         self.offsets.revoked((p.topic, p.partition) for p in partitions)
+        self.revoked_during_consume = True
 
-    def _commit_pending(self, within: float) -> bool:
+    def _commit_pending(self, within: float, *, rejoin: bool = True) -> bool:
+        """Commit what is loaded; ``rejoin`` False: never re-create the consumer (inside its callbacks)."""
         if not self.offsets:
             return True
         if commit_offsets(
@@ -159,7 +164,7 @@ class KafkaRunner:
         ):
             self.offsets.committed()
             return True
-        if self.offsets.commit_failed():
+        if self.offsets.commit_failed() and rejoin:
             # Last resort: a fresh consumer finds the coordinator and rejoins; it resumes from the
             # group's last commit, and what it re-reads of the loaded batches is deduplicated.
             logger.warning(
@@ -181,7 +186,7 @@ class KafkaRunner:
             self.parts.topics.subscribed, on_assign=self._on_assign, on_revoke=self._on_revoke
         )
 
-    def _finish_load(self) -> None:
+    def _finish_load(self, *, rejoin: bool = True) -> None:
         """Wait for the batch being loaded, then dead letters out, offsets committed, report counted."""
         output = self.sink.finish()
         if output is None:
@@ -196,7 +201,7 @@ class KafkaRunner:
         if self.producer.flush(settings.stream_session_timeout_seconds * 6) > 0:
             raise TransientError("dead letters could not be delivered to Kafka in time")
         self.offsets.loaded(output.offsets)
-        self._commit_pending(within=self.commit_within)
+        self._commit_pending(within=self.commit_within, rejoin=rejoin)
         if self.parts.metrics is not None:
             self.parts.metrics.record_batch(output, self.parts.processor)
         report.stage_seconds["commit"] += time.monotonic() - committed_at
@@ -235,10 +240,15 @@ class KafkaRunner:
                     settings.stream_batch_max_bytes,
                 )
                 received = time.monotonic()
-                if self.taken_over:  # before any record of the taken partitions is processed
+                if self.revoked_during_consume:  # records taken before a revoke: the new owner reads them
+                    self.revoked_during_consume = False
+                    held = {(p.topic, p.partition) for p in self.assigned}
+                    messages = [m for m in messages if (m.topic(), m.partition()) in held]
+                if self.rebalanced:  # before any record of the taken partitions is processed
                     self._finish_load()
-                    taken, self.taken_over = self.taken_over, set()
-                    counts = refresh_after_rebalance(parts, report, taken)
+                    taken, self.taken_over, self.rebalanced = self.taken_over, set(), False
+                    owned = {p.partition for p in self.assigned if p.topic == parts.topics.events}
+                    counts = refresh_after_rebalance(parts, report, taken, owned)
                     logger.info("rebalance: state refreshed from the warehouse %s", counts)
                 raws = raw_records(messages)
                 if parts.registry_changed():

@@ -72,11 +72,13 @@ def restore_state(
     now: datetime,
     *,
     repair_until: datetime | None = None,
+    hold_events: bool = True,
 ) -> dict[str, int]:
     """Rebuild dedup ids, first exposures and held events from the warehouse; returns counts.
 
     ``repair_until``: the view repair trusts raw rows loaded before it (:func:`repair_horizon`; None:
-    every row, for a worker that is the store's only writer)."""
+    every row, for a worker that is the store's only writer). ``hold_events`` False: no event is held
+    here (a group member holds its own units' events once its partitions are known, decision 0094)."""
     from xpcore.warehouse import load_query
 
     since = now - timedelta(seconds=settings.stream_dedup_retention_seconds)
@@ -96,7 +98,7 @@ def restore_state(
     # Before reading first exposures: complete what the materialized views missed (see _repair_views).
     _repair_views(warehouse, since, repair_until or ALL_ROWS)  # rows added: logged (an insert was cut)
     units = _restore_units(processor, warehouse)
-    recent = _restore_held(processor, warehouse, settings, now)
+    recent = _restore_held(processor, warehouse, settings, now) if hold_events else 0
     counts = {
         "dedup_ids": sum(len(s) for s in seen.values()),
         "unit_exposures": units,

@@ -61,7 +61,8 @@ def run_worker(
     try:
         parts = set_up_worker(settings)
         try:
-            restore_from_warehouse(parts, report)
+            # Both runners hold events per assigned partition, from their first assignment (0094).
+            restore_from_warehouse(parts, report, hold_events=False)
             loop: KafkaRunner | FaustRunner
             if runner == "faust":
                 loop = FaustRunner(parts, stop, report, until_idle=until_idle, on_ready=on_ready)

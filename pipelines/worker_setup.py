@@ -201,9 +201,12 @@ def set_up_worker(settings: StreamSettings) -> WorkerParts:
     return WorkerParts(settings, topics, processor, follower, snapshot, warehouse, metrics)
 
 
-def restore_from_warehouse(parts: WorkerParts, report: StreamReport) -> None:
+def restore_from_warehouse(parts: WorkerParts, report: StreamReport, *, hold_events: bool = True) -> None:
     """Store the registry history, rebuild the processor's state from the warehouse, and attribute the
-    events restored after a crash between the events insert and the attribution insert."""
+    events restored after a crash between the events insert and the attribution insert.
+
+    ``hold_events`` False: no event is held or attributed here; the runner does it for the units of the
+    partitions its group gives it (pipelines.rebalance_refresh, decision 0094)."""
     if parts.follower is not None:
         store_registry_history(parts.warehouse, parts.settings)
     from xpcore.warehouse.chdb import ChdbWarehouse
@@ -214,7 +217,12 @@ def restore_from_warehouse(parts: WorkerParts, report: StreamReport) -> None:
         settle_seconds=parts.settings.stream_repair_settle_seconds,
     )
     report.restored = restore_state(
-        parts.processor, parts.warehouse, parts.settings, datetime.now(UTC), repair_until=horizon
+        parts.processor,
+        parts.warehouse,
+        parts.settings,
+        datetime.now(UTC),
+        repair_until=horizon,
+        hold_events=hold_events,
     )
     pending = parts.processor.attribution.attribute_held()
     if pending:

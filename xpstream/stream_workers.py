@@ -98,11 +98,6 @@ class WorkerPool:
     def run(self) -> dict[str, Any]:
         if self.count < 1:
             raise ConfigError("--workers must be at least 1")
-        if self.runner == "faust" and self.count > 1:
-            logger.warning(
-                "several Faust workers in one group are not proven exact after a worker dies: a "
-                "rebalance can load a few records twice (docs/pipeline.md, decision 0074)"
-            )
         previous = {sig: signal.signal(sig, self._signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             with tempfile.TemporaryDirectory(prefix="xp-stream-workers-") as directory:

@@ -14,6 +14,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -50,47 +52,56 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-FAUST_SEVERAL_WORKERS = pytest.mark.xfail(
-    reason="not proven exact: 1 run in 4 on 2026-12-05 (load ~18, loads routed through xp up) kept 4 "
-    "dead letters twice, another failed unexplained; documented in docs/pipeline.md and decision 0074",
-    strict=False,
-)
+@contextmanager
+def store_owner(env: dict[str, str], port: int, log: Path) -> Iterator[None]:
+    """An `xp up` that serves the embedded store (and runs nothing else) while the block runs; it must
+    exit 0 after."""
+    with log.open("w") as sink:
+        up = subprocess.Popen([sys.executable, "-m", "xpstream.cli", "up"], env=env, stdout=sink, stderr=sink)
+    try:
+
+        def serving() -> bool:
+            assert up.poll() is None, log.read_text()[-3000:]
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(serving, timeout=90, message="xp up serving the store")
+        yield
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(timeout=60)
+    assert up.returncode == 0, log.read_text()[-3000:]
 
 
-@pytest.mark.parametrize("runner", ["kafka", pytest.param("faust", marks=FAUST_SEVERAL_WORKERS)])
-def test_three_workers_one_killed_9_mid_stream_end_exact(
-    kafka_settings: KafkaSettings, tmp_path: Path, runner: str
-) -> None:
-    traffic = build_traffic(units=6000, seed=21)
-    produce(kafka_settings, traffic.sends)
+def pool_env(kafka_settings: KafkaSettings, tmp_path: Path, port: int) -> dict[str, str]:
+    """The workers' environment: loads routed through the `xp up` on ``port``, a short session timeout."""
     registry_file = tmp_path / "registry.json"
     registry_file.write_text(json.dumps(REGISTRY))
-    home = tmp_path / "xp-home"
-    (up_port,) = free_ports(1)
     env = worker_env(
         kafka_settings,
-        home,
+        tmp_path / "xp-home",
         registry_file,
         XP_STREAM_BATCH_SIZE="300",
-        XP_UP_PORT=str(up_port),
+        XP_UP_PORT=str(port),
         XP_UP_COMPONENTS="",
         XP_STREAM_SESSION_TIMEOUT_SECONDS="10",
         XP_LOG_LEVEL="INFO",
     )
     env.pop("XP_API_URL", None)
-    up_log = tmp_path / "up.log"
-    with up_log.open("w") as sink:
-        up = subprocess.Popen([sys.executable, "-m", "xpstream.cli", "up"], env=env, stdout=sink, stderr=sink)
-    try:
+    return env
 
-        def serving() -> bool:
-            assert up.poll() is None, up_log.read_text()[-3000:]
-            try:
-                return httpx.get(f"http://127.0.0.1:{up_port}/healthz", timeout=5).status_code == 200
-            except httpx.TransportError:
-                return False
 
-        wait_until(serving, timeout=90, message="xp up serving the store")
+@pytest.mark.parametrize("runner", ["kafka", "faust"])
+def test_three_workers_one_killed_9_mid_stream_end_exact(
+    kafka_settings: KafkaSettings, tmp_path: Path, runner: str
+) -> None:
+    traffic = build_traffic(units=6000, seed=21)
+    produce(kafka_settings, traffic.sends)
+    (up_port,) = free_ports(1)
+    env = pool_env(kafka_settings, tmp_path, up_port)
+    with store_owner(env, up_port, tmp_path / "up.log"):
         pool_log = tmp_path / "pool.log"
         with pool_log.open("w") as err, (tmp_path / "pool.json").open("w") as out:
             pool = subprocess.Popen(
@@ -116,8 +127,50 @@ def test_three_workers_one_killed_9_mid_stream_end_exact(
         assert pool.returncode == 0, pool_log.read_text()[-4000:]
         report = json.loads((tmp_path / "pool.json").read_text())
         assert report["workers"] == 3 and report["restarts"] >= 1
-    finally:
-        up.send_signal(signal.SIGTERM)
-        up.wait(timeout=60)
-    assert up.returncode == 0, up_log.read_text()[-3000:]
-    assert_exact(read_tables(home), traffic)
+    assert_exact(read_tables(tmp_path / "xp-home"), traffic)
+
+
+def test_two_faust_workers_one_joins_then_one_leaves_mid_stream_end_exact(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """Faust worker A runs alone; B joins (partitions move to B); A leaves with SIGTERM right after more
+    records were produced (its partitions move to B, which reads the rest); once the group has committed
+    everything B stops with SIGTERM too: both exit 0 and the tables end exact."""
+    traffic = build_traffic(units=3000, seed=23)
+    third = len(traffic.sends) // 3
+    produce(kafka_settings, traffic.sends[:third])
+    (up_port,) = free_ports(1)
+    env = pool_env(kafka_settings, tmp_path, up_port)
+    with store_owner(env, up_port, tmp_path / "up.log"):
+        logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
+        report = tmp_path / "b.json"
+        with logs["a"].open("w") as a_err, logs["b"].open("w") as b_err, report.open("w") as b_out:
+            a = subprocess.Popen(worker_command("faust"), env=env, stdout=subprocess.DEVNULL, stderr=a_err)
+            b: subprocess.Popen[bytes] | None = None
+            try:
+                _wait_for_commits(kafka_settings, minimum=third // 2, timeout=120)
+                b = subprocess.Popen(worker_command("faust"), env=env, stdout=b_out, stderr=b_err)
+
+                def b_holds_partitions() -> bool:
+                    assert b is not None and b.poll() is None, logs["b"].read_text()[-3000:]
+                    return "rebalance: state refreshed" in logs["b"].read_text()
+
+                wait_until(b_holds_partitions, timeout=90, message="worker B assigned partitions")
+                produce(kafka_settings, traffic.sends[third:])
+                a.send_signal(signal.SIGTERM)
+                committed = _wait_for_commits(kafka_settings, minimum=0, timeout=30)
+                assert committed < len(traffic.sends), "A must leave mid-stream"
+                assert a.wait(timeout=60) == 0, logs["a"].read_text()[-3000:]
+                _wait_for_commits(kafka_settings, minimum=len(traffic.sends), timeout=180)
+                b.send_signal(signal.SIGTERM)
+                b.wait(timeout=60)
+            finally:
+                for worker in (a, b):
+                    if worker is not None and worker.poll() is None:
+                        worker.kill()
+                        worker.wait()
+        assert b.returncode == 0, logs["b"].read_text()[-3000:]
+        assigned = [line for line in logs["b"].read_text().splitlines() if "faust_runner assigned" in line]
+        assert len(assigned) >= 2, "B is assigned partitions when it joins, and again when A leaves"
+        assert json.loads(report.read_text())["consumed"] > 0
+    assert_exact(read_tables(tmp_path / "xp-home"), traffic)

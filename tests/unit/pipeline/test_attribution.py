@@ -126,3 +126,23 @@ def test_the_cap_releases_the_oldest_held_events_across_batches_and_units() -> N
     assert sorted(a.event_id for a in late) == ["a2", "b1", "c1"]
     assert state.release_expired(minutes(62)) == 1 and state.held_count == 2  # b1, held at 1 min
     assert state.release_expired(minutes(63)) == 2 and state.held_count == 0
+
+
+def test_dropped_units_lose_their_held_events_and_the_others_keep_their_release_order() -> None:
+    """After a rebalance a worker holds its own units' events only (decision 0094)."""
+    state = AttributionState(default_window=timedelta(hours=1), hold=timedelta(hours=1), max_held=10)
+    state.attribute_events(
+        [event("a1", "ua", at=minutes(0)), event("b1", "ub", at=minutes(0))], now=minutes(1)
+    )
+    state.attribute_events(
+        [event(e, unit, at=minutes(1)) for e, unit in (("b2", "ub"), ("a2", "ua"), ("c1", "uc"))],
+        now=minutes(2),
+    )
+    assert state.drop_held(lambda unit: unit != "ub") == 2 and state.held_count == 3
+    assert state.drop_held(lambda unit: unit != "ub") == 0  # nothing left to drop
+    late = state.observe_exposures(
+        [exposure("x", unit, at=minutes(-1)) for unit in ("ua", "ub", "uc")], now=minutes(3)
+    )
+    assert sorted(a.event_id for a in late) == ["a1", "a2", "c1"]  # never b1, b2
+    assert state.release_expired(minutes(61.5)) == 1 and state.held_count == 2  # a1, held at 1 min
+    assert state.release_expired(minutes(63)) == 2 and state.held_count == 0
