@@ -241,10 +241,16 @@ def refresh(
             warehouse.command(folding, {k: v for k, v in parameters.items() if k in placeholders(folding)})
             left = recompute_units_sql(plan)
             bound = {k: v for k, v in parameters.items() if k in placeholders(left)}
-            recomputed = int(warehouse.query_arrow(left, bound).column("units")[0].as_py())
+            after = warehouse.query_arrow(left, bound).to_pylist()[0]
+            recomputed = int(after["units"])
+            units = int(after["folded"]) + recomputed
+            changed = _utc(after["max_occurred_at"]) if int(after["rows"]) else EPOCH
+        else:
+            changed = _max_occurred(warehouse, changed_max_occurred_sql(), {**names, "watermark": watermark})
         if recomputed:
             warehouse.command(build_sql(plan, incremental=True, after_fold=fold), parameters)
-        changed = _max_occurred(warehouse, changed_max_occurred_sql(), {**names, "watermark": watermark})
+            # rows stored during the recomputation may be in it: their occurred_at must count
+            changed = _max_occurred(warehouse, changed_max_occurred_sql(), {**names, "watermark": watermark})
         newest = max(previous.max_occurred_at, changed)
     state = UnitValuesState(
         watermark=now - timedelta(seconds=margin_seconds),

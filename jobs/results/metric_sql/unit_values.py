@@ -46,9 +46,10 @@ __all__ = [
     "side_value",
 ]
 
-KEY_HASH = "cityHash64(a.event_name, a.event_id)"
+KEY_HASH = "toUInt32(cityHash64(a.event_name, a.event_id) % 4294967296)"
 """What ``folded`` holds per attributed row: its key within the unit (the table's sorting key is
-experiment, event name, unit, event id). A collision only makes a unit be recomputed in full."""
+experiment, event name, unit, event id), in 32 bits. A collision (about 10 keys of a unit against 2³²)
+only makes the unit be recomputed in full, never a wrong number."""
 
 
 def changed_units_sql(plan: UnitValuesPlan) -> str:
@@ -57,8 +58,24 @@ def changed_units_sql(plan: UnitValuesPlan) -> str:
 
 
 def recompute_units_sql(plan: UnitValuesPlan) -> str:
-    """How many units :func:`build_sql` with ``after_fold`` would recompute (0: the fold did it all)."""
-    return f"SELECT count() AS units FROM ({_changed(plan, after_fold=True)})"  # nosec B608
+    """After :func:`fold_sql`: how many units :func:`build_sql` with ``after_fold`` would recompute
+    (``units``; 0: the fold did it all), how many the fold wrote (``folded``), and the attributed rows
+    stored since the watermark (``rows``, their newest ``max_occurred_at``)."""
+    return f"""
+SELECT
+    (SELECT count() FROM ({_changed(plan, after_fold=True)})) AS units,
+    (SELECT count() FROM xp.unit_values WHERE experiment_key = {{experiment:String}}
+        AND plan_key = {{plan_key:String}} AND version = {{version:UInt64}}) AS folded,
+    rows,
+    max_occurred_at
+FROM
+(
+    SELECT count() AS rows, max(occurred_at) AS max_occurred_at
+    FROM xp.attributed_events
+    WHERE experiment_key = {{experiment:String}} AND event_name IN {{event_names:Array(String)}}
+      AND attributed_at >= {{watermark:DateTime64(3, 'UTC')}}
+)
+"""  # nosec B608
 
 
 _UNION = "\n        UNION DISTINCT\n        "

@@ -34,7 +34,7 @@ WITH
             a.event_name AS event_name,
             toFloat64(dateDiff('millisecond', a.first_exposed_at, a.occurred_at)) AS delay,
             ifNull(a.value, 0.) AS number,
-            cityHash64(a.event_name, a.event_id) AS key_hash
+            toUInt32(cityHash64(a.event_name, a.event_id) % 4294967296) AS key_hash
         FROM xp.attributed_events AS a FINAL
         WHERE a.experiment_key = {experiment:String}
           AND a.event_name IN {event_names:Array(String)}

@@ -12,7 +12,7 @@ WITH
     fresh AS
     (
         SELECT a.unit_id AS unit_id, a.variation_id AS variation_id, a.event_name AS event_name,
-               toFloat64(dateDiff('millisecond', a.first_exposed_at, a.occurred_at)) AS delay, ifNull(a.value, 0.) AS number, cityHash64(a.event_name, a.event_id) AS key_hash
+               toFloat64(dateDiff('millisecond', a.first_exposed_at, a.occurred_at)) AS delay, ifNull(a.value, 0.) AS number, toUInt32(cityHash64(a.event_name, a.event_id) % 4294967296) AS key_hash
         FROM xp.attributed_events AS a
         WHERE a.experiment_key = {experiment:String}
           AND a.event_name IN {event_names:Array(String)}
