@@ -18,7 +18,9 @@ sum, count within 1 h). Timed, best of ``--repeat`` runs after one warm-up, in t
   events → the background refresher (``xp jobs run unit-values``: refresh + compaction) timed alone →
   the full results, best of 3; the read before/after a compaction; the live scan on the same data;
 - **steady flow** (``--steady-flow``, the same module): +1 % events after the refresher ran, then the
-  full results with the default staleness bound (no refresh), with ``--fresh`` and the live scan;
+  full results with the default staleness bound (no refresh), then, alternating, ``--fresh`` folding the
+  new rows in (decision 0099) and ``--fresh`` recomputing the touched units (the baseline,
+  ``XP_RESULTS_UNIT_VALUES_FOLD=false``) after another +1 %, each checked against the live scan;
 - **full**: the same results from the live scan (``XP_RESULTS_UNIT_VALUES=false``);
 - **no segments**: the same without the breakdown (what ``xp results KEY`` does by default);
 - **SQL only**: the full path's query (one scan for every metric and segment), rows fetched, no

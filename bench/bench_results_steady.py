@@ -38,9 +38,10 @@ from bench_results import (
 
 from assignment.registry import ExperimentSpec, RegistrySnapshot
 from jobs.results.compute import compute_experiment_result
+from jobs.results.metric_sql.unit_values import build_parameters, changed_units_sql, read_sql
 from jobs.unit_values import EPOCH, UnitValuesSettings, read_state, refresh
 from jobs.unit_values.job import compact, experiment_unit_values_plan, refresh_running, stored_parts
-from jobs.unit_values.sql import NOW_SQL, build_parameters, changed_units_sql, read_sql
+from jobs.unit_values.sql import NOW_SQL
 from xpcore.warehouse import Warehouse
 from xpcore.warehouse.sqltext import placeholders
 
@@ -150,7 +151,10 @@ def parts(warehouse: Warehouse, spec: ExperimentSpec, plan: Any, repeat: int) ->
 
 
 FLOW = UnitValuesSettings(results_unit_values_margin_seconds=0.0)
-"""The default staleness bound (``XP_RESULTS_MAX_STALENESS_SECONDS``, 60 s), margin 0 as above."""
+"""The default staleness bound (``XP_RESULTS_MAX_STALENESS_SECONDS``, 60 s), margin 0 as above; the
+refresh folds the new rows in (decision 0099)."""
+RECOMPUTE = UnitValuesSettings(results_unit_values_margin_seconds=0.0, results_unit_values_fold=False)
+"""The baseline of ``--fresh``: the refresh recomputes every touched unit in full (before decision 0099)."""
 
 
 def numbers(document: dict[str, Any]) -> dict[str, Any]:
@@ -162,8 +166,10 @@ def steady_flow(warehouse: Warehouse, spec: ExperimentSpec, units: int, events: 
     """Under a steady flow (issue #5, decision 0028's staleness bound), ``--repeat`` rounds (plus one
     warm-up) of: +1 % events, the refresher (background), the full results (values current); +1 % more
     events, then the full results ``until`` now with the default bound (best of 3: reads as of the
-    refresh, must not refresh and must give the numbers of before the new events), with ``fresh=True``
-    (its refresh folds the +1 % in: one call), and the live scan on the same data (must equal fresh)."""
+    refresh, must not refresh and must give the numbers of before the new events); then, in alternating
+    order, ``fresh=True`` folding the +1 % in (decision 0099) and, after another +1 %, ``fresh=True``
+    recomputing the touched units in full (the baseline, ``XP_RESULTS_UNIT_VALUES_FOLD=false``): one
+    call each, each followed by the live scan on the same data (must equal it)."""
     plan = experiment_unit_values_plan(spec, cuped=False, covariate_days=14.0)
     assert plan is not None
     fresh, start = max(1, events // 100), events
@@ -179,13 +185,37 @@ def steady_flow(warehouse: Warehouse, spec: ExperimentSpec, units: int, events: 
             warehouse, spec, segment="country", top=10, unit_values=options, **kw
         )
 
+    def forced(options: UnitValuesSettings, before: dict[str, Any] | None) -> tuple[float, float, int]:
+        """One ``--fresh`` call over the events stored since the last refresh, checked against the scan."""
+        state = read_state(warehouse, spec.key, plan)
+        wall, cpu, result = timed(lambda: call(options, fresh=True))
+        after = read_state(warehouse, spec.key, plan)
+        if after == state:
+            raise SystemExit("--fresh did not refresh")
+        if before is not None and same_document(numbers(result.to_json()), before):
+            raise SystemExit("the new events changed no number: the bounded check would prove nothing")
+        scan = timed(lambda: call(SCAN))
+        if not same_document(numbers(result.to_json()), numbers(scan[2].to_json())):
+            raise SystemExit("fresh unit values and the live scan disagree")
+        scans.append(scan[:2])
+        return wall, cpu, stored_units(after)
+
+    def stored_units(state: Any) -> int:
+        rows = warehouse.query_arrow(
+            "SELECT count() AS n FROM xp.unit_values WHERE experiment_key = {e:String}"
+            " AND plan_key = {p:String} AND version = {v:UInt64}",
+            {"e": spec.key, "p": plan.key, "v": state.version},
+        )
+        return int(rows.column("n")[0].as_py())
+
     print(
         f"steady flow (staleness bound {FLOW.results_max_staleness_seconds:.0f} s): load average {loadavg()}"
     )
     wall, cpu, _ = timed(lambda: refresh(warehouse, spec.key, plan, margin_seconds=0.0, rebuild=True))
     report("flow: full build", [(wall, cpu)])
     bounded: list[tuple[float, float]] = []
-    forced: list[tuple[float, float]] = []
+    folded: list[tuple[float, float]] = []
+    recomputed: list[tuple[float, float]] = []
     scans: list[tuple[float, float]] = []
     refreshers: list[tuple[float, float]] = []
     lags: list[float] = []
@@ -201,25 +231,27 @@ def steady_flow(warehouse: Warehouse, spec: ExperimentSpec, units: int, events: 
             raise SystemExit("a call within the staleness bound refreshed")
         if not all(same_document(numbers(run[2].to_json()), before) for run in calls):
             raise SystemExit("a call within the staleness bound is not the result as of the refresh")
-        wall, cpu, result = timed(lambda: call(FLOW, fresh=True))
-        if read_state(warehouse, spec.key, plan) == state:
-            raise SystemExit("--fresh did not refresh")
-        if same_document(numbers(result.to_json()), before):
-            raise SystemExit("the new events changed no number: the bounded check would prove nothing")
-        scan = timed(lambda: call(SCAN))
-        if not same_document(numbers(result.to_json()), numbers(scan[2].to_json())):
-            raise SystemExit("fresh unit values and the live scan disagree")
+        runs: dict[str, tuple[float, float, int]] = {}
+        for order, options in enumerate((FLOW, RECOMPUTE) if round_ % 2 else (RECOMPUTE, FLOW)):
+            if order:
+                more_events()  # the second call gets its own +1 %
+            runs["fold" if options is FLOW else "recompute"] = forced(options, before if not order else None)
         if round_:
             refreshers.append(refresher_run[:2])
             bounded.append(min(run[:2] for run in calls))
-            forced.append((wall, cpu))
-            scans.append(scan[:2])
+            folded.append(runs["fold"][:2])
+            recomputed.append(runs["recompute"][:2])
             lags.extend((run[2].computed_at - run[2].data_as_of).total_seconds() for run in calls)
-            notes.append(f"bound {' / '.join(f'{run[0] * 1000:.0f}' for run in calls)} ms, load {loadavg()}")
+            notes.append(
+                f"bound {' / '.join(f'{run[0] * 1000:.0f}' for run in calls)} ms, fresh fold "
+                f"{runs['fold'][0] * 1000:.0f} ms ({runs['fold'][2]:,} units written), recompute "
+                f"{runs['recompute'][0] * 1000:.0f} ms ({runs['recompute'][2]:,}), load {loadavg()}"
+            )
     report("flow: refresher per +1 % (background)", refreshers)
     report("flow: full, default bound (best of 3)", bounded)
     print(f"  rounds: {'; '.join(notes)}")
     print(f"  data_as_of behind computed_at: {min(lags):.1f}–{max(lags):.1f} s")
-    report(f"flow: full, --fresh (+{fresh:,} events)", forced)
+    report(f"flow: full, --fresh, fold (+{fresh:,})", folded)
+    report(f"flow: full, --fresh, recompute (+{fresh:,})", recomputed)
     report("flow: full, live scan (baseline)", scans)
-    print(f"bounded == as of the refresh, fresh == live scan (1e-9 relative); load {loadavg()}")
+    print(f"bounded == as of the refresh, fresh (both) == live scan (1e-9 relative); load {loadavg()}")

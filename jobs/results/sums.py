@@ -133,6 +133,7 @@ def fetch_experiment_sums(
                 margin_seconds=options.results_unit_values_margin_seconds,
                 max_staleness_seconds=0.0 if fresh else options.results_max_staleness_seconds,
                 open_window=open_window,
+                fold=options.results_unit_values_fold,
             )
         if stored is not None:
             adjusted_sums, data_as_of = stored.covariates, stored.data_as_of

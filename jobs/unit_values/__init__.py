@@ -7,8 +7,10 @@ kept up to date:
 - :func:`refresh` — the first time for a plan fingerprint (:attr:`UnitValuesPlan.key`; a changed
   metric is a new key): a **full build**; afterwards **incremental**: only the units with a row stored
   at or after the watermark (``xp.attributed_events.attributed_at``, ``xp.exposures.ingested_at``, with
-  CUPED ``xp.events.ingested_at``) are recomputed in full and replace their old rows (newer
-  ``version``; ``ReplacingMergeTree``, read ``FINAL``). The new watermark is the refresh's start minus
+  CUPED ``xp.events.ingested_at``) get a new row (newer ``version``; ``ReplacingMergeTree``, read
+  ``FINAL``). A unit with only new attributed rows whose keys are new to it gets its stored row plus
+  those rows (the **fold**, O(new rows), decision 0099); the others (new exposures or covariate events,
+  a re-sent or already folded key) are recomputed in full. The new watermark is the refresh's start minus
   ``XP_RESULTS_UNIT_VALUES_MARGIN_SECONDS`` (in-flight inserts, clock skew between worker and
   warehouse): recomputing a unit twice is harmless, missing one is not.
 - ``xp jobs run unit-values`` (:mod:`jobs.unit_values.job`, every 30 s inside ``xp up``) runs the same
@@ -36,7 +38,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from jobs.results.metric_sql.unit_values import build_parameters, build_sql, changed_units_sql, read_sql
+from jobs.results.metric_sql.unit_values import (
+    build_parameters,
+    build_sql,
+    changed_units_sql,
+    fold_sql,
+    read_sql,
+    recompute_units_sql,
+)
 from jobs.results.rows import VariationSums
 from jobs.unit_values.plan import UnitValuesPlan
 from jobs.unit_values.sql import MAX_OCCURRED_SQL, NOW_SQL, STATE_SQL, changed_max_occurred_sql
@@ -78,6 +87,13 @@ class UnitValuesSettings(CoreSettings):
         "refresh started are looked at again by the next one (in-flight inserts, worker/warehouse clock "
         "skew). Each refresh recomputes the units changed in this many seconds before the previous one.",
     )
+    results_unit_values_fold: bool = Field(
+        default=True,
+        description="An incremental refresh adds the attributed rows stored since its watermark to the "
+        "stored per-unit values (cost: the new rows), and recomputes in full only the units with new "
+        "exposures, covariate events or re-sent rows (decision 0099). false: recompute every changed unit "
+        "in full (cost: all rows of the touched units), as before.",
+    )
     results_unit_values_compact: bool = Field(
         default=True,
         description="`xp jobs run unit-values` merges xp.unit_values (OPTIMIZE … FINAL) after its "
@@ -115,7 +131,9 @@ class RefreshReport:
     seconds: float
     state: UnitValuesState
     units: int | None = None
-    """Units recomputed by an incremental refresh (None: a full build)."""
+    """Units written by an incremental refresh, folded or recomputed (None: a full build)."""
+    recomputed: int | None = None
+    """Of ``units``, those recomputed in full (the rest were folded; None: a full build)."""
     started_at: datetime = EPOCH
     """The refresh's start (warehouse clock): every row stored before it is folded in (also when it
     found nothing to recompute)."""
@@ -191,9 +209,11 @@ def refresh(
     *,
     margin_seconds: float = 30.0,
     rebuild: bool = False,
+    fold: bool = True,
 ) -> RefreshReport:
     """Bring ``xp.unit_values`` of ``experiment`` × ``plan`` up to date (full build the first time or
-    with ``rebuild``; else only the units changed since the watermark)."""
+    with ``rebuild``; else only the units changed since the watermark: folded where their new rows can
+    be added, with ``fold``, the others recomputed in full)."""
     started = time.perf_counter()
     known = read_state(warehouse, experiment, plan)
     previous = None if rebuild else known
@@ -201,7 +221,7 @@ def refresh(
     # newer than every row written before, even if the clock went back: the newest computation wins
     version = max(int(now.timestamp() * 1000), (known.version + 1) if known else 0)
     names = {"experiment": experiment, "event_names": list(plan.event_names)}
-    units = None
+    units = recomputed = None
     if previous is None:
         warehouse.command(
             build_sql(plan, incremental=False), build_parameters(plan, experiment=experiment, version=version)
@@ -214,9 +234,23 @@ def refresh(
         bound = {k: v for k, v in parameters.items() if k in placeholders(counting)}
         units = int(warehouse.query_arrow(counting, bound).column("units")[0].as_py())
         if not units:  # nothing stored since the watermark: keep it (the next refresh looks from there)
-            return RefreshReport(False, time.perf_counter() - started, previous, 0, started_at=now)
-        warehouse.command(build_sql(plan, incremental=True), parameters)
-        changed = _max_occurred(warehouse, changed_max_occurred_sql(), {**names, "watermark": watermark})
+            return RefreshReport(False, time.perf_counter() - started, previous, 0, 0, started_at=now)
+        recomputed = units
+        if fold:  # add the new rows where they can be added, then recompute what is left, if anything
+            folding = fold_sql(plan)
+            warehouse.command(folding, {k: v for k, v in parameters.items() if k in placeholders(folding)})
+            left = recompute_units_sql(plan)
+            bound = {k: v for k, v in parameters.items() if k in placeholders(left)}
+            after = warehouse.query_arrow(left, bound).to_pylist()[0]
+            recomputed = int(after["units"])
+            units = int(after["folded"]) + recomputed
+            changed = _utc(after["max_occurred_at"]) if int(after["rows"]) else EPOCH
+        else:
+            changed = _max_occurred(warehouse, changed_max_occurred_sql(), {**names, "watermark": watermark})
+        if recomputed:
+            warehouse.command(build_sql(plan, incremental=True, after_fold=fold), parameters)
+            # rows stored during the recomputation may be in it: their occurred_at must count
+            changed = _max_occurred(warehouse, changed_max_occurred_sql(), {**names, "watermark": watermark})
         newest = max(previous.max_occurred_at, changed)
     state = UnitValuesState(
         watermark=now - timedelta(seconds=margin_seconds),
@@ -230,10 +264,10 @@ def refresh(
         "unit values of %s (%s): %s in %.2f s",
         experiment,
         plan.key,
-        "full build" if previous is None else f"{units} units recomputed",
+        "full build" if previous is None else f"{units} units refreshed, {recomputed} recomputed in full",
         seconds,
     )
-    return RefreshReport(previous is None, seconds, state, units, started_at=now)
+    return RefreshReport(previous is None, seconds, state, units, recomputed, started_at=now)
 
 
 def _fresh_enough(
@@ -260,6 +294,7 @@ def fetch_unit_value_sums(
     margin_seconds: float = 30.0,
     max_staleness_seconds: float = 0.0,
     open_window: bool = False,
+    fold: bool = True,
 ) -> UnitValueSums | None:
     """Sums from the unit values, refreshed first unless the last refresh is younger than
     ``max_staleness_seconds`` and the window (``open_window``: ``until`` is "now") was open then; None
@@ -276,7 +311,7 @@ def fetch_unit_value_sums(
     if known is not None and _fresh_enough(warehouse, known, until, open_window, max_staleness_seconds):
         as_of, refreshed = known.refreshed_at, False
     else:
-        report = refresh(warehouse, experiment, plan, margin_seconds=margin_seconds)
+        report = refresh(warehouse, experiment, plan, margin_seconds=margin_seconds, fold=fold)
         if until <= report.state.max_occurred_at:
             return None
         as_of, refreshed = report.started_at, True

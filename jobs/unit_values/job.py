@@ -139,7 +139,11 @@ def refresh_experiment(
     if plan is None:
         return None
     report = refresh(
-        warehouse, experiment.key, plan, margin_seconds=options.results_unit_values_margin_seconds
+        warehouse,
+        experiment.key,
+        plan,
+        margin_seconds=options.results_unit_values_margin_seconds,
+        fold=options.results_unit_values_fold,
     )
     return ExperimentRefresh(experiment.key, plan, report)
 

@@ -29,7 +29,7 @@ from jobs.results.rows import VariationSums
 
 __all__ = ["LAYOUT", "CovariateSlot", "UnitValuesPlan", "unit_values_plan"]
 
-LAYOUT = "unit-values/1"
+LAYOUT = "unit-values/2"
 """Version of the row layout: part of every key, so a change of layout rebuilds."""
 
 

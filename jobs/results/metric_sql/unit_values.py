@@ -15,7 +15,13 @@ indexes shape the text, every value is a bound parameter (:func:`build_parameter
 - :func:`read_sql`: the sufficient statistics per segment × variation from the newest row of each unit
   that counts (:data:`~jobs.results.metric_sql.rule.ELIGIBLE`, first exposed in ``[since, until)``): the
   columns of the live scan plus the covariate sums;
-- :func:`changed_units_sql`: how many units an incremental build would recompute.
+- :func:`changed_units_sql`: how many units an incremental build would recompute;
+- :func:`fold_sql` (decision 0099): ``INSERT … SELECT`` of the stored row plus the attributed rows stored
+  since ``{watermark}`` (O(new rows)), for the units whose new rows can simply be added: no exposure (or
+  CUPED raw event) of the unit stored since, a stored row, no new key already in its ``folded`` keys, no
+  key twice among the new rows. :func:`build_sql` with ``after_fold`` then recomputes the other changed
+  units in full (those not written at this refresh's ``{version}``), and :func:`recompute_units_sql`
+  counts them.
 
 Pure.
 """
@@ -34,9 +40,16 @@ __all__ = [
     "build_sql",
     "changed_units_sql",
     "covariate_value",
+    "fold_sql",
     "read_sql",
+    "recompute_units_sql",
     "side_value",
 ]
+
+KEY_HASH = "toUInt32(cityHash64(a.event_name, a.event_id) % 4294967296)"
+"""What ``folded`` holds per attributed row: its key within the unit (the table's sorting key is
+experiment, event name, unit, event id), in 32 bits. A collision (about 10 keys of a unit against 2³²)
+only makes the unit be recomputed in full, never a wrong number."""
 
 
 def changed_units_sql(plan: UnitValuesPlan) -> str:
@@ -44,12 +57,34 @@ def changed_units_sql(plan: UnitValuesPlan) -> str:
     return f"SELECT count() AS units FROM ({_changed(plan)})"  # nosec B608
 
 
-def _changed(plan: UnitValuesPlan) -> str:
-    """The units with a row stored at or after the watermark in a table their values come from."""
+def recompute_units_sql(plan: UnitValuesPlan) -> str:
+    """After :func:`fold_sql`: how many units :func:`build_sql` with ``after_fold`` would recompute
+    (``units``; 0: the fold did it all), how many the fold wrote (``folded``), and the attributed rows
+    stored since the watermark (``rows``, their newest ``max_occurred_at``)."""
+    return f"""
+SELECT
+    (SELECT count() FROM ({_changed(plan, after_fold=True)})) AS units,
+    (SELECT count() FROM xp.unit_values WHERE experiment_key = {{experiment:String}}
+        AND plan_key = {{plan_key:String}} AND version = {{version:UInt64}}) AS folded,
+    rows,
+    max_occurred_at
+FROM
+(
+    SELECT count() AS rows, max(occurred_at) AS max_occurred_at
+    FROM xp.attributed_events
+    WHERE experiment_key = {{experiment:String}} AND event_name IN {{event_names:Array(String)}}
+      AND attributed_at >= {{watermark:DateTime64(3, 'UTC')}}
+)
+"""  # nosec B608
+
+
+_UNION = "\n        UNION DISTINCT\n        "
+
+
+def _moved(plan: UnitValuesPlan) -> list[str]:
+    """The units whose population side (exposures) or CUPED covariate (raw events) has a row stored at
+    or after the watermark: never folded, always recomputed in full."""
     parts = [
-        "SELECT unit_id FROM xp.attributed_events WHERE experiment_key = {experiment:String}"
-        " AND event_name IN {event_names:Array(String)}"
-        " AND attributed_at >= {watermark:DateTime64(3, 'UTC')}",
         "SELECT unit_id FROM xp.exposures WHERE experiment_key = {experiment:String}"
         " AND ingested_at >= {watermark:DateTime64(3, 'UTC')}",
     ]
@@ -58,7 +93,24 @@ def _changed(plan: UnitValuesPlan) -> str:
             "SELECT unit_id FROM xp.events WHERE event_name IN {covariate_events:Array(String)}"
             " AND ingested_at >= {watermark:DateTime64(3, 'UTC')}"
         )
-    return "\n        UNION DISTINCT\n        ".join(parts)
+    return parts
+
+
+def _changed(plan: UnitValuesPlan, *, after_fold: bool = False) -> str:
+    """The units with a row stored at or after the watermark in a table their values come from;
+    ``after_fold``: less those :func:`fold_sql` wrote at this refresh's version (unless moved)."""
+    attributed = (
+        "SELECT unit_id FROM xp.attributed_events WHERE experiment_key = {experiment:String}"
+        " AND event_name IN {event_names:Array(String)}"
+        " AND attributed_at >= {watermark:DateTime64(3, 'UTC')}"
+    )
+    if after_fold:
+        attributed += (
+            " AND unit_id NOT IN (SELECT unit_id FROM xp.unit_values"
+            " WHERE experiment_key = {experiment:String} AND plan_key = {plan_key:String}"
+            " AND version = {version:UInt64})"
+        )
+    return _UNION.join([attributed, *_moved(plan)])
 
 
 def build_parameters(
@@ -113,8 +165,9 @@ def _covariate_ctes(plan: UnitValuesPlan, only: str) -> str:
     )"""  # nosec B608
 
 
-def build_sql(plan: UnitValuesPlan, *, incremental: bool) -> str:
-    """``INSERT INTO xp.unit_values`` one row per unit (every unit, or the changed ones)."""
+def build_sql(plan: UnitValuesPlan, *, incremental: bool, after_fold: bool = False) -> str:
+    """``INSERT INTO xp.unit_values`` one row per unit (every unit, or the changed ones; ``after_fold``:
+    the changed ones :func:`fold_sql` did not write)."""
     only = " AND unit_id IN (SELECT unit_id FROM changed)" if incremental else ""
     only_a = "\n          AND a.unit_id IN (SELECT unit_id FROM changed)" if incremental else ""
     hits = [
@@ -129,7 +182,8 @@ def build_sql(plan: UnitValuesPlan, *, incremental: bool) -> str:
     counts = ", ".join(f"toUInt32(countIf({hit}))" for hit in hits)
     totals = ", ".join(f"sumIf(number, {hits[j]})" for j in plan.summed)
     totals_sql = f"[{totals}]" if totals else "CAST([], 'Array(Float64)')"
-    changed = f"changed AS\n    (\n        {_changed(plan)}\n    ),\n    " if incremental else ""
+    changed_sql = _changed(plan, after_fold=after_fold)
+    changed = f"changed AS\n    (\n        {changed_sql}\n    ),\n    " if incremental else ""
     covariate_ctes, covariate_join = "", ""
     covariate_columns = "CAST([], 'Array(UInt32)'), CAST([], 'Array(Float64)')"
     if plan.covariate_events:
@@ -141,7 +195,8 @@ def build_sql(plan: UnitValuesPlan, *, incremental: bool) -> str:
         "            a.variation_id AS variation_id,\n"
         "            a.event_name AS event_name,\n"
         f"            toFloat64({rule.delay_ms()}) AS delay,\n"
-        f"            {rule.field_number(None, value_column='a.value')} AS number",
+        f"            {rule.field_number(None, value_column='a.value')} AS number,\n"
+        f"            {KEY_HASH} AS key_hash",
         "{event_names:Array(String)}",
         until=False,
         only=only_a,
@@ -149,7 +204,8 @@ def build_sql(plan: UnitValuesPlan, *, incremental: bool) -> str:
     attributes = rule.first_exposure_attribute("first_attributes", "attributes", "attributes", only=only)
     return f"""
 INSERT INTO xp.unit_values (experiment_key, plan_key, unit_id, variation_id, eligible, multiple_variations,
-    overridden, first_exposed_at, attributes, counts, totals, covariate_counts, covariate_totals, version)
+    overridden, first_exposed_at, attributes, counts, totals, covariate_counts, covariate_totals, folded,
+    version)
 WITH
     {changed}{rule.units_cte(eligible_only=False, only=only)},
     {attributes},
@@ -159,18 +215,97 @@ WITH
     ),
     per_unit AS
     (
-        SELECT unit_id, variation_id, [{counts}] AS counts, {totals_sql} AS totals
+        SELECT unit_id, variation_id, [{counts}] AS counts, {totals_sql} AS totals,
+               groupArray(key_hash) AS folded
         FROM matched
         GROUP BY unit_id, variation_id
     ){covariate_ctes}
 SELECT
     {{experiment:String}}, {{plan_key:String}}, e.unit_id, e.variation_id,
     NOT e.multiple AND NOT e.overridden_, e.multiple, e.overridden_, e.first_exposure, s.attributes,
-    u.counts, u.totals, {covariate_columns}, {{version:UInt64}}
+    u.counts, u.totals, {covariate_columns}, u.folded, {{version:UInt64}}
 FROM units AS e
 LEFT JOIN per_unit AS u ON u.unit_id = e.unit_id AND u.variation_id = e.variation_id
 LEFT JOIN first_attributes AS s ON s.unit_id = e.unit_id{covariate_join}
 SETTINGS join_use_nulls = 0, optimize_move_to_prewhere_if_final = 1
+"""  # nosec B608
+
+
+def fold_sql(plan: UnitValuesPlan) -> str:
+    """``INSERT INTO xp.unit_values`` the stored row plus the attributed rows stored since the watermark,
+    for every unit whose new rows can be added (see the module docstring); the others are left out.
+
+    Exact like a recomputation: a unit's counts and totals are sums over its attributed rows in its
+    variation (``FINAL``: one row per key), the delay of a row is the row's own, so adding rows whose keys
+    are new to the unit gives the same values. A new key already in ``folded`` (a re-send, or a row the
+    previous refresh folded in the margin) or twice among the new rows cannot be added: the unit is left
+    to the recomputation. Only the new rows and one ``FINAL`` pass over the stored rows are read.
+    """
+    hits = [
+        rule.hit(
+            "event_name",
+            f"{{cell_events:Array(String)}}[{j}]",
+            f"{{cell_windows:Array(Float64)}}[{j}]",
+            "delay",
+        )
+        for j in range(1, len(plan.cells) + 1)
+    ]
+    counts = ", ".join(f"toUInt32(countIf({hit}))" for hit in hits)
+    totals = ", ".join(f"sumIf(number, {hits[j]})" for j in plan.summed)
+    totals_sql = f"[{totals}]" if totals else "CAST([], 'Array(Float64)')"
+    moved = _UNION.join(_moved(plan))
+    number = rule.field_number(None, value_column="a.value")
+    return f"""
+INSERT INTO xp.unit_values (experiment_key, plan_key, unit_id, variation_id, eligible, multiple_variations,
+    overridden, first_exposed_at, attributes, counts, totals, covariate_counts, covariate_totals, folded,
+    version)
+WITH
+    moved AS
+    (
+        {moved}
+    ),
+    fresh AS
+    (
+        SELECT a.unit_id AS unit_id, a.variation_id AS variation_id, a.event_name AS event_name,
+               toFloat64({rule.delay_ms()}) AS delay, {number} AS number, {KEY_HASH} AS key_hash
+        FROM xp.attributed_events AS a
+        WHERE a.experiment_key = {{experiment:String}}
+          AND a.event_name IN {{event_names:Array(String)}}
+          AND a.attributed_at >= {{watermark:DateTime64(3, 'UTC')}}
+          AND a.unit_id NOT IN (SELECT unit_id FROM moved)
+    ),
+    by_variation AS
+    (
+        SELECT unit_id, variation_id, [{counts}] AS counts, {totals_sql} AS totals,
+               groupArray(key_hash) AS keys
+        FROM fresh
+        GROUP BY unit_id, variation_id
+    ),
+    delta AS
+    (
+        SELECT unit_id, groupArray(variation_id) AS variations, groupArray(counts) AS counts_by,
+               groupArray(totals) AS totals_by, groupArray(keys) AS keys_by, arrayFlatten(keys_by) AS all_keys
+        FROM by_variation
+        GROUP BY unit_id
+    )
+SELECT
+    {{experiment:String}}, {{plan_key:String}}, s.unit_id, s.variation_id, s.eligible, s.multiple_variations,
+    s.overridden, s.first_exposed_at, s.attributes,
+    arrayMap(j -> toUInt32(s.counts[j] + d.counts_by[i][j]), range(1, {len(plan.cells) + 1})),
+    arrayMap(j -> s.totals[j] + d.totals_by[i][j], range(1, {len(plan.summed) + 1})),
+    s.covariate_counts, s.covariate_totals,
+    arrayConcat(s.folded, d.keys_by[indexOf(d.variations, s.variation_id) AS i]),
+    {{version:UInt64}}
+FROM
+(
+    SELECT unit_id, variation_id, eligible, multiple_variations, overridden, first_exposed_at, attributes,
+           counts, totals, covariate_counts, covariate_totals, folded
+    FROM xp.unit_values FINAL
+    WHERE experiment_key = {{experiment:String}} AND plan_key = {{plan_key:String}}
+) AS s
+INNER JOIN delta AS d ON d.unit_id = s.unit_id
+WHERE length(arrayDistinct(d.all_keys)) = length(d.all_keys) AND NOT hasAny(s.folded, d.all_keys)
+SETTINGS optimize_move_to_prewhere_if_final = 1
 """  # nosec B608
 
 

@@ -22,7 +22,13 @@ from jobs.results.metric_sql.funnel import funnel_sql
 from jobs.results.metric_sql.history import history_sums_sql
 from jobs.results.metric_sql.quantile import quantile_counts_sql, quantile_sketch_sql
 from jobs.results.metric_sql.scan import metric_sums_sql
-from jobs.results.metric_sql.unit_values import build_sql, changed_units_sql, read_sql
+from jobs.results.metric_sql.unit_values import (
+    build_sql,
+    changed_units_sql,
+    fold_sql,
+    read_sql,
+    recompute_units_sql,
+)
 from jobs.unit_values.plan import unit_values_plan
 
 SNAPSHOTS = Path(__file__).parent / "metric_sql_snapshots"
@@ -43,6 +49,10 @@ SHAPES: dict[str, Callable[[], str]] = {
     "unit_values_build_full": lambda: build_sql(PLAIN, incremental=False),
     "unit_values_build_incremental_cuped": lambda: build_sql(CUPED, incremental=True),
     "unit_values_changed_units_cuped": lambda: changed_units_sql(CUPED),
+    "unit_values_fold": lambda: fold_sql(PLAIN),  # decision 0099
+    "unit_values_fold_cuped": lambda: fold_sql(CUPED),
+    "unit_values_build_after_fold": lambda: build_sql(PLAIN, incremental=True, after_fold=True),
+    "unit_values_recompute_units_cuped": lambda: recompute_units_sql(CUPED),
     "unit_values_read": lambda: read_sql(PLAIN),
     "unit_values_read_cuped": lambda: read_sql(CUPED),
     "funnel_ordered_3_steps": lambda: funnel_sql(3, ordered=True),
