@@ -39,7 +39,7 @@ __all__ = [
     "result_template",
 ]
 
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 1 << 20
 """Bytes read per block: tens of thousands of units, memory bounded whatever the file size."""
 
 MAX_LINE_BYTES = 1 << 20
