@@ -19,6 +19,7 @@ fails as a whole, wherever the malformed part is reached, so ``$not`` cannot tur
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,6 +44,7 @@ __all__ = [
     "CondResult",
     "Predicate",
     "as_condition",
+    "attribute_checks",
     "compile_condition",
     "compile_predicate",
     "condition_attributes",
@@ -212,6 +214,7 @@ class _Compiler:
                     result = None
             return result
 
+        _ATTRIBUTE_CHECKS[attributes] = tuple(checks)
         return attributes
 
     @staticmethod
@@ -403,6 +406,20 @@ def compile_predicate(condition: Any, saved_groups: Mapping[str, Any] | None = N
 def compile_condition(condition: Any, saved_groups: Mapping[str, Any] | None = None) -> Callable[[Any], bool]:
     """Compile a condition into ``predicate(attributes) -> bool`` (unknown or malformed → False)."""
     return as_condition(compile_predicate(condition, saved_groups))
+
+
+_ATTRIBUTE_CHECKS: weakref.WeakKeyDictionary[Predicate, tuple[tuple[str, Predicate], ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def attribute_checks(predicate: Predicate) -> tuple[tuple[str, Predicate], ...] | None:
+    """``((attribute, check), …)`` when ``predicate`` is a conjunction of plain attributes
+    (``{"country": …, "app_version": …}``): through :func:`as_condition` it holds for a unit
+    exactly when ``check(unit.get(attribute)) is True`` for each, in order, without an error of
+    ``EVAL_ERRORS`` (a ``False``, a ``None`` or such an error makes the whole false). Bulk
+    evaluation memoizes each check per distinct value of its own attribute."""
+    return _ATTRIBUTE_CHECKS.get(predicate)
 
 
 def as_condition(predicate: Predicate) -> Callable[[Any], bool]:

@@ -26,10 +26,26 @@ import msgspec
 
 from assignment.results import FeatureResult
 
-__all__ = ["BLOCK_BYTES", "LineError", "ResultEncoder", "decode_units", "read_blocks"]
+__all__ = [
+    "BLOCK_BYTES",
+    "MAX_LINE_BYTES",
+    "LineError",
+    "ResultEncoder",
+    "decode_units",
+    "dumps",
+    "error_line",
+    "oversized_line",
+    "read_blocks",
+    "result_template",
+]
 
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 1 << 20
 """Bytes read per block: tens of thousands of units, memory bounded whatever the file size."""
+
+MAX_LINE_BYTES = 1 << 20
+"""A longer line is not a unit (decision 0098): it is reported without being held whole."""
+
+TOO_LONG = f"line longer than {MAX_LINE_BYTES} bytes"
 
 _decoder = msgspec.json.Decoder()
 _encode_str = msgspec.json.Encoder().encode  # identical to json.dumps(ensure_ascii=False) for str
@@ -46,35 +62,56 @@ class LineError(NamedTuple):
     reason: str
 
 
-def read_blocks(stream: IO[bytes], size: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """``(first line number, block)`` for blocks of whole lines (the last may lack its newline)."""
+def read_blocks(
+    stream: IO[bytes], size: int = BLOCK_BYTES, max_line: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes | None]]:
+    """``(first line number, block)`` for blocks of whole lines (the last may lack its newline);
+    ``(line number, None)`` for a line longer than ``max_line`` bytes that did not fit in a block,
+    which is skipped without being held whole (shorter overlong lines stay in their block and
+    are found by :func:`decode_units`)."""
     line = 1
     rest = b""
+    skipping = False
     while True:
         chunk = stream.read(size)
         if not chunk:
             break
+        if skipping:  # the rest of an oversized line, already reported
+            end = chunk.find(b"\n")
+            if end < 0:
+                continue
+            skipping = False
+            line += 1
+            chunk = chunk[end + 1 :]
         data = rest + chunk if rest else chunk
         cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            rest = data
-            continue
         block, rest = data[:cut], data[cut:]
-        yield line, block
-        line += block.count(b"\n")
+        if block:
+            yield line, block
+            line += block.count(b"\n")
+        if len(rest) > max_line:
+            yield line, None
+            rest = b""
+            skipping = True
     if rest:
         yield line, rest
 
 
+def oversized_line(line: int) -> LineError:
+    """The error of line ``line``, longer than :data:`MAX_LINE_BYTES` (first in its block)."""
+    return LineError(0, line, TOO_LONG)
+
+
 def decode_units(block: bytes, first_line: int) -> tuple[list[dict[str, Any]], list[LineError]]:
     """The units of ``block`` (one JSON object per non-blank line) and its bad lines, in order."""
-    try:
-        units = _decoder.decode_lines(block)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        pass
-    else:
-        if all(type(unit) is dict for unit in units):
-            return units, []
+    if not may_hold_long_line(block):
+        try:
+            units = _decoder.decode_lines(block)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            pass
+        else:
+            if all(type(unit) is dict for unit in units) and len(units) == lines_in(block):
+                return units, []
     return _decode_line_by_line(block, first_line)
 
 
@@ -94,9 +131,11 @@ def _decode_line_by_line(block: bytes, first_line: int) -> tuple[list[dict[str, 
 
 def _decode_line(raw: bytes) -> dict[str, Any] | None:
     """One line's unit, None for a blank line; ValueError with the reason for a bad one."""
+    if len(raw) > MAX_LINE_BYTES:
+        raise ValueError(TOO_LONG)
     try:
         unit = _decoder.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -107,6 +146,10 @@ def _decode_line(raw: bytes) -> dict[str, Any] | None:
             unit = json.loads(text)  # what msgspec refuses but Python reads: NaN, Infinity, 1E400, "\ud800"
         except json.JSONDecodeError as error:
             raise ValueError(f"invalid JSON: {error.msg}") from None
+        except RecursionError:
+            raise ValueError("invalid JSON: nested too deeply") from None
+        except ValueError:  # an integer beyond Python's digit limit (sys.get_int_max_str_digits)
+            raise ValueError("invalid JSON: a number has too many digits") from None
         try:
             json.dumps(unit, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
@@ -116,13 +159,29 @@ def _decode_line(raw: bytes) -> dict[str, Any] | None:
     return unit
 
 
-def _dumps(value: Any) -> str:
+def may_hold_long_line(block: bytes, max_line: int = MAX_LINE_BYTES) -> bool:
+    """Whether a line of ``block`` may be longer than ``max_line`` bytes: some aligned window of
+    ``max_line // 2`` bytes holds no newline (a longer line covers a whole window). A few
+    ``find`` calls per block; a yes sends the block line by line, where lengths are exact."""
+    if len(block) <= max_line:
+        return False
+    window = max_line // 2
+    starts = range(0, len(block) - window + 1, window)
+    return any(block.find(b"\n", start, start + window) < 0 for start in starts)
+
+
+def lines_in(block: bytes) -> int:
+    """How many lines ``block`` holds (the last may lack its newline)."""
+    return block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+
+
+def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def error_line(error: LineError) -> bytes:
     """The output line standing for a bad input line."""
-    return (_dumps({"line": error.line, "error": error.reason}) + "\n").encode("utf-8")
+    return (dumps({"line": error.line, "error": error.reason}) + "\n").encode("utf-8")
 
 
 class ResultEncoder:
@@ -158,34 +217,35 @@ class ResultEncoder:
                 key = (id(result[0]), result[1:8], result[10:])
                 template = variations.get(key)
                 if template is None or template[0] is not result[0]:
-                    template = variations[key] = self._template(result)
+                    template = variations[key] = (result[0], result_template(result, b"%b"))
                 hash_value = result[8]
                 bucket = result[9]
                 append(
                     template[1]
                     % (
-                        _encode_str(hash_value) if type(hash_value) is str else _dumps(hash_value).encode(),
-                        repr(bucket).encode() if type(bucket) is float else _dumps(bucket).encode(),
+                        _encode_str(hash_value) if type(hash_value) is str else dumps(hash_value).encode(),
+                        repr(bucket).encode() if type(bucket) is float else dumps(bucket).encode(),
                     )
                 )
             else:
-                line = (_dumps(result.to_dict()) + "\n").encode("utf-8")
+                line = (dumps(result.to_dict()) + "\n").encode("utf-8")
                 if len(shared) < _SHARED_MAX:
                     shared[id(result)] = (result, line)
                 append(line)
         return lines
 
-    @staticmethod
-    def _template(result: FeatureResult) -> tuple[Any, bytes]:
-        """The line as a ``%b`` format of hash value and bucket, cut from ``json.dumps`` of the dict."""
-        marker_hash = "\x00xp-hash\x00"
-        marker_bucket = "\x00xp-bucket\x00"
-        data = result.to_dict()
-        data["hash_value"], data["bucket"] = marker_hash, marker_bucket
-        text = _dumps(data) + "\n"
-        encoded_hash = _dumps(marker_hash)
-        encoded_bucket = _dumps(marker_bucket)
-        head, after = text.split(encoded_hash)
-        middle, tail = after.split(encoded_bucket)
-        pieces = (part.encode("utf-8").replace(b"%", b"%%") for part in (head, middle, tail))
-        return result[0], b"%b".join(pieces)
+
+def result_template(result: FeatureResult, bucket: bytes) -> bytes:
+    """The line of an experiment result as a ``%b`` format of its hash value (encoded) followed
+    by ``bucket`` (``%b``, or ``%a`` for a float), cut from ``json.dumps`` of its dict."""
+    marker_hash = "\x00xp-hash\x00"
+    marker_bucket = "\x00xp-bucket\x00"
+    data = result.to_dict()
+    data["hash_value"], data["bucket"] = marker_hash, marker_bucket
+    text = dumps(data) + "\n"
+    head, after = text.split(dumps(marker_hash))
+    middle, tail = after.split(dumps(marker_bucket))
+    head_bytes, middle_bytes, tail_bytes = (
+        part.encode("utf-8").replace(b"%", b"%%") for part in (head, middle, tail)
+    )
+    return head_bytes + b"%b" + middle_bytes + bucket + tail_bytes

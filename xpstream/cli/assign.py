@@ -76,9 +76,9 @@ def _eval_file(payload: CompiledPayload, key: str, path: Path, fmt: OutputFormat
     """Evaluate every line of a JSONL file block by block (decision 0078): with --format json the
     results stream out as they are computed, a bad line becomes ``{"line": N, "error": …}`` in its
     place, and the command fails (exit 2) at the end naming the bad lines."""
-    from assignment.jsonl import LineError, ResultEncoder, decode_units, read_blocks
+    from assignment.jsonl import LineError, decode_units, oversized_line, read_blocks
+    from assignment.jsonl_columns import encode_jsonl
 
-    encoder = ResultEncoder()
     errors: list[LineError] = []
     rows: list[dict[str, Any]] = []
     out = sys.stdout.buffer
@@ -87,15 +87,18 @@ def _eval_file(payload: CompiledPayload, key: str, path: Path, fmt: OutputFormat
     gc.disable()
     try:
         with path.open("rb") as stream:
-            for first_line, block in read_blocks(stream):
-                units, block_errors = decode_units(block, first_line)
-                results = payload.evaluate_many(key, units)
-                errors.extend(block_errors)
-                if fmt is OutputFormat.json:
-                    sys.stdout.flush()
-                    out.write(encoder.encode(results, block_errors))
-                else:
-                    rows.extend(result.to_dict() for result in results)
+            if fmt is OutputFormat.json:
+                sys.stdout.flush()
+                for lines in encode_jsonl(payload, key, stream, errors):
+                    out.write(lines)
+            else:
+                for first_line, block in read_blocks(stream):
+                    if block is None:
+                        errors.append(oversized_line(first_line))
+                        continue
+                    units, block_errors = decode_units(block, first_line)
+                    errors.extend(block_errors)
+                    rows.extend(result.to_dict() for result in payload.evaluate_many(key, units))
     except OSError as error:
         raise ValidationError(f"{path}: cannot read attributes file: {error.strerror or error}") from error
     finally:
