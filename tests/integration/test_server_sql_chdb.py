@@ -57,6 +57,7 @@ SUITE = [
     "test_unit_values_job.py",
     "test_unit_values_staleness.py",
     "test_usage_by_key.py",
+    "test_warehouse_workflows.py",
 ]
 """Integration files (chDB only, no Kafka) whose workflows run through the server path. Not here:
 test_sql_guard_chdb.py (checks the chDB adapter's own read-only connection), test_warehouse_chdb.py and
@@ -70,10 +71,32 @@ NOT_WAREHOUSE = {
 """Calls the source scan finds that are not warehouse calls."""
 
 NOT_ON_CHDB: dict[str, str] = {}
-"""Call sites that cannot run on chDB, with the reason and the test that checks their text."""
+"""Call sites that cannot run on chDB, with the reason and the test that checks their text. Empty: every
+call site's statement runs on chDB. What cannot (``ON CLUSTER`` DDL and the cluster routing of
+mutations, ``BACKUP``/``RESTORE``) is not sent through a call site of the single-node path; it is checked
+as text by tests/unit/deploy/test_cluster_routing.py and parsed / run in its local form by
+test_cluster_ddl_chdb.py."""
 
-NOT_DRIVEN: dict[str, str] = {}
-"""Call sites no test in :data:`SUITE` drives yet (known gaps, to shrink)."""
+NOT_DRIVEN = {
+    "jobs/lake/__init__.py:_export_date:query_arrow": (
+        "only when a date's rows vanish between planning and export (a race); a `SELECT * … LIMIT 0` "
+        "of a table the lake tests read in full"
+    ),
+    "pipelines/rebalance_refresh.py:refresh_after_rebalance:insert_arrow": (
+        "needs the events topic's partition count from a broker (Kafka); the same insert into "
+        "xp.attributed_events is sent by worker_setup.restore_from_warehouse (test_warehouse_workflows.py)"
+    ),
+    "xpstream/cli/sql.py:sql:query_arrow": "`xp sql` opens its own store; the statement is the user's",
+    "xpstream/cli/sql.py:sql:command": "`xp sql --write` opens its own store; the statement is the user's",
+    "xpstream/client.py:Client.sql:query_arrow": (
+        "the analyst client opens its own store (test_analyst_client.py, chDB); the statement is the user's"
+    ),
+    "xpstream/results_query.py:registry_snapshot:query_arrow": (
+        "only with the registry topic unreachable (Kafka); it sends sql/dashboards/registry_records.sql, "
+        "which the dashboard tests send"
+    ),
+}
+"""Call sites no test in :data:`SUITE` drives through the server path yet (known gaps, to shrink)."""
 
 
 # ------------------------------------------------------------------------------------------ the source scan
@@ -168,7 +191,8 @@ def test_every_named_query_is_sent(recorded: tuple[int, str, list[dict[str, Any]
         for file in sorted(directory.glob("*.sql"))
     }
     assert len(named) > 40
-    assert sorted(name for name, text in named.items() if text not in sent) == []
+    # sent as it is, or inside a statement of a test (``SELECT … FROM (<query>)``)
+    assert sorted(name for name, text in named.items() if not any(text in sql for sql in sent)) == []
 
 
 def test_every_migration_statement_is_sent(recorded: tuple[int, str, list[dict[str, Any]]]) -> None:
