@@ -28,7 +28,8 @@ from dashboards.sample_data import SampleData, seed_sample_data
 from dashboards.settings import DashboardSettings
 from jobs.results.compute import compute_experiment_result
 from tests.fixtures.waiting import wait_until
-from xpcore.warehouse import Warehouse, open_warehouse
+from tests.fixtures.warehouse import opened_warehouse
+from xpcore.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -49,12 +50,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     """One seeded store for the module (seeding takes seconds); closed after the module."""
     home: Path = tmp_path_factory.mktemp("dashboard") / "xp-home"
     settings = DashboardSettings(home=home, clickhouse_url=None, store_wait_seconds=0)
-    warehouse = open_warehouse(settings)
-    try:
+    with opened_warehouse(settings) as warehouse:  # the server path under XP_TEST_WAREHOUSE
         data = seed_sample_data(warehouse, units=1200, minutes=30, quality=False)
         yield Seeded(settings, warehouse, data)
-    finally:
-        warehouse.close()
 
 
 @pytest.fixture(scope="module")
