@@ -46,7 +46,7 @@ def local_form(sql: str) -> str:
     sql = sql.replace(" ON CLUSTER xp_prod", "")
     sql = re.sub(r"Replicated(\w+)\('[^']*', '\{replica\}'(?:, )?", r"\1(", sql)
     sql = re.sub(r"(\w+MergeTree)\(\)", r"\1", sql)
-    sql = sql.replace("replicated_deduplication_window", "non_replicated_deduplication_window")
+    sql = re.sub(r"\b(?<!non_)replicated_deduplication_window", "non_replicated_deduplication_window", sql)
     return re.sub(r"\bxp\.", "xpl.", sql).replace("DATABASE IF NOT EXISTS xp", "DATABASE IF NOT EXISTS xpl")
 
 

@@ -77,17 +77,40 @@ def test_the_sink_loads_a_batch_once_and_a_restart_restores_from_it(warehouse: W
     assert [(r["variation_id"], r["units"]) for r in stats] == [(1, 1)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chDB 4.4: an insert skipped by its dedup token still feeds its materialized views; "
-    "xp.unit_metric_state (sums) has no deduplication window, so a re-sent attributed_events batch is "
-    "counted twice in realtime_metric_stats (the raw table stays exact). Found by this suite; not fixed "
-    "here (needs a migration: the view targets' non_replicated_deduplication_window)",
-)
 def test_a_resent_batch_is_not_counted_twice_in_the_realtime_sums(warehouse: Warehouse) -> None:
     _loaded_batch(warehouse)  # loads the batch twice with the same tokens
     stats = warehouse.query_arrow(load_query("realtime_metric_stats")).to_pylist()
     assert [(r["variation_id"], r["sum_value"], r["sum_count"]) for r in stats] == [(1, 5.0, 1.0)]
+
+
+def test_distinct_batches_whose_view_rows_are_identical_are_all_counted(warehouse: Warehouse) -> None:
+    """The view targets' deduplication window (migration 0015) drops a re-sent block only: two batches of
+    different events whose view rows are identical (same unit, value, minute) both count, with tokens
+    and without."""
+    t0 = T0 - timedelta(minutes=30)
+    exposed = _processor().process([raw_exp(exposure("x1", "u1", variation=1, at=t0), 0)], NOW)
+    WarehouseSink(warehouse, report=StreamReport(), stopping=lambda: False, retry_max_seconds=1.0).load(
+        exposed
+    )
+    at = t0 + timedelta(minutes=1)
+    for offset, event_id in enumerate(("e1", "e2", "e3", "e4"), start=1):
+        processor = _processor()
+        processor.process([raw_exp(exposure("x1", "u1", variation=1, at=t0), 0)], NOW)
+        output = processor.process([raw_event(event(event_id, "u1", value=5.0, at=at), offset)], NOW)
+        if offset <= 2:  # the sink's inserts, with their tokens
+            WarehouseSink(
+                warehouse, report=StreamReport(), stopping=lambda: False, retry_max_seconds=1.0
+            ).load(output)
+        else:  # no token: the block hash decides
+            warehouse.insert_arrow("xp.events", output.events)
+            warehouse.insert_arrow("xp.attributed_events", output.attributed)
+    stats = warehouse.query_arrow(load_query("realtime_metric_stats")).to_pylist()
+    assert [(r["variation_id"], r["sum_value"], r["sum_count"]) for r in stats] == [(1, 20.0, 4.0)]
+    ingested = warehouse.query_arrow(
+        "SELECT toString(kind) AS kind, toUInt64(sum(records)) AS n"
+        " FROM xp.ingest_counts_minute GROUP BY kind"
+    ).to_pylist()
+    assert {r["kind"]: r["n"] for r in ingested}.get("events") == 4
 
 
 def test_a_restart_through_the_worker_set_up_attributes_what_a_crash_left_out(warehouse: Warehouse) -> None:

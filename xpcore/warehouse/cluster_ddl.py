@@ -13,6 +13,7 @@ migration statement                cluster form
 ``CREATE MATERIALIZED VIEW``       ON CLUSTER, reading ``S_local`` and writing ``T_local`` (per shard)
 ``ALTER TABLE … ADD/… COLUMN``     on ``T_local`` and on ``T`` (the Distributed table), ON CLUSTER
 ``ALTER TABLE … UPDATE/DELETE``    on ``T_local`` ON CLUSTER (each shard mutates its own rows)
+``ALTER TABLE … MODIFY SETTING``   on ``T_local`` ON CLUSTER (the engine's setting; Distributed has none)
 ``INSERT … SELECT`` (backfills)    unchanged, run once (not ON CLUSTER): it reads and writes through
                                    the Distributed tables
 =================================  ==================================================================
@@ -185,13 +186,15 @@ def _alter(label: str, match: re.Match[str], cluster: str, tables: set[str]) -> 
     name, body = match.group("name"), match.group("body")
     if name not in tables:
         raise MigrationError(f"cluster DDL: ALTER of unknown table {name}")
+    if body.upper().startswith("MODIFY SETTING"):  # the Replicated* engine's name for the same window
+        body = body.replace("non_replicated_deduplication_window", "replicated_deduplication_window")
     local = ClusterStatement(
         label,
         "alter_local",
         f"ALTER TABLE {DATABASE}.{name}{LOCAL_SUFFIX} {_on_cluster(cluster)}\n    {body}",
     )
     if not _COLUMN_ALTER.match(body):
-        return [local]  # UPDATE / DELETE mutations: each shard changes its own rows
+        return [local]  # UPDATE / DELETE mutations (each shard changes its own rows), MODIFY SETTING
     distributed = ClusterStatement(
         label, "alter_distributed", f"ALTER TABLE {DATABASE}.{name} {_on_cluster(cluster)}\n    {body}"
     )

@@ -91,6 +91,10 @@ def test_column_alters_reach_both_tables_and_mutations_only_the_local_one() -> N
     assert any("ADD COLUMN IF NOT EXISTS original_size" in s for s in distributed)
     updates = [s for s in local + distributed if "UPDATE original_size" in s]
     assert len(updates) == 1 and updates[0].startswith("ALTER TABLE xp.dead_letters_local ON CLUSTER xp_prod")
+    # a view target's deduplication window (0015): the local Replicated table's name for it, local only
+    windows = [s for s in local + distributed if "MODIFY SETTING" in s and "unit_metric_state" in s]
+    assert len(windows) == 1 and windows[0].startswith("ALTER TABLE xp.unit_metric_state_local ON CLUSTER")
+    assert "MODIFY SETTING replicated_deduplication_window = 1000" in windows[0]
 
 
 def test_everything_but_run_once_statements_is_on_cluster() -> None:
