@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -134,11 +135,14 @@ def run_tree(tree: Path, env: dict[str, str], profile: Path | None = None) -> di
         "xpstream.cli",
     ]
     command += ["stream", "run", "--until-idle", str(UNTIL_IDLE), "--format", "json"]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(  # our own interpreter and arguments
         command, cwd=tree, env={**env, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=False
     )
     wall = time.perf_counter() - began
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if done.returncode != 0:
         raise RuntimeError(f"xp stream run failed in {tree}: {done.stderr[-2000:]}")
     report = json.loads(done.stdout)
@@ -146,6 +150,8 @@ def run_tree(tree: Path, env: dict[str, str], profile: Path | None = None) -> di
     return {
         "wall_seconds": round(wall, 2),
         "records_per_s_whole_process": round(report["consumed"] / busy),
+        "cpu_seconds": round(cpu, 2),
+        "cpu_us_per_record": round(cpu / max(report["consumed"], 1) * 1e6, 2),
         "worker_seconds": round(report["seconds"], 2),
         "consumed": report["consumed"],
         "attributed": report["attributed"],
