@@ -16,6 +16,8 @@ Starts its own broker in a temporary home (or uses ``--bootstrap``). Run::
 
     .venv/bin/python bench/bench_stream_process.py --units 10000 --rounds 3 \\
         --tree before=/tmp/xp-base --tree after=.
+
+A tree may carry settings for its runs: ``--tree overlap=.,XP_STREAM_OVERLAP_LOAD=true``.
 """
 
 from __future__ import annotations
@@ -160,6 +162,13 @@ def run_tree(tree: Path, env: dict[str, str], profile: Path | None = None) -> di
     }
 
 
+def _tree(item: str) -> tuple[str, Path, dict[str, str]]:
+    """``NAME=PATH[,KEY=VALUE...]`` → (name, resolved path, extra environment of its runs)."""
+    name, rest = item.split("=", 1)
+    path, *settings = rest.split(",")
+    return name, Path(path).resolve(), dict(setting.split("=", 1) for setting in settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -167,12 +176,17 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=10_000)
     parser.add_argument("--events-per-unit", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--tree", action="append", default=[], help="NAME=PATH of a source tree (repeatable)")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        help="NAME=PATH[,XP_SETTING=VALUE...]: a source tree (repeatable), optionally with settings",
+    )
     parser.add_argument("--profile", type=Path, default=None, help="Write a cProfile of each xp run here.")
     parser.add_argument("--bootstrap", default=None, help="Use this running broker instead of starting one.")
     args = parser.parse_args()
-    trees = [(name, Path(path).resolve()) for name, path in (item.split("=", 1) for item in args.tree)]
-    trees = trees or [("this", Path(__file__).resolve().parents[1])]
+    trees = [_tree(item) for item in args.tree]
+    trees = trees or [("this", Path(__file__).resolve().parents[1], {})]
     with (
         tempfile.TemporaryDirectory(prefix="xp-bench-process-") as tmp,
         bench_broker(Path(tmp), args.bootstrap) as bootstrap,
@@ -195,9 +209,10 @@ def main() -> None:
             row: dict[str, Any] = {"round": round_number + 1, "records": total}
             row["raw_default"] = raw_consume(kafka, total, {})
             row["raw_tuned_fetch"] = raw_consume(kafka, total, TUNED_FETCH)
-            for name, tree in trees:
+            for name, tree, extra in trees:
                 env = {
                     **os.environ,
+                    **extra,
                     "XP_HOME": str(home / f"xp-{name}-{round_number}"),
                     "XP_KAFKA_BOOTSTRAP": bootstrap,
                     "XP_TOPIC_PREFIX": prefix,
