@@ -16,6 +16,8 @@ Starts its own broker in a temporary home (or uses ``--bootstrap``). Run::
 
     .venv/bin/python bench/bench_stream_process.py --units 10000 --rounds 3 \\
         --tree before=/tmp/xp-base --tree after=.
+
+A tree may carry settings for its runs: ``--tree overlap=.,XP_STREAM_OVERLAP_LOAD=true``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -134,11 +137,14 @@ def run_tree(tree: Path, env: dict[str, str], profile: Path | None = None) -> di
         "xpstream.cli",
     ]
     command += ["stream", "run", "--until-idle", str(UNTIL_IDLE), "--format", "json"]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(  # our own interpreter and arguments
         command, cwd=tree, env={**env, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=False
     )
     wall = time.perf_counter() - began
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if done.returncode != 0:
         raise RuntimeError(f"xp stream run failed in {tree}: {done.stderr[-2000:]}")
     report = json.loads(done.stdout)
@@ -146,12 +152,21 @@ def run_tree(tree: Path, env: dict[str, str], profile: Path | None = None) -> di
     return {
         "wall_seconds": round(wall, 2),
         "records_per_s_whole_process": round(report["consumed"] / busy),
+        "cpu_seconds": round(cpu, 2),
+        "cpu_us_per_record": round(cpu / max(report["consumed"], 1) * 1e6, 2),
         "worker_seconds": round(report["seconds"], 2),
         "consumed": report["consumed"],
         "attributed": report["attributed"],
         "dead_letters": report["dead_letters"],
         "stage_seconds": report["stage_seconds"],
     }
+
+
+def _tree(item: str) -> tuple[str, Path, dict[str, str]]:
+    """``NAME=PATH[,KEY=VALUE...]`` → (name, resolved path, extra environment of its runs)."""
+    name, rest = item.split("=", 1)
+    path, *settings = rest.split(",")
+    return name, Path(path).resolve(), dict(setting.split("=", 1) for setting in settings)
 
 
 def main() -> None:
@@ -161,12 +176,17 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=10_000)
     parser.add_argument("--events-per-unit", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--tree", action="append", default=[], help="NAME=PATH of a source tree (repeatable)")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        help="NAME=PATH[,XP_SETTING=VALUE...]: a source tree (repeatable), optionally with settings",
+    )
     parser.add_argument("--profile", type=Path, default=None, help="Write a cProfile of each xp run here.")
     parser.add_argument("--bootstrap", default=None, help="Use this running broker instead of starting one.")
     args = parser.parse_args()
-    trees = [(name, Path(path).resolve()) for name, path in (item.split("=", 1) for item in args.tree)]
-    trees = trees or [("this", Path(__file__).resolve().parents[1])]
+    trees = [_tree(item) for item in args.tree]
+    trees = trees or [("this", Path(__file__).resolve().parents[1], {})]
     with (
         tempfile.TemporaryDirectory(prefix="xp-bench-process-") as tmp,
         bench_broker(Path(tmp), args.bootstrap) as bootstrap,
@@ -189,9 +209,10 @@ def main() -> None:
             row: dict[str, Any] = {"round": round_number + 1, "records": total}
             row["raw_default"] = raw_consume(kafka, total, {})
             row["raw_tuned_fetch"] = raw_consume(kafka, total, TUNED_FETCH)
-            for name, tree in trees:
+            for name, tree, extra in trees:
                 env = {
                     **os.environ,
+                    **extra,
                     "XP_HOME": str(home / f"xp-{name}-{round_number}"),
                     "XP_KAFKA_BOOTSTRAP": bootstrap,
                     "XP_TOPIC_PREFIX": prefix,

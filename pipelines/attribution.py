@@ -31,10 +31,23 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pipelines.first_exposure_columns import FirstExposureColumns, attributed_tuples, windows_in_us
+from pipelines.first_exposure_columns import (
+    FirstExposureColumns,
+    attributed_tuples,
+    window_limits,
+    windows_in_us,
+)
+from pipelines.held_columns import HeldArrays, HeldEntry, attribute_held_joined
 from schemas import Exposure, MetricEvent
 
-__all__ = ["AttributedArrays", "Attribution", "AttributionState", "EventAttributions", "UnitExposure"]
+__all__ = [
+    "AttributedArrays",
+    "Attribution",
+    "AttributionState",
+    "EventAttributions",
+    "HeldArrays",
+    "UnitExposure",
+]
 
 _unit_id = attrgetter("unit_id")
 _event_name = attrgetter("event_name")
@@ -100,14 +113,6 @@ class AttributedArrays(NamedTuple):
     """The unit's first exposure, epoch milliseconds (int64; the state's times are whole ms here)."""
 
 
-_HeldEntry = tuple[str, str, float | None, datetime, tuple[str, ...]]
-"""A held event: (event_id, event_name, value, occurred_at, experiments it is attributed to).
-
-A plain tuple of atomic values (not a struct, not a set): the garbage collector stops tracking it after
-its first pass, so hundreds of thousands of held events cost the collector nothing (they used to be
-three tracked objects each, and full collections over them dominated the kernel's time)."""
-
-
 class _HeldSlice:
     """Events held by one call (one batch): when, and their units in holding order."""
 
@@ -137,7 +142,7 @@ class AttributionState:
         self.hold = hold
         self.max_held = max_held
         self.units: dict[str, dict[str, UnitExposure]] = {}
-        self._held: dict[str, list[_HeldEntry]] = {}
+        self._held: dict[str, list[HeldEntry]] = {}
         # Release order: one slice per call that held events, [held_at, units in holding order, next index].
         # Each unit's list in ``_held`` is in the same order, so releasing the globally oldest event is
         # ``del _held[unit][0]`` for the next unit of the oldest slice (no per-event key or node).
@@ -246,6 +251,33 @@ class AttributionState:
 
     def observe_exposures(self, exposures: Sequence[Exposure], now: datetime) -> list[Attribution]:
         """Update first exposures; return attributions of held events the new state now covers."""
+        attributions: list[Attribution] = []
+        held = self._held
+        for unit_id in self._observe(exposures):
+            self._attribute_held_entries(unit_id, held[unit_id], attributions)
+        return attributions
+
+    def observe_exposures_columns(
+        self, exposures: Sequence[Exposure], now: datetime
+    ) -> HeldArrays | list[Attribution]:
+        """:meth:`observe_exposures`, the held events attributed by one join when it is exact
+        (``pipelines/held_columns.py``, docs/decisions/0097): the same rows, in the same order, as columns;
+        else (``columnar`` off, an exotic state, time or window) the walk's list."""
+        units = self._observe(exposures)
+        if not units:
+            return []
+        windows = None if not self.columnar or self.columns.exotic else self._windows_us()
+        if windows is not None:
+            arrays = attribute_held_joined(self._held, units, self.columns, *windows)
+            if arrays is not None:
+                return arrays
+        attributions: list[Attribution] = []
+        for unit_id in units:
+            self._attribute_held_entries(unit_id, self._held[unit_id], attributions)
+        return attributions
+
+    def _observe(self, exposures: Sequence[Exposure]) -> list[str]:
+        """Update first exposures; the units whose state changed and that have held events, sorted."""
         changed: set[str] = set()
         units = self.units
         columns = self.columns
@@ -268,13 +300,8 @@ class AttributionState:
                 state.variation_id = exposure.variation_id
                 columns.update(state.pair, state)
                 changed.add(unit_id)
-        attributions: list[Attribution] = []
         held = self._held
-        for unit_id in sorted(changed):
-            entries = held.get(unit_id)
-            if entries:
-                self._attribute_held_entries(unit_id, entries, attributions)
-        return attributions
+        return [unit_id for unit_id in sorted(changed) if held.get(unit_id)]
 
     def attribute_events(self, events: Sequence[MetricEvent], now: datetime) -> list[Attribution]:
         """Attribute new events to the experiments their unit is in, and hold them for late exposures."""
@@ -342,29 +369,14 @@ class AttributionState:
         windows_us: Mapping[tuple[str, str], int | None],
     ) -> AttributedArrays:
         """:meth:`_attribute_walked`'s result by a batch join, as columns."""
-        count = len(events)
         columns = self.columns
         unit_ids = list(map(_unit_id, events))
         names = list(map(_event_name, events))
         positions, pairs = columns.candidates(unit_ids)
         if len(pairs):
-            # Window per (experiment, event name) of this batch: a small table, no end = int64 max.
-            name_codes = {name: code for code, name in enumerate(dict.fromkeys(names))}
-            no_end = np.iinfo(np.int64).max
-            table = np.full(
-                (len(columns.experiment_keys), len(name_codes)),
-                no_end if default_us is None else default_us,
-                np.int64,
-            )
-            experiment_codes = columns.experiment_codes
-            for (experiment_key, name), window in windows_us.items():
-                row, column = experiment_codes.get(experiment_key), name_codes.get(name)
-                if row is not None and column is not None:
-                    table[row, column] = no_end if window is None else window
-            event_names = np.fromiter(map(name_codes.__getitem__, names), np.int64, count)
             since = occurred_ms[positions] * 1000 - columns.first_us[pairs]
             kept = since >= 0
-            kept &= since <= table[columns.experiment[pairs], event_names[positions]]
+            kept &= since <= window_limits(columns, names, default_us, windows_us, positions, pairs)
             positions, pairs = positions[kept], pairs[kept]
         result = AttributedArrays(
             positions,
@@ -463,9 +475,7 @@ class AttributionState:
             self._attribute_held_entries(unit_id, self._held[unit_id], attributions)
         return attributions
 
-    def _attribute_held_entries(
-        self, unit_id: str, entries: list[_HeldEntry], out: list[Attribution]
-    ) -> None:
+    def _attribute_held_entries(self, unit_id: str, entries: list[HeldEntry], out: list[Attribution]) -> None:
         """Attribute held events of one unit to experiments they are not attributed to yet (in place)."""
         experiments = self.units.get(unit_id)
         if not experiments:

@@ -27,7 +27,14 @@ import numpy as np
 if TYPE_CHECKING:
     from pipelines.attribution import UnitExposure
 
-__all__ = ["MAX_FAST_WINDOW", "FirstExposureColumns", "attributed_tuples", "epoch_us", "windows_in_us"]
+__all__ = [
+    "MAX_FAST_WINDOW",
+    "FirstExposureColumns",
+    "attributed_tuples",
+    "epoch_us",
+    "window_limits",
+    "windows_in_us",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -105,9 +112,13 @@ class FirstExposureColumns:
     def candidates(self, unit_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Every (event position, pair) of the events' units: positions ascending, each event's pairs in
         its unit's insertion order (as the per-record walk visits them)."""
+        codes = np.fromiter(map(self.unit_codes.get, unit_ids, repeat(-1)), np.int64, len(unit_ids))
+        return self.candidates_of_codes(codes)
+
+    def candidates_of_codes(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`candidates` of events given by their units' codes (-1: a unit without pairs)."""
         self._merge_pending()
-        count = len(unit_ids)
-        codes = np.fromiter(map(self.unit_codes.get, unit_ids, repeat(-1)), np.int64, count)
+        count = len(codes)
         sorted_units = self._sorted_units
         low = np.searchsorted(sorted_units, codes, "left")
         sizes = np.searchsorted(sorted_units, codes, "right") - low
@@ -148,6 +159,30 @@ def windows_in_us(
         return micros(default), {key: micros(w) for key, w in windows.items()}
     except OverflowError:
         return None
+
+
+def window_limits(
+    columns: FirstExposureColumns,
+    names: Sequence[str],
+    default_us: int | None,
+    windows_us: Mapping[tuple[str, str], int | None],
+    positions: np.ndarray,
+    pairs: np.ndarray,
+) -> np.ndarray:
+    """Per candidate row (event ``positions`` into ``names``, ``pairs``), the window of its experiment and
+    event name in microseconds (no end: int64 max), from a small table built for this batch."""
+    name_codes = {name: code for code, name in enumerate(dict.fromkeys(names))}
+    no_end = np.iinfo(np.int64).max
+    fill = no_end if default_us is None else default_us
+    table = np.full((len(columns.experiment_keys), len(name_codes)), fill, np.int64)
+    experiment_codes = columns.experiment_codes
+    for (experiment_key, name), window in windows_us.items():
+        row, column = experiment_codes.get(experiment_key), name_codes.get(name)
+        if row is not None and column is not None:
+            table[row, column] = no_end if window is None else window
+    event_names = np.fromiter(map(name_codes.__getitem__, names), np.int64, len(names))
+    limits: np.ndarray = table[columns.experiment[pairs], event_names[positions]]
+    return limits
 
 
 def attributed_tuples(

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from pipelines.attribution import AttributedArrays, Attribution, AttributionState, EventAttributions
+from pipelines.attribution import (
+    AttributedArrays,
+    Attribution,
+    AttributionState,
+    EventAttributions,
+    HeldArrays,
+)
 from pipelines.kernel import (
     RawRecord,
     SeenIds,
@@ -228,7 +234,7 @@ class StreamProcessor:
         )
         # Exposures first: an event in the same batch as its exposure is attributed at once.
         ordered = sorted(enriched.records, key=_exposed_at)
-        held_attributions = self.attribution.observe_exposures(ordered, now)
+        held_attributions = self.attribution.observe_exposures_columns(ordered, now)
         event_records = [record for record, _ in fresh_events]
         # Decoded records' times are whole milliseconds: attribution joins on them (decision 0076).
         occurred_ms = (
@@ -257,7 +263,9 @@ class StreamProcessor:
         else:
             assert arrays is not None
             attributed = _attributions_of_arrays(events_table, arrays)
-        if held_attributions:  # held events attributed by this batch's exposures come first
+        if isinstance(held_attributions, HeldArrays):  # held events attributed by this batch's exposures
+            attributed = pa.concat_tables([_attributions_of_held(held_attributions), attributed])  # first
+        elif held_attributions:
             attributed = pa.concat_tables([attributions_table(held_attributions), attributed])
         reasons: Counter[str] = Counter(d.reason.value for d in dead_letters)
         return BatchOutput(
@@ -418,6 +426,25 @@ def _attributions_of_arrays(events: pa.Table, columns: AttributedArrays) -> pa.T
     return pa.Table.from_arrays(
         [arrays[name] for name in ATTRIBUTED_EVENTS_SCHEMA.names], schema=ATTRIBUTED_EVENTS_SCHEMA
     )
+
+
+def _attributions_of_held(held: HeldArrays) -> pa.Table:
+    """Rows of ``xp.attributed_events`` for held events from :class:`HeldArrays` (one ``take`` per column
+    of the held events, no Python object per row): the same table as :func:`attributions_table` of the
+    walk's rows."""
+    positions = pa.array(held.positions, pa.int64())
+    keys = pa.array(held.experiment_keys, pa.string()).take(pa.array(held.experiment_codes, pa.int64()))
+    arrays = [
+        pa.array(held.event_ids, pa.string()).take(positions),
+        pa.array(held.unit_ids, pa.string()).take(positions),
+        keys,
+        pa.array(held.variation_ids.astype(np.uint16), pa.uint16()),
+        pa.array(held.event_names, pa.string()).take(positions),
+        pa.array(held.values, pa.float64()).take(positions),
+        pa.array(held.occurred_ms[held.positions], TIMESTAMP),
+        pa.array(held.first_exposed_ms, TIMESTAMP),
+    ]
+    return pa.Table.from_arrays(arrays, schema=ATTRIBUTED_EVENTS_SCHEMA)
 
 
 def attributions_table(attributions: Sequence[Attribution]) -> pa.Table:

@@ -20,10 +20,12 @@ time or holds ``max_ids / SLICES`` ids, and is then stored as a sorted ``int64``
 
 from __future__ import annotations
 
+import mmap
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
+from operator import itemgetter
 from typing import TypeVar
 
 import numpy as np
@@ -32,6 +34,8 @@ __all__ = ["SeenIds"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+_first = itemgetter(0)
 
 SLICES = 16
 """Time slices per retention (and per cap): the granularity at which ids are forgotten."""
@@ -54,8 +58,8 @@ class SeenIds:
         self.max_ids = max_ids
         self._slice_ids = max(1, max_ids // SLICES)
         self._slice_span = retention / SLICES
-        self._ring = np.zeros(max_ids + 2 * self._slice_ids, np.int64)
-        self._ring.fill(0)  # touch every page now: the state's memory is taken at start, not over hours
+        # Every page taken now: the state's memory is reserved at start, not over hours.
+        self._ring = _resident_zeros(max_ids + 2 * self._slice_ids)
         self._sealed: deque[_Slice] = deque()
         self._sealed_count = 0
         self._open: set[int] = set()
@@ -132,11 +136,13 @@ class SeenIds:
 
         Returns (fresh pairs, number of duplicates); the state changes only on :meth:`commit`.
         """
-        ids = [id_of(pair[0]) for pair in records]
-        hashes = list(map(hash, ids))
+        hashes = list(map(hash, map(id_of, map(_first, records))))
         found = self._in_sealed(hashes)
         opened = self._open
-        batch: set[int] = set()
+        batch: set[int] = set(hashes)
+        if len(batch) == len(hashes) and not any(found) and opened.isdisjoint(batch):
+            return list(records), 0  # the common case, decided by set operations in C: all fresh
+        batch.clear()
         add = batch.add
         fresh: list[tuple[T, R]] = []
         append = fresh.append
@@ -193,3 +199,22 @@ class SeenIds:
         size = piece.end - piece.start
         self._sealed_count -= size
         return size
+
+
+def _resident_zeros(count: int) -> np.ndarray:
+    """``count`` int64 zeros whose pages are resident from the start: an anonymous map populated by the
+    kernel in the one ``mmap`` call (``MAP_POPULATE``, Linux), which is cheaper than touching every page
+    from Python (``fill``: 0.3–0.6 s for the three rings of the defaults at a load of 8 on this 2-core
+    machine, against ~0.05 s); elsewhere zeros touched by ``fill``."""
+    populate = getattr(mmap, "MAP_POPULATE", None)
+    size = max(count, 1) * 8
+    if populate is not None:
+        try:
+            mapped = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+        except OSError:  # no memory for a populated map right now: the portable way below
+            pass
+        else:
+            return np.frombuffer(mapped, np.int64, count)  # the array keeps the map alive
+    ring = np.zeros(count, np.int64)
+    ring.fill(0)
+    return ring

@@ -13,7 +13,7 @@ from tests.fixtures.waiting import wait_until
 from xpcore.config import KafkaSettings
 from xpcore.kafka import EVENTS, EXPOSURES
 from xpcore.kafka.clients import make_consumer, make_producer
-from xpcore.kafka.group_offsets import all_partitions, consumer_lag, read_group_lag
+from xpcore.kafka.group_offsets import all_partitions, consumer_lag, end_offsets, read_group_lag
 
 pytestmark = pytest.mark.integration
 
@@ -91,5 +91,25 @@ def test_a_consumer_reads_its_own_lag_from_its_position(kafka_settings: KafkaSet
 
         wait_until(drained, timeout=30, interval=0, message="the consumer's position at the end offsets")
         assert len(read) == 12
+    finally:
+        consumer.close()
+
+
+def test_end_offsets_are_the_watermarks_in_one_request(kafka_settings: KafkaSettings) -> None:
+    """The batched offsets the drained check reads (one ``offsets_for_times``) are the watermarks that
+    ``get_watermark_offsets`` reads partition by partition, low and high, empty partitions included."""
+    _produce(kafka_settings, EVENTS, 9)
+    read_topics_to_end(kafka_settings, [EVENTS], at_least=9)
+    consumer = make_consumer(kafka_settings, f"xp-lag-{uuid.uuid4().hex[:8]}", role="worker")
+    try:
+        partitions = all_partitions(consumer, [kafka_settings.topic(EVENTS), kafka_settings.topic(EXPOSURES)])
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        one_by_one = {
+            (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            for tp in partitions
+        }
+        assert end_offsets(consumer, keys, -1, 10) == {key: high for key, (_, high) in one_by_one.items()}
+        assert end_offsets(consumer, keys, -2, 10) == {key: low for key, (low, _) in one_by_one.items()}
+        assert sum(high for _, high in one_by_one.values()) >= 9
     finally:
         consumer.close()
