@@ -96,6 +96,13 @@ def assert_same_tables(flink_home: Path, kafka_home: Path) -> None:
             assert got[table].column(column).equals(expected[table].column(column)), (table, column)
 
 
+def assert_verdicts_agree(report: dict[str, Any], decided_at_least: float) -> None:
+    """Every verdict the job decided is the kernel's, and the job decided nearly every record."""
+    verdicts = report["verdicts"]
+    assert verdicts.get("disagree", 0) == 0 and verdicts.get("unconfirmed", 0) == 0, verdicts
+    assert verdicts["agree"] >= decided_at_least * report["consumed"] > 0, (verdicts, report["consumed"])
+
+
 def test_flink_runner_leaves_the_same_tables_as_the_kafka_runner(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
@@ -115,6 +122,7 @@ def test_flink_runner_leaves_the_same_tables_as_the_kafka_runner(
     assert by_flink["dead_letters"] == by_kafka["dead_letters"] == traffic.invalid
     assert_same_tables(flink_home, kafka_home)
     assert_exact(read_tables(flink_home), traffic)
+    assert_verdicts_agree(by_flink, decided_at_least=0.95)
     # Checkpoints went under $XP_HOME, and a second run (restored from the newest) finds nothing new.
     assert list((flink_home / "flink" / "checkpoints").glob("*/chk-*/_metadata"))
     again = run_stream(env, "flink", until_idle=1)
@@ -154,6 +162,7 @@ def test_the_same_tables_on_a_loadgen_workload(kafka_settings: KafkaSettings, tm
     for count in ("exposures", "events", "attributed", "dead_letters"):
         assert by_flink[count] == by_kafka[count], count
     assert_same_tables(flink_home, kafka_home)
+    assert_verdicts_agree(by_flink, decided_at_least=0.95)
 
 
 def test_kill_9_of_the_process_group_twice_then_exact(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
