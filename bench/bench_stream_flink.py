@@ -40,10 +40,17 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine (/proc/stat: all processes, other sessions' too)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(
     runner: str, parallelism: int, home: Path, kafka: KafkaSettings, registry: Path
 ) -> dict[str, Any]:
-    cpu_before = cpu_seconds()
+    cpu_before, machine_before = cpu_seconds(), machine_cpu_seconds()
     common: dict[str, Any] = {
         "home": home,
         "kafka_bootstrap": kafka.kafka_bootstrap,
@@ -77,6 +84,7 @@ def one_run(
         "wall_seconds": round(wall, 2),
         "wall_records_per_s": round(report.consumed / wall),
         "cpu_seconds": round(cpu_seconds() - cpu_before, 1),
+        "machine_cpu_seconds": round(machine_cpu_seconds() - machine_before, 1),
         "verdicts": dict(report.verdicts),
         "stage_seconds": {k: round(v, 2) for k, v in report.stage_seconds.items()},
         "load_average": round(os.getloadavg()[0], 2),
