@@ -6,7 +6,8 @@ fresh chDB store: ``--runner kafka``
 (``run_worker``), ``--runner flink`` with ``XP_FLINK_PARALLELISM=1`` and with ``2``. Per run: records
 loaded, the loader's rate (records / ``active_seconds``: first batch in hand → last commit), and the
 whole run's wall seconds (for Flink: the JVM and mini-cluster start, the job's checkpoints, the loader;
-the ``--until-idle`` tail excluded) with its rate. Needs ``make flink``. Run::
+the ``--until-idle`` tail excluded) with its rate, and the CPU seconds of the run (this process and the
+job's processes, user + system; the broker's not included). Needs ``make flink``. Run::
 
     .venv/bin/python bench/bench_stream_flink.py [--units 20000] [--events-per-unit 4] [--repeat 2]
 """
@@ -17,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import sys
 import tempfile
 import uuid
@@ -32,9 +34,23 @@ from xpcore.config import KafkaSettings
 UNTIL_IDLE = 1.0
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its waited-for children (the Flink job's Python and JVM)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine (/proc/stat: all processes, other sessions' too)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(
     runner: str, parallelism: int, home: Path, kafka: KafkaSettings, registry: Path
 ) -> dict[str, Any]:
+    cpu_before, machine_before = cpu_seconds(), machine_cpu_seconds()
     common: dict[str, Any] = {
         "home": home,
         "kafka_bootstrap": kafka.kafka_bootstrap,
@@ -67,6 +83,9 @@ def one_run(
         else 0,
         "wall_seconds": round(wall, 2),
         "wall_records_per_s": round(report.consumed / wall),
+        "cpu_seconds": round(cpu_seconds() - cpu_before, 1),
+        "machine_cpu_seconds": round(machine_cpu_seconds() - machine_before, 1),
+        "verdicts": dict(report.verdicts),
         "stage_seconds": {k: round(v, 2) for k, v in report.stage_seconds.items()},
         "load_average": round(os.getloadavg()[0], 2),
     }

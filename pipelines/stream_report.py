@@ -33,6 +33,9 @@ class StreamReport:
     insert_retries: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     restored: dict[str, int] = field(default_factory=dict)
+    verdicts: Counter[str] = field(default_factory=Counter)
+    """The Flink runner only: the job's validation verdicts checked against the kernel's (``agree``,
+    ``disagree``, ``undecided``, ``unconfirmed``: not dead-lettered now, e.g. already before a restart)."""
     seconds: float = 0.0
     active_seconds: float = 0.0
     """From the moment the first non-empty batch was in hand to the last commit, or to the garbage collection
@@ -57,4 +60,9 @@ class StreamReport:
 
     def as_dict(self) -> dict[str, Any]:
         stages = {k: round(v, 3) for k, v in self.stage_seconds.items()}
-        return {**self.__dict__, "reasons": dict(self.reasons), "stage_seconds": stages}
+        return {
+            **self.__dict__,
+            "reasons": dict(self.reasons),
+            "verdicts": dict(self.verdicts),
+            "stage_seconds": stages,
+        }

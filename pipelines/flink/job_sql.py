@@ -21,19 +21,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pipelines.flink.sql_text import literal, options_clause
+from pipelines.flink.verdict_sql import (
+    EVENT_FIELDS,
+    EXPOSURE_FIELDS,
+    FieldRule,
+    VerdictParams,
+    parse_columns,
+    verdict_columns,
+    verdict_expression,
+)
+
 __all__ = ["FlinkJobSpec", "job_statements", "literal", "options_clause"]
 
 SHADED_SCRAM = "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule"
 SHADED_PLAIN = "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.plain.PlainLoginModule"
 """The login modules as relocated inside flink-sql-connector-kafka (the shaded kafka-clients)."""
-
-TIME_MARGIN_SECONDS = 1
-"""The job's time check is this much stricter than the kernel's on both sides, so a record the job
-deduplicates is always one the kernel's time rule accepts (the job's check parses whole seconds and
-fractions as Flink does; the kernel's compares whole milliseconds)."""
-
-RFC3339_UTC = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
-"""The record times the job parses (UTC, 'Z'); any other spelling is left to the kernel."""
 
 
 @dataclass(frozen=True)
@@ -52,24 +55,14 @@ class FlinkJobSpec:
     max_future_skew_seconds: int
     max_lateness_seconds: int
     dedup_retention_seconds: int
+    max_record_bytes: int = 1_048_576
+    max_abs_metric_value: float = 1e15
     known_variations: Mapping[str, frozenset[int]] | None = None
     """None: no registry known to the job: exposures are not deduplicated by the job (the kernel does)."""
     known_event_names: frozenset[str] | None = None
     """None: no catalog known to the job: events are not deduplicated by the job (the kernel does)."""
     transaction_timeout_ms: int = 600_000
     extra: Mapping[str, str] = field(default_factory=dict)
-
-
-def literal(value: str) -> str:
-    """A Flink SQL string literal: single quotes doubled; control characters refused (no value of ours
-    has one, and a newline in a literal is where an injection would start)."""
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        raise ValueError(f"control character in a SQL literal: {value!r}")
-    return "'" + value.replace("'", "''") + "'"
-
-
-def options_clause(options: Mapping[str, str]) -> str:
-    return ",\n  ".join(f"{literal(key)} = {literal(value)}" for key, value in options.items())
 
 
 def _kafka_options(spec: FlinkJobSpec) -> dict[str, str]:
@@ -126,72 +119,85 @@ def _sink(name: str, topic: str, spec: FlinkJobSpec, suffix: str) -> str:
 )"""
 
 
-def _time_ok(field_name: str, spec: FlinkJobSpec) -> str:
-    """The record time within the bounds of its Kafka timestamp (each bound narrowed by the margin)."""
-    text = f"JSON_VALUE(s, '$.{field_name}')"
-    at = f"CAST(REPLACE(REPLACE({text}, 'T', ' '), 'Z', '') AS TIMESTAMP(3))"
-    reference = "CAST(src_ts AS TIMESTAMP(3))"
-    skew = spec.max_future_skew_seconds - TIME_MARGIN_SECONDS
-    lateness = spec.max_lateness_seconds - TIME_MARGIN_SECONDS
-    return (
-        f"REGEXP({text}, {literal(RFC3339_UTC)}) AND {at} <= TIMESTAMPADD(SECOND, {int(skew)}, {reference})"
-        f" AND {at} >= TIMESTAMPADD(SECOND, {-int(lateness)}, {reference})"
-    )
-
-
-def _exposure_known(spec: FlinkJobSpec) -> str | None:
+def _exposure_rules(spec: FlinkJobSpec) -> list[tuple[str, str]]:
+    """The registry's rules (TRUE: broken), in the kernel's order; none without a registry."""
     if spec.known_variations is None:
-        return None
-    pairs = sorted(f"{key}/{vid}" for key, ids in spec.known_variations.items() for vid in ids)
-    if not pairs:
-        return "FALSE"
+        return []
     key = "JSON_VALUE(s, '$.experiment_key')"
     variation = "JSON_VALUE(s, '$.variation_id' RETURNING INT)"
-    listed = ", ".join(literal(pair) for pair in pairs)
-    return f"{key} || '/' || CAST({variation} AS STRING) IN ({listed})"
+    keys = sorted(spec.known_variations)
+    pairs = sorted(f"{k}/{vid}" for k, ids in spec.known_variations.items() for vid in ids)
+    unknown_key = f"{key} NOT IN ({', '.join(map(literal, keys))})" if keys else "TRUE"
+    unknown_pair = (
+        f"{key} || '/' || CAST({variation} AS STRING) NOT IN ({', '.join(map(literal, pairs))})"
+        if pairs
+        else "TRUE"
+    )
+    return [(unknown_key, "unknown_experiment"), (unknown_pair, "unknown_variation")]
 
 
-def _event_known(spec: FlinkJobSpec) -> str | None:
+def _event_rules(spec: FlinkJobSpec) -> list[tuple[str, str]]:
+    """The catalog's rule (TRUE: broken); none without a catalog."""
     if spec.known_event_names is None:
-        return None
-    if not spec.known_event_names:
-        return "FALSE"
-    listed = ", ".join(literal(name) for name in sorted(spec.known_event_names))
-    return f"JSON_VALUE(s, '$.event_name') IN ({listed})"
+        return []
+    names = sorted(spec.known_event_names)
+    listed = ", ".join(map(literal, names))
+    return [(f"JSON_VALUE(s, '$.event_name') NOT IN ({listed})" if names else "TRUE", "unknown_event_name")]
 
 
-def _pipeline(source: str, sink: str, topic: str, id_field: str, known: str | None) -> str:
+def _pipeline(source: str, sink: str, topic: str, dedup: bool) -> str:
     """INSERT: one keyed deduplication over every record (so each record's JSON is parsed once). A record
-    that passes the job's checks is keyed by its id and bytes (a byte-identical copy is dropped); any
-    other record by its own partition and offset (unique: it always goes through, for the kernel)."""
-    checked = "FALSE" if known is None else f"({known}) AND {id_field}_ok AND time_ok"
+    the job judged ``ok`` is keyed by its id and bytes (a byte-identical copy is dropped); any other by
+    its own partition and offset (unique: it always goes through, for the kernel). Without a registry
+    (catalog) nothing is deduplicated here: the kernel's verdict could still change with it."""
+    checked = "verdict = 'ok'" if dedup else "FALSE"
     headers = (
         f"MAP['xp-source-topic', CAST({literal(topic)} AS BYTES), "
         "'xp-source-partition', CAST(CAST(src_partition AS STRING) AS BYTES), "
-        "'xp-source-offset', CAST(CAST(src_offset AS STRING) AS BYTES)]"
+        "'xp-source-offset', CAST(CAST(src_offset AS STRING) AS BYTES), "
+        "'xp-verdict', CAST(verdict AS BYTES)]"
     )
     # Table names are this module's constants and every value is a literal(): not injectable.
     return f"""INSERT INTO {sink}
 SELECT k, v, {headers} AS headers, src_ts AS ts FROM (
-  SELECT k, v, src_partition, src_offset, src_ts,
+  SELECT k, v, src_partition, src_offset, src_ts, verdict,
     ROW_NUMBER() OVER (PARTITION BY dedup_key ORDER BY pt ASC) AS row_num
   FROM (
-    SELECT k, v, src_partition, src_offset, src_ts, pt,
+    SELECT k, v, src_partition, src_offset, src_ts, pt, verdict,
       CASE WHEN COALESCE({checked}, FALSE) THEN 'd|' || rec_id || '|' || MD5(s)
         ELSE 'p|' || CAST(src_partition AS STRING) || '|' || CAST(src_offset AS STRING) END AS dedup_key
-    FROM {source}_parsed
+    FROM {source}_checked
   )
 )
 WHERE row_num = 1"""  # nosec B608 - names are constants, values literal()s
 
 
-def _parsed_view(source: str, id_field: str, time_field: str, spec: FlinkJobSpec) -> str:
-    return f"""CREATE TEMPORARY VIEW {source}_parsed AS
-SELECT k, v, src_partition, src_offset, src_ts, pt, s,
-  JSON_VALUE(s, '$.{id_field}') AS rec_id,
-  COALESCE(CHAR_LENGTH(JSON_VALUE(s, '$.{id_field}')) > 0, FALSE) AS {id_field}_ok,
-  COALESCE({_time_ok(time_field, spec)}, FALSE) AS time_ok
-FROM (SELECT *, CAST(v AS STRING) AS s FROM {source})"""  # nosec B608 - as above
+def _checked_view(
+    source: str,
+    id_field: str,
+    time_field: str,
+    fields: tuple[FieldRule, ...],
+    rules: list[tuple[str, str]],
+    spec: FlinkJobSpec,
+) -> str:
+    params = VerdictParams(
+        max_record_bytes=spec.max_record_bytes,
+        max_abs_metric_value=spec.max_abs_metric_value,
+        max_future_skew_seconds=spec.max_future_skew_seconds,
+        max_lateness_seconds=spec.max_lateness_seconds,
+    )
+    return f"""CREATE TEMPORARY VIEW {source}_checked AS
+SELECT k, v, src_partition, src_offset, src_ts, pt, s, rec_id,
+  {verdict_expression(rules, params)} AS verdict
+FROM (
+  SELECT k, v, src_partition, src_offset, src_ts, pt, s, j_{id_field} AS rec_id,
+    {verdict_columns(fields, time_field, params)}
+  FROM (
+    SELECT k, v, src_partition, src_offset, src_ts, pt, s, b64,
+    {parse_columns(fields)}
+    FROM (SELECT *, CAST(v AS STRING) AS s, TO_BASE64(v) AS b64 FROM {source})
+  )
+)"""  # nosec B608 - as above
 
 
 def job_statements(spec: FlinkJobSpec) -> tuple[list[str], list[str]]:
@@ -201,13 +207,13 @@ def job_statements(spec: FlinkJobSpec) -> tuple[list[str], list[str]]:
         _source("events_in", spec.events_topic, spec),
         _sink("exposures_out", spec.exposures_handoff, spec, "e"),
         _sink("events_out", spec.events_handoff, spec, "v"),
-        _parsed_view("exposures_in", "exposure_id", "exposed_at", spec),
-        _parsed_view("events_in", "event_id", "occurred_at", spec),
+        _checked_view(
+            "exposures_in", "exposure_id", "exposed_at", EXPOSURE_FIELDS, _exposure_rules(spec), spec
+        ),
+        _checked_view("events_in", "event_id", "occurred_at", EVENT_FIELDS, _event_rules(spec), spec),
     ]
     inserts = [
-        _pipeline(
-            "exposures_in", "exposures_out", spec.exposures_topic, "exposure_id", _exposure_known(spec)
-        ),
-        _pipeline("events_in", "events_out", spec.events_topic, "event_id", _event_known(spec)),
+        _pipeline("exposures_in", "exposures_out", spec.exposures_topic, spec.known_variations is not None),
+        _pipeline("events_in", "events_out", spec.events_topic, spec.known_event_names is not None),
     ]
     return ddl, inserts

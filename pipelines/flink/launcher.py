@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pipelines.flink.settings import FlinkSettings
     from pipelines.kernel import ValidationRules
 
-__all__ = ["FlinkJob", "flink_config", "job_spec", "kafka_properties", "latest_checkpoint"]
+__all__ = ["FlinkJob", "flink_config", "job_spec", "kafka_properties", "latest_checkpoint", "registry_lists"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +69,17 @@ def job_spec(settings: FlinkSettings, rules: ValidationRules) -> FlinkJobSpec:
         max_future_skew_seconds=int(rules.max_future_skew.total_seconds()),
         max_lateness_seconds=int(rules.max_lateness.total_seconds()),
         dedup_retention_seconds=int(settings.stream_dedup_retention_seconds),
+        max_record_bytes=settings.max_record_bytes,
+        max_abs_metric_value=settings.max_abs_metric_value,
         known_variations=rules.known_variations,
         known_event_names=rules.known_event_names,
     )
+
+
+def registry_lists(rules: ValidationRules) -> tuple[object, object]:
+    """What of the worker's rules the job's SQL holds (so a change needs a new job)."""
+    variations = rules.known_variations
+    return (None if variations is None else dict(variations), rules.known_event_names)
 
 
 def latest_checkpoint(location: str) -> str | None:
@@ -184,6 +192,20 @@ class FlinkJob:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def follow(self, rules: ValidationRules) -> bool:
+        """Follow a registry change: when the job's lists (experiments/variations, event names) differ
+        from ``rules``', stop the job and start it again from its newest checkpoint with the new lists
+        (offsets, dedup state and pending transactions come back with it; records after that
+        checkpoint are judged again, with the new lists). True when it restarted."""
+        if registry_lists(rules) == registry_lists(self.rules):
+            self.rules = rules
+            return False
+        logger.info("the registry changed: restarting the Flink job from its newest checkpoint")
+        self.stop()
+        self.rules = rules
+        self.start()
+        return True
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

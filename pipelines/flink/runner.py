@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,17 +32,48 @@ if TYPE_CHECKING:
     from pipelines.stream_report import StreamReport
     from pipelines.worker_setup import StopFlag, WorkerParts
 
-__all__ = ["FlinkRunner", "HandoffError", "source_record"]
+__all__ = ["FlinkRunner", "HandoffError", "compare_verdicts", "source_record"]
 
 logger = logging.getLogger(__name__)
 
 SOURCE_TOPIC = "xp-source-topic"
 SOURCE_PARTITION = "xp-source-partition"
 SOURCE_OFFSET = "xp-source-offset"
+VERDICT = "xp-verdict"
 
 
 class HandoffError(TransientError):
     """A hand-off record without a valid source (only the Flink job writes those topics)."""
+
+
+def compare_verdicts(
+    verdicts: dict[tuple[str, int, int], str], dead_letters: list[Any], counts: Counter[str]
+) -> list[str]:
+    """Count the job's verdicts (source coordinates → verdict) against the kernel's dead letters of the
+    same batch; return one line per disagreement (the kernel's verdict stands: it wrote the dead letters).
+
+    ``ok`` agrees when the kernel kept the record; a reason code when the kernel dead-lettered the
+    record with that reason; a reason code without a dead letter now is ``unconfirmed`` (the kernel kept
+    it, or its dead letter was written before a restart and is not written twice)."""
+    from pipelines.flink.verdict_sql import OK, UNDECIDED
+
+    kernel = {
+        (letter.source_topic, letter.source_partition, letter.source_offset): str(letter.reason)
+        for letter in dead_letters
+    }
+    problems: list[str] = []
+    for where, verdict in verdicts.items():
+        found = kernel.get(where)
+        if verdict == UNDECIDED:
+            counts["undecided"] += 1
+        elif (verdict == OK and found is None) or verdict == found:
+            counts["agree"] += 1
+        elif verdict != OK and found is None:
+            counts["unconfirmed"] += 1
+        else:
+            counts["disagree"] += 1
+            problems.append(f"{where[0]}/{where[1]}@{where[2]}: job {verdict}, kernel {found or OK}")
+    return problems
 
 
 def source_record(
@@ -115,14 +147,24 @@ class FlinkRunner:
         revoked = {(p.topic, p.partition) for p in partitions}
         self.pending = {tp: offset for tp, offset in self.pending.items() if tp not in revoked}
 
-    def _raws(self, messages: list[Any]) -> list[RawRecord]:
+    def _raws(self, messages: list[Any]) -> tuple[list[RawRecord], dict[tuple[str, int, int], str]]:
+        """The input records the batch stands for, and the job's verdict of each (by source)."""
         good = [message for message in messages if message.error() is None]
         raws = raw_records(messages)  # one per error-free message, in order
         handoff = self.handoff
-        return [
-            source_record(raw, message.headers(), handoff[raw.topic]) if raw.topic in handoff else raw
-            for raw, message in zip(raws, good, strict=True)
-        ]
+        out: list[RawRecord] = []
+        verdicts: dict[tuple[str, int, int], str] = {}
+        for raw, message in zip(raws, good, strict=True):
+            if raw.topic not in handoff:
+                out.append(raw)
+                continue
+            headers = message.headers()
+            record = source_record(raw, headers, handoff[raw.topic])
+            out.append(record)
+            verdict = next((value for key, value in headers or () if key == VERDICT), None)
+            if verdict is not None:
+                verdicts[(record.topic, record.partition, record.offset)] = verdict.decode("ascii", "replace")
+        return out, verdicts
 
     def _commit(self, within: float) -> bool:
         if not self.pending:
@@ -218,9 +260,11 @@ class FlinkRunner:
                     settings.stream_batch_max_bytes,
                 )
                 received = time.monotonic()
-                raws = self._raws(messages)
+                raws, verdicts = self._raws(messages)
                 if parts.registry_changed():
                     parts.apply_registry()
+                    if self.job is not None:
+                        self.job.follow(processor.rules)  # a new job when its lists changed
                 now = datetime.now(UTC)
                 if not raws:
                     processor.attribution.release_expired(now)
@@ -242,6 +286,8 @@ class FlinkRunner:
                 report.stage_seconds["consume"] += last_activity - consume_started
                 output = processor.process(raws, now)
                 processor.remember_ids(output)
+                for problem in compare_verdicts(verdicts, output.dead_letters, report.verdicts)[:5]:
+                    logger.warning("the job's verdict is not the kernel's (the kernel's stands): %s", problem)
                 report.stage_seconds["process"] += time.monotonic() - last_activity
                 self.sink.submit(output)
                 loaded = self.sink.finish()

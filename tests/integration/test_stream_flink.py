@@ -96,6 +96,13 @@ def assert_same_tables(flink_home: Path, kafka_home: Path) -> None:
             assert got[table].column(column).equals(expected[table].column(column)), (table, column)
 
 
+def assert_verdicts_agree(report: dict[str, Any], decided_at_least: float) -> None:
+    """Every verdict the job decided is the kernel's, and the job decided nearly every record."""
+    verdicts = report["verdicts"]
+    assert verdicts.get("disagree", 0) == 0 and verdicts.get("unconfirmed", 0) == 0, verdicts
+    assert verdicts["agree"] >= decided_at_least * report["consumed"] > 0, (verdicts, report["consumed"])
+
+
 def test_flink_runner_leaves_the_same_tables_as_the_kafka_runner(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
@@ -115,6 +122,7 @@ def test_flink_runner_leaves_the_same_tables_as_the_kafka_runner(
     assert by_flink["dead_letters"] == by_kafka["dead_letters"] == traffic.invalid
     assert_same_tables(flink_home, kafka_home)
     assert_exact(read_tables(flink_home), traffic)
+    assert_verdicts_agree(by_flink, decided_at_least=0.95)
     # Checkpoints went under $XP_HOME, and a second run (restored from the newest) finds nothing new.
     assert list((flink_home / "flink" / "checkpoints").glob("*/chk-*/_metadata"))
     again = run_stream(env, "flink", until_idle=1)
@@ -154,6 +162,7 @@ def test_the_same_tables_on_a_loadgen_workload(kafka_settings: KafkaSettings, tm
     for count in ("exposures", "events", "attributed", "dead_letters"):
         assert by_flink[count] == by_kafka[count], count
     assert_same_tables(flink_home, kafka_home)
+    assert_verdicts_agree(by_flink, decided_at_least=0.95)
 
 
 def test_kill_9_of_the_process_group_twice_then_exact(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
@@ -232,3 +241,92 @@ def test_a_hand_off_record_without_its_source_stops_the_loader(
     assert "no valid source headers" in result.stderr
     assert "only the Flink job may write the hand-off topics" in result.stderr
     assert table_rows(home)["xp.events"].num_rows == 0
+
+
+def test_a_registry_change_restarts_the_job_with_the_new_lists(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """The worker follows xp.registry; an experiment added while the job runs restarts the job (from its
+    checkpoint) with the new lists, so its records get the kernel's verdict (`ok`) from the job too."""
+    from datetime import UTC, datetime
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    from assignment.authoring import load_registry_file
+    from assignment.registry_changes import plan_changes
+    from assignment.registry_topic import publish_changes, read_registry
+    from schemas import Exposure, ExposureSource, RecordCodec
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "experiments.yaml"
+    changed = tmp_path / "experiments.yaml"
+    changed.write_text(example.read_text().replace("key: search-ranking-v2", "key: search-ranking-v3"))
+
+    def publish(path: Path) -> None:
+        registry = read_registry(kafka_settings)
+        now = datetime.now(UTC)
+        publish_changes(kafka_settings, plan_changes(registry, load_registry_file(path), actor="t", now=now))
+
+    def exposures(experiment: str, count: int) -> list[tuple[str, bytes, bytes]]:
+        codec = RecordCodec(Exposure)
+        now = datetime.now(UTC)
+        return [
+            (
+                "xp.exposures",
+                f"u{i}".encode(),
+                codec.encode(
+                    Exposure(
+                        exposure_id=f"{experiment}-{i}",
+                        unit_id=f"u{i}",
+                        hash_attribute="id",
+                        experiment_key=experiment,
+                        variation_id=i % 2,
+                        variation_key=str(i % 2),
+                        source=ExposureSource.LOADGEN,
+                        exposed_at=now,
+                    )
+                ),
+            )
+            for i in range(count)
+        ]
+
+    def loaded() -> int:
+        partitions = [
+            TopicPartition(kafka_settings.topic("xp.flink.exposures"), p)
+            for p in range(kafka_settings.topic_partitions)
+        ]
+        probe = Consumer(
+            {**kafka_settings.confluent_config("admin"), "group.id": "xp-flink-test-flink-loader"}
+        )
+        try:
+            return sum(max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10))
+        finally:
+            probe.close()
+
+    publish(example)
+    home = tmp_path / "xp-home"
+    env = flink_env(worker_env(kafka_settings, home, tmp_path / "unused.json"))
+    env.pop("XP_STREAM_REGISTRY_FILE")
+    command = [sys.executable, "-m", "xpstream.cli", "stream", "run", "--runner", "flink", "--format", "json"]
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job_log = home / "flink" / "job.log"
+
+    def job_starts() -> int:
+        return job_log.read_text(errors="replace").count("xp-flink job ") if job_log.exists() else 0
+
+    try:
+        produce(kafka_settings, exposures("checkout-button", 50))
+        wait_until(lambda: loaded() > 0, timeout=300, message="the loader committed nothing")
+        assert job_starts() == 1
+        publish(changed)  # search-ranking-v3 added (v2 gone)
+        wait_until(lambda: job_starts() == 2, timeout=120, message="the job was not restarted")
+        before = loaded()
+        produce(kafka_settings, exposures("search-ranking-v3", 40))
+        wait_until(lambda: loaded() >= before + 40, timeout=300, message="the new records were not loaded")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err[-3000:]
+    report = json.loads(out)
+    assert report["exposures"] == 90 and report["dead_letters"] == 0, report
+    # the new experiment's records were judged `ok` by the restarted job, as by the kernel
+    assert report["verdicts"].get("disagree", 0) == 0 and report["verdicts"]["agree"] == 90, report

@@ -58,7 +58,7 @@ def test_hostile_registry_keys_and_event_names_stay_inside_literals() -> None:
     for statement in ddl + inserts:
         assert statement.count("'") % 2 == 0
         assert "DROP TABLE" not in _outside_literals(statement)
-    joined = "\n".join(inserts)
+    joined = "\n".join(ddl)
     assert literal(f"{HOSTILE}/2") in joined
     assert literal(HOSTILE) in joined
 
@@ -88,10 +88,54 @@ def test_without_a_registry_or_catalog_the_job_deduplicates_nothing_of_that_kind
         assert "CASE WHEN COALESCE(FALSE, FALSE)" in insert
 
 
-def test_time_bounds_are_narrower_than_the_kernel_s() -> None:
+def test_time_verdicts_leave_a_margin_around_the_kernel_s_bounds() -> None:
     ddl, _inserts = job_statements(spec(max_future_skew_seconds=300, max_lateness_seconds=7200))
-    parsed = next(s for s in ddl if "exposures_in_parsed" in s)
-    assert "TIMESTAMPADD(SECOND, 299," in parsed and "TIMESTAMPADD(SECOND, -7199," in parsed
+    checked = next(s for s in ddl if "exposures_in_checked AS" in s)
+    # 'in' only within the bounds narrowed by 1 s, 'out' only beyond them widened by 1 s
+    assert "TIMESTAMPADD(SECOND, 299," in checked and "TIMESTAMPADD(SECOND, -7199," in checked
+    assert "TIMESTAMPADD(SECOND, 301," in checked and "TIMESTAMPADD(SECOND, -7201," in checked
+
+
+def test_the_verdict_codes_are_the_kernel_s_reasons_and_travel_as_a_header() -> None:
+    from pipelines.flink.verdict_sql import DECIDED_REASONS, EVENT_FIELDS, EXPOSURE_FIELDS
+    from schemas import DeadLetterReason, Exposure, MetricEvent
+
+    assert {reason.value for reason in DeadLetterReason} >= DECIDED_REASONS
+    # the job's field lists are the contracts' fields (a field added to a record must be added here)
+    assert [f.name for f in EXPOSURE_FIELDS] == list(Exposure.__struct_fields__)
+    assert [f.name for f in EVENT_FIELDS] == list(MetricEvent.__struct_fields__)
+    _ddl, inserts = job_statements(spec())
+    for insert in inserts:
+        assert "'xp-verdict', CAST(verdict AS BYTES)" in insert
+        assert "WHEN COALESCE(verdict = 'ok', FALSE) THEN 'd|'" in insert
+
+
+def test_the_loader_counts_the_job_s_verdicts_against_the_kernel_s() -> None:
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from pipelines.flink.runner import compare_verdicts
+
+    letters = [
+        SimpleNamespace(source_topic="t", source_partition=0, source_offset=1, reason="unknown_experiment"),
+        SimpleNamespace(source_topic="t", source_partition=0, source_offset=2, reason="schema_violation"),
+        SimpleNamespace(source_topic="t", source_partition=0, source_offset=3, reason="too_large"),
+    ]
+    verdicts = {
+        ("t", 0, 0): "ok",
+        ("t", 0, 1): "unknown_experiment",
+        ("t", 0, 2): "missing_field",
+        ("t", 0, 3): "ok",
+        ("t", 0, 4): "undecided",
+        ("t", 0, 5): "unknown_variation",
+    }
+    counts: Counter[str] = Counter()
+    problems = compare_verdicts(verdicts, letters, counts)
+    assert counts == {"agree": 2, "disagree": 2, "undecided": 1, "unconfirmed": 1}
+    assert problems == [
+        "t/0@2: job missing_field, kernel schema_violation",
+        "t/0@3: job ok, kernel too_large",
+    ]
 
 
 def test_kafka_properties_use_the_shaded_scram_module_and_refuse_quotes() -> None:
@@ -226,5 +270,26 @@ def test_the_cluster_job_spec_is_private_and_left_to_the_operator(
     for key in ("pipeline.jars", "execution.state-recovery.path", "restart-strategy.type"):
         assert key not in config
     assert len(spec["ddl"]) == 6 and len(spec["inserts"]) == 2
-    assert "'exp-a/0'" in spec["inserts"][0]
+    assert "'exp-a/0'" in "\n".join(spec["ddl"])
     assert main([]) == 2
+
+
+def test_the_job_restarts_from_its_checkpoint_when_the_registry_lists_change(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from pipelines.flink.launcher import FlinkJob
+    from pipelines.kernel import ValidationRules
+
+    def rules(variations: dict[str, frozenset[int]] | None) -> ValidationRules:
+        return ValidationRules(timedelta(minutes=5), timedelta(days=7), frozenset({"buy"}), variations)
+
+    job = FlinkJob(FlinkSettings(home=tmp_path), rules({"a": frozenset({0, 1})}))
+    calls: list[str] = []
+    job.start = lambda: calls.append("start")  # type: ignore[method-assign]
+    job.stop = lambda timeout=30.0: calls.append("stop")  # type: ignore[method-assign]
+    assert not job.follow(rules({"a": frozenset({0, 1})}))  # a new view, the same lists: no restart
+    assert calls == []
+    assert job.follow(rules({"a": frozenset({0, 1}), "b": frozenset({0})}))
+    assert calls == ["stop", "start"]
+    assert job.rules.known_variations == {"a": frozenset({0, 1}), "b": frozenset({0})}
+    assert job.follow(rules(None)) and calls == ["stop", "start", "stop", "start"]
