@@ -165,11 +165,8 @@ def _covariate_ctes(plan: UnitValuesPlan, only: str) -> str:
     )"""  # nosec B608
 
 
-def build_sql(plan: UnitValuesPlan, *, incremental: bool, after_fold: bool = False) -> str:
-    """``INSERT INTO xp.unit_values`` one row per unit (every unit, or the changed ones; ``after_fold``:
-    the changed ones :func:`fold_sql` did not write)."""
-    only = " AND unit_id IN (SELECT unit_id FROM changed)" if incremental else ""
-    only_a = "\n          AND a.unit_id IN (SELECT unit_id FROM changed)" if incremental else ""
+def _cell_aggregates(plan: UnitValuesPlan) -> tuple[str, str]:
+    """The per-cell ``countIf`` list and the ``[sumIf, …]`` array of a unit's attributed rows."""
     hits = [
         rule.hit(
             "event_name",
@@ -181,7 +178,15 @@ def build_sql(plan: UnitValuesPlan, *, incremental: bool, after_fold: bool = Fal
     ]
     counts = ", ".join(f"toUInt32(countIf({hit}))" for hit in hits)
     totals = ", ".join(f"sumIf(number, {hits[j]})" for j in plan.summed)
-    totals_sql = f"[{totals}]" if totals else "CAST([], 'Array(Float64)')"
+    return counts, (f"[{totals}]" if totals else "CAST([], 'Array(Float64)')")
+
+
+def build_sql(plan: UnitValuesPlan, *, incremental: bool, after_fold: bool = False) -> str:
+    """``INSERT INTO xp.unit_values`` one row per unit (every unit, or the changed ones; ``after_fold``:
+    the changed ones :func:`fold_sql` did not write)."""
+    only = " AND unit_id IN (SELECT unit_id FROM changed)" if incremental else ""
+    only_a = "\n          AND a.unit_id IN (SELECT unit_id FROM changed)" if incremental else ""
+    counts, totals_sql = _cell_aggregates(plan)
     changed_sql = _changed(plan, after_fold=after_fold)
     changed = f"changed AS\n    (\n        {changed_sql}\n    ),\n    " if incremental else ""
     covariate_ctes, covariate_join = "", ""
@@ -241,18 +246,7 @@ def fold_sql(plan: UnitValuesPlan) -> str:
     previous refresh folded in the margin) or twice among the new rows cannot be added: the unit is left
     to the recomputation. Only the new rows and one ``FINAL`` pass over the stored rows are read.
     """
-    hits = [
-        rule.hit(
-            "event_name",
-            f"{{cell_events:Array(String)}}[{j}]",
-            f"{{cell_windows:Array(Float64)}}[{j}]",
-            "delay",
-        )
-        for j in range(1, len(plan.cells) + 1)
-    ]
-    counts = ", ".join(f"toUInt32(countIf({hit}))" for hit in hits)
-    totals = ", ".join(f"sumIf(number, {hits[j]})" for j in plan.summed)
-    totals_sql = f"[{totals}]" if totals else "CAST([], 'Array(Float64)')"
+    counts, totals_sql = _cell_aggregates(plan)
     moved = _UNION.join(_moved(plan))
     number = rule.field_number(None, value_column="a.value")
     return f"""
