@@ -35,14 +35,6 @@ from xpcore.warehouse.migrations import BOOTSTRAP, discover_migrations, load_que
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-AFTER_MERGES = pytest.mark.xfail(
-    reason="open (issue #15): after the session-9 merges (unit-value folding, kernel, Faust, Flink) the "
-    "rerun "
-    "through the server path fails in test_dashboard_api's ingest-counter repair test and one results read "
-    "differs from the chDB adapter (3 rows); until that is fixed the coverage checks cannot hold",
-    strict=False,
-)
-
 
 SUITE = [
     "test_activity.py",
@@ -178,14 +170,12 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, list[d
     return run.returncode, run.stdout[-4000:] + run.stderr[-2000:], calls
 
 
-@AFTER_MERGES
 def test_the_suite_passes_through_the_server_path(recorded: tuple[int, str, list[dict[str, Any]]]) -> None:
     returncode, output, calls = recorded
     assert returncode == 0, output
     assert len(calls) > 1000
 
 
-@AFTER_MERGES
 def test_every_read_agrees_with_the_chdb_adapter(recorded: tuple[int, str, list[dict[str, Any]]]) -> None:
     _, _, calls = recorded
     reads = [c for c in calls if c["method"] == "query_arrow"]
@@ -193,7 +183,6 @@ def test_every_read_agrees_with_the_chdb_adapter(recorded: tuple[int, str, list[
     assert [(c["site"], c["sql"][:200], c["mismatch"]) for c in reads if c.get("mismatch")] == []
 
 
-@AFTER_MERGES
 def test_every_named_query_is_sent(recorded: tuple[int, str, list[dict[str, Any]]]) -> None:
     _, _, calls = recorded
     sent = {c["sql"] for c in calls}
@@ -214,7 +203,6 @@ def test_every_migration_statement_is_sent(recorded: tuple[int, str, list[dict[s
     assert [s[:120] for s in statements if s not in commands] == []
 
 
-@AFTER_MERGES
 def test_every_call_site_is_exercised_or_listed(recorded: tuple[int, str, list[dict[str, Any]]]) -> None:
     _, _, calls = recorded
     sites = call_sites()
