@@ -128,7 +128,8 @@ def attribution_insert(sink: str, params: AttributionParams) -> str:
         f"windows_spec => {literal_spec(windows_spec(params.windows))}, uid => {literal(FUNCTION_UID)})"
     )
     row = (
-        "JSON_OBJECT('event_id' VALUE event_id, 'unit_id' VALUE unit_id, 'experiment_key' VALUE experiment_key, "
+        "JSON_OBJECT('event_id' VALUE event_id, 'unit_id' VALUE unit_id, "
+        "'experiment_key' VALUE experiment_key, "
         "'variation_id' VALUE variation_id, 'event_name' VALUE event_name, 'value' VALUE metric, "
         "'occurred_us' VALUE occurred_us, 'first_us' VALUE first_us NULL ON NULL)"
     )

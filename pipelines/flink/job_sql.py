@@ -72,7 +72,7 @@ class FlinkJobSpec:
     transaction_timeout_ms: int = 600_000
     extra: Mapping[str, str] = field(default_factory=dict)
     attributions_handoff: str | None = None
-    """The topic of the job's attribution rows (``xp.flink.attributions``); None: no attribution on the JVM."""
+    """The topic of the job's attribution rows (``xp.flink.attributions``); None: none on the JVM."""
     attribution: AttributionParams | None = None
 
 

@@ -13,8 +13,10 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from pipelines.flink.attribution_sql import AttributionParams
 from pipelines.flink.job_sql import SHADED_PLAIN, SHADED_SCRAM, FlinkJobSpec, job_statements
@@ -23,9 +25,6 @@ from xpcore.kafka.principals import FLINK, FLINK_TRANSACTIONAL_IDS
 from xpcore.kafka.topics import EVENTS, EXPOSURES, FLINK_ATTRIBUTIONS, FLINK_EVENTS, FLINK_EXPOSURES
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from datetime import timedelta
-
     from pipelines.flink.settings import FlinkSettings
     from pipelines.kernel import ValidationRules
 
@@ -59,13 +58,11 @@ def kafka_properties(client: dict[str, str]) -> dict[str, str]:
     return properties
 
 
-Windows = "Mapping[tuple[str, str], timedelta | None]"
+Windows: TypeAlias = Mapping[tuple[str, str], timedelta | None]
 
 
 def attribution_params(settings: FlinkSettings, windows: Windows) -> AttributionParams:
     """The kernel's attribution settings for the job's attribution function (``AttributionState``'s)."""
-    from datetime import timedelta
-
     if settings.flink_jvm_attribution and settings.stream_hold_seconds >= 86_400:
         raise ConfigError(
             "XP_STREAM_HOLD_SECONDS must stay under a day with the JVM attribution (its held events' state "
@@ -199,10 +196,12 @@ def main(argv: list[str]) -> int:
 class FlinkJob:
     """The job's process: started with :meth:`start`, watched with :meth:`alive`, ended with :meth:`stop`."""
 
-    def __init__(self, settings: FlinkSettings, rules: ValidationRules, windows: Windows | None = None) -> None:
+    def __init__(
+        self, settings: FlinkSettings, rules: ValidationRules, windows: Windows | None = None
+    ) -> None:
         self.settings = settings
         self.rules = rules
-        self.windows = dict(windows or {})
+        self.windows: dict[tuple[str, str], timedelta | None] = dict(windows or {})
         self.process: subprocess.Popen[bytes] | None = None
         self.directory = settings.home / "flink"
         self.log_path = self.directory / "job.log"
