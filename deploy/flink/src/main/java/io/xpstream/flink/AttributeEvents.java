@@ -184,10 +184,13 @@ public class AttributeEvents extends ProcessTableFunction<Row> {
     defaultWindowUs = defaultUs;
   }
 
-  /** An RFC 3339 UTC time (the job passes only those as ok) in epoch microseconds. */
+  /**
+   * An RFC 3339 UTC time (the job passes only those as ok) in epoch microseconds, truncated to whole
+   * milliseconds as the kernel's records are ({@code schemas.records.utc_ms}).
+   */
   static long toMicros(String text) {
     Instant at = Instant.parse(text);
-    return Math.addExact(Math.multiplyExact(at.getEpochSecond(), 1_000_000L), at.getNano() / 1_000L);
+    return Math.addExact(Math.multiplyExact(at.getEpochSecond(), 1_000_000L), at.getNano() / 1_000_000L * 1_000L);
   }
 
   private static String[] append(String[] a, String v) {
