@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,7 @@ def test_the_same_tables_on_a_loadgen_workload(kafka_settings: KafkaSettings, tm
 
 
 def test_kill_9_of_the_process_group_twice_then_exact(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     traffic = build_traffic(units=4000, seed=6)
     produce(kafka_settings, traffic.sends)
@@ -196,7 +197,14 @@ def test_kill_9_of_the_process_group_twice_then_exact(kafka_settings: KafkaSetti
         ]
         probe = Consumer({**kafka_settings.confluent_config("admin"), "group.id": loader_group})
         try:
-            return sum(max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10))
+            for attempt in range(10):  # the group's coordinator may still be loading (NOT_COORDINATOR)
+                try:
+                    return sum(max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10))
+                except KafkaException:
+                    if attempt == 9:
+                        raise
+                    time.sleep(1)
+            raise AssertionError("unreachable")
         finally:
             probe.close()
 
@@ -261,7 +269,7 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
     checkpoint) with the new lists, so its records get the kernel's verdict (`ok`) from the job too."""
     from datetime import UTC, datetime
 
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     from assignment.authoring import load_registry_file
     from assignment.registry_changes import plan_changes
