@@ -269,7 +269,7 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
     checkpoint) with the new lists, so its records get the kernel's verdict (`ok`) from the job too."""
     from datetime import UTC, datetime
 
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka import Consumer, TopicPartition
 
     from assignment.authoring import load_registry_file
     from assignment.registry_changes import plan_changes
