@@ -10,7 +10,9 @@ a keyed deduplication with state TTL (``ROW_NUMBER() … = 1`` over the id and t
 ``XP_STREAM_DEDUP_RETENTION_SECONDS``). What it drops is only a byte-identical copy of a record that
 passed every one of those checks; everything else goes through unchanged, with its source topic,
 partition, offset (headers) and Kafka timestamp, for the kernel's verdict (docs/flink.md and
-docs/decisions/0080-flink-runner-exactly-once-hand-off.md: which rules run where, and why).
+docs/decisions/0080-flink-runner-exactly-once-hand-off.md: which rules run where, and why). The records
+judged ``ok`` and kept also feed the job's attribution (:mod:`pipelines.flink.attribution_sql`, a Java
+process table function), whose rows go to ``xp.flink.attributions`` in the same transactions (0102).
 
 Every value that reaches the SQL text (topics, credentials, experiment keys, event names) is a quoted
 literal (:func:`literal`); numbers are formatted from ints.
