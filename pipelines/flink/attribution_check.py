@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["AttributionCheck", "RowKey", "RowValue", "job_rows", "kernel_rows"]
@@ -25,15 +24,6 @@ RowKey = tuple[str, str]
 """(event_id, experiment_key)."""
 RowValue = tuple[str, int, str, float | None, int, int]
 """(unit_id, variation_id, event_name, value, occurred_us, first_us)."""
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _micros(at: datetime) -> int:
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def job_rows(values: list[bytes | None]) -> list[tuple[RowKey, RowValue]]:
@@ -59,23 +49,30 @@ def job_rows(values: list[bytes | None]) -> list[tuple[RowKey, RowValue]]:
     return rows
 
 
+def _micros_column(column: Any) -> list[int]:
+    """A timestamp column as epoch microseconds (ints; no datetime per row)."""
+    import pyarrow as pa
+
+    unit = column.type.unit
+    scale = {"s": 1_000_000, "ms": 1000, "us": 1, "ns": None}[unit]
+    values: list[int] = column.cast(pa.int64()).to_pylist()
+    if scale is None:
+        return [value // 1000 for value in values]
+    return values if scale == 1 else [value * scale for value in values]
+
+
 def kernel_rows(table: Any) -> list[tuple[RowKey, RowValue]]:
     """The kernel's rows of one batch (``BatchOutput.attributed``, an Arrow table)."""
     if table.num_rows == 0:
         return []
-    columns = table.to_pydict()
+    names = ("event_id", "unit_id", "experiment_key", "variation_id", "event_name", "value")
+    event_id, unit, key, variation, name, value = (table.column(n).to_pylist() for n in names)
+    occurred = _micros_column(table.column("occurred_at"))
+    first = _micros_column(table.column("first_exposed_at"))
     return [
-        ((event_id, key), (unit, int(variation), name, value, _micros(occurred), _micros(first)))
-        for event_id, unit, key, variation, name, value, occurred, first in zip(
-            columns["event_id"],
-            columns["unit_id"],
-            columns["experiment_key"],
-            columns["variation_id"],
-            columns["event_name"],
-            columns["value"],
-            columns["occurred_at"],
-            columns["first_exposed_at"],
-            strict=True,
+        ((e, k), (u, v, n, x, o, f))
+        for e, u, k, v, n, x, o, f in zip(
+            event_id, unit, key, variation, name, value, occurred, first, strict=True
         )
     ]
 
