@@ -21,7 +21,9 @@ setup: $(VENV)/.synced $(KAFKA_LIB)/.resolved native js  ## .venv with everythin
 # connector jars from Maven Central. Each step reruns only when its lock/pom changed.
 FLINK_VENV := .venv-flink
 FLINK_LIB := deploy/flink/lib
-flink: $(FLINK_VENV)/.synced $(FLINK_LIB)/.resolved  ## .venv-flink (PyFlink) + the Flink job's jars (idempotent)
+FLINK_JAVA := $(wildcard deploy/flink/src/main/java/io/xpstream/flink/*.java)
+FLINK_UDF := $(FLINK_LIB)/xpstream-flink-udf.jar
+flink: $(FLINK_VENV)/.synced $(FLINK_LIB)/.resolved $(FLINK_UDF)  ## .venv-flink (PyFlink) + the Flink job's jars (idempotent)
 
 $(FLINK_VENV)/.synced: deploy/flink/requirements.lock | $(UV)
 	$(UV) venv --quiet --allow-existing --python 3.11 $(FLINK_VENV)
@@ -34,6 +36,16 @@ $(FLINK_LIB)/.resolved: deploy/flink/pom.xml
 	mvn --batch-mode --quiet -Dstyle.color=never -f deploy/flink/pom.xml dependency:copy-dependencies \
 	    -DoutputDirectory=$(CURDIR)/$(FLINK_LIB) -DexcludeTransitive=true
 	@touch $@
+
+# The job's Java (the attribution process table function, decision 0102), compiled against the Flink jars
+# of PyFlink's wheel (the same Flink 2.2.1 a cluster's image has): rebuilt only when a source changed.
+$(FLINK_UDF): $(FLINK_JAVA) $(FLINK_LIB)/.resolved $(FLINK_VENV)/.synced
+	@command -v javac >/dev/null || { echo "error: javac not found: install a JDK 17" >&2; exit 1; }
+	@rm -rf $(FLINK_LIB)/.classes && mkdir -p $(FLINK_LIB)/.classes
+	javac --release 17 -nowarn -cp "$$($(FLINK_VENV)/bin/python -c 'import pyflink, os; print(os.path.join(os.path.dirname(pyflink.__file__), "lib"))')/*" \
+	    -d $(FLINK_LIB)/.classes $(FLINK_JAVA)
+	jar --create --file $@ -C $(FLINK_LIB)/.classes io
+	@rm -rf $(FLINK_LIB)/.classes
 
 # The JavaScript SDKs the tests drive (tests/js/package-lock.json; stamped on the lockfile's hash, so a
 # no-op when installed). Without node/npm: one warning, and those tests skip with the reason.

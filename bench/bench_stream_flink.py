@@ -10,6 +10,7 @@ the ``--until-idle`` tail excluded) with its rate, and the CPU seconds of the ru
 job's processes, user + system; the broker's not included). Needs ``make flink``. Run::
 
     .venv/bin/python bench/bench_stream_flink.py [--units 20000] [--events-per-unit 4] [--repeat 2]
+        [--with-baseline]
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ def machine_cpu_seconds() -> float:
 
 
 def one_run(
-    runner: str, parallelism: int, home: Path, kafka: KafkaSettings, registry: Path
+    runner: str,
+    parallelism: int,
+    home: Path,
+    kafka: KafkaSettings,
+    registry: Path,
+    jvm_attribution: bool = True,
 ) -> dict[str, Any]:
     cpu_before, machine_before = cpu_seconds(), machine_cpu_seconds()
     common: dict[str, Any] = {
@@ -69,14 +75,19 @@ def one_run(
         from pipelines.flink.settings import FlinkSettings
 
         settings = FlinkSettings(
-            **common, flink_parallelism=parallelism, flink_checkpoint_interval_seconds=1.0
+            **common,
+            flink_parallelism=parallelism,
+            flink_checkpoint_interval_seconds=1.0,
+            flink_jvm_attribution=jvm_attribution,
         )
         report = run_flink_worker(settings, until_idle=UNTIL_IDLE)
         # the loader waits one checkpoint interval + 1 s more to be sure it is drained
         report.seconds -= settings.flink_checkpoint_interval_seconds + 1.0
     wall = max(report.seconds - UNTIL_IDLE, 1e-9)
     return {
-        "runner": runner if runner == "kafka" else f"flink p={parallelism}",
+        "runner": runner
+        if runner == "kafka"
+        else f"flink p={parallelism}" + ("" if jvm_attribution else " (no JVM attribution)"),
         "loaded": report.exposures + report.events,
         "loader_records_per_s": round(report.consumed / report.active_seconds)
         if report.active_seconds
@@ -86,6 +97,8 @@ def one_run(
         "cpu_seconds": round(cpu_seconds() - cpu_before, 1),
         "machine_cpu_seconds": round(machine_cpu_seconds() - machine_before, 1),
         "verdicts": dict(report.verdicts),
+        "attributed": report.attributed,
+        "attributions": dict(report.attributions),
         "stage_seconds": {k: round(v, 2) for k, v in report.stage_seconds.items()},
         "load_average": round(os.getloadavg()[0], 2),
     }
@@ -99,6 +112,11 @@ def main() -> None:
     parser.add_argument("--events-per-unit", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--bootstrap", default=None)
+    parser.add_argument(
+        "--with-baseline",
+        action="store_true",
+        help="also run flink p=1 without the JVM attribution (XP_FLINK_JVM_ATTRIBUTION=false)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from xpcore.kafka.topics import ensure_topics
@@ -111,7 +129,10 @@ def main() -> None:
         registry = root / "registry.json"
         registry.write_text(json.dumps(REGISTRY))
         for repeat in range(args.repeat):
-            for runner, parallelism in (("kafka", 1), ("flink", 1), ("flink", 2)):
+            runs = [("kafka", 1, True), ("flink", 1, True), ("flink", 2, True)]
+            if args.with_baseline:  # the previous job (attribution in the kernel only), same run
+                runs.append(("flink", 1, False))
+            for runner, parallelism, jvm_attribution in runs:
                 # Topics of its own per run (the same records, produced again, not timed): the hand-off
                 # topics belong to a topic prefix, and a second Flink run would read the first's too.
                 kafka = KafkaSettings(
@@ -119,8 +140,11 @@ def main() -> None:
                 )
                 ensure_topics(kafka)
                 total = produce(kafka, args.units, args.events_per_unit, seed=7)
-                home = root / f"home-{runner}-{parallelism}-{repeat}"
-                figures = {"records": total, **one_run(runner, parallelism, home, kafka, registry)}
+                home = root / f"home-{runner}-{parallelism}-{int(jvm_attribution)}-{repeat}"
+                figures = {
+                    "records": total,
+                    **one_run(runner, parallelism, home, kafka, registry, jvm_attribution),
+                }
                 print(json.dumps(figures), flush=True)
 
 

@@ -36,6 +36,9 @@ class StreamReport:
     verdicts: Counter[str] = field(default_factory=Counter)
     """The Flink runner only: the job's validation verdicts checked against the kernel's (``agree``,
     ``disagree``, ``undecided``, ``unconfirmed``: not dead-lettered now, e.g. already before a restart)."""
+    attributions: Counter[str] = field(default_factory=Counter)
+    """The Flink runner only: the job's attribution rows checked against the kernel's (``agree``,
+    ``disagree``, and at the end ``job_only`` / ``kernel_only``: rows without their match yet)."""
     seconds: float = 0.0
     active_seconds: float = 0.0
     """From the moment the first non-empty batch was in hand to the last commit, or to the garbage collection
@@ -64,5 +67,6 @@ class StreamReport:
             **self.__dict__,
             "reasons": dict(self.reasons),
             "verdicts": dict(self.verdicts),
+            "attributions": dict(self.attributions),
             "stage_seconds": stages,
         }

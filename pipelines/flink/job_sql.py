@@ -10,7 +10,9 @@ a keyed deduplication with state TTL (``ROW_NUMBER() … = 1`` over the id and t
 ``XP_STREAM_DEDUP_RETENTION_SECONDS``). What it drops is only a byte-identical copy of a record that
 passed every one of those checks; everything else goes through unchanged, with its source topic,
 partition, offset (headers) and Kafka timestamp, for the kernel's verdict (docs/flink.md and
-docs/decisions/0080-flink-runner-exactly-once-hand-off.md: which rules run where, and why).
+docs/decisions/0080-flink-runner-exactly-once-hand-off.md: which rules run where, and why). The records
+judged ``ok`` and kept also feed the job's attribution (:mod:`pipelines.flink.attribution_sql`, a Java
+process table function), whose rows go to ``xp.flink.attributions`` in the same transactions (0102).
 
 Every value that reaches the SQL text (topics, credentials, experiment keys, event names) is a quoted
 literal (:func:`literal`); numbers are formatted from ints.
@@ -21,6 +23,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pipelines.flink.attribution_sql import (
+    AttributionParams,
+    attribution_columns,
+    attribution_function,
+    attribution_input,
+    attribution_insert,
+    attributions_sink,
+)
 from pipelines.flink.sql_text import literal, options_clause
 from pipelines.flink.verdict_sql import (
     EVENT_FIELDS,
@@ -63,6 +73,9 @@ class FlinkJobSpec:
     """None: no catalog known to the job: events are not deduplicated by the job (the kernel does)."""
     transaction_timeout_ms: int = 600_000
     extra: Mapping[str, str] = field(default_factory=dict)
+    attributions_handoff: str | None = None
+    """The topic of the job's attribution rows (``xp.flink.attributions``); None: none on the JVM."""
+    attribution: AttributionParams | None = None
 
 
 def _kafka_options(spec: FlinkJobSpec) -> dict[str, str]:
@@ -145,31 +158,37 @@ def _event_rules(spec: FlinkJobSpec) -> list[tuple[str, str]]:
     return [(f"JSON_VALUE(s, '$.event_name') NOT IN ({listed})" if names else "TRUE", "unknown_event_name")]
 
 
-def _pipeline(source: str, sink: str, topic: str, dedup: bool) -> str:
-    """INSERT: one keyed deduplication over every record (so each record's JSON is parsed once). A record
-    the job judged ``ok`` is keyed by its id and bytes (a byte-identical copy is dropped); any other by
-    its own partition and offset (unique: it always goes through, for the kernel). Without a registry
-    (catalog) nothing is deduplicated here: the kernel's verdict could still change with it."""
+def _kept_view(source: str, dedup: bool) -> str:
+    """The records the job hands off: one keyed deduplication over every record (so each record's JSON
+    is parsed once). A record the job judged ``ok`` is keyed by its id and bytes (a byte-identical copy is
+    dropped); any other by its own partition and offset (unique: it always goes through, for the kernel).
+    Without a registry (catalog) nothing is deduplicated here: the kernel's verdict could still change
+    with it. The hand-off and the attribution read this one view (one dedup state)."""
     checked = "verdict = 'ok'" if dedup else "FALSE"
-    headers = (
-        f"MAP['xp-source-topic', CAST({literal(topic)} AS BYTES), "
-        "'xp-source-partition', CAST(CAST(src_partition AS STRING) AS BYTES), "
-        "'xp-source-offset', CAST(CAST(src_offset AS STRING) AS BYTES), "
-        "'xp-verdict', CAST(verdict AS BYTES)]"
-    )
     # Table names are this module's constants and every value is a literal(): not injectable.
-    return f"""INSERT INTO {sink}
-SELECT k, v, {headers} AS headers, src_ts AS ts FROM (
-  SELECT k, v, src_partition, src_offset, src_ts, verdict,
-    ROW_NUMBER() OVER (PARTITION BY dedup_key ORDER BY pt ASC) AS row_num
+    return f"""CREATE TEMPORARY VIEW {source}_kept AS
+SELECT * FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY dedup_key ORDER BY pt ASC) AS row_num
   FROM (
-    SELECT k, v, src_partition, src_offset, src_ts, pt, verdict,
+    SELECT *,
       CASE WHEN COALESCE({checked}, FALSE) THEN 'd|' || rec_id || '|' || MD5(s)
         ELSE 'p|' || CAST(src_partition AS STRING) || '|' || CAST(src_offset AS STRING) END AS dedup_key
     FROM {source}_checked
   )
 )
 WHERE row_num = 1"""  # nosec B608 - names are constants, values literal()s
+
+
+def _pipeline(source: str, sink: str, topic: str) -> str:
+    """INSERT: every kept record to its hand-off topic, with its source coordinates and verdict."""
+    headers = (
+        f"MAP['xp-source-topic', CAST({literal(topic)} AS BYTES), "
+        "'xp-source-partition', CAST(CAST(src_partition AS STRING) AS BYTES), "
+        "'xp-source-offset', CAST(CAST(src_offset AS STRING) AS BYTES), "
+        "'xp-verdict', CAST(verdict AS BYTES)]"
+    )
+    return f"""INSERT INTO {sink}
+SELECT k, v, {headers} AS headers, src_ts AS ts FROM {source}_kept"""  # nosec B608 - as above
 
 
 def _checked_view(
@@ -186,11 +205,12 @@ def _checked_view(
         max_future_skew_seconds=spec.max_future_skew_seconds,
         max_lateness_seconds=spec.max_lateness_seconds,
     )
+    items, names = attribution_columns(time_field)
     return f"""CREATE TEMPORARY VIEW {source}_checked AS
-SELECT k, v, src_partition, src_offset, src_ts, pt, s, rec_id,
+SELECT k, v, src_partition, src_offset, src_ts, pt, s, rec_id, {names},
   {verdict_expression(rules, params)} AS verdict
 FROM (
-  SELECT k, v, src_partition, src_offset, src_ts, pt, s, j_{id_field} AS rec_id,
+  SELECT k, v, src_partition, src_offset, src_ts, pt, s, j_{id_field} AS rec_id, {items},
     {verdict_columns(fields, time_field, params)}
   FROM (
     SELECT k, v, src_partition, src_offset, src_ts, pt, s, b64,
@@ -212,8 +232,20 @@ def job_statements(spec: FlinkJobSpec) -> tuple[list[str], list[str]]:
         ),
         _checked_view("events_in", "event_id", "occurred_at", EVENT_FIELDS, _event_rules(spec), spec),
     ]
-    inserts = [
-        _pipeline("exposures_in", "exposures_out", spec.exposures_topic, spec.known_variations is not None),
-        _pipeline("events_in", "events_out", spec.events_topic, spec.known_event_names is not None),
+    ddl += [
+        _kept_view("exposures_in", spec.known_variations is not None),
+        _kept_view("events_in", spec.known_event_names is not None),
     ]
+    inserts = [
+        _pipeline("exposures_in", "exposures_out", spec.exposures_topic),
+        _pipeline("events_in", "events_out", spec.events_topic),
+    ]
+    if spec.attributions_handoff is not None and spec.attribution is not None:
+        # Only records judged ok (hence with a registry and a catalog: else nothing is ok-deduplicated).
+        ddl += [
+            attributions_sink("attributions_out", spec.attributions_handoff, _kafka_options(spec), spec),
+            attribution_function(),
+            attribution_input("exposures_in_kept", "events_in_kept"),
+        ]
+        inserts.append(attribution_insert("attributions_out", spec.attribution))
     return ddl, inserts

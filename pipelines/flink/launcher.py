@@ -13,13 +13,16 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
+from pipelines.flink.attribution_sql import AttributionParams
 from pipelines.flink.job_sql import SHADED_PLAIN, SHADED_SCRAM, FlinkJobSpec, job_statements
 from xpcore.errors import ConfigError
 from xpcore.kafka.principals import FLINK, FLINK_TRANSACTIONAL_IDS
-from xpcore.kafka.topics import EVENTS, EXPOSURES, FLINK_EVENTS, FLINK_EXPOSURES
+from xpcore.kafka.topics import EVENTS, EXPOSURES, FLINK_ATTRIBUTIONS, FLINK_EVENTS, FLINK_EXPOSURES
 
 if TYPE_CHECKING:
     from pipelines.flink.settings import FlinkSettings
@@ -55,8 +58,26 @@ def kafka_properties(client: dict[str, str]) -> dict[str, str]:
     return properties
 
 
-def job_spec(settings: FlinkSettings, rules: ValidationRules) -> FlinkJobSpec:
-    """The job's parameters from the worker's settings and the registry view it validates with."""
+Windows: TypeAlias = Mapping[tuple[str, str], timedelta | None]
+
+
+def attribution_params(settings: FlinkSettings, windows: Windows) -> AttributionParams:
+    """The kernel's attribution settings for the job's attribution function (``AttributionState``'s)."""
+    if settings.flink_jvm_attribution and settings.stream_hold_seconds >= 86_400:
+        raise ConfigError(
+            "XP_STREAM_HOLD_SECONDS must stay under a day with the JVM attribution (its held events' state "
+            "expires after 24 h idle): set XP_FLINK_JVM_ATTRIBUTION=false"
+        )
+    return AttributionParams(
+        hold=timedelta(seconds=settings.stream_hold_seconds),
+        default_window=timedelta(seconds=settings.stream_attribution_window_seconds),
+        windows=dict(windows),
+    )
+
+
+def job_spec(settings: FlinkSettings, rules: ValidationRules, windows: Windows | None = None) -> FlinkJobSpec:
+    """The job's parameters from the worker's settings and the registry view it validates with
+    (``windows``: the registry's metric windows, ``RegistryView.attribution_windows``)."""
     group = settings.stream_group_id
     return FlinkJobSpec(
         exposures_topic=settings.topic(EXPOSURES),
@@ -73,13 +94,15 @@ def job_spec(settings: FlinkSettings, rules: ValidationRules) -> FlinkJobSpec:
         max_abs_metric_value=settings.max_abs_metric_value,
         known_variations=rules.known_variations,
         known_event_names=rules.known_event_names,
+        attributions_handoff=settings.topic(FLINK_ATTRIBUTIONS) if settings.flink_jvm_attribution else None,
+        attribution=attribution_params(settings, windows or {}),
     )
 
 
-def registry_lists(rules: ValidationRules) -> tuple[object, object]:
-    """What of the worker's rules the job's SQL holds (so a change needs a new job)."""
+def registry_lists(rules: ValidationRules, windows: Windows | None = None) -> tuple[object, object, object]:
+    """What of the worker's rules (and metric windows) the job's SQL holds (so a change needs a new job)."""
     variations = rules.known_variations
-    return (None if variations is None else dict(variations), rules.known_event_names)
+    return (None if variations is None else dict(variations), rules.known_event_names, dict(windows or {}))
 
 
 def latest_checkpoint(location: str) -> str | None:
@@ -134,10 +157,15 @@ def flink_config(
 
 
 def job_document(
-    settings: FlinkSettings, rules: ValidationRules, restore_from: str | None, *, cluster: bool
+    settings: FlinkSettings,
+    rules: ValidationRules,
+    restore_from: str | None,
+    *,
+    cluster: bool,
+    windows: Windows | None = None,
 ) -> str:
     """The job's spec as JSON: its Flink configuration, DDL and INSERTs (holds the Kafka password)."""
-    ddl, inserts = job_statements(job_spec(settings, rules))
+    ddl, inserts = job_statements(job_spec(settings, rules, windows))
     spec = {"config": flink_config(settings, restore_from, cluster=cluster), "ddl": ddl, "inserts": inserts}
     return json.dumps(spec, indent=1)
 
@@ -157,17 +185,23 @@ def main(argv: list[str]) -> int:
     registry, follower = open_registry(settings)
     if follower is not None:
         follower.stop()
-    rules = build_processor(settings, StreamTopics.of(settings), registry).rules  # the worker's own checks
-    write_private(Path(argv[0]), job_document(settings, rules, None, cluster=True))
+    processor = build_processor(settings, StreamTopics.of(settings), registry)  # the worker's own checks
+    document = job_document(
+        settings, processor.rules, None, cluster=True, windows=processor.registry.attribution_windows
+    )
+    write_private(Path(argv[0]), document)
     return 0
 
 
 class FlinkJob:
     """The job's process: started with :meth:`start`, watched with :meth:`alive`, ended with :meth:`stop`."""
 
-    def __init__(self, settings: FlinkSettings, rules: ValidationRules) -> None:
+    def __init__(
+        self, settings: FlinkSettings, rules: ValidationRules, windows: Windows | None = None
+    ) -> None:
         self.settings = settings
         self.rules = rules
+        self.windows: dict[tuple[str, str], timedelta | None] = dict(windows or {})
         self.process: subprocess.Popen[bytes] | None = None
         self.directory = settings.home / "flink"
         self.log_path = self.directory / "job.log"
@@ -179,7 +213,7 @@ class FlinkJob:
         if not python.exists():
             raise ConfigError(f"{python} not found: run `make flink` (PyFlink's own environment)")
         restore_from = latest_checkpoint(self.settings.checkpoint_location)
-        document = job_document(self.settings, self.rules, restore_from, cluster=False)
+        document = job_document(self.settings, self.rules, restore_from, cluster=False, windows=self.windows)
         spec_path = write_private(self.directory / "job-spec.json", document)  # holds the password
         self.directory.mkdir(parents=True, exist_ok=True)
         logger.info(
@@ -193,17 +227,19 @@ class FlinkJob:
                 stderr=subprocess.STDOUT,
             )
 
-    def follow(self, rules: ValidationRules) -> bool:
+    def follow(self, rules: ValidationRules, windows: Windows | None = None) -> bool:
         """Follow a registry change: when the job's lists (experiments/variations, event names) differ
         from ``rules``', stop the job and start it again from its newest checkpoint with the new lists
         (offsets, dedup state and pending transactions come back with it; records after that
         checkpoint are judged again, with the new lists). True when it restarted."""
-        if registry_lists(rules) == registry_lists(self.rules):
+        if windows is None:
+            windows = self.windows
+        if registry_lists(rules, windows) == registry_lists(self.rules, self.windows):
             self.rules = rules
             return False
         logger.info("the registry changed: restarting the Flink job from its newest checkpoint")
         self.stop()
-        self.rules = rules
+        self.rules, self.windows = rules, dict(windows)
         self.start()
         return True
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipelines.dead_letter_topic import dead_letters_for_topic
+from pipelines.flink.attribution_check import AttributionCheck, RowKey, RowValue, job_rows, kernel_rows
 from pipelines.flink.launcher import FlinkJob
 from pipelines.kafka_runner import raw_records
 from pipelines.kernel import RawRecord
@@ -25,7 +26,7 @@ from pipelines.warehouse_sink import WarehouseSink
 from xpcore.errors import TransientError
 from xpcore.kafka.group_consumer import check_topics, commit_offsets, consume_batch, make_group_consumer
 from xpcore.kafka.group_offsets import consumer_lag_or_none, read_group_lag
-from xpcore.kafka.topics import FLINK_EVENTS, FLINK_EXPOSURES
+from xpcore.kafka.topics import FLINK_ATTRIBUTIONS, FLINK_EVENTS, FLINK_EXPOSURES
 
 if TYPE_CHECKING:
     from pipelines.flink.settings import FlinkSettings
@@ -132,7 +133,18 @@ class FlinkRunner:
             settings.topic(FLINK_EVENTS): topics.events,
         }
         self.subscribed = [*self.handoff, topics.dead_letters]
-        self.job = FlinkJob(settings, parts.processor.rules) if settings.flink_local_job else None
+        self.attributions_topic: str | None = None
+        if settings.flink_jvm_attribution:  # the job's attribution rows, checked against the kernel's
+            self.attributions_topic = settings.topic(FLINK_ATTRIBUTIONS)
+            self.subscribed.append(self.attributions_topic)
+        self.check = AttributionCheck(report.attributions)
+        self.job_rows: list[tuple[RowKey, RowValue]] = []
+        processor = parts.processor
+        self.job = (
+            FlinkJob(settings, processor.rules, processor.registry.attribution_windows)
+            if settings.flink_local_job
+            else None
+        )
         self.consumer: Any = None
         self.producer: Any = None
         self.assigned: list[Any] = []
@@ -148,8 +160,20 @@ class FlinkRunner:
         self.pending = {tp: offset for tp, offset in self.pending.items() if tp not in revoked}
 
     def _raws(self, messages: list[Any]) -> tuple[list[RawRecord], dict[tuple[str, int, int], str]]:
-        """The input records the batch stands for, and the job's verdict of each (by source)."""
+        """The input records the batch stands for, and the job's verdict of each (by source); the job's
+        attribution rows in the batch go to :attr:`job_rows`."""
         good = [message for message in messages if message.error() is None]
+        self.job_rows = []
+        if self.attributions_topic is not None:
+            topic = self.attributions_topic
+            rows = [message.value() for message in good if message.topic() == topic]
+            if rows:
+                good = [message for message in good if message.topic() != topic]
+                messages = [message for message in messages if message.topic() != topic]
+                try:
+                    self.job_rows = job_rows(rows)
+                except (ValueError, KeyError, TypeError) as error:
+                    raise HandoffError(f"a record of {topic} is not an attribution row: {error!r}") from None
         raws = raw_records(messages)  # one per error-free message, in order
         handoff = self.handoff
         out: list[RawRecord] = []
@@ -179,6 +203,14 @@ class FlinkRunner:
             return True
         return False
 
+    def _positions(self) -> None:
+        """The consumer's positions, to commit. The positions, not the last offsets + 1: with
+        read_committed a position moves past the transaction markers, so a committed position never
+        leaves a lag of one marker."""
+        for tp in self.consumer.position(self.assigned):
+            if tp.offset >= 0:
+                self.pending[(tp.topic, tp.partition)] = tp.offset
+
     def _loaded(self, output: Any) -> None:
         """The batch is in the warehouse: dead letters out, the consumer's positions committed, counted."""
         settings, topics = self.settings, self.parts.topics
@@ -189,11 +221,7 @@ class FlinkRunner:
             self.producer.produce(topics.dead_letters, key=key, value=value)
         if self.producer.flush(settings.stream_session_timeout_seconds * 6) > 0:
             raise TransientError("dead letters could not be delivered to Kafka in time")
-        # The positions, not the last offsets + 1: with read_committed a position moves past the
-        # transaction markers, so a committed position never leaves a lag of one marker.
-        for tp in self.consumer.position(self.assigned):
-            if tp.offset >= 0:
-                self.pending[(tp.topic, tp.partition)] = tp.offset
+        self._positions()
         self._commit(within=settings.stream_session_timeout_seconds * 2)
         self.report.stage_seconds["commit"] += time.monotonic() - committed_at
         assert self.first_batch_at is not None
@@ -261,13 +289,17 @@ class FlinkRunner:
                 )
                 received = time.monotonic()
                 raws, verdicts = self._raws(messages)
+                if self.job_rows:
+                    self.check.add_job(self.job_rows)
                 if parts.registry_changed():
                     parts.apply_registry()
-                    if self.job is not None:
-                        self.job.follow(processor.rules)  # a new job when its lists changed
+                    if self.job is not None:  # a new job when its lists (or metric windows) changed
+                        self.job.follow(processor.rules, processor.registry.attribution_windows)
                 now = datetime.now(UTC)
                 if not raws:
                     processor.attribution.release_expired(now)
+                    if self.job_rows:  # only attribution rows: their positions are committed too
+                        self._positions()
                     if self.pending and not self._commit(within=1.0):
                         continue
                     idle = time.monotonic() - last_activity
@@ -286,6 +318,8 @@ class FlinkRunner:
                 report.stage_seconds["consume"] += last_activity - consume_started
                 output = processor.process(raws, now)
                 processor.remember_ids(output)
+                if self.attributions_topic is not None:
+                    self.check.add_kernel(kernel_rows(output.attributed))
                 for problem in compare_verdicts(verdicts, output.dead_letters, report.verdicts)[:5]:
                     logger.warning("the job's verdict is not the kernel's (the kernel's stands): %s", problem)
                 report.stage_seconds["process"] += time.monotonic() - last_activity
@@ -295,6 +329,7 @@ class FlinkRunner:
                     self._loaded(loaded)
             if self.pending and not self._commit(within=settings.stream_session_timeout_seconds * 2):
                 raise TransientError("stopped while offsets could not be committed (the batches are loaded)")
+            self.check.finish()
         finally:
             self.sink.close()
             if self.job is not None:

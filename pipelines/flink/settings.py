@@ -58,6 +58,15 @@ class FlinkSettings(StreamSettings):
         ),
     )
 
+    flink_jvm_attribution: bool = Field(
+        default=True,
+        description=(
+            "The job attributes events to exposures on the JVM (a Java process table function) and hands "
+            "its rows off on xp.flink.attributions; the loader checks them against the kernel's, which "
+            "stay the ones loaded (the run report's `attributions`). false: the kernel alone."
+        ),
+    )
+
     @property
     def python(self) -> Path:
         return self.flink_python or REPO / ".venv-flink" / "bin" / "python"

@@ -292,6 +292,7 @@ def test_design_topics_and_registry_is_compacted() -> None:
         "xp.alerts",
         "xp.flink.exposures",  # the Flink job's hand-off (--runner flink)
         "xp.flink.events",
+        "xp.flink.attributions",  # the Flink job's attribution rows (decision 0102)
     ]
     by_name = {spec.name: spec for spec in ALL_TOPICS}
     assert by_name[REGISTRY].config == {"cleanup.policy": "compact"}

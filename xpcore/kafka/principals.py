@@ -16,12 +16,13 @@ dashboard  READ registry; DESCRIBE ``xp.exposures``, ``xp.events`` and the group
            ``xp-*``, ``<topic prefix>*`` (consumer lag)
 reader     READ ``xp.registry``                                                        every registry reader
 flink      READ ``xp.exposures``, ``xp.events``; WRITE ``xp.flink.exposures``,          the Flink job
-           ``xp.flink.events``; READ groups ``xp-*``, ``<topic prefix>*``;             (`--runner flink`)
+           ``xp.flink.events``, ``xp.flink.attributions``; READ groups ``xp-*``,       (`--runner flink`)
+           ``<topic prefix>*``;
            WRITE, DESCRIBE transactional ids ``xp-flink-*``
 =========  ==========================================================================  ====================
 
-The worker also READs ``xp.flink.exposures`` and ``xp.flink.events``: with ``--runner flink`` it loads
-what the Flink job handed off there (docs/flink.md).
+The worker also READs ``xp.flink.exposures``, ``xp.flink.events`` and ``xp.flink.attributions``: with
+``--runner flink`` it loads what the Flink job handed off there (docs/flink.md).
 
 Every role that reads the registry may also use consumer groups ``xp-registry-reader-*`` (the readers
 assign partitions and never commit). Topic ACLs are LITERAL on the full (prefixed) topic name, created
@@ -98,6 +99,7 @@ _TOPIC_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("xp.registry", "READ"),
         ("xp.flink.exposures", "READ"),  # what the Flink job handed off (--runner flink)
         ("xp.flink.events", "READ"),
+        ("xp.flink.attributions", "READ"),
     ),
     QUALITY: (("xp.alerts", "WRITE"), ("xp.registry", "READ")),
     LOADGEN: (("xp.exposures", "WRITE"), ("xp.events", "WRITE"), ("xp.registry", "READ")),
@@ -108,6 +110,7 @@ _TOPIC_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("xp.events", "READ"),
         ("xp.flink.exposures", "WRITE"),
         ("xp.flink.events", "WRITE"),
+        ("xp.flink.attributions", "WRITE"),
     ),
 }
 

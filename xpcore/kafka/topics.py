@@ -23,6 +23,7 @@ __all__ = [
     "DEAD_LETTERS",
     "EVENTS",
     "EXPOSURES",
+    "FLINK_ATTRIBUTIONS",
     "FLINK_EVENTS",
     "FLINK_EXPOSURES",
     "REGISTRY",
@@ -47,6 +48,8 @@ FLINK_EXPOSURES = "xp.flink.exposures"
 FLINK_EVENTS = "xp.flink.events"
 """The Flink job's hand-off topics (``--runner flink``): the input records it passed, written
 transactionally, keyed by unit id like the inputs (docs/flink.md)."""
+FLINK_ATTRIBUTIONS = "xp.flink.attributions"
+"""The Flink job's attribution rows (JSON, keyed by unit id), written transactionally (decision 0102)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ALERTS, description="data-quality and health alerts"),
     TopicSpec(FLINK_EXPOSURES, description="exposures handed off by the Flink job (--runner flink)"),
     TopicSpec(FLINK_EVENTS, description="events handed off by the Flink job (--runner flink)"),
+    TopicSpec(FLINK_ATTRIBUTIONS, description="attribution rows of the Flink job (--runner flink)"),
 )
 """Every topic xpstream creates, in DESIGN.md order."""
 

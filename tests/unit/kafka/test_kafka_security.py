@@ -45,12 +45,14 @@ def test_each_role_gets_only_its_topics() -> None:
         ("xp.registry", "READ"),
         ("xp.flink.exposures", "READ"),  # what the Flink job hands off (--runner flink)
         ("xp.flink.events", "READ"),
+        ("xp.flink.attributions", "READ"),  # the job's attribution rows, checked (decision 0102)
     }
     assert grants["flink"] == {
         ("xp.exposures", "READ"),
         ("xp.events", "READ"),
         ("xp.flink.exposures", "WRITE"),
         ("xp.flink.events", "WRITE"),
+        ("xp.flink.attributions", "WRITE"),
     }
     assert grants["quality"] == {("xp.alerts", "WRITE"), ("xp.registry", "READ")}
     assert grants["reader"] == {("xp.registry", "READ")}

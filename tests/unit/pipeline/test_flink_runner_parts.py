@@ -76,16 +76,19 @@ def test_the_sink_is_transactional_and_the_source_reads_committed_from_the_group
         assert "'scan.startup.mode' = 'group-offsets'" in source
         assert "'properties.group.id' = 'xp-stream-flink'" in source
     assert len(inserts) == 2
-    for insert in inserts:
-        assert "ROW_NUMBER() OVER (PARTITION BY dedup_key ORDER BY pt ASC)" in insert
+    kept = [s for s in ddl if "_kept AS" in s]
+    assert len(kept) == 2
+    for view in kept:
+        assert "ROW_NUMBER() OVER (PARTITION BY dedup_key ORDER BY pt ASC)" in view
         # what fails a check is keyed by its own offset: it goes through unchanged, for the kernel's verdict
-        assert "ELSE 'p|' || CAST(src_partition AS STRING) || '|' || CAST(src_offset AS STRING)" in insert
+        assert "ELSE 'p|' || CAST(src_partition AS STRING) || '|' || CAST(src_offset AS STRING)" in view
+    assert [insert.rsplit("FROM ", 1)[1] for insert in inserts] == ["exposures_in_kept", "events_in_kept"]
 
 
 def test_without_a_registry_or_catalog_the_job_deduplicates_nothing_of_that_kind() -> None:
-    _ddl, inserts = job_statements(spec(known_variations=None, known_event_names=None))
-    for insert in inserts:
-        assert "CASE WHEN COALESCE(FALSE, FALSE)" in insert
+    ddl, _inserts = job_statements(spec(known_variations=None, known_event_names=None))
+    for view in [s for s in ddl if "_kept AS" in s]:
+        assert "CASE WHEN COALESCE(FALSE, FALSE)" in view
 
 
 def test_time_verdicts_leave_a_margin_around_the_kernel_s_bounds() -> None:
@@ -104,10 +107,11 @@ def test_the_verdict_codes_are_the_kernel_s_reasons_and_travel_as_a_header() -> 
     # the job's field lists are the contracts' fields (a field added to a record must be added here)
     assert [f.name for f in EXPOSURE_FIELDS] == list(Exposure.__struct_fields__)
     assert [f.name for f in EVENT_FIELDS] == list(MetricEvent.__struct_fields__)
-    _ddl, inserts = job_statements(spec())
+    ddl, inserts = job_statements(spec())
     for insert in inserts:
         assert "'xp-verdict', CAST(verdict AS BYTES)" in insert
-        assert "WHEN COALESCE(verdict = 'ok', FALSE) THEN 'd|'" in insert
+    for view in [s for s in ddl if "_kept AS" in s]:
+        assert "WHEN COALESCE(verdict = 'ok', FALSE) THEN 'd|'" in view
 
 
 def test_the_loader_counts_the_job_s_verdicts_against_the_kernel_s() -> None:
@@ -236,6 +240,7 @@ def test_the_flink_principal_has_least_privilege() -> None:
         ("TOPIC", "p.xp.events", "LITERAL", "READ"),
         ("TOPIC", "p.xp.flink.exposures", "LITERAL", "WRITE"),
         ("TOPIC", "p.xp.flink.events", "LITERAL", "WRITE"),
+        ("TOPIC", "p.xp.flink.attributions", "LITERAL", "WRITE"),
         ("GROUP", "xp-", "PREFIXED", "READ"),
         ("GROUP", "p.", "PREFIXED", "READ"),
         ("TRANSACTIONAL_ID", "xp-flink-", "PREFIXED", "WRITE"),
@@ -243,6 +248,7 @@ def test_the_flink_principal_has_least_privilege() -> None:
     }
     worker = {(e.name, e.operation) for e in entries if e.principal == f"User:{WORKER}"}
     assert {("p.xp.flink.exposures", "READ"), ("p.xp.flink.events", "READ")} <= worker
+    assert ("p.xp.flink.attributions", "READ") in worker
     writers = {e.principal for e in entries if e.name.startswith("p.xp.flink.") and e.operation == "WRITE"}
     assert writers == {f"User:{FLINK}"}
 
@@ -269,7 +275,9 @@ def test_the_cluster_job_spec_is_private_and_left_to_the_operator(
     # jars in the image's lib, restores and restarts by the operator
     for key in ("pipeline.jars", "execution.state-recovery.path", "restart-strategy.type"):
         assert key not in config
-    assert len(spec["ddl"]) == 6 and len(spec["inserts"]) == 2
+    # 2 sources, 2 hand-off sinks, 2 checked and 2 kept views; the attribution's sink, function, input
+    assert len(spec["ddl"]) == 11 and len(spec["inserts"]) == 3
+    assert "xp_attribute(input => TABLE attribution_in PARTITION BY unit_id" in spec["inserts"][2]
     assert "'exp-a/0'" in "\n".join(spec["ddl"])
     assert main([]) == 2
 
