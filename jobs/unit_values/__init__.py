@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from jobs.results.metric_sql.unit_overlay import overlay_plan_sql, overlay_read_sql
 from jobs.results.metric_sql.unit_values import (
     build_parameters,
     build_sql,
@@ -61,6 +62,7 @@ __all__ = [
     "UnitValuesSettings",
     "UnitValuesState",
     "fetch_unit_value_sums",
+    "overlaid_sums",
     "read_state",
     "refresh",
 ]
@@ -93,6 +95,22 @@ class UnitValuesSettings(CoreSettings):
         "stored per-unit values (cost: the new rows), and recomputes in full only the units with new "
         "exposures, covariate events or re-sent rows (decision 0099). false: recompute every changed unit "
         "in full (cost: all rows of the touched units), as before.",
+    )
+    results_unit_values_overlay: bool = Field(
+        default=True,
+        description="A results call that must fold new rows in (`--fresh`, values older than the "
+        "staleness bound) reads the stored per-unit values overlaid with the attributed rows stored since "
+        "the last refresh, recomputing only the units it cannot add to (new exposures, re-sent rows) inside "
+        "the read, and writes nothing (decision 0100); the background refresher folds them in. Only while "
+        "the last refresh is younger than XP_RESULTS_UNIT_VALUES_OVERLAY_MAX_AGE_SECONDS. false: refresh, "
+        "then read.",
+    )
+    results_unit_values_overlay_max_age_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="The overlay (XP_RESULTS_UNIT_VALUES_OVERLAY) answers only while the last refresh of "
+        "the values is younger than this (a refresher is running, so the rows to overlay stay few); "
+        "older values are refreshed (and written) first, as without the overlay.",
     )
     results_unit_values_compact: bool = Field(
         default=True,
@@ -283,6 +301,41 @@ def _fresh_enough(
     return (_now(warehouse) - known.refreshed_at).total_seconds() < max_staleness
 
 
+def overlaid_sums(
+    warehouse: Warehouse,
+    experiment: str,
+    plan: UnitValuesPlan,
+    known: UnitValuesState,
+    *,
+    since: datetime,
+    until: datetime,
+    dimension: str = "",
+) -> tuple[UnitValueSums, datetime, int] | None:
+    """The sums as if a refresh had just run, without writing (decision 0100: the stored values overlaid
+    with the rows stored since ``known``'s watermark, the units that cannot be added to recomputed
+    inside the read), the newest ``occurred_at`` among those rows and how many units were recomputed;
+    None when the rows changed between the plan and the read, or no unit counts (the caller refreshes)."""
+    parameters = {
+        **build_parameters(plan, experiment=experiment, version=0, watermark=known.watermark),
+        "since": since,
+        "until": until,
+        "dimension": dimension,
+    }
+    planning = overlay_plan_sql(plan)
+    [found] = warehouse.query_arrow(planning, _bound(planning, parameters)).to_pylist()
+    recompute = sorted(str(unit) for unit in found["recompute"])
+    sql = overlay_read_sql(plan, recompute=bool(recompute))
+    rows = warehouse.query_arrow(sql, _bound(sql, {**parameters, "recompute": recompute})).to_pylist()
+    if not rows or any(row["seen"] != found["seen"] or row["stored"] != found["stored"] for row in rows):
+        return None
+    sums = UnitValueSums(plan.batch.decode(rows), plan.decode_covariates(rows), known.refreshed_at, False)
+    return sums, _utc(found["newest"]), len(recompute)
+
+
+def _bound(sql: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in parameters.items() if k in placeholders(sql)}
+
+
 def fetch_unit_value_sums(
     warehouse: Warehouse,
     experiment: str,
@@ -295,6 +348,7 @@ def fetch_unit_value_sums(
     max_staleness_seconds: float = 0.0,
     open_window: bool = False,
     fold: bool = True,
+    overlay_max_age_seconds: float | None = None,
 ) -> UnitValueSums | None:
     """Sums from the unit values, refreshed first unless the last refresh is younger than
     ``max_staleness_seconds`` and the window (``open_window``: ``until`` is "now") was open then; None
@@ -310,6 +364,21 @@ def fetch_unit_value_sums(
             return None  # do not build for a window the values could not answer anyway
     if known is not None and _fresh_enough(warehouse, known, until, open_window, max_staleness_seconds):
         as_of, refreshed = known.refreshed_at, False
+    elif known is not None and overlay_max_age_seconds is not None:
+        now = _now(warehouse)
+        if (now - known.refreshed_at).total_seconds() < overlay_max_age_seconds:
+            found = overlaid_sums(
+                warehouse, experiment, plan, known, since=since, until=until, dimension=dimension
+            )
+            if found is not None:
+                sums, newest, _recomputed = found
+                if until <= max(newest, known.max_occurred_at):
+                    return None  # a new row at or after `until`: only the scan can leave it out
+                return UnitValueSums(sums.by_segment, sums.covariates, min(now, until), True)
+        report = refresh(warehouse, experiment, plan, margin_seconds=margin_seconds, fold=fold)
+        if until <= report.state.max_occurred_at:
+            return None
+        as_of, refreshed = report.started_at, True
     else:
         report = refresh(warehouse, experiment, plan, margin_seconds=margin_seconds, fold=fold)
         if until <= report.state.max_occurred_at:
