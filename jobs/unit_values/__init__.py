@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from jobs.results.metric_sql.unit_overlay import overlay_plan_sql, overlay_read_sql
+from jobs.results.metric_sql.unit_overlay import overlay_read_sql, recompute_read_sql
 from jobs.results.metric_sql.unit_values import (
     build_parameters,
     build_sql,
@@ -61,6 +61,7 @@ __all__ = [
     "UnitValueSums",
     "UnitValuesSettings",
     "UnitValuesState",
+    "add_rows",
     "fetch_unit_value_sums",
     "overlaid_sums",
     "read_state",
@@ -311,25 +312,59 @@ def overlaid_sums(
     until: datetime,
     dimension: str = "",
 ) -> tuple[UnitValueSums, datetime, int] | None:
-    """The sums as if a refresh had just run, without writing (decision 0100: the stored values overlaid
-    with the rows stored since ``known``'s watermark, the units that cannot be added to recomputed
-    inside the read), the newest ``occurred_at`` among those rows and how many units were recomputed;
-    None when the rows changed between the plan and the read, or no unit counts (the caller refreshes)."""
+    """The sums as if a refresh had just run, without writing (decision 0100): the stored values with
+    the rows stored since ``known``'s watermark added, the units that cannot be added to recomputed from
+    all their rows in a second statement; the newest ``occurred_at`` among the new rows and how many
+    units were recomputed. None when no unit counts (the caller refreshes)."""
     parameters = {
         **build_parameters(plan, experiment=experiment, version=0, watermark=known.watermark),
         "since": since,
         "until": until,
         "dimension": dimension,
     }
-    planning = overlay_plan_sql(plan)
-    [found] = warehouse.query_arrow(planning, _bound(planning, parameters)).to_pylist()
-    recompute = sorted(str(unit) for unit in found["recompute"])
-    sql = overlay_read_sql(plan, recompute=bool(recompute))
-    rows = warehouse.query_arrow(sql, _bound(sql, {**parameters, "recompute": recompute})).to_pylist()
-    if not rows or any(row["seen"] != found["seen"] or row["stored"] != found["stored"] for row in rows):
+    sql = overlay_read_sql(plan)
+    rows = warehouse.query_arrow(sql, _bound(sql, parameters)).to_pylist()
+    newest = max((_utc(row["newest"]) for row in rows), default=EPOCH)
+    recompute = sorted({str(unit) for row in rows if row["kind"] for unit in row["recompute"]})
+    rows = [row for row in rows if not row["kind"]]
+    if recompute:
+        again = recompute_read_sql(plan)
+        rows = add_rows(
+            rows,
+            warehouse.query_arrow(again, _bound(again, {**parameters, "recompute": recompute})).to_pylist(),
+        )
+    if not rows:
         return None
     sums = UnitValueSums(plan.batch.decode(rows), plan.decode_covariates(rows), known.refreshed_at, False)
-    return sums, _utc(found["newest"]), len(recompute)
+    return sums, newest, len(recompute)
+
+
+_ADDED = (
+    "sums",
+    "squares",
+    "crosses",
+    "covariate_sums",
+    "covariate_squares",
+    "covariate_crosses",
+    "covariate_units",
+)
+
+
+def add_rows(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of ``read_sql`` over two disjoint sets of units → the rows over both (sums added per segment
+    and variation), ordered like ``read_sql``'s."""
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in [*left, *right]:
+        key = (str(row["segment"]), int(row["variation_id"]))
+        if key not in merged:
+            merged[key] = dict(row)
+            continue
+        into = merged[key]
+        into["units"] = int(into["units"]) + int(row["units"])
+        for column in _ADDED:
+            if column in row:
+                into[column] = [a + b for a, b in zip(into[column], row[column], strict=True)]
+    return [merged[key] for key in sorted(merged)]
 
 
 def _bound(sql: str, parameters: dict[str, Any]) -> dict[str, Any]:
