@@ -184,7 +184,8 @@ def steady_flow(
     refresher (background), the full results (values current); +1 % more events, then the full results
     ``until`` now with the default bound (best of 3: reads as of the refresh, must not refresh and must
     give the numbers of before the new events); then, in rotating order, three ``fresh=True`` calls, each
-    after its own +1 %: the overlay (decision 0100, writes nothing), the fold (0099: refresh, then read)
+    over its own +1 % (after the overlay, which writes nothing, an untimed refresh folds its +1 % in): the
+    overlay (decision 0100, writes nothing), the fold (0099: refresh, then read)
     and the recomputation of the touched units (the baseline, ``XP_RESULTS_UNIT_VALUES_FOLD=false``),
     each followed by the live scan on the same data (must equal it)."""
     plan = experiment_unit_values_plan(spec, cuped=False, covariate_days=14.0)
@@ -274,6 +275,8 @@ def steady_flow(
             if position:
                 more_events()  # each later call gets its own +1 %
             runs[names[id(options)]] = forced(options, before if not position else None)
+            if options is FLOW:  # the overlay wrote nothing: fold its +1 % in (untimed), so that the
+                refresh(warehouse, spec.key, plan, margin_seconds=0.0)  # next call sees only its own
         if round_:
             refreshers.append(refresher_run[:2])
             bounded.append(min(run[:2] for run in calls))
