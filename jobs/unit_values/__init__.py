@@ -126,7 +126,8 @@ class UnitValuesSettings(CoreSettings):
         "without refreshing first, while that refresh is younger than this: full results stay fast under "
         "a steady flow of events, exact as of the refresh (`data_as_of` in the output). 0: refresh before "
         "every read. `xp results --fresh`, `xp jobs run stats` and windows that ended before the last "
-        "refresh (`--until` in the past) always refresh first.",
+        "refresh (`--until` in the past) always include every row stored so far (overlaid at read, "
+        "XP_RESULTS_UNIT_VALUES_OVERLAY, or refreshed first).",
     )
 
 
