@@ -18,9 +18,11 @@ sum, count within 1 h). Timed, best of ``--repeat`` runs after one warm-up, in t
   events → the background refresher (``xp jobs run unit-values``: refresh + compaction) timed alone →
   the full results, best of 3; the read before/after a compaction; the live scan on the same data;
 - **steady flow** (``--steady-flow``, the same module): +1 % events after the refresher ran, then the
-  full results with the default staleness bound (no refresh), then, alternating, ``--fresh`` folding the
-  new rows in (decision 0099) and ``--fresh`` recomputing the touched units (the baseline,
-  ``XP_RESULTS_UNIT_VALUES_FOLD=false``) after another +1 %, each checked against the live scan;
+  full results with the default staleness bound (no refresh), then, in rotating order, ``--fresh``
+  overlaying the new rows at read time (decision 0100), ``--fresh`` folding them in (0099) and
+  ``--fresh`` recomputing the touched units (the baseline, ``XP_RESULTS_UNIT_VALUES_FOLD=false``), each
+  after its own +1 % and checked against the live scan; ``--new-units N`` adds N new units (exposures
+  and ~10 events each) to every +1 %;
 - **full**: the same results from the live scan (``XP_RESULTS_UNIT_VALUES=false``);
 - **no segments**: the same without the breakdown (what ``xp results KEY`` does by default);
 - **SQL only**: the full path's query (one scan for every metric and segment), rows fetched, no
@@ -45,6 +47,7 @@ so CPU time counts its threads): on a shared machine CPU time moves less with th
     .venv/bin/python bench/bench_results.py --unit-values-only --repeat 3
     .venv/bin/python bench/bench_results.py --steady --repeat 3   # refresher: bench/bench_results_steady.py
     .venv/bin/python bench/bench_results.py --steady-flow --repeat 3   # staleness bound vs --fresh vs scan
+    .venv/bin/python bench/bench_results.py --steady-flow --repeat 3 --new-units 1000
 """
 
 from __future__ import annotations
@@ -421,6 +424,13 @@ def main() -> None:
         help="Only the steady flow: +1 %% events after the refresher, then the full results with the "
         "default staleness bound, with --fresh, and the live scan (bench/bench_results_steady.py).",
     )
+    parser.add_argument(
+        "--new-units",
+        type=int,
+        default=0,
+        help="With --steady-flow: every +1 %% of events also brings this many new units (exposures, "
+        "~10 events each): units the overlay must recompute (decision 0100).",
+    )
     args = parser.parse_args()
     spec = experiment()
     with tempfile.TemporaryDirectory(prefix="xp-bench-results-") as home:
@@ -431,7 +441,7 @@ def main() -> None:
             if args.steady_flow:
                 from bench_results_steady import steady_flow
 
-                steady_flow(warehouse, spec, args.units, args.events, args.repeat)
+                steady_flow(warehouse, spec, args.units, args.events, args.repeat, args.new_units)
                 return
             if args.steady:
                 from bench_results_steady import steady

@@ -24,7 +24,10 @@ from __future__ import annotations
 from typing import Any
 
 from bench_results import (
+    ATTRIBUTED_SQL,
+    COUNTRIES,
     EVENTS,
+    EXPOSURES_SQL,
     NEW_EVENTS_SQL,
     SCAN,
     STORED,
@@ -151,10 +154,21 @@ def parts(warehouse: Warehouse, spec: ExperimentSpec, plan: Any, repeat: int) ->
 
 
 FLOW = UnitValuesSettings(results_unit_values_margin_seconds=0.0)
-"""The default staleness bound (``XP_RESULTS_MAX_STALENESS_SECONDS``, 60 s), margin 0 as above; the
-refresh folds the new rows in (decision 0099)."""
-RECOMPUTE = UnitValuesSettings(results_unit_values_margin_seconds=0.0, results_unit_values_fold=False)
+"""The default staleness bound (``XP_RESULTS_MAX_STALENESS_SECONDS``, 60 s), margin 0 as above; a
+``--fresh`` call overlays the new rows at read time and writes nothing (decision 0100)."""
+FOLD = UnitValuesSettings(results_unit_values_margin_seconds=0.0, results_unit_values_overlay=False)
+"""``--fresh`` refreshes first, folding the new rows into the stored values (decision 0099), then reads."""
+RECOMPUTE = UnitValuesSettings(
+    results_unit_values_margin_seconds=0.0, results_unit_values_overlay=False, results_unit_values_fold=False
+)
 """The baseline of ``--fresh``: the refresh recomputes every touched unit in full (before decision 0099)."""
+NEW_UNITS_SQL = EXPOSURES_SQL.replace("FROM numbers({units})", "FROM numbers({start}, {count})")
+NEW_UNIT_EVENTS_SQL = (
+    ATTRIBUTED_SQL.replace("concat('e', toString(number))", "concat('n', toString(number))")
+    .replace("cityHash64(number) % {units}", "{first_unit} + number % {new_units}")
+    .replace("FROM numbers({count})", "FROM numbers({start}, {count})")
+)
+"""Events of the new units (ids ``n…``), ~10 each, as the load's."""
 
 
 def numbers(document: dict[str, Any]) -> dict[str, Any]:
@@ -162,23 +176,44 @@ def numbers(document: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in document.items() if k not in ("computed_at", "data_as_of")}
 
 
-def steady_flow(warehouse: Warehouse, spec: ExperimentSpec, units: int, events: int, repeat: int) -> None:
+def steady_flow(
+    warehouse: Warehouse, spec: ExperimentSpec, units: int, events: int, repeat: int, new_units: int = 0
+) -> None:
     """Under a steady flow (issue #5, decision 0028's staleness bound), ``--repeat`` rounds (plus one
-    warm-up) of: +1 % events, the refresher (background), the full results (values current); +1 % more
-    events, then the full results ``until`` now with the default bound (best of 3: reads as of the
-    refresh, must not refresh and must give the numbers of before the new events); then, in alternating
-    order, ``fresh=True`` folding the +1 % in (decision 0099) and, after another +1 %, ``fresh=True``
-    recomputing the touched units in full (the baseline, ``XP_RESULTS_UNIT_VALUES_FOLD=false``): one
-    call each, each followed by the live scan on the same data (must equal it)."""
+    warm-up) of: +1 % events (and ``new_units`` new units with their exposures and ~10 events each), the
+    refresher (background), the full results (values current); +1 % more events, then the full results
+    ``until`` now with the default bound (best of 3: reads as of the refresh, must not refresh and must
+    give the numbers of before the new events); then, in rotating order, three ``fresh=True`` calls, each
+    over its own +1 % (after the overlay, which writes nothing, an untimed refresh folds its +1 % in): the
+    overlay (decision 0100, writes nothing), the fold (0099: refresh, then read)
+    and the recomputation of the touched units (the baseline, ``XP_RESULTS_UNIT_VALUES_FOLD=false``),
+    each followed by the live scan on the same data (must equal it)."""
     plan = experiment_unit_values_plan(spec, cuped=False, covariate_days=14.0)
     assert plan is not None
     fresh, start = max(1, events // 100), events
+    next_unit, new_start = units, 0
     snapshot = RegistrySnapshot(experiments={spec.key: spec})
 
     def more_events() -> None:
-        nonlocal start
+        nonlocal start, next_unit, new_start
         warehouse.command(NEW_EVENTS_SQL.format(events=quoted(EVENTS), units=units, start=start, count=fresh))
         start += fresh
+        if new_units:
+            warehouse.command(
+                NEW_UNITS_SQL.format(countries=quoted(COUNTRIES), start=next_unit, count=new_units)
+            )
+            warehouse.command(
+                NEW_UNIT_EVENTS_SQL.format(
+                    events=quoted(EVENTS),
+                    first_unit=next_unit,
+                    new_units=new_units,
+                    start=new_start,
+                    count=10 * new_units,
+                    units=units,
+                )
+            )
+            next_unit += new_units
+            new_start += 10 * new_units
 
     def call(options: UnitValuesSettings, **kw: Any) -> Any:
         return compute_experiment_result(
@@ -190,15 +225,17 @@ def steady_flow(warehouse: Warehouse, spec: ExperimentSpec, units: int, events: 
         state = read_state(warehouse, spec.key, plan)
         wall, cpu, result = timed(lambda: call(options, fresh=True))
         after = read_state(warehouse, spec.key, plan)
-        if after == state:
+        if options is FLOW and after != state:
+            raise SystemExit("the overlay wrote")
+        if options is not FLOW and after == state:
             raise SystemExit("--fresh did not refresh")
         if before is not None and same_document(numbers(result.to_json()), before):
             raise SystemExit("the new events changed no number: the bounded check would prove nothing")
         scan = timed(lambda: call(SCAN))
         if not same_document(numbers(result.to_json()), numbers(scan[2].to_json())):
-            raise SystemExit("fresh unit values and the live scan disagree")
+            raise SystemExit(f"fresh unit values ({names[id(options)]}) and the live scan disagree")
         scans.append(scan[:2])
-        return wall, cpu, stored_units(after)
+        return wall, cpu, 0 if options is FLOW else stored_units(after)
 
     def stored_units(state: Any) -> int:
         rows = warehouse.query_arrow(
@@ -209,13 +246,14 @@ def steady_flow(warehouse: Warehouse, spec: ExperimentSpec, units: int, events: 
         return int(rows.column("n")[0].as_py())
 
     print(
-        f"steady flow (staleness bound {FLOW.results_max_staleness_seconds:.0f} s): load average {loadavg()}"
+        f"steady flow (staleness bound {FLOW.results_max_staleness_seconds:.0f} s"
+        f"{f', {new_units:,} new units per +1 %' if new_units else ''}): load average {loadavg()}"
     )
     wall, cpu, _ = timed(lambda: refresh(warehouse, spec.key, plan, margin_seconds=0.0, rebuild=True))
     report("flow: full build", [(wall, cpu)])
+    names = {id(FLOW): "overlay", id(FOLD): "fold", id(RECOMPUTE): "recompute"}
     bounded: list[tuple[float, float]] = []
-    folded: list[tuple[float, float]] = []
-    recomputed: list[tuple[float, float]] = []
+    forced_runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names.values()}
     scans: list[tuple[float, float]] = []
     refreshers: list[tuple[float, float]] = []
     lags: list[float] = []
@@ -232,26 +270,35 @@ def steady_flow(warehouse: Warehouse, spec: ExperimentSpec, units: int, events: 
         if not all(same_document(numbers(run[2].to_json()), before) for run in calls):
             raise SystemExit("a call within the staleness bound is not the result as of the refresh")
         runs: dict[str, tuple[float, float, int]] = {}
-        for order, options in enumerate((FLOW, RECOMPUTE) if round_ % 2 else (RECOMPUTE, FLOW)):
-            if order:
-                more_events()  # the second call gets its own +1 %
-            runs["fold" if options is FLOW else "recompute"] = forced(options, before if not order else None)
+        order = (FLOW, FOLD, RECOMPUTE)[round_ % 3 :] + (FLOW, FOLD, RECOMPUTE)[: round_ % 3]
+        for position, options in enumerate(order):
+            if position:
+                more_events()  # each later call gets its own +1 %
+            runs[names[id(options)]] = forced(options, before if not position else None)
+            if options is FLOW:  # the overlay wrote nothing: fold its +1 % in (untimed), so that the
+                refresh(warehouse, spec.key, plan, margin_seconds=0.0)  # next call sees only its own
         if round_:
             refreshers.append(refresher_run[:2])
             bounded.append(min(run[:2] for run in calls))
-            folded.append(runs["fold"][:2])
-            recomputed.append(runs["recompute"][:2])
+            for name, run in runs.items():
+                forced_runs[name].append(run[:2])
             lags.extend((run[2].computed_at - run[2].data_as_of).total_seconds() for run in calls)
             notes.append(
-                f"bound {' / '.join(f'{run[0] * 1000:.0f}' for run in calls)} ms, fresh fold "
-                f"{runs['fold'][0] * 1000:.0f} ms ({runs['fold'][2]:,} units written), recompute "
-                f"{runs['recompute'][0] * 1000:.0f} ms ({runs['recompute'][2]:,}), load {loadavg()}"
+                f"bound {' / '.join(f'{run[0] * 1000:.0f}' for run in calls)} ms, fresh overlay "
+                f"{runs['overlay'][0] * 1000:.0f} ms, fold {runs['fold'][0] * 1000:.0f} ms "
+                f"({runs['fold'][2]:,} units written), recompute {runs['recompute'][0] * 1000:.0f} ms "
+                f"({runs['recompute'][2]:,}), load {loadavg()}"
             )
     report("flow: refresher per +1 % (background)", refreshers)
     report("flow: full, default bound (best of 3)", bounded)
     print(f"  rounds: {'; '.join(notes)}")
     print(f"  data_as_of behind computed_at: {min(lags):.1f}–{max(lags):.1f} s")
-    report(f"flow: full, --fresh, fold (+{fresh:,})", folded)
-    report(f"flow: full, --fresh, recompute (+{fresh:,})", recomputed)
+    extra = f" + {new_units:,} new units" if new_units else ""
+    for name in ("overlay", "fold", "recompute"):
+        runs_ = forced_runs[name]
+        cpu = sorted(c for _, c in runs_)
+        report(f"flow: full, --fresh, {name} (+{fresh:,}{extra})", runs_)
+        print(f"  {name}: median CPU {cpu[len(cpu) // 2] * 1000:.0f} ms, CPU per run "
+              f"{', '.join(f'{c * 1000:.0f}' for _, c in runs_)} ms")  # fmt: skip
     report("flow: full, live scan (baseline)", scans)
-    print(f"bounded == as of the refresh, fresh (both) == live scan (1e-9 relative); load {loadavg()}")
+    print(f"bounded == as of the refresh, fresh (all three) == live scan (1e-9 relative); load {loadavg()}")

@@ -134,6 +134,11 @@ def fetch_experiment_sums(
                 max_staleness_seconds=0.0 if fresh else options.results_max_staleness_seconds,
                 open_window=open_window,
                 fold=options.results_unit_values_fold,
+                overlay_max_age_seconds=(
+                    options.results_unit_values_overlay_max_age_seconds
+                    if options.results_unit_values_overlay
+                    else None
+                ),
             )
         if stored is not None:
             adjusted_sums, data_as_of = stored.covariates, stored.data_as_of

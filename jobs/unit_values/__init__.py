@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from jobs.results.metric_sql.unit_overlay import overlay_read_sql, recompute_read_sql
 from jobs.results.metric_sql.unit_values import (
     build_parameters,
     build_sql,
@@ -60,7 +61,9 @@ __all__ = [
     "UnitValueSums",
     "UnitValuesSettings",
     "UnitValuesState",
+    "add_rows",
     "fetch_unit_value_sums",
+    "overlaid_sums",
     "read_state",
     "refresh",
 ]
@@ -94,6 +97,22 @@ class UnitValuesSettings(CoreSettings):
         "exposures, covariate events or re-sent rows (decision 0099). false: recompute every changed unit "
         "in full (cost: all rows of the touched units), as before.",
     )
+    results_unit_values_overlay: bool = Field(
+        default=True,
+        description="A results call that must fold new rows in (`--fresh`, values older than the "
+        "staleness bound) reads the stored per-unit values overlaid with the attributed rows stored since "
+        "the last refresh, recomputing only the units it cannot add to (new exposures, re-sent rows) inside "
+        "the read, and writes nothing (decision 0100); the background refresher folds them in. Only while "
+        "the last refresh is younger than XP_RESULTS_UNIT_VALUES_OVERLAY_MAX_AGE_SECONDS. false: refresh, "
+        "then read.",
+    )
+    results_unit_values_overlay_max_age_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="The overlay (XP_RESULTS_UNIT_VALUES_OVERLAY) answers only while the last refresh of "
+        "the values is younger than this (a refresher is running, so the rows to overlay stay few); "
+        "older values are refreshed (and written) first, as without the overlay.",
+    )
     results_unit_values_compact: bool = Field(
         default=True,
         description="`xp jobs run unit-values` merges xp.unit_values (OPTIMIZE … FINAL) after its "
@@ -107,7 +126,8 @@ class UnitValuesSettings(CoreSettings):
         "without refreshing first, while that refresh is younger than this: full results stay fast under "
         "a steady flow of events, exact as of the refresh (`data_as_of` in the output). 0: refresh before "
         "every read. `xp results --fresh`, `xp jobs run stats` and windows that ended before the last "
-        "refresh (`--until` in the past) always refresh first.",
+        "refresh (`--until` in the past) always include every row stored so far (overlaid at read, "
+        "XP_RESULTS_UNIT_VALUES_OVERLAY, or refreshed first).",
     )
 
 
@@ -283,6 +303,75 @@ def _fresh_enough(
     return (_now(warehouse) - known.refreshed_at).total_seconds() < max_staleness
 
 
+def overlaid_sums(
+    warehouse: Warehouse,
+    experiment: str,
+    plan: UnitValuesPlan,
+    known: UnitValuesState,
+    *,
+    since: datetime,
+    until: datetime,
+    dimension: str = "",
+) -> tuple[UnitValueSums, datetime, int] | None:
+    """The sums as if a refresh had just run, without writing (decision 0100): the stored values with
+    the rows stored since ``known``'s watermark added, the units that cannot be added to recomputed from
+    all their rows in a second statement; the newest ``occurred_at`` among the new rows and how many
+    units were recomputed. None when no unit counts (the caller refreshes)."""
+    parameters = {
+        **build_parameters(plan, experiment=experiment, version=0, watermark=known.watermark),
+        "since": since,
+        "until": until,
+        "dimension": dimension,
+    }
+    sql = overlay_read_sql(plan)
+    rows = warehouse.query_arrow(sql, _bound(sql, parameters)).to_pylist()
+    newest = max((_utc(row["newest"]) for row in rows), default=EPOCH)
+    recompute = sorted({str(unit) for row in rows if row["kind"] for unit in row["recompute"]})
+    rows = [row for row in rows if not row["kind"]]
+    if recompute:
+        again = recompute_read_sql(plan)
+        rows = add_rows(
+            rows,
+            warehouse.query_arrow(again, _bound(again, {**parameters, "recompute": recompute})).to_pylist(),
+        )
+    if not rows:
+        return None
+    sums = UnitValueSums(plan.batch.decode(rows), plan.decode_covariates(rows), known.refreshed_at, False)
+    return sums, newest, len(recompute)
+
+
+_ADDED = (
+    "sums",
+    "squares",
+    "crosses",
+    "covariate_sums",
+    "covariate_squares",
+    "covariate_crosses",
+    "covariate_units",
+)
+
+
+def add_rows(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of ``read_sql`` over two disjoint sets of units → the rows over both (sums added per segment
+    and variation), ordered like ``read_sql``'s."""
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in [*left, *right]:
+        key = (str(row["segment"]), int(row["variation_id"]))
+        if key not in merged:
+            merged[key] = dict(row)
+            continue
+        into = merged[key]
+        into["units"] = int(into["units"]) + int(row["units"])
+        for column in _ADDED:
+            if column in row:
+                into[column] = [a + b for a, b in zip(into[column], row[column], strict=True)]
+    return [merged[key] for key in sorted(merged)]
+
+
+def _bound(sql: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in parameters.items() if k in placeholders(sql)}
+
+
 def fetch_unit_value_sums(
     warehouse: Warehouse,
     experiment: str,
@@ -295,6 +384,7 @@ def fetch_unit_value_sums(
     max_staleness_seconds: float = 0.0,
     open_window: bool = False,
     fold: bool = True,
+    overlay_max_age_seconds: float | None = None,
 ) -> UnitValueSums | None:
     """Sums from the unit values, refreshed first unless the last refresh is younger than
     ``max_staleness_seconds`` and the window (``open_window``: ``until`` is "now") was open then; None
@@ -310,6 +400,21 @@ def fetch_unit_value_sums(
             return None  # do not build for a window the values could not answer anyway
     if known is not None and _fresh_enough(warehouse, known, until, open_window, max_staleness_seconds):
         as_of, refreshed = known.refreshed_at, False
+    elif known is not None and overlay_max_age_seconds is not None:
+        now = _now(warehouse)
+        if (now - known.refreshed_at).total_seconds() < overlay_max_age_seconds:
+            found = overlaid_sums(
+                warehouse, experiment, plan, known, since=since, until=until, dimension=dimension
+            )
+            if found is not None:
+                sums, newest, _recomputed = found
+                if until <= max(newest, known.max_occurred_at):
+                    return None  # a new row at or after `until`: only the scan can leave it out
+                return UnitValueSums(sums.by_segment, sums.covariates, min(now, until), True)
+        report = refresh(warehouse, experiment, plan, margin_seconds=margin_seconds, fold=fold)
+        if until <= report.state.max_occurred_at:
+            return None
+        as_of, refreshed = report.started_at, True
     else:
         report = refresh(warehouse, experiment, plan, margin_seconds=margin_seconds, fold=fold)
         if until <= report.state.max_occurred_at:

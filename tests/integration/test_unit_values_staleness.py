@@ -27,8 +27,15 @@ from xpcore.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 
-BOUND = UnitValuesSettings(results_unit_values_margin_seconds=0, results_max_staleness_seconds=3600)
-ALWAYS = UnitValuesSettings(results_unit_values_margin_seconds=0, results_max_staleness_seconds=0)
+# the refresh-then-read path (the overlay of decision 0100, which writes nothing, is tested on its own)
+BOUND = UnitValuesSettings(
+    results_unit_values_margin_seconds=0,
+    results_max_staleness_seconds=3600,
+    results_unit_values_overlay=False,
+)
+ALWAYS = UnitValuesSettings(
+    results_unit_values_margin_seconds=0, results_max_staleness_seconds=0, results_unit_values_overlay=False
+)
 SCAN = UnitValuesSettings(results_unit_values=False)
 PLAN = AnalysisPlan(method="frequentist")
 
@@ -99,7 +106,7 @@ def test_an_expired_bound_refreshes_first(warehouse: Warehouse) -> None:
     results(warehouse, experiment, BOUND)
     built = state(warehouse, experiment)
     feed.post_events(list(feed.first)[:80])
-    short = UnitValuesSettings(results_unit_values_margin_seconds=0, results_max_staleness_seconds=0.05)
+    short = BOUND.model_copy(update={"results_max_staleness_seconds": 0.05})
     time.sleep(0.1)  # the last refresh is now older than the bound
     expired = results(warehouse, experiment, short)
     same_json(numbers(expired), numbers(results(warehouse, experiment, SCAN)))

@@ -36,14 +36,21 @@ if TYPE_CHECKING:
     from jobs.unit_values.plan import CovariateSlot, UnitValuesPlan
 
 __all__ = [
+    "KEY_HASH",
     "build_parameters",
     "build_sql",
+    "cell_aggregates",
     "changed_units_sql",
     "covariate_value",
     "fold_sql",
+    "moved_units",
+    "read_aggregates",
     "read_sql",
     "recompute_units_sql",
     "side_value",
+    "unit_rows_covariates",
+    "unit_rows_ctes",
+    "unit_rows_from",
 ]
 
 KEY_HASH = "toUInt32(cityHash64(a.event_name, a.event_id) % 4294967296)"
@@ -81,7 +88,7 @@ FROM
 _UNION = "\n        UNION DISTINCT\n        "
 
 
-def _moved(plan: UnitValuesPlan) -> list[str]:
+def moved_units(plan: UnitValuesPlan) -> list[str]:
     """The units whose population side (exposures) or CUPED covariate (raw events) has a row stored at
     or after the watermark: never folded, always recomputed in full."""
     parts = [
@@ -110,7 +117,7 @@ def _changed(plan: UnitValuesPlan, *, after_fold: bool = False) -> str:
             " WHERE experiment_key = {experiment:String} AND plan_key = {plan_key:String}"
             " AND version = {version:UInt64})"
         )
-    return _UNION.join([attributed, *_moved(plan)])
+    return _UNION.join([attributed, *moved_units(plan)])
 
 
 def build_parameters(
@@ -165,7 +172,7 @@ def _covariate_ctes(plan: UnitValuesPlan, only: str) -> str:
     )"""  # nosec B608
 
 
-def _cell_aggregates(plan: UnitValuesPlan) -> tuple[str, str]:
+def cell_aggregates(plan: UnitValuesPlan) -> tuple[str, str]:
     """The per-cell ``countIf`` list and the ``[sumIf, …]`` array of a unit's attributed rows."""
     hits = [
         rule.hit(
@@ -184,17 +191,32 @@ def _cell_aggregates(plan: UnitValuesPlan) -> tuple[str, str]:
 def build_sql(plan: UnitValuesPlan, *, incremental: bool, after_fold: bool = False) -> str:
     """``INSERT INTO xp.unit_values`` one row per unit (every unit, or the changed ones; ``after_fold``:
     the changed ones :func:`fold_sql` did not write)."""
+    ctes = unit_rows_ctes(plan, _changed(plan, after_fold=after_fold) if incremental else None)
+    return f"""
+INSERT INTO xp.unit_values (experiment_key, plan_key, unit_id, variation_id, eligible, multiple_variations,
+    overridden, first_exposed_at, attributes, counts, totals, covariate_counts, covariate_totals, folded,
+    version)
+WITH
+    {ctes}
+SELECT
+    {{experiment:String}}, {{plan_key:String}}, e.unit_id, e.variation_id,
+    NOT e.multiple AND NOT e.overridden_, e.multiple, e.overridden_, e.first_exposure, s.attributes,
+    u.counts, u.totals, {unit_rows_covariates(plan)}, u.folded, {{version:UInt64}}
+{unit_rows_from(plan)}
+SETTINGS join_use_nulls = 0, optimize_move_to_prewhere_if_final = 1
+"""  # nosec B608
+
+
+def unit_rows_ctes(plan: UnitValuesPlan, changed_sql: str | None) -> str:
+    """The CTEs of a unit's row computed from all its rows (``units``, ``first_attributes``, ``matched``,
+    ``per_unit``, with CUPED ``pre`` and ``covariates``): for every unit, or (``changed_sql``, the
+    ``SELECT unit_id`` of CTE ``changed``) only for those."""
+    incremental = changed_sql is not None
     only = " AND unit_id IN (SELECT unit_id FROM changed)" if incremental else ""
     only_a = "\n          AND a.unit_id IN (SELECT unit_id FROM changed)" if incremental else ""
-    counts, totals_sql = _cell_aggregates(plan)
-    changed_sql = _changed(plan, after_fold=after_fold)
+    counts, totals_sql = cell_aggregates(plan)
     changed = f"changed AS\n    (\n        {changed_sql}\n    ),\n    " if incremental else ""
-    covariate_ctes, covariate_join = "", ""
-    covariate_columns = "CAST([], 'Array(UInt32)'), CAST([], 'Array(Float64)')"
-    if plan.covariate_events:
-        covariate_ctes = _covariate_ctes(plan, only)
-        covariate_join = "\nLEFT JOIN covariates AS c ON c.unit_id = e.unit_id"
-        covariate_columns = "c.counts, c.totals"
+    covariate_ctes = _covariate_ctes(plan, only) if plan.covariate_events else ""
     matched = rule.attributed_events(
         "a.unit_id AS unit_id,\n"
         "            a.variation_id AS variation_id,\n"
@@ -207,12 +229,7 @@ def build_sql(plan: UnitValuesPlan, *, incremental: bool, after_fold: bool = Fal
         only=only_a,
     )
     attributes = rule.first_exposure_attribute("first_attributes", "attributes", "attributes", only=only)
-    return f"""
-INSERT INTO xp.unit_values (experiment_key, plan_key, unit_id, variation_id, eligible, multiple_variations,
-    overridden, first_exposed_at, attributes, counts, totals, covariate_counts, covariate_totals, folded,
-    version)
-WITH
-    {changed}{rule.units_cte(eligible_only=False, only=only)},
+    return f"""{changed}{rule.units_cte(eligible_only=False, only=only)},
     {attributes},
     matched AS
     (
@@ -224,16 +241,26 @@ WITH
                groupArray(key_hash) AS folded
         FROM matched
         GROUP BY unit_id, variation_id
-    ){covariate_ctes}
-SELECT
-    {{experiment:String}}, {{plan_key:String}}, e.unit_id, e.variation_id,
-    NOT e.multiple AND NOT e.overridden_, e.multiple, e.overridden_, e.first_exposure, s.attributes,
-    u.counts, u.totals, {covariate_columns}, u.folded, {{version:UInt64}}
-FROM units AS e
-LEFT JOIN per_unit AS u ON u.unit_id = e.unit_id AND u.variation_id = e.variation_id
-LEFT JOIN first_attributes AS s ON s.unit_id = e.unit_id{covariate_join}
-SETTINGS join_use_nulls = 0, optimize_move_to_prewhere_if_final = 1
-"""  # nosec B608
+    ){covariate_ctes}"""  # nosec B608
+
+
+def unit_rows_covariates(plan: UnitValuesPlan) -> str:
+    """The covariate counts and totals of a row of :func:`unit_rows_from` (empty arrays without CUPED)."""
+    return (
+        "c.counts, c.totals"
+        if plan.covariate_events
+        else "CAST([], 'Array(UInt32)'), CAST([], 'Array(Float64)')"
+    )
+
+
+def unit_rows_from(plan: UnitValuesPlan) -> str:
+    """``FROM units AS e`` joined with the other CTEs of :func:`unit_rows_ctes` (aliases u, s, c)."""
+    covariate_join = "\nLEFT JOIN covariates AS c ON c.unit_id = e.unit_id" if plan.covariate_events else ""
+    return (
+        "FROM units AS e\n"
+        "LEFT JOIN per_unit AS u ON u.unit_id = e.unit_id AND u.variation_id = e.variation_id\n"
+        f"LEFT JOIN first_attributes AS s ON s.unit_id = e.unit_id{covariate_join}"
+    )
 
 
 def fold_sql(plan: UnitValuesPlan) -> str:
@@ -246,8 +273,8 @@ def fold_sql(plan: UnitValuesPlan) -> str:
     previous refresh folded in the margin) or twice among the new rows cannot be added: the unit is left
     to the recomputation. Only the new rows and one ``FINAL`` pass over the stored rows are read.
     """
-    counts, totals_sql = _cell_aggregates(plan)
-    moved = _UNION.join(_moved(plan))
+    counts, totals_sql = cell_aggregates(plan)
+    moved = _UNION.join(moved_units(plan))
     number = rule.field_number(None, value_column="a.value")
     return f"""
 INSERT INTO xp.unit_values (experiment_key, plan_key, unit_id, variation_id, eligible, multiple_variations,
@@ -317,13 +344,9 @@ def covariate_value(slot: CovariateSlot) -> str:
     return rule.value(slot.aggregation, count=f"covariate_counts[{i}]", total=f"covariate_totals[{i}]")
 
 
-def read_sql(plan: UnitValuesPlan) -> str:
-    """Per segment × variation: units, Σ/Σ² of every side, Σa·b of every ratio, CUPED covariate sums.
-
-    The rows of the live scan (same columns), plus ``covariate_sums``, ``covariate_squares``,
-    ``covariate_crosses`` (Σ side·covariate) and ``covariate_units`` (units with a pre-exposure event)
-    per covariate slot.
-    """
+def read_aggregates(plan: UnitValuesPlan) -> tuple[str, str]:
+    """The per-unit ``SELECT`` list of :func:`read_sql` (``segment``, ``variation_id``, ``v`` and the
+    covariate arrays, over a row's columns) and its aggregates per segment × variation."""
     sides = ", ".join(side_value(plan, k) for k in range(len(plan.sides)))
     crosses = [f"sum(v[{a + 1}] * v[{b + 1}])" for a, b in plan.batch.crosses]
     crosses_sql = f"[{', '.join(crosses)}]" if crosses else "CAST([], 'Array(Float64)')"
@@ -338,20 +361,33 @@ def read_sql(plan: UnitValuesPlan) -> str:
     sumForEach(arrayMap(t -> t * t, x)) AS covariate_squares,
     sumForEach(arrayMap((s, t) -> s * t, y, x)) AS covariate_crosses,
     sumForEach(h) AS covariate_units"""
-    return f"""
-SELECT
-    segment,
+    select = f"""if({{dimension:String}} = '', '', attributes[{{dimension:String}}]) AS segment,
+        variation_id,
+        [{sides}] AS v{covariate_inner}"""
+    aggregate = f"""segment,
     variation_id,
     toUInt64(count()) AS units,
     sumForEach(v) AS sums,
     sumForEach(arrayMap(t -> t * t, v)) AS squares,
-    {crosses_sql} AS crosses{covariate_select}
+    {crosses_sql} AS crosses{covariate_select}"""
+    return select, aggregate
+
+
+def read_sql(plan: UnitValuesPlan) -> str:
+    """Per segment × variation: units, Σ/Σ² of every side, Σa·b of every ratio, CUPED covariate sums.
+
+    The rows of the live scan (same columns), plus ``covariate_sums``, ``covariate_squares``,
+    ``covariate_crosses`` (Σ side·covariate) and ``covariate_units`` (units with a pre-exposure event)
+    per covariate slot.
+    """
+    select, aggregate = read_aggregates(plan)
+    return f"""
+SELECT
+    {aggregate}
 FROM
 (
     SELECT
-        if({{dimension:String}} = '', '', attributes[{{dimension:String}}]) AS segment,
-        variation_id,
-        [{sides}] AS v{covariate_inner}
+        {select}
     FROM xp.unit_values FINAL
     WHERE experiment_key = {{experiment:String}} AND plan_key = {{plan_key:String}} AND eligible
       AND {rule.first_exposed_in_window("first_exposed_at", "      ")}

@@ -22,6 +22,7 @@ from jobs.results.metric_sql.funnel import funnel_sql
 from jobs.results.metric_sql.history import history_sums_sql
 from jobs.results.metric_sql.quantile import quantile_counts_sql, quantile_sketch_sql
 from jobs.results.metric_sql.scan import metric_sums_sql
+from jobs.results.metric_sql.unit_overlay import overlay_read_sql, recompute_read_sql
 from jobs.results.metric_sql.unit_values import (
     build_sql,
     changed_units_sql,
@@ -55,6 +56,9 @@ SHAPES: dict[str, Callable[[], str]] = {
     "unit_values_recompute_units_cuped": lambda: recompute_units_sql(CUPED),
     "unit_values_read": lambda: read_sql(PLAIN),
     "unit_values_read_cuped": lambda: read_sql(CUPED),
+    "unit_values_overlay_read": lambda: overlay_read_sql(PLAIN),  # decision 0100
+    "unit_values_overlay_read_cuped": lambda: overlay_read_sql(CUPED),
+    "unit_values_overlay_recompute_cuped": lambda: recompute_read_sql(CUPED),
     "funnel_ordered_3_steps": lambda: funnel_sql(3, ordered=True),
     "funnel_unordered_2_steps": lambda: funnel_sql(2, ordered=False),
     "history_sums": history_sums_sql,  # xp plan
