@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from pipelines.faust_runner import FaustRunner
 from pipelines.kafka_runner import KafkaRunner
+from pipelines.pandas_probe import probe_without_pandas
 from pipelines.stream_report import StreamReport
 from pipelines.worker_setup import StopFlag, restore_from_warehouse, set_up_worker
 
@@ -59,6 +60,8 @@ def run_worker(
     stop = StopFlag(stop_event)
     previous = stop.install()
     try:
+        if stop_event is None and runner == "kafka":  # the worker owns the process (decision 0101)
+            probe_without_pandas()
         parts = set_up_worker(settings)
         try:
             # Both runners hold events per assigned partition, from their first assignment (0094).
