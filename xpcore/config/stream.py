@@ -28,7 +28,7 @@ class StreamSettings(CoreSettings):
         ),
     )
     stream_batch_size: int = Field(
-        default=20_000,
+        default=50_000,
         ge=1,
         description=(
             "Most Kafka records one worker processes and loads as one batch (a batch holds fewer when the "
