@@ -10,7 +10,8 @@ given with ``--tree NAME=PATH`` (a checkout of this repository, e.g. the baselin
 ``git worktree add``/``git archive``) runs ``xp stream run --until-idle 5 --format json`` as its own
 process with a fresh group and a fresh chDB home. Figures per run: wall seconds of the whole process
 (interpreter start, imports, state restore, group join, the 5 idle seconds included), records/s over the
-wall time minus the idle wait (``until_idle``), and the worker's own report (``seconds``, stages).
+wall time minus the idle wait (``until_idle``), the process's own CPU seconds and peak RSS
+(``os.wait4``), and the worker's own report (``seconds``, stages).
 
 Starts its own broker in a temporary home (or uses ``--bootstrap``). Run::
 
@@ -26,7 +27,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -137,23 +137,28 @@ def run_tree(tree: Path, env: dict[str, str], profile: Path | None = None) -> di
         "xpstream.cli",
     ]
     command += ["stream", "run", "--until-idle", str(UNTIL_IDLE), "--format", "json"]
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    done = subprocess.run(  # our own interpreter and arguments
-        command, cwd=tree, env={**env, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=False
-    )
-    wall = time.perf_counter() - began
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    if done.returncode != 0:
-        raise RuntimeError(f"xp stream run failed in {tree}: {done.stderr[-2000:]}")
-    report = json.loads(done.stdout)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(  # our own interpreter and arguments
+            command, cwd=tree, env={**env, "PYTHONPATH": str(tree)}, stdout=out, stderr=err, text=True
+        )
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own CPU and peak RSS
+        wall = time.perf_counter() - began
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    cpu = usage.ru_utime + usage.ru_stime
+    if child.returncode != 0:
+        raise RuntimeError(f"xp stream run failed in {tree}: {stderr[-2000:]}")
+    report = json.loads(stdout)
     busy = wall - UNTIL_IDLE
     return {
         "wall_seconds": round(wall, 2),
         "records_per_s_whole_process": round(report["consumed"] / busy),
         "cpu_seconds": round(cpu, 2),
         "cpu_us_per_record": round(cpu / max(report["consumed"], 1) * 1e6, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),  # Linux: kilobytes
         "worker_seconds": round(report["seconds"], 2),
         "consumed": report["consumed"],
         "attributed": report["attributed"],

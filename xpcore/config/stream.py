@@ -28,7 +28,12 @@ class StreamSettings(CoreSettings):
         ),
     )
     stream_batch_size: int = Field(
-        default=5000, ge=1, description="Most Kafka records one worker processes and loads as one batch."
+        default=50_000,
+        ge=1,
+        description=(
+            "Most Kafka records one worker processes and loads as one batch (a batch holds fewer when the "
+            "records come slower than this per XP_STREAM_BATCH_WAIT_SECONDS)."
+        ),
     )
     stream_batch_wait_seconds: float = Field(
         default=0.5, gt=0, description="Longest wait for a batch to fill before processing what arrived."
@@ -115,10 +120,10 @@ class StreamSettings(CoreSettings):
         ),
     )
     stream_overlap_load: bool = Field(
-        default=False,
+        default=True,
         description=(
             "Load a batch into the warehouse in a background thread while the next batch is consumed and "
-            "processed (offsets are still committed only after the load). Off by default: with chDB the "
-            "thread competes with the kernel for the GIL and was slower (docs/benchmarks.md)."
+            "processed (offsets are still committed only after the load; decision 0101). chDB releases the "
+            "GIL while it inserts; false: load each batch before consuming the next."
         ),
     )
