@@ -22,11 +22,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from pipelines.attributed_tables import (
+    ATTRIBUTED_EVENTS_SCHEMA,
+    attributions_of_arrays,
+    attributions_of_events,
+    attributions_of_held,
+    attributions_table,
+)
 from pipelines.attribution import (
-    AttributedArrays,
-    Attribution,
     AttributionState,
-    EventAttributions,
     HeldArrays,
 )
 from pipelines.kernel import (
@@ -53,23 +57,16 @@ from xpcore.errors import XpError
 if TYPE_CHECKING:
     from pipelines.kernel import OverrideLookup
 
-__all__ = ["ATTRIBUTED_EVENTS_SCHEMA", "BatchOutput", "RegistryView", "StreamProcessor", "dedup_token"]
+__all__ = [
+    "ATTRIBUTED_EVENTS_SCHEMA",
+    "BatchOutput",
+    "RegistryView",
+    "StreamProcessor",
+    "attributions_table",
+    "dedup_token",
+]
 
 logger = logging.getLogger(__name__)
-
-ATTRIBUTED_EVENTS_SCHEMA = pa.schema(
-    [
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("unit_id", pa.string(), nullable=False),
-        pa.field("experiment_key", pa.string(), nullable=False),
-        pa.field("variation_id", pa.uint16(), nullable=False),
-        pa.field("event_name", pa.string(), nullable=False),
-        pa.field("value", pa.float64(), nullable=True),
-        pa.field("occurred_at", TIMESTAMP, nullable=False),
-        pa.field("first_exposed_at", TIMESTAMP, nullable=False),
-    ]
-)
-"""Columns of ``xp.attributed_events`` the stream writes (``attributed_at`` is the table's default)."""
 
 
 def dedup_token(table: str, ranges: Mapping[tuple[str, int], tuple[int, int]]) -> str:
@@ -259,12 +256,12 @@ class StreamProcessor:
             "ingested_at", _constant_timestamp(now, events_table.num_rows)
         )
         if event_attributions is not None:
-            attributed = _attributions_of_events(events_table, event_attributions)
+            attributed = attributions_of_events(events_table, event_attributions)
         else:
             assert arrays is not None
-            attributed = _attributions_of_arrays(events_table, arrays)
+            attributed = attributions_of_arrays(events_table, arrays)
         if isinstance(held_attributions, HeldArrays):  # held events attributed by this batch's exposures
-            attributed = pa.concat_tables([_attributions_of_held(held_attributions), attributed])  # first
+            attributed = pa.concat_tables([attributions_of_held(held_attributions), attributed])  # first
         elif held_attributions:
             attributed = pa.concat_tables([attributions_table(held_attributions), attributed])
         reasons: Counter[str] = Counter(d.reason.value for d in dead_letters)
@@ -387,80 +384,3 @@ _offset: Callable[[RawRecord], int] = itemgetter(2)
 
 def _times_column(name: str, millis: np.ndarray | None) -> dict[str, pa.Array] | None:
     return None if millis is None else {name: pa.array(millis, TIMESTAMP)}
-
-
-def _timestamps(values: Sequence[datetime]) -> pa.Array:
-    """Aware datetimes → timestamp[ms, UTC] of ``round(value.timestamp() * 1000)`` each (the same float64
-    product, rounded half-even), without a Python int per value. Built straight from int64 (no
-    ``cast``, which would load ``pyarrow.compute``, and pandas with it, into the first batch)."""
-    seconds = np.fromiter(map(datetime.timestamp, values), np.float64, len(values))
-    return pa.array(np.rint(seconds * 1000.0).astype(np.int64), TIMESTAMP)
-
-
-_FROM_EVENT = ("event_id", "unit_id", "event_name", "value", "occurred_at")
-
-
-def _attributions_of_events(events: pa.Table, columns: EventAttributions) -> pa.Table:
-    """Rows of ``xp.attributed_events`` for new events: the event's columns taken from its Arrow table
-    (one ``take``, no Python object per cell), the experiment's from ``columns``."""
-    taken = events.select(list(_FROM_EVENT)).take(pa.array(columns.positions, pa.int64()))
-    arrays = {name: taken.column(name) for name in _FROM_EVENT}
-    arrays["experiment_key"] = pa.chunked_array([pa.array(columns.experiment_keys, pa.string())])
-    arrays["variation_id"] = pa.chunked_array([pa.array(columns.variation_ids, pa.uint16())])
-    arrays["first_exposed_at"] = pa.chunked_array([_timestamps(columns.first_exposed_at)])
-    return pa.Table.from_arrays(
-        [arrays[name] for name in ATTRIBUTED_EVENTS_SCHEMA.names], schema=ATTRIBUTED_EVENTS_SCHEMA
-    )
-
-
-def _attributions_of_arrays(events: pa.Table, columns: AttributedArrays) -> pa.Table:
-    """:func:`_attributions_of_events` from the join's numpy columns: no Python object per row."""
-    taken = events.select(list(_FROM_EVENT)).take(pa.array(columns.positions, pa.int64()))
-    arrays = {name: taken.column(name) for name in _FROM_EVENT}
-    keys = pa.array(columns.experiment_keys, pa.string()).take(pa.array(columns.experiment_codes, pa.int64()))
-    arrays["experiment_key"] = pa.chunked_array([keys])
-    arrays["variation_id"] = pa.chunked_array(
-        [pa.array(columns.variation_ids.astype(np.uint16), pa.uint16())]
-    )
-    arrays["first_exposed_at"] = pa.chunked_array([pa.array(columns.first_exposed_ms, TIMESTAMP)])
-    return pa.Table.from_arrays(
-        [arrays[name] for name in ATTRIBUTED_EVENTS_SCHEMA.names], schema=ATTRIBUTED_EVENTS_SCHEMA
-    )
-
-
-def _attributions_of_held(held: HeldArrays) -> pa.Table:
-    """Rows of ``xp.attributed_events`` for held events from :class:`HeldArrays` (one ``take`` per column
-    of the held events, no Python object per row): the same table as :func:`attributions_table` of the
-    walk's rows."""
-    positions = pa.array(held.positions, pa.int64())
-    keys = pa.array(held.experiment_keys, pa.string()).take(pa.array(held.experiment_codes, pa.int64()))
-    arrays = [
-        pa.array(held.event_ids, pa.string()).take(positions),
-        pa.array(held.unit_ids, pa.string()).take(positions),
-        keys,
-        pa.array(held.variation_ids.astype(np.uint16), pa.uint16()),
-        pa.array(held.event_names, pa.string()).take(positions),
-        pa.array(held.values, pa.float64()).take(positions),
-        pa.array(held.occurred_ms[held.positions], TIMESTAMP),
-        pa.array(held.first_exposed_ms, TIMESTAMP),
-    ]
-    return pa.Table.from_arrays(arrays, schema=ATTRIBUTED_EVENTS_SCHEMA)
-
-
-def attributions_table(attributions: Sequence[Attribution]) -> pa.Table:
-    """Rows of ``xp.attributed_events``."""
-    if attributions:
-        columns: list[Sequence[Any]] = list(zip(*attributions, strict=True))
-    else:
-        columns = [()] * len(ATTRIBUTED_EVENTS_SCHEMA)
-    arrays = []
-    # Attribution's fields are the schema's columns, in the same order.
-    for f, values in zip(ATTRIBUTED_EVENTS_SCHEMA, columns, strict=True):
-        if f.type == TIMESTAMP:
-            arrays.append(_timestamps(values))
-        else:
-            arrays.append(pa.array(list(values), f.type))
-    return pa.Table.from_arrays(arrays, schema=ATTRIBUTED_EVENTS_SCHEMA)
-
-
-assert tuple(ATTRIBUTED_EVENTS_SCHEMA.names) == Attribution._fields, "attributions_table relies on it"
