@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from pipelines.flink.sql_text import literal, options_clause
+from pipelines.flink.sql_text import literal
 
 if TYPE_CHECKING:
-    from pipelines.flink.job_sql import FlinkJobSpec
+    pass
 
 __all__ = [
     "FUNCTION_CLASS",
@@ -28,7 +28,6 @@ __all__ = [
     "attribution_function",
     "attribution_input",
     "attribution_insert",
-    "attributions_sink",
     "windows_spec",
 ]
 
@@ -94,28 +93,6 @@ UNION ALL
 SELECT 'e' AS kind, a_unit AS unit_id, rec_id, CAST(NULL AS STRING) AS experiment_key,
   CAST(NULL AS INT) AS variation_id, a_event_name AS event_name, a_metric AS metric, a_at AS `at`
 FROM {events_view} WHERE verdict = 'ok'"""  # nosec B608 - view names are the caller's constants
-
-
-def attributions_sink(name: str, topic: str, kafka: Mapping[str, str], spec: FlinkJobSpec) -> str:
-    options = {
-        "connector": "kafka",
-        "topic": topic,
-        "key.format": "raw",
-        "key.fields": "k",
-        "value.format": "raw",
-        "value.fields-include": "EXCEPT_KEY",
-        "sink.partitioner": "default",
-        "sink.delivery-guarantee": "exactly-once",
-        "sink.transactional-id-prefix": f"{spec.transactional_id_prefix}a",
-        "properties.transaction.timeout.ms": str(spec.transaction_timeout_ms),
-        **kafka,
-    }
-    return f"""CREATE TEMPORARY TABLE {name} (
-  `k` BYTES,
-  `v` BYTES
-) WITH (
-  {options_clause(options)}
-)"""
 
 
 def attribution_insert(sink: str, params: AttributionParams) -> str:

@@ -29,7 +29,6 @@ from pipelines.flink.attribution_sql import (
     attribution_function,
     attribution_input,
     attribution_insert,
-    attributions_sink,
 )
 from pipelines.flink.sql_text import literal, options_clause
 from pipelines.flink.verdict_sql import (
@@ -108,7 +107,10 @@ def _source(name: str, topic: str, spec: FlinkJobSpec) -> str:
 )"""
 
 
-def _sink(name: str, topic: str, spec: FlinkJobSpec, suffix: str) -> str:
+def _sink(name: str, topic: str, spec: FlinkJobSpec, suffix: str, *, metadata: bool = True) -> str:
+    """A hand-off topic written by the exactly-once Kafka sink (transactional-id prefix + ``suffix``);
+    with ``metadata`` the records carry headers and a timestamp (the record hand-offs), else key and value
+    only (the attribution rows)."""
     options = {
         "connector": "kafka",
         "topic": topic,
@@ -122,11 +124,13 @@ def _sink(name: str, topic: str, spec: FlinkJobSpec, suffix: str) -> str:
         "properties.transaction.timeout.ms": str(spec.transaction_timeout_ms),
         **_kafka_options(spec),
     }
+    columns = "`k` BYTES,\n  `v` BYTES"
+    if metadata:
+        columns += (
+            ",\n  `headers` MAP<STRING, BYTES> METADATA,\n  `ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'"
+        )
     return f"""CREATE TEMPORARY TABLE {name} (
-  `k` BYTES,
-  `v` BYTES,
-  `headers` MAP<STRING, BYTES> METADATA,
-  `ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
+  {columns}
 ) WITH (
   {options_clause(options)}
 )"""
@@ -243,7 +247,7 @@ def job_statements(spec: FlinkJobSpec) -> tuple[list[str], list[str]]:
     if spec.attributions_handoff is not None and spec.attribution is not None:
         # Only records judged ok (hence with a registry and a catalog: else nothing is ok-deduplicated).
         ddl += [
-            attributions_sink("attributions_out", spec.attributions_handoff, _kafka_options(spec), spec),
+            _sink("attributions_out", spec.attributions_handoff, spec, "a", metadata=False),
             attribution_function(),
             attribution_input("exposures_in_kept", "events_in_kept"),
         ]
