@@ -26,6 +26,7 @@ from assignment.registry_changes import plan_changes
 from assignment.registry_topic import publish_changes, read_registry, read_registry_records
 from jobs.lake import run_lake
 from jobs.results.compute import compute_experiment_result
+from tests.fixtures.floats import same_within_float_noise
 from tests.fixtures.kafka import KafkaBroker
 from tests.integration.test_results import BASE, HandMade, experiment_spec, load
 from xpcore.config import KafkaSettings
@@ -110,7 +111,9 @@ def test_round_trip_into_a_fresh_home_gives_the_same_results(
         admin_client(restored_kafka).delete_topics(list(topic_specs(restored_kafka)), operation_timeout=10)
 
     assert report.tables == manifest.tables
-    assert after == before
+    # the same numbers up to the last bits of float sums: their order depends on the parts, which a restore
+    # writes anew, and on how the unit values were built (folded increments, decision 0099, or one pass)
+    assert after.keys() == before.keys() and same_within_float_noise(after, before), (after, before)
     assert counters_after == counters_before
     assert lake_files(tmp_path / "home-b") == lake_files(tmp_path / "home-a")
     # read back through signature verification: the records were kept byte for byte
