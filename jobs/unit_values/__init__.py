@@ -72,6 +72,12 @@ logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+MAX_RECOMPUTE_PARAMETER_BYTES = 100_000
+"""The overlay's list of units to recompute travels as one query parameter. Over HTTP a long one is sent
+form-encoded, and a ClickHouse server refuses a form field over ``http_max_field_value_size`` (128 KiB by
+default): beyond this many bytes of unit ids the overlay gives up and the caller refreshes (exact either
+way; decision 0100)."""
+
 
 class UnitValuesSettings(CoreSettings):
     """Results from precomputed per-unit values (``XP_RESULTS_UNIT_VALUES*``), on top of CoreSettings."""
@@ -316,7 +322,8 @@ def overlaid_sums(
     """The sums as if a refresh had just run, without writing (decision 0100): the stored values with
     the rows stored since ``known``'s watermark added, the units that cannot be added to recomputed from
     all their rows in a second statement; the newest ``occurred_at`` among the new rows and how many
-    units were recomputed. None when no unit counts (the caller refreshes)."""
+    units were recomputed. None when no unit counts or when the units to recompute are too many to name
+    in one parameter (:data:`MAX_RECOMPUTE_PARAMETER_BYTES`): the caller refreshes."""
     parameters = {
         **build_parameters(plan, experiment=experiment, version=0, watermark=known.watermark),
         "since": since,
@@ -327,6 +334,8 @@ def overlaid_sums(
     rows = warehouse.query_arrow(sql, _bound(sql, parameters)).to_pylist()
     newest = max((_utc(row["newest"]) for row in rows), default=EPOCH)
     recompute = sorted({str(unit) for row in rows if row["kind"] for unit in row["recompute"]})
+    if sum(len(unit.encode()) + 4 for unit in recompute) > MAX_RECOMPUTE_PARAMETER_BYTES:
+        return None  # too many units to name in one parameter: refresh instead
     rows = [row for row in rows if not row["kind"]]
     if recompute:
         again = recompute_read_sql(plan)

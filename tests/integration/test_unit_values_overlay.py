@@ -201,3 +201,25 @@ def test_the_comparison_fails_on_a_wrong_overlay(warehouse: Warehouse, monkeypat
     monkeypatch.setattr(unit_values_module, "overlay_read_sql", wrong)
     with pytest.raises(AssertionError):
         assert_same_as_scan(warehouse, experiment())
+
+
+def test_too_many_units_to_recompute_refresh_instead(warehouse: Warehouse, monkeypatch: Any) -> None:
+    """The units to recompute travel as one parameter (a form field over HTTP, at most 128 KiB on a
+    server): past the cap the overlay gives up and the call refreshes, still the scan's numbers."""
+    feed = Feed(warehouse, seed=17)
+    feed.new_units(0, 60)
+    feed.post_events(list(feed.first))
+    refresh(warehouse, "uv", layout(), margin_seconds=0)
+    refresh(warehouse, "uv", layout(cuped=True), margin_seconds=0)
+    feed.post_events([f"u{u}" for u in range(0, 20)], per_unit=2.0)
+    refresh(warehouse, "uv", layout(), margin_seconds=3600)  # within the margin: those units recompute
+    assert overlay_report(warehouse) >= 15
+    monkeypatch.setattr(unit_values_module, "MAX_RECOMPUTE_PARAMETER_BYTES", 40)  # ~5 unit ids
+    known = read_state(warehouse, "uv", layout())
+    assert known is not None
+    assert (
+        overlaid_sums(warehouse, "uv", layout(), known, since=BASE - timedelta(days=30), until=UNTIL) is None
+    )
+    before = newest_version(warehouse)
+    assert_same_as_scan(warehouse, experiment())
+    assert newest_version(warehouse) > before  # it refreshed
