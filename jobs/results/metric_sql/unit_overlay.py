@@ -96,7 +96,7 @@ WITH
 SELECT
     kind,
     {aggregate},
-    groupArrayIf(unit, kind = 1) AS recompute,
+    arraySort(groupArrayIf(unit, kind = 1)) AS recompute,
     max(newest) AS newest
 FROM
 (

@@ -37,7 +37,7 @@ SELECT
     sumForEach(v) AS sums,
     sumForEach(arrayMap(t -> t * t, v)) AS squares,
     [sum(v[2] * v[4])] AS crosses,
-    groupArrayIf(unit, kind = 1) AS recompute,
+    arraySort(groupArrayIf(unit, kind = 1)) AS recompute,
     max(newest) AS newest
 FROM
 (

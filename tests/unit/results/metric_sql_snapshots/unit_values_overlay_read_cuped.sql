@@ -43,7 +43,7 @@ SELECT
     sumForEach(arrayMap(t -> t * t, x)) AS covariate_squares,
     sumForEach(arrayMap((s, t) -> s * t, y, x)) AS covariate_crosses,
     sumForEach(h) AS covariate_units,
-    groupArrayIf(unit, kind = 1) AS recompute,
+    arraySort(groupArrayIf(unit, kind = 1)) AS recompute,
     max(newest) AS newest
 FROM
 (
