@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any
 
 __all__ = ["AttributionCheck", "RowKey", "RowValue", "job_rows", "kernel_rows"]
@@ -24,6 +24,12 @@ RowKey = tuple[str, str]
 """(event_id, experiment_key)."""
 RowValue = tuple[str, int, str, float | None, int, int]
 """(unit_id, variation_id, event_name, value, occurred_us, first_us)."""
+
+MAX_PENDING = 1_000_000
+"""Unmatched rows kept per side. A row whose match never comes (the kernel's rows of records the job left
+`undecided`, the job's of events the kernel released at its cap) would otherwise stay for the life of
+the loader: past this many, the oldest is counted as unmatched (``job_only`` / ``kernel_only``) and
+dropped."""
 
 
 def job_rows(values: list[bytes | None]) -> list[tuple[RowKey, RowValue]]:
@@ -80,14 +86,18 @@ def kernel_rows(table: Any) -> list[tuple[RowKey, RowValue]]:
 class AttributionCheck:
     """Matches the job's rows with the kernel's as either side sees them; counts into ``counts``."""
 
-    def __init__(self, counts: Counter[str]) -> None:
+    def __init__(self, counts: Counter[str], max_pending: int = MAX_PENDING) -> None:
         self.counts = counts
-        self.job: dict[RowKey, RowValue] = {}
-        self.kernel: dict[RowKey, RowValue] = {}
+        self.max_pending = max_pending
+        self.job: OrderedDict[RowKey, RowValue] = OrderedDict()
+        self.kernel: OrderedDict[RowKey, RowValue] = OrderedDict()
         self.logged = 0
 
     def _match(
-        self, rows: list[tuple[RowKey, RowValue]], mine: dict[RowKey, RowValue], other: dict[RowKey, RowValue]
+        self,
+        rows: list[tuple[RowKey, RowValue]],
+        mine: OrderedDict[RowKey, RowValue],
+        other: OrderedDict[RowKey, RowValue],
     ) -> None:
         for key, value in rows:
             found = other.pop(key, None)
@@ -107,6 +117,11 @@ class AttributionCheck:
                     job,
                     kernel,
                 )
+        if len(mine) > self.max_pending:
+            unmatched = "job_only" if mine is self.job else "kernel_only"
+            while len(mine) > self.max_pending:
+                mine.popitem(last=False)
+                self.counts[unmatched] += 1
 
     def add_job(self, rows: list[tuple[RowKey, RowValue]]) -> None:
         self._match(rows, self.job, self.kernel)
@@ -120,4 +135,5 @@ class AttributionCheck:
             self.counts["job_only"] += len(self.job)
         if self.kernel:
             self.counts["kernel_only"] += len(self.kernel)
-        self.job, self.kernel = {}, {}
+        self.job.clear()
+        self.kernel.clear()

@@ -112,3 +112,15 @@ def test_a_malformed_job_row_is_refused() -> None:
         job_rows([b"not json"])
     with pytest.raises(KeyError):
         job_rows([b'{"event_id": "e"}'])
+
+
+def test_unmatched_rows_are_bounded_oldest_counted_first() -> None:
+    counts: Counter[str] = Counter()
+    check = AttributionCheck(counts, max_pending=3)
+    row = ("u", 1, "purchase", None, 10, 5)
+    check.add_kernel([((f"e{i}", "x"), row) for i in range(5)])  # no job rows ever come for these
+    assert counts == Counter(kernel_only=2) and list(check.kernel) == [("e2", "x"), ("e3", "x"), ("e4", "x")]
+    check.add_job([(("e4", "x"), row), (("j1", "x"), row)])
+    assert counts["agree"] == 1 and list(check.job) == [("j1", "x")]
+    check.finish()
+    assert counts == Counter(kernel_only=4, agree=1, job_only=1)
