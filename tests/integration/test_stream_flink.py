@@ -104,12 +104,21 @@ def assert_verdicts_agree(report: dict[str, Any], decided_at_least: float) -> No
     assert verdicts["agree"] >= decided_at_least * report["consumed"] > 0, (verdicts, report["consumed"])
 
 
-def assert_attributed_by_the_job(report: dict[str, Any]) -> None:
-    """Every attribution row loaded (the kernel's) was also produced by the job's JVM attribution, equal
-    in every column, and the job produced no other row (decision 0102): not a fallback to Python."""
+def assert_checked_against_the_job(report: dict[str, Any]) -> None:
+    """Check mode (decision 0102): every attribution row loaded (the kernel's) was also produced by the
+    job's JVM attribution, equal in every column, and the job produced no other row."""
     attributions = report["attributions"]
     assert attributions.get("agree", 0) == report["attributed"] > 0, (attributions, report["attributed"])
     for other in ("disagree", "job_only", "kernel_only"):
+        assert attributions.get(other, 0) == 0, attributions
+
+
+def assert_attributed_by_the_job(report: dict[str, Any]) -> None:
+    """Trust mode (decision 0105): every attribution row loaded came from the job's JVM attribution (none
+    from the kernel: no event here is left `undecided` by the job and kept), none skipped as replayed."""
+    attributions = report["attributions"]
+    assert attributions.get("job", 0) == report["attributed"] > 0, (attributions, report["attributed"])
+    for other in ("kernel", "replayed", "agree", "disagree"):
         assert attributions.get(other, 0) == 0, attributions
 
 
@@ -274,7 +283,7 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
     from assignment.authoring import load_registry_file
     from assignment.registry_changes import plan_changes
     from assignment.registry_topic import publish_changes, read_registry
-    from schemas import Exposure, ExposureSource, RecordCodec
+    from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
 
     example = Path(__file__).resolve().parents[2] / "examples" / "experiments.yaml"
     changed = tmp_path / "experiments.yaml"
@@ -308,10 +317,23 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
             for i in range(count)
         ]
 
-    def loaded() -> int:
+    def purchases(count: int) -> list[tuple[str, bytes, bytes]]:
+        codec = RecordCodec(MetricEvent)
+        now = datetime.now(UTC)
+        return [
+            (
+                "xp.events",
+                f"u{i}".encode(),
+                codec.encode(
+                    MetricEvent(event_id=f"e{i}", unit_id=f"u{i}", event_name="purchase", occurred_at=now)
+                ),
+            )
+            for i in range(count)
+        ]
+
+    def loaded(topic: str = "xp.flink.exposures") -> int:
         partitions = [
-            TopicPartition(kafka_settings.topic("xp.flink.exposures"), p)
-            for p in range(kafka_settings.topic_partitions)
+            TopicPartition(kafka_settings.topic(topic), p) for p in range(kafka_settings.topic_partitions)
         ]
         probe = Consumer(
             {**kafka_settings.confluent_config("admin"), "group.id": "xp-flink-test-flink-loader"}
@@ -323,7 +345,8 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
 
     publish(example)
     home = tmp_path / "xp-home"
-    env = flink_env(worker_env(kafka_settings, home, tmp_path / "unused.json"))
+    # Check mode (decision 0102) here: the kernel's rows loaded, the job's counted against them.
+    env = flink_env(worker_env(kafka_settings, home, tmp_path / "unused.json"), XP_FLINK_ATTRIBUTION="check")
     env.pop("XP_STREAM_REGISTRY_FILE")
     command = [sys.executable, "-m", "xpstream.cli", "stream", "run", "--runner", "flink", "--format", "json"]
     worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -335,6 +358,9 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
     try:
         produce(kafka_settings, exposures("checkout-button", 50))
         wait_until(lambda: loaded() > 0, timeout=300, message="the loader committed nothing")
+        produce(kafka_settings, purchases(50))  # after their units' exposures: attributed
+        wait_until(lambda: loaded("xp.flink.events") >= 50, timeout=300, message="no events loaded")
+        wait_until(lambda: loaded("xp.flink.attributions") >= 50, timeout=300, message="no job rows read")
         assert job_starts() == 1
         publish(changed)  # search-ranking-v3 added (v2 gone)
         wait_until(lambda: job_starts() == 2, timeout=120, message="the job was not restarted")
@@ -348,4 +374,6 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
     report = json.loads(out)
     assert report["exposures"] == 90 and report["dead_letters"] == 0, report
     # the new experiment's records were judged `ok` by the restarted job, as by the kernel
-    assert report["verdicts"].get("disagree", 0) == 0 and report["verdicts"]["agree"] == 90, report
+    assert report["verdicts"].get("disagree", 0) == 0 and report["verdicts"]["agree"] == 140, report
+    assert report["attributed"] == 50
+    assert_checked_against_the_job(report)
