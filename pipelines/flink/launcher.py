@@ -72,6 +72,7 @@ def attribution_params(settings: FlinkSettings, windows: Windows) -> Attribution
         hold=timedelta(seconds=settings.stream_hold_seconds),
         default_window=timedelta(seconds=settings.stream_attribution_window_seconds),
         windows=dict(windows),
+        max_held_per_unit=settings.flink_max_held_per_unit,
     )
 
 

@@ -78,6 +78,17 @@ class FlinkSettings(StreamSettings):
         ),
     )
 
+    flink_max_held_per_unit: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "The JVM attribution holds at most this many events per unit (for late exposures); holding "
+            "one more releases the unit's oldest. The overload rule in trust mode (decision 0105): the "
+            "kernel's XP_STREAM_MAX_HELD_EVENTS is global and does not apply to the job's rows."
+        ),
+    )
+
     @property
     def python(self) -> Path:
         return self.flink_python or REPO / ".venv-flink" / "bin" / "python"

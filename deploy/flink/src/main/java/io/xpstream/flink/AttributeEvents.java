@@ -25,7 +25,9 @@ import org.apache.flink.types.Row;
  * before a record of their unit is handled (the kernel releases them per batch: no output either way).
  *
  * <p>State lives in Flink's checkpoints (no TTL on exposures: the kernel keeps them too; held events are
- * pruned on the unit's next record and expire after 24 h idle).
+ * pruned on the unit's next record and expire after 24 h idle). At most {@code max_held} events are held
+ * per unit: holding one more releases the unit's oldest (the overload rule in trust mode, decision 0105;
+ * the kernel's cap is global).
  */
 @DataTypeHint(
     "ROW<event_id STRING, experiment_key STRING, variation_id INT, event_name STRING, metric DOUBLE,"
@@ -63,7 +65,8 @@ public class AttributeEvents extends ProcessTableFunction<Row> {
       @ArgumentHint(value = ArgumentTrait.SET_SEMANTIC_TABLE, name = "input") Row input,
       @ArgumentHint(name = "hold_ms") Long holdMs,
       @ArgumentHint(name = "default_window_us") Long defaultWindowUs,
-      @ArgumentHint(name = "windows_spec") String windowsSpec) {
+      @ArgumentHint(name = "windows_spec") String windowsSpec,
+      @ArgumentHint(name = "max_held") Long maxHeld) {
     parseWindows(defaultWindowUs, windowsSpec);
     long now = System.currentTimeMillis();
     release(held, now - holdMs);
@@ -91,6 +94,9 @@ public class AttributeEvents extends ProcessTableFunction<Row> {
       }
     }
     if (holdMs > 0) {
+      if (held.ids.length >= maxHeld) { // the overload rule: the unit's oldest held events go first
+        drop(held, held.ids.length - (int) Math.max(0L, maxHeld - 1));
+      }
       int n = held.ids.length;
       held.ids = append(held.ids, eventId);
       held.names = append(held.names, name);
@@ -152,7 +158,12 @@ public class AttributeEvents extends ProcessTableFunction<Row> {
     while (n < held.heldAtMs.length && held.heldAtMs[n] < horizonMs) {
       n++;
     }
-    if (n == 0) {
+    drop(held, n);
+  }
+
+  /** Drop the {@code n} oldest held events. */
+  private static void drop(Held held, int n) {
+    if (n <= 0) {
       return;
     }
     int len = held.ids.length;
