@@ -173,13 +173,13 @@ class FlinkRunner:
         self.trusted.table = None
         if self.attributions_topic is not None:
             topic = self.attributions_topic
-            rows = [message.value() for message in good if message.topic() == topic]
+            ours = [message for message in good if message.topic() == topic]
+            rows = [message.value() for message in ours]
             if rows:
                 good = [message for message in good if message.topic() != topic]
                 messages = [message for message in messages if message.topic() != topic]
                 if self.trust:
-                    self.trusted.read([m for m in good if m.topic() == topic], self.consumer)
-                    good = [message for message in good if message.topic() != topic]
+                    self.trusted.read(ours, self.consumer)
                 else:
                     try:
                         self.job_rows = job_rows(rows)
