@@ -35,7 +35,7 @@ from tests.integration.test_stream_worker import (
     worker_env,
 )
 from xpcore.config import KafkaSettings, WarehouseSettings
-from xpcore.kafka.topics import FLINK_EVENTS
+from xpcore.kafka.topics import FLINK_ATTRIBUTIONS, FLINK_EVENTS
 from xpcore.warehouse import open_warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.timeout(900)]
@@ -51,6 +51,16 @@ TABLES = {
     "xp.dead_letters": "source_topic, source_partition, source_offset",
 }
 LOAD_TIMES = ("ingested_at", "received_at", "attributed_at")
+GOOD_ROW = {
+    "event_id": "e1",
+    "unit_id": "u1",
+    "experiment_key": "exp-a",
+    "variation_id": 1,
+    "event_name": "purchase",
+    "value": None,
+    "occurred_us": 1_700_000_061_000_000,
+    "first_us": 1_700_000_000_000_000,
+}
 
 
 def flink_env(env: dict[str, str], **extra: str) -> dict[str, str]:
@@ -269,6 +279,56 @@ def test_a_hand_off_record_without_its_source_stops_the_loader(
     assert "no valid source headers" in result.stderr
     assert "only the Flink job may write the hand-off topics" in result.stderr
     assert table_rows(home)["xp.events"].num_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "forged", "why"),
+    [
+        (b"u1", b'{"event_id": "forged"}', "not an object of exactly the fields"),
+        (b"u2", json.dumps(GOOD_ROW).encode(), "its Kafka key is not its unit_id"),  # a foreign key
+        (
+            b"u1",
+            json.dumps({**GOOD_ROW, "experiment_key": "exp-z"}).encode(),
+            "experiment 'exp-z' variation 1 is",
+        ),
+    ],
+    ids=["malformed", "foreign-key", "unknown-experiment"],
+)
+def test_a_forged_attribution_row_stops_the_loader_in_trust_mode(
+    kafka_settings: KafkaSettings, tmp_path: Path, key: bytes, forged: bytes, why: str
+) -> None:
+    """Trust mode loads the job's rows: a record of xp.flink.attributions the job did not write stops the
+    loader with one line naming it and why; nothing of its batch is loaded (not the valid row before it),
+    and its offset is not committed. The loader alone (the job on a "cluster"): no JVM needed."""
+    from xpcore.kafka.clients import make_producer
+
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_text(json.dumps(REGISTRY))
+    home = tmp_path / "xp-home"
+    producer = make_producer(kafka_settings)  # the admin: nobody else may write a hand-off topic
+    topic = kafka_settings.topic(FLINK_ATTRIBUTIONS)
+    producer.produce(topic, key=b"u1", value=json.dumps(GOOD_ROW).encode(), partition=0)
+    producer.produce(topic, key=key, value=forged, partition=0)
+    assert producer.flush(30) == 0
+    env = flink_env(worker_env(kafka_settings, home, registry_file), XP_FLINK_LOCAL_JOB="false")
+    command = [
+        sys.executable,
+        "-m",
+        "xpstream.cli",
+        "stream",
+        "run",
+        "--runner",
+        "flink",
+        "--until-idle",
+        "2",
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"a record of {topic} is not the job's row: {topic}/0@1: {why}" in result.stderr, result.stderr[
+        -3000:
+    ]
+    assert result.stderr.strip().count("\n") == 0, result.stderr[-3000:]  # one line
+    assert table_rows(home)["xp.attributed_events"].num_rows == 0
 
 
 def test_a_registry_change_restarts_the_job_with_the_new_lists(
