@@ -196,6 +196,63 @@ def test_the_same_tables_on_a_loadgen_workload(kafka_settings: KafkaSettings, tm
     assert_attributed_by_the_job(by_flink)
 
 
+def test_trust_mode_differs_only_where_decision_0105_says(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """The one case where trust mode's rows are not the Kafka runner's: an exposure the job leaves
+    `undecided` (a time with a `+00:00` offset) and the kernel keeps is not in the job's state, so the job
+    does not attribute that unit's `ok` events to it. An event the job leaves undecided and the kernel
+    keeps is attributed by the kernel (its state has every exposure): the same row as the Kafka runner's."""
+    from datetime import UTC, datetime, timedelta
+
+    from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
+
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    exposures, events = RecordCodec(Exposure), RecordCodec(MetricEvent)
+
+    def exposure(unit: str, offset_time: bool) -> tuple[str, bytes, bytes]:
+        value = exposures.encode(
+            Exposure(
+                exposure_id=f"x-{unit}",
+                unit_id=unit,
+                hash_attribute="id",
+                experiment_key="exp-a",
+                variation_id=1,
+                variation_key="t",
+                source=ExposureSource.SDK,
+                exposed_at=now,
+            )
+        )
+        return ("xp.exposures", unit.encode(), value.replace(b'Z"', b'+00:00"') if offset_time else value)
+
+    def purchase(unit: str, offset_time: bool) -> tuple[str, bytes, bytes]:
+        at = now + timedelta(seconds=30)
+        value = events.encode(
+            MetricEvent(event_id=f"e-{unit}", unit_id=unit, event_name="purchase", occurred_at=at)
+        )
+        return ("xp.events", unit.encode(), value.replace(b'Z"', b'+00:00"') if offset_time else value)
+
+    # u-x: its exposure undecided (kept by the kernel), its event ok → the job's row is missing;
+    # u-e: its exposure ok, its event undecided (kept) → the kernel's row; u-ok: both ok → the job's row.
+    sends = [exposure("u-x", True), exposure("u-e", False), exposure("u-ok", False)]
+    produce(kafka_settings, sends)
+    produce(kafka_settings, [purchase("u-x", False), purchase("u-e", True), purchase("u-ok", False)])
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_text(json.dumps(REGISTRY))
+    kafka_home, flink_home = tmp_path / "kafka-home", tmp_path / "flink-home"
+    by_kafka = run_stream(worker_env(kafka_settings, kafka_home, registry_file), "kafka")
+    by_flink = run_stream(flink_env(worker_env(kafka_settings, flink_home, registry_file)), "flink")
+
+    def attributed(home: Path) -> set[str]:
+        return set(table_rows(home)["xp.attributed_events"].column("event_id").to_pylist())
+
+    assert by_kafka["exposures"] == by_flink["exposures"] == 3 and by_flink["events"] == 3
+    assert by_flink["verdicts"]["undecided"] == 2, by_flink["verdicts"]
+    assert attributed(kafka_home) == {"e-u-x", "e-u-e", "e-u-ok"}
+    assert attributed(flink_home) == {"e-u-e", "e-u-ok"}  # the documented difference, and only it
+    assert by_flink["attributions"] == {"job": 1, "kernel": 1}, by_flink["attributions"]
+
+
 def test_kill_9_of_the_process_group_twice_then_exact(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
