@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from pipelines.flink.attribution_load import ReplayGuard, job_rows_table
+from pipelines.flink.attribution_load import ReplayGuard, _columnar, _walked, job_rows_table
 from tests.unit.pipeline.helpers import event, exposure, make_processor, minutes, raw_event, raw_exposure
 
 KNOWN = {"exp-a": frozenset({0, 1})}
@@ -44,6 +44,10 @@ def test_a_job_row_becomes_a_row_of_the_table() -> None:
     assert got[0]["variation_id"] == 1 and got[0]["value"] == 2.5 and got[1]["value"] is None
     assert got[0]["occurred_at"] == T + timedelta(seconds=61)
     assert got[0]["first_exposed_at"] == T
+    records = [record(row(event_id=f"e{i}", value=i / 3 if i % 4 else None)) for i in range(50)]
+    columnar = _columnar(records, KNOWN)  # the columnar path took them, and agrees with the walk
+    assert columnar is not None and columnar.equals(_walked(records, KNOWN))
+    assert _columnar(records, None) is not None
 
 
 @pytest.mark.parametrize(
@@ -68,15 +72,23 @@ def test_a_job_row_becomes_a_row_of_the_table() -> None:
         (record(row(occurred_us=T_US + 1)), "whole milliseconds"),
         (record(row(first_us=-1000)), "whole milliseconds"),
         (record(row(occurred_us=T_US - 1000)), "before first_us"),
+        (record(row(event_id="x" * 1025)), "event_id"),
         (record(row(), key=b"u2"), "Kafka key"),  # a foreign key: not the row's unit
         (record(row(experiment_key="exp-z")), "not in the registry"),
         (record(row(variation_id=5)), "not in the registry"),
     ],
 )
 def test_a_hostile_row_is_refused_with_where_and_why(bad: tuple[bytes, bytes, str], message: str) -> None:
+    assert _columnar([record(row()), bad], KNOWN) is None  # the columnar path refuses it too
     with pytest.raises(ValueError, match=message) as refused:
         job_rows_table([record(row()), bad], KNOWN)
     assert "xp.flink.attributions/0@7" in str(refused.value)
+
+
+def test_a_row_the_columnar_path_cannot_read_is_decided_by_the_walk() -> None:
+    records = [record(row()), record(json.dumps(row(event_id="e2"), indent=1).encode())]  # over lines
+    assert _columnar(records, KNOWN) is None
+    assert job_rows_table(records, KNOWN).column("event_id").to_pylist() == ["e1", "e2"]
 
 
 def test_without_a_registry_any_experiment_is_taken() -> None:
