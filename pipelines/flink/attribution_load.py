@@ -26,7 +26,7 @@ import pyarrow as pa
 from pipelines.attributed_tables import ATTRIBUTED_EVENTS_SCHEMA
 from schemas.arrow import TIMESTAMP
 
-__all__ = ["FIELDS", "JobRowError", "ReplayGuard", "TrustedRows", "high_watermarks", "job_rows_table"]
+__all__ = ["FIELDS", "JobRowError", "ReplayGuard", "TrustedRows", "job_rows_table"]
 
 FIELDS = frozenset(
     {"event_id", "unit_id", "experiment_key", "variation_id", "event_name", "value", "occurred_us"}
@@ -222,7 +222,7 @@ class TrustedRows:
     def __init__(self, topic: str, parts: Any, report: Any) -> None:
         self.topic, self.parts, self.report = topic, parts, report
         self.table: pa.Table | None = None
-        self.token = ""
+        self.spans = ""
         self.replay: ReplayGuard | None = None
 
     def rows(self) -> int:
@@ -230,8 +230,9 @@ class TrustedRows:
 
     def read(self, messages: list[Any], consumer: Any) -> None:
         """The batch's records of the attribution topic → :attr:`table`; their offset ranges make
-        :attr:`token` (part of the attribution insert's token). An invalid row raises ``HandoffError``."""
+        :attr:`spans` (part of the attribution insert's token). An invalid row raises ``HandoffError``."""
         from pipelines.flink.runner import HandoffError
+        from xpcore.kafka.group_consumer import high_watermarks
 
         if self.replay is None:
             self.replay = ReplayGuard(self.parts.warehouse, high_watermarks(consumer, self.topic))
@@ -256,7 +257,7 @@ class TrustedRows:
             first, last = ranges.get(message.partition(), (offset, offset))
             ranges[message.partition()] = (min(first, offset), max(last, offset))
         spans = sorted(ranges.items())
-        self.token = ",".join(f"{self.topic}/{p}/{first}-{last}" for p, (first, last) in spans)
+        self.spans = ",".join(f"{self.topic}/{p}/{first}-{last}" for p, (first, last) in spans)
         self.table = table
 
     def add_to(self, output: Any) -> Any:
@@ -267,16 +268,5 @@ class TrustedRows:
         if self.table is not None and self.table.num_rows:
             counts["job"] += self.table.num_rows
             output.attributed = pa.concat_tables([output.attributed, self.table])
-            output.tokens["xp.attributed_events"] += "|" + self.token
+            output.tokens["xp.attributed_events"] += "|" + self.spans
         return output
-
-
-def high_watermarks(consumer: Any, topic: str) -> dict[int, int]:
-    """The topic's high watermark per partition now (rows below may have been loaded already)."""
-    from confluent_kafka import TopicPartition
-
-    metadata = consumer.list_topics(topic, timeout=15)
-    return {
-        partition: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)[1]
-        for partition in metadata.topics[topic].partitions
-    }
