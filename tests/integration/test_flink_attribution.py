@@ -227,6 +227,7 @@ def test_the_jvm_attributes_exactly_as_the_kernel(tmp_path: Path) -> None:
     records = sequence(seed=11)
     # The per-unit cap (decision 0105) at the most events any unit of the sequence has: never hit there;
     # one more unit holds one event more than the cap before its exposure: its oldest is released.
+    # (The kernel's dedup by id is not in kernel_rows' events-only `seen`: no exposure id repeats.)
     events = [r["unit"] for r in records if r["kind"] == "e"]
     cap = max(events.count(unit) for unit in set(events))
     capped = [
@@ -240,10 +241,18 @@ def test_the_jvm_attributes_exactly_as_the_kernel(tmp_path: Path) -> None:
         }
         for i in range(cap + 1)
     ]
-    capped.append(
-        {"kind": "x", "unit": "cap-unit", "id": "cap-x", "experiment": "exp-b", "variation": 1, "at": T0}
-    )
-    expected = kernel_rows(records) | kernel_rows(capped[1:])  # the kernel's rows without the oldest
+    exposed = {
+        "kind": "x",
+        "unit": "cap-unit",
+        "id": "cap-x",
+        "experiment": "exp-b",
+        "variation": 1,
+        "at": T0,
+    }
+    expected = kernel_rows(records) | kernel_rows([*capped[1:], exposed])  # without the oldest
+    # The oldest again (its id, other bytes) once the cap released it: ignored, as the kernel's dedup by id
+    # drops it (held again, it would release cap-e1 and be attributed).
+    capped += [{**capped[0], "value": 2.0}, exposed]
     got = job_rows(tmp_path, records + capped, max_held_per_unit=cap)
     assert got == expected, (sorted(got - expected)[:5], sorted(expected - got)[:5])
     assert {row[0] for row in got if row[1] == "cap-unit"} == {f"cap-e{i}" for i in range(1, cap + 1)}
