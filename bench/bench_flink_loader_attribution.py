@@ -13,7 +13,7 @@ over the batches in step. Per batch:
 
 - kernel: ``process`` alone, attributing every event (the Kafka runner's kernel work, for scale).
 
-Runs alternate (check, trust, kernel, check, …) after one warm-up of each; ``time.process_time`` (this process's
+Runs alternate (check, trust, kernel, check, …) after one warm-up of each; ``time.process_time`` (its
 CPU). Run::
 
     .venv/bin/python bench/bench_flink_loader_attribution.py [--units 20000] [--events-per-unit 4]

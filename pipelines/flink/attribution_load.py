@@ -127,12 +127,14 @@ def _columnar(
     import pyarrow.json as pj
 
     values = [raw or b"" for _, raw, _ in records]
-    # One object per line; "value" present (the reader would take an absent field as null).
-    if any(b"\n" in raw or b'"value"' not in raw for raw in values):
+    joined = b"\n".join(values)
+    # One object per line (no newline inside one), each with its "value" key: the reader would take an
+    # absent field as null, and refuses a key given twice, so n keys in n objects is one in each.
+    if joined.count(b"\n") != len(values) - 1 or joined.count(b'"value":') != len(values):
         return None
     options = pj.ParseOptions(explicit_schema=_JSON_SCHEMA, unexpected_field_behavior="error")
     try:
-        data = pj.read_json(io.BytesIO(b"\n".join(values)), parse_options=options)
+        data = pj.read_json(io.BytesIO(joined), parse_options=options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     if data.num_rows != len(values):
@@ -170,7 +172,7 @@ def _columnar(
 
 
 def _walked(
-    records: list[tuple[bytes | None, bytes | None, str]], known: Mapping[str, frozenset[int]] | None
+    records: list[tuple[bytes | None, bytes | None, Any]], known: Mapping[str, frozenset[int]] | None
 ) -> pa.Table:
     """:func:`job_rows_table` record by record (the reference; names the first invalid record)."""
     columns: list[list[Any]] = [[] for _ in range(8)]
@@ -178,7 +180,10 @@ def _walked(
         try:
             values = _row(key, raw, known)
         except JobRowError as error:
-            raise JobRowError(f"{where}: {error}") from None
+            place = (
+                where if isinstance(where, str) else f"{where.topic()}/{where.partition()}@{where.offset()}"
+            )
+            raise JobRowError(f"{place}: {error}") from None
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     types = (pa.string(), pa.string(), pa.string(), pa.uint16(), pa.string(), pa.float64())
@@ -236,26 +241,29 @@ class TrustedRows:
 
         if self.replay is None:
             self.replay = ReplayGuard(self.parts.warehouse, high_watermarks(consumer, self.topic))
-        records = [
-            (message.key(), message.value(), f"{message.topic()}/{message.partition()}@{message.offset()}")
-            for message in messages
-        ]
+        records = [(message.key(), message.value(), message) for message in messages]  # where: on error
         try:
             table = job_rows_table(records, self.parts.processor.registry.known_variations)
         except JobRowError as error:
             raise HandoffError(f"a record of {self.topic} is not the job's row: {error}") from None
-        replaying = [self.replay.replaying(message.partition(), message.offset()) for message in messages]
-        if any(replaying):
-            loaded = self.replay.loaded(table)
-            skip = [again and there for again, there in zip(replaying, loaded, strict=True)]
-            if any(skip):
-                self.report.attributions["replayed"] += sum(skip)
-                table = table.filter(pa.array([not s for s in skip], pa.bool_()))
+        partitions = [message.partition() for message in messages]
+        offsets = [message.offset() for message in messages]
         ranges: dict[int, tuple[int, int]] = {}
-        for message in messages:
-            offset = message.offset()
-            first, last = ranges.get(message.partition(), (offset, offset))
-            ranges[message.partition()] = (min(first, offset), max(last, offset))
+        for partition in set(partitions):
+            mine = [o for p, o in zip(partitions, offsets, strict=True) if p == partition]
+            ranges[partition] = (min(mine), max(mine))
+        guard = self.replay
+        if guard.until:  # rows read before a restart may be in the warehouse already
+            replaying = [guard.replaying(p, o) for p, o in zip(partitions, offsets, strict=True)]
+            if any(replaying):
+                loaded = guard.loaded(table)
+                skip = [again and there for again, there in zip(replaying, loaded, strict=True)]
+                if any(skip):
+                    self.report.attributions["replayed"] += sum(skip)
+                    table = table.filter(pa.array([not s for s in skip], pa.bool_()))
+            for partition, (_, last) in ranges.items():  # past the start's watermark: no more look-ups
+                if last + 1 >= guard.until.get(partition, 0):
+                    guard.until.pop(partition, None)
         spans = sorted(ranges.items())
         self.spans = ",".join(f"{self.topic}/{p}/{first}-{last}" for p, (first, last) in spans)
         self.table = table
