@@ -51,16 +51,9 @@ TABLES = {
     "xp.dead_letters": "source_topic, source_partition, source_offset",
 }
 LOAD_TIMES = ("ingested_at", "received_at", "attributed_at")
-GOOD_ROW = {
-    "event_id": "e1",
-    "unit_id": "u1",
-    "experiment_key": "exp-a",
-    "variation_id": 1,
-    "event_name": "purchase",
-    "value": None,
-    "occurred_us": 1_700_000_061_000_000,
-    "first_us": 1_700_000_000_000_000,
-}
+GOOD_ROW = dict(  # a row of the job's attribution (decision 0105)
+    event_id="e1", unit_id="u1", experiment_key="exp-a", variation_id=1, event_name="purchase", value=None
+) | {"occurred_us": 1_700_000_061_000_000, "first_us": 1_700_000_000_000_000}
 
 
 def flink_env(env: dict[str, str], **extra: str) -> dict[str, str]:
@@ -358,6 +351,8 @@ def test_a_forged_attribution_row_stops_the_loader_in_trust_mode(
     """Trust mode loads the job's rows: a record of xp.flink.attributions the job did not write stops the
     loader with one line naming it and why; nothing of its batch is loaded (not the valid row before it),
     and its offset is not committed. The loader alone (the job on a "cluster"): no JVM needed."""
+    from confluent_kafka import Consumer, TopicPartition
+
     from xpcore.kafka.clients import make_producer
 
     registry_file = tmp_path / "registry.json"
@@ -387,6 +382,11 @@ def test_a_forged_attribution_row_stops_the_loader_in_trust_mode(
     ]
     assert result.stderr.strip().count("\n") == 0, result.stderr[-3000:]  # one line
     assert table_rows(home)["xp.attributed_events"].num_rows == 0
+    probe = Consumer({**kafka_settings.confluent_config("admin"), "group.id": "xp-flink-test-flink-loader"})
+    try:  # neither row's offset committed: a fixed loader reads both again
+        assert probe.committed([TopicPartition(topic, 0)], timeout=10)[0].offset < 0
+    finally:
+        probe.close()
 
 
 def test_a_registry_change_restarts_the_job_with_the_new_lists(
