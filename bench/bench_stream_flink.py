@@ -3,7 +3,8 @@
 Starts its own secured broker (or uses ``--bootstrap``); for each run, produces the records of
 bench_stream.py to topics of its own (not timed), then runs, interleaved, each from a fresh group and a
 fresh chDB store: ``--runner kafka``
-(``run_worker``), ``--runner flink`` with ``XP_FLINK_PARALLELISM=1`` and with ``2``. Per run: records
+(``run_worker``), ``--runner flink`` with ``XP_FLINK_PARALLELISM=1`` and with ``2`` (trust mode, decision
+0105; ``--with-baseline``: also p=1 in check mode). Per run: records
 loaded, the loader's rate (records / ``active_seconds``: first batch in hand → last commit), and the
 whole run's wall seconds (for Flink: the JVM and mini-cluster start, the job's checkpoints, the loader;
 the ``--until-idle`` tail excluded) with its rate, and the CPU seconds of the run (this process and the
@@ -41,6 +42,13 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def loader_cpu_seconds() -> float:
+    """User + system CPU of this process alone: the loader (kernel, Kafka clients, chDB's inserts), not
+    the Flink job (a child process)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
 def machine_cpu_seconds() -> float:
     """Busy CPU seconds of the whole machine (/proc/stat: all processes, other sessions' too)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
@@ -54,9 +62,10 @@ def one_run(
     home: Path,
     kafka: KafkaSettings,
     registry: Path,
-    jvm_attribution: bool = True,
+    attribution: str = "trust",
 ) -> dict[str, Any]:
     cpu_before, machine_before = cpu_seconds(), machine_cpu_seconds()
+    loader_before = loader_cpu_seconds()
     common: dict[str, Any] = {
         "home": home,
         "kafka_bootstrap": kafka.kafka_bootstrap,
@@ -78,16 +87,15 @@ def one_run(
             **common,
             flink_parallelism=parallelism,
             flink_checkpoint_interval_seconds=1.0,
-            flink_jvm_attribution=jvm_attribution,
+            flink_jvm_attribution=attribution != "off",
+            flink_attribution="check" if attribution == "check" else "trust",
         )
         report = run_flink_worker(settings, until_idle=UNTIL_IDLE)
         # the loader waits one checkpoint interval + 1 s more to be sure it is drained
         report.seconds -= settings.flink_checkpoint_interval_seconds + 1.0
     wall = max(report.seconds - UNTIL_IDLE, 1e-9)
     return {
-        "runner": runner
-        if runner == "kafka"
-        else f"flink p={parallelism}" + ("" if jvm_attribution else " (no JVM attribution)"),
+        "runner": runner if runner == "kafka" else f"flink p={parallelism} {attribution}",
         "loaded": report.exposures + report.events,
         "loader_records_per_s": round(report.consumed / report.active_seconds)
         if report.active_seconds
@@ -95,6 +103,7 @@ def one_run(
         "wall_seconds": round(wall, 2),
         "wall_records_per_s": round(report.consumed / wall),
         "cpu_seconds": round(cpu_seconds() - cpu_before, 1),
+        "loader_cpu_seconds": round(loader_cpu_seconds() - loader_before, 2),
         "machine_cpu_seconds": round(machine_cpu_seconds() - machine_before, 1),
         "verdicts": dict(report.verdicts),
         "attributed": report.attributed,
@@ -115,7 +124,8 @@ def main() -> None:
     parser.add_argument(
         "--with-baseline",
         action="store_true",
-        help="also run flink p=1 without the JVM attribution (XP_FLINK_JVM_ATTRIBUTION=false)",
+        help="also run flink p=1 in check mode (XP_FLINK_ATTRIBUTION=check: the kernel attributes and "
+        "its rows are loaded; the baseline of trust mode, decision 0105)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -129,10 +139,10 @@ def main() -> None:
         registry = root / "registry.json"
         registry.write_text(json.dumps(REGISTRY))
         for repeat in range(args.repeat):
-            runs = [("kafka", 1, True), ("flink", 1, True), ("flink", 2, True)]
-            if args.with_baseline:  # the previous job (attribution in the kernel only), same run
-                runs.append(("flink", 1, False))
-            for runner, parallelism, jvm_attribution in runs:
+            runs = [("kafka", 1, "trust"), ("flink", 1, "trust"), ("flink", 2, "trust")]
+            if args.with_baseline:  # check mode (the kernel attributes, its rows loaded), same run
+                runs.append(("flink", 1, "check"))
+            for runner, parallelism, attribution in runs:
                 # Topics of its own per run (the same records, produced again, not timed): the hand-off
                 # topics belong to a topic prefix, and a second Flink run would read the first's too.
                 kafka = KafkaSettings(
@@ -140,10 +150,10 @@ def main() -> None:
                 )
                 ensure_topics(kafka)
                 total = produce(kafka, args.units, args.events_per_unit, seed=7)
-                home = root / f"home-{runner}-{parallelism}-{int(jvm_attribution)}-{repeat}"
+                home = root / f"home-{runner}-{parallelism}-{attribution}-{repeat}"
                 figures = {
                     "records": total,
-                    **one_run(runner, parallelism, home, kafka, registry, jvm_attribution),
+                    **one_run(runner, parallelism, home, kafka, registry, attribution),
                 }
                 print(json.dumps(figures), flush=True)
 

@@ -13,6 +13,7 @@ import gc
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -195,12 +196,26 @@ class StreamProcessor:
             known_variations=registry.known_variations,
         )
 
-    def process(self, raws: Sequence[RawRecord], now: datetime) -> BatchOutput:
-        """Run one batch through the kernel; state changes only for attribution (see remember_ids)."""
-        with _gc_paused():
-            return self._process(raws, now)
+    def process(
+        self,
+        raws: Sequence[RawRecord],
+        now: datetime,
+        attributed_elsewhere: AbstractSet[tuple[str, int, int]] | None = None,
+    ) -> BatchOutput:
+        """Run one batch through the kernel; state changes only for attribution (see remember_ids).
 
-    def _process(self, raws: Sequence[RawRecord], now: datetime) -> BatchOutput:
+        ``attributed_elsewhere``: (topic, partition, offset) of events another attribution (the Flink
+        job's, decision 0105) attributes: the kernel neither attributes nor holds them (every exposure
+        still updates its state)."""
+        with _gc_paused():
+            return self._process(raws, now, attributed_elsewhere)
+
+    def _process(
+        self,
+        raws: Sequence[RawRecord],
+        now: datetime,
+        attributed_elsewhere: AbstractSet[tuple[str, int, int]] | None = None,
+    ) -> BatchOutput:
         exposures_topic, events_topic = self.exposures_topic, self.events_topic
         exposure_raws = [raw for raw in raws if raw[0] == exposures_topic]
         event_raws = [raw for raw in raws if raw[0] == events_topic]
@@ -239,9 +254,17 @@ class StreamProcessor:
             if not dup_events
             else epoch_ms(map(_occurred_at, event_records), len(event_records))
         )
-        arrays = self.attribution.attribute_events_arrays(event_records, now, occurred_ms)
+        to_attribute, to_attribute_ms, kept = event_records, occurred_ms, None
+        if attributed_elsewhere:
+            kept = [(raw[0], raw[1], raw[2]) not in attributed_elsewhere for _, raw in fresh_events]
+            if all(kept):
+                kept = None
+            else:
+                to_attribute = [record for record, keep in zip(event_records, kept, strict=True) if keep]
+                to_attribute_ms = None if occurred_ms is None else occurred_ms[np.asarray(kept, dtype=bool)]
+        arrays = self.attribution.attribute_events_arrays(to_attribute, now, to_attribute_ms)
         event_attributions = (
-            self.attribution.attribute_events_columns(event_records, now) if arrays is None else None
+            self.attribution.attribute_events_columns(to_attribute, now) if arrays is None else None
         )
 
         # The record times converted during validation, when dedup kept every record (same order).
@@ -255,11 +278,12 @@ class StreamProcessor:
         events_table = events_table.append_column(
             "ingested_at", _constant_timestamp(now, events_table.num_rows)
         )
+        attributed_from = events_table if kept is None else events_table.filter(pa.array(kept, pa.bool_()))
         if event_attributions is not None:
-            attributed = attributions_of_events(events_table, event_attributions)
+            attributed = attributions_of_events(attributed_from, event_attributions)
         else:
             assert arrays is not None
-            attributed = attributions_of_arrays(events_table, arrays)
+            attributed = attributions_of_arrays(attributed_from, arrays)
         if isinstance(held_attributions, HeldArrays):  # held events attributed by this batch's exposures
             attributed = pa.concat_tables([attributions_of_held(held_attributions), attributed])  # first
         elif held_attributions:

@@ -44,6 +44,10 @@ class AttributionParams:
     hold: timedelta
     default_window: timedelta | None
     windows: Mapping[tuple[str, str], timedelta | None] = field(default_factory=dict)
+    max_held_per_unit: int = 10_000
+    """Events held per unit at most; holding one more releases the unit's oldest (decision 0105)."""
+    dedup_retention: timedelta = timedelta(hours=1)
+    """A record id seen again within this is ignored (the kernel's dedup by id, whatever the bytes)."""
 
 
 def _micros(window: timedelta | None) -> int:
@@ -102,7 +106,10 @@ def attribution_insert(sink: str, params: AttributionParams) -> str:
         "xp_attribute(input => TABLE attribution_in PARTITION BY unit_id, "
         f"hold_ms => CAST({int(hold_ms)} AS BIGINT), "
         f"default_window_us => CAST({_micros(params.default_window)} AS BIGINT), "
-        f"windows_spec => {literal_spec(windows_spec(params.windows))}, uid => {literal(FUNCTION_UID)})"
+        f"windows_spec => {literal_spec(windows_spec(params.windows))}, "
+        f"max_held => CAST({int(params.max_held_per_unit)} AS BIGINT), "
+        f"retention_ms => CAST({params.dedup_retention // timedelta(milliseconds=1)} AS BIGINT), "
+        f"uid => {literal(FUNCTION_UID)})"
     )
     row = (
         "JSON_OBJECT('event_id' VALUE event_id, 'unit_id' VALUE unit_id, "

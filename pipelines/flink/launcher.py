@@ -68,10 +68,17 @@ def attribution_params(settings: FlinkSettings, windows: Windows) -> Attribution
             "XP_STREAM_HOLD_SECONDS must stay under a day with the JVM attribution (its held events' state "
             "expires after 24 h idle): set XP_FLINK_JVM_ATTRIBUTION=false"
         )
+    if settings.flink_jvm_attribution and settings.stream_dedup_retention_seconds > 86_400:
+        raise ConfigError(
+            "XP_STREAM_DEDUP_RETENTION_SECONDS must stay within a day with the JVM attribution (the ids it "
+            "has seen per unit expire after 24 h idle): set XP_FLINK_JVM_ATTRIBUTION=false"
+        )
     return AttributionParams(
         hold=timedelta(seconds=settings.stream_hold_seconds),
         default_window=timedelta(seconds=settings.stream_attribution_window_seconds),
         windows=dict(windows),
+        max_held_per_unit=settings.flink_max_held_per_unit,
+        dedup_retention=timedelta(seconds=settings.stream_dedup_retention_seconds),
     )
 
 

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.dead_letter_topic import dead_letters_for_topic
 from pipelines.flink.attribution_check import AttributionCheck, RowKey, RowValue, job_rows, kernel_rows
+from pipelines.flink.attribution_load import TrustedRows
 from pipelines.flink.launcher import FlinkJob
+from pipelines.flink.verdict_sql import OK
 from pipelines.kafka_runner import raw_records
 from pipelines.kernel import RawRecord
 from pipelines.warehouse_sink import WarehouseSink
@@ -139,6 +141,10 @@ class FlinkRunner:
             self.subscribed.append(self.attributions_topic)
         self.check = AttributionCheck(report.attributions)
         self.job_rows: list[tuple[RowKey, RowValue]] = []
+        self.trust = self.attributions_topic is not None and settings.flink_attribution == "trust"
+        """Decision 0105: the job's rows are the ones loaded; the kernel attributes only the events the
+        job did not judge ``ok``."""
+        self.trusted = TrustedRows(self.attributions_topic or "", parts, report)
         processor = parts.processor
         self.job = (
             FlinkJob(settings, processor.rules, processor.registry.attribution_windows)
@@ -164,16 +170,23 @@ class FlinkRunner:
         attribution rows in the batch go to :attr:`job_rows`."""
         good = [message for message in messages if message.error() is None]
         self.job_rows = []
+        self.trusted.table = None
         if self.attributions_topic is not None:
             topic = self.attributions_topic
-            rows = [message.value() for message in good if message.topic() == topic]
+            ours = [message for message in good if message.topic() == topic]
+            rows = [message.value() for message in ours]
             if rows:
                 good = [message for message in good if message.topic() != topic]
                 messages = [message for message in messages if message.topic() != topic]
-                try:
-                    self.job_rows = job_rows(rows)
-                except (ValueError, KeyError, TypeError) as error:
-                    raise HandoffError(f"a record of {topic} is not an attribution row: {error!r}") from None
+                if self.trust:
+                    self.trusted.read(ours, self.consumer)
+                else:
+                    try:
+                        self.job_rows = job_rows(rows)
+                    except (ValueError, KeyError, TypeError) as error:
+                        raise HandoffError(
+                            f"a record of {topic} is not an attribution row: {error!r}"
+                        ) from None
         raws = raw_records(messages)  # one per error-free message, in order
         handoff = self.handoff
         out: list[RawRecord] = []
@@ -296,7 +309,7 @@ class FlinkRunner:
                     if self.job is not None:  # a new job when its lists (or metric windows) changed
                         self.job.follow(processor.rules, processor.registry.attribution_windows)
                 now = datetime.now(UTC)
-                if not raws:
+                if not raws and not self.trusted.rows():
                     processor.attribution.release_expired(now)
                     if self.job_rows:  # only attribution rows: their positions are committed too
                         self._positions()
@@ -316,9 +329,13 @@ class FlinkRunner:
                 if self.first_batch_at is None:
                     self.first_batch_at = received
                 report.stage_seconds["consume"] += last_activity - consume_started
-                output = processor.process(raws, now)
+                if self.trust:
+                    elsewhere = {where for where, verdict in verdicts.items() if verdict == OK}
+                    output = self.trusted.add_to(processor.process(raws, now, elsewhere))
+                else:
+                    output = processor.process(raws, now)
                 processor.remember_ids(output)
-                if self.attributions_topic is not None:
+                if self.attributions_topic is not None and not self.trust:
                     self.check.add_kernel(kernel_rows(output.attributed))
                 for problem in compare_verdicts(verdicts, output.dead_letters, report.verdicts)[:5]:
                     logger.warning("the job's verdict is not the kernel's (the kernel's stands): %s", problem)
@@ -354,7 +371,10 @@ def run_flink_worker(settings: FlinkSettings, *, until_idle: float | None = None
     try:
         parts = set_up_worker(settings)
         try:
-            restore_from_warehouse(parts, report)
+            # Trust mode (decision 0105): the job holds the events it attributes (its state comes from its
+            # checkpoint); the kernel holds only what it attributes, and nothing from the warehouse.
+            trusting = settings.flink_jvm_attribution and settings.flink_attribution == "trust"
+            restore_from_warehouse(parts, report, hold_events=not trusting)
             FlinkRunner(parts, settings, stop, report, until_idle=until_idle).run()
         finally:
             parts.close()

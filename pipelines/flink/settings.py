@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -62,8 +63,29 @@ class FlinkSettings(StreamSettings):
         default=True,
         description=(
             "The job attributes events to exposures on the JVM (a Java process table function) and hands "
-            "its rows off on xp.flink.attributions; the loader checks them against the kernel's, which "
-            "stay the ones loaded (the run report's `attributions`). false: the kernel alone."
+            "its rows off on xp.flink.attributions (XP_FLINK_ATTRIBUTION says what the loader does with "
+            "them). false: the kernel alone."
+        ),
+    )
+
+    flink_attribution: Literal["trust", "check"] = Field(
+        default="trust",
+        description=(
+            "With the JVM attribution on: `trust` loads the job's rows into xp.attributed_events and the "
+            "kernel attributes only the events the job did not judge ok (decision 0105: which rows can "
+            "differ from --runner kafka); `check` loads the kernel's rows and only counts the job's "
+            "against them (decision 0102)."
+        ),
+    )
+
+    flink_max_held_per_unit: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "The JVM attribution holds at most this many events per unit (for late exposures); holding "
+            "one more releases the unit's oldest. The overload rule in trust mode (decision 0105): the "
+            "kernel's XP_STREAM_MAX_HELD_EVENTS is global and does not apply to the job's rows."
         ),
     )
 

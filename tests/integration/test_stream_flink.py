@@ -35,7 +35,7 @@ from tests.integration.test_stream_worker import (
     worker_env,
 )
 from xpcore.config import KafkaSettings, WarehouseSettings
-from xpcore.kafka.topics import FLINK_EVENTS
+from xpcore.kafka.topics import FLINK_ATTRIBUTIONS, FLINK_EVENTS
 from xpcore.warehouse import open_warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.timeout(900)]
@@ -51,6 +51,9 @@ TABLES = {
     "xp.dead_letters": "source_topic, source_partition, source_offset",
 }
 LOAD_TIMES = ("ingested_at", "received_at", "attributed_at")
+GOOD_ROW = dict(  # a row of the job's attribution (decision 0105)
+    event_id="e1", unit_id="u1", experiment_key="exp-a", variation_id=1, event_name="purchase", value=None
+) | {"occurred_us": 1_700_000_061_000_000, "first_us": 1_700_000_000_000_000}
 
 
 def flink_env(env: dict[str, str], **extra: str) -> dict[str, str]:
@@ -104,12 +107,21 @@ def assert_verdicts_agree(report: dict[str, Any], decided_at_least: float) -> No
     assert verdicts["agree"] >= decided_at_least * report["consumed"] > 0, (verdicts, report["consumed"])
 
 
-def assert_attributed_by_the_job(report: dict[str, Any]) -> None:
-    """Every attribution row loaded (the kernel's) was also produced by the job's JVM attribution, equal
-    in every column, and the job produced no other row (decision 0102): not a fallback to Python."""
+def assert_checked_against_the_job(report: dict[str, Any]) -> None:
+    """Check mode (decision 0102): every attribution row loaded (the kernel's) was also produced by the
+    job's JVM attribution, equal in every column, and the job produced no other row."""
     attributions = report["attributions"]
     assert attributions.get("agree", 0) == report["attributed"] > 0, (attributions, report["attributed"])
     for other in ("disagree", "job_only", "kernel_only"):
+        assert attributions.get(other, 0) == 0, attributions
+
+
+def assert_attributed_by_the_job(report: dict[str, Any]) -> None:
+    """Trust mode (decision 0105): every attribution row loaded came from the job's JVM attribution (none
+    from the kernel: no event here is left `undecided` by the job and kept), none skipped as replayed."""
+    attributions = report["attributions"]
+    assert attributions.get("job", 0) == report["attributed"] > 0, (attributions, report["attributed"])
+    for other in ("kernel", "replayed", "agree", "disagree"):
         assert attributions.get(other, 0) == 0, attributions
 
 
@@ -177,6 +189,63 @@ def test_the_same_tables_on_a_loadgen_workload(kafka_settings: KafkaSettings, tm
     assert_attributed_by_the_job(by_flink)
 
 
+def test_trust_mode_differs_only_where_decision_0105_says(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """The one case where trust mode's rows are not the Kafka runner's: an exposure the job leaves
+    `undecided` (a time with a `+00:00` offset) and the kernel keeps is not in the job's state, so the job
+    does not attribute that unit's `ok` events to it. An event the job leaves undecided and the kernel
+    keeps is attributed by the kernel (its state has every exposure): the same row as the Kafka runner's."""
+    from datetime import UTC, datetime, timedelta
+
+    from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
+
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    exposures, events = RecordCodec(Exposure), RecordCodec(MetricEvent)
+
+    def exposure(unit: str, offset_time: bool) -> tuple[str, bytes, bytes]:
+        value = exposures.encode(
+            Exposure(
+                exposure_id=f"x-{unit}",
+                unit_id=unit,
+                hash_attribute="id",
+                experiment_key="exp-a",
+                variation_id=1,
+                variation_key="t",
+                source=ExposureSource.SDK,
+                exposed_at=now,
+            )
+        )
+        return ("xp.exposures", unit.encode(), value.replace(b'Z"', b'+00:00"') if offset_time else value)
+
+    def purchase(unit: str, offset_time: bool) -> tuple[str, bytes, bytes]:
+        at = now + timedelta(seconds=30)
+        value = events.encode(
+            MetricEvent(event_id=f"e-{unit}", unit_id=unit, event_name="purchase", occurred_at=at)
+        )
+        return ("xp.events", unit.encode(), value.replace(b'Z"', b'+00:00"') if offset_time else value)
+
+    # u-x: its exposure undecided (kept by the kernel), its event ok → the job's row is missing;
+    # u-e: its exposure ok, its event undecided (kept) → the kernel's row; u-ok: both ok → the job's row.
+    sends = [exposure("u-x", True), exposure("u-e", False), exposure("u-ok", False)]
+    produce(kafka_settings, sends)
+    produce(kafka_settings, [purchase("u-x", False), purchase("u-e", True), purchase("u-ok", False)])
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_text(json.dumps(REGISTRY))
+    kafka_home, flink_home = tmp_path / "kafka-home", tmp_path / "flink-home"
+    by_kafka = run_stream(worker_env(kafka_settings, kafka_home, registry_file), "kafka")
+    by_flink = run_stream(flink_env(worker_env(kafka_settings, flink_home, registry_file)), "flink")
+
+    def attributed(home: Path) -> set[str]:
+        return set(table_rows(home)["xp.attributed_events"].column("event_id").to_pylist())
+
+    assert by_kafka["exposures"] == by_flink["exposures"] == 3 and by_flink["events"] == 3
+    assert by_flink["verdicts"]["undecided"] == 2, by_flink["verdicts"]
+    assert attributed(kafka_home) == {"e-u-x", "e-u-e", "e-u-ok"}
+    assert attributed(flink_home) == {"e-u-e", "e-u-ok"}  # the documented difference, and only it
+    assert by_flink["attributions"] == {"job": 1, "kernel": 1}, by_flink["attributions"]
+
+
 def test_kill_9_of_the_process_group_twice_then_exact(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -229,7 +298,8 @@ def test_kill_9_of_the_process_group_twice_then_exact(kafka_settings: KafkaSetti
 
     report = run_stream(env, "flink", until_idle=3)
     assert report["consumed"] > 0
-    assert_exact(read_tables(home), traffic)
+    assert report["attributions"].get("job", 0) > 0 and not report["attributions"].get("kernel"), report
+    assert_exact(read_tables(home), traffic)  # trust mode: the job's rows, each once
 
 
 def test_a_hand_off_record_without_its_source_stops_the_loader(
@@ -262,6 +332,63 @@ def test_a_hand_off_record_without_its_source_stops_the_loader(
     assert table_rows(home)["xp.events"].num_rows == 0
 
 
+@pytest.mark.parametrize(
+    ("key", "forged", "why"),
+    [
+        (b"u1", b'{"event_id": "forged"}', "not an object of exactly the fields"),
+        (b"u2", json.dumps(GOOD_ROW).encode(), "its Kafka key is not its unit_id"),  # a foreign key
+        (
+            b"u1",
+            json.dumps({**GOOD_ROW, "experiment_key": "exp-z"}).encode(),
+            "experiment 'exp-z' variation 1 is",
+        ),
+    ],
+    ids=["malformed", "foreign-key", "unknown-experiment"],
+)
+def test_a_forged_attribution_row_stops_the_loader_in_trust_mode(
+    kafka_settings: KafkaSettings, tmp_path: Path, key: bytes, forged: bytes, why: str
+) -> None:
+    """Trust mode loads the job's rows: a record of xp.flink.attributions the job did not write stops the
+    loader with one line naming it and why; nothing of its batch is loaded (not the valid row before it),
+    and its offset is not committed. The loader alone (the job on a "cluster"): no JVM needed."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from xpcore.kafka.clients import make_producer
+
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_text(json.dumps(REGISTRY))
+    home = tmp_path / "xp-home"
+    producer = make_producer(kafka_settings)  # the admin: nobody else may write a hand-off topic
+    topic = kafka_settings.topic(FLINK_ATTRIBUTIONS)
+    producer.produce(topic, key=b"u1", value=json.dumps(GOOD_ROW).encode(), partition=0)
+    producer.produce(topic, key=key, value=forged, partition=0)
+    assert producer.flush(30) == 0
+    env = flink_env(worker_env(kafka_settings, home, registry_file), XP_FLINK_LOCAL_JOB="false")
+    command = [
+        sys.executable,
+        "-m",
+        "xpstream.cli",
+        "stream",
+        "run",
+        "--runner",
+        "flink",
+        "--until-idle",
+        "2",
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"a record of {topic} is not the job's row: {topic}/0@1: {why}" in result.stderr, result.stderr[
+        -3000:
+    ]
+    assert result.stderr.strip().count("\n") == 0, result.stderr[-3000:]  # one line
+    assert table_rows(home)["xp.attributed_events"].num_rows == 0
+    probe = Consumer({**kafka_settings.confluent_config("admin"), "group.id": "xp-flink-test-flink-loader"})
+    try:  # neither row's offset committed: a fixed loader reads both again
+        assert probe.committed([TopicPartition(topic, 0)], timeout=10)[0].offset < 0
+    finally:
+        probe.close()
+
+
 def test_a_registry_change_restarts_the_job_with_the_new_lists(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
@@ -274,7 +401,7 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
     from assignment.authoring import load_registry_file
     from assignment.registry_changes import plan_changes
     from assignment.registry_topic import publish_changes, read_registry
-    from schemas import Exposure, ExposureSource, RecordCodec
+    from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
 
     example = Path(__file__).resolve().parents[2] / "examples" / "experiments.yaml"
     changed = tmp_path / "experiments.yaml"
@@ -308,10 +435,23 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
             for i in range(count)
         ]
 
-    def loaded() -> int:
+    def purchases(count: int) -> list[tuple[str, bytes, bytes]]:
+        codec = RecordCodec(MetricEvent)
+        now = datetime.now(UTC)
+        return [
+            (
+                "xp.events",
+                f"u{i}".encode(),
+                codec.encode(
+                    MetricEvent(event_id=f"e{i}", unit_id=f"u{i}", event_name="purchase", occurred_at=now)
+                ),
+            )
+            for i in range(count)
+        ]
+
+    def loaded(topic: str = "xp.flink.exposures") -> int:
         partitions = [
-            TopicPartition(kafka_settings.topic("xp.flink.exposures"), p)
-            for p in range(kafka_settings.topic_partitions)
+            TopicPartition(kafka_settings.topic(topic), p) for p in range(kafka_settings.topic_partitions)
         ]
         probe = Consumer(
             {**kafka_settings.confluent_config("admin"), "group.id": "xp-flink-test-flink-loader"}
@@ -323,7 +463,8 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
 
     publish(example)
     home = tmp_path / "xp-home"
-    env = flink_env(worker_env(kafka_settings, home, tmp_path / "unused.json"))
+    # Check mode (decision 0102) here: the kernel's rows loaded, the job's counted against them.
+    env = flink_env(worker_env(kafka_settings, home, tmp_path / "unused.json"), XP_FLINK_ATTRIBUTION="check")
     env.pop("XP_STREAM_REGISTRY_FILE")
     command = [sys.executable, "-m", "xpstream.cli", "stream", "run", "--runner", "flink", "--format", "json"]
     worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -335,6 +476,9 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
     try:
         produce(kafka_settings, exposures("checkout-button", 50))
         wait_until(lambda: loaded() > 0, timeout=300, message="the loader committed nothing")
+        produce(kafka_settings, purchases(50))  # after their units' exposures: attributed
+        wait_until(lambda: loaded("xp.flink.events") >= 50, timeout=300, message="no events loaded")
+        wait_until(lambda: loaded("xp.flink.attributions") >= 50, timeout=300, message="no job rows read")
         assert job_starts() == 1
         publish(changed)  # search-ranking-v3 added (v2 gone)
         wait_until(lambda: job_starts() == 2, timeout=120, message="the job was not restarted")
@@ -348,4 +492,6 @@ def test_a_registry_change_restarts_the_job_with_the_new_lists(
     report = json.loads(out)
     assert report["exposures"] == 90 and report["dead_letters"] == 0, report
     # the new experiment's records were judged `ok` by the restarted job, as by the kernel
-    assert report["verdicts"].get("disagree", 0) == 0 and report["verdicts"]["agree"] == 90, report
+    assert report["verdicts"].get("disagree", 0) == 0 and report["verdicts"]["agree"] == 140, report
+    assert report["attributed"] == 50
+    assert_checked_against_the_job(report)

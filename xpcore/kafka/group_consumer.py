@@ -25,6 +25,7 @@ __all__ = [
     "check_topics",
     "commit_offsets",
     "consume_batch",
+    "high_watermarks",
     "make_group_consumer",
 ]
 
@@ -144,3 +145,14 @@ def commit_offsets(
             logger.warning("offset commit failed (%s); retrying in %.1fs", error, pause)
             time.sleep(pause)
             delay = min(delay * 2, max_delay)
+
+
+def high_watermarks(consumer: Any, topic: str) -> dict[int, int]:
+    """The topic's high watermark per partition now, through ``consumer`` (a group member)."""
+    from confluent_kafka import TopicPartition
+
+    metadata = consumer.list_topics(topic, timeout=15)
+    return {
+        partition: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)[1]
+        for partition in metadata.topics[topic].partitions
+    }

@@ -25,7 +25,10 @@ import org.apache.flink.types.Row;
  * before a record of their unit is handled (the kernel releases them per batch: no output either way).
  *
  * <p>State lives in Flink's checkpoints (no TTL on exposures: the kernel keeps them too; held events are
- * pruned on the unit's next record and expire after 24 h idle).
+ * pruned on the unit's next record and expire after 24 h idle). At most {@code max_held} events are held
+ * per unit: holding one more releases the unit's oldest; a record whose id (per kind) the unit had within
+ * {@code retention_ms} is ignored, as the kernel's deduplication by id drops it (the overload rule in trust mode, decision 0105;
+ * the kernel's cap is global).
  */
 @DataTypeHint(
     "ROW<event_id STRING, experiment_key STRING, variation_id INT, event_name STRING, metric DOUBLE,"
@@ -51,6 +54,12 @@ public class AttributeEvents extends ProcessTableFunction<Row> {
     public String[] done = new String[0];
   }
 
+  /** Ids (kind + id) of the unit's records seen within the dedup retention, in arrival order. */
+  public static class Seen {
+    public String[] ids = new String[0];
+    public long[] atMs = new long[0];
+  }
+
   private static final String SEP = "\u0001";
 
   private transient String windowsSpec;
@@ -60,14 +69,20 @@ public class AttributeEvents extends ProcessTableFunction<Row> {
   public void eval(
       @StateHint(ttl = "0") Exposures exposures,
       @StateHint(ttl = "24 h") Held held,
+      @StateHint(ttl = "24 h") Seen seen,
       @ArgumentHint(value = ArgumentTrait.SET_SEMANTIC_TABLE, name = "input") Row input,
       @ArgumentHint(name = "hold_ms") Long holdMs,
       @ArgumentHint(name = "default_window_us") Long defaultWindowUs,
-      @ArgumentHint(name = "windows_spec") String windowsSpec) {
+      @ArgumentHint(name = "windows_spec") String windowsSpec,
+      @ArgumentHint(name = "max_held") Long maxHeld,
+      @ArgumentHint(name = "retention_ms") Long retentionMs) {
     parseWindows(defaultWindowUs, windowsSpec);
     long now = System.currentTimeMillis();
     release(held, now - holdMs);
     String kind = input.getFieldAs("kind");
+    if (!firstSeen(seen, kind + SEP + input.getFieldAs("rec_id"), now, now - retentionMs)) {
+      return; // the kernel drops a re-sent id within its retention, whatever its bytes
+    }
     long atUs = toMicros(input.getFieldAs("at"));
     if ("x".equals(kind)) {
       if (observe(exposures, input.getFieldAs("experiment_key"), input.getFieldAs("variation_id"), atUs)) {
@@ -91,6 +106,9 @@ public class AttributeEvents extends ProcessTableFunction<Row> {
       }
     }
     if (holdMs > 0) {
+      if (held.ids.length >= maxHeld) { // the overload rule: the unit's oldest held events go first
+        drop(held, held.ids.length - (int) Math.max(0L, maxHeld - 1));
+      }
       int n = held.ids.length;
       held.ids = append(held.ids, eventId);
       held.names = append(held.names, name);
@@ -101,6 +119,26 @@ public class AttributeEvents extends ProcessTableFunction<Row> {
       held.heldAtMs = append(held.heldAtMs, now);
       held.done = append(held.done, done.toString() + SEP);
     }
+  }
+
+  /** Remember {@code id} at {@code now}; false when it was seen since {@code horizonMs} (older ones are forgotten). */
+  private static boolean firstSeen(Seen seen, String id, long now, long horizonMs) {
+    int n = 0;
+    while (n < seen.atMs.length && seen.atMs[n] < horizonMs) {
+      n++;
+    }
+    if (n > 0) {
+      seen.ids = java.util.Arrays.copyOfRange(seen.ids, n, seen.ids.length);
+      seen.atMs = java.util.Arrays.copyOfRange(seen.atMs, n, seen.atMs.length);
+    }
+    for (String known : seen.ids) {
+      if (known.equals(id)) {
+        return false;
+      }
+    }
+    seen.ids = append(seen.ids, id);
+    seen.atMs = append(seen.atMs, now);
+    return true;
   }
 
   /** Update the first exposure; true when the unit's state changed (a new experiment, an earlier time). */
@@ -152,7 +190,12 @@ public class AttributeEvents extends ProcessTableFunction<Row> {
     while (n < held.heldAtMs.length && held.heldAtMs[n] < horizonMs) {
       n++;
     }
-    if (n == 0) {
+    drop(held, n);
+  }
+
+  /** Drop the {@code n} oldest held events. */
+  private static void drop(Held held, int n) {
+    if (n <= 0) {
       return;
     }
     int len = held.ids.length;
