@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from pipelines.batch_topics import of_topic, topic_codes
 from pipelines.kernel import RawRecord
 from pipelines.processor import RegistryView, StreamProcessor, _offset_ranges, dedup_token
 from schemas import DeadLetterReason, RecordError, RecordKind, make_dead_letter
@@ -153,6 +154,10 @@ def test_offset_ranges_match_a_record_by_record_reference_on_random_batches() ->
             first, last = expected.get((topic, partition), (offset, offset))
             expected[(topic, partition)] = (min(first, offset), max(last, offset))
         assert list(_offset_ranges(raws).items()) == list(expected.items())
+        coded = topic_codes(raws)
+        assert list(_offset_ranges(raws, coded).items()) == list(expected.items())
+        for topic in ("e", "x", "dl", "other", None):
+            assert of_topic(raws, coded, topic) == [raw for raw in raws if raw.topic == topic]
 
 
 def _collector_letter(detail: str) -> bytes:
