@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -228,7 +228,7 @@ class StreamProcessor:
         dead_letters = [d for d, known in zip(errs, seen, strict=True) if not known]
 
         enriched = enrich_exposures(
-            [record for record, _ in fresh_exposures],
+            list(map(_first, fresh_exposures)),
             self.registry.variation_names,
             self.registry.override_for,
             now,
@@ -236,7 +236,7 @@ class StreamProcessor:
         # Exposures first: an event in the same batch as its exposure is attributed at once.
         ordered = sorted(enriched.records, key=_exposed_at)
         held_attributions = self.attribution.observe_exposures_columns(ordered, now)
-        event_records = [record for record, _ in fresh_events]
+        event_records: list[MetricEvent] = list(map(_first, fresh_events))
         # Decoded records' times are whole milliseconds: attribution joins on them (decision 0076).
         occurred_ms = (
             events.times_ms
@@ -276,8 +276,8 @@ class StreamProcessor:
             dead_letters=dead_letters,
             tokens={t: dedup_token(t, ranges) for t in _TABLES},
             offsets={key: last + 1 for key, (_, last) in ranges.items()},
-            exposure_ids=[record.exposure_id for record in enriched.records],
-            event_ids=[record.event_id for record in event_records],
+            exposure_ids=list(map(_exposure_id, enriched.records)),
+            event_ids=list(map(_event_id, event_records)),
             consumed=len(raws) - len(letter_raws),
             dead_letter_topic_records=len(letter_raws),
             duplicates=dup_exposures + dup_events,
@@ -352,6 +352,7 @@ def _gc_paused() -> Iterator[None]:
 _exposure_id: Callable[[Exposure], str] = attrgetter("exposure_id")
 _event_id: Callable[[MetricEvent], str] = attrgetter("event_id")
 _exposed_at: Callable[[Exposure], datetime] = attrgetter("exposed_at")
+_first = itemgetter(0)
 _occurred_at: Callable[[MetricEvent], datetime] = attrgetter("occurred_at")
 
 
