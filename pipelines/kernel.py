@@ -134,6 +134,7 @@ def validate_events(
 _exposed_at = attrgetter("exposed_at")
 _occurred_at = attrgetter("occurred_at")
 _kafka_ms = itemgetter(5)  # RawRecord.timestamp_ms
+_value = itemgetter(4)  # RawRecord.value
 
 
 def epoch_ms(times: Any, count: int) -> np.ndarray:
@@ -158,7 +159,7 @@ def validate_records(
     batch; records that pass all are valid, the others go through every rule's ``problem`` in order for
     their verdict and detail (an exception there becomes ``internal_error``)."""
     result: Validated[T] = Validated()
-    decoded = codec.decode_many([raw.value for raw in raws])
+    decoded = codec.decode_many(list(map(_value, raws)))
     for position, error in decoded.failures:
         result.errs.append(_dead_letter(codec, raws[position], error.reason, error.detail, now))
     records = decoded.oks

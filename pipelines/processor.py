@@ -34,6 +34,9 @@ from pipelines.attribution import (
     AttributionState,
     HeldArrays,
 )
+from pipelines.batch_topics import of_topic as _of_topic
+from pipelines.batch_topics import offset_ranges as _offset_ranges
+from pipelines.batch_topics import topic_codes as _topic_codes
 from pipelines.kernel import (
     RawRecord,
     SeenIds,
@@ -217,15 +220,16 @@ class StreamProcessor:
         attributed_elsewhere: AbstractSet[tuple[str, int, int]] | None = None,
     ) -> BatchOutput:
         exposures_topic, events_topic = self.exposures_topic, self.events_topic
-        exposure_raws = [raw for raw in raws if raw[0] == exposures_topic]
-        event_raws = [raw for raw in raws if raw[0] == events_topic]
+        topics = _topic_codes(raws) if raws else (None, [])
+        exposure_raws = _of_topic(raws, topics, exposures_topic)
+        event_raws = _of_topic(raws, topics, events_topic)
         letter_raws: list[RawRecord] = []
         if len(exposure_raws) + len(event_raws) != len(raws):
-            letter_raws = [raw for raw in raws if raw[0] == self.dead_letters_topic]
+            letter_raws = _of_topic(raws, topics, self.dead_letters_topic)
             if len(exposure_raws) + len(event_raws) + len(letter_raws) != len(raws):
                 other = next(raw for raw in raws if raw[0] not in (exposures_topic, events_topic))
                 raise ValueError(f"records of an unexpected topic: {other.topic}")
-        ranges = _offset_ranges(raws)
+        ranges = _offset_ranges(raws, topics)
 
         exposures = validate_exposures(self.exposure_codec, exposure_raws, self.rules, now)
         events = validate_events(self.event_codec, event_raws, self.rules, now)
@@ -239,7 +243,7 @@ class StreamProcessor:
         dead_letters = [d for d, known in zip(errs, seen, strict=True) if not known]
 
         enriched = enrich_exposures(
-            [record for record, _ in fresh_exposures],
+            list(map(_first, fresh_exposures)),
             self.registry.variation_names,
             self.registry.override_for,
             now,
@@ -247,7 +251,7 @@ class StreamProcessor:
         # Exposures first: an event in the same batch as its exposure is attributed at once.
         ordered = sorted(enriched.records, key=_exposed_at)
         held_attributions = self.attribution.observe_exposures_columns(ordered, now)
-        event_records = [record for record, _ in fresh_events]
+        event_records: list[MetricEvent] = list(map(_first, fresh_events))
         # Decoded records' times are whole milliseconds: attribution joins on them (decision 0076).
         occurred_ms = (
             events.times_ms
@@ -296,8 +300,8 @@ class StreamProcessor:
             dead_letters=dead_letters,
             tokens={t: dedup_token(t, ranges) for t in _TABLES},
             offsets={key: last + 1 for key, (_, last) in ranges.items()},
-            exposure_ids=[record.exposure_id for record in enriched.records],
-            event_ids=[record.event_id for record in event_records],
+            exposure_ids=list(map(_exposure_id, enriched.records)),
+            event_ids=list(map(_event_id, event_records)),
             consumed=len(raws) - len(letter_raws),
             dead_letter_topic_records=len(letter_raws),
             duplicates=dup_exposures + dup_events,
@@ -372,38 +376,13 @@ def _gc_paused() -> Iterator[None]:
 _exposure_id: Callable[[Exposure], str] = attrgetter("exposure_id")
 _event_id: Callable[[MetricEvent], str] = attrgetter("event_id")
 _exposed_at: Callable[[Exposure], datetime] = attrgetter("exposed_at")
+_first = itemgetter(0)
 _occurred_at: Callable[[MetricEvent], datetime] = attrgetter("occurred_at")
 
 
 def _constant_timestamp(at: datetime, count: int) -> pa.Array:
     millis = round(at.timestamp() * 1000)
     return pa.array(np.full(count, millis, np.int64), TIMESTAMP)
-
-
-_topic_partition: Callable[[RawRecord], tuple[str, int]] = itemgetter(0, 1)
-
-
-def _offset_ranges(raws: Sequence[RawRecord]) -> dict[tuple[str, int], tuple[int, int]]:
-    """(topic, partition) → (first, last) offset of the batch, keys in order of first appearance.
-
-    Column-wise (numpy) rather than a dict update per record: one small int per record for the key."""
-    if not raws:
-        return {}
-    pairs = list(map(_topic_partition, raws))
-    keys = {key: code for code, key in enumerate(dict.fromkeys(pairs))}  # first-appearance order
-    codes = np.fromiter(map(keys.__getitem__, pairs), np.int64, len(raws))
-    offsets = np.fromiter(map(_offset, raws), np.int64, len(raws))
-    if len(keys) == 1:
-        return {next(iter(keys)): (int(offsets.min()), int(offsets.max()))}
-    order = np.argsort(codes, kind="stable")
-    grouped = offsets[order]
-    starts = np.flatnonzero(np.diff(codes[order], prepend=-1))
-    firsts = np.minimum.reduceat(grouped, starts).tolist()
-    lasts = np.maximum.reduceat(grouped, starts).tolist()
-    return {key: (firsts[code], lasts[code]) for key, code in keys.items()}
-
-
-_offset: Callable[[RawRecord], int] = itemgetter(2)
 
 
 def _times_column(name: str, millis: np.ndarray | None) -> dict[str, pa.Array] | None:

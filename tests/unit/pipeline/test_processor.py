@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from pathlib import Path
 
 import msgspec
 
+from pipelines.batch_topics import of_topic, topic_codes
 from pipelines.kernel import RawRecord
 from pipelines.processor import RegistryView, StreamProcessor, _offset_ranges, dedup_token
 from schemas import DeadLetterReason, RecordError, RecordKind, make_dead_letter
@@ -132,6 +134,30 @@ def test_offset_ranges_per_topic_partition_in_order_of_first_appearance() -> Non
     assert list(ranges.items()) == [(("e", 1), (3, 12)), (("x", 0), (4, 6)), (("x", 2), (7, 7))]
     assert _offset_ranges(raws[:1]) == {("e", 1): (9, 9)}
     assert _offset_ranges([]) == {}
+    assert _offset_ranges([RawRecord("e", -1, 2, None, b""), RawRecord("e", 3, 1, None, b"")]) == {
+        ("e", -1): (2, 2),
+        ("e", 3): (1, 1),
+    }
+
+
+def test_offset_ranges_match_a_record_by_record_reference_on_random_batches() -> None:
+    rng = random.Random(22)
+    for _ in range(500):
+        raws = [
+            RawRecord(rng.choice(["e", "x", "dl"]), rng.randrange(40_000), rng.randrange(1 << 40), None, b"")
+            if rng.random() < 0.02
+            else RawRecord(rng.choice(["e", "x", "dl"]), rng.randrange(6), rng.randrange(500), None, b"")
+            for _ in range(rng.randrange(1, 60))
+        ]
+        expected: dict[tuple[str, int], tuple[int, int]] = {}
+        for topic, partition, offset, *_ in raws:
+            first, last = expected.get((topic, partition), (offset, offset))
+            expected[(topic, partition)] = (min(first, offset), max(last, offset))
+        assert list(_offset_ranges(raws).items()) == list(expected.items())
+        coded = topic_codes(raws)
+        assert list(_offset_ranges(raws, coded).items()) == list(expected.items())
+        for topic in ("e", "x", "dl", "other", None):
+            assert of_topic(raws, coded, topic) == [raw for raw in raws if raw.topic == topic]
 
 
 def _collector_letter(detail: str) -> bytes:

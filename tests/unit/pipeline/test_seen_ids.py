@@ -49,3 +49,19 @@ def test_an_idle_state_forgets_everything_after_the_retention() -> None:
     seen = SeenIds(timedelta(minutes=10), max_ids=1000)
     seen.commit(["a", "b"], T0)
     assert seen.expire(T0 + timedelta(minutes=11)) == 2 and len(seen) == 0 and "a" not in seen
+
+
+def test_a_large_batch_is_looked_up_sorted_with_the_same_answers_in_its_order() -> None:
+    rng = random.Random(103)
+    seen = SeenIds(timedelta(days=1), max_ids=160_000)  # slices of 10,000 ids
+    committed = [f"c-{i}" for i in range(55_000)]  # 5 sealed slices and an open one
+    seen.commit(committed, T0)
+    query = rng.sample(committed, 3_000) + [f"new-{i}" for i in range(3_000)]
+    rng.shuffle(query)
+    assert len(query) >= 2048  # the sorted lookup
+    known = set(committed)
+    assert seen.contains_many(query) == [record_id in known for record_id in query]
+    pairs = [(record_id, position) for position, record_id in enumerate(query)]
+    fresh, duplicates = seen.deduplicate(pairs, str, T0)
+    assert duplicates == 3_000
+    assert fresh == [pair for pair in pairs if pair[0] not in known]
