@@ -200,10 +200,10 @@ def steady_flow(
     warm-up) of: +1 % events (and ``new_units`` new units with their exposures and ~10 events each), the
     refresher (background), the full results (values current); +1 % more events, then the full results
     ``until`` now with the default bound (best of 3: reads as of the refresh, must not refresh and must
-    give the numbers of before the new events); then, in rotating order, four ``fresh=True`` calls, each
+    give the numbers of before the new events); then four ``fresh=True`` calls, each
     over its own +1 % (after an overlay, which writes nothing, an untimed refresh folds its +1 % in): the
     overlay (decisions 0100 and 0104, writes nothing), the overlay with 0100's statement (the baseline of
-    0104), the fold (0099: refresh, then read)
+    0104; the two overlays take turns at being first), the fold (0099: refresh, then read)
     and the recomputation of the touched units (the baseline, ``XP_RESULTS_UNIT_VALUES_FOLD=false``),
     each followed by the live scan on the same data (must equal it)."""
     plan = experiment_unit_values_plan(spec, cuped=False, covariate_days=14.0)
@@ -297,8 +297,9 @@ def steady_flow(
         if not all(same_document(numbers(run[2].to_json()), before) for run in calls):
             raise SystemExit("a call within the staleness bound is not the result as of the refresh")
         runs: dict[str, tuple[float, float, int]] = {}
-        kinds = (FLOW, OVERLAY_0100, FOLD, RECOMPUTE)
-        order = kinds[round_ % 4 :] + kinds[: round_ % 4]
+        # the two overlays first, right after the refresher's compaction, taking turns at being first
+        # (what precedes a call, a fold's or a recomputation's part, changes its FINAL reads' cost)
+        order = ((FLOW, OVERLAY_0100) if round_ % 2 else (OVERLAY_0100, FLOW)) + (FOLD, RECOMPUTE)
         for position, options in enumerate(order):
             if position:
                 more_events()  # each later call gets its own +1 %
