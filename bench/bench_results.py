@@ -19,7 +19,8 @@ sum, count within 1 h). Timed, best of ``--repeat`` runs after one warm-up, in t
   the full results, best of 3; the read before/after a compaction; the live scan on the same data;
 - **steady flow** (``--steady-flow``, the same module): +1 % events after the refresher ran, then the
   full results with the default staleness bound (no refresh), then, in rotating order, ``--fresh``
-  overlaying the new rows at read time (decision 0100), ``--fresh`` folding them in (0099) and
+  overlaying the new rows at read time (decisions 0100, 0104), the same with 0100's statement (the
+  baseline of 0104), ``--fresh`` folding them in (0099) and
   ``--fresh`` recomputing the touched units (the baseline, ``XP_RESULTS_UNIT_VALUES_FOLD=false``), each
   after its own +1 % and checked against the live scan; ``--new-units N`` adds N new units (exposures
   and ~10 events each) to every +1 %;

@@ -22,6 +22,7 @@ clock skew); the cost of the 30 s default is stated in docs/benchmarks.md.
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import patch
 
 from bench_results import (
     ATTRIBUTED_SQL,
@@ -41,6 +42,7 @@ from bench_results import (
 
 from assignment.registry import ExperimentSpec, RegistrySnapshot
 from jobs.results.compute import compute_experiment_result
+from jobs.results.metric_sql import unit_overlay
 from jobs.results.metric_sql.unit_values import build_parameters, changed_units_sql, read_sql
 from jobs.unit_values import EPOCH, UnitValuesSettings, read_state, refresh
 from jobs.unit_values.job import compact, experiment_unit_values_plan, refresh_running, stored_parts
@@ -162,6 +164,21 @@ RECOMPUTE = UnitValuesSettings(
     results_unit_values_margin_seconds=0.0, results_unit_values_overlay=False, results_unit_values_fold=False
 )
 """The baseline of ``--fresh``: the refresh recomputes every touched unit in full (before decision 0099)."""
+OVERLAY_0100 = UnitValuesSettings(results_unit_values_margin_seconds=0.0)
+"""``FLOW`` with decision 0100's statement (its ``arrayMap`` additions, :func:`added_arrays_0100`), the
+baseline of decision 0104 in the same run: a distinct object, told apart by identity."""
+
+
+def added_arrays_0100(plan: Any) -> tuple[str, str]:
+    """Decision 0100's additions of a touched unit's delta (a lambda per cell over ``range``)."""
+    cells, summed = len(plan.cells), len(plan.summed)
+    i = "indexOf(d.variations, s.variation_id)"
+    return (
+        f"arrayMap(j -> toUInt32(s.counts[j] + d.counts_by[{i}][j]), range(1, {cells + 1}))",
+        f"arrayMap(j -> s.totals[j] + d.totals_by[{i}][j], range(1, {summed + 1}))",
+    )
+
+
 NEW_UNITS_SQL = EXPOSURES_SQL.replace("FROM numbers({units})", "FROM numbers({start}, {count})")
 NEW_UNIT_EVENTS_SQL = (
     ATTRIBUTED_SQL.replace("concat('e', toString(number))", "concat('n', toString(number))")
@@ -183,9 +200,10 @@ def steady_flow(
     warm-up) of: +1 % events (and ``new_units`` new units with their exposures and ~10 events each), the
     refresher (background), the full results (values current); +1 % more events, then the full results
     ``until`` now with the default bound (best of 3: reads as of the refresh, must not refresh and must
-    give the numbers of before the new events); then, in rotating order, three ``fresh=True`` calls, each
-    over its own +1 % (after the overlay, which writes nothing, an untimed refresh folds its +1 % in): the
-    overlay (decision 0100, writes nothing), the fold (0099: refresh, then read)
+    give the numbers of before the new events); then four ``fresh=True`` calls, each
+    over its own +1 % (after an overlay, which writes nothing, an untimed refresh folds its +1 % in): the
+    overlay (decisions 0100 and 0104, writes nothing), the overlay with 0100's statement (the baseline of
+    0104; the two overlays take turns at being first), the fold (0099: refresh, then read)
     and the recomputation of the touched units (the baseline, ``XP_RESULTS_UNIT_VALUES_FOLD=false``),
     each followed by the live scan on the same data (must equal it)."""
     plan = experiment_unit_values_plan(spec, cuped=False, covariate_days=14.0)
@@ -216,6 +234,9 @@ def steady_flow(
             new_start += 10 * new_units
 
     def call(options: UnitValuesSettings, **kw: Any) -> Any:
+        if options is OVERLAY_0100:
+            with patch.object(unit_overlay, "added_arrays", added_arrays_0100):
+                return call(FLOW, **kw)
         return compute_experiment_result(
             warehouse, spec, segment="country", top=10, unit_values=options, **kw
         )
@@ -225,9 +246,10 @@ def steady_flow(
         state = read_state(warehouse, spec.key, plan)
         wall, cpu, result = timed(lambda: call(options, fresh=True))
         after = read_state(warehouse, spec.key, plan)
-        if options is FLOW and after != state:
+        overlay = options is FLOW or options is OVERLAY_0100
+        if overlay and after != state:
             raise SystemExit("the overlay wrote")
-        if options is not FLOW and after == state:
+        if not overlay and after == state:
             raise SystemExit("--fresh did not refresh")
         if before is not None and same_document(numbers(result.to_json()), before):
             raise SystemExit("the new events changed no number: the bounded check would prove nothing")
@@ -235,7 +257,7 @@ def steady_flow(
         if not same_document(numbers(result.to_json()), numbers(scan[2].to_json())):
             raise SystemExit(f"fresh unit values ({names[id(options)]}) and the live scan disagree")
         scans.append(scan[:2])
-        return wall, cpu, 0 if options is FLOW else stored_units(after)
+        return wall, cpu, 0 if overlay else stored_units(after)
 
     def stored_units(state: Any) -> int:
         rows = warehouse.query_arrow(
@@ -251,7 +273,12 @@ def steady_flow(
     )
     wall, cpu, _ = timed(lambda: refresh(warehouse, spec.key, plan, margin_seconds=0.0, rebuild=True))
     report("flow: full build", [(wall, cpu)])
-    names = {id(FLOW): "overlay", id(FOLD): "fold", id(RECOMPUTE): "recompute"}
+    names = {
+        id(FLOW): "overlay",
+        id(OVERLAY_0100): "overlay 0100",
+        id(FOLD): "fold",
+        id(RECOMPUTE): "recompute",
+    }
     bounded: list[tuple[float, float]] = []
     forced_runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names.values()}
     scans: list[tuple[float, float]] = []
@@ -270,13 +297,15 @@ def steady_flow(
         if not all(same_document(numbers(run[2].to_json()), before) for run in calls):
             raise SystemExit("a call within the staleness bound is not the result as of the refresh")
         runs: dict[str, tuple[float, float, int]] = {}
-        order = (FLOW, FOLD, RECOMPUTE)[round_ % 3 :] + (FLOW, FOLD, RECOMPUTE)[: round_ % 3]
+        # the two overlays first, right after the refresher's compaction, taking turns at being first
+        # (what precedes a call, a fold's or a recomputation's part, changes its FINAL reads' cost)
+        order = ((FLOW, OVERLAY_0100) if round_ % 2 else (OVERLAY_0100, FLOW)) + (FOLD, RECOMPUTE)
         for position, options in enumerate(order):
             if position:
                 more_events()  # each later call gets its own +1 %
             runs[names[id(options)]] = forced(options, before if not position else None)
-            if options is FLOW:  # the overlay wrote nothing: fold its +1 % in (untimed), so that the
-                refresh(warehouse, spec.key, plan, margin_seconds=0.0)  # next call sees only its own
+            if options is FLOW or options is OVERLAY_0100:  # an overlay wrote nothing: fold its +1 % in
+                refresh(warehouse, spec.key, plan, margin_seconds=0.0)  # (untimed): the next sees its own
         if round_:
             refreshers.append(refresher_run[:2])
             bounded.append(min(run[:2] for run in calls))
@@ -285,7 +314,8 @@ def steady_flow(
             lags.extend((run[2].computed_at - run[2].data_as_of).total_seconds() for run in calls)
             notes.append(
                 f"bound {' / '.join(f'{run[0] * 1000:.0f}' for run in calls)} ms, fresh overlay "
-                f"{runs['overlay'][0] * 1000:.0f} ms, fold {runs['fold'][0] * 1000:.0f} ms "
+                f"{runs['overlay'][0] * 1000:.0f} ms, overlay 0100 "
+                f"{runs['overlay 0100'][0] * 1000:.0f} ms, fold {runs['fold'][0] * 1000:.0f} ms "
                 f"({runs['fold'][2]:,} units written), recompute {runs['recompute'][0] * 1000:.0f} ms "
                 f"({runs['recompute'][2]:,}), load {loadavg()}"
             )
@@ -294,11 +324,11 @@ def steady_flow(
     print(f"  rounds: {'; '.join(notes)}")
     print(f"  data_as_of behind computed_at: {min(lags):.1f}–{max(lags):.1f} s")
     extra = f" + {new_units:,} new units" if new_units else ""
-    for name in ("overlay", "fold", "recompute"):
+    for name in ("overlay", "overlay 0100", "fold", "recompute"):
         runs_ = forced_runs[name]
         cpu = sorted(c for _, c in runs_)
         report(f"flow: full, --fresh, {name} (+{fresh:,}{extra})", runs_)
         print(f"  {name}: median CPU {cpu[len(cpu) // 2] * 1000:.0f} ms, CPU per run "
               f"{', '.join(f'{c * 1000:.0f}' for _, c in runs_)} ms")  # fmt: skip
     report("flow: full, live scan (baseline)", scans)
-    print(f"bounded == as of the refresh, fresh (all three) == live scan (1e-9 relative); load {loadavg()}")
+    print(f"bounded == as of the refresh, fresh (all four) == live scan (1e-9 relative); load {loadavg()}")

@@ -38,7 +38,7 @@ from jobs.results.metric_sql.unit_values import (
 if TYPE_CHECKING:
     from jobs.unit_values.plan import UnitValuesPlan
 
-__all__ = ["overlay_read_sql", "recompute_read_sql"]
+__all__ = ["added_arrays", "overlay_read_sql", "recompute_read_sql"]
 
 _STORED = (
     "FROM xp.unit_values FINAL\n"
@@ -50,6 +50,20 @@ _COLUMNS = (
 )
 
 
+def added_arrays(plan: UnitValuesPlan) -> tuple[str, str]:
+    """A touched unit's stored ``counts`` and ``totals`` plus its delta in the stored row's variation
+    (zeros when the delta has none; an empty stored row, a unit without one, is recomputed anyway).
+    Pointwise array ``+`` (ClickHouse 23.8+; decision 0104): no lambda capturing the delta's nested arrays
+    per element, as 0100's ``arrayMap(j -> …, range(…))`` did. ``arrayResize`` pads to the plan's width, so
+    the two sides always have equal sizes, as ``+`` requires."""
+    cells, summed = len(plan.cells), len(plan.summed)
+    i = "indexOf(d.variations, s.variation_id)"
+    counts = f"CAST(arrayResize(s.counts, {cells}) + arrayResize(d.counts_by[{i}], {cells}), 'Array(UInt32)')"
+    if not summed:
+        return counts, "CAST([], 'Array(Float64)')"
+    return counts, f"arrayResize(s.totals, {summed}) + arrayResize(d.totals_by[{i}], {summed})"
+
+
 def overlay_read_sql(plan: UnitValuesPlan) -> str:
     """``kind`` 0 rows: the statistics of ``read_sql`` over the units answered from their stored row (plus
     the rows stored since ``{watermark}``); ``kind`` 1 rows: ``recompute``, the touched units left out
@@ -57,10 +71,7 @@ def overlay_read_sql(plan: UnitValuesPlan) -> str:
     counts, totals_sql = cell_aggregates(plan)
     number = rule.field_number(None, value_column="a.value")
     moved = "\n        UNION DISTINCT\n        ".join(moved_units(plan))
-    cells, summed = len(plan.cells), len(plan.summed)
-    i = "indexOf(d.variations, s.variation_id)"
-    added_counts = f"arrayMap(j -> toUInt32(s.counts[j] + d.counts_by[{i}][j]), range(1, {cells + 1}))"
-    added_totals = f"arrayMap(j -> s.totals[j] + d.totals_by[{i}][j], range(1, {summed + 1}))"
+    added_counts, added_totals = added_arrays(plan)
     select, aggregate = read_aggregates(plan)
     return f"""
 WITH

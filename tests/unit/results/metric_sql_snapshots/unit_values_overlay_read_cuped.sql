@@ -64,8 +64,8 @@ FROM
                OR hasAny(s.folded, d.all_keys) OR d.unit_id IN (SELECT unit_id FROM moved), 1, 0) AS kind,
             d.unit_id AS unit, d.newest AS newest, s.variation_id AS variation_id, s.eligible AS eligible,
             s.first_exposed_at AS first_exposed_at, s.attributes AS attributes,
-            arrayMap(j -> toUInt32(s.counts[j] + d.counts_by[indexOf(d.variations, s.variation_id)][j]), range(1, 4)) AS counts,
-            arrayMap(j -> s.totals[j] + d.totals_by[indexOf(d.variations, s.variation_id)][j], range(1, 2)) AS totals,
+            CAST(arrayResize(s.counts, 3) + arrayResize(d.counts_by[indexOf(d.variations, s.variation_id)], 3), 'Array(UInt32)') AS counts,
+            arrayResize(s.totals, 1) + arrayResize(d.totals_by[indexOf(d.variations, s.variation_id)], 1) AS totals,
             s.covariate_counts AS covariate_counts, s.covariate_totals AS covariate_totals
         FROM
         (
