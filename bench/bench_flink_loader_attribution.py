@@ -38,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import msgspec
 import pyarrow as pa
 
+from bench._workload import unit_events, unit_exposure
 from pipelines.attribution import AttributionState
 from pipelines.flink.attribution_check import AttributionCheck, job_rows, kernel_rows
 from pipelines.flink.attribution_load import job_rows_table
 from pipelines.kernel import RawRecord, ValidationRules
 from pipelines.processor import RegistryView, StreamProcessor
-from schemas import Exposure, ExposureSource, MetricEvent
 
 BASE = datetime(2026, 11, 26, tzinfo=UTC)
 NOW = BASE + timedelta(minutes=31)
@@ -58,26 +58,9 @@ def records(units: int, events_per_unit: int, batch_size: int) -> list[list[RawR
     for u in range(units):
         unit = f"u7-{u}"
         at = BASE + timedelta(seconds=rng.randrange(600))
-        exposure = Exposure(
-            exposure_id=f"x-{unit}",
-            unit_id=unit,
-            hash_attribute="id",
-            experiment_key="bench",
-            variation_id=u % 2,
-            variation_key=str(u % 2),
-            source=ExposureSource.LOADGEN,
-            exposed_at=at,
-        )
+        exposure = unit_exposure(unit, u, at)
         xs.append(RawRecord("x", u % 3, len(xs), unit.encode(), msgspec.json.encode(exposure), kafka_ms))
-        for j in range(events_per_unit):
-            name = "purchase" if j % 4 == 0 else "pageview"
-            event = MetricEvent(
-                event_id=f"e-{unit}-{j}",
-                unit_id=unit,
-                event_name=name,
-                value=12.5 if name == "purchase" else None,
-                occurred_at=at + timedelta(seconds=rng.randrange(900)),
-            )
+        for event in unit_events(unit, events_per_unit, at, rng):
             es.append(RawRecord("e", u % 3, len(es), unit.encode(), msgspec.json.encode(event), kafka_ms))
     share = batch_size // (1 + events_per_unit)
     batches: list[list[RawRecord]] = []

@@ -40,7 +40,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._broker import bench_broker
-from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
+from bench._workload import unit_events, unit_exposure
+from schemas import Exposure, MetricEvent, RecordCodec
 from xpcore.config import KafkaSettings, StreamSettings
 from xpcore.kafka import EVENTS, EXPOSURES
 
@@ -61,26 +62,9 @@ def produce(settings: KafkaSettings, units: int, events_per_unit: int, seed: int
     for u in range(units):
         unit = f"u{seed}-{u}"
         at = base + timedelta(seconds=rng.randrange(600))
-        exposure = Exposure(
-            exposure_id=f"x-{unit}",
-            unit_id=unit,
-            hash_attribute="id",
-            experiment_key="bench",
-            variation_id=u % 2,
-            variation_key=str(u % 2),
-            source=ExposureSource.LOADGEN,
-            exposed_at=at,
-        )
+        exposure = unit_exposure(unit, u, at)
         producer.produce(settings.topic(EXPOSURES), key=unit.encode(), value=exposure_codec.encode(exposure))
-        for j in range(events_per_unit):
-            name = "purchase" if j % 4 == 0 else "pageview"
-            event = MetricEvent(
-                event_id=f"e-{unit}-{j}",
-                unit_id=unit,
-                event_name=name,
-                value=12.5 if name == "purchase" else None,
-                occurred_at=at + timedelta(seconds=rng.randrange(900)),
-            )
+        for event in unit_events(unit, events_per_unit, at, rng):
             producer.produce(settings.topic(EVENTS), key=unit.encode(), value=event_codec.encode(event))
         sent += 1 + events_per_unit
         producer.poll(0)
@@ -134,27 +118,10 @@ def kernel_only(
         unit = f"u7-{u}"
         at = base + timedelta(seconds=rng.randrange(600))
         for key in keys:
-            exposure = Exposure(
-                exposure_id=f"x-{key}-{unit}",
-                unit_id=unit,
-                hash_attribute="id",
-                experiment_key=key,
-                variation_id=u % 2,
-                variation_key=str(u % 2),
-                source=ExposureSource.LOADGEN,
-                exposed_at=at,
-            )
+            exposure = unit_exposure(unit, u, at, key, f"x-{key}-{unit}")
             value = msgspec.json.encode(exposure)
             xs.append(RawRecord("x", u % 3, len(xs), unit.encode(), value, kafka_ms))
-        for j in range(events_per_unit):
-            name = "purchase" if j % 4 == 0 else "pageview"
-            event = MetricEvent(
-                event_id=f"e-{unit}-{j}",
-                unit_id=unit,
-                event_name=name,
-                value=12.5 if name == "purchase" else None,
-                occurred_at=at + timedelta(seconds=rng.randrange(900)),
-            )
+        for event in unit_events(unit, events_per_unit, at, rng):
             es.append(RawRecord("e", u % 3, len(es), unit.encode(), msgspec.json.encode(event), kafka_ms))
     share = batch_size * len(keys) // (len(keys) + events_per_unit)
     raws: list[RawRecord] = []

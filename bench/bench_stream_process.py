@@ -39,7 +39,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._broker import bench_broker
-from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
+from bench._workload import unit_events, unit_exposure
+from schemas import Exposure, MetricEvent, RecordCodec
 from xpcore.config import KafkaSettings
 from xpcore.kafka import EVENTS, EXPOSURES
 
@@ -75,26 +76,9 @@ def produce(settings: KafkaSettings, units: int, events_per_unit: int, seed: int
         key = unit.encode()
         at = base + timedelta(seconds=rng.randrange(600))
         for experiment in EXPERIMENTS:
-            exposure = Exposure(
-                exposure_id=f"x-{experiment}-{unit}",
-                unit_id=unit,
-                hash_attribute="id",
-                experiment_key=experiment,
-                variation_id=u % 2,
-                variation_key=str(u % 2),
-                source=ExposureSource.LOADGEN,
-                exposed_at=at,
-            )
+            exposure = unit_exposure(unit, u, at, experiment, f"x-{experiment}-{unit}")
             producer.produce(exposures_topic, key=key, value=exposure_codec.encode(exposure))
-        for j in range(events_per_unit):
-            name = "purchase" if j % 4 == 0 else "pageview"
-            event = MetricEvent(
-                event_id=f"e-{unit}-{j}",
-                unit_id=unit,
-                event_name=name,
-                value=12.5 if name == "purchase" else None,
-                occurred_at=at + timedelta(seconds=rng.randrange(900)),
-            )
+        for event in unit_events(unit, events_per_unit, at, rng):
             producer.produce(events_topic, key=key, value=event_codec.encode(event))
         sent += len(EXPERIMENTS) + events_per_unit
         producer.poll(0)
