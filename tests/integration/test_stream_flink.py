@@ -51,6 +51,11 @@ TABLES = {
     "xp.dead_letters": "source_topic, source_partition, source_offset",
 }
 LOAD_TIMES = ("ingested_at", "received_at", "attributed_at")
+# a loader run that must stop at its first batch: it ends with rc 1 long before the idle time
+STOPPING_RUN = [
+    *(sys.executable, "-m", "xpstream.cli", "stream", "run"),
+    *("--runner", "flink", "--until-idle", "2"),
+]
 GOOD_ROW = dict(  # a row of the job's attribution (decision 0105)
     event_id="e1", unit_id="u1", experiment_key="exp-a", variation_id=1, event_name="purchase", value=None
 ) | {"occurred_us": 1_700_000_061_000_000, "first_us": 1_700_000_000_000_000}
@@ -314,18 +319,7 @@ def test_a_hand_off_record_without_its_source_stops_the_loader(
     producer.produce(kafka_settings.topic(FLINK_EVENTS), key=b"u1", value=b'{"event_id": "forged"}')
     assert producer.flush(30) == 0
     env = flink_env(worker_env(kafka_settings, home, registry_file))
-    command = [
-        sys.executable,
-        "-m",
-        "xpstream.cli",
-        "stream",
-        "run",
-        "--runner",
-        "flink",
-        "--until-idle",
-        "2",
-    ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=420)
+    result = subprocess.run(STOPPING_RUN, env=env, capture_output=True, text=True, timeout=420)
     assert result.returncode == 1
     assert "no valid source headers" in result.stderr
     assert "only the Flink job may write the hand-off topics" in result.stderr
@@ -364,18 +358,7 @@ def test_a_forged_attribution_row_stops_the_loader_in_trust_mode(
     producer.produce(topic, key=key, value=forged, partition=0)
     assert producer.flush(30) == 0
     env = flink_env(worker_env(kafka_settings, home, registry_file), XP_FLINK_LOCAL_JOB="false")
-    command = [
-        sys.executable,
-        "-m",
-        "xpstream.cli",
-        "stream",
-        "run",
-        "--runner",
-        "flink",
-        "--until-idle",
-        "2",
-    ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(STOPPING_RUN, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr[-3000:]
     assert f"a record of {topic} is not the job's row: {topic}/0@1: {why}" in result.stderr, result.stderr[
         -3000:
