@@ -102,3 +102,36 @@ def _metric_stats() -> str:
     from xpcore.warehouse import load_query
 
     return load_query("realtime_metric_stats")
+
+
+def test_the_flink_replay_guard_finds_the_job_rows_a_killed_loader_inserted(warehouse: Warehouse) -> None:
+    """Trust mode's restart look-up (decision 0105) against the real table: a (event id, experiment)
+    pair inserted before the restart is found, the same event under another experiment is not."""
+    import json
+
+    from pipelines.flink.attribution_load import ReplayGuard, job_rows_table
+
+    known = {"exp-a": frozenset({0, 1}), "exp-b": frozenset({0, 1})}
+    first_us = 1_714_564_800_000_000  # 2024-05-01 12:00 UTC
+
+    def rows(*pairs: tuple[str, str]) -> list[tuple[bytes, bytes, str]]:
+        made = [
+            {
+                "event_id": event_id,
+                "unit_id": "u1",
+                "experiment_key": experiment,
+                "variation_id": 1,
+                "event_name": "purchase",
+                "value": 2.5,
+                "occurred_us": first_us + 61_000_000,
+                "first_us": first_us,
+            }
+            for event_id, experiment in pairs
+        ]
+        return [(b"u1", json.dumps(row).encode(), "xp.flink.attributions/0@0") for row in made]
+
+    loaded_before = job_rows_table(rows(("e1", "exp-a"), ("e2", "exp-a")), known)
+    warehouse.insert_arrow("xp.attributed_events", loaded_before, dedup_token="before-the-kill")
+    again = job_rows_table(rows(("e1", "exp-a"), ("e2", "exp-b"), ("e3", "exp-a")), known)
+    guard = ReplayGuard(warehouse, {0: 3})
+    assert guard.loaded(again) == [True, False, False]
