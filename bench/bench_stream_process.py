@@ -4,6 +4,11 @@ Issue #22's workload, scaled by ``--units``: per unit 2 exposures (experiments `
 and ``--events-per-unit`` events (default 20), every event attributed to both experiments. With
 ``--units 100000`` that is 2.2 M records (200 k exposures, 2 M events, 4 M attribution rows).
 
+A run may write fewer attribution rows than the workload has (``attributed`` < ``workload_rows``): events
+read before their unit's exposures are held, and past ``XP_STREAM_MAX_HELD_EVENTS`` the oldest are released
+unattributed, so how many rows a run writes depends on the order librdkafka hands over the two topics.
+Each run reports ``attributed_share``; compare runs with the same share (docs/benchmarks.md).
+
 Per round, interleaved in the same run over the same topics: raw confluent-kafka consumption (a fresh
 group, every record's value touched; librdkafka defaults and tuned fetch settings), then each source tree
 given with ``--tree NAME=PATH`` (a checkout of this repository, e.g. the baseline commit from
@@ -195,7 +200,9 @@ def main() -> None:
         registry = home / "registry.json"
         registry.write_text(json.dumps(REGISTRY))
         for round_number in range(args.rounds):
+            workload_rows = args.units * args.events_per_unit * len(EXPERIMENTS)
             row: dict[str, Any] = {"round": round_number + 1, "records": total}
+            row["workload_rows"] = workload_rows
             row["raw_default"] = raw_consume(kafka, total, {})
             row["raw_tuned_fetch"] = raw_consume(kafka, total, TUNED_FETCH)
             for name, tree, extra in trees:
@@ -211,6 +218,7 @@ def main() -> None:
                 }
                 profile = args.profile / f"{name}-{round_number + 1}.prof" if args.profile else None
                 row[name] = run_tree(tree, env, profile)
+                row[name]["attributed_share"] = round(row[name]["attributed"] / max(workload_rows, 1), 4)
             row["load_average"] = [round(v, 2) for v in os.getloadavg()]
             print(json.dumps(row), flush=True)
 

@@ -109,6 +109,9 @@ class AttributionState:
         self._slices: deque[_HeldSlice] = deque()
         self._held_total = 0
         self.released = 0
+        self.released_early = 0
+        """Held events released before their hold ended because ``max_held`` were held: a late exposure
+        can no longer attribute them (a backlog read events first, or the cap is too low for the traffic)."""
         # (experiment_key,) per experiment, shared by the held events attributed to that one experiment
         # (a tuple per event was ~16 k new GC-tracked objects per 20 k-record batch).
         self._singletons: dict[str, tuple[str]] = {}
@@ -193,6 +196,7 @@ class AttributionState:
                 count = min(len(units) - piece.next, self._held_total - self.max_held)
                 if count <= 0:
                     break
+                self.released_early += count
             for index in range(piece.next, piece.next + count):
                 unit_id = units[index]
                 entries = held[unit_id]

@@ -285,7 +285,7 @@ class FaustRunner:
         if parts.metrics is not None:
             parts.metrics.record_batch(output, parts.processor)
         report.stage_seconds["commit"] += time.monotonic() - committed_at
-        report.add_batch(output)
+        report.add_batch(output, held_released_early=parts.processor.attribution.released_early)
         report.active_seconds = round(time.monotonic() - self.first_batch_at, 3)
 
     def _produce_dead_letters(self, output: BatchOutput) -> None:

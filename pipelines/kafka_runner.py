@@ -207,7 +207,7 @@ class KafkaRunner:
         report.stage_seconds["commit"] += time.monotonic() - committed_at
         assert self.first_batch_at is not None
         report.active_seconds = round(time.monotonic() - self.first_batch_at, 3)
-        report.add_batch(output)
+        report.add_batch(output, held_released_early=self.parts.processor.attribution.released_early)
 
     def _drained(self) -> bool:
         """Every partition held has lag 0; holding none (a rebalance, a broker restart, more workers than

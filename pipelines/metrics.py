@@ -4,7 +4,9 @@ Names: ``xp_stream_records_total{topic,outcome}`` (outcome: loaded, duplicate, d
 ``xp_stream_dead_letters_total{reason}``, ``xp_stream_attributions_total``,
 ``xp_stream_insert_seconds{table}``, ``xp_stream_insert_retries_total``, ``xp_stream_batches_total``,
 ``xp_stream_freshness_seconds`` (event time → loaded, per loaded record, capped at one hour buckets),
-``xp_stream_held_events``, ``xp_stream_consumer_lag`` (assigned partitions, sampled when idle).
+``xp_stream_held_events``, ``xp_stream_held_released_early_total`` (held events released by
+``XP_STREAM_MAX_HELD_EVENTS`` before their hold ended: a late exposure can no longer attribute them),
+``xp_stream_consumer_lag`` (assigned partitions, sampled when idle).
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class StreamMetrics:
         self.held_events = Gauge(
             "xp_stream_held_events", "Events held for late exposures.", registry=self.registry
         )
+        self.held_released_early = Counter(
+            "xp_stream_held_released_early",
+            "Held events released by the cap before their hold ended (no late exposure attributes them).",
+            registry=self.registry,
+        )
+        self._released_early_seen = 0
         self.lag = Gauge(
             "xp_stream_consumer_lag", "Records not yet consumed (assigned).", registry=self.registry
         )
@@ -77,6 +85,10 @@ class StreamMetrics:
             self.dead_letters.labels(dead.reason.value).inc()
         self.attributions.inc(output.attributed.num_rows)
         self.held_events.set(processor.attribution.held_count)
+        released_early = processor.attribution.released_early
+        if released_early > self._released_early_seen:
+            self.held_released_early.inc(released_early - self._released_early_seen)
+            self._released_early_seen = released_early
         now_ms = time.time() * 1000
         for table, column in ((output.exposures, "exposed_at"), (output.events, "occurred_at")):
             if table.num_rows:

@@ -39,6 +39,10 @@ class StreamReport:
     attributions: Counter[str] = field(default_factory=Counter)
     """The Flink runner only: the job's attribution rows checked against the kernel's (``agree``,
     ``disagree``, and at the end ``job_only`` / ``kernel_only``: rows without their match yet)."""
+    held_released_early: int = 0
+    """Held events released before ``XP_STREAM_HOLD_SECONDS`` because ``XP_STREAM_MAX_HELD_EVENTS`` were held
+    (the worker's total since it started): an exposure read later can no longer attribute them. Above 0 on a
+    backlog, the events were read ahead of their units' exposures (docs/pipeline.md)."""
     seconds: float = 0.0
     active_seconds: float = 0.0
     """From the moment the first non-empty batch was in hand to the last commit, or to the garbage collection
@@ -49,8 +53,10 @@ class StreamReport:
     of the inserts the worker waited for: all of it unless XP_STREAM_OVERLAP_LOAD), commit, gc (garbage
     collections between batches, :mod:`pipelines.gc_pacing`)."""
 
-    def add_batch(self, output: BatchOutput) -> None:
-        """Count a batch that is loaded and committed."""
+    def add_batch(self, output: BatchOutput, *, held_released_early: int | None = None) -> None:
+        """Count a batch that is loaded and committed; ``held_released_early``: the kernel's count so far."""
+        if held_released_early is not None:
+            self.held_released_early = held_released_early
         self.batches += 1
         self.consumed += output.consumed
         self.dead_letter_topic_records += output.dead_letter_topic_records

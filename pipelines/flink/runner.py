@@ -239,7 +239,7 @@ class FlinkRunner:
         self.report.stage_seconds["commit"] += time.monotonic() - committed_at
         assert self.first_batch_at is not None
         self.report.active_seconds = round(time.monotonic() - self.first_batch_at, 3)
-        self.report.add_batch(output)
+        self.report.add_batch(output, held_released_early=self.parts.processor.attribution.released_early)
 
     def _drained(self) -> bool:
         """The job's source group has committed the end of every input partition (a checkpoint committed

@@ -128,6 +128,18 @@ def test_the_cap_releases_the_oldest_held_events_across_batches_and_units() -> N
     assert state.release_expired(minutes(63)) == 2 and state.held_count == 0
 
 
+def test_only_releases_by_the_cap_count_as_released_early() -> None:
+    """A held event released by ``max_held`` before its hold ended is counted (the worker reports it: a late
+    exposure can no longer attribute it); one released at the end of its hold is not."""
+    state = AttributionState(default_window=timedelta(hours=1), hold=timedelta(minutes=10), max_held=2)
+    state.attribute_events([event(f"e{i}", f"u{i}", at=minutes(i)) for i in range(5)], now=minutes(5))
+    assert state.release_expired(minutes(5)) == 3 and state.released_early == 3
+    state.attribute_events([event("f", "u9", at=minutes(6))], now=minutes(6))
+    assert state.release_expired(minutes(6)) == 1 and state.released_early == 4  # e3 goes, by the cap
+    assert state.release_expired(minutes(30)) == 2 and state.released_early == 4  # their hold ended
+    assert state.released == 6
+
+
 def test_dropped_units_lose_their_held_events_and_the_others_keep_their_release_order() -> None:
     """After a rebalance a worker holds its own units' events only (decision 0094)."""
     state = AttributionState(default_window=timedelta(hours=1), hold=timedelta(hours=1), max_held=10)
