@@ -110,8 +110,9 @@ class AttributionState:
         self._held_total = 0
         self.released = 0
         self.released_early = 0
-        """Held events released before their hold ended because ``max_held`` were held: a late exposure
-        can no longer attribute them (a backlog read events first, or the cap is too low for the traffic)."""
+        """Held events released unattributed before their hold ended because ``max_held`` were held: a late
+        exposure can no longer attribute them (a backlog read events first, or the cap is too low for the
+        traffic). Events already attributed to an experiment are not counted."""
         # (experiment_key,) per experiment, shared by the held events attributed to that one experiment
         # (a tuple per event was ~16 k new GC-tracked objects per 20 k-record batch).
         self._singletons: dict[str, tuple[str]] = {}
@@ -190,16 +191,18 @@ class AttributionState:
         while slices:
             piece = slices[0]
             units = piece.units
-            if piece.held_at < horizon:
+            early = piece.held_at >= horizon
+            if not early:
                 count = len(units) - piece.next
             else:
                 count = min(len(units) - piece.next, self._held_total - self.max_held)
                 if count <= 0:
                     break
-                self.released_early += count
             for index in range(piece.next, piece.next + count):
                 unit_id = units[index]
                 entries = held[unit_id]
+                if early and not entries[0][4]:  # released by the cap, attributed to nothing yet
+                    self.released_early += 1
                 del entries[0]
                 if not entries:
                     del held[unit_id]

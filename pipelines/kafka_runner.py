@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipelines.dead_letter_topic import dead_letters_for_topic
+from pipelines.exposures_first import ExposuresFirst
 from pipelines.gc_pacing import PacedCollector
 from pipelines.kernel import RawRecord
 from pipelines.offset_tracker import OffsetTracker
@@ -24,7 +25,7 @@ from pipelines.rebalance_refresh import refresh_after_rebalance
 from pipelines.warehouse_sink import WarehouseSink
 from xpcore.errors import ConfigError, TransientError
 from xpcore.kafka.group_consumer import check_topics, commit_offsets, consume_batch, make_group_consumer
-from xpcore.kafka.group_offsets import all_partitions, consumer_lag_or_none
+from xpcore.kafka.group_offsets import all_partitions, consumer_lag_or_none, consumer_lags, local_lags
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -127,6 +128,17 @@ class KafkaRunner:
         self.taken_over: set[int] = set()  # events partitions newly assigned, state not yet refreshed
         self.revoked_during_consume = False
         self.first_batch_at: float | None = None
+        # Exposures first on a backlog (decision 0107): events partitions paused while their exposures lag.
+        self.exposures_first = (
+            ExposuresFirst(
+                max_lag=settings.stream_exposures_first_lag,
+                max_pause=settings.stream_exposures_first_max_pause_seconds,
+            )
+            if settings.stream_exposures_first_lag > 0
+            else None
+        )
+        self.resume_events = False  # a new assignment: resume its events partitions (pauses may stay)
+        self.lags_asked_at = 0.0  # when the broker was last asked for exposure lags not known locally
 
     def _new_consumer(self) -> Any:
         return make_group_consumer(
@@ -142,6 +154,9 @@ class KafkaRunner:
         # Every assignment, the first included (the state restored at start is older than it, decision 0094).
         self.taken_over |= events - self.held_events
         self.rebalanced = True
+        if self.exposures_first is not None:
+            self.exposures_first.reset()
+            self.resume_events = True
         logger.info("assigned %s", [(p.topic, p.partition) for p in partitions])
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
@@ -209,6 +224,42 @@ class KafkaRunner:
         report.active_seconds = round(time.monotonic() - self.first_batch_at, 3)
         report.add_batch(output, held_released_early=self.parts.processor.attribution.released_early)
 
+    def _order_exposures_first(self) -> None:
+        """Pause the events partitions whose exposures partition lags, resume the others (decision 0107).
+
+        The lags come from the consumer's own positions and cached watermarks; a partition not known
+        locally (nothing consumed from it yet: e.g. its fetches starved by the events') is asked of the
+        broker, at most every 5 s. Pausing drops the partition's prefetched records and resuming fetches
+        from the position after the last record handed over: every record is still read once, in order."""
+        from confluent_kafka import TopicPartition
+
+        assert self.exposures_first is not None
+        topics = self.parts.topics
+        events = {tp.partition for tp in self.assigned if tp.topic == topics.events}
+        if self.resume_events:
+            self.resume_events = False
+            if events:
+                self.consumer.resume([TopicPartition(topics.events, p) for p in sorted(events)])
+        exposures = [tp for tp in self.assigned if tp.topic == topics.exposures and tp.partition in events]
+        if not exposures:
+            return
+        lags = {key[1]: lag for key, lag in local_lags(self.consumer, exposures).items()}
+        unknown = [tp for tp in exposures if lags.get(tp.partition) is None]
+        if unknown and time.monotonic() - self.lags_asked_at >= 5.0:
+            self.lags_asked_at = time.monotonic()
+            try:
+                lags.update({key[1]: lag for key, lag in consumer_lags(self.consumer, unknown).items()})
+            except Exception as error:  # not known now (broker busy or moving): no reason to pause
+                logger.debug("exposure lags unknown: %s", error)
+        moves = self.exposures_first.decide(lags, sorted(events), time.monotonic())
+        self.report.exposures_first_pauses = self.exposures_first.pauses
+        if moves.pause:
+            self.consumer.pause([TopicPartition(topics.events, p) for p in sorted(moves.pause)])
+            logger.info("events partitions %s paused: their exposures are read first", sorted(moves.pause))
+        if moves.resume:
+            self.consumer.resume([TopicPartition(topics.events, p) for p in sorted(moves.resume)])
+            logger.info("events partitions %s resumed", sorted(moves.resume))
+
     def _drained(self) -> bool:
         """Every partition held has lag 0; holding none (a rebalance, a broker restart, more workers than
         partitions): the whole group has committed up to the end of every partition."""
@@ -250,6 +301,8 @@ class KafkaRunner:
                     owned = {p.partition for p in self.assigned if p.topic == parts.topics.events}
                     counts = refresh_after_rebalance(parts, report, taken, owned)
                     logger.info("rebalance: state refreshed from the warehouse %s", counts)
+                if self.exposures_first is not None and self.assigned:
+                    self._order_exposures_first()
                 raws = raw_records(messages)
                 if parts.registry_changed():
                     self._finish_load()  # the history insert never runs beside a batch insert

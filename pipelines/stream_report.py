@@ -43,6 +43,8 @@ class StreamReport:
     """Held events released before ``XP_STREAM_HOLD_SECONDS`` because ``XP_STREAM_MAX_HELD_EVENTS`` were held
     (the worker's total since it started): an exposure read later can no longer attribute them. Above 0 on a
     backlog, the events were read ahead of their units' exposures (docs/pipeline.md)."""
+    exposures_first_pauses: int = 0
+    """The Kafka runner only: events partitions paused while their exposures lagged (decision 0107)."""
     seconds: float = 0.0
     active_seconds: float = 0.0
     """From the moment the first non-empty batch was in hand to the last commit, or to the garbage collection

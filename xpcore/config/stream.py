@@ -86,6 +86,20 @@ class StreamSettings(CoreSettings):
     stream_max_held_events: int = Field(
         default=1_000_000, ge=1, description="Most events held for late exposures (oldest released first)."
     )
+    stream_exposures_first_lag: int = Field(
+        default=10_000,
+        ge=0,
+        description=(
+            "On a backlog, an events partition is paused while the exposures partition of the same number "
+            "has more records than this left to read, so that events are not read (and held, and released "
+            "by XP_STREAM_MAX_HELD_EVENTS) before their units' exposures (decision 0107). 0: off."
+        ),
+    )
+    stream_exposures_first_max_pause_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest an events partition stays paused for its exposures (then it is read anyway).",
+    )
     stream_event_names: list[str] = Field(
         default=["pageview", "purchase"],
         description="Known metric event names when the metric catalog is unavailable (JSON list).",

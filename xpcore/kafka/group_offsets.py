@@ -26,7 +26,9 @@ __all__ = [
     "all_partitions",
     "consumer_lag",
     "consumer_lag_or_none",
+    "consumer_lags",
     "end_offsets",
+    "local_lags",
     "partition_lag",
     "read_group_lag",
     "topic_partition_count",
@@ -47,8 +49,13 @@ def partition_lag(high_watermark: int, low_watermark: int, committed: int | None
 
 
 def consumer_lag(consumer: Any, partitions: list[Any], *, timeout: float = 10) -> int:
-    """Records ``consumer`` has not consumed yet on ``partitions`` (0 when drained): its position, else
-    the group's commit, else the low watermark, against the high watermark read from the broker.
+    """:func:`consumer_lags` summed over ``partitions``."""
+    return sum(consumer_lags(consumer, partitions, timeout=timeout).values())
+
+
+def consumer_lags(consumer: Any, partitions: list[Any], *, timeout: float = 10) -> dict[tuple[str, int], int]:
+    """Records ``consumer`` has not consumed yet per ``(topic, partition)`` (0 when drained): its position,
+    else the group's commit, else the low watermark, against the high watermark read from the broker.
     :class:`LagUnknown` without partitions or while a watermark is unknown (leader moving, broker
     restarting); confluent-kafka's ``KafkaException`` when the broker does not answer.
 
@@ -67,12 +74,18 @@ def consumer_lag(consumer: Any, partitions: list[Any], *, timeout: float = 10) -
     highs = end_offsets(consumer, keys, _LATEST, timeout)
     unread = [key for key, at in starts.items() if at < 0]
     lows = end_offsets(consumer, unread, _EARLIEST, timeout) if unread else {}
-    total = 0
-    for key in keys:
-        high = highs[key]
-        at = starts[key] if starts[key] >= 0 else lows[key]
-        total += max(0, high - at)
-    return total
+    return {key: max(0, highs[key] - (starts[key] if starts[key] >= 0 else lows[key])) for key in keys}
+
+
+def local_lags(consumer: Any, partitions: list[Any]) -> dict[tuple[str, int], int | None]:
+    """Records left to read per ``(topic, partition)`` from what the consumer knows without asking the
+    broker: its position against the high watermark librdkafka keeps from its last fetch of the partition;
+    None where either is not known yet (nothing consumed from it since its assignment, or never fetched)."""
+    lags: dict[tuple[str, int], int | None] = {}
+    for tp in consumer.position(partitions):
+        high = consumer.get_watermark_offsets(tp, cached=True)[1] if tp.offset >= 0 else -1
+        lags[(tp.topic, tp.partition)] = max(high - tp.offset, 0) if high >= 0 else None
+    return lags
 
 
 _LATEST, _EARLIEST = -1, -2

@@ -140,6 +140,23 @@ def test_only_releases_by_the_cap_count_as_released_early() -> None:
     assert state.released == 6
 
 
+def test_an_attributed_event_released_by_the_cap_is_not_counted_as_released_early() -> None:
+    state = AttributionState(default_window=timedelta(hours=1), hold=timedelta(minutes=10), max_held=1)
+    state.observe_exposures([exposure("x", "ua", at=minutes(0))], now=minutes(0))
+    state.attribute_events(
+        [
+            event("a1", "ua", at=minutes(1)),
+            event("a2", "ua", at=minutes(2)),
+            event("b1", "ub", at=minutes(1)),
+        ],
+        now=minutes(2),
+    )
+    assert state.release_expired(minutes(2)) == 2  # a1 (attributed) and a2 (attributed) go, b1 stays
+    assert state.released_early == 0
+    state.attribute_events([event("c1", "uc", at=minutes(3))], now=minutes(3))
+    assert state.release_expired(minutes(3)) == 1 and state.released_early == 1  # b1: unattributed
+
+
 def test_dropped_units_lose_their_held_events_and_the_others_keep_their_release_order() -> None:
     """After a rebalance a worker holds its own units' events only (decision 0094)."""
     state = AttributionState(default_window=timedelta(hours=1), hold=timedelta(hours=1), max_held=10)
