@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from schemas import Exposure, ExposureSource, MetricEvent, RecordCodec
+from schemas import Exposure, MetricEvent, RecordCodec
 from tests.integration.test_stream_worker import produce, read_tables, run_worker, worker_env
+from tests.unit.pipeline.helpers import event, exposure
 from xpcore.config import KafkaSettings
 from xpcore.kafka import EVENTS, EXPOSURES
 
@@ -36,26 +37,11 @@ def backlog(units: int, events_per_unit: int) -> tuple[list[tuple[str, bytes, by
     event_codec: RecordCodec[MetricEvent] = RecordCodec(MetricEvent)
     for u in range(units):
         unit = f"unit-{u}"
-        exposure = Exposure(
-            exposure_id=f"x-{u}",
-            unit_id=unit,
-            hash_attribute="id",
-            experiment_key="exp-a",
-            variation_id=u % 2,
-            variation_key="ct"[u % 2],
-            source=ExposureSource.LOADGEN,
-            exposed_at=base,
-        )
-        exposures.append((EXPOSURES, unit.encode(), exposure_codec.encode(exposure)))
+        record = exposure(f"x-{u}", unit, "exp-a", u % 2, base)
+        exposures.append((EXPOSURES, unit.encode(), exposure_codec.encode(record)))
         for j in range(events_per_unit):
-            event = MetricEvent(
-                event_id=f"e-{u}-{j}",
-                unit_id=unit,
-                event_name="purchase",
-                value=1.0,
-                occurred_at=base + timedelta(seconds=1 + j),
-            )
-            events.append((EVENTS, unit.encode(), event_codec.encode(event)))
+            occurred = event(f"e-{u}-{j}", unit, "purchase", 1.0, base + timedelta(seconds=1 + j))
+            events.append((EVENTS, unit.encode(), event_codec.encode(occurred)))
     return events + exposures, units * events_per_unit
 
 
