@@ -58,13 +58,11 @@ class ExposuresFirst:
             behind = lag is not None and lag > self.max_lag
             since = self.paused.get(partition)
             if since is not None:
-                if not behind:
+                if not behind or now - since >= self.max_pause:
                     moves.resume.add(partition)
                     del self.paused[partition]
-                elif now - since >= self.max_pause:
-                    moves.resume.add(partition)
-                    del self.paused[partition]
-                    self._free_until[partition] = now + self.max_pause
+                    if behind:  # the pause ran out: not again for as long
+                        self._free_until[partition] = now + self.max_pause
             elif behind and now >= self._free_until.get(partition, now):
                 moves.pause.add(partition)
                 self.paused[partition] = now

@@ -4,7 +4,7 @@ Names: ``xp_stream_records_total{topic,outcome}`` (outcome: loaded, duplicate, d
 ``xp_stream_dead_letters_total{reason}``, ``xp_stream_attributions_total``,
 ``xp_stream_insert_seconds{table}``, ``xp_stream_insert_retries_total``, ``xp_stream_batches_total``,
 ``xp_stream_freshness_seconds`` (event time → loaded, per loaded record, capped at one hour buckets),
-``xp_stream_held_events``, ``xp_stream_held_released_early_total`` (held events released by
+``xp_stream_held_events``, ``xp_stream_held_released_early_total`` (held events released unattributed by
 ``XP_STREAM_MAX_HELD_EVENTS`` before their hold ended: a late exposure can no longer attribute them),
 ``xp_stream_consumer_lag`` (assigned partitions, sampled when idle).
 """
@@ -54,7 +54,7 @@ class StreamMetrics:
         )
         self.held_released_early = Counter(
             "xp_stream_held_released_early",
-            "Held events released by the cap before their hold ended (no late exposure attributes them).",
+            "Held events the cap released unattributed before their hold ended (no late exposure can).",
             registry=self.registry,
         )
         self._released_early_seen = 0

@@ -40,9 +40,10 @@ class StreamReport:
     """The Flink runner only: the job's attribution rows checked against the kernel's (``agree``,
     ``disagree``, and at the end ``job_only`` / ``kernel_only``: rows without their match yet)."""
     held_released_early: int = 0
-    """Held events released before ``XP_STREAM_HOLD_SECONDS`` because ``XP_STREAM_MAX_HELD_EVENTS`` were held
-    (the worker's total since it started): an exposure read later can no longer attribute them. Above 0 on a
-    backlog, the events were read ahead of their units' exposures (docs/pipeline.md)."""
+    """Held events released unattributed before ``XP_STREAM_HOLD_SECONDS`` because
+    ``XP_STREAM_MAX_HELD_EVENTS`` were held (the worker's total since it started): an exposure read later
+    can no longer attribute them. Above 0 on a backlog, the events were read ahead of their units'
+    exposures (docs/pipeline.md)."""
     exposures_first_pauses: int = 0
     """The Kafka runner only: events partitions paused while their exposures lagged (decision 0107)."""
     seconds: float = 0.0
