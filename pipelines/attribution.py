@@ -9,7 +9,8 @@ carries the variation of that first exposure. A unit exposed to more than one va
 (:attr:`UnitExposure.multiple_variations`); its events are still attributed, and analysis excludes it
 (``xp.unit_exposures``, ``sql/queries/realtime_metric_stats.sql``).
 
-Events that arrive before their exposure: every event stays *held* (kept in memory per unit) for
+Events that arrive before their exposure: every event stays *held* (kept in memory, one chunk of columns
+per batch: ``pipelines/held_store.py``) for
 ``hold`` of processing time; an exposure that arrives meanwhile attributes the held events it covers.
 An exposure arriving later than that does not attribute older events (a documented limit; the batch
 ETL can recompute attribution from the raw tables). Held events are capped at ``max_held`` (oldest
@@ -22,7 +23,6 @@ attributed before stay attributed.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +38,7 @@ from pipelines.first_exposure_columns import (
     windows_in_us,
 )
 from pipelines.held_columns import HeldArrays, HeldEntry, attribute_held_joined
+from pipelines.held_store import HeldStore
 from schemas import Exposure, MetricEvent
 
 __all__ = [
@@ -73,18 +74,6 @@ class UnitExposure:
         return len(self.variations) > 1
 
 
-class _HeldSlice:
-    """Events held by one call (one batch): when, and their units in holding order."""
-
-    __slots__ = ("held_at", "next", "units")
-
-    def __init__(self, held_at: datetime) -> None:
-        self.held_at = held_at
-        self.units: list[str] = []
-        self.next = 0
-        """Index of the first unit whose event is still held."""
-
-
 class AttributionState:
     """First exposures per unit and experiment, and the events held for late exposures."""
 
@@ -102,12 +91,8 @@ class AttributionState:
         self.hold = hold
         self.max_held = max_held
         self.units: dict[str, dict[str, UnitExposure]] = {}
-        self._held: dict[str, list[HeldEntry]] = {}
-        # Release order: one slice per call that held events, [held_at, units in holding order, next index].
-        # Each unit's list in ``_held`` is in the same order, so releasing the globally oldest event is
-        # ``del _held[unit][0]`` for the next unit of the oldest slice (no per-event key or node).
-        self._slices: deque[_HeldSlice] = deque()
-        self._held_total = 0
+        self._held = HeldStore()
+        """Every held event, in holding order (``pipelines/held_store.py``, decision 0108)."""
         self.released = 0
         self.released_early = 0
         """Held events released unattributed before their hold ended because ``max_held`` were held: a late
@@ -125,7 +110,11 @@ class AttributionState:
 
     @property
     def held_count(self) -> int:
-        return self._held_total
+        return len(self._held)
+
+    def held_units(self) -> list[str]:
+        """The units holding events, sorted."""
+        return self._held.units()
 
     def window_of(self, experiment_key: str, event_name: str) -> timedelta | None:
         """The window of an event in an experiment: its metrics' longest (None: no end), else the default."""
@@ -153,76 +142,25 @@ class AttributionState:
 
     def hold_event(self, event: MetricEvent, held_at: datetime, attributed_to: Iterable[str] = ()) -> None:
         """Hold an event (restored from the warehouse on start, with the experiments it already has)."""
-        entries = self._held.get(event.unit_id)
-        if entries is not None and any(entry[0] == event.event_id for entry in entries):
-            return
         entry = (event.event_id, event.event_name, event.value, event.occurred_at, tuple(set(attributed_to)))
-        if entries is None:
-            self._held[event.unit_id] = [entry]
-        else:
-            entries.append(entry)
-        self._slice_at(held_at).units.append(event.unit_id)
-        self._held_total += 1
+        self._held.hold_one(held_at, event.unit_id, entry)
 
     def drop_held(self, keep: Callable[[str], bool]) -> int:
         """Drop the held events of the units ``keep`` rejects (another worker's now); returns how many."""
-        gone = {unit_id for unit_id in self._held if not keep(unit_id)}
-        dropped = sum(len(self._held.pop(unit_id)) for unit_id in gone)
-        for piece in self._slices:  # each unit's entries stay in its slices' order
-            piece.units, piece.next = [u for u in piece.units[piece.next :] if u not in gone], 0
-        self._slices = deque(piece for piece in self._slices if piece.units)
-        self._held_total -= dropped
-        return dropped
-
-    def _slice_at(self, held_at: datetime) -> _HeldSlice:
-        slices = self._slices
-        if slices and slices[-1].held_at == held_at:
-            return slices[-1]
-        piece = _HeldSlice(held_at)
-        slices.append(piece)
-        return piece
+        return self._held.drop(keep)
 
     def release_expired(self, now: datetime) -> int:
         """Release held events older than ``hold`` or beyond ``max_held`` (oldest first); returns how many."""
-        horizon = now - self.hold
-        released = 0
-        held = self._held
-        slices = self._slices
-        while slices:
-            piece = slices[0]
-            units = piece.units
-            early = piece.held_at >= horizon
-            if not early:
-                count = len(units) - piece.next
-            else:
-                count = min(len(units) - piece.next, self._held_total - self.max_held)
-                if count <= 0:
-                    break
-            for index in range(piece.next, piece.next + count):
-                unit_id = units[index]
-                entries = held[unit_id]
-                if early and not entries[0][4]:  # released by the cap, attributed to nothing yet
-                    self.released_early += 1
-                del entries[0]
-                if not entries:
-                    del held[unit_id]
-            piece.next += count
-            self._held_total -= count
-            released += count
-            if piece.next >= len(units):
-                slices.popleft()
+        released, early = self._held.release(now - self.hold, self.max_held)
         self.released += released
+        self.released_early += early
         return released
 
     # -- the two inputs ----------------------------------------------------------------------------
 
     def observe_exposures(self, exposures: Sequence[Exposure], now: datetime) -> list[Attribution]:
         """Update first exposures; return attributions of held events the new state now covers."""
-        attributions: list[Attribution] = []
-        held = self._held
-        for unit_id in self._observe(exposures):
-            self._attribute_held_entries(unit_id, held[unit_id], attributions)
-        return attributions
+        return self._attribute_held_of(self._observe(exposures))
 
     def observe_exposures_columns(
         self, exposures: Sequence[Exposure], now: datetime
@@ -235,19 +173,18 @@ class AttributionState:
             return []
         windows = None if not self.columnar or self.columns.exotic else self._windows_us()
         if windows is not None:
-            arrays = attribute_held_joined(self._held, units, self.columns, *windows)
+            view, where = self._held.view(units)
+            arrays = attribute_held_joined(view, units, self.columns, *windows)
             if arrays is not None:
+                self._held.write_back(view, units, where)
                 return arrays
-        attributions: list[Attribution] = []
-        for unit_id in units:
-            self._attribute_held_entries(unit_id, self._held[unit_id], attributions)
-        return attributions
+        return self._attribute_held_of(units)
 
     def _observe(self, exposures: Sequence[Exposure]) -> list[str]:
         """Update first exposures; the units whose state changed and that have held events, sorted."""
         changed: set[str] = set()
         units = self.units
-        columns = self.columns
+        new: list[tuple[str, str, UnitExposure]] = []  # pairs added to the columns at once, in order
         for exposure in exposures:
             unit_id = exposure.unit_id
             experiments = units.get(unit_id)
@@ -258,17 +195,19 @@ class AttributionState:
                 state = experiments[exposure.experiment_key] = UnitExposure(
                     exposure.exposed_at, exposure.variation_id, {exposure.variation_id}
                 )
-                state.pair = columns.add(unit_id, exposure.experiment_key, state)
+                new.append((unit_id, exposure.experiment_key, state))
                 changed.add(unit_id)
                 continue
             state.variations.add(exposure.variation_id)
             if exposure.exposed_at < state.first_exposed_at:
                 state.first_exposed_at = exposure.exposed_at
                 state.variation_id = exposure.variation_id
-                columns.update(state.pair, state)
+                if state.pair >= 0:  # a pair of this batch is added below with its final state
+                    self.columns.update(state.pair, state)
                 changed.add(unit_id)
-        held = self._held
-        return [unit_id for unit_id in sorted(changed) if held.get(unit_id)]
+        if new:
+            self.columns.add_many(new)
+        return self._held.holding(sorted(changed))
 
     def attribute_events(self, events: Sequence[MetricEvent], now: datetime) -> list[Attribution]:
         """Attribute new events to the experiments their unit is in, and hold them for late exposures."""
@@ -366,23 +305,15 @@ class AttributionState:
         rows: AttributedArrays,
     ) -> None:
         """Hold every new event with the experiments it was attributed to (as the walk does)."""
-        entries = zip(
-            map(_event_id, events),
+        self._held.hold_many(
+            now,
+            unit_ids,
+            list(map(_event_id, events)),
             names,
-            map(_value, events),
-            map(_occurred_at, events),
+            list(map(_value, events)),
+            list(map(_occurred_at, events)),
             attributed_tuples(len(events), rows.positions, rows.experiment_codes, rows.experiment_keys),
-            strict=True,
         )
-        held = self._held
-        for unit_id, entry in zip(unit_ids, entries, strict=True):
-            unit_entries = held.get(unit_id)
-            if unit_entries is None:
-                held[unit_id] = [entry]
-            else:
-                unit_entries.append(entry)
-        self._slice_at(now).units.extend(unit_ids)
-        self._held_total += len(unit_ids)
 
     def _attribute_walked(self, events: Sequence[MetricEvent], now: datetime) -> EventAttributions:
         """Record by record: the reference implementation of :meth:`attribute_events_columns`."""
@@ -393,10 +324,9 @@ class AttributionState:
         add_position, add_key = positions.append, experiment_keys.append
         add_variation, add_first = variation_ids.append, firsts.append
         units = self.units
-        held = self._held
         hold = self.hold > timedelta(0)
-        held_units: list[str] = []
-        hold_unit = held_units.append
+        held_attributed: list[tuple[str, ...]] = []
+        hold_attributed = held_attributed.append
         windows, default = self.windows, self.default_window
         singletons = self._singletons
         for position, event in enumerate(events):
@@ -422,24 +352,30 @@ class AttributionState:
                     add_key(experiment_key)
                     add_variation(state.variation_id)
                     add_first(first)
-            if hold:  # ids are unique here (deduplicated upstream): no per-event key needed
-                entries = held.get(unit_id)
-                entry = (event.event_id, event.event_name, event.value, occurred_at, attributed)
-                if entries is None:
-                    held[unit_id] = [entry]
-                else:
-                    entries.append(entry)
-                hold_unit(unit_id)
-        if held_units:
-            self._slice_at(now).units.extend(held_units)
-            self._held_total += len(held_units)
+            hold_attributed(attributed)
+        if hold:  # ids are unique here (deduplicated upstream): no per-event key needed
+            self._held.hold_many(
+                now,
+                list(map(_unit_id, events)),
+                list(map(_event_id, events)),
+                list(map(_event_name, events)),
+                list(map(_value, events)),
+                list(map(_occurred_at, events)),
+                held_attributed,
+            )
         return EventAttributions(positions, experiment_keys, variation_ids, firsts)
 
     def attribute_held(self) -> list[Attribution]:
         """Attributions of every held event not attributed yet (after restoring state on start)."""
+        return self._attribute_held_of(self._held.units())
+
+    def _attribute_held_of(self, units: list[str]) -> list[Attribution]:
+        """Record by record: attributions of the held events of ``units`` (sorted, each holding events)."""
+        view, where = self._held.view(units)
         attributions: list[Attribution] = []
-        for unit_id in sorted(self._held):
-            self._attribute_held_entries(unit_id, self._held[unit_id], attributions)
+        for unit_id in units:
+            self._attribute_held_entries(unit_id, view[unit_id], attributions)
+        self._held.write_back(view, units, where)
         return attributions
 
     def _attribute_held_entries(self, unit_id: str, entries: list[HeldEntry], out: list[Attribution]) -> None:

@@ -99,6 +99,47 @@ class FirstExposureColumns:
         self.update(pair, state)
         return pair
 
+    def add_many(self, new: Sequence[tuple[str, str, UnitExposure]]) -> None:
+        """:meth:`add` of each (unit_id, experiment_key, state), in order; sets each state's ``pair``."""
+        start = self.count
+        end = start + len(new)
+        if end > len(self._unit):
+            size = max(2 * len(self._unit), end)
+            self._unit = np.resize(self._unit, size)
+            self.experiment = np.resize(self.experiment, size)
+            self.first_us = np.resize(self.first_us, size)
+            self.variation = np.resize(self.variation, size)
+        unit_codes, experiment_codes = self.unit_codes, self.experiment_codes
+        units: list[int] = []
+        experiments: list[int] = []
+        firsts: list[int] = []
+        variations: list[int] = []
+        for pair, (unit_id, experiment_key, state) in enumerate(new, start):
+            unit = unit_codes.get(unit_id)
+            if unit is None:
+                unit = unit_codes[unit_id] = len(unit_codes)
+            experiment = experiment_codes.get(experiment_key)
+            if experiment is None:
+                experiment = experiment_codes[experiment_key] = len(self.experiment_keys)
+                self.experiment_keys.append(experiment_key)
+            units.append(unit)
+            experiments.append(experiment)
+            state.pair = pair
+            first = state.first_exposed_at
+            if first.tzinfo is None or not _LOW <= first < _HIGH or first.microsecond % 1000:
+                self.exotic = True
+                firsts.append(0)
+            else:
+                firsts.append((first - _EPOCH) // _US)
+            variations.append(state.variation_id)
+        self._unit[start:end] = units
+        self.experiment[start:end] = experiments
+        self.first_us[start:end] = firsts
+        self.variation[start:end] = variations
+        self.states.extend(state for _, _, state in new)
+        self._pending.extend(range(start, end))
+        self.count = end
+
     def update(self, pair: int, state: UnitExposure) -> None:
         """The pair's state object, first exposure or variation changed."""
         self.states[pair] = state

@@ -152,7 +152,7 @@ def _state(processor: StreamProcessor) -> dict[str, Any]:
     attribution = processor.attribution
     return {
         "units": attribution.units,
-        "held": attribution._held,
+        "held": attribution._held.entries(),
         "held_count": attribution.held_count,
         "released": attribution.released,
         "seen": (len(processor.seen_exposures), len(processor.seen_events)),
@@ -241,9 +241,9 @@ def test_events_in_many_experiments_hold_the_same_experiments() -> None:
             T0,
         )
         rows = state.attribute_events_columns(events, T0, epoch_ms(map(_occurred, events), 2))
-        states.append((rows, state._held))
+        states.append((rows, dict(state._held.entries())))
     assert states[0] == states[1]
-    assert len(states[0][1]["many"][0][4]) == 70 and states[0][1]["two"][0][4] == ("exp-b", "exp-a")
+    assert len(states[0][1]["many"][4]) == 70 and states[0][1]["two"][4] == ("exp-b", "exp-a")
 
 
 def test_the_held_events_join_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -284,5 +284,29 @@ def test_a_held_event_with_sub_millisecond_time_falls_back_to_the_walk() -> None
         state.hold_event(event("e2", "u", at=minutes(3)), T0)
         found = state.observe_exposures_columns([exposure("x1", "u", "exp-a", 1, minutes(1))], T0)
         assert isinstance(found, list)
-        results.append((found, state._held))
+        results.append((found, state._held.entries()))
     assert results[0] == results[1] and len(results[0][0]) == 2
+
+
+def test_a_new_pair_moved_back_within_one_call_is_joined_with_its_final_first_exposure() -> None:
+    """Pairs a call creates are added to the columns at the call's end (``add_many``): an earlier exposure
+    of the same pair later in the same call must leave the columns with the earlier time and variation."""
+    events = [
+        event("e1", "u", at=minutes(12)),
+        event("e2", "u", at=minutes(25)),
+        event("e3", "v", at=minutes(1)),
+    ]
+    results = []
+    for columnar in (True, False):
+        state = AttributionState(default_window=timedelta(minutes=14), hold=timedelta(0), columnar=columnar)
+        state.observe_exposures(
+            [
+                exposure("x2", "u", "exp-a", 1, minutes(20)),
+                exposure("x1", "u", "exp-a", 0, minutes(10)),
+                exposure("y1", "v", "exp-b", 1, minutes(0)),
+            ],
+            T0,
+        )
+        results.append(state.attribute_events_columns(events, T0, epoch_ms(map(_occurred, events), 3)))
+    assert results[0] == results[1]
+    assert results[0].variation_ids == [0, 1] and results[0].positions == [0, 2]  # e2: past 10 + 14 min

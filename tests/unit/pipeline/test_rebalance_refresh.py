@@ -47,7 +47,7 @@ def test_held_events_of_partitions_no_longer_owned_are_dropped_and_nothing_is_re
     assert 0 < len(kept) < len(units)
     assert counts == {"dropped_held": len(units) - len(kept)}
     assert parts.processor.attribution.held_count == len(kept)
-    assert sorted(parts.processor.attribution._held) == sorted(kept)
+    assert parts.processor.attribution.held_units() == sorted(kept)
 
 
 def test_without_owned_partitions_nothing_is_dropped(parts: Any) -> None:
