@@ -31,6 +31,7 @@ from operator import attrgetter
 import numpy as np
 
 from pipelines.attribution_rows import AttributedArrays, Attribution, EventAttributions
+from pipelines.field_lists import FieldLists
 from pipelines.first_exposure_columns import (
     FirstExposureColumns,
     attributed_tuples,
@@ -249,18 +250,23 @@ class AttributionState:
         )
 
     def attribute_events_arrays(
-        self, events: Sequence[MetricEvent], now: datetime, occurred_ms: np.ndarray
+        self,
+        events: Sequence[MetricEvent],
+        now: datetime,
+        occurred_ms: np.ndarray,
+        fields: FieldLists | None = None,
     ) -> AttributedArrays | None:
         """Attribute new events (and hold them) by one join over :attr:`columns` (docs/decisions/0076),
         the result as numpy columns; None, with nothing done, when the join cannot decide exactly here
         (a state time or window outside what the integer comparison covers, or ``columnar`` off): then
-        use :meth:`attribute_events_columns`. ``occurred_ms`` as there."""
+        use :meth:`attribute_events_columns`. ``occurred_ms`` as there; ``fields``: the events' fields
+        as lists, read once for the batch (:mod:`pipelines.field_lists`)."""
         if not self.columnar or not events or self.columns.exotic:
             return None
         windows = self._windows_us()
         if windows is None:
             return None
-        return self._attribute_joined(events, now, occurred_ms, *windows)
+        return self._attribute_joined(events, now, occurred_ms, *windows, fields or FieldLists(events))
 
     def _windows_us(self) -> tuple[int | None, dict[tuple[str, str], int | None]] | None:
         """The windows in microseconds, or None when one is too long for the join (the walk decides)."""
@@ -273,11 +279,12 @@ class AttributionState:
         occurred_ms: np.ndarray,
         default_us: int | None,
         windows_us: Mapping[tuple[str, str], int | None],
+        fields: FieldLists,
     ) -> AttributedArrays:
         """:meth:`_attribute_walked`'s result by a batch join, as columns."""
         columns = self.columns
-        unit_ids = list(map(_unit_id, events))
-        names = list(map(_event_name, events))
+        unit_ids: list[str] = fields["unit_id"]
+        names: list[str] = fields["event_name"]
         positions, pairs = columns.candidates(unit_ids)
         if len(pairs):
             since = occurred_ms[positions] * 1000 - columns.first_us[pairs]
@@ -293,26 +300,21 @@ class AttributionState:
             columns.first_us[pairs] // 1000,
         )
         if self.hold > timedelta(0):
-            self._hold_new(events, now, unit_ids, names, result)
+            self._hold_new(now, fields, result)
         return result
 
-    def _hold_new(
-        self,
-        events: Sequence[MetricEvent],
-        now: datetime,
-        unit_ids: list[str],
-        names: list[str],
-        rows: AttributedArrays,
-    ) -> None:
+    def _hold_new(self, now: datetime, fields: FieldLists, rows: AttributedArrays) -> None:
         """Hold every new event with the experiments it was attributed to (as the walk does)."""
         self._held.hold_many(
             now,
-            unit_ids,
-            list(map(_event_id, events)),
-            names,
-            list(map(_value, events)),
-            list(map(_occurred_at, events)),
-            attributed_tuples(len(events), rows.positions, rows.experiment_codes, rows.experiment_keys),
+            fields["unit_id"],
+            fields["event_id"],
+            fields["event_name"],
+            fields["value"],
+            fields["occurred_at"],
+            attributed_tuples(
+                len(fields.records), rows.positions, rows.experiment_codes, rows.experiment_keys
+            ),
         )
 
     def _attribute_walked(self, events: Sequence[MetricEvent], now: datetime) -> EventAttributions:

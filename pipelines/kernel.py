@@ -21,6 +21,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import msgspec
 import numpy as np
 
+from pipelines.field_lists import FieldLists
 from pipelines.record_rules import EVENT_RULES, EXPOSURE_RULES, DecodedBatch, RecordRule
 from pipelines.seen_ids import SeenIds
 from schemas import (
@@ -89,11 +90,20 @@ class ValidationRules:
 class Validated(Generic[T]):
     """A validated batch: valid records with their source, and dead letters for the rest."""
 
-    oks: list[tuple[T, RawRecord]] = field(default_factory=list)
+    records: list[T] = field(default_factory=list)
+    raws: list[RawRecord] = field(default_factory=list)
+    """The source of each of ``records`` (aligned)."""
     errs: list[DeadLetter] = field(default_factory=list)
     times_ms: Any = None
-    """The record times (``exposed_at``, ``occurred_at``) of ``oks`` as epoch-ms ``int64`` (numpy), aligned
-    with ``oks``, when the fast path computed them (the Arrow column reuses them); else None."""
+    """The record times (``exposed_at``, ``occurred_at``) of ``records`` as epoch-ms ``int64`` (numpy),
+    aligned with ``records``, when the fast path computed them (the Arrow column reuses them); else None."""
+    fields: FieldLists | None = None
+    """The fields of ``records`` as lists, shared by the later stages (:mod:`pipelines.field_lists`)."""
+
+    @property
+    def oks(self) -> list[tuple[T, RawRecord]]:
+        """(record, its source) pairs."""
+        return list(zip(self.records, self.raws, strict=True))
 
 
 def _dead_letter(
@@ -171,17 +181,16 @@ def validate_records(
     times = epoch_ms(map(time_of, records), count)
     references = list(map(_kafka_ms, ok_raws))
     kafka_ms = None if None in references else np.fromiter(references, np.int64, count)
-    batch = DecodedBatch(records, ok_raws, times, kafka_ms, rules)
+    fields = FieldLists(records)
+    batch = DecodedBatch(records, ok_raws, times, kafka_ms, rules, fields)
     passed = np.ones(count, np.bool_)
     for rule in record_rules:
         verdicts = rule.passes(batch)
         if verdicts is not None:
             passed &= verdicts
     if passed.all():
-        result.oks = list(zip(records, ok_raws, strict=True))
-        result.times_ms = times
+        result.records, result.raws, result.times_ms, result.fields = records, ok_raws, times, fields
         return result
-    oks_append = result.oks.append
     kept: list[int] = []
     for index, (record, raw, fast) in enumerate(zip(records, ok_raws, passed.tolist(), strict=True)):
         if not fast:
@@ -189,9 +198,11 @@ def validate_records(
             if problem is not None:
                 result.errs.append(_dead_letter(codec, raw, problem[0], problem[1], now))
                 continue
-        oks_append((record, raw))
         kept.append(index)
+    result.records = [records[index] for index in kept]
+    result.raws = [ok_raws[index] for index in kept]
     result.times_ms = times[np.array(kept, np.int64)]
+    result.fields = fields.taken(kept, result.records)
     return result
 
 

@@ -17,7 +17,7 @@ from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,12 +37,13 @@ from pipelines.attribution import (
 from pipelines.batch_topics import of_topic as _of_topic
 from pipelines.batch_topics import offset_ranges as _offset_ranges
 from pipelines.batch_topics import topic_codes as _topic_codes
+from pipelines.field_lists import FieldLists
 from pipelines.kernel import (
     RawRecord,
     SeenIds,
+    Validated,
     ValidationRules,
     enrich_exposures,
-    epoch_ms,
     validate_events,
     validate_exposures,
 )
@@ -233,8 +234,12 @@ class StreamProcessor:
 
         exposures = validate_exposures(self.exposure_codec, exposure_raws, self.rules, now)
         events = validate_events(self.event_codec, event_raws, self.rules, now)
-        fresh_exposures, dup_exposures = self.seen_exposures.deduplicate(exposures.oks, _exposure_id, now)
-        fresh_events, dup_events = self.seen_events.deduplicate(events.oks, _event_id, now)
+        exposure_records, _, _, exposure_ms, dup_exposures = _deduplicated(
+            self.seen_exposures, exposures, "exposure_id"
+        )
+        event_records, fresh_raws, fields, occurred_ms, dup_events = _deduplicated(
+            self.seen_events, events, "event_id"
+        )
         errs = exposures.errs + events.errs
         collected = self._collected_dead_letters(letter_raws, now) if letter_raws else []
         if collected:  # one row per id, also when a producer re-sent one within this batch
@@ -243,7 +248,7 @@ class StreamProcessor:
         dead_letters = [d for d, known in zip(errs, seen, strict=True) if not known]
 
         enriched = enrich_exposures(
-            list(map(_first, fresh_exposures)),
+            exposure_records,
             self.registry.variation_names,
             self.registry.override_for,
             now,
@@ -251,34 +256,32 @@ class StreamProcessor:
         # Exposures first: an event in the same batch as its exposure is attributed at once.
         ordered = sorted(enriched.records, key=_exposed_at)
         held_attributions = self.attribution.observe_exposures_columns(ordered, now)
-        event_records: list[MetricEvent] = list(map(_first, fresh_events))
         # Decoded records' times are whole milliseconds: attribution joins on them (decision 0076).
-        occurred_ms = (
-            events.times_ms
-            if not dup_events
-            else epoch_ms(map(_occurred_at, event_records), len(event_records))
-        )
         to_attribute, to_attribute_ms, kept = event_records, occurred_ms, None
+        to_attribute_fields: FieldLists | None = fields
         if attributed_elsewhere:
-            kept = [(raw[0], raw[1], raw[2]) not in attributed_elsewhere for _, raw in fresh_events]
+            kept = [(raw[0], raw[1], raw[2]) not in attributed_elsewhere for raw in fresh_raws]
             if all(kept):
                 kept = None
             else:
                 to_attribute = [record for record, keep in zip(event_records, kept, strict=True) if keep]
-                to_attribute_ms = None if occurred_ms is None else occurred_ms[np.asarray(kept, dtype=bool)]
-        arrays = self.attribution.attribute_events_arrays(to_attribute, now, to_attribute_ms)
+                to_attribute_ms = occurred_ms[np.asarray(kept, dtype=bool)]
+                to_attribute_fields = None
+        arrays = self.attribution.attribute_events_arrays(
+            to_attribute, now, to_attribute_ms, to_attribute_fields
+        )
         event_attributions = (
             self.attribution.attribute_events_columns(to_attribute, now) if arrays is None else None
         )
 
-        # The record times converted during validation, when dedup kept every record (same order).
-        exposure_times = _times_column("exposed_at", exposures.times_ms if not dup_exposures else None)
+        # The record times converted during validation (taken with the records dedup kept).
+        exposure_times = _times_column("exposed_at", exposure_ms)
         exposures_table = to_arrow(enriched.records, Exposure, columns=exposure_times)
         exposures_table = exposures_table.append_column(
             "variation_name", pa.array(enriched.variation_names, pa.string())
         ).append_column("ingested_at", _constant_timestamp(now, exposures_table.num_rows))
         event_times = _times_column("occurred_at", occurred_ms)
-        events_table = to_arrow(event_records, MetricEvent, columns=event_times)
+        events_table = to_arrow(event_records, MetricEvent, columns=event_times, fields=fields)
         events_table = events_table.append_column(
             "ingested_at", _constant_timestamp(now, events_table.num_rows)
         )
@@ -301,7 +304,7 @@ class StreamProcessor:
             tokens={t: dedup_token(t, ranges) for t in _TABLES},
             offsets={key: last + 1 for key, (_, last) in ranges.items()},
             exposure_ids=list(map(_exposure_id, enriched.records)),
-            event_ids=list(map(_event_id, event_records)),
+            event_ids=fields["event_id"],
             consumed=len(raws) - len(letter_raws),
             dead_letter_topic_records=len(letter_raws),
             duplicates=dup_exposures + dup_events,
@@ -374,10 +377,28 @@ def _gc_paused() -> Iterator[None]:
 
 # C-level getters (no Python frame per record).
 _exposure_id: Callable[[Exposure], str] = attrgetter("exposure_id")
-_event_id: Callable[[MetricEvent], str] = attrgetter("event_id")
 _exposed_at: Callable[[Exposure], datetime] = attrgetter("exposed_at")
-_first = itemgetter(0)
-_occurred_at: Callable[[MetricEvent], datetime] = attrgetter("occurred_at")
+
+
+def _deduplicated(
+    seen: SeenIds, validated: Validated[Any], id_field: str
+) -> tuple[list[Any], list[RawRecord], FieldLists, np.ndarray, int]:
+    """The validated records ``seen`` does not know yet (nor twice in the batch): (records, their raws,
+    their fields, their times in epoch ms, how many duplicates were left out)."""
+    records, raws = validated.records, validated.raws
+    fields = validated.fields if validated.fields is not None else FieldLists(records)
+    times = validated.times_ms if validated.times_ms is not None else np.zeros(len(records), np.int64)
+    kept = seen.fresh_positions(fields[id_field])
+    if kept is None:
+        return records, raws, fields, times, 0
+    fresh = [records[position] for position in kept]
+    return (
+        fresh,
+        [raws[position] for position in kept],
+        fields.taken(kept, fresh),
+        times[np.array(kept, np.int64)],
+        len(records) - len(kept),
+    )
 
 
 def _constant_timestamp(at: datetime, count: int) -> pa.Array:

@@ -150,24 +150,29 @@ class SeenIds:
 
         Returns (fresh pairs, number of duplicates); the state changes only on :meth:`commit`.
         """
-        hashes = list(map(hash, map(id_of, map(_first, records))))
+        kept = self.fresh_positions(list(map(id_of, map(_first, records))))
+        if kept is None:
+            return list(records), 0
+        return [records[position] for position in kept], len(records) - len(kept)
+
+    def fresh_positions(self, ids: Sequence[str]) -> list[int] | None:
+        """Positions of the ids not seen before nor earlier in ``ids``; None when every id is fresh (the
+        common case, decided by set operations in C). The state changes only on :meth:`commit`."""
+        hashes = list(map(hash, ids))
         found = self._in_sealed(hashes)
         opened = self._open
         batch: set[int] = set(hashes)
         if len(batch) == len(hashes) and not any(found) and opened.isdisjoint(batch):
-            return list(records), 0  # the common case, decided by set operations in C: all fresh
+            return None
         batch.clear()
         add = batch.add
-        fresh: list[tuple[T, R]] = []
-        append = fresh.append
-        duplicates = 0
-        for pair, h, sealed in zip(records, hashes, found, strict=True):
+        kept: list[int] = []
+        for position, (h, sealed) in enumerate(zip(hashes, found, strict=True)):
             if sealed or h in opened or h in batch:
-                duplicates += 1
                 continue
             add(h)
-            append(pair)
-        return fresh, duplicates
+            kept.append(position)
+        return kept
 
     def commit(self, ids: Iterable[str], now: datetime) -> None:
         """Remember ids once their batch is loaded (call after the insert succeeded)."""

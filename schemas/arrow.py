@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 import numpy as np
@@ -198,9 +198,22 @@ _COLUMN_OVERRIDES: Final[dict[tuple[type, str], Callable[[Sequence[Any]], list[A
 }
 
 
-def _column(records: Sequence[Any], record_type: type, field: pa.Field) -> pa.Array:
+class FieldSource(Protocol):
+    """Each field's values as a list, by field name (``pipelines.field_lists.FieldLists``, a dict)."""
+
+    def __getitem__(self, name: str, /) -> list[Any]: ...
+
+
+def _column(
+    records: Sequence[Any], record_type: type, field: pa.Field, fields: FieldSource | None = None
+) -> pa.Array:
     override = _COLUMN_OVERRIDES.get((record_type, field.name))
-    values = override(records) if override else list(map(attrgetter(field.name), records))
+    if override:
+        values = override(records)
+    elif fields is not None:
+        values = fields[field.name]
+    else:
+        values = list(map(attrgetter(field.name), records))
     if field.type == TIMESTAMP:
         return _timestamp_array(values)
     if field.type == _STRING_MAP and values and values.count({}) == len(values):
@@ -232,12 +245,18 @@ def _timestamp_array(values: list[datetime | None]) -> pa.Array:
 
 
 def to_arrow(
-    records: Sequence[Any], record_type: type | None = None, *, columns: Mapping[str, pa.Array] | None = None
+    records: Sequence[Any],
+    record_type: type | None = None,
+    *,
+    columns: Mapping[str, pa.Array] | None = None,
+    fields: FieldSource | None = None,
 ) -> pa.Table:
     """A pyarrow Table of ``records`` (all of one type) with the schema of their table.
 
     ``record_type`` is needed only when ``records`` may be empty. ``columns``: arrays the caller already
     holds for some fields (same values, same order, the schema's type), used instead of converting them.
+    ``fields``: each field's values as a list, aligned with ``records`` (``pipelines.field_lists``: read
+    once per batch, shared with other stages), used instead of reading the records again.
     """
     if record_type is None:
         if not records:
@@ -248,7 +267,7 @@ def to_arrow(
         raise TypeError(f"to_arrow() expects only {record_type.__name__} records")
     given = columns or {}
     arrays = [
-        given[field.name] if field.name in given else _column(records, record_type, field)
+        given[field.name] if field.name in given else _column(records, record_type, field, fields)
         for field in binding.schema
     ]
     return pa.Table.from_arrays(arrays, schema=binding.schema)
