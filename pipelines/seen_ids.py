@@ -2,9 +2,10 @@
 
 Each id is kept as ``hash(id)`` (CPython's 64-bit SipHash of the string; randomised per process, which
 is fine: the state is rebuilt from the warehouse on every start, in the process that uses it). Ids
-arrive in an *open* slice (a set of ints); a slice is *sealed* once it spans ``retention / SLICES`` of
-time or holds ``max_ids / SLICES`` ids, and is then stored as a sorted ``int64`` run in a ring reserved
-(and touched) up front: ``8 × (max_ids + 2 × max_ids / SLICES)`` bytes. Sealed slices are dropped
+arrive in an *open* slice (one sorted ``int64`` array, each commit's sorted hashes merged into it: a
+linear merge of two runs); a slice is *sealed* once it spans ``retention / SLICES`` of time or holds
+``max_ids / SLICES`` ids, and is then stored as a sorted ``int64`` run in a ring reserved (and touched)
+up front: ``8 × (max_ids + 2 × max_ids / SLICES)`` bytes. Sealed slices are dropped
 **whole**, oldest first, once their newest id is older than ``retention`` or when the ids kept exceed
 ``max_ids``. So:
 
@@ -12,8 +13,8 @@ time or holds ``max_ids / SLICES`` ids, and is then stored as a sorted ``int64``
   out first), at most ``retention + retention / SLICES``;
 - at most ``max_ids`` ids are kept; when the cap binds, between ``max_ids − max_ids / SLICES`` and
   ``max_ids`` of the newest are (the oldest slice goes first, not one id at a time);
-- memory is the ring (fixed from the start, 8 B per id) plus the open slice (a set of up to
-  ``max_ids / SLICES`` ints, ~70 B each, emptied at every seal): it does not grow with the retention;
+- memory is the ring (fixed from the start, 8 B per id) plus the open slice (an array of up to
+  ``max_ids / SLICES`` hashes, 8 B each, emptied at every seal): it does not grow with the retention;
 - a different id with the same 64-bit hash as one kept is taken for a duplicate: probability
   ``ids kept / 2**64`` per lookup, ≤ 2.7e-13 at 5 M ids (docs/decisions/0022-compact-dedup-state.md).
 """
@@ -24,7 +25,6 @@ import mmap
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from itertools import islice
 from operator import itemgetter
 from typing import TypeVar
 
@@ -41,7 +41,7 @@ SLICES = 16
 """Time slices per retention (and per cap): the granularity at which ids are forgotten."""
 
 _SORTED_LOOKUP_FROM = 2048
-"""Hashes looked up at once from which they are sorted first (see ``SeenIds._in_sealed``)."""
+"""Hashes looked up at once from which they are sorted first (see ``SeenIds._lookup``)."""
 
 
 class _Slice:
@@ -65,7 +65,8 @@ class SeenIds:
         self._ring = _resident_zeros(max_ids + 2 * self._slice_ids)
         self._sealed: deque[_Slice] = deque()
         self._sealed_count = 0
-        self._open: set[int] = set()
+        self._open = np.empty(0, np.int64)
+        """The open slice's hashes, sorted (an id committed twice while it is open is kept twice)."""
         self._open_since: datetime | None = None
         self._open_newest: datetime | None = None
 
@@ -82,26 +83,28 @@ class SeenIds:
 
     def contains_many(self, record_ids: Sequence[object]) -> list[bool]:
         """Whether each id was seen (committed) before."""
-        hashes = list(map(hash, record_ids))
-        found = self._in_sealed(hashes)
-        opened = self._open
-        return [f or h in opened for f, h in zip(found, hashes, strict=True)]
+        found, _ = self._lookup(list(map(hash, record_ids)))
+        result: list[bool] = found.tolist()
+        return result
 
-    def _in_sealed(self, hashes: list[int]) -> list[bool]:
-        """Whether each hash is in a sealed slice. A large batch is looked up sorted (then put back in
-        its order): numpy's binary search narrows each search by the previous key when the keys ascend,
-        so a slice is walked in order instead of at random (50,000 hashes in 7 slices of 312,500: ~15 ms
-        against ~64)."""
-        if not self._sealed or not hashes:
-            return [False] * len(hashes)
+    def _lookup(self, hashes: list[int]) -> tuple[np.ndarray, bool]:
+        """Whether each hash is in a slice (sealed or open), in order, and whether a hash occurs twice in
+        ``hashes``. A large batch is looked up sorted (then put back in its order): numpy's binary search
+        narrows each search by the previous key when the keys ascend, so a slice is walked in order
+        instead of at random (50,000 hashes in 7 slices of 312,500: ~15 ms against ~64)."""
         query = np.fromiter(hashes, np.int64, len(hashes))
         order = np.argsort(query) if len(query) >= _SORTED_LOOKUP_FROM else None
         if order is not None:
             query = query[order]
+            twice = bool(len(query)) and bool((query[1:] == query[:-1]).any())
+        else:
+            twice = len(set(hashes)) != len(hashes)
         found = np.zeros(len(hashes), np.bool_)
         ring = self._ring
-        for piece in self._sealed:
-            run = ring[piece.start : piece.end]
+        runs = [ring[piece.start : piece.end] for piece in self._sealed]
+        if len(self._open):
+            runs.append(self._open)
+        for run in runs:
             at = np.searchsorted(run, query)
             np.minimum(at, len(run) - 1, out=at)
             found |= run[at] == query
@@ -109,22 +112,24 @@ class SeenIds:
             in_order = np.empty_like(found)
             in_order[order] = found
             found = in_order
-        result: list[bool] = found.tolist()
-        return result
+        return found, twice
 
     def remember(self, ids: Iterable[str], at: datetime) -> None:
         """Mark ids as seen at ``at``; then forget what is older than the retention or beyond the cap."""
         if self._open_since is not None and at - self._open_since >= self._slice_span:
             self._seal()
-        hashes = iter(list(map(hash, ids)))
-        while True:
+        hashes = list(map(hash, ids))
+        start = 0
+        while start < len(hashes):
             room = self._slice_ids - len(self._open)
-            chunk = list(islice(hashes, room))
-            if not chunk:
-                break
+            chunk = np.fromiter(hashes[start : start + room], np.int64)
+            start += room
+            chunk.sort()
             if self._open_since is None:
                 self._open_since = at
-            self._open.update(chunk)
+            merged = np.concatenate((self._open, chunk))
+            merged.sort(kind="stable")  # two sorted runs: merged in one linear pass
+            self._open = merged
             self._open_newest = at if self._open_newest is None else max(self._open_newest, at)
             if len(self._open) >= self._slice_ids:
                 self._seal()
@@ -139,7 +144,7 @@ class SeenIds:
             dropped += self._drop_oldest()
         if self._open_newest is not None and self._open_newest < horizon:
             dropped += len(self._open)
-            self._open.clear()
+            self._open = np.empty(0, np.int64)
             self._open_since = self._open_newest = None
         return dropped
 
@@ -157,18 +162,16 @@ class SeenIds:
 
     def fresh_positions(self, ids: Sequence[str]) -> list[int] | None:
         """Positions of the ids not seen before nor earlier in ``ids``; None when every id is fresh (the
-        common case, decided by set operations in C). The state changes only on :meth:`commit`."""
+        common case, decided column-wise). The state changes only on :meth:`commit`."""
         hashes = list(map(hash, ids))
-        found = self._in_sealed(hashes)
-        opened = self._open
-        batch: set[int] = set(hashes)
-        if len(batch) == len(hashes) and not any(found) and opened.isdisjoint(batch):
+        found, twice = self._lookup(hashes)
+        if not twice and not found.any():
             return None
-        batch.clear()
+        batch: set[int] = set()
         add = batch.add
         kept: list[int] = []
-        for position, (h, sealed) in enumerate(zip(hashes, found, strict=True)):
-            if sealed or h in opened or h in batch:
+        for position, (h, known) in enumerate(zip(hashes, found.tolist(), strict=True)):
+            if known or h in batch:
                 continue
             add(h)
             kept.append(position)
@@ -181,14 +184,19 @@ class SeenIds:
     # -- slices ------------------------------------------------------------------------------------
 
     def _seal(self) -> None:
-        if not self._open:
+        if not len(self._open):
             self._open_since = self._open_newest = None
             return
-        run = np.fromiter(self._open, np.int64, len(self._open))
-        run.sort()
+        run = self._open  # sorted; an id committed twice while open is kept once
+        if len(run) > 1:
+            first = np.empty(len(run), np.bool_)
+            first[0] = True
+            np.not_equal(run[1:], run[:-1], out=first[1:])
+            if not first.all():
+                run = run[first]
         newest = self._open_newest
         assert newest is not None
-        self._open.clear()
+        self._open = np.empty(0, np.int64)
         self._open_since = self._open_newest = None
         # Make room: the cap counts sealed ids; the ring has 2 slices of slack for wrapping.
         while self._sealed and self._sealed_count + len(run) > self.max_ids:

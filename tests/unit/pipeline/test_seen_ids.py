@@ -65,3 +65,16 @@ def test_a_large_batch_is_looked_up_sorted_with_the_same_answers_in_its_order() 
     fresh, duplicates = seen.deduplicate(pairs, str, T0)
     assert duplicates == 3_000
     assert fresh == [pair for pair in pairs if pair[0] not in known]
+
+
+def test_an_id_committed_twice_while_open_is_sealed_once_and_found_until_forgotten() -> None:
+    """The open slice is one sorted array merged per commit: a repeat is kept twice there, once sealed."""
+    seen = SeenIds(timedelta(minutes=16), max_ids=16 * 8)  # slices of 8 ids, 1 minute
+    seen.commit(["a", "b"], T0)
+    seen.commit(["b", "c"], T0)
+    assert len(seen) == 4 and seen.contains_many(["a", "b", "c", "d"]) == [True, True, True, False]
+    seen.commit(["d"], T0 + timedelta(minutes=2))  # the open slice spans a slice's time: sealed first
+    assert len(seen) == 4  # a, b, c sealed (b once) and d open
+    assert seen.fresh_positions(["d", "e", "a", "e", "f"]) == [1, 4]
+    assert seen.fresh_positions(["e", "f"]) is None
+    assert seen.expire(T0 + timedelta(minutes=17)) == 3 and seen.contains_many(["a", "d"]) == [False, True]
