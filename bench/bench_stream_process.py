@@ -151,6 +151,7 @@ def run_tree(tree: Path, env: dict[str, str], profile: Path | None = None) -> di
         "worker_seconds": round(report["seconds"], 2),
         "consumed": report["consumed"],
         "attributed": report["attributed"],
+        "held_released_early": report.get("held_released_early"),  # absent in trees before decision 0107
         "dead_letters": report["dead_letters"],
         "stage_seconds": report["stage_seconds"],
     }

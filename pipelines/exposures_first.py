@@ -6,9 +6,11 @@ the exposures, and every event past the cap is released unattributed (decision 0
 exposures first is the ideal order for the attribution rule (the first exposure is the earliest; an event
 before it is not attributed either way). So while exposures partition *p* has more than ``max_lag`` records
 left to read, events partition *p* (co-partitioned: the same units) is paused; it is resumed once the lag is
-under ``max_lag``, when the lag is unknown, or after ``max_pause`` seconds whatever the lag says (a stalled
-fetch must not stop the events), after which it is not paused again for another ``max_pause``. At a steady
-rate the lag stays under ``max_lag`` and nothing pauses.
+under ``max_lag``, when the lag is unknown (neither known locally nor ever given by the broker: a lag the
+broker gave stands until the consumer knows the partition's, :meth:`ExposuresFirst.with_broker_lags`), or
+after ``max_pause`` seconds whatever the lag says (a stalled fetch must not stop the events), after which
+it is not paused again for another ``max_pause``. At a steady rate the lag stays under ``max_lag`` and
+nothing pauses.
 
 :class:`ExposuresFirst` only decides (pure, no Kafka); the runner measures the lags and calls
 ``pause``/``resume`` (librdkafka drops a paused partition's prefetched records and fetches again from the
@@ -43,11 +45,22 @@ class ExposuresFirst:
         """Events partition → until when it is not paused again (after ``max_pause`` ran out)."""
         self.pauses = 0
         """Partitions paused so far (the worker logs it)."""
+        self.broker_lags: dict[int, int] = {}
+        """Exposures partition → the lag the broker gave last (asked for partitions not known locally)."""
 
     def reset(self) -> None:
-        """Forget every pause (a new assignment: the runner resumes what it owns)."""
+        """Forget every pause and lag (a new assignment: the runner resumes what it owns)."""
         self.paused.clear()
         self._free_until.clear()
+        self.broker_lags.clear()
+
+    def with_broker_lags(self, local: Mapping[int, int | None]) -> dict[int, int | None]:
+        """The lags known locally, each unknown one filled with the broker's last answer for it: until the
+        consumer has read from an exposures partition it knows no lag there, and treating that as unknown
+        resumed a partition paused on the broker's word one batch later (the events of a backlog then
+        came first after all)."""
+        asked = self.broker_lags
+        return {partition: asked.get(partition) if lag is None else lag for partition, lag in local.items()}
 
     def decide(self, exposure_lags: Mapping[int, int | None], events: Iterable[int], now: float) -> Moves:
         """The moves for the owned events partitions ``events``, given the lag of each exposures partition

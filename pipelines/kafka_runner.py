@@ -248,9 +248,11 @@ class KafkaRunner:
         if unknown and time.monotonic() - self.lags_asked_at >= 5.0:
             self.lags_asked_at = time.monotonic()
             try:
-                lags.update({key[1]: lag for key, lag in consumer_lags(self.consumer, unknown).items()})
+                asked = consumer_lags(self.consumer, unknown)
+                self.exposures_first.broker_lags.update({key[1]: lag for key, lag in asked.items()})
             except Exception as error:  # not known now (broker busy or moving): no reason to pause
                 logger.debug("exposure lags unknown: %s", error)
+        lags = self.exposures_first.with_broker_lags(lags)
         moves = self.exposures_first.decide(lags, sorted(events), time.monotonic())
         self.report.exposures_first_pauses = self.exposures_first.pauses
         if moves.pause:

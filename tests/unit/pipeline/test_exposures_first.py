@@ -32,3 +32,16 @@ def test_a_new_assignment_forgets_every_pause() -> None:
     rule.reset()
     assert rule.paused == {}
     assert rule.decide({1: 0}, [1], now=1).resume == set()  # nothing to resume: it was forgotten
+
+
+def test_a_lag_the_broker_gave_stands_until_the_partition_is_known_locally() -> None:
+    """Paused on the broker's word, an events partition stays paused while its exposures partition is not
+    known locally yet (nothing read from it), instead of being resumed as 'unknown' one batch later."""
+    rule = ExposuresFirst(max_lag=100, max_pause=60)
+    rule.broker_lags.update({0: 50_000, 1: 20})
+    assert rule.decide(rule.with_broker_lags({0: None, 1: None, 2: None}), [0, 1, 2], now=0).pause == {0}
+    moves = rule.decide(rule.with_broker_lags({0: None, 1: None, 2: None}), [0, 1, 2], now=1)
+    assert (moves.pause, moves.resume) == (set(), set())  # 0 stays paused: the broker's lag stands
+    assert rule.decide(rule.with_broker_lags({0: 80, 1: None}), [0, 1], now=2).resume == {0}  # known: 80
+    rule.reset()
+    assert rule.with_broker_lags({0: None}) == {0: None}  # a new assignment forgets the broker's lags
