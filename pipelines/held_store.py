@@ -3,15 +3,17 @@
 :class:`~pipelines.attribution.AttributionState` holds every new event for ``hold`` of processing time, so
 that an exposure arriving meanwhile can still attribute it. It used to keep one tuple per event in a list
 per unit, with a per-event step to hold it and another to release it (issue #22's profile: ~0.9 µs per
-event, the largest single part of the kernel after decoding). Here a batch's held events are one
-:class:`_Chunk`: the columns the kernel built for the batch anyway (unit ids, event ids, names, values,
-times, the experiments each event is attributed to), kept as they are. So:
+event, the largest single part of the kernel after decoding). Here held events are kept in chunks of
+columns (:class:`_Chunk`): a batch's columns as the kernel built them (unit ids, event ids, names, values,
+times, the experiments each event is attributed to), or, for small batches, appended to the newest chunk
+up to :data:`MERGE_UP_TO` events (one segment per hold time). So:
 
-- holding a batch costs a few list references, not a tuple and a dict look-up per event;
+- holding a batch costs a few list references (or one copy into the newest chunk), not a tuple and a dict
+  look-up per event;
 - releasing (oldest first, by time or by the cap) moves a chunk's start or drops the chunk whole;
 - the held events of some units (needed only when exposures give units holding events a new or earlier
-  first exposure) are found by binary search over a chunk's unit hashes, sorted the first time the
-  chunk is asked (~0.1 µs per event, once), then compared by unit id.
+  first exposure) are found by binary search over each chunk's unit hashes, sorted the first time the
+  chunk is asked and extended as batches join it, then compared by unit id.
 
 Events come out in holding order (chunk by chunk, position by position), the order the per-unit lists
 had; a unit's events are its entries in that order. Restored events (:meth:`HeldStore.hold_one`, from the
@@ -23,12 +25,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
 from pipelines.held_columns import HeldEntry
 
 __all__ = ["HeldStore", "HeldView"]
+
+MERGE_UP_TO = 50_000
+"""Events per chunk up to which a batch joins the newest chunk: a steady flow of small batches makes few
+chunks, so a look-up searches ~``XP_STREAM_MAX_HELD_EVENTS / MERGE_UP_TO`` chunks, not one per batch."""
 
 HeldView = dict[str, list[HeldEntry]]
 """Held events of some units, per unit in holding order, as tuples (see :meth:`HeldStore.view`)."""
@@ -40,12 +47,14 @@ class _Chunk:
     __slots__ = (
         "attributed",
         "event_ids",
-        "held_at",
         "index",
         "names",
         "next",
         "occurred",
         "order",
+        "owned",
+        "segment",
+        "segments",
         "sorted_hashes",
         "units",
         "values",
@@ -63,7 +72,12 @@ class _Chunk:
         *,
         own: bool,
     ) -> None:
-        self.held_at = held_at
+        self.segments: list[tuple[datetime, int]] = [(held_at, len(units))]
+        """(held at, end position) per run of events held at one time, in order (merged batches)."""
+        self.segment = 0
+        """The first segment with events still held."""
+        self.owned = own
+        """The lists are the chunk's own (not the caller's): events may be appended to them."""
         self.units = units
         self.event_ids = event_ids
         self.names = names
@@ -82,6 +96,50 @@ class _Chunk:
 
     def __len__(self) -> int:
         return len(self.units) - self.next
+
+    @property
+    def held_at(self) -> datetime:
+        """When the last segment was held (where :meth:`HeldStore.hold_one` appends)."""
+        return self.segments[-1][0]
+
+    def expired_end(self, horizon: datetime) -> int:
+        """The end of the run of held events, from the first one, held before ``horizon``."""
+        end = self.next
+        segments = self.segments
+        while self.segment < len(segments) and segments[self.segment][1] <= self.next:
+            self.segment += 1
+        for held_at, segment_end in segments[self.segment :]:
+            if held_at >= horizon:
+                break
+            end = segment_end
+        return end
+
+    def extend(self, held_at: datetime, columns: tuple[list[Any], ...]) -> None:
+        """Append a batch's events (its ``units``, ``event_ids``, … lists) as a new segment."""
+        if not self.owned:  # the first lists were the caller's: copied before they grow
+            self.units, self.event_ids, self.names = self.units[:], self.event_ids[:], self.names[:]
+            self.values, self.occurred, self.attributed = self.values[:], self.occurred[:], self.attributed[:]
+            self.owned = True
+        start = len(self.units)
+        mine: tuple[list[Any], ...] = (
+            self.units,
+            self.event_ids,
+            self.names,
+            self.values,
+            self.occurred,
+            self.attributed,
+        )
+        for column, more in zip(mine, columns, strict=True):
+            column.extend(more)
+        self.segments.append((held_at, len(self.units)))
+        if self.sorted_hashes is not None:  # merge the new events' sorted hashes into the index
+            assert self.order is not None
+            added = np.fromiter(map(hash, columns[0]), np.int64, len(columns[0]))
+            ranked = np.argsort(added, kind="stable")
+            hashes = np.concatenate((self.sorted_hashes, added[ranked]))
+            order = np.concatenate((self.order, ranked + start))
+            merged = np.argsort(hashes, kind="stable")  # two sorted runs; a unit's positions stay ascending
+            self.sorted_hashes, self.order = hashes[merged], order[merged]
 
     def find(self, units: Sequence[str], query: _Query) -> list[tuple[int, list[int]]]:
         """(index into ``units``, its held positions here in order) for each of ``units`` held here."""
@@ -126,10 +184,14 @@ class _Chunk:
             self.attributed[position],
         )
 
-    def append(self, unit: str, entry: HeldEntry) -> None:
+    def append(self, held_at: datetime, unit: str, entry: HeldEntry) -> None:
         """One more event, in a chunk of its own."""
         assert self.index is not None
         self.index.setdefault(unit, []).append(len(self.units))
+        if self.segments[-1][0] == held_at:
+            self.segments[-1] = (held_at, len(self.units) + 1)
+        else:
+            self.segments.append((held_at, len(self.units) + 1))
         self.units.append(unit)
         self.event_ids.append(entry[0])
         self.names.append(entry[1])
@@ -152,9 +214,11 @@ class _Query:
 class HeldStore:
     """Held events in holding order, as chunks of columns: hold a batch, release the oldest, find a unit's."""
 
-    def __init__(self) -> None:
+    def __init__(self, merge_up_to: int = MERGE_UP_TO) -> None:
         self._chunks: deque[_Chunk] = deque()
         self._count = 0
+        self.merge_up_to = merge_up_to
+        """A batch is appended to the newest chunk while both hold at most this many events together."""
 
     def __len__(self) -> int:
         return self._count
@@ -172,7 +236,13 @@ class HeldStore:
         """Hold a batch's events (aligned lists, kept as they are: the caller must not change them)."""
         if not units:
             return
-        self._chunks.append(_Chunk(held_at, units, event_ids, names, values, occurred, attributed, own=False))
+        last = self._chunks[-1] if self._chunks else None
+        if last is not None and last.index is None and len(last.units) + len(units) <= self.merge_up_to:
+            last.extend(held_at, (units, event_ids, names, values, occurred, attributed))
+        else:
+            self._chunks.append(
+                _Chunk(held_at, units, event_ids, names, values, occurred, attributed, own=False)
+            )
         self._count += len(units)
 
     def hold_one(self, held_at: datetime, unit: str, entry: HeldEntry) -> bool:
@@ -186,7 +256,7 @@ class HeldStore:
         if last is None or last.index is None or last.held_at != held_at:
             last = _Chunk(held_at, [], [], [], [], [], [], own=True)
             self._chunks.append(last)
-        last.append(unit, entry)
+        last.append(held_at, unit, entry)
         self._count += 1
         return True
 
@@ -242,15 +312,13 @@ class HeldStore:
         chunks = self._chunks
         while chunks:
             chunk = chunks[0]
-            early = chunk.held_at >= horizon
-            if not early:
-                count = len(chunk)
-            else:
+            start = chunk.next
+            count = chunk.expired_end(horizon) - start
+            early = count <= 0
+            if early:  # the oldest held event is within its hold: only the cap releases
                 count = min(len(chunk), self._count - max_held)
                 if count <= 0:
                     break
-            start = chunk.next
-            if early:
                 early_unattributed += chunk.attributed[start : start + count].count(())
             chunk.next = start + count
             self._count -= count
@@ -273,18 +341,25 @@ class HeldStore:
             stays = [position for position in range(start, len(units)) if verdicts[units[position]]]
             dropped += len(chunk) - len(stays)
             if stays:
-                kept_chunks.append(
-                    _Chunk(
-                        chunk.held_at,
-                        [chunk.units[p] for p in stays],
-                        [chunk.event_ids[p] for p in stays],
-                        [chunk.names[p] for p in stays],
-                        [chunk.values[p] for p in stays],
-                        [chunk.occurred[p] for p in stays],
-                        [chunk.attributed[p] for p in stays],
-                        own=False,
-                    )
+                kept = _Chunk(
+                    chunk.held_at,
+                    [chunk.units[p] for p in stays],
+                    [chunk.event_ids[p] for p in stays],
+                    [chunk.names[p] for p in stays],
+                    [chunk.values[p] for p in stays],
+                    [chunk.occurred[p] for p in stays],
+                    [chunk.attributed[p] for p in stays],
+                    own=False,
                 )
+                kept.owned = True
+                ends = [end for _, end in chunk.segments]
+                counts = np.searchsorted(np.array(stays, np.int64), ends, "left").tolist()
+                kept.segments = [
+                    (held_at, count)
+                    for (held_at, _), count, before in zip(chunk.segments, counts, [0, *counts], strict=False)
+                    if count > before
+                ]
+                kept_chunks.append(kept)
         self._chunks = kept_chunks
         self._count -= dropped
         return dropped

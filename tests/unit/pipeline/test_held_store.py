@@ -2,7 +2,8 @@
 
 Random operations (batches held, single events restored, releases by time and by the cap, units dropped,
 units looked up and their entries updated) on both; after each, the same events in the same order, the
-same units holding events, the same counts — including units whose ``hash()`` values collide.
+same units holding events, the same counts — including units whose ``hash()`` values collide, and with
+batches merged into the newest chunk (segments of several hold times in one chunk, its index extended).
 """
 
 from __future__ import annotations
@@ -57,11 +58,12 @@ def _units(rng: random.Random, collide: bool) -> list[str]:
     return [_Unit(name, n % 3) for n, name in enumerate(names)] if collide else names
 
 
+@pytest.mark.parametrize("merge_up_to", [0, 25, 10_000])
 @pytest.mark.parametrize("seed", range(30))
-def test_the_store_holds_releases_and_finds_what_the_model_does(seed: int) -> None:
+def test_the_store_holds_releases_and_finds_what_the_model_does(seed: int, merge_up_to: int) -> None:
     rng = random.Random(seed)
     units = _units(rng, collide=seed % 2 == 1)
-    store, model = HeldStore(), _Model()
+    store, model = HeldStore(merge_up_to=merge_up_to), _Model()
     now = T0
     ids = iter(range(1_000_000))
     for _ in range(60):
