@@ -85,12 +85,14 @@ class _Chunk:
         self.occurred = occurred
         self.attributed = attributed
         self.next = 0
-        self.index: dict[str, list[int]] | None = {} if own else None
+        index: dict[str, list[int]] | None = None
+        if own:
+            index = {}
+            for position, unit in enumerate(units):
+                index.setdefault(unit, []).append(position)
+        self.index = index
         """Unit → its positions, for a chunk of its own (:meth:`HeldStore.hold_one` appends to it); None for
         a batch's chunk, searched by its units' hashes instead (``sorted_hashes``, built when first asked)."""
-        if own:
-            for position, unit in enumerate(units):
-                self.index.setdefault(unit, []).append(position)  # type: ignore[union-attr]
         self.sorted_hashes: np.ndarray | None = None
         self.order: np.ndarray | None = None
 
