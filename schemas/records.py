@@ -58,9 +58,11 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 """The ``schema_version`` written by this code. Bumped for every additive change to any record."""
 
-# ClickHouse DateTime64 covers [1900-01-01, 2299-12-31]; anything outside would be stored wrapped.
-_MIN_TIME: Final = datetime(1900, 1, 1, tzinfo=UTC)
-_MAX_TIME: Final = datetime(2300, 1, 1, tzinfo=UTC)
+# ClickHouse DateTime64 covers [1900-01-01, 2299-12-31]; anything outside would be stored wrapped. For a
+# UTC datetime that is a range of years: comparing ``year`` costs ~0.05 µs, comparing with two aware
+# datetimes ~0.2 µs (each side's offset is asked for), once per decoded record.
+_MIN_YEAR: Final = 1900
+_MAX_YEAR: Final = 2300
 
 
 def utc_ms(value: datetime, field: str = "timestamp") -> datetime:
@@ -71,7 +73,7 @@ def utc_ms(value: datetime, field: str = "timestamp") -> datetime:
         value = value.astimezone(UTC)
     if value.microsecond % 1000:
         value = value.replace(microsecond=value.microsecond - value.microsecond % 1000)
-    if not _MIN_TIME <= value < _MAX_TIME:
+    if not _MIN_YEAR <= value.year < _MAX_YEAR:  # value is in UTC here
         raise ValueError(f"timestamp `{field}` is outside the storable range 1900-01-01..2299-12-31")
     return value
 
@@ -185,7 +187,7 @@ class Exposure(Struct, frozen=True, kw_only=True, gc=False):
     def __post_init__(self) -> None:
         # Inline check of the common case (UTC, whole ms, in range: nothing to change); utc_ms otherwise.
         at = self.exposed_at
-        if at.tzinfo is not UTC or at.microsecond % 1000 or not _MIN_TIME <= at < _MAX_TIME:
+        if at.tzinfo is not UTC or at.microsecond % 1000 or not _MIN_YEAR <= at.year < _MAX_YEAR:
             force_setattr(self, "exposed_at", utc_ms(at, "exposed_at"))
         if self.sent_at is not None:
             force_setattr(self, "sent_at", utc_ms(self.sent_at, "sent_at"))
@@ -208,7 +210,7 @@ class MetricEvent(Struct, frozen=True, kw_only=True, gc=False):
     def __post_init__(self) -> None:
         # Inline check of the common case (UTC, whole ms, in range: nothing to change); utc_ms otherwise.
         at = self.occurred_at
-        if at.tzinfo is not UTC or at.microsecond % 1000 or not _MIN_TIME <= at < _MAX_TIME:
+        if at.tzinfo is not UTC or at.microsecond % 1000 or not _MIN_YEAR <= at.year < _MAX_YEAR:
             force_setattr(self, "occurred_at", utc_ms(at, "occurred_at"))
         if self.sent_at is not None:
             force_setattr(self, "sent_at", utc_ms(self.sent_at, "sent_at"))

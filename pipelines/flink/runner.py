@@ -353,6 +353,10 @@ class FlinkRunner:
                 self.job.stop()
             if self.consumer is not None:
                 self.consumer.close()
+                # It holds our rebalance callbacks (a cycle through this runner): dropped, the worker's
+                # state goes by reference counting when the run ends, not by a collection of the whole
+                # heap (0.65 s at 100 k units at interpreter exit).
+                self.consumer = None
             if self.producer is not None:
                 self.producer.flush(10)
 

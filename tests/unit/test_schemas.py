@@ -270,6 +270,32 @@ def test_decode_failures_are_coded(data: bytes | None, reason: DeadLetterReason,
     assert str(caught.value).startswith(f"{reason.value}: ")
 
 
+@pytest.mark.parametrize(
+    ("field", "text", "stored"),
+    [
+        ("exposed_at", "1899-12-31T23:59:59.999Z", None),
+        ("exposed_at", "1900-01-01T00:00:00Z", datetime(1900, 1, 1, tzinfo=UTC)),
+        ("exposed_at", "1900-01-01T00:30:00+01:00", None),  # 1899-12-31T23:30Z
+        ("exposed_at", "1899-12-31T23:30:00-01:00", datetime(1900, 1, 1, 0, 30, tzinfo=UTC)),
+        ("exposed_at", "2299-12-31T23:59:59.9999Z", datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)),
+        ("exposed_at", "2300-01-01T00:00:00Z", None),
+        ("exposed_at", "2299-12-31T23:30:00-01:00", None),  # 2300-01-01T00:30Z
+        ("sent_at", "1899-12-31T23:59:59.999Z", None),
+        ("sent_at", "2300-01-01T00:30:00+01:00", datetime(2299, 12, 31, 23, 30, tzinfo=UTC)),
+        ("sent_at", "2300-01-01T00:00:00Z", None),
+    ],
+)
+def test_storable_range_is_checked_in_utc(field: str, text: str, stored: datetime | None) -> None:
+    """The range [1900-01-01, 2300-01-01) UTC holds at both ends, offsets applied first."""
+    data = with_changes(**{field: text})
+    if stored is None:
+        with pytest.raises(RecordError, match="storable range") as caught:
+            RecordCodec(Exposure).decode(data)
+        assert caught.value.reason is DeadLetterReason.BAD_TIMESTAMP
+    else:
+        assert getattr(RecordCodec(Exposure).decode(data), field) == stored
+
+
 def test_unknown_fields_are_ignored_for_additive_changes() -> None:
     exposure = RecordCodec(Exposure).decode(with_changes(added_in_v2="x", schema_version=2))
     assert exposure.schema_version == 2 and exposure.unit_id == "user-42"
