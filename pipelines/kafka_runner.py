@@ -20,6 +20,7 @@ from pipelines.dead_letter_topic import dead_letters_for_topic
 from pipelines.exposures_first import ExposuresFirst
 from pipelines.gc_pacing import PacedCollector
 from pipelines.kernel import RawRecord
+from pipelines.merge_pacing import PacedMerges
 from pipelines.offset_tracker import OffsetTracker
 from pipelines.rebalance_refresh import refresh_after_rebalance
 from pipelines.warehouse_sink import WarehouseSink
@@ -120,6 +121,8 @@ class KafkaRunner:
         # The garbage collector paced by batches while the worker is behind, when it owns the process
         # (not inside `xp up`); automatic while it keeps up (pipelines/gc_pacing.py).
         self.collector = PacedCollector(enabled=owns_process)
+        # The embedded store's merges held back the same way, within a parts bound (decision 0111).
+        self.merges = PacedMerges(parts.warehouse, enabled=owns_process)
         self.consumer: Any = None
         self.producer: Any = None
         self.assigned: list[Any] = []
@@ -313,6 +316,7 @@ class KafkaRunner:
                 if not raws:
                     self._finish_load()
                     self.collector.when_idle()
+                    self.merges.when_idle()
                     processor.attribution.release_expired(now)
                     if self.offsets and not self._commit_pending(within=1.0):
                         continue  # not drained while offsets of loaded batches are uncommitted
@@ -351,12 +355,14 @@ class KafkaRunner:
                     done = time.monotonic()
                     report.stage_seconds["gc"] += done - collected_from
                     report.active_seconds = round(done - self.first_batch_at, 3)
+                self.merges.after_batch(backlogged=backlogged)
             self._finish_load()
             if self.offsets and not self._commit_pending(within=self.commit_within):
                 raise TransientError("stopped while offsets could not be committed (the batches are loaded)")
         finally:
             self.collector.stop()
             self.sink.close()  # an insert still running (after an error elsewhere) ends before the store does
+            self.merges.stop()
             if self.consumer is not None:
                 self.consumer.close()
                 # It holds our rebalance callbacks (a cycle through this runner): dropped, the worker's
