@@ -341,13 +341,14 @@ class KafkaRunner:
                 processor.remember_ids(output)
                 report.stage_seconds["process"] += time.monotonic() - last_activity
                 self._finish_load()  # the previous batch: its inserts ran while this one was processed
+                backlogged = len(messages) >= settings.stream_batch_size
+                self.merges.after_batch(backlogged=backlogged)  # no insert running: the store is free
                 self.sink.submit(output)
                 if not self.sink.overlap:
                     self._finish_load()
                 # Release this batch's objects (reference counting frees them), then collect what survived
                 # (a full batch: the worker is behind, the collector is paced); a collection is part of
                 # the batch's cost (counted in the active time, as stage "gc").
-                backlogged = len(messages) >= settings.stream_batch_size
                 messages = raws = []
                 del output
                 collected_from = time.monotonic()
@@ -355,7 +356,6 @@ class KafkaRunner:
                     done = time.monotonic()
                     report.stage_seconds["gc"] += done - collected_from
                     report.active_seconds = round(done - self.first_batch_at, 3)
-                self.merges.after_batch(backlogged=backlogged)
             self._finish_load()
             if self.offsets and not self._commit_pending(within=self.commit_within):
                 raise TransientError("stopped while offsets could not be committed (the batches are loaded)")
