@@ -67,14 +67,24 @@ class PacedMerges:
         self.check_every = check_every
         self.held = False
         self.holds = 0
-        """How many times merges were held back (reported)."""
+        """How many times merges were held back."""
         self._batches = 0
 
     def after_batch(self, *, backlogged: bool) -> None:
         """At a batch boundary: hold merges back while ``backlogged`` (the batch was full) and the parts
-        stay under the bound; resume them otherwise."""
+        stay under the bound; resume them otherwise. Never raises: if the store refuses a statement or the
+        count, pacing is off for the rest of the run (merges resumed if they can be) and the worker goes on;
+        a store that is really broken fails the worker's next insert with its own error."""
         if not self.enabled:
             return
+        try:
+            self._pace(backlogged)
+        except Exception as error:
+            logger.warning("merge pacing off for this run: %s", error)
+            self.enabled = False
+            self.stop()
+
+    def _pace(self, backlogged: bool) -> None:
         if not backlogged:
             self._batches = 0
             self._resume()
@@ -93,9 +103,8 @@ class PacedMerges:
             logger.info("merges held back while the worker is behind")
 
     def when_idle(self) -> None:
-        """No records arrived: the worker keeps up, merges resume."""
-        if self.enabled:
-            self._resume()
+        """No records arrived: the worker keeps up, merges resume (never raises, as :meth:`after_batch`)."""
+        self.after_batch(backlogged=False)
 
     def stop(self) -> None:
         """Resume merges if held (the end of a run; never raises: a failing store is reported by the

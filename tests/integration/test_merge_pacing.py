@@ -110,3 +110,19 @@ def test_stop_on_a_closed_store_does_not_raise(store: Warehouse) -> None:
     store.close()
     paced.stop()
     assert not paced.held
+
+
+@pytest.mark.parametrize("held_first", [False, True])
+def test_a_failing_store_turns_pacing_off_without_raising(store: Warehouse, held_first: bool) -> None:
+    """Pacing must never crash the worker: a store that refuses the count or the statement (here: closed
+    under it) turns pacing off for the run; the worker's own next insert reports the store."""
+    paced = PacedMerges(store, check_every=1)
+    if held_first:
+        paced.after_batch(backlogged=True)
+        assert paced.held
+    store.close()
+    paced.after_batch(backlogged=True)
+    assert not paced.enabled and not paced.held
+    paced.after_batch(backlogged=True)  # off: nothing asked of the store any more
+    paced.when_idle()
+    paced.stop()
