@@ -83,6 +83,13 @@ NOT_DRIVEN = {
         "only when a date's rows vanish between planning and export (a race); a `SELECT * … LIMIT 0` "
         "of a table the lake tests read in full"
     ),
+    **{
+        f"pipelines/merge_pacing.py:PacedMerges.{site}": (
+            "only on an embedded store the worker opened itself (a ChdbWarehouse, decision 0111): never "
+            "sent to a server; driven on chDB by test_merge_pacing.py"
+        )
+        for site in ("_pace:command", "_resume:command", "_most_parts:query_arrow")
+    },
     "pipelines/rebalance_refresh.py:refresh_after_rebalance:insert_arrow": (
         "needs the events topic's partition count from a broker (Kafka); the same insert into "
         "xp.attributed_events is sent by worker_setup.restore_from_warehouse (test_warehouse_workflows.py)"
