@@ -1,18 +1,18 @@
 """A batch's records by topic, and its offset ranges per (topic, partition), column-wise (numpy).
 
-Per record only C-level getters and an object comparison with the batch's few topics: no tuple, hash or
-dict look-up per record (docs/decisions/0103).
+Per record only an object comparison with the batch's few topics, over the batch's columns
+(:class:`~pipelines.raw_batch.RawBatch`): no tuple, hash or dict look-up per record (docs/decisions/0103).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from itertools import compress
-from operator import itemgetter
+from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
 from pipelines.kernel import RawRecord
+from pipelines.raw_batch import RawBatch
 
 __all__ = ["of_topic", "offset_ranges", "topic_codes"]
 
@@ -27,9 +27,9 @@ def offset_ranges(
     ``coded``: :func:`topic_codes` of ``raws`` when the caller has it."""
     if not raws:
         return {}
-    count = len(raws)
-    partitions = np.fromiter(map(_partition, raws), np.int64, count)
-    offsets = np.fromiter(map(_offset, raws), np.int64, count)
+    batch = RawBatch.of(raws)
+    partitions = np.array(batch.partitions, np.int64)
+    offsets = np.array(batch.offsets, np.int64)
     topics, names = coded or topic_codes(raws)
     low = int(partitions.min())
     codes = partitions - low
@@ -56,7 +56,7 @@ def offset_ranges(
 def topic_codes(raws: Sequence[RawRecord]) -> tuple[np.ndarray | None, list[str]]:
     """Each record's topic as a code into the batch's topics (in order of first appearance), None when
     the batch holds one topic; compared as objects in numpy (a batch holds two or three topics)."""
-    topics = np.array(list(map(_topic, raws)), dtype=object)
+    topics = np.array(RawBatch.of(raws).topics, dtype=object)
     names: list[str] = [topics[0]]
     others = topics != names[0]
     if not others.any():
@@ -72,16 +72,21 @@ def topic_codes(raws: Sequence[RawRecord]) -> tuple[np.ndarray | None, list[str]
 
 def of_topic(
     raws: Sequence[RawRecord], coded: tuple[np.ndarray | None, list[str]], topic: str | None
-) -> list[RawRecord]:
+) -> RawBatch:
     """The records of ``topic``, in batch order (``coded``: :func:`topic_codes` of ``raws``)."""
     codes, names = coded
+    batch = RawBatch.of(raws)
     if topic is None or topic not in names:
-        return []
+        return batch[0:0]
     if codes is None:  # one topic in the batch: this one
-        return list(raws)
-    return list(compress(raws, (codes == names.index(topic)).tolist()))
+        return batch
+    keep = codes == names.index(topic)
+    changes = np.flatnonzero(keep[1:] != keep[:-1]) + 1
+    if len(changes) > _MAX_SPANS:  # the topics interleaved record by record
+        return batch.compressed(keep.tolist())
+    bounds = [0, *changes.tolist(), len(keep)]  # a consumer hands over runs of one partition's records
+    return batch.spans([(start, stop) for start, stop in pairwise(bounds) if keep[start]])
 
 
-_topic: Callable[[RawRecord], str] = itemgetter(0)
-_partition: Callable[[RawRecord], int] = itemgetter(1)
-_offset: Callable[[RawRecord], int] = itemgetter(2)
+_MAX_SPANS = 256
+"""More runs of one topic than this in a batch: taken record by record (``compress``), not as slices."""

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from pipelines.dead_letter_topic import dead_letters_for_topic
 from pipelines.exposures_first import ExposuresFirst
 from pipelines.gc_pacing import PacedCollector
-from pipelines.kernel import RawRecord
 from pipelines.merge_pacing import PacedMerges
 from pipelines.offset_tracker import OffsetTracker
+from pipelines.raw_batch import RawBatch
 from pipelines.rebalance_refresh import refresh_after_rebalance
 from pipelines.warehouse_sink import WarehouseSink
 from xpcore.errors import ConfigError, TransientError
@@ -38,8 +38,6 @@ __all__ = ["KafkaRunner", "raw_records"]
 
 logger = logging.getLogger(__name__)
 
-_new_tuple = tuple.__new__
-
 _REFUSALS = frozenset(
     {
         30,  # GROUP_AUTHORIZATION_FAILED
@@ -52,44 +50,34 @@ _REFUSALS = frozenset(
 """Kafka error codes that no retry can fix: the worker's principal is not allowed (or not known)."""
 
 
-def raw_records(messages: list[Any]) -> list[RawRecord]:
+def raw_records(messages: list[Any]) -> RawBatch:
     """The batch's records (Kafka timestamps kept as integer ms); errors other than EOF logged or raised.
 
-    Per message: five C getters and one tuple (``RawRecord`` is a NamedTuple built with ``tuple.__new__``,
-    no Python-level ``__init__``): this loop runs for every record, so it stays this small.
+    Read as columns (:class:`~pipelines.raw_batch.RawBatch`): one C-level pass per getter over the batch
+    instead of a Python loop building a tuple per message; a batch holding an error (an EOF, a refusal)
+    keeps only its error-free messages.
     """
     from confluent_kafka import KafkaError
 
-    raws: list[RawRecord] = []
-    append = raws.append
-    for message in messages:
-        error = message.error()
-        if error is None:
-            kind, millis = message.timestamp()
-            append(
-                _new_tuple(
-                    RawRecord,
-                    (
-                        message.topic(),
-                        message.partition(),
-                        message.offset(),
-                        message.key(),
-                        message.value(),
-                        millis if kind != 0 and millis >= 0 else None,
-                    ),
-                )
+    if not messages:
+        return RawBatch.of_messages(messages)
+    errors = RawBatch.errors_of(messages)
+    if not any(errors):  # (a KafkaError is always true; comparing one with None raises)
+        return RawBatch.of_messages(messages)
+    for error in errors:
+        if error is None or error.code() == KafkaError._PARTITION_EOF:
+            continue
+        if error.fatal():
+            raise TransientError(f"Kafka consumer failed: {error}")
+        if error.code() in _REFUSALS:  # retrying cannot help: stop with the one line that says why
+            raise ConfigError(
+                f"Kafka refused the stream worker ({error.name()}: {error.str()}): its principal needs "
+                "the ACLs of docs/operations.md#kafka-security (its consumer group must start with "
+                "'xp-' or the topic prefix)"
             )
-        elif error.code() != KafkaError._PARTITION_EOF:
-            if error.fatal():
-                raise TransientError(f"Kafka consumer failed: {error}")
-            if error.code() in _REFUSALS:  # retrying cannot help: stop with the one line that says why
-                raise ConfigError(
-                    f"Kafka refused the stream worker ({error.name()}: {error.str()}): its principal needs "
-                    "the ACLs of docs/operations.md#kafka-security (its consumer group must start with "
-                    "'xp-' or the topic prefix)"
-                )
-            logger.warning("Kafka consume error: %s", error)
-    return raws
+        logger.warning("Kafka consume error: %s", error)
+    good = [message for message, error in zip(messages, errors, strict=True) if error is None]
+    return RawBatch.of_messages(good)
 
 
 class KafkaRunner:
@@ -349,7 +337,8 @@ class KafkaRunner:
                 # Release this batch's objects (reference counting frees them), then collect what survived
                 # (a full batch: the worker is behind, the collector is paced); a collection is part of
                 # the batch's cost (counted in the active time, as stage "gc").
-                messages = raws = []
+                messages = []
+                del raws
                 del output
                 collected_from = time.monotonic()
                 if self.collector.after_batch(backlogged=backlogged):

@@ -15,13 +15,14 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter, itemgetter
-from typing import Any, Generic, NamedTuple, TypeVar
+from operator import attrgetter
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import numpy as np
 
 from pipelines.field_lists import FieldLists
+from pipelines.raw_batch import RawBatch, RawRecord
 from pipelines.record_rules import EVENT_RULES, EXPOSURE_RULES, DecodedBatch, RecordRule
 from pipelines.seen_ids import SeenIds
 from schemas import (
@@ -55,25 +56,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T", Exposure, MetricEvent)
 
 
-class RawRecord(NamedTuple):
-    """One Kafka record as read: where it came from and its bytes (a tuple: ~0.2 µs to build per message)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int | None = None
-    """The Kafka timestamp (producer create time or broker append time) in epoch milliseconds; None when
-    unavailable. Kept as an integer: a ``datetime`` is built only for the detail of a dead letter."""
-
-    @property
-    def timestamp(self) -> datetime | None:
-        """The Kafka timestamp as an aware UTC datetime (None when unavailable)."""
-        millis = self.timestamp_ms
-        return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class ValidationRules:
     """What a decoded record must also satisfy beyond its schema."""
@@ -91,8 +73,9 @@ class Validated(Generic[T]):
     """A validated batch: valid records with their source, and dead letters for the rest."""
 
     records: list[T] = field(default_factory=list)
-    raws: list[RawRecord] = field(default_factory=list)
-    """The source of each of ``records`` (aligned)."""
+    raws: Sequence[RawRecord] = field(default_factory=list)
+    """The source of each of ``records`` (aligned; a :class:`~pipelines.raw_batch.RawBatch` from
+    :func:`validate_records`)."""
     errs: list[DeadLetter] = field(default_factory=list)
     times_ms: Any = None
     """The record times (``exposed_at``, ``occurred_at``) of ``records`` as epoch-ms ``int64`` (numpy),
@@ -143,8 +126,6 @@ def validate_events(
 
 _exposed_at = attrgetter("exposed_at")
 _occurred_at = attrgetter("occurred_at")
-_kafka_ms = itemgetter(5)  # RawRecord.timestamp_ms
-_value = itemgetter(4)  # RawRecord.value
 
 
 def epoch_ms(times: Any, count: int) -> np.ndarray:
@@ -169,18 +150,19 @@ def validate_records(
     batch; records that pass all are valid, the others go through every rule's ``problem`` in order for
     their verdict and detail (an exception there becomes ``internal_error``)."""
     result: Validated[T] = Validated()
-    decoded = codec.decode_many(list(map(_value, raws)))
+    batch_raws = RawBatch.of(raws)
+    decoded = codec.decode_many(batch_raws.values)
     for position, error in decoded.failures:
-        result.errs.append(_dead_letter(codec, raws[position], error.reason, error.detail, now))
+        result.errs.append(_dead_letter(codec, batch_raws[position], error.reason, error.detail, now))
     records = decoded.oks
     count = len(records)
-    ok_raws = list(raws) if not decoded.failures else [raws[p] for p in decoded.ok_positions]
+    ok_raws = batch_raws if not decoded.failures else batch_raws.taken(decoded.ok_positions)
     if not count:
         result.times_ms = np.zeros(0, np.int64)
         return result
     times = epoch_ms(map(time_of, records), count)
-    references = list(map(_kafka_ms, ok_raws))
-    kafka_ms = None if None in references else np.fromiter(references, np.int64, count)
+    references = ok_raws.timestamps_ms
+    kafka_ms = None if None in references else np.array(references, np.int64)
     fields = FieldLists(records)
     batch = DecodedBatch(records, ok_raws, times, kafka_ms, rules, fields)
     passed = np.ones(count, np.bool_)
@@ -200,7 +182,7 @@ def validate_records(
                 continue
         kept.append(index)
     result.records = [records[index] for index in kept]
-    result.raws = [ok_raws[index] for index in kept]
+    result.raws = ok_raws.taken(kept)
     result.times_ms = times[np.array(kept, np.int64)]
     result.fields = fields.taken(kept, result.records)
     return result

@@ -39,7 +39,6 @@ from pipelines.batch_topics import offset_ranges as _offset_ranges
 from pipelines.batch_topics import topic_codes as _topic_codes
 from pipelines.field_lists import FieldLists
 from pipelines.kernel import (
-    RawRecord,
     SeenIds,
     Validated,
     ValidationRules,
@@ -47,6 +46,7 @@ from pipelines.kernel import (
     validate_events,
     validate_exposures,
 )
+from pipelines.raw_batch import RawBatch, RawRecord
 from schemas import (
     DEFAULT_MAX_ABS_METRIC_VALUE,
     DeadLetter,
@@ -221,10 +221,11 @@ class StreamProcessor:
         attributed_elsewhere: AbstractSet[tuple[str, int, int]] | None = None,
     ) -> BatchOutput:
         exposures_topic, events_topic = self.exposures_topic, self.events_topic
+        raws = RawBatch.of(raws)  # columns (a list of records, from the Faust and Flink runners, transposed)
         topics = _topic_codes(raws) if raws else (None, [])
         exposure_raws = _of_topic(raws, topics, exposures_topic)
         event_raws = _of_topic(raws, topics, events_topic)
-        letter_raws: list[RawRecord] = []
+        letter_raws = raws[0:0]
         if len(exposure_raws) + len(event_raws) != len(raws):
             letter_raws = _of_topic(raws, topics, self.dead_letters_topic)
             if len(exposure_raws) + len(event_raws) + len(letter_raws) != len(raws):
@@ -382,7 +383,7 @@ _exposed_at: Callable[[Exposure], datetime] = attrgetter("exposed_at")
 
 def _deduplicated(
     seen: SeenIds, validated: Validated[Any], id_field: str
-) -> tuple[list[Any], list[RawRecord], FieldLists, np.ndarray, int]:
+) -> tuple[list[Any], Sequence[RawRecord], FieldLists, np.ndarray, int]:
     """The validated records ``seen`` does not know yet (nor twice in the batch): (records, their raws,
     their fields, their times in epoch ms, how many duplicates were left out)."""
     records, raws = validated.records, validated.raws
@@ -394,7 +395,7 @@ def _deduplicated(
     fresh = [records[position] for position in kept]
     return (
         fresh,
-        [raws[position] for position in kept],
+        RawBatch.of(raws).taken(kept),
         fields.taken(kept, fresh),
         times[np.array(kept, np.int64)],
         len(records) - len(kept),

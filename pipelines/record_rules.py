@@ -12,7 +12,7 @@ clock, so re-processing the same record after a crash or a replay reaches the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -72,7 +72,7 @@ class DecodedBatch(Generic[T]):
     """What a rule's column-wise predicate sees: the decoded records of a batch, aligned with their raws."""
 
     records: list[T]
-    raws: list[RawRecord]
+    raws: Sequence[RawRecord]
     times_ms: np.ndarray
     """The record times (``exposed_at``, ``occurred_at``) as epoch-ms ``int64``."""
     kafka_ms: np.ndarray | None
