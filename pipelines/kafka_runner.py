@@ -292,7 +292,7 @@ class KafkaRunner:
                     self._finish_load()
                     taken, self.taken_over, self.rebalanced = self.taken_over, set(), False
                     owned = {p.partition for p in self.assigned if p.topic == parts.topics.events}
-                    counts = refresh_after_rebalance(parts, report, taken, owned)
+                    counts = refresh_after_rebalance(parts, report, taken, owned, consumer=self.consumer)
                     logger.info("rebalance: state refreshed from the warehouse %s", counts)
                 if self.exposures_first is not None and self.assigned:
                     self._order_exposures_first()

@@ -235,7 +235,7 @@ class StreamProcessor:
 
         exposures = validate_exposures(self.exposure_codec, exposure_raws, self.rules, now)
         events = validate_events(self.event_codec, event_raws, self.rules, now)
-        exposure_records, _, _, exposure_ms, dup_exposures = _deduplicated(
+        exposure_records, _, exposure_fields, exposure_ms, dup_exposures = _deduplicated(
             self.seen_exposures, exposures, "exposure_id"
         )
         event_records, fresh_raws, fields, occurred_ms, dup_events = _deduplicated(
@@ -304,7 +304,7 @@ class StreamProcessor:
             dead_letters=dead_letters,
             tokens={t: dedup_token(t, ranges) for t in _TABLES},
             offsets={key: last + 1 for key, (_, last) in ranges.items()},
-            exposure_ids=list(map(_exposure_id, enriched.records)),
+            exposure_ids=exposure_fields["exposure_id"],  # enrichment keeps ids and order
             event_ids=fields["event_id"],
             consumed=len(raws) - len(letter_raws),
             dead_letter_topic_records=len(letter_raws),
@@ -377,7 +377,6 @@ def _gc_paused() -> Iterator[None]:
 
 
 # C-level getters (no Python frame per record).
-_exposure_id: Callable[[Exposure], str] = attrgetter("exposure_id")
 _exposed_at: Callable[[Exposure], datetime] = attrgetter("exposed_at")
 
 

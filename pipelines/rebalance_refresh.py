@@ -10,7 +10,7 @@ units on partitions this worker no longer owns are dropped: their new owner hold
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Set
@@ -30,16 +30,28 @@ def partition_of_unit(unit_id: str, partitions: int) -> int:
 
 
 def refresh_after_rebalance(
-    parts: WorkerParts, report: StreamReport, taken: Set[int], owned: Set[int] | None = None
+    parts: WorkerParts,
+    report: StreamReport,
+    taken: Set[int],
+    owned: Set[int] | None = None,
+    *,
+    consumer: Any = None,
 ) -> dict[str, int]:
     """Refresh the state for the ``taken`` partitions of the events topic; with ``owned`` (every events
     partition this worker holds now), first drop the held events of the units on the others. Returns the
-    counts (no warehouse read when nothing was taken)."""
+    counts (no warehouse read when nothing was taken).
+
+    ``consumer``: the worker's confluent-kafka consumer, asked for the events topic's partition count (a
+    new client otherwise: its connection and authentication were ~0.5 s of every start-up)."""
     from pipelines.processor import attributions_table
     from pipelines.state import refresh_state
-    from xpcore.kafka.group_offsets import topic_partition_count
+    from xpcore.kafka.group_offsets import partition_count, topic_partition_count
 
-    partitions = topic_partition_count(parts.settings, parts.topics.events, timeout=30, role="worker")
+    events = parts.topics.events
+    if consumer is not None:
+        partitions = partition_count(consumer, events, timeout=30)
+    else:
+        partitions = topic_partition_count(parts.settings, events, timeout=30, role="worker")
     counts: dict[str, int] = {}
     if owned is not None and partitions > 0:
         counts["dropped_held"] = parts.processor.attribution.drop_held(

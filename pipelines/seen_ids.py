@@ -69,6 +69,9 @@ class SeenIds:
         """The open slice's hashes, sorted (an id committed twice while it is open is kept twice)."""
         self._open_since: datetime | None = None
         self._open_newest: datetime | None = None
+        self._fresh: tuple[Sequence[str], np.ndarray] | None = None
+        """The ids of the last :meth:`fresh_positions` that found every id fresh, with their hashes sorted
+        (its look-up sorted them): :meth:`remember` of the same list takes them instead of sorting again."""
 
     def __len__(self) -> int:
         return self._sealed_count + len(self._open)
@@ -83,15 +86,16 @@ class SeenIds:
 
     def contains_many(self, record_ids: Sequence[object]) -> list[bool]:
         """Whether each id was seen (committed) before."""
-        found, _ = self._lookup(list(map(hash, record_ids)))
+        found, _, _ = self._lookup(list(map(hash, record_ids)))
         result: list[bool] = found.tolist()
         return result
 
-    def _lookup(self, hashes: list[int]) -> tuple[np.ndarray, bool]:
-        """Whether each hash is in a slice (sealed or open), in order, and whether a hash occurs twice in
-        ``hashes``. A large batch is looked up sorted (then put back in its order): numpy's binary search
-        narrows each search by the previous key when the keys ascend, so a slice is walked in order
-        instead of at random (50,000 hashes in 7 slices of 312,500: ~15 ms against ~64)."""
+    def _lookup(self, hashes: list[int]) -> tuple[np.ndarray, bool, np.ndarray | None]:
+        """Whether each hash is in a slice (sealed or open), in order, whether a hash occurs twice in
+        ``hashes``, and the hashes sorted when they were (else None). A large batch is looked up sorted
+        (then put back in its order): numpy's binary search narrows each search by the previous key when
+        the keys ascend, so a slice is walked in order instead of at random (50,000 hashes in 7 slices of
+        312,500: ~15 ms against ~64)."""
         query = np.fromiter(hashes, np.int64, len(hashes))
         order = np.argsort(query) if len(query) >= _SORTED_LOOKUP_FROM else None
         if order is not None:
@@ -108,16 +112,21 @@ class SeenIds:
             at = np.searchsorted(run, query)
             np.minimum(at, len(run) - 1, out=at)
             found |= run[at] == query
-        if order is not None:
-            in_order = np.empty_like(found)
-            in_order[order] = found
-            found = in_order
-        return found, twice
+        if order is None:
+            return found, twice, None
+        in_order = np.empty_like(found)
+        in_order[order] = found
+        return in_order, twice, query
 
     def remember(self, ids: Iterable[str], at: datetime) -> None:
         """Mark ids as seen at ``at``; then forget what is older than the retention or beyond the cap."""
         if self._open_since is not None and at - self._open_since >= self._slice_span:
             self._seal()
+        fresh, self._fresh = self._fresh, None
+        if fresh is not None and fresh[0] is ids and len(fresh[1]) <= self._slice_ids - len(self._open):
+            self._merge_open(fresh[1], at)  # the same ids, already hashed and sorted by their look-up
+            self.expire(at)
+            return
         hashes = list(map(hash, ids))
         start = 0
         while start < len(hashes):
@@ -125,15 +134,19 @@ class SeenIds:
             chunk = np.fromiter(hashes[start : start + room], np.int64)
             start += room
             chunk.sort()
-            if self._open_since is None:
-                self._open_since = at
-            merged = np.concatenate((self._open, chunk))
-            merged.sort(kind="stable")  # two sorted runs: merged in one linear pass
-            self._open = merged
-            self._open_newest = at if self._open_newest is None else max(self._open_newest, at)
-            if len(self._open) >= self._slice_ids:
-                self._seal()
+            self._merge_open(chunk, at)
         self.expire(at)
+
+    def _merge_open(self, chunk: np.ndarray, at: datetime) -> None:
+        """Sorted hashes (at most the open slice's room) into the open slice; sealed once full."""
+        if self._open_since is None:
+            self._open_since = at
+        merged = np.concatenate((self._open, chunk))
+        merged.sort(kind="stable")  # two sorted runs: merged in one linear pass
+        self._open = merged
+        self._open_newest = at if self._open_newest is None else max(self._open_newest, at)
+        if len(self._open) >= self._slice_ids:
+            self._seal()
 
     def expire(self, now: datetime) -> int:
         """Forget slices older than the retention or beyond the cap; returns how many ids were forgotten."""
@@ -164,8 +177,11 @@ class SeenIds:
         """Positions of the ids not seen before nor earlier in ``ids``; None when every id is fresh (the
         common case, decided column-wise). The state changes only on :meth:`commit`."""
         hashes = list(map(hash, ids))
-        found, twice = self._lookup(hashes)
+        found, twice, ordered = self._lookup(hashes)
+        self._fresh = None
         if not twice and not found.any():
+            if ordered is not None:
+                self._fresh = (ids, ordered)
             return None
         batch: set[int] = set()
         add = batch.add

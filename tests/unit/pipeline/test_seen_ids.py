@@ -78,3 +78,27 @@ def test_an_id_committed_twice_while_open_is_sealed_once_and_found_until_forgott
     assert seen.fresh_positions(["d", "e", "a", "e", "f"]) == [1, 4]
     assert seen.fresh_positions(["e", "f"]) is None
     assert seen.expire(T0 + timedelta(minutes=17)) == 3 and seen.contains_many(["a", "d"]) == [False, True]
+
+
+def _state(seen: SeenIds) -> tuple[list[int], list[tuple[int, int]], int]:
+    """What a SeenIds holds: its open slice and its sealed slices' sorted hashes."""
+    sealed = [(int(seen._ring[piece.start]), piece.end - piece.start) for piece in seen._sealed]
+    return seen._open.tolist(), sealed, len(seen)
+
+
+def test_a_commit_of_the_ids_just_found_fresh_remembers_exactly_what_a_plain_commit_does() -> None:
+    """The look-up's sorted hashes are taken by the commit of the same list (no second hash and sort);
+    a commit of another list, or of more ids than the open slice has room for, hashes its own."""
+    rng = random.Random(5)
+    reused, plain = SeenIds(timedelta(hours=1), max_ids=64_000), SeenIds(timedelta(hours=1), max_ids=64_000)
+    for batch in range(12):
+        ids = [f"id-{rng.randrange(10**12)}" for _ in range(rng.choice([2_500, 3_000, 5_000]))]
+        at = T0 + timedelta(seconds=batch)
+        assert reused.fresh_positions(ids) is None  # every id fresh: the sorted hashes are kept
+        other = [f"other-{batch}-{i}" for i in range(3)] if batch % 4 == 3 else ids
+        reused.commit(other, at)
+        plain.commit(other, at)
+        assert _state(reused) == _state(plain), batch
+        assert all(reused.contains_many(other))
+        assert any(reused.contains_many(ids)) == (other is ids)  # the ids looked up: kept only if committed
+    assert len(reused) == len(plain) > 0 and len(plain._sealed) >= 1  # slices of 4,000: some sealed
