@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 from pipelines.attribution import AttributionState
@@ -175,3 +176,27 @@ def test_dropped_units_lose_their_held_events_and_the_others_keep_their_release_
     assert sorted(a.event_id for a in late) == ["a1", "a2", "c1"]  # never b1, b2
     assert state.release_expired(minutes(61.5)) == 1 and state.held_count == 2  # a1, held at 1 min
     assert state.release_expired(minutes(63)) == 2 and state.held_count == 0
+
+
+def test_multiple_variations_is_the_set_of_variations_seen_having_more_than_one() -> None:
+    """The flag against a reference that keeps every variation seen, over random exposure orders (earlier
+    ones arriving late move the first exposure and its variation) and batches, restored states included."""
+    rng = random.Random(22)
+    for _ in range(200):
+        state, seen = _state(), {}
+        restored = rng.sample(range(3), rng.randrange(3))
+        for unit in restored:  # a unit restored from the warehouse with its min and max variation
+            low, high = sorted(rng.choices(range(3), k=2))
+            first = rng.choice([low, high])
+            state.load_unit_exposure(f"u{unit}", "exp-a", minutes(50), first, {low, high})
+            seen[f"u{unit}"] = {low, high}
+        exposures = [
+            exposure(f"x{i}", f"u{rng.randrange(3)}", "exp-a", rng.randrange(3), minutes(rng.randrange(100)))
+            for i in range(rng.randrange(1, 8))
+        ]
+        for at in range(0, len(exposures), 3):
+            state.observe_exposures(exposures[at : at + 3], now=minutes(200))
+        for x in exposures:
+            seen.setdefault(x.unit_id, set()).add(x.variation_id)
+        for unit, variations in seen.items():
+            assert state.units[unit]["exp-a"].multiple_variations == (len(variations) > 1), (unit, variations)
