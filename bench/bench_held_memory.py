@@ -22,10 +22,11 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from bench._workload import bench_kernel, unit_exposure
 from pipelines.attribution import AttributionState
 from pipelines.kernel import RawRecord, ValidationRules
-from pipelines.processor import RegistryView, StreamProcessor
-from schemas import Exposure, ExposureSource, MetricEvent
+from pipelines.processor import StreamProcessor
+from schemas import MetricEvent
 
 BATCH = 50_000
 KEYS = ("bench-a",)
@@ -55,39 +56,18 @@ def _exposures(count: int, ids: str, rng: random.Random, base: datetime, kafka_m
     records = []
     for index in range(count):
         unit = f"unit-{index:07d}"
-        exposure = Exposure(
-            exposure_id=_event_id(rng, index, ids),
-            unit_id=unit,
-            hash_attribute="id",
-            experiment_key=KEYS[0],
-            variation_id=index % 2,
-            variation_key=str(index % 2),
-            source=ExposureSource.LOADGEN,
-            exposed_at=base + timedelta(milliseconds=rng.randrange(300_000)),
-        )
+        at = base + timedelta(milliseconds=rng.randrange(300_000))
+        exposure = unit_exposure(unit, index, at, KEYS[0], _event_id(rng, index, ids))
         records.append(RawRecord("x", 0, index, unit.encode(), msgspec.json.encode(exposure), kafka_ms))
     return records
 
 
 def _processor(state: AttributionState) -> StreamProcessor:
-    registry = RegistryView(
-        {key: frozenset({0, 1}) for key in KEYS},
-        {(key, v): name for key in KEYS for v, name in ((0, "Control"), (1, "Treatment"))},
+    rules = ValidationRules(
+        known_event_names=frozenset({"purchase", "pageview"}),
+        known_variations={key: frozenset({0, 1}) for key in KEYS},
     )
-    processor = StreamProcessor(
-        exposures_topic="x",
-        events_topic="e",
-        rules=ValidationRules(
-            known_event_names=frozenset({"purchase", "pageview"}), known_variations=registry.known_variations
-        ),
-        registry=registry,
-        attribution=state,
-        dedup_retention=timedelta(hours=1),
-        dedup_max_ids=5_000_000,
-        max_record_bytes=1_000_000,
-    )
-    processor.set_registry(registry)
-    return processor
+    return bench_kernel(KEYS, state, rules)
 
 
 def _run(processor: StreamProcessor, records: list[RawRecord], now: datetime) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._broker import bench_broker
-from bench._workload import unit_events, unit_exposure
+from bench._workload import bench_kernel, unit_events, unit_exposure
 from schemas import Exposure, MetricEvent, RecordCodec
 from xpcore.config import KafkaSettings, StreamSettings
 from xpcore.kafka import EVENTS, EXPOSURES
@@ -105,8 +105,7 @@ def kernel_only(
 
     from pipelines.attribution import AttributionState
     from pipelines.gc_pacing import PacedCollector
-    from pipelines.kernel import RawRecord, ValidationRules
-    from pipelines.processor import RegistryView, StreamProcessor
+    from pipelines.kernel import RawRecord
 
     rng = random.Random(7)
     base = datetime(2026, 11, 26, tzinfo=UTC)
@@ -128,10 +127,6 @@ def kernel_only(
     while xs or es:  # batches as consumed: runs of each topic
         raws += xs[:share] + es[: batch_size - share]
         del xs[:share], es[: batch_size - share]
-    registry = RegistryView(
-        {key: frozenset({0, 1}) for key in keys},
-        {(key, v): name for key in keys for v, name in ((0, "Control"), (1, "Treat"))},
-    )
     now = base + timedelta(minutes=31)
     kernel: list[float] = []
     reference: list[float] = []
@@ -139,19 +134,12 @@ def kernel_only(
     decoders: dict[str, Any] = {"x": msgspec.json.Decoder(Exposure), "e": msgspec.json.Decoder(MetricEvent)}
     for run in range(2 * (repeat + 1)):  # the first two runs warm up (imports, first calls); not counted
         columnar = run % 2 == 0
-        processor = StreamProcessor(
-            exposures_topic="x",
-            events_topic="e",
-            rules=ValidationRules(known_event_names=frozenset({"purchase", "pageview"})),
-            registry=registry,
-            attribution=AttributionState(
+        processor = bench_kernel(
+            keys,
+            AttributionState(
                 default_window=timedelta(days=14), hold=timedelta(seconds=300), columnar=columnar
             ),
-            dedup_retention=timedelta(hours=1),
-            dedup_max_ids=5_000_000,
-            max_record_bytes=1_000_000,
         )
-        processor.set_registry(registry)
         began = time.process_time()
         with PacedCollector() as collector:  # the collector paced by batches, as in the worker
             for start in range(0, len(raws), batch_size):
