@@ -13,8 +13,9 @@ Per round, interleaved in the same run over the same topics: raw confluent-kafka
 group, every record's value touched; librdkafka defaults and tuned fetch settings), then each source tree
 given with ``--tree NAME=PATH`` (a checkout of this repository, e.g. the baseline commit from
 ``git worktree add``/``git archive``) runs ``xp stream run --until-idle 5 --format json`` as its own
-process with a fresh group and a fresh chDB home. Figures per run: wall seconds of the whole process
-(interpreter start, imports, state restore, group join, the 5 idle seconds included), records/s over the
+process with a fresh group and a fresh chDB home; each round starts one tree later than the one
+before (``order``), so that no tree always runs right after the raw consumers. Figures per run: wall
+seconds of the whole process (interpreter start, imports, state restore, group join, the 5 idle seconds included), records/s over the
 wall time minus the idle wait (``until_idle``), the process's own CPU seconds and peak RSS
 (``os.wait4``), and the worker's own report (``seconds``, stages).
 
@@ -206,7 +207,10 @@ def main() -> None:
             row["workload_rows"] = workload_rows
             row["raw_default"] = raw_consume(kafka, total, {})
             row["raw_tuned_fetch"] = raw_consume(kafka, total, TUNED_FETCH)
-            for name, tree, extra in trees:
+            # Each round starts one tree later: no tree always runs right after the raw consumers.
+            shift = round_number % len(trees)
+            row["order"] = [name for name, _, _ in trees[shift:] + trees[:shift]]
+            for name, tree, extra in trees[shift:] + trees[:shift]:
                 env = {
                     **os.environ,
                     **extra,

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from pipelines.stream_report import StreamReport
     from pipelines.worker_setup import StopFlag, WorkerParts
 
-__all__ = ["KafkaRunner", "raw_records"]
+__all__ = ["KafkaRunner", "batch_wait", "raw_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,15 @@ def raw_records(messages: list[Any]) -> RawBatch:
         logger.warning("Kafka consume error: %s", error)
     good = [message for message, error in zip(messages, errors, strict=True) if error is None]
     return RawBatch.of_messages(good)
+
+
+def batch_wait(wait: float, until_idle: float | None, idle: float) -> float:
+    """How long the next consume may wait for records, ``idle`` s after the last ones: ``wait`` (the
+    batch wait), but with ``until_idle`` no longer than the idle time left, so that a run ends that long
+    after its last records and not up to one batch wait later."""
+    if until_idle is not None and 0.0 < until_idle - idle < wait:
+        return until_idle - idle
+    return wait
 
 
 class KafkaRunner:
@@ -277,10 +286,11 @@ class KafkaRunner:
             self.collector.start()
             while not self.stop.requested:
                 consume_started = time.monotonic()
+                idle = consume_started - last_activity
                 messages = consume_batch(
                     self.consumer,
                     settings.stream_batch_size,
-                    settings.stream_batch_wait_seconds,
+                    batch_wait(settings.stream_batch_wait_seconds, self.until_idle, idle),
                     settings.stream_batch_max_bytes,
                 )
                 received = time.monotonic()

@@ -24,7 +24,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from pipelines.faust_runner import FaustRunner
 from pipelines.kafka_runner import KafkaRunner
 from pipelines.pandas_probe import probe_without_pandas
 from pipelines.stream_report import StreamReport
@@ -33,6 +32,7 @@ from pipelines.worker_setup import StopFlag, restore_from_warehouse, set_up_work
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pipelines.faust_runner import FaustRunner
     from xpcore.config import StreamSettings
 
 __all__ = ["StreamReport", "run_worker"]
@@ -77,6 +77,8 @@ def run_worker(
             restore_from_warehouse(parts, report, hold_events=False)
             loop: KafkaRunner | FaustRunner
             if runner == "faust":
+                from pipelines.faust_runner import FaustRunner  # asyncio and Faust: only for this runner
+
                 loop = FaustRunner(parts, stop, report, until_idle=until_idle, on_ready=on_ready)
             else:
                 loop = KafkaRunner(

@@ -53,6 +53,11 @@ def _register_subcommands(argv: list[str]) -> None:
 
         assign_only.register(app)
         return
+    if command == "stream":  # a worker's start-up counts too (issue #22): ~0.1 s of results' imports
+        from xpstream.cli import stream as stream_only
+
+        stream_only.register(app)
+        return
     from xpstream.cli import (
         activity,
         assign,
