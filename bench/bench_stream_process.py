@@ -15,9 +15,9 @@ given with ``--tree NAME=PATH`` (a checkout of this repository, e.g. the baselin
 ``git worktree add``/``git archive``) runs ``xp stream run --until-idle 5 --format json`` as its own
 process with a fresh group and a fresh chDB home; each round starts one tree later than the one
 before (``order``), so that no tree always runs right after the raw consumers. Figures per run: wall
-seconds of the whole process (interpreter start, imports, state restore, group join, the 5 idle seconds included), records/s over the
-wall time minus the idle wait (``until_idle``), the process's own CPU seconds and peak RSS
-(``os.wait4``), and the worker's own report (``seconds``, stages).
+seconds of the whole process (interpreter start, imports, state restore, group join, the 5 idle seconds
+included), records/s over the wall time minus the idle wait (``until_idle``), the process's own CPU
+seconds and peak RSS (``os.wait4``), and the worker's own report (``seconds``, stages).
 
 Starts its own broker in a temporary home (or uses ``--bootstrap``). Run::
 
@@ -155,6 +155,7 @@ def run_tree(tree: Path, env: dict[str, str], profile: Path | None = None) -> di
         "held_released_early": report.get("held_released_early"),  # absent in trees before decision 0107
         "dead_letters": report["dead_letters"],
         "stage_seconds": report["stage_seconds"],
+        "restored": report.get("restored"),
     }
 
 

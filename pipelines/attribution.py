@@ -147,6 +147,21 @@ class AttributionState:
         entry = (event.event_id, event.event_name, event.value, event.occurred_at, tuple(set(attributed_to)))
         self._held.hold_one(held_at, event.unit_id, entry)
 
+    def hold_restored(
+        self,
+        runs: Sequence[tuple[datetime, int, int]],
+        units: list[str],
+        event_ids: list[str],
+        names: list[str],
+        values: list[float | None],
+        occurred: list[datetime],
+        attributed: list[tuple[str, ...]],
+    ) -> int:
+        """:meth:`hold_event` for many events restored from the warehouse, as aligned columns (``runs``:
+        ``(held_at, start, end)`` of consecutive positions held at one time); returns how many were held
+        (an event its unit holds already is not held twice)."""
+        return self._held.hold_restored(runs, units, event_ids, names, values, occurred, attributed)
+
     def drop_held(self, keep: Callable[[str], bool]) -> int:
         """Drop the held events of the units ``keep`` rejects (another worker's now); returns how many."""
         return self._held.drop(keep)

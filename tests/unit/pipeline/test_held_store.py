@@ -125,3 +125,63 @@ def test_the_store_holds_releases_and_finds_what_the_model_does(seed: int, merge
         assert store.entries() == [(unit, entry) for _, unit, entry in model.rows]
         assert len(store) == len(model.rows)
         assert store.units() == sorted({unit for _, unit, _ in model.rows})
+
+
+@pytest.mark.parametrize("merge_up_to", [0, 25, 10_000])
+@pytest.mark.parametrize("seed", range(30))
+def test_events_restored_in_bulk_are_held_as_one_by_one(seed: int, merge_up_to: int) -> None:
+    """``hold_restored`` against ``hold_one`` per event, in order, on two stores fed the same batches,
+    releases and drops: the same events held (an id its unit holds already, before or earlier in the same
+    call, is not held twice), in the same release order, with the same count."""
+    rng = random.Random(seed)
+    units = _units(rng, collide=seed % 2 == 1)
+    bulk, single = HeldStore(merge_up_to=merge_up_to), HeldStore(merge_up_to=merge_up_to)
+    now = T0
+    ids = iter(range(1_000_000))
+    for _ in range(40):
+        action = rng.random()
+        if action < 0.3:  # a batch, the same into both
+            chosen = [rng.choice(units) for _ in range(rng.randrange(0, 15))]
+            entries = [(f"e{next(ids)}", "purchase", rng.choice([None, 1.5]), now, ()) for _ in chosen]
+            for store in (bulk, single):
+                store.hold_many(now, list(chosen), *([entry[i] for entry in entries] for i in range(5)))
+        elif action < 0.6:  # events read back from the warehouse: runs of held_at, ids held or repeated
+            held = [(unit, entry) for unit, entry in single.entries()]
+            rows: list[tuple[datetime, str, tuple]] = []
+            for held_at in sorted({now - timedelta(minutes=rng.choice([0, 1, 3])) for _ in range(3)}):
+                for _ in range(rng.randrange(0, 8)):
+                    roll = rng.random()
+                    if held and roll < 0.3:
+                        unit, entry = rng.choice(held)  # its unit holds it already
+                    elif rows and roll < 0.5:
+                        _, unit, entry = rng.choice(rows)  # twice in this read
+                    else:
+                        unit = rng.choice(units)
+                        entry = (
+                            f"r{next(ids)}",
+                            "pageview",
+                            rng.choice([None, 2.0]),
+                            now,
+                            rng.choice([(), ("a",)]),
+                        )
+                    rows.append((held_at, unit, entry))
+            runs, start = [], 0
+            for position in range(1, len(rows) + 1):
+                if position == len(rows) or rows[position][0] != rows[start][0]:
+                    runs.append((rows[start][0], start, position))
+                    start = position
+            expected = sum(single.hold_one(at, unit, entry) for at, unit, entry in rows)
+            columns = [[entry[i] for _, _, entry in rows] for i in range(5)]
+            assert bulk.hold_restored(runs, [unit for _, unit, _ in rows], *columns) == expected
+        elif action < 0.8:  # release
+            horizon, cap = now - timedelta(minutes=rng.choice([0, 2, 5])), rng.randrange(0, 40)
+            assert bulk.release(horizon, cap) == single.release(horizon, cap)
+        else:  # drop some units
+            gone = set(rng.sample(units, 2))
+            assert bulk.drop(lambda unit, gone=gone: unit not in gone) == single.drop(
+                lambda unit, gone=gone: unit not in gone
+            )
+        now += timedelta(minutes=rng.choice([0, 1, 2]))
+        assert bulk.entries() == single.entries()
+        assert len(bulk) == len(single)
+        assert bulk.holding(units) == single.holding(units)
