@@ -12,10 +12,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xpcore.config import StackSettings
 
-__all__ = ["bench_broker"]
+if TYPE_CHECKING:
+    from xpcore.config import KafkaSettings
+
+__all__ = ["bench_broker", "bench_topics"]
 
 _SECRETS_ENV = {
     "XP_KAFKA_CREDENTIALS_DIR": Path("secrets") / "kafka",
@@ -46,3 +50,15 @@ def bench_broker(home: Path, bootstrap: str | None = None) -> Iterator[str]:
             else:
                 os.environ[name] = value
         stop_kafka(stack)
+
+
+def bench_topics(bootstrap: str) -> KafkaSettings:
+    """Settings for ``bootstrap`` with a fresh topic prefix (``bench-xxxxxx.``), its topics created."""
+    import uuid
+
+    from xpcore.config import KafkaSettings
+    from xpcore.kafka.topics import ensure_topics
+
+    kafka = KafkaSettings(kafka_bootstrap=bootstrap, topic_prefix=f"bench-{uuid.uuid4().hex[:6]}.")
+    ensure_topics(kafka)
+    return kafka

@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._broker import bench_broker
+from bench._broker import bench_broker, bench_topics
 from bench._workload import bench_kernel, unit_events, unit_exposure
 from schemas import Exposure, MetricEvent, RecordCodec
 from xpcore.config import KafkaSettings, StreamSettings
@@ -206,16 +206,14 @@ def main() -> None:
         return
 
     from pipelines.worker import run_worker
-    from xpcore.kafka.topics import ensure_topics
 
     with (
         tempfile.TemporaryDirectory(prefix="xp-bench-stream-") as tmp,
         bench_broker(Path(tmp), args.bootstrap) as bootstrap,
     ):
         home = Path(tmp)
-        prefix = f"bench-{uuid.uuid4().hex[:6]}."
-        kafka = KafkaSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
-        ensure_topics(kafka)
+        kafka = bench_topics(bootstrap)
+        prefix = kafka.topic_prefix
         total = produce(kafka, args.units, args.events_per_unit, seed=7)
         registry = home / "registry.json"
         registry.write_text(json.dumps(REGISTRY))

@@ -44,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._broker import bench_broker
+from bench._broker import bench_broker, bench_topics
 from bench._workload import unit_events, unit_exposure
 from schemas import Exposure, MetricEvent, RecordCodec
 from xpcore.config import KafkaSettings
@@ -188,12 +188,9 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="xp-bench-process-") as tmp,
         bench_broker(Path(tmp), args.bootstrap) as bootstrap,
     ):
-        from xpcore.kafka.topics import ensure_topics
-
         home = Path(tmp)
-        prefix = f"bench-{uuid.uuid4().hex[:6]}."
-        kafka = KafkaSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
-        ensure_topics(kafka)
+        kafka = bench_topics(bootstrap)
+        prefix = kafka.topic_prefix
         began = time.perf_counter()
         total = produce(kafka, args.units, args.events_per_unit, seed=7)
         print(

@@ -31,9 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._broker import bench_broker
+from bench._broker import bench_broker, bench_topics
 from bench.bench_stream_process import REGISTRY, UNTIL_IDLE, _tree, produce, run_tree
-from xpcore.config import KafkaSettings
 
 HOLD_SECONDS = 86_400
 
@@ -54,12 +53,9 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="xp-bench-restart-") as tmp,
         bench_broker(Path(tmp), args.bootstrap) as bootstrap,
     ):
-        from xpcore.kafka.topics import ensure_topics
-
         home = Path(tmp)
-        prefix = f"bench-{uuid.uuid4().hex[:6]}."
-        kafka = KafkaSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
-        ensure_topics(kafka)
+        kafka = bench_topics(bootstrap)
+        prefix = kafka.topic_prefix
         total = produce(kafka, args.units, args.events_per_unit, seed=7)
         registry = home / "registry.json"
         registry.write_text(json.dumps(REGISTRY))
