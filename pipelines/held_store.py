@@ -261,8 +261,8 @@ class HeldStore:
         :meth:`hold_one` one by one, in order); ``runs``: ``(held_at, start, end)`` of the consecutive
         positions held at one time. Returns how many were held.
 
-        The check is one look-up of the units in every chunk, then a set; the events go into chunks of
-        their own as :meth:`hold_one` puts them (a new one per hold time), so they are released alike.
+        The check is one look-up of the units in every chunk, then a set; each run goes into a chunk of its
+        own, as :meth:`hold_one` starts one per hold time, so the events are released alike.
         One :meth:`hold_one` per event searched every chunk for its unit: ~13 µs per event, 26 s for the
         2 M events of a restart after issue #22's workload."""
         asked = list(dict.fromkeys(units))
@@ -284,12 +284,6 @@ class HeldStore:
                 continue
             held += len(kept)
             self._count += len(kept)
-            last = self._chunks[-1] if self._chunks else None
-            if last is not None and last.index is not None and last.held_at == held_at:
-                for p in kept:  # where hold_one puts them: the newest chunk, of its own, same hold time
-                    entry = (event_ids[p], names[p], values[p], occurred[p], attributed[p])
-                    last.append(held_at, units[p], entry)
-                continue
             self._chunks.append(
                 _Chunk(
                     held_at,

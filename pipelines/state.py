@@ -145,7 +145,6 @@ def id_runs(table: pa.Table) -> Iterator[tuple[str, datetime, list[str]]]:
 
     Each run is one ``remember`` (a merge into the open dedup slice): when the query's ORDER BY ordered only
     its last SELECT, 2.2 M ids came back in 157 k runs, and their merges took ~45 s of a restart."""
-    import numpy as np
 
     count = table.num_rows
     if not count:
@@ -154,12 +153,21 @@ def id_runs(table: pa.Table) -> Iterator[tuple[str, datetime, list[str]]]:
     kinds = table.column("kind").combine_chunks().dictionary_encode()
     codes = kinds.indices.to_numpy(zero_copy_only=False)
     names = kinds.dictionary.to_pylist()
-    micros = _epoch_us(table.column("ingested_at"))
-    starts = np.flatnonzero((micros[1:] != micros[:-1]) | (codes[1:] != codes[:-1])) + 1
-    bounds = [0, *starts.tolist(), count]
-    for start, end in pairwise(bounds):
-        at = _EPOCH + timedelta(microseconds=int(micros[start]))
+    for at, start, end in _time_runs(_epoch_us(table.column("ingested_at")), codes):
         yield names[codes[start]], at, ids[start:end]
+
+
+def _time_runs(micros: np.ndarray, codes: np.ndarray | None = None) -> list[tuple[datetime, int, int]]:
+    """``(time, start, end)`` per run of equal epoch microseconds (and equal ``codes``, when given)."""
+    import numpy as np
+
+    changed = micros[1:] != micros[:-1]
+    if codes is not None:
+        changed |= codes[1:] != codes[:-1]
+    bounds = [0, *(np.flatnonzero(changed) + 1).tolist(), len(micros)]
+    return [
+        (_EPOCH + timedelta(microseconds=int(micros[start])), start, end) for start, end in pairwise(bounds)
+    ]
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -220,7 +228,6 @@ def _restore_held(
     Read as columns and held in one call (:meth:`AttributionState.hold_restored`): per row, a dict, a
     ``MetricEvent`` and a search of the held events took ~45 µs, 91 s for the 2 M recent events of a
     restart after issue #22's workload."""
-    import numpy as np
 
     from xpcore.warehouse import load_query
 
@@ -239,14 +246,8 @@ def _restore_held(
             table = table.take(keep)
     if not table.num_rows:
         return 0
-    held_us = _epoch_us(table.column("ingested_at"))
-    starts = np.flatnonzero(held_us[1:] != held_us[:-1]) + 1
-    bounds = [0, *starts.tolist(), table.num_rows]
-    runs = [
-        (_EPOCH + timedelta(microseconds=int(held_us[start])), start, end) for start, end in pairwise(bounds)
-    ]
     processor.attribution.hold_restored(
-        runs,
+        _time_runs(_epoch_us(table.column("ingested_at"))),
         table.column("unit_id").to_pylist(),
         table.column("event_id").to_pylist(),
         table.column("event_name").to_pylist(),
